@@ -23,7 +23,7 @@ setup: install
 
 # Web, Celery worker and beat on the embedded default (SQLite + Celery's filesystem broker).
 run: setup
-	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	PATH="$(abspath $(VENV))/bin:$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) honcho start -f Procfile
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -15,7 +15,7 @@ app.autodiscover_tasks()
 def _create_filesystem_folders(sender, **kwargs):
     """Create the filesystem broker's folders; the transport expects them to exist."""
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             Path(options[key]).mkdir(parents=True, exist_ok=True)
     backend = str(sender.conf.result_backend or "")

@@ -11,3 +11,7 @@ class CrmConfig(AppConfig):
     def ready(self):
         # Register the CRM's entities with duplicate control (dedup never imports crm models by name).
         from . import dedup_registration  # noqa: F401
+        # Leads and deals made anywhere (admin, import, intake) get their repeat-sales flags.
+        from .services import repeat_sales
+
+        repeat_sales.connect_signals()

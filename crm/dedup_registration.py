@@ -1,27 +1,38 @@
 """Register the CRM's entities with duplicate control: the fields that can be matched and how to read them."""
 from django.utils.translation import gettext_lazy as _
 
-from dedup.registry import EntitySpec, MatchField, register
+from dedup.registry import EntitySpec, MatchField, register, related
 
-from .models import Company, Customer, Deal, Lead, Order
+from .models import Company, Customer, Deal, Lead, Order, Pipeline, Stage
 
 
 def _phones(record):
-    return [phone.e164 or phone.number for phone in record.phones.all()]
+    return [phone.e164 or phone.number for phone in related(record, "phones")]
+
+
+def _phone_keys(record):
+    # Phone.save stores the E.164 form (dedup.normalize.phone_e164): the index reuses it instead of parsing again.
+    return [(phone.e164, phone.number) for phone in related(record, "phones") if phone.e164]
 
 
 def _emails(record):
-    return [email.address for email in record.emails.all()]
+    return [email.address for email in related(record, "emails")]
 
 
 def _messengers(record):
     handles = []
-    for handle in record.messengers.all():
+    for handle in related(record, "messengers"):
         if handle.username:
             handles.append(f"{handle.channel}:@{handle.username}")
         if handle.chat_id:
             handles.append(f"{handle.channel}:#{handle.chat_id}")
     return handles
+
+
+def _stage_closed(stage):
+    # Won and lost stages are left out of duplicate control by default: a returning customer's new lead must
+    # not be merged into a closed one (that would kill repeat sales).
+    return stage.semantic != Stage.Semantic.OPEN
 
 
 def _single(attr):
@@ -32,7 +43,10 @@ def _single(attr):
     return read
 
 
-PHONE = MatchField("phone", _("phone"), "phone", _phones, prefetch=("phones",))
+# What the merge screens count per record (and say will move): the whole timeline of any entity.
+TIMELINE = ("notes", "tasks", "calls", "email_messages", "sms_messages", "chat_messages", "attachments")
+
+PHONE = MatchField("phone", _("phone"), "phone", _phones, prefetch=("phones",), read_keys=_phone_keys)
 EMAIL = MatchField("email", _("email"), "email", _emails, prefetch=("emails",))
 MESSENGER = MatchField("messenger", _("messenger"), "handle", _messengers, prefetch=("messengers",))
 FULL_NAME = MatchField("full_name", _("full name"), "person_name", _single("full_name"))
@@ -59,7 +73,9 @@ register(
             ),
         ),
         summary_fields=("full_name", "company", "owner"),
-        related_counts=("orders", "deals", "leads", "notes", "tasks", "calls"),
+        related_counts=("orders", "deals", "leads", *TIMELINE),
+        identity_field="full_name",
+        custom_fields_attr="custom_fields",
     )
 )
 register(
@@ -74,7 +90,9 @@ register(
             MatchField("website", _("website"), "text", _single("website")),
         ),
         summary_fields=("name", "tax_id", "owner"),
-        related_counts=("customers", "deals", "leads", "notes", "tasks"),
+        related_counts=("customers", "deals", "leads", *TIMELINE),
+        identity_field="company_name",
+        custom_fields_attr="custom_fields",
     )
 )
 register(
@@ -91,8 +109,12 @@ register(
             MatchField("company_name", _("company name"), "company_name", _single("company_name")),
         ),
         stage_field="stage",
+        stage_closed=_stage_closed,
+        stage_choices={"pipeline__kind": Pipeline.Kind.LEAD},
         summary_fields=("title", "full_name", "stage", "owner"),
-        related_counts=("deals", "notes", "tasks", "calls"),
+        related_counts=("deals", *TIMELINE),
+        identity_field="full_name",
+        custom_fields_attr="custom_fields",
     )
 )
 register(
@@ -110,9 +132,12 @@ register(
             MatchField("service", _("service"), "text", _single("service")),
         ),
         stage_field="stage",
+        stage_closed=_stage_closed,
+        stage_choices={"pipeline__kind": Pipeline.Kind.DEAL},
         equal_fields=("service",),
         summary_fields=("title", "customer", "stage", "amount", "owner"),
-        related_counts=("notes", "tasks", "calls"),
+        related_counts=TIMELINE,
+        custom_fields_attr="custom_fields",
     )
 )
 register(
@@ -120,10 +145,17 @@ register(
         key="order",
         model=Order,
         fields=(
-            MatchField("phone", _("phone"), "phone", lambda o: [o.phone_e164 or o.phone] if o.phone else []),
+            MatchField(
+                "phone",
+                _("phone"),
+                "phone",
+                lambda o: [o.phone_e164 or o.phone] if o.phone else [],
+                read_keys=lambda o: [(o.phone_e164, o.phone)] if o.phone_e164 else [],
+            ),
             MatchField("email", _("email"), "email", _single("email")),
         ),
         summary_fields=("number", "customer", "status", "total"),
-        related_counts=("items", "notes", "tasks"),
+        related_counts=("items", *TIMELINE),
+        custom_fields_attr="custom_fields",
     )
 )

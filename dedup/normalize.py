@@ -1,94 +1,577 @@
-"""Normalise phones, emails, names, company names and messenger handles; pure functions, no ORM."""
+"""Normalise phones, emails, names, company names and messenger handles into match keys; pure functions, no ORM.
+
+Every public ``*_key`` function (and ``phone_e164``) returns a key string, or None when the value cannot be
+matched (empty, garbage, not a string, too long). None of them ever raises. Keys are ASCII for names and
+companies, plain printable Unicode for the rest, never longer than KEY_MAX_LENGTH, and never contain control
+characters or lone surrogates, so they can be stored in a ``CharField(max_length=KEY_MAX_LENGTH)`` on any database.
+
+Names and company names go through ONE script-folding pipeline (``fold_token``):
+
+1. NFKC, then split into letter/digit runs (apostrophes join: O'Brien -> obrien; everything else separates);
+2. transliterate each run to ASCII with ``anyascii`` (Cyrillic, Greek, accents, CJK...), lower-case it;
+3. a small phonetic simplification, applied until it no longer changes anything (so it is idempotent), that
+   makes the usual spellings of one name meet: see ``_PHONETIC_RULES`` and tests/dedup/test_normalize.py.
+
+Decisions worth knowing:
+- gendered surname and first-name forms stay different (Petrov != Petrova, Ivan != Ivana/Ivanna): in Russian
+  they are different people far more often than typos; ``similarity.name_similarity`` caps such pairs too;
+- spelling variants that do meet: Mark/Marc, Jan/Yan/Ian, Ana/Anna, Daniel/Danel (y, j, i are one letter and
+  double letters are one letter); German umlaut spelled out (Mueller) does not meet Müller (anyascii: Muller).
+"""
 from __future__ import annotations
 
+import math
+import re
+import unicodedata
+from decimal import Decimal
+from functools import lru_cache
+from uuid import UUID
+
 import phonenumbers
+from anyascii import anyascii
+
+# A key must fit a CharField(max_length=255) of the match-key index; a longer normalised value is not matched.
+KEY_MAX_LENGTH = 255
+# Inputs longer than these are garbage (a pasted document), not a name or a phone: never matched, never parsed.
+_MAX_NAME_INPUT = 512
+_MAX_PHONE_INPUT = 64
+_MAX_EMAIL_INPUT = 320
+_MAX_HANDLE_INPUT = 256
+_MAX_TEXT_INPUT = 4096
 
 
 def _default_region() -> str:
     try:
         from django.conf import settings
 
-        return getattr(settings, "DEDUP_DEFAULT_REGION", "RU")
+        return str(getattr(settings, "DEDUP_DEFAULT_REGION", "RU") or "RU")
     except Exception:  # settings not configured (plain unit use)
         return "RU"
 
 
-def phone_e164(raw: object, region: str | None = None) -> str | None:
-    """Return the phone in E.164 (``+79123456789``), or None when it is not a possible number.
+def _printable(text: str) -> str:
+    """Return text with control, format, surrogate and unassigned characters replaced by spaces."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
-    National forms are read in ``region`` (DEDUP_DEFAULT_REGION by default); extensions are dropped.
+
+# ---------------------------------------------------------------------------------------------------------------
+# Phones
+
+
+def phone_e164(raw: object, region: str | None = None) -> str | None:
+    """Return the phone in E.164 (``+79123456789``), or None when it is not a valid number.
+
+    National forms are read in ``region`` (DEDUP_DEFAULT_REGION by default): in RU ``8 912 345-67-89``,
+    ``+7 (912) 345 67 89`` and ``79123456789`` are one number; ``00`` international prefixes are understood;
+    extensions (``ext. 12``, ``доб. 12``) are dropped. Only numbers valid per libphonenumber's metadata are
+    keyed, so placeholders such as ``1234567890`` do not make everyone a duplicate of everyone.
     """
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_PHONE_INPUT:
         return None
-    text = raw.strip()
-    if not text or len(text) > 64:
+    try:
+        return _phone_e164(raw, region)
+    except Exception:  # libphonenumber on exotic input; a phone that cannot be read is simply not matched
+        return None
+
+
+def _phone_e164(raw: str, region: str | None) -> str | None:
+    text = _printable(raw).strip()
+    if not text:
         return None
     region = (region or _default_region()).upper()
-    digits = "".join(ch for ch in text if ch.isdigit())
+    digits = "".join(ch for ch in text if "0" <= ch <= "9")
+    if len(digits) < 5:
+        return None
     candidates = [text]
-    if not text.startswith("+") and not text.startswith("00"):
-        # "79123456789" typed without the plus is an international number in most CRMs' data.
-        candidates.append("+" + digits)
+    if not text.lstrip("(").startswith("+") and not text.startswith("tel:"):
+        if digits.startswith("00"):
+            # 0049 30 1234567: the international call prefix of most of the world, whatever the region's own.
+            candidates.append("+" + digits[2:])
+        elif not digits.startswith("0"):
+            # "79123456789" typed without the plus is an international number in most CRMs' data.
+            candidates.append("+" + digits)
     for candidate in candidates:
         try:
             number = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_possible_number(number) and phonenumbers.is_valid_number(number):
+        if phonenumbers.is_valid_number(number):
             number.extension = None
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
 
 
-# The functions below are the public API the rest of dedup relies on. Each returns a normalised key, or
-# None when the value cannot be matched (empty, garbage); none of them ever raises.
+def phones_in_text(raw: object, region: str | None = None) -> list[str]:
+    """Return the E.164 form of every valid phone number written in a free text (a chat message), in order."""
+    if not isinstance(raw, str) or not raw:
+        return []
+    found: list[str] = []
+    try:
+        text = _printable(raw[:_MAX_TEXT_INPUT])
+        matcher = phonenumbers.PhoneNumberMatcher(
+            text, (region or _default_region()).upper(), leniency=phonenumbers.Leniency.VALID
+        )
+        for match in matcher:
+            number = match.number
+            number.extension = None
+            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            if e164 not in found:
+                found.append(e164)
+    except Exception:
+        return found
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Emails
+
+_EMAIL_ANGLE = re.compile(r"<([^<>]*)>")
+_EMAIL_LOCAL = re.compile(r"[^\s@<>()\[\],;:\"\\]+")
+_EMAIL_LABEL = re.compile(r"(?!-)[^\W_](?:[\w-]{0,61}[^\W_])?", re.UNICODE)
+_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+_YANDEX_DOMAINS = frozenset({"yandex.ru", "ya.ru", "yandex.com", "yandex.by", "yandex.kz", "yandex.ua"})
 
 
 def email_key(raw: object, *, fold_provider: bool = False) -> str | None:
-    """Return the email trimmed and lower-cased; with fold_provider, Gmail-style dots and +tags folded."""
-    if not isinstance(raw, str):
+    """Return the email trimmed and lower-cased; with fold_provider, provider aliases folded.
+
+    ``Ivan <Ivan@Mail.RU>`` and ``mailto:`` forms give the bare address. fold_provider drops ``+tags`` for every
+    domain, dots for Gmail (and googlemail.com -> gmail.com), and Yandex's alias domains and dot/hyphen spelling.
+    """
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_EMAIL_INPUT:
         return None
-    text = raw.strip().lower()
+    text = _nfkc_casefold(_printable(raw)).strip()
+    angle = _EMAIL_ANGLE.search(text)
+    if angle:
+        text = angle.group(1).strip()
+    if text.startswith("mailto:"):
+        text = text[len("mailto:"):]
     if text.count("@") != 1:
         return None
     local, domain = text.split("@")
-    if not local or "." not in domain:
+    domain = domain.rstrip(".")
+    if not local or not _EMAIL_LOCAL.fullmatch(local) or local.startswith(".") or local.endswith("."):
+        return None
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_EMAIL_LABEL.fullmatch(label) for label in labels):
+        return None
+    if labels[-1].isdigit():  # a bare IP "domain" is not an address a customer gives
         return None
     if fold_provider:
-        local = local.split("+", 1)[0]
-        if domain in {"gmail.com", "googlemail.com"}:
-            local = local.replace(".", "")
+        untagged = local.split("+", 1)[0]
+        local = untagged or local
+        if domain in _GMAIL_DOMAINS:
+            local = local.replace(".", "") or local
             domain = "gmail.com"
-    return f"{local}@{domain}"
+        elif domain in _YANDEX_DOMAINS:
+            local = local.replace(".", "-")
+            domain = "yandex.ru"
+    key = f"{local}@{domain}"
+    return key if len(key) <= KEY_MAX_LENGTH else None
+
+
+def _nfkc_casefold(text: str) -> str:
+    # NFKC on both sides of casefold(): a few characters case-fold into a non-NFKC form.
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The script-folding pipeline shared by person and company names
+
+# Apostrophes inside a word join its halves (O'Brien, d'Artagnan); anyascii renders the Cyrillic soft and hard
+# signs as an apostrophe too, so Наталья -> Natal'ya -> natalya.
+_APOSTROPHES = re.compile(r"['’ʼ`´ʹʻ′]")
+_WORD = re.compile(r"[^\W_]+")
+_NOT_ASCII_ALNUM = re.compile(r"[^a-z0-9]+")
+_CONSONANT = "b-df-hj-np-tv-z"
+
+# Applied in order, repeatedly until nothing changes. Each rule folds spellings of ONE sound that different
+# transliteration systems (GOST, ICAO passports, BGN, German, French, English habits) write differently.
+_PHONETIC_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^ch(?=[rl])"), "k"),  # Christina / Kristina, Chloe
+    (re.compile(r"tch"), "ch"),  # Tchaikovsky / Chaykovskiy
+    (re.compile(r"sch"), "sh"),  # Schmidt / Шмидт (Shmidt)
+    (re.compile(r"ph"), "f"),  # Sophia / Sofia
+    (re.compile(r"kh"), "h"),  # Khrushchev / Hrushchev, Mikhail / Mihail
+    (re.compile(r"th"), "t"),  # Thomas / Tomas
+    (re.compile(r"ck"), "k"),  # Dickson / Dikson
+    (re.compile(r"q"), "k"),
+    (re.compile(r"c(?![eiyhzs])"), "k"),  # Marc / Mark, Victor / Viktor, Nicolas / Nikolas; not Cecilia, not ch
+    (re.compile(r"ks"), "x"),  # Aleksandr / Alexander, Kseniya / Xenia
+    (re.compile(r"w"), "v"),  # Wladimir / Vladimir, Petrow / Petrov
+    (re.compile(rf"(?<=[{_CONSONANT}])[yj]o"), "e"),  # Pyotr / Petr, Fyodor / Fjodor / Fedor, Khrushchyov / ё = е
+    (re.compile(r"[yj]"), "i"),  # й ~ y ~ i ~ j: Sergey / Sergei, Yulia / Julia / Iuliia, Tsoy / Tsoi
+    (re.compile(r"(?<=[oe])ff$"), "v"),  # Smirnoff / Smirnov
+    (re.compile(r"(?<=[dt])er$"), "r"),  # Alexander / Aleksandr, Peter / Petr
+    (re.compile(r"(.)\1+"), r"\1"),  # Dmitriy -> dmitrii -> dmitri = Dmitry; Mayya / Maya; Philipp / Filip
+    (re.compile(r"ie"), "e"),  # Yelena / Elena, Grigoryev / Grigoriev / Григорьев (Grigor'ev)
+)
+_FOLD_MAX_PASSES = 6
+
+
+def transliterate(raw: str) -> str:
+    """Return one word transliterated to lower-case ASCII letters and digits, without the phonetic folding."""
+    return _NOT_ASCII_ALNUM.sub("", anyascii(_APOSTROPHES.sub("", raw)).lower())
+
+
+@lru_cache(maxsize=1 << 17)
+def fold_token(raw: str) -> str:
+    """Return one word script-, case-, accent- and spelling-folded (``Юлия``, ``Julia``, ``Yuliya`` -> ``iulia``).
+
+    The result is a fixed point: ``fold_token(fold_token(w)) == fold_token(w)``. May be empty (an emoji).
+    """
+    token = transliterate(raw)
+    for _ in range(_FOLD_MAX_PASSES):
+        folded = token
+        for pattern, replacement in _PHONETIC_RULES:
+            folded = pattern.sub(replacement, folded)
+        if folded == token:
+            break
+        token = folded
+    return token
+
+
+def fold_words(raw: str) -> list[str]:
+    """Return the folded words of a text in their order (empty words dropped)."""
+    text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", raw))
+    words = []
+    for word in _WORD.findall(text):
+        folded = fold_token(word)
+        if folded:
+            words.append(folded)
+    return words
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Person names
+
+# Folded forms of the Cyrillic letters whose transliteration takes two letters: "Ю." or "Yu." is an initial.
+_MULTI_LETTER_INITIALS = frozenset({"iu", "ia", "zh", "ch", "sh", "shch", "ts"})
 
 
 def person_name_key(raw: object) -> str | None:
-    """Return the name's words case-, accent- and script-folded and sorted, so word order does not matter."""
-    if not isinstance(raw, str):
+    """Return the name's words case-, accent- and script-folded and sorted, so word order does not matter.
+
+    ``Иван Петров``, ``Ivan Petrov`` and ``PETROV ivan`` -> ``ivan petrov``; initials are kept as their folded
+    letter (``Petrov I.`` -> ``i petrov``): use ``names_compatible`` to match them against full names. Titles
+    and degrees (Mr, Dr., PhD, г-жа, тов.) are dropped.
+    """
+    words = _name_words(raw)
+    if not words:
         return None
-    words = sorted(word for word in raw.lower().split() if word)
-    return " ".join(words) or None
+    key = " ".join(sorted(words))
+    return key if len(key) <= KEY_MAX_LENGTH else None
+
+
+# Titles and degrees say nothing about who a person is (Faker's en_US and ru_RU names carry them as well):
+# they are dropped wherever they stand. Generational suffixes (Jr, Sr, II) are kept: they tell father from son.
+_TITLES_TEXT = (
+    "Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Madam", "MD", "DDS", "PhD", "DVM", "Esq",
+    "господин", "госпожа", "тов", "товарищ", "гн", "гжа",
+)
+# Hyphenated Russian titles (г-н, г-жа) would otherwise read as two initials, "G. N.".
+_HYPHENATED_TITLE = re.compile(r"(?<![^\W_])г\s*[-‐‑–]\s*(?:н|жа)(?![^\W_])", re.IGNORECASE)
+
+
+def _name_words(raw: object) -> list[str]:
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_NAME_INPUT:
+        return []
+    try:
+        words = fold_words(_HYPHENATED_TITLE.sub(" ", raw))
+    except Exception:
+        return []
+    return [word for word in words if word not in _TITLES]
+
+
+_TITLES = frozenset(fold_token(title) for title in _TITLES_TEXT)
+
+
+def is_initial(word: str) -> bool:
+    """Tell whether a folded name word is an initial (``i``, or ``iu`` for Ю.)."""
+    return len(word) == 1 or word in _MULTI_LETTER_INITIALS
+
+
+def initial_matches(initial: str, word: str) -> bool:
+    """Tell whether a folded initial can abbreviate a folded full word (``iu`` -> ``iulia``)."""
+    if word.startswith(initial):
+        return True
+    # "c" folds to "k" on its own (C. = K.) but stays "c" in Cecilia.
+    return initial == "k" and word.startswith("c")
+
+
+def name_words(raw: object) -> list[str]:
+    """Return a name's folded words, sorted (the words of ``person_name_key``); empty for garbage."""
+    return sorted(_name_words(raw))
+
+
+def names_compatible(a: object, b: object) -> bool:
+    """Tell whether two names can be the same person: ``Petrov I.`` ~ ``Ivan Petrov`` ~ ``Иван Сергеевич Петров``.
+
+    True when every word of the name with fewer words pairs off with a distinct word of the other, a full word
+    with an equal word and an initial with a word it abbreviates (or the same initial), and at least one pair is
+    two equal full words. Gendered forms are different words (``Petrova I.`` is not ``Ivan Petrov``).
+    """
+    words_a, words_b = name_words(a), name_words(b)
+    if not words_a or not words_b:
+        return False
+    if len(words_a) > len(words_b):
+        words_a, words_b = words_b, words_a
+    if len(words_b) > 8:  # a pasted sentence, not a name: compare exactly
+        return words_a == words_b
+    return _pair_off(words_a, words_b, 0, [False] * len(words_b), False)
+
+
+def _pair_off(short: list[str], long: list[str], index: int, used: list[bool], full_pair: bool) -> bool:
+    if index == len(short):
+        return full_pair
+    word = short[index]
+    for position, other in enumerate(long):
+        if used[position]:
+            continue
+        if word == other:
+            is_full = not is_initial(word)
+        elif is_initial(word) and not is_initial(other) and initial_matches(word, other):
+            is_full = False
+        elif is_initial(other) and not is_initial(word) and initial_matches(other, word):
+            is_full = False
+        else:
+            continue
+        used[position] = True
+        if _pair_off(short, long, index + 1, used, full_pair or is_full):
+            return True
+        used[position] = False
+    return False
+
+
+# Blocking: a name is put in one block per (full word, first letter of another word) pair.
+_BLOCKING_MAX_WORDS = 6
+
+
+def name_blocking_keys(raw: object) -> set[str]:
+    """Return the blocking keys of a name: names that may be one person share at least one key.
+
+    A key is ``word|x``: one full folded word (not an initial) and the first letter of ANOTHER word of the
+    name (``ivan petrov`` -> ``ivan|p``, ``petrov|i``); a one-word name gives ``word|``.
+
+    Trade-off: two names sharing a key are compared fuzzily, so keys must be coarse enough for near names to
+    share one and fine enough for blocks to stay small. With this scheme
+    - one typo anywhere except the first letter of a word keeps a shared key (the untouched word plus the
+      first letter of the touched one); word order, transliteration variants, an added middle name or
+      patronymic, and initials (``Petrov I.`` shares ``petrov|i``) all keep one too;
+    - missed: a typo in the first letter of a word of a two-word name (Petrov / Vetrov), a merged or split word
+      (IvanPetrov), and one-word names with a typo;
+    - block size ~ (records with that word) x (share of them with another word starting with that letter).
+      Measured on 1M Faker names (ru_RU + en_US, bench/bench_normalize.py): 3.9 keys per name, median block
+      33, p99 523, largest 1,394 (smit|k), 429M pairs to compare in a full scan; 91% of one-typo duplicates
+      share a block (11% even share the exact key). Two letters of the other word instead of one cut the
+      pairs by 4x but recall to 84%, so one letter it is. The finder should cap the blocks it compares
+      (skip or sample a block above its limit) rather than compare every pair of a giant one.
+    """
+    words = _name_words(raw)
+    if not words:
+        return set()
+    # The longest words are the most telling; a pasted sentence would otherwise give dozens of keys.
+    words = sorted(words, key=lambda word: (-len(word), word))[:_BLOCKING_MAX_WORDS]
+    if len(words) == 1:
+        return set() if is_initial(words[0]) else {f"{words[0]}|"}
+    keys = set()
+    for position, word in enumerate(words):
+        if is_initial(word):
+            continue
+        for other_position, other in enumerate(words):
+            if other_position != position:
+                keys.add(f"{word}|{other[0]}")
+    return {key for key in keys if len(key) <= KEY_MAX_LENGTH}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Company names
+
+# Legal forms, as typed (Latin or Cyrillic); they are compared after folding, so ООО, OOO and O.O.O. are one.
+_LEGAL_FORMS_TEXT = (
+    # Russia and neighbours
+    "ООО", "ОАО", "ЗАО", "ПАО", "НАО", "АО", "ИП", "НКО", "ТОО", "ЧП", "ТОВ", "ОДО", "УП", "ГУП", "МУП", "ФГУП",
+    "общество с ограниченной ответственностью",
+    "акционерное общество",
+    "открытое акционерное общество",
+    "закрытое акционерное общество",
+    "публичное акционерное общество",
+    "непубличное акционерное общество",
+    "индивидуальный предприниматель",
+    "товарищество с ограниченной ответственностью",
+    # English-speaking countries
+    "LLC", "L.L.C.", "Inc", "Incorporated", "Ltd", "Limited", "Corp", "Corporation", "Co", "Company", "PLC",
+    "LLP", "LP", "PC", "Pty", "Pte",
+    "limited liability company", "limited liability partnership", "public limited company",
+    "private limited company", "limited company",
+    # Europe
+    "GmbH", "mbH", "AG", "KG", "OHG", "UG", "eG", "e.V.", "SE", "SA", "SAS", "SARL", "SNC", "SpA", "Srl", "BV",
+    "NV", "Oy", "Oyj", "AB", "AS", "ASA", "ApS", "A/S", "sro", "s.r.o.", "Kft", "Zrt", "Sp. z o.o.", "z o.o.",
+    "Gesellschaft mit beschränkter Haftung", "Aktiengesellschaft", "société anonyme",
+    "besloten vennootschap", "naamloze vennootschap",
+)
+# A dotted abbreviation (L.L.C., S.A., O.O.O.) is one word.
+_DOTTED_ABBREVIATION = re.compile(r"(?<![^\W_])(?:[^\W_]\.){2,}(?![^\W_])")
+
+
+def _company_words(raw: str) -> list[str]:
+    text = _DOTTED_ABBREVIATION.sub(lambda match: match.group(0).replace(".", ""), raw)
+    return fold_words(text)
+
+
+_LEGAL_FORMS: frozenset[tuple[str, ...]] = frozenset(
+    tuple(words) for words in map(_company_words, _LEGAL_FORMS_TEXT) if words
+)
+# "Co" and "Company" end a name (Johnson & Co.), but begin one as a word of it (Co-op, Company Shop).
+_LEADING_LEGAL_FORMS = _LEGAL_FORMS - {tuple(_company_words("Co")), tuple(_company_words("Company"))}
+_LEGAL_FORM_MAX_WORDS = max(len(form) for form in _LEGAL_FORMS)
+
+
+def _strip_legal_forms(words: list[str]) -> list[str]:
+    """Drop legal forms at either end of the name, repeatedly (``GmbH & Co. KG``), longest form first."""
+    start, end = 0, len(words)
+    changed = True
+    while changed and start < end:
+        changed = False
+        for size in range(min(_LEGAL_FORM_MAX_WORDS, end - start), 0, -1):
+            if tuple(words[start:start + size]) in _LEADING_LEGAL_FORMS:
+                start += size
+                changed = True
+                break
+        for size in range(min(_LEGAL_FORM_MAX_WORDS, end - start), 0, -1):
+            if tuple(words[end - size:end]) in _LEGAL_FORMS:
+                end -= size
+                changed = True
+                break
+    return words[start:end]
 
 
 def company_name_key(raw: object) -> str | None:
-    """Return the company name without legal form, quotes and punctuation."""
-    if not isinstance(raw, str):
+    """Return the company name without legal form, quotes and punctuation, script-folded, words in order.
+
+    ``ООО «Ромашка»``, ``Romashka LLC`` and ``"ROMASHKA", L.L.C.`` -> ``romashka``. A legal form is dropped only
+    at the start or end of the name (a middle "Co" may be part of it); a name that is nothing but a legal form
+    is not matched.
+    """
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_NAME_INPUT:
         return None
-    words = [word for word in "".join(ch if ch.isalnum() else " " for ch in raw.lower()).split()]
-    return " ".join(words) or None
+    try:
+        words = _strip_legal_forms(_company_words(raw))
+    except Exception:
+        return None
+    key = " ".join(words)
+    return key if key and len(key) <= KEY_MAX_LENGTH else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Messenger handles
+
+# Channels people type for the same messenger.
+_CHANNEL_ALIASES = {"tg": "telegram", "t.me": "telegram", "wa": "whatsapp", "wapp": "whatsapp"}
+_CHANNEL = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
+_HANDLE_BODY = re.compile(r"[\w.-]+")
+_CHAT_ID = re.compile(r"-?[\w.@-]+")
+_PHONE_LIKE = re.compile(r"\+?[\d\s().-]{7,}")
+_HANDLE_LINK = re.compile(
+    r"(?:https?://)?(?:www\.)?(?P<host>t\.me|telegram\.me|telegram\.dog|wa\.me|viber\.click)/@?(?P<body>[^/?#\s]+)/?"
+)
+_LINK_CHANNELS = {"t.me": "telegram", "telegram.me": "telegram", "telegram.dog": "telegram", "wa.me": "whatsapp",
+                  "viber.click": "viber"}
 
 
 def handle_key(raw: object) -> str | None:
-    """Return a messenger handle without '@' and case (``telegram:@Ivan`` -> ``telegram:@ivan``)."""
-    if not isinstance(raw, str):
+    """Return a messenger handle without '@' and case: ``telegram:@Ivan_P`` -> ``telegram:ivan_p``.
+
+    The channel prefix is kept (and its aliases folded: ``tg:`` -> ``telegram:``); a chat id keeps its ``#``
+    marker (``telegram:#123456``); a bare ``@Ivan`` gives ``ivan``; ``https://t.me/Ivan_P`` gives
+    ``telegram:ivan_p``; a phone number as handle (WhatsApp, Viber) is put in E.164.
+    """
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_HANDLE_INPUT:
         return None
-    text = raw.strip().lower()
-    return text or None
+    try:
+        key = _handle_key(raw)
+    except Exception:
+        return None
+    return key if key and len(key) <= KEY_MAX_LENGTH else None
+
+
+def _handle_key(raw: str) -> str | None:
+    text = _nfkc_casefold(_printable(raw)).strip()
+    channel = ""
+    link = _HANDLE_LINK.fullmatch(text)
+    if link:
+        channel, body = _LINK_CHANNELS[link.group("host")], link.group("body")
+    else:
+        prefix, colon, rest = text.partition(":")
+        if colon and _CHANNEL.fullmatch(prefix.strip()):
+            channel, body = prefix.strip(), rest.strip()
+        else:
+            body = text
+    channel = _CHANNEL_ALIASES.get(channel, channel)
+    if body.startswith("#"):
+        chat_id = body[1:].strip()
+        if not _CHAT_ID.fullmatch(chat_id):
+            return None
+        body = "#" + chat_id
+    else:
+        body = body.lstrip("@").strip()
+        if _PHONE_LIKE.fullmatch(body):
+            body = phone_e164(body) or "".join(ch for ch in body if ch.isdigit())
+        elif not _HANDLE_BODY.fullmatch(body):
+            return None
+    if not body:
+        return None
+    return f"{channel}:{body}" if channel else body
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Any other text
 
 
 def text_key(raw: object) -> str | None:
-    """Return any text or number field trimmed, case-folded and with inner whitespace collapsed."""
-    if raw is None:
+    """Return any text or number field trimmed, case-folded and with inner whitespace collapsed.
+
+    Numbers and UUIDs (an id, a tax number typed as int) are keyed by their text; any other type is not matched.
+    """
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float, Decimal, UUID)):
         return None
-    text = " ".join(str(raw).split()).casefold()
-    return text or None
+    try:
+        if isinstance(raw, (float, Decimal)) and not math.isfinite(raw):
+            return None
+        text = raw if isinstance(raw, str) else str(raw)
+        if not text or len(text) > _MAX_TEXT_INPUT:
+            return None
+        text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+        key = " ".join(_printable(text).split())
+    except Exception:
+        return None
+    return key if key and len(key) <= KEY_MAX_LENGTH else None
+
+
+_WEBSITE = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#\s]*@)?(?P<host>[^/?#:\s]+)(?::\d+)?(?P<path>/[^?#\s]*)?.*")
+
+
+def website_key(raw: object) -> str | None:
+    """Return a website's host and path without scheme, ``www.``, port, query and trailing slash.
+
+    ``https://www.Example.com/`` and ``example.com`` -> ``example.com``; ``example.com/shop`` stays distinct.
+    """
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_TEXT_INPUT:
+        return None
+    try:
+        text = _nfkc_casefold(_printable(raw)).strip()
+        match = _WEBSITE.fullmatch(text)
+        if not match:
+            return None
+        host = match.group("host").strip(".")
+        host = host.removeprefix("www.")
+        labels = host.split(".")
+        if len(labels) < 2 or not all(_EMAIL_LABEL.fullmatch(label) for label in labels):
+            return None
+        path = (match.group("path") or "").rstrip("/")
+        key = host + path
+    except Exception:
+        return None
+    return key if len(key) <= KEY_MAX_LENGTH else None

@@ -16,6 +16,9 @@ class MatchField:
     kind: str  # a normaliser: phone, email, person_name, company_name, handle, text
     read: Callable[[models.Model], Iterable[str]]
     prefetch: tuple[str, ...] = ()
+    # Optional: (normalised key, value as typed) pairs the model already stores (a phone's E.164 column), so
+    # indexing does not normalise again; values with no stored key are simply not matched.
+    read_keys: Callable[[models.Model], Iterable[tuple[str, str]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -32,16 +35,74 @@ class EntitySpec:
     summary_fields: tuple[str, ...] = ()
     related_counts: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
+    # The field whose normalised value tells people apart (a person's or company's name): a phone or email held
+    # by several different identities is a shared key (an office switchboard, info@...). None: no such check.
+    identity_field: str | None = None
+    # Leads and deals: whether a stage is closed (won or lost), which rules leave out by default, and the
+    # filter (lookups on the stage model) of the stages that belong to this entity's pipelines.
+    stage_closed: Callable[[models.Model], bool] | None = None
+    stage_choices: dict = field(default_factory=dict)
+    # The JSON attribute holding custom fields; each of its keys can be matched as the field "custom:<key>".
+    custom_fields_attr: str | None = None
+    # A record with this attribute true (merged away, archived) is never a match and has no keys.
+    archived_attr: str | None = "is_archived"
 
     def field(self, name: str) -> MatchField:
         for match_field in self.fields:
             if match_field.name == name:
                 return match_field
+        if self.custom_fields_attr and name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX):
+            return custom_match_field(self.custom_fields_attr, name[len(CUSTOM_PREFIX) :])
         raise KeyError(name)
+
+    def has_field(self, name: str) -> bool:
+        try:
+            self.field(name)
+        except KeyError:
+            return False
+        return True
+
+    @property
+    def label(self) -> str:
+        return self.model._meta.verbose_name
+
+    @property
+    def label_plural(self) -> str:
+        return self.model._meta.verbose_name_plural
+
+    @property
+    def stage_model(self) -> type[models.Model] | None:
+        if not self.stage_field:
+            return None
+        return self.model._meta.get_field(self.stage_field).related_model
 
     @property
     def prefetch(self) -> list[str]:
         return sorted({path for match_field in self.fields for path in match_field.prefetch})
+
+
+def related(record: models.Model, name: str):
+    """Return the rows of a to-many relation of a record: the prefetched ones when loaded in bulk (the index
+    loads generic relations itself, cheaply), else a query. MatchField readers use it for their relations."""
+    cache = getattr(record, "_prefetched_objects_cache", None)
+    if cache is not None and name in cache:
+        return cache[name]
+    return getattr(record, name).all()
+
+
+CUSTOM_PREFIX = "custom:"
+
+
+def custom_match_field(attr: str, key: str) -> MatchField:
+    """Return a MatchField reading one key of a record's custom fields (JSON) as text."""
+
+    def read(record):
+        value = (getattr(record, attr, None) or {}).get(key)
+        if value is None or value == "" or isinstance(value, (dict, list)):
+            return []
+        return [str(value)]
+
+    return MatchField(f"{CUSTOM_PREFIX}{key}", key, "text", read)
 
 
 _registry: dict[str, EntitySpec] = {}
@@ -50,7 +111,23 @@ _registry: dict[str, EntitySpec] = {}
 def register(spec: EntitySpec) -> EntitySpec:
     """Register an entity; adding an entity to duplicate control is this one call."""
     _registry[spec.key] = spec
+    global version
+    version += 1
+    for callback in list(_listeners):
+        callback(spec)
     return spec
+
+
+_listeners: list[Callable[[EntitySpec], None]] = []
+
+
+def on_register(callback: Callable[[EntitySpec], None]) -> None:
+    """Call `callback(spec)` for every entity registered from now on (the index connects its signals so)."""
+    _listeners.append(callback)
+
+
+# Bumped on every registration, so caches built from the registry (the index's signal map) know to rebuild.
+version = 0
 
 
 def get(key: str) -> EntitySpec:

@@ -12,3 +12,58 @@ def manager(db):
 @pytest.fixture
 def customer(db):
     return factories.CustomerFactory(first_name="Ivan", last_name="Petrov")
+
+
+@pytest.fixture
+def lead_pipeline(db):
+    """A lead pipeline with two open stages, a won and a lost one (the intake's default target)."""
+    from crm.models import Pipeline, Stage
+
+    pipeline = factories.PipelineFactory(name="Incoming", kind=Pipeline.Kind.LEAD)
+    for order, (name, semantic) in enumerate(
+        [("New", Stage.Semantic.OPEN), ("In progress", Stage.Semantic.OPEN), ("Won", Stage.Semantic.WON),
+         ("Lost", Stage.Semantic.LOST)]
+    ):
+        factories.StageFactory(pipeline=pipeline, name=name, semantic=semantic, sort_order=order)
+    return pipeline
+
+
+@pytest.fixture
+def intake_token(lead_pipeline, manager):
+    return factories.IntegrationTokenFactory(name="Website form", pipeline=lead_pipeline, owner=manager)
+
+
+@pytest.fixture
+def intake_client(intake_token):
+    """A DRF test client authenticated as the website form integration."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {intake_token.raw}")
+    return client
+
+
+@pytest.fixture
+def duplicate_rules(db):
+    """The default lead and deal rules the intake relies on.
+
+    A data migration creates them, but a test database flushed by a transactional test has none.
+    """
+    from dedup.models import Condition, Rule
+
+    wanted = [
+        ("lead", "Same phone", [("phone", "normalized")], ""),
+        ("lead", "Same email", [("email", "normalized")], ""),
+        ("lead", "Same messenger", [("messenger", "normalized")], ""),
+        ("deal", "Same customer and service", [("customer", "normalized")], "service"),
+        ("company", "Same name", [("company_name", "normalized")], ""),
+    ]
+    rules = []
+    for entity, name, conditions, must_equal in wanted:
+        rule, created = Rule.objects.get_or_create(entity=entity, name=name, defaults={"must_equal": must_equal})
+        if created:
+            for position, (field, method) in enumerate(conditions):
+                # One by one, not in bulk: each save tells the match-key index which keys to keep.
+                Condition.objects.create(rule=rule, field=field, method=method, position=position)
+        rules.append(rule)
+    return rules

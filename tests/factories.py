@@ -15,7 +15,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"manager{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", "pass")
+    password = factory.django.Password("pass")
     is_staff = True
 
 
@@ -183,3 +183,18 @@ class AttachmentFactory(_TimelineFactory):
 
     file = factory.django.FileField(filename="contract.pdf", data=b"%PDF-1.4 test")
     name = "contract.pdf"
+
+
+class IntegrationTokenFactory(factory.django.DjangoModelFactory):
+    """An intake API token; the secret is on `.raw` (it is stored only as a hash)."""
+
+    class Meta:
+        model = models.IntegrationToken
+
+    name = factory.Sequence(lambda n: f"Integration {n}")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        token, raw = model_class.objects.issue(**kwargs)
+        token.raw = raw
+        return token

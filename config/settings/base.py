@@ -21,6 +21,8 @@ INSTALLED_APPS = [
     "import_export",
     "phonenumber_field",
     "django_celery_beat",
+    "rest_framework",
+    "drf_spectacular",
     "crm",
     "dedup",
 ]
@@ -62,7 +64,13 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes; the timeout rides out short write locks.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # SQLite has no row locks: IMMEDIATE takes the write lock when a transaction starts, so two merges
+            # (web + worker) serialise instead of failing half-way with "database is locked".
+            "transaction_mode": "IMMEDIATE",
+        }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -101,6 +109,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": f"{CELERY_FILESYSTEM_DIR}/queue",
         "data_folder_out": f"{CELERY_FILESYSTEM_DIR}/queue",
         "processed_folder": f"{CELERY_FILESYSTEM_DIR}/processed",
+        "control_folder": f"{CELERY_FILESYSTEM_DIR}/control",
         "store_processed": False,
     }
     _default_result_backend = f"file://{CELERY_FILESYSTEM_DIR}/results"
@@ -126,6 +135,30 @@ IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 # National numbers without a country code ("8 912 345-67-89") are read in this region.
 DEDUP_DEFAULT_REGION = env("DEDUP_DEFAULT_REGION", default="RU")
 PHONENUMBER_DEFAULT_REGION = DEDUP_DEFAULT_REGION
+
+# --- Intake API -------------------------------------------------------------
+# Integrations authenticate with a per-integration token created in the admin; nothing else is accepted.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["crm.api.authentication.IntegrationTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mergewise intake API",
+    "DESCRIPTION": "Incoming leads and messenger messages, checked for duplicates before they become records.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "LeadChannelEnum": "crm.models.sales.Lead.Channel",
+        "MessengerChannelEnum": "crm.models.contacts.MessengerHandle.Channel",
+    },
+}
+# A webhook body larger than this is refused with 413 before it is parsed.
+INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=64 * 1024)
 
 # --- Logging ----------------------------------------------------------------
 LOGGING = {

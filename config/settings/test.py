@@ -14,6 +14,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": f"{_broker_dir}/queue",
         "data_folder_out": f"{_broker_dir}/queue",
         "processed_folder": f"{_broker_dir}/processed",
+        "control_folder": f"{_broker_dir}/control",
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{_broker_dir}/results"

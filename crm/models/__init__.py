@@ -2,6 +2,7 @@
 from .base import Entity, Tag
 from .contacts import Email, MessengerHandle, Phone
 from .customers import Company, Customer
+from .intake import IncomingRequest, IntakeSettings, IntegrationToken, RepeatSalesSettings
 from .orders import Order, OrderItem
 from .sales import Deal, Lead, Pipeline, Stage
 from .timeline import Attachment, Call, ChatMessage, EmailMessage, Note, SmsMessage, Task
@@ -16,6 +17,9 @@ __all__ = [
     "Email",
     "EmailMessage",
     "Entity",
+    "IncomingRequest",
+    "IntakeSettings",
+    "IntegrationToken",
     "Lead",
     "MessengerHandle",
     "Note",
@@ -23,6 +27,7 @@ __all__ = [
     "OrderItem",
     "Phone",
     "Pipeline",
+    "RepeatSalesSettings",
     "SmsMessage",
     "Stage",
     "Tag",

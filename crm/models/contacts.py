@@ -3,6 +3,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from dedup.normalize import phone_e164
@@ -54,6 +55,8 @@ class Email(ContactPoint):
         verbose_name = _("email")
         verbose_name_plural = _("emails")
         ordering = ["-is_primary", "id"]
+        # The intake finds who an incoming address belongs to by its case-folded form.
+        indexes = [*ContactPoint.Meta.indexes, models.Index(Lower("address"), name="email_address_lower_idx")]
 
     def __str__(self):
         return self.address
@@ -76,6 +79,12 @@ class MessengerHandle(ContactPoint):
         verbose_name = _("messenger handle")
         verbose_name_plural = _("messenger handles")
         ordering = ["-is_primary", "id"]
+        # The intake recognises a chat by its id or its case-folded username.
+        indexes = [
+            *ContactPoint.Meta.indexes,
+            models.Index(Lower("username"), name="messenger_username_lower_idx"),
+            models.Index(fields=["chat_id"], name="messenger_chat_id_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(username="") | ~Q(chat_id=""), name="messenger_username_or_chat_id"

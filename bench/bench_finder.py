@@ -1,0 +1,146 @@
+#!/usr/bin/env python
+"""Benchmark the finder on 1,000,000 customers on PostgreSQL: duplicates_of (queries, ms), page counts, saves.
+
+Runs standalone: `.venv/bin/python bench/bench_finder.py [--customers N] [--rebuild]`.
+It uses the database `bench_dedup` on 127.0.0.1:5432 (user postgres; BENCH_PG_URL overrides the server), built
+the way bench/bench_scan.py builds it (COPY of companies, customers, phones, emails and messenger handles with
+planted duplicates and office switchboards, then the engine's bulk index path); a base of the right size left by
+an earlier run is reused unless --rebuild.
+
+Prints, for duplicates_of on a sample of records (duplicates, originals, people on a shared switchboard): the
+queries per call and the time per call (median, 95th percentile, max); for duplicate_counts on change-list pages
+of 100: queries and time; for saves of a customer and of a phone: the time including the index upkeep; and
+the "has duplicates" filter's count.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_scan  # noqa: E402  (the base builder shared with the scan benchmark)
+
+BUILD_STEP = 100_000
+SAMPLE_PER_KIND = 150
+WARM_UP = 30
+
+
+def ensure_base(customers: int, rebuild: bool) -> None:
+    from crm.models import Customer
+
+    if not rebuild and Customer.objects.count() == customers:
+        print(f"reusing the base of {customers:,} customers in {bench_scan.DB_NAME}", file=sys.stderr)
+        return
+    bench_scan.reset_base()
+    companies = bench_scan.companies_for(customers)
+    for start in range(1, customers + 1, BUILD_STEP):
+        stop = min(customers + 1, start + BUILD_STEP)
+        timings = bench_scan.build_range(start, stop, companies)
+        print(f"built {stop - 1:,} customers ({timings})", file=sys.stderr, flush=True)
+    bench_scan.analyze()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def measure(call, items) -> tuple[list[float], list[int], list]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    times, queries, results = [], [], []
+    for item in items:
+        with CaptureQueriesContext(connection) as context:
+            started = time.perf_counter()
+            result = call(item)
+            times.append((time.perf_counter() - started) * 1000)
+        queries.append(len(context))
+        results.append(result)
+    return times, queries, results
+
+
+def report(label: str, times: list[float], queries: list[int], extra: str = "") -> None:
+    print(f"{label:<44} queries max {max(queries)}  ms median {statistics.median(times):6.2f}  "
+          f"p95 {percentile(times, 0.95):6.2f}  max {max(times):7.2f}  {extra}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+
+    bench_scan.create_database(reuse=True)
+    bench_scan.setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    ensure_base(args.customers, args.rebuild)
+
+    from crm.models import Customer, Phone
+    from dedup.finder import duplicate_counts, duplicates_of
+    from dedup.selectors import with_duplicates
+
+    n = args.customers
+    companies = bench_scan.companies_for(n)
+    rng = random.Random(3)
+    duplicates = [i for i in (rng.randrange(101, n + 1) for _ in range(SAMPLE_PER_KIND * 30))
+                  if bench_scan.is_duplicate(i)][:SAMPLE_PER_KIND]
+    originals = [i for i in (rng.randrange(1, n + 1) for _ in range(SAMPLE_PER_KIND * 3))
+                 if not bench_scan.is_duplicate(i)][:SAMPLE_PER_KIND]
+    on_switchboard = [i for i in (rng.randrange(1, n + 1) for _ in range(SAMPLE_PER_KIND * 200))
+                      if not bench_scan.is_duplicate(i)
+                      and bench_scan.switchboard(bench_scan.person(i, companies)["company"])][:SAMPLE_PER_KIND]
+    records = Customer.objects.in_bulk(duplicates + originals + on_switchboard)
+
+    def find(pk):
+        return duplicates_of(records[pk])
+
+    measure(find, (originals + duplicates)[:WARM_UP])
+    print(f"\nFinder on {n:,} customers (PostgreSQL)")
+    for label, sample in (("duplicates_of: planted duplicates", duplicates),
+                          ("duplicates_of: original records", originals),
+                          ("duplicates_of: people on a switchboard", on_switchboard)):
+        times, queries, results = measure(find, sample)
+        found = sum(1 for result in results if result)
+        noted = sum(1 for result in results if result.notes)
+        report(label, times, queries, f"({len(sample)} records, {found} with matches, {noted} with a shared key)")
+
+    pages = [list(range(start, start + 100)) for start in rng.sample(range(1, n - 100), 20)]
+    times, queries, results = measure(lambda page: duplicate_counts(Customer, page), pages)
+    report("duplicate_counts: change-list page of 100", times, queries,
+           f"({sum(sum(1 for c in r.values() if c) for r in results)} of 2,000 rows with duplicates)")
+
+    customers = list(Customer.objects.filter(pk__in=rng.sample(range(1, n + 1), 100)))
+
+    def save_customer(customer):
+        customer.first_name = customer.first_name + "x" if len(customer.first_name) < 30 else "Ivan"
+        customer.save()
+
+    times, queries, _ = measure(save_customer, customers)
+    report("customer.save() with the index upkeep", times, queries)
+    phones = list(Phone.objects.filter(object_id__in=[c.pk for c in customers])[:100])
+
+    def save_phone(phone):
+        phone.number = phone.number + " "
+        phone.save()
+
+    times, queries, _ = measure(save_phone, phones)
+    report("phone.save() with the owner's reindex", times, queries)
+
+    started = time.perf_counter()
+    having = with_duplicates(Customer.objects.all()).count()
+    print(f"{'with_duplicates(all customers).count()':<44} {having:,} records in "
+          f"{time.perf_counter() - started:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

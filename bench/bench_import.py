@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""Benchmark the CSV import: generate a customers CSV (100,000 rows by default), import it, print the figures.
+
+Runs standalone: `.venv/bin/python bench/bench_import.py [--rows N]`. It uses a throwaway SQLite database in a
+temporary folder, migrated first, unless DATABASE_URL names another (empty) database.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FIRST_NAMES = ("Иван", "Анна", "Пётр", "Ольга", "John", "Mary", "Klaus", "Greta", "Алексей", "Emily")
+LAST_NAMES = ("Петров", "Смирнова", "Иванов", "Кузнецова", "Smith", "Brown", "Müller", "Schmidt", "Волков", "Lee")
+POSITIONS = ("Director", "Buyer", "Менеджер", "Accountant", "CTO", "", "")
+TAGS = ("vip", "b2b", "retail", "newsletter", "")
+
+
+def generate_csv(path: Path, rows: int, *, seed: int = 1) -> None:
+    """Write a realistic customers file: phones in several forms, emails, companies, tags, a custom column."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([
+            "external_id", "first_name", "last_name", "position", "birthday", "phone", "email", "company_name",
+            "tags", "telegram", "source", "loyalty_card",
+        ])
+        for n in range(rows):
+            phone = f"+7 9{n // 10**6 % 100:02d} {n // 1000 % 1000:03d}-{n // 10 % 100:02d}-{n % 10}{rng.randint(0, 9)}"
+            if n % 3 == 0:
+                phone = "8 (9" + phone[4:6] + ") " + phone[7:]
+            if n % 10 == 0:
+                phone += f"; +1 415 555 {n % 10000:04d}"
+            year, month, day = 1950 + n % 50, 1 + n % 12, 1 + n % 28
+            birthday = f"{year}-{month:02d}-{day:02d}" if n % 2 else f"{day:02d}.{month:02d}.{year}"
+            if n % 4 == 0:
+                birthday = ""
+            writer.writerow([
+                f"bench-{n}",
+                rng.choice(FIRST_NAMES),
+                rng.choice(LAST_NAMES),
+                rng.choice(POSITIONS),
+                birthday,
+                phone,
+                f"person{n}@example.com",
+                f"Company {n % 2000} LLC" if n % 3 else "",
+                rng.choice(TAGS),
+                f"@user{n}" if n % 5 == 0 else "",
+                rng.choice(("website", "exhibition", "referral")),
+                f"LC-{n:07d}" if n % 2 else "",
+            ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="mergewise-bench-import-"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    from crm.models import Company, Customer, Phone
+    from crm.services.importing import IMPORT_BATCH_SIZE, records_import_csv
+
+    call_command("migrate", verbosity=0)
+    if Customer.objects.exists():
+        sys.exit(f"The database {connection.settings_dict['NAME']} has customers; point DATABASE_URL at an empty one.")
+
+    csv_path = workdir / "customers.csv"
+    started = time.monotonic()
+    generate_csv(csv_path, args.rows)
+    generated = time.monotonic() - started
+
+    queries = 0
+
+    def count(execute, sql, params, many, context):
+        nonlocal queries
+        queries += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        started, cpu_started = time.monotonic(), time.process_time()
+        report = records_import_csv(entity="customer", path=csv_path)
+        seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu_started
+
+    print(f"database:        {connection.vendor} ({connection.settings_dict['NAME']}), DEBUG={settings.DEBUG}")
+    size = csv_path.stat().st_size / 2**20
+    print(f"file:            {args.rows:,} rows, {size:.1f} MiB (generated in {generated:.1f} s)")
+    print(f"batch size:      {IMPORT_BATCH_SIZE}")
+    print(f"created:         {report.created:,} customers, {report.companies_created:,} companies, "
+          f"{Phone.objects.count():,} phones")
+    print(f"skipped:         {len(report.skipped):,}")
+    print(f"total:           {seconds:.1f} s ({cpu_seconds:.1f} s of CPU in this process; the rest is waiting for the "
+          f"database or for a CPU on a busy machine)")
+    print(f"rows per second: {args.rows / seconds:,.0f}")
+    print(f"queries:         {queries:,} ({queries / max(1, args.rows / IMPORT_BATCH_SIZE):.0f} per batch)")
+    assert report.created == Customer.objects.count() and Company.objects.count() == report.companies_created
+
+
+if __name__ == "__main__":
+    main()

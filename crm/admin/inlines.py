@@ -1,0 +1,161 @@
+"""Inlines of the CRM's change forms: contact points (phones, emails, messengers) and the timeline."""
+from django.contrib import admin
+from django.contrib.contenttypes.admin import BaseGenericInlineFormSet, GenericTabularInline
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from ..models import (
+    Attachment,
+    Call,
+    ChatMessage,
+    Email,
+    EmailMessage,
+    MessengerHandle,
+    Note,
+    OrderItem,
+    Phone,
+    SmsMessage,
+    Stage,
+    Task,
+)
+
+
+class PhoneInline(GenericTabularInline):
+    model = Phone
+    fields = ["number", "kind", "is_primary", "e164"]
+    readonly_fields = ["e164"]
+    extra = 1
+
+
+class EmailInline(GenericTabularInline):
+    model = Email
+    fields = ["address", "is_primary"]
+    extra = 1
+
+
+class MessengerHandleInline(GenericTabularInline):
+    model = MessengerHandle
+    fields = ["channel", "username", "chat_id", "is_primary"]
+    extra = 0
+
+
+CONTACT_INLINES = [PhoneInline, EmailInline, MessengerHandleInline]
+
+
+class TimelineInline(GenericTabularInline):
+    """A kind of timeline item on an entity's card; the author is the user who added it, set on save."""
+
+    extra = 0
+    show_change_link = True
+    readonly_fields = ["author"]
+
+    def get_queryset(self, request):
+        # The author is shown on every row: one join instead of a query per row.
+        return super().get_queryset(request).select_related("author")
+
+
+class NoteFormSet(BaseGenericInlineFormSet):
+    def clean(self):
+        super().clean()
+        pinned = [
+            form
+            for form in self.forms
+            if getattr(form, "cleaned_data", {}).get("pinned") and not form.cleaned_data.get("DELETE")
+        ]
+        # The database allows one pinned note per record; say so instead of failing on save.
+        if len(pinned) > 1:
+            raise ValidationError(_("Only one note can be pinned; unpin the others first."), code="pinned")
+
+
+class NoteInline(TimelineInline):
+    model = Note
+    formset = NoteFormSet
+    fields = ["text", "pinned", "created_at", "author"]
+
+    def get_queryset(self, request):
+        # The pinned note first, as on the card; unpinning it is then saved before another note is pinned.
+        return super().get_queryset(request).order_by("-pinned", "-created_at", "-id")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "text":
+            field.widget.attrs.update(rows=2, cols=60)
+        return field
+
+
+class TaskInline(TimelineInline):
+    model = Task
+    fields = ["title", "due_at", "assignee", "done", "created_at", "author"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "assignee" and field is not None:
+            # Evaluate the users once for the whole formset: every row's select shares the list instead of
+            # querying the users again (a query per task otherwise).
+            field.choices = list(field.choices)
+        return field
+
+
+class CallInline(TimelineInline):
+    model = Call
+    fields = ["direction", "phone", "duration_seconds", "result", "created_at", "author"]
+
+
+class EmailMessageInline(TimelineInline):
+    model = EmailMessage
+    fields = ["direction", "subject", "sender", "recipient", "created_at", "author"]
+
+
+class SmsMessageInline(TimelineInline):
+    model = SmsMessage
+    fields = ["direction", "phone", "text", "created_at", "author"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "text":
+            field.widget.attrs.update(rows=2, cols=40)
+        return field
+
+
+class ChatMessageInline(TimelineInline):
+    model = ChatMessage
+    fields = ["channel", "direction", "username", "chat_id", "text", "created_at", "author"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "text":
+            field.widget.attrs.update(rows=2, cols=40)
+        return field
+
+
+class AttachmentInline(TimelineInline):
+    model = Attachment
+    fields = ["file", "name", "created_at", "author"]
+
+
+TIMELINE_INLINES = [
+    NoteInline,
+    TaskInline,
+    CallInline,
+    EmailMessageInline,
+    SmsMessageInline,
+    ChatMessageInline,
+    AttachmentInline,
+]
+
+
+class StageInline(admin.TabularInline):
+    model = Stage
+    fields = ["name", "semantic", "sort_order"]
+    extra = 1
+
+
+class OrderItemInline(admin.TabularInline):
+    model = OrderItem
+    fields = ["name", "sku", "quantity", "price", "line_total"]
+    readonly_fields = ["line_total"]
+    extra = 1
+
+    @admin.display(description=_("line total"))
+    def line_total(self, item):
+        return item.line_total if item.pk else "\u2014"

@@ -1,0 +1,1 @@
+"""The intake API: incoming leads and messenger messages from integrations."""

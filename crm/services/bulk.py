@@ -1,0 +1,141 @@
+"""Insert many rows with one multi-row INSERT per chunk and return their primary keys, without the ORM's compiler.
+
+QuerySet.bulk_create compiles every value through the ORM (about 12 µs a value on this machine): for an
+import of 100,000 customers with their phones, emails and tags that is over half a minute of CPU spent only
+building SQL. Here each column gets its value converted once by the field's own ``get_db_prep_save`` (or not
+at all for plain text, numbers, flags and foreign keys) and the statement text is built once per chunk size.
+Like bulk_create, this sends no signals and calls no save(); callers compute what save() would have.
+Works on SQLite (3.35+) and PostgreSQL, both of which return the new keys with ``RETURNING``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.db import connections, models, router
+from django.utils import timezone
+
+# Columns whose Python value is already what the database driver takes (str, int, bool, None).
+_PLAIN_FIELDS = (
+    models.CharField,
+    models.TextField,
+    models.BooleanField,
+    models.IntegerField,
+    models.BigIntegerField,
+    models.PositiveIntegerField,
+    models.PositiveBigIntegerField,
+    models.PositiveSmallIntegerField,
+    models.SmallIntegerField,
+)
+_PLAIN_KEYS = (models.AutoField, models.BigAutoField, models.SmallAutoField)
+# Rows per statement on databases without a parameter limit (PostgreSQL): big statements, few round trips.
+_MAX_ROWS_PER_STATEMENT = 1000
+
+
+def bulk_insert(
+    model: type[models.Model], rows: Iterable[dict[str, Any]], *, ignore_conflicts: bool = False
+) -> list[int]:
+    """Insert ``rows`` (dicts of attname -> value) and return their new primary keys in the same order.
+
+    Missing columns take the field's default; ``auto_now``/``auto_now_add`` columns missing or None take the
+    current time. With ``ignore_conflicts`` rows violating a unique constraint are skipped and no keys are
+    returned (as bulk_create does).
+    """
+    rows = list(rows)
+    if not rows:
+        return []
+    using = router.db_for_write(model)
+    connection = connections[using]
+    opts = model._meta
+    fields = [field for field in opts.concrete_fields if not field.primary_key or not isinstance(field, _PLAIN_KEYS)]
+    now = timezone.now()
+    columns = []
+    for field in fields:
+        prepare = _preparer(field, connection)
+        auto_time = bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
+        columns.append((field.attname, prepare, _default_of(field, prepare, now), auto_time))
+
+    values: list[list[Any]] = []
+    for row in rows:
+        record = []
+        for attname, prepare, default, auto_time in columns:
+            value = row.get(attname, _MISSING)
+            if value is _MISSING or (value is None and auto_time):
+                record.append(default())
+            else:
+                record.append(value if prepare is _plain else prepare(value))
+        values.append(record)
+
+    quote = connection.ops.quote_name
+    head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(field.column) for field in fields)}) VALUES "
+    placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    if ignore_conflicts:
+        tail = " ON CONFLICT DO NOTHING"
+    else:
+        tail = f" RETURNING {quote(opts.pk.column)}"
+    limit = connection.features.max_query_params
+    per_statement = max(1, limit // len(fields)) if limit else _MAX_ROWS_PER_STATEMENT
+    per_statement = min(per_statement, _MAX_ROWS_PER_STATEMENT)
+    pks: list[int] = []
+    statements: dict[int, str] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(values), per_statement):
+            chunk = values[start:start + per_statement]
+            sql = statements.get(len(chunk))
+            if sql is None:
+                sql = statements[len(chunk)] = head + ", ".join([placeholder] * len(chunk)) + tail
+            cursor.execute(sql, [value for record in chunk for value in record])
+            if not ignore_conflicts:
+                pks.extend(row[0] for row in cursor.fetchall())
+    return pks
+
+
+def instance_values(instance: models.Model) -> dict[str, Any]:
+    """Return an unsaved instance's column values by attname, foreign keys read from related objects saved since."""
+    values = {}
+    for field in instance._meta.concrete_fields:
+        if field.primary_key and instance.pk is None:
+            continue
+        if field.is_relation and field.many_to_one and field.is_cached(instance):
+            related = field.get_cached_value(instance)
+            values[field.attname] = related.pk if related is not None else None
+        else:
+            values[field.attname] = getattr(instance, field.attname)
+    return values
+
+
+def bulk_insert_instances(model: type[models.Model], instances: list[models.Model]) -> None:
+    """Insert unsaved instances as bulk_create does, setting their primary keys."""
+    pks = bulk_insert(model, [instance_values(instance) for instance in instances])
+    for instance, pk in zip(instances, pks, strict=True):
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = router.db_for_write(model)
+
+
+_MISSING = object()
+
+
+def _plain(value: Any) -> Any:
+    return value
+
+
+def _default_of(field: models.Field, prepare: Callable[[Any], Any], now) -> Callable[[], Any]:
+    """Return what a missing column gets: the current time, the field's default, or NULL."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        value = prepare(now)
+        return lambda: value
+    if field.has_default():
+        if callable(field.default):  # dict, timezone.now...: a fresh value per row
+            return lambda: prepare(field.get_default())
+        value = prepare(field.get_default())
+        return lambda: value
+    return lambda: None
+
+
+def _preparer(field: models.Field, connection) -> Callable[[Any], Any]:
+    if type(field) in _PLAIN_FIELDS or type(field) in _PLAIN_KEYS:
+        return _plain
+    if isinstance(field, models.ForeignKey) and type(field.target_field) in (_PLAIN_KEYS + _PLAIN_FIELDS):
+        return _plain
+    return lambda value: field.get_db_prep_save(value, connection=connection)

@@ -1,0 +1,965 @@
+"""Import customers, companies, leads and orders from CSV files, in bulk batches, reporting bad rows by line."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db import DatabaseError, models, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from crm.models import Company, Customer, Email, Lead, MessengerHandle, Order, Phone, Pipeline, Tag
+from dedup.normalize import phone_e164
+from dedup.signals import records_bulk_saved
+
+from .bulk import bulk_insert
+
+# Rows written per transaction. Large enough that the per-query and per-commit costs (an fsync on SQLite)
+# are spread over many rows, which is what makes 100,000 rows fit in a minute; small enough that a batch
+# holds the write lock briefly (the web process keeps working during an import), memory stays flat, and a
+# batch the database refuses is cheap to replay row by row to find the culprit.
+IMPORT_BATCH_SIZE = 2000
+
+# A merged record may have been merged again; follow at most this many hops to the survivor.
+_MAX_MERGE_HOPS = 5
+
+_DATE = re.compile(
+    r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})|(?P<day2>\d{1,2})(?P<sep>[./])(?P<month2>\d{1,2})(?P=sep)(?P<year2>\d{4})"
+)
+_TRUE = {"1", "true", "yes", "y", "x", "+", "да", "д"}
+_FALSE = {"0", "false", "no", "n", "-", "нет", "н"}
+_LIST_SPLIT = re.compile(r"[;,]")
+_TAG_SPLIT = re.compile(";")
+_CHAT_ID = re.compile(r"[-+]?\d+")
+_TELEGRAM_LINK = re.compile(r"^(?:https?://)?(?:t\.me|telegram\.me)/@?([A-Za-z0-9_]+)/?$", re.IGNORECASE)
+_CHANNELS = {
+    "telegram": MessengerHandle.Channel.TELEGRAM,
+    "tg": MessengerHandle.Channel.TELEGRAM,
+    "whatsapp": MessengerHandle.Channel.WHATSAPP,
+    "wa": MessengerHandle.Channel.WHATSAPP,
+    "viber": MessengerHandle.Channel.VIBER,
+}
+
+
+_TAG_LENGTH = Tag._meta.get_field("name").max_length
+_PHONE_LENGTH = Phone._meta.get_field("number").max_length
+_EMAIL_LENGTH = Email._meta.get_field("address").max_length
+_HANDLE_LENGTH = MessengerHandle._meta.get_field("username").max_length
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (unknown entity, not UTF-8, no header, broken CSV)."""
+
+
+@dataclass
+class RowError:
+    """A skipped row: its line in the file and what is wrong with it."""
+
+    line: int
+    messages: list[str]
+
+    def __str__(self) -> str:
+        return _("line %(line)s: %(problems)s") % {"line": self.line, "problems": "; ".join(self.messages)}
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows read, records created and updated, rows skipped and why."""
+
+    entity: str
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    companies_created: int = 0
+    skipped: list[RowError] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def records_import_csv(
+    *,
+    entity: str,
+    path: str | Path | None = None,
+    file: IO | None = None,
+    owner: models.Model | None = None,
+    progress: ProgressCallback | None = None,
+    batch_size: int = IMPORT_BATCH_SIZE,
+) -> ImportReport:
+    """Import a CSV file of ``entity`` records; good rows are written even when others are bad.
+
+    Columns named like the model's fields are read into them; ``phone``/``email`` (several values separated
+    by ``;``), ``messenger``/``telegram``/``whatsapp``, ``tags`` and ``owner`` (a username) are understood;
+    any other column goes into custom fields. A row whose ``external_id`` is already known updates that
+    record. ``owner`` is the responsible manager of new records whose row names none. ``progress`` is called
+    with (rows done, rows in total) after each batch.
+
+    Not one transaction but one per batch (see IMPORT_BATCH_SIZE): a file of 100,000 rows must not hold the
+    database's write lock for a minute, and rows already imported stay imported if a later batch fails.
+    """
+    importer_class = IMPORTERS.get(entity)
+    if importer_class is None:
+        raise ImportFileError(
+            _("Unknown entity %(entity)r: choose one of %(choices)s.")
+            % {"entity": entity, "choices": ", ".join(IMPORTERS)}
+        )
+    started = time.monotonic()
+    text = _read_text(path=path, file=file)
+    delimiter = _sniff_delimiter(text)
+    total = _count_records(text, delimiter) - 1
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    if not header or not any(title.strip() for title in header):
+        raise ImportFileError(_("The file is empty: the first line must name the columns."))
+
+    importer = importer_class(owner=owner)
+    columns = importer.map_columns(header)
+    importer.prepare()
+    report = ImportReport(entity=entity)
+    # Each unique key (external ID, order number) may appear once per file: a second row with the same key
+    # is reported rather than silently overwriting the first.
+    seen: dict[tuple[str, str], int] = {}
+    batch: list[_Row] = []
+    next_line = reader.line_num + 1
+    for cells in reader:
+        line, next_line = next_line, reader.line_num + 1
+        report.rows += 1
+        if not any(cell.strip() for cell in cells):
+            continue
+        row = importer.parse(line=line, cells=cells, columns=columns)
+        if not row.errors:
+            for key in importer.unique_keys:
+                value = row.values.get(key)
+                if not value:
+                    continue
+                first_line = seen.setdefault((key, value), line)
+                if first_line != line:
+                    row.errors.append(
+                        _("%(column)s: %(value)r is already on line %(first)s")
+                        % {"column": key, "value": value, "first": first_line}
+                    )
+        if row.errors:
+            report.skipped.append(RowError(line, row.errors))
+            continue
+        batch.append(row)
+        if len(batch) >= batch_size:
+            _write_batch(importer, batch, report)
+            batch = []
+            if progress:
+                progress(report.rows, total)
+    if batch:
+        _write_batch(importer, batch, report)
+    if progress:
+        progress(report.rows, total)
+    report.skipped.sort(key=lambda error: error.line)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _write_batch(importer: _Importer, rows: list[_Row], report: ImportReport) -> None:
+    """Write one batch in its own transaction; if the database refuses it, replay it row by row."""
+    batch = _Batch(rows)
+    try:
+        with transaction.atomic():
+            importer.write(batch)
+    except DatabaseError as exc:
+        if len(rows) == 1:
+            report.skipped.append(RowError(rows[0].line, [_("the database refused the row: %s") % exc]))
+            return
+        for row in rows:
+            _write_batch(importer, [row], report)
+        return
+    report.created += batch.created
+    report.updated += batch.updated
+    report.companies_created += batch.companies_created
+    report.skipped.extend(RowError(row.line, messages) for row, messages in batch.errors.items())
+
+
+# --- Reading the file ------------------------------------------------------------------------------------
+
+
+def _read_text(*, path: str | Path | None, file: IO | None) -> str:
+    if (path is None) == (file is None):
+        raise TypeError("Pass either path or file.")
+    if path is not None:
+        try:
+            data: bytes | str = Path(path).read_bytes()
+        except OSError as exc:
+            raise ImportFileError(
+                _("Cannot read %(path)s: %(error)s") % {"path": path, "error": exc.strerror or exc}
+            ) from exc
+    else:
+        data = file.read()
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ImportFileError(
+            _("The file is not UTF-8 text (line %(line)s); save it as \u201cCSV UTF-8\u201d and try again.")
+            % {"line": line}
+        ) from exc
+
+
+def _sniff_delimiter(text: str) -> str:
+    """Return ';' when the header has more semicolons than commas outside quotes, else ','."""
+    header = text.split("\n", 1)[0]
+    counts = {",": 0, ";": 0}
+    quoted = False
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    return ";" if counts[";"] > counts[","] else ","
+
+
+def _count_records(text: str, delimiter: str) -> int:
+    """Return the number of CSV records, header included; a file the csv module cannot read is refused whole."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return sum(1 for _cells in reader)
+    except csv.Error as exc:
+        raise ImportFileError(
+            _("line %(line)s: the file is not valid CSV (%(error)s); nothing was imported.")
+            % {"line": reader.line_num, "error": exc}
+        ) from exc
+
+
+def _normalise_header(title: str) -> str:
+    return re.sub(r"[\s\-]+", "_", title.strip().lower())
+
+
+# --- Parsing cells ---------------------------------------------------------------------------------------
+
+
+class _CellError(ValueError):
+    pass
+
+
+def _parse_date(raw: str) -> date:
+    """Read YYYY-MM-DD, DD.MM.YYYY or DD/MM/YYYY (day first, as in the CRM's markets)."""
+    match = _DATE.fullmatch(raw)
+    if match:
+        try:
+            return date(
+                int(match["year"] or match["year2"]),
+                int(match["month"] or match["month2"]),
+                int(match["day"] or match["day2"]),
+            )
+        except ValueError:
+            pass
+    raise _CellError(_("%(value)r is not a date") % {"value": raw})
+
+
+def _parse_decimal(raw: str, *, max_digits: int, decimal_places: int) -> Decimal:
+    text = re.sub(r"[\s\u00a0\u202f']", "", raw)
+    if "," in text and "." in text:
+        # The separator that comes last is the decimal one: "1.234,50" and "1,234.50".
+        if text.rfind(",") > text.rfind("."):
+            text = text.replace(".", "").replace(",", ".")
+        else:
+            text = text.replace(",", "")
+    elif text.count(",") == 1:
+        text = text.replace(",", ".")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise _CellError(_("%(value)r is not a number") % {"value": raw})
+    if value < 0:
+        raise _CellError(_("%(value)r is negative") % {"value": raw})
+    if -value.as_tuple().exponent > decimal_places:
+        raise _CellError(
+            _("%(value)r has more than %(places)s decimal places") % {"value": raw, "places": decimal_places}
+        )
+    if value >= Decimal(10) ** (max_digits - decimal_places):
+        raise _CellError(_("%(value)r is too large") % {"value": raw})
+    return value
+
+
+def _parse_bool(raw: str) -> bool:
+    text = raw.lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _CellError(_("%(value)r is neither yes nor no") % {"value": raw})
+
+
+def _check_length(raw: str, max_length: int) -> str:
+    if len(raw) > max_length:
+        raise _CellError(_("longer than %(max)s characters") % {"max": max_length})
+    return raw
+
+
+def _field_parser(model_field: models.Field) -> Callable[[str], Any]:
+    """Return a function that turns a cell into the field's value or raises _CellError."""
+    if model_field.choices:
+        # Accept the stored value or the label, in any of the product's languages, in any case.
+        mapping: dict[str, str] = {}
+        for language, _name in settings.LANGUAGES:
+            with translation.override(language):
+                for value, label in model_field.flatchoices:
+                    mapping[str(value).lower()] = value
+                    mapping[str(label).lower()] = value
+        allowed = ", ".join(str(value) for value, _label in model_field.flatchoices)
+
+        def parse_choice(raw: str) -> str:
+            try:
+                return mapping[raw.lower()]
+            except KeyError:
+                raise _CellError(
+                    _("%(value)r is not one of: %(choices)s") % {"value": raw, "choices": allowed}
+                ) from None
+
+        return parse_choice
+    if isinstance(model_field, models.DateField):
+        return _parse_date
+    if isinstance(model_field, models.DecimalField):
+        return lambda raw: _parse_decimal(
+            raw, max_digits=model_field.max_digits, decimal_places=model_field.decimal_places
+        )
+    if isinstance(model_field, models.BooleanField):
+        return _parse_bool
+    if isinstance(model_field, models.CharField):
+        return lambda raw: _check_length(raw, model_field.max_length)
+    raise TypeError(f"No CSV parser for {model_field!r}")
+
+
+def _split_list(raw: str, pattern: re.Pattern = _LIST_SPLIT) -> list[str]:
+    return [part.strip() for part in pattern.split(raw) if part.strip()]
+
+
+def _parse_handle(raw: str, default_channel: str) -> tuple[str, str, str]:
+    """Return (channel, username, chat_id) from '@ivan', '123456', 'tg:@ivan', 'whatsapp:+7912…' or a t.me link."""
+    text = raw.strip()
+    link = _TELEGRAM_LINK.match(text)
+    if link:
+        return MessengerHandle.Channel.TELEGRAM, link.group(1), ""
+    channel = default_channel
+    prefix, separator, rest = text.partition(":")
+    if separator and prefix.strip().lower() in _CHANNELS:
+        channel, text = _CHANNELS[prefix.strip().lower()], rest.strip()
+    if not text.startswith("@") and _CHAT_ID.fullmatch(text):
+        return channel, "", text
+    return channel, text.lstrip("@"), ""
+
+
+@dataclass(frozen=True)
+class _Column:
+    index: int
+    key: str  # a field or special column name, or the header as typed for a custom field
+    custom: bool = False
+
+
+@dataclass(eq=False)
+class _Row:
+    """One parsed CSV row, before any database lookup."""
+
+    line: int
+    values: dict[str, Any] = field(default_factory=dict)
+    custom: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""
+    tags: list[str] = field(default_factory=list)
+    phones: list[tuple[str, str]] = field(default_factory=list)  # (as typed, e164 or "")
+    emails: list[str] = field(default_factory=list)
+    handles: list[tuple[str, str, str]] = field(default_factory=list)  # (channel, username, chat id)
+    refs: dict[str, str] = field(default_factory=dict)  # references resolved per batch (company, stage...)
+    errors: list[str] = field(default_factory=list)
+
+
+class _Batch:
+    """The rows of one transaction and what became of them."""
+
+    def __init__(self, rows: list[_Row]):
+        self.rows = rows
+        self.errors: dict[_Row, list[str]] = {}
+        self.existing: dict[_Row, models.Model] = {}
+        self.links: dict[_Row, dict[str, Any]] = defaultdict(dict)
+        self.created = 0
+        self.updated = 0
+        self.companies_created = 0
+
+    def fail(self, row: _Row, message: str) -> None:
+        self.errors.setdefault(row, []).append(message)
+
+    @property
+    def good(self) -> list[_Row]:
+        return [row for row in self.rows if row not in self.errors]
+
+
+# --- Importers -------------------------------------------------------------------------------------------
+
+
+class _Importer:
+    """Reads rows of one entity and writes them in bulk; subclasses add the entity's own columns."""
+
+    model: type[models.Model]
+    fields: tuple[str, ...]
+    extra_columns: tuple[str, ...] = ()
+    aliases: dict[str, str] = {}
+    has_contacts = True
+    unique_keys: tuple[str, ...] = ("external_id",)
+
+    _common_aliases = {
+        "phones": "phone",
+        "telephone": "phone",
+        "emails": "email",
+        "e_mail": "email",
+        "tag": "tags",
+        "owner_username": "owner",
+        "responsible": "owner",
+        "messengers": "messenger",
+    }
+
+    def __init__(self, *, owner: models.Model | None):
+        self.default_owner_id = owner.pk if owner is not None else None
+        self.parsers = {name: _field_parser(self.model._meta.get_field(name)) for name in self.fields}
+        self.known = set(self.fields) | set(self.extra_columns) | {"owner", "tags"}
+        if self.has_contacts:
+            self.known |= {"phone", "email", "messenger", "telegram", "whatsapp"}
+        self.user_ids: dict[str, int] = {}
+        self.content_type = ContentType.objects.get_for_model(self.model)
+
+    # Reading
+
+    def map_columns(self, header: list[str]) -> list[_Column]:
+        columns: list[_Column] = []
+        taken: set[str] = set()
+        for index, title in enumerate(header):
+            title = title.strip()
+            key = _normalise_header(title)
+            key = self.aliases.get(key) or self._common_aliases.get(key) or key
+            if key in self.known or key == "custom_fields":
+                column = _Column(index, key)
+            else:
+                column = _Column(index, title or _("column %(number)s") % {"number": index + 1}, custom=True)
+            if column.key in taken:
+                raise ImportFileError(_("The column %(column)r appears twice in the header.") % {"column": title})
+            taken.add(column.key)
+            columns.append(column)
+        return columns
+
+    def prepare(self) -> None:
+        """Load what every batch needs (pipelines...); raise ImportFileError when the import cannot start."""
+
+    def parse(self, *, line: int, cells: list[str], columns: list[_Column]) -> _Row:
+        row = _Row(line)
+        extra = cells[len(columns):]
+        if any(cell.strip() for cell in extra):
+            row.errors.append(
+                _("%(count)s values but the header has %(columns)s columns")
+                % {"count": len(cells), "columns": len(columns)}
+            )
+            return row
+        if any("\x00" in cell for cell in cells):
+            row.errors.append(_("the row contains a NUL character"))
+            return row
+        given: dict[str, str] = {}
+        for column in columns:
+            raw = cells[column.index].strip() if column.index < len(cells) else ""
+            if not raw:
+                continue
+            if column.custom:
+                row.custom[column.key] = raw
+            else:
+                given[column.key] = raw
+        if "custom_fields" in given:
+            self._parse_custom_json(row, given["custom_fields"])
+        for name, parse in self.parsers.items():
+            if name in given:
+                try:
+                    row.values[name] = parse(given[name])
+                except _CellError as exc:
+                    row.errors.append(f"{name}: {exc}")
+        row.owner = given.get("owner", "")
+        for name in _split_list(given.get("tags", ""), _TAG_SPLIT):
+            if len(name) > _TAG_LENGTH:
+                row.errors.append(
+                    _("tags: %(tag)r is longer than %(max)s characters") % {"tag": name, "max": _TAG_LENGTH}
+                )
+            elif name not in row.tags:
+                row.tags.append(name)
+        if self.has_contacts:
+            self._parse_contacts(row, given)
+        self.parse_extra(row, given)
+        return row
+
+    def _parse_custom_json(self, row: _Row, raw: str) -> None:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            row.errors.append(_("custom_fields: not a JSON object"))
+            return
+        # Columns of their own win over the same key inside the JSON column.
+        row.custom = {**data, **row.custom}
+
+    def _parse_contacts(self, row: _Row, given: dict[str, str]) -> None:
+        phone_length = _PHONE_LENGTH
+        seen_phones = set()
+        for number in _split_list(given.get("phone", "")):
+            if len(number) > phone_length:
+                row.errors.append(_("phone: %(value)r is longer than %(max)s characters") % {
+                    "value": number, "max": phone_length})
+                continue
+            e164 = phone_e164(number) or ""
+            if (e164 or number) not in seen_phones:
+                seen_phones.add(e164 or number)
+                row.phones.append((number, e164))
+        email_length = _EMAIL_LENGTH
+        for address in _split_list(given.get("email", "")):
+            if len(address) > email_length:
+                row.errors.append(_("email: longer than %(max)s characters") % {"max": email_length})
+            elif address.lower() not in {known.lower() for known in row.emails}:
+                row.emails.append(address)
+        handle_length = _HANDLE_LENGTH
+        for column, channel in (
+            ("messenger", MessengerHandle.Channel.TELEGRAM),
+            ("telegram", MessengerHandle.Channel.TELEGRAM),
+            ("whatsapp", MessengerHandle.Channel.WHATSAPP),
+        ):
+            for raw in _split_list(given.get(column, "")):
+                handle = _parse_handle(raw, channel)
+                if not handle[1] and not handle[2]:
+                    continue
+                if len(handle[1]) > handle_length or len(handle[2]) > handle_length:
+                    row.errors.append(_("%(column)s: %(value)r is longer than %(max)s characters") % {
+                        "column": column, "value": raw, "max": handle_length})
+                elif handle not in row.handles:
+                    row.handles.append(handle)
+
+    def parse_extra(self, row: _Row, given: dict[str, str]) -> None:
+        """Read the entity's own columns into row.refs (resolved against the database per batch)."""
+
+    # Writing
+
+    def write(self, batch: _Batch) -> None:
+        """Create and update the batch's records with their contacts and tags, then tell duplicate control."""
+        self._resolve_owners(batch)
+        self._find_existing(batch)
+        self.resolve(batch)
+        now = timezone.now()
+        created: list[tuple[_Row, dict[str, Any]]] = []
+        updated: list[tuple[_Row, models.Model]] = []
+        update_fields: set[str] = set()
+        for row in batch.good:
+            links = batch.links[row]
+            owner_id = self.user_ids.get(row.owner)
+            instance = batch.existing.get(row)
+            if instance is None:
+                values = {**row.values, **links, "custom_fields": dict(row.custom)}
+                values["owner_id"] = owner_id or self.default_owner_id
+                values.update(self.derive(values))
+                created.append((row, values))
+                continue
+            # The external ID found the record; it is never rewritten (it may belong to an absorbed record).
+            values = {name: value for name, value in row.values.items() if name != "external_id"}
+            values.update(links)
+            if owner_id:
+                values["owner_id"] = owner_id
+            if row.custom:
+                values["custom_fields"] = {**(instance.custom_fields or {}), **row.custom}
+            for name, value in values.items():
+                setattr(instance, name, value)
+            for name, value in self.derive(vars(instance)).items():
+                setattr(instance, name, value)
+            update_fields.update(values)
+            updated.append((row, instance))
+
+        created_pks = bulk_insert(self.model, [values for _row, values in created])
+        if updated:
+            instances = list({instance.pk: instance for _row, instance in updated}.values())
+            for instance in instances:
+                instance.updated_at = now
+            names = {model_field.attname: model_field.name for model_field in self.model._meta.concrete_fields}
+            fields = {names[attname] for attname in update_fields} | {"updated_at", *self.derived_fields}
+            self.model.objects.bulk_update(instances, sorted(fields))
+        saved = [(row, pk) for (row, _values), pk in zip(created, created_pks, strict=True)]
+        saved += [(row, instance.pk) for row, instance in updated]
+        if self.has_contacts:
+            self._save_contacts(saved, created_count=len(created))
+        self._save_tags(saved)
+        batch.created, batch.updated = len(created), len(updated)
+        pks = list(dict.fromkeys(pk for _row, pk in saved))
+        if pks:
+            # Bulk writes skip post_save; this keeps the duplicate index current.
+            records_bulk_saved.send(sender=self.model, model=self.model, pks=pks)
+
+    derived_fields: tuple[str, ...] = ()
+
+    def derive(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Return what save() would have computed from these values (bulk writes skip save())."""
+        return {}
+
+    def resolve(self, batch: _Batch) -> None:
+        """Resolve the entity's references for the batch in a constant number of queries."""
+
+    def _resolve_owners(self, batch: _Batch) -> None:
+        wanted = {row.owner for row in batch.rows if row.owner} - self.user_ids.keys()
+        if wanted:
+            user_model = get_user_model()
+            username_field = user_model.USERNAME_FIELD
+            self.user_ids.update(
+                user_model._default_manager.filter(**{f"{username_field}__in": wanted}).values_list(
+                    username_field, "pk"
+                )
+            )
+        for row in batch.rows:
+            if row.owner and row.owner not in self.user_ids:
+                batch.fail(row, _("owner: there is no user %(username)r") % {"username": row.owner})
+
+    def _find_existing(self, batch: _Batch) -> None:
+        external_ids = {row.values["external_id"] for row in batch.rows if row.values.get("external_id")}
+        if not external_ids:
+            return
+        found = _follow_merges(
+            self.model, {record.external_id: record for record in _by_external_id(self.model, external_ids)}
+        )
+        for row in batch.rows:
+            instance = found.get(row.values.get("external_id"))
+            if instance is None:
+                continue
+            if instance.is_archived:
+                batch.fail(row, _("external_id: %(value)r belongs to an archived record") % {
+                    "value": row.values["external_id"]})
+            else:
+                batch.existing[row] = instance
+
+    def _save_contacts(self, saved: list[tuple[_Row, int]], *, created_count: int) -> None:
+        # Updated records keep their contacts; only values they do not have yet are added.
+        updated_ids = [pk for _row, pk in saved[created_count:]]
+        self._add_contacts(
+            Phone, saved, updated_ids,
+            values_of=lambda row: row.phones,
+            key_of=lambda number, e164: e164 or number,
+            build=lambda number, e164: {"number": number, "e164": e164},
+            stored_fields=("number", "e164"),
+        )
+        self._add_contacts(
+            Email, saved, updated_ids,
+            values_of=lambda row: [(address,) for address in row.emails],
+            key_of=lambda address: address.lower(),
+            build=lambda address: {"address": address},
+            stored_fields=("address",),
+        )
+        self._add_contacts(
+            MessengerHandle, saved, updated_ids,
+            values_of=lambda row: row.handles,
+            key_of=lambda channel, username, chat_id: (channel, username.lower(), chat_id),
+            build=lambda channel, username, chat_id: {"channel": channel, "username": username, "chat_id": chat_id},
+            stored_fields=("channel", "username", "chat_id"),
+        )
+
+    def _add_contacts(self, model, saved, updated_ids, *, values_of, key_of, build, stored_fields) -> None:
+        """Insert the contact rows of one kind; the first of a record that has none becomes its primary one."""
+        if not any(values_of(row) for row, _pk in saved):
+            return
+        known: dict[int, set] = defaultdict(set)
+        if updated_ids:
+            for object_id, *stored in model.objects.filter(
+                content_type=self.content_type, object_id__in=updated_ids
+            ).values_list("object_id", *stored_fields):
+                known[object_id].add(key_of(*stored))
+        content_type_id = self.content_type.pk
+        new_rows = []
+        for row, pk in saved:
+            seen = known[pk]
+            primary = not seen
+            for value in values_of(row):
+                key = key_of(*value)
+                if key in seen:
+                    continue
+                seen.add(key)
+                new_rows.append(
+                    {"content_type_id": content_type_id, "object_id": pk, "is_primary": primary, **build(*value)}
+                )
+                primary = False
+        bulk_insert(model, new_rows)
+
+    def _save_tags(self, saved: list[tuple[_Row, int]]) -> None:
+        names = {name for row, _pk in saved for name in row.tags}
+        if not names:
+            return
+        tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "pk"))
+        missing = names - tag_ids.keys()
+        if missing:
+            Tag.objects.bulk_create([Tag(name=name) for name in sorted(missing)], ignore_conflicts=True)
+            tag_ids.update(Tag.objects.filter(name__in=missing).values_list("name", "pk"))
+        relation = self.model._meta.get_field("tags")
+        source, target = f"{relation.m2m_field_name()}_id", f"{relation.m2m_reverse_field_name()}_id"
+        bulk_insert(
+            relation.remote_field.through,
+            [{source: pk, target: tag_ids[name]} for row, pk in saved for name in row.tags],
+            ignore_conflicts=True,  # an updated record may have the tag already
+        )
+
+
+def _by_external_id(model: type[models.Model], external_ids: set[str]) -> models.QuerySet:
+    # The unique index on external_id is partial (WHERE external_id <> ''): the database uses it only when the
+    # query says so too. Without it every batch scans the whole table, and a big import slows to a crawl.
+    return model.objects.filter(external_id__in=external_ids).exclude(external_id="").order_by()
+
+
+def _follow_merges(model: type[models.Model], found: dict[str, models.Model]) -> dict[str, models.Model]:
+    """Replace records absorbed by a merge with their survivors (one query per hop, not per record)."""
+    for _hop in range(_MAX_MERGE_HOPS):
+        absorbed = {key: obj for key, obj in found.items() if obj.is_archived and obj.merged_into_id}
+        if not absorbed:
+            break
+        survivors = model.objects.in_bulk({obj.merged_into_id for obj in absorbed.values()})
+        progressed = False
+        for key, obj in absorbed.items():
+            survivor = survivors.get(obj.merged_into_id)
+            if survivor is not None:
+                found[key] = survivor
+                progressed = True
+        if not progressed:
+            break
+    return found
+
+
+class CustomerImporter(_Importer):
+    model = Customer
+    fields = (
+        "external_id", "first_name", "last_name", "middle_name", "position", "birthday", "source",
+        "exclude_from_repeat_sales",
+    )
+    extra_columns = ("company_name",)
+    aliases = {"company": "company_name", "firstname": "first_name", "lastname": "last_name",
+               "middlename": "middle_name", "surname": "last_name"}
+
+    def parse_extra(self, row: _Row, given: dict[str, str]) -> None:
+        name = given.get("company_name", "")
+        if len(name) > Company._meta.get_field("name").max_length:
+            row.errors.append(_("company_name: longer than 255 characters"))
+        elif name:
+            row.refs["company_name"] = name
+
+    def resolve(self, batch: _Batch) -> None:
+        """Link customers to the company with exactly that name, creating the companies that are missing."""
+        rows = [row for row in batch.good if "company_name" in row.refs]
+        names = {row.refs["company_name"] for row in rows}
+        if not names:
+            return
+        company_ids: dict[str, int] = {}
+        for name, pk in (
+            Company.objects.filter(name__in=names, is_archived=False).order_by("-pk").values_list("name", "pk")
+        ):
+            company_ids[name] = pk  # ordered newest first, so the oldest company of a name wins
+        missing = sorted(names - company_ids.keys())
+        if missing:
+            pks = bulk_insert(Company, [{"name": name, "owner_id": self.default_owner_id} for name in missing])
+            company_ids.update(zip(missing, pks, strict=True))
+            batch.companies_created = len(pks)
+            records_bulk_saved.send(sender=Company, model=Company, pks=pks)
+        for row in rows:
+            batch.links[row]["company_id"] = company_ids[row.refs["company_name"]]
+
+
+class CompanyImporter(_Importer):
+    model = Company
+    fields = ("external_id", "name", "tax_id", "website")
+    aliases = {"company": "name", "company_name": "name", "inn": "tax_id", "vat": "tax_id", "site": "website"}
+
+    def resolve(self, batch: _Batch) -> None:
+        for row in batch.good:
+            if row not in batch.existing and not row.values.get("name"):
+                batch.fail(row, _("name: a new company needs a name"))
+
+
+class LeadImporter(_Importer):
+    model = Lead
+    fields = (
+        "external_id", "title", "channel", "first_name", "last_name", "middle_name", "company_name", "source",
+        "amount",
+    )
+    extra_columns = ("pipeline", "stage")
+    aliases = {"firstname": "first_name", "lastname": "last_name", "middlename": "middle_name",
+               "company": "company_name"}
+
+    def prepare(self) -> None:
+        self.pipelines: dict[str, tuple[Pipeline, list]] = {}
+        self.default_pipeline: Pipeline | None = None
+        for pipeline in Pipeline.objects.filter(kind=Pipeline.Kind.LEAD).prefetch_related("stages"):
+            self.pipelines.setdefault(pipeline.name.lower(), (pipeline, list(pipeline.stages.all())))
+            self.default_pipeline = self.default_pipeline or pipeline
+        if self.default_pipeline is None:
+            raise ImportFileError(
+                _("There is no lead pipeline yet: create one in the admin (or run seed_demo) and import again.")
+            )
+
+    def parse_extra(self, row: _Row, given: dict[str, str]) -> None:
+        for name in ("pipeline", "stage"):
+            if given.get(name):
+                row.refs[name] = given[name]
+
+    def resolve(self, batch: _Batch) -> None:
+        for row in batch.good:
+            existing = batch.existing.get(row)
+            if "pipeline" in row.refs:
+                entry = self.pipelines.get(row.refs["pipeline"].lower())
+                if entry is None:
+                    batch.fail(row, _("pipeline: there is no lead pipeline %(name)r") % {"name": row.refs["pipeline"]})
+                    continue
+            elif existing is not None:
+                entry = self._entry_of(existing.pipeline_id)
+            else:
+                entry = self._entry_of(self.default_pipeline.pk)
+            pipeline, stages = entry
+            if "stage" in row.refs:
+                stage = next((s for s in stages if s.name.lower() == row.refs["stage"].lower()), None)
+                if stage is None:
+                    batch.fail(row, _("stage: the pipeline %(pipeline)r has no stage %(stage)r") % {
+                        "pipeline": pipeline.name, "stage": row.refs["stage"]})
+                    continue
+            elif existing is not None and "pipeline" not in row.refs:
+                stage = None  # keep the lead where it is
+            else:
+                stage = next((s for s in stages if s.semantic == s.Semantic.OPEN), None)
+                if stage is None:
+                    batch.fail(row, _("stage: the pipeline %(pipeline)r has no open stage") % {
+                        "pipeline": pipeline.name})
+                    continue
+            if stage is not None:
+                batch.links[row].update(pipeline_id=pipeline.pk, stage_id=stage.pk)
+            if existing is None and not row.values.get("title"):
+                title = self._title_for(row)
+                if not title:
+                    batch.fail(row, _("title: empty, and there is no name, company or contact to name the lead by"))
+                    continue
+                row.values["title"] = title
+
+    def _entry_of(self, pipeline_id: int) -> tuple[Pipeline, list]:
+        return next(entry for entry in self.pipelines.values() if entry[0].pk == pipeline_id)
+
+    @staticmethod
+    def _title_for(row: _Row) -> str:
+        name = " ".join(row.values[part] for part in ("first_name", "last_name") if row.values.get(part))
+        contact = (
+            name
+            or row.values.get("company_name")
+            or (row.emails[0] if row.emails else "")
+            or (row.phones[0][0] if row.phones else "")
+            or next((f"@{username}" if username else chat_id for _channel, username, chat_id in row.handles), "")
+        )
+        return contact[: Lead._meta.get_field("title").max_length]
+
+
+class OrderImporter(_Importer):
+    model = Order
+    fields = ("external_id", "number", "status", "total", "email", "phone")
+    extra_columns = ("customer_external_id", "customer_email")
+    aliases = {"order_number": "number", "amount": "total", "sum": "total"}
+    has_contacts = False
+    unique_keys = ("external_id", "number")
+    derived_fields = ("phone_e164",)
+
+    def parse_extra(self, row: _Row, given: dict[str, str]) -> None:
+        for name in ("customer_external_id", "customer_email"):
+            if given.get(name):
+                row.refs[name] = given[name]
+
+    def derive(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {"phone_e164": phone_e164(values.get("phone") or "") or ""}
+
+    def _find_existing(self, batch: _Batch) -> None:
+        super()._find_existing(batch)
+        numbers = {row.values["number"] for row in batch.rows if row.values.get("number")}
+        by_number = {order.number: order for order in Order.objects.filter(number__in=numbers)} if numbers else {}
+        for row in batch.good:
+            number = row.values.get("number")
+            holder = by_number.get(number)
+            existing = batch.existing.get(row)
+            if existing is not None:
+                if holder is not None and holder.pk != existing.pk:
+                    batch.fail(row, _("number: %(number)r belongs to another order") % {"number": number})
+            elif holder is not None:
+                external_id = row.values.get("external_id", "")
+                if external_id and holder.external_id and holder.external_id != external_id:
+                    batch.fail(row, _("number: %(number)r belongs to the order with external_id %(other)r") % {
+                        "number": number, "other": holder.external_id})
+                elif holder.is_archived:
+                    batch.fail(row, _("number: %(number)r belongs to an archived order") % {"number": number})
+                else:
+                    # Matched by number: the order takes the file's external ID, if it had none.
+                    if external_id:
+                        batch.links[row]["external_id"] = external_id
+                    batch.existing[row] = holder
+            elif not number:
+                batch.fail(row, _("number: a new order needs a number"))
+
+    def resolve(self, batch: _Batch) -> None:
+        """Link orders to customers by customer_external_id, customer_email or, failing both, the order's email."""
+        rows = batch.good
+        external_ids = {row.refs["customer_external_id"] for row in rows if "customer_external_id" in row.refs}
+        by_external_id = {}
+        if external_ids:
+            by_external_id = _follow_merges(
+                Customer, {customer.external_id: customer for customer in _by_external_id(Customer, external_ids)}
+            )
+        emails = {
+            (row.refs.get("customer_email") or row.values.get("email", "")).lower()
+            for row in rows
+            if "customer_external_id" not in row.refs
+        } - {""}
+        by_email: dict[str, int] = {}
+        if emails:
+            pairs = list(
+                Email.objects.filter(content_type=ContentType.objects.get_for_model(Customer))
+                .annotate(address_lower=Lower("address"))
+                .filter(address_lower__in=emails)
+                .values_list("address_lower", "object_id")
+            )
+            live = set(
+                Customer.objects.filter(pk__in={pk for _address, pk in pairs}, is_archived=False).values_list(
+                    "pk", flat=True)
+            )
+            for address, pk in sorted(pairs, key=lambda pair: pair[1]):
+                if pk in live:
+                    by_email.setdefault(address, pk)
+        for row in rows:
+            if "customer_external_id" in row.refs:
+                customer = by_external_id.get(row.refs["customer_external_id"])
+                if customer is None or customer.is_archived:
+                    batch.fail(row, _("customer_external_id: there is no customer %(value)r") % {
+                        "value": row.refs["customer_external_id"]})
+                    continue
+                batch.links[row]["customer_id"] = customer.pk
+            elif "customer_email" in row.refs:
+                pk = by_email.get(row.refs["customer_email"].lower())
+                if pk is None:
+                    batch.fail(row, _("customer_email: no customer has the email %(value)r") % {
+                        "value": row.refs["customer_email"]})
+                    continue
+                batch.links[row]["customer_id"] = pk
+            elif row.values.get("email") and row.values["email"].lower() in by_email:
+                if row not in batch.existing or batch.existing[row].customer_id is None:
+                    batch.links[row]["customer_id"] = by_email[row.values["email"].lower()]
+
+
+IMPORTERS: dict[str, type[_Importer]] = {
+    "customer": CustomerImporter,
+    "company": CompanyImporter,
+    "lead": LeadImporter,
+    "order": OrderImporter,
+}

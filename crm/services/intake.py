@@ -1,0 +1,898 @@
+"""Decide what an incoming lead or messenger message becomes: a new record, an update, a merge or a review flag."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from crm import intake as matching
+from crm import messenger
+from crm.models import (
+    ChatMessage,
+    Company,
+    Customer,
+    Deal,
+    Email,
+    IncomingRequest,
+    IntakeSettings,
+    IntegrationToken,
+    Lead,
+    MessengerHandle,
+    Note,
+    Phone,
+    Pipeline,
+    RepeatSalesSettings,
+    Stage,
+    Tag,
+    Task,
+)
+from crm.models.intake import MAX_MERGED_MATCHES
+from crm.services import repeat_sales
+from dedup.normalize import email_key, phone_e164
+from dedup.signals import records_bulk_saved
+
+# The tag a lead gets when it matched too many records to be merged automatically.
+REVIEW_TAG = "duplicate review"
+# A task created after a merge is due this long after the request came in.
+TASK_DUE = timedelta(days=1)
+Decision = IncomingRequest.Decision
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was already used with a different request body."""
+
+
+@dataclass
+class IncomingLead:
+    """A validated incoming lead (the API serializer builds it)."""
+
+    pipeline: Pipeline
+    stage: Stage
+    title: str = ""
+    channel: str = Lead.Channel.WEB_FORM
+    first_name: str = ""
+    last_name: str = ""
+    middle_name: str = ""
+    company_name: str = ""
+    phones: list[str] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+    messenger: dict | None = None
+    source: str = ""
+    amount: Decimal | None = None
+    service: str = ""
+    external_id: str = ""
+    custom_fields: dict = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    comment: str = ""
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.last_name, self.first_name, self.middle_name) if part)
+
+    def value_of(self, name: str):
+        """Return the incoming value of a lead field or of a custom field ("custom:<name>")."""
+        if name.startswith(matching.CUSTOM_PREFIX):
+            return self.custom_fields.get(name[len(matching.CUSTOM_PREFIX) :])
+        if name == "service":
+            return self.service
+        return getattr(self, name, None)
+
+    def display_title(self) -> str:
+        who = self.full_name or self.company_name or (self.phones[0] if self.phones else "")
+        who = who or (self.emails[0] if self.emails else "")
+        if not who and self.messenger:
+            who = "@" + self.messenger["username"] if self.messenger.get("username") else self.messenger["chat_id"]
+        return self.title or _("Request from %(who)s") % {"who": who or _("a new customer")}
+
+
+@dataclass
+class IncomingMessage:
+    """A validated incoming messenger message."""
+
+    pipeline: Pipeline
+    stage: Stage
+    channel: str
+    text: str
+    chat_id: str = ""
+    username: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    phone: str = ""
+    sent_at: datetime | None = None
+
+
+@dataclass
+class IntakeResult:
+    status_code: int
+    body: dict
+    replayed: bool = False
+
+
+def body_fingerprint(payload: object) -> str:
+    """Return a hash of the request body that ignores key order and whitespace."""
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def stored_response(*, token: IntegrationToken, idempotency_key: str, body_hash: str) -> IntakeResult | None:
+    """Return the response given earlier to this idempotency key, or None when the key is new."""
+    if not idempotency_key:
+        return None
+    earlier = (
+        IncomingRequest.objects.filter(token=token, idempotency_key=idempotency_key)
+        .only("body_hash", "status_code", "response")
+        .first()
+    )
+    if earlier is None:
+        return None
+    if earlier.body_hash != body_hash:
+        raise IdempotencyConflict(idempotency_key)
+    return IntakeResult(status_code=earlier.status_code or 200, body=earlier.response, replayed=True)
+
+
+# --- Shared steps ------------------------------------------------------------------------------------
+
+
+def _open_request(
+    *, token: IntegrationToken, kind: str, idempotency_key: str, body_hash: str, payload: dict
+) -> IncomingRequest | IntakeResult:
+    """Write the request row first: it claims the idempotency key and, on SQLite, the write lock.
+
+    A concurrent request with the same key waits on the unique index and then gets the stored response.
+    """
+    row = IncomingRequest(token=token, kind=kind, idempotency_key=idempotency_key, body_hash=body_hash, payload=payload)
+    if not idempotency_key:
+        row.save(force_insert=True)  # nothing to collide with: no savepoint needed
+        return row
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+            return row
+    except IntegrityError:
+        replay = stored_response(token=token, idempotency_key=idempotency_key, body_hash=body_hash)
+        if replay is None:  # pragma: no cover - the row that made the insert fail must be there
+            raise
+        return replay
+
+
+def _lock_contact_keys(keys: Iterable[str]) -> None:
+    """Serialise requests about the same person until this transaction ends.
+
+    PostgreSQL: one transaction-scoped advisory lock per normalised contact key, taken in a fixed order
+    so two requests sharing several keys cannot deadlock. SQLite has a single writer, and the request row
+    written first already holds it.
+    """
+    ids = sorted(
+        {int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True) for key in keys}
+    )
+    if not ids or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [ids])
+
+
+def _mark_token_used(token: IntegrationToken) -> None:
+    """Record when the integration was last used, after the commit and at most once a minute.
+
+    After the commit, so that concurrent requests of one integration never queue on the token's row lock.
+    """
+    now = timezone.now()
+    if token.last_used_at is not None and (now - token.last_used_at).total_seconds() <= 60:
+        return
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(seconds=60))
+    transaction.on_commit(
+        lambda: IntegrationToken.objects.filter(stale, pk=token.pk).update(last_used_at=now)
+    )
+
+
+def _finish(
+    request: IncomingRequest,
+    *,
+    status_code: int,
+    decision: str,
+    reason: str,
+    lead: Lead | None = None,
+    leads: Iterable[Lead] = (),
+    deal: Deal | None = None,
+    customer: Customer | None = None,
+    flagged: bool = False,
+    phones_found: Iterable[str] = (),
+) -> IntakeResult:
+    leads = [item for item in leads if item is not None]
+    primary = lead or (leads[0] if leads else None)
+    repeat_of = primary or deal
+    body = {
+        "request_id": request.pk,
+        "decision": decision,
+        "reason": reason,
+        "lead": primary.pk if primary else None,
+        "leads": [item.pk for item in leads] or ([primary.pk] if primary else []),
+        "deal": deal.pk if deal else None,
+        "customer": (customer.pk if customer else None)
+        or (getattr(repeat_of, "customer_id", None) if repeat_of else None),
+        "is_repeat": bool(repeat_of and repeat_of.is_repeat),
+        "is_repeat_inquiry": bool(repeat_of and repeat_of.is_repeat_inquiry),
+        "flagged_for_review": flagged,
+        "phones_found": list(phones_found),
+    }
+    IncomingRequest.objects.filter(pk=request.pk).update(
+        decision=decision,
+        reason=reason,
+        status_code=status_code,
+        response=body,
+        lead=primary,
+        deal=deal,
+    )
+    return IntakeResult(status_code=status_code, body=body)
+
+
+def _content_type(model) -> ContentType:
+    return ContentType.objects.get_for_model(model)
+
+
+def _note(record, text: str) -> Note:
+    return Note(content_type=_content_type(type(record)), object_id=record.pk, text=text)
+
+
+def _add_contacts(
+    record, *, phones: Iterable[str] = (), emails: Iterable[str] = (), handles: Iterable[dict] = (), fresh=False
+):
+    """Add phones, emails and messenger handles the record does not have yet; return what was added.
+
+    ``fresh``: the record was just created and has none, so they are not read.
+    """
+    content_type = _content_type(type(record))
+    owned = {"content_type": content_type, "object_id": record.pk}
+    phones, emails, handles = list(phones), list(emails), [handle for handle in handles if handle]
+    read = not fresh
+    have_phones = set(Phone.objects.filter(**owned).values_list("e164", flat=True)) if read and phones else set()
+    have_emails = (
+        {email_key(a) or a.lower() for a in Email.objects.filter(**owned).values_list("address", flat=True)}
+        if read and emails
+        else set()
+    )
+    have_handles = (
+        set(MessengerHandle.objects.filter(**owned).values_list("channel", "username", "chat_id"))
+        if read and handles
+        else set()
+    )
+    has_primary_phone = bool(have_phones)
+    new_phones = []
+    for number in phones:
+        e164 = phone_e164(number) or ""
+        if e164 and e164 in have_phones:
+            continue
+        have_phones.add(e164)
+        # Phone.save() normally fills e164; bulk_create skips save(), so it is set here.
+        new_phones.append(Phone(number=number, e164=e164, is_primary=not has_primary_phone and not new_phones, **owned))
+    new_emails = []
+    for address in emails:
+        key = email_key(address) or address.lower()
+        if key in have_emails:
+            continue
+        have_emails.add(key)
+        new_emails.append(Email(address=address, is_primary=not have_emails - {key} and not new_emails, **owned))
+    new_handles = []
+    for handle in handles:
+        username, chat_id = handle.get("username", ""), handle.get("chat_id", "")
+        known = [
+            (channel, known_user, known_chat)
+            for channel, known_user, known_chat in have_handles
+            if channel == handle["channel"]
+            and ((username and known_user.lower() == username.lower()) or (chat_id and known_chat == chat_id))
+        ]
+        if known:
+            _complete_handle(record, handle, known[0], owned)
+            continue
+        have_handles.add((handle["channel"], username, chat_id))
+        new_handles.append(MessengerHandle(channel=handle["channel"], username=username, chat_id=chat_id, **owned))
+    Phone.objects.bulk_create(new_phones)
+    Email.objects.bulk_create(new_emails)
+    MessengerHandle.objects.bulk_create(new_handles)
+    if new_phones or new_emails or new_handles or fresh:
+        # bulk_create sends no post_save: tell duplicate control now, inside this transaction, so the match
+        # keys are current for the next request the moment this one commits.
+        records_bulk_saved.send(sender=type(record), model=type(record), pks=[record.pk])
+    return new_phones, new_emails, new_handles
+
+
+def _complete_handle(record, handle: dict, known: tuple, owned: dict) -> None:
+    """A chat known by its id now shows a username (or the other way round): remember both."""
+    channel, known_user, known_chat = known
+    updates = {}
+    if handle.get("username") and not known_user:
+        updates["username"] = handle["username"]
+    if handle.get("chat_id") and not known_chat:
+        updates["chat_id"] = handle["chat_id"]
+    if updates:
+        MessengerHandle.objects.filter(
+            channel=channel, username=known_user, chat_id=known_chat, **owned
+        ).update(**updates)
+        records_bulk_saved.send(sender=type(record), model=type(record), pks=[record.pk])
+
+
+def _insert(record) -> None:
+    """Insert a new lead without its post_save: duplicate control hears of it once its contacts are in.
+
+    The flags of repeat sales were decided by the caller.
+    """
+    type(record).objects.bulk_create([record])
+
+
+def _tags(names: Iterable[str]) -> list[Tag]:
+    names = list(dict.fromkeys(names))
+    if not names:
+        return []
+    existing = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+    missing = [Tag(name=name) for name in names if name not in existing]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+    return [existing[name] for name in names if name in existing]
+
+
+def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
+    lines = [
+        _("Incoming request via %(integration)s (%(channel)s).")
+        % {"integration": token.name, "channel": Lead.Channel(incoming.channel).label}
+    ]
+    parts = [
+        (_("Name"), incoming.full_name),
+        (_("Company"), incoming.company_name),
+        (_("Phones"), ", ".join(incoming.phones)),
+        (_("Emails"), ", ".join(incoming.emails)),
+        (
+            _("Messenger"),
+            " ".join(
+                filter(
+                    None,
+                    [
+                        incoming.messenger and incoming.messenger["channel"],
+                        incoming.messenger and incoming.messenger.get("username") and "@" + incoming.messenger["username"],
+                        incoming.messenger and incoming.messenger.get("chat_id") and "#" + incoming.messenger["chat_id"],
+                    ],
+                )
+            ),
+        ),
+        (_("Source"), incoming.source),
+        (_("Service"), incoming.service),
+        (_("Amount"), "" if incoming.amount is None else str(incoming.amount)),
+        (_("Comment"), incoming.comment),
+    ]
+    parts += [(name, "" if value is None else str(value)) for name, value in incoming.custom_fields.items()]
+    lines += [f"{label}: {value}" for label, value in parts if value]
+    return "\n".join(lines)
+
+
+# --- Incoming leads ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def lead_intake(
+    *,
+    token: IntegrationToken,
+    incoming: IncomingLead,
+    payload: dict,
+    idempotency_key: str = "",
+    repeat_settings: RepeatSalesSettings | None = None,
+) -> IntakeResult:
+    """Check an incoming lead against the base and create, update or flag records as the settings say."""
+    body_hash = body_fingerprint(payload)
+    opened = _open_request(
+        token=token, kind=IncomingRequest.Kind.LEAD, idempotency_key=idempotency_key, body_hash=body_hash, payload=payload
+    )
+    if isinstance(opened, IntakeResult):
+        return opened
+    request = opened
+    repeat_settings = repeat_settings or RepeatSalesSettings.load()
+    settings = IntakeSettings.for_pipeline(incoming.pipeline)
+    keys = matching.ContactKeys.of_lead(incoming, settings=settings)
+    _lock_contact_keys(keys.lock_keys())
+    _mark_token_used(token)
+
+    # Who holds these contacts, read once (after the lock) and used for matching and for repeat sales.
+    hits = matching.contact_hits(keys)
+    found = matching.find_matches(incoming=incoming, keys=keys, settings=settings, hits=hits) if settings.is_enabled else []
+    if repeat_settings.simple_crm_mode:
+        found = [match for match in found if isinstance(match.record, Deal)]
+    summary = _incoming_summary(incoming, token)
+
+    if len(found) > MAX_MERGED_MATCHES:
+        reason = ngettext(
+            "%(count)d record matches (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
+            "%(count)d records match (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
+            len(found),
+        ) % {"count": len(found), "max": MAX_MERGED_MATCHES, "why": matching.describe(found)}
+        return _create_record(
+            request, token=token, incoming=incoming, keys=keys, summary=summary, reason=reason,
+            decision=Decision.FLAGGED, flag=True, repeat_settings=repeat_settings, matches=found, hits=hits,
+        )
+    if found and len(found) > 1 and settings.multi_match_policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
+        reason = _("%(count)d records match and the settings say to create a new lead. %(why)s") % {
+            "count": len(found),
+            "why": matching.describe(found),
+        }
+        return _create_record(
+            request, token=token, incoming=incoming, keys=keys, summary=summary, reason=reason,
+            decision=Decision.CREATED_DESPITE_MATCHES, flag=False, repeat_settings=repeat_settings, matches=found,
+            hits=hits,
+        )
+    if found:
+        if len(found) > 1 and settings.multi_match_policy == IntakeSettings.MultiMatchPolicy.UPDATE_NEWEST:
+            targets = [max(found, key=lambda match: (match.record.created_at, match.record.pk))]
+        else:
+            targets = found
+        return _update_records(
+            request, token=token, incoming=incoming, summary=summary, targets=targets, all_matches=found,
+            settings=settings,
+        )
+    return _create_record(
+        request, token=token, incoming=incoming, keys=keys, summary=summary,
+        reason=_("No lead or deal in the searched stages matches."), decision=Decision.CREATED, flag=False,
+        repeat_settings=repeat_settings, matches=[], hits=hits,
+    )
+
+
+def _update_records(request, *, token, incoming, summary, targets, all_matches, settings) -> IntakeResult:
+    update = settings.conflict_policy == IntakeSettings.ConflictPolicy.UPDATE
+    notes, tasks, touched_leads, touched_deal = [], [], [], None
+    for match in targets:
+        record = match.record
+        if update:
+            changed = _apply_incoming(record, incoming)
+            outcome = (
+                _("Updated with the new data: %(fields)s.") % {"fields": ", ".join(changed)}
+                if changed
+                else _("Nothing new to add.")
+            )
+        else:
+            outcome = _("The settings say not to change the existing data; it was kept as it was.")
+        if len(all_matches) > 1 and len(targets) == 1:
+            outcome += " " + _("Chosen as the newest of %(count)d matches.") % {"count": len(all_matches)}
+        notes.append(
+            _note(record, "\n".join([summary, _("Matched: %(why)s.") % {"why": "; ".join(match.reasons)}, outcome]))
+        )
+        if settings.create_task_after_merge:
+            tasks.append(
+                Task(
+                    content_type=_content_type(type(record)),
+                    object_id=record.pk,
+                    title=_("New request from %(who)s: contact them") % {"who": incoming.display_title()},
+                    assignee=record.owner,
+                    due_at=timezone.now() + TASK_DUE,
+                )
+            )
+        if isinstance(record, Lead):
+            touched_leads.append(record)
+        elif touched_deal is None:
+            touched_deal = record
+    Note.objects.bulk_create(notes)
+    Task.objects.bulk_create(tasks)
+    decision = Decision.UPDATED if update else Decision.KEPT
+    reason = matching.describe(targets)
+    if len(all_matches) > 1:
+        reason = (
+            _("%(count)d records match; policy: %(policy)s. ")
+            % {"count": len(all_matches), "policy": settings.get_multi_match_policy_display()}
+            + reason
+        )
+    return _finish(
+        request, status_code=200, decision=decision, reason=reason, leads=touched_leads, deal=touched_deal,
+    )
+
+
+# Lead fields an incoming request may update, with their labels.
+UPDATABLE_LEAD_FIELDS = ("first_name", "last_name", "middle_name", "company_name", "source", "amount")
+
+
+def _apply_incoming(record, incoming: IncomingLead) -> list[str]:
+    """Update a matched lead or deal with the incoming data (new values win); return the labels changed."""
+    changed: list[str] = []
+    fields: list[str] = []
+    model = type(record)
+    candidates = UPDATABLE_LEAD_FIELDS if isinstance(record, Lead) else ("amount", "service")
+    for name in candidates:
+        value = incoming.value_of(name)
+        if value in (None, ""):
+            continue
+        if getattr(record, name) != value:
+            setattr(record, name, value)
+            fields.append(name)
+            changed.append(str(model._meta.get_field(name).verbose_name))
+    custom = {key: value for key, value in incoming.custom_fields.items() if record.custom_fields.get(key) != value}
+    if custom:
+        record.custom_fields = {**record.custom_fields, **custom}
+        fields.append("custom_fields")
+        changed.append(", ".join(custom))
+    if fields:
+        record.save(update_fields=[*fields, "updated_at"])
+    contact_holder = record if isinstance(record, Lead) else record.customer
+    if contact_holder is not None:
+        handles = [incoming.messenger] if incoming.messenger else []
+        phones, emails, new_handles = _add_contacts(
+            contact_holder, phones=incoming.phones, emails=incoming.emails, handles=handles
+        )
+        changed += [phone.number for phone in phones] + [email.address for email in emails]
+        changed += [str(handle) for handle in new_handles]
+    if incoming.tags:
+        record.tags.add(*_tags(incoming.tags))
+    return changed
+
+
+def _create_record(
+    request, *, token, incoming, keys, summary, reason, decision, flag, repeat_settings, matches, hits
+) -> IntakeResult:
+    customer, company, completed = matching.returning_customer(hits=hits, company_name=incoming.company_name)
+    owner = (customer.owner if customer is not None and customer.owner_id else None) or token.owner
+    if customer is not None and not repeat_settings.enabled and not matches:
+        # Bitrix24 with repeat sales off: the customer's history keeps the request, no new lead is made.
+        _note(customer, "\n".join([summary, _("Repeat sales mode is off: added to the customer's history.")])).save()
+        return _finish(
+            request,
+            status_code=200,
+            decision=Decision.ADDED_TO_CUSTOMER,
+            reason=_("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created.")
+            % {"why": "; ".join(hits.reasons(Customer).get(customer.pk, []))},
+            customer=customer,
+        )
+    if repeat_settings.simple_crm_mode:
+        return _create_deal(
+            request, token=token, incoming=incoming, summary=summary, reason=reason, decision=decision, flag=flag,
+            repeat_settings=repeat_settings, customer=customer, company=company, owner=owner,
+        )
+    flags = repeat_sales.lead_repeat_flags(
+        customer=customer, company=company, completed_leads=completed, settings=repeat_settings
+    )
+    lead = Lead(
+        title=incoming.display_title()[:255],
+        channel=incoming.channel,
+        pipeline=incoming.pipeline,
+        stage=incoming.stage,
+        first_name=incoming.first_name,
+        last_name=incoming.last_name,
+        middle_name=incoming.middle_name,
+        company_name=incoming.company_name,
+        source=incoming.source,
+        amount=incoming.amount,
+        external_id=incoming.external_id,
+        custom_fields=(
+            {**incoming.custom_fields, "service": incoming.service} if incoming.service else incoming.custom_fields
+        ),
+        customer=customer if customer is not None and not customer.exclude_from_repeat_sales else customer,
+        company=company,
+        owner=owner,
+        is_repeat=flags.is_repeat,
+        is_repeat_inquiry=flags.is_repeat_inquiry,
+    )
+    _insert(lead)
+    _add_contacts(
+        lead,
+        phones=incoming.phones,
+        emails=incoming.emails,
+        handles=[incoming.messenger] if incoming.messenger else [],
+        fresh=True,
+    )
+    tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
+    if tags:
+        lead.tags.add(*_tags(tags))
+    text = [summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason]
+    if flags.reason and (flags.is_repeat or customer is not None):
+        text.append(flags.reason)
+    _note(lead, "\n".join(text)).save()
+    return _finish(
+        request, status_code=201, decision=decision, reason=" ".join(filter(None, [reason, flags.reason])),
+        lead=lead, customer=customer, flagged=flag,
+    )
+
+
+def _create_deal(
+    request, *, token, incoming, summary, reason, decision, flag, repeat_settings, customer, company, owner
+) -> IntakeResult:
+    """Simple CRM mode: the request becomes a deal of a (new or returning) customer."""
+    returning = customer is not None
+    if company is None and incoming.company_name:
+        company = Company.objects.create(name=incoming.company_name[:255], owner=owner)
+    if customer is None:
+        customer = Customer.objects.create(
+            first_name=incoming.first_name,
+            last_name=incoming.last_name,
+            middle_name=incoming.middle_name,
+            company=company,
+            source=incoming.source,
+            owner=owner,
+        )
+    _add_contacts(
+        customer, phones=incoming.phones, emails=incoming.emails,
+        handles=[incoming.messenger] if incoming.messenger else [],
+    )
+    flags = repeat_sales.deal_repeat_flags(
+        customer=customer, company=company, settings=repeat_settings, returning=returning
+    )
+    deal = Deal(
+        title=incoming.display_title()[:255],
+        pipeline=incoming.pipeline,
+        stage=incoming.stage,
+        amount=incoming.amount or Decimal("0"),
+        customer=customer,
+        company=company,
+        service=incoming.service,
+        external_id=incoming.external_id,
+        custom_fields=incoming.custom_fields,
+        owner=owner,
+        is_repeat=flags.is_repeat,
+        is_repeat_inquiry=flags.is_repeat_inquiry,
+    )
+    deal._repeat_flags_decided = True
+    deal.save()
+    tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
+    if tags:
+        deal.tags.add(*_tags(tags))
+    _note(deal, "\n".join([summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason, flags.reason])).save()
+    return _finish(
+        request, status_code=201, decision=decision, reason=" ".join(filter(None, [reason, flags.reason])),
+        deal=deal, customer=customer, flagged=flag,
+    )
+
+
+# --- Messenger messages ------------------------------------------------------------------------------
+
+_LEAD_CHANNELS = {
+    MessengerHandle.Channel.TELEGRAM: Lead.Channel.TELEGRAM,
+    MessengerHandle.Channel.WHATSAPP: Lead.Channel.WHATSAPP,
+}
+
+
+@transaction.atomic
+def message_intake(
+    *,
+    token: IntegrationToken,
+    incoming: IncomingMessage,
+    payload: dict,
+    idempotency_key: str = "",
+    repeat_settings: RepeatSalesSettings | None = None,
+) -> IntakeResult:
+    """Add a messenger message to its chat's lead (a new chat makes a new lead), and act on phones in its text.
+
+    A chat is recognised by its chat id or username, so the same chat never makes a second lead. A phone
+    number written in the text is added to the lead (and its customer); leads that then share the phone are
+    merged through the merge service, or flagged, as the pipeline's incoming lead settings say.
+    """
+    body_hash = body_fingerprint(payload)
+    opened = _open_request(
+        token=token, kind=IncomingRequest.Kind.MESSAGE, idempotency_key=idempotency_key, body_hash=body_hash,
+        payload=payload,
+    )
+    if isinstance(opened, IntakeResult):
+        return opened
+    request = opened
+    handle = {"channel": incoming.channel, "username": incoming.username, "chat_id": incoming.chat_id}
+    phones_found = messenger.phones_in_text(incoming.text)
+    if incoming.phone:
+        phones_found = list(dict.fromkeys([phone_e164(incoming.phone) or incoming.phone, *phones_found]))
+    keys = matching.ContactKeys.build(phones=phones_found, handles=[handle])
+    _lock_contact_keys(keys.lock_keys())
+    _mark_token_used(token)
+    repeat_settings = repeat_settings or RepeatSalesSettings.load()
+    settings = IntakeSettings.for_pipeline(incoming.pipeline)
+    if repeat_settings.simple_crm_mode:
+        return _message_to_deal(request, token=token, incoming=incoming, handle=handle, phones_found=phones_found,
+                                keys=keys, repeat_settings=repeat_settings)
+
+    leads = matching.chat_leads(channel=incoming.channel, username=incoming.username, chat_id=incoming.chat_id)
+    open_leads = [lead for lead in leads if lead.stage.semantic == Stage.Semantic.OPEN]
+    if open_leads:
+        lead = open_leads[0]
+        decision = Decision.APPENDED
+        reason = _("The chat belongs to lead #%(id)s.") % {"id": lead.pk}
+        status_code = 200
+        _add_contacts(lead, handles=[handle])
+    else:
+        chat_keys = matching.ContactKeys.build(handles=[handle])
+        customer, company, completed = matching.returning_customer(hits=matching.contact_hits(chat_keys))
+        completed = list(dict.fromkeys([*leads, *completed]))
+        if customer is not None and not repeat_settings.enabled:
+            _save_chat_message(customer, incoming)
+            _note(customer, _("Repeat sales mode is off: the message was added to the customer's history.")).save()
+            return _finish(
+                request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
+                reason=_("An existing customer's chat; repeat sales mode is off, so no new lead was created."),
+                customer=customer,
+            )
+        flags = repeat_sales.lead_repeat_flags(
+            customer=customer, company=company, completed_leads=completed, settings=repeat_settings
+        )
+        who = f"@{incoming.username}" if incoming.username else f"#{incoming.chat_id}"
+        lead = Lead(
+            title=_("%(channel)s chat %(who)s") % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
+            channel=_LEAD_CHANNELS.get(incoming.channel, Lead.Channel.CHAT),
+            pipeline=incoming.pipeline,
+            stage=incoming.stage,
+            first_name=incoming.first_name,
+            last_name=incoming.last_name,
+            customer=customer,
+            company=company,
+            owner=(customer.owner if customer is not None and customer.owner_id else None) or token.owner,
+            is_repeat=flags.is_repeat,
+            is_repeat_inquiry=flags.is_repeat_inquiry,
+        )
+        _insert(lead)
+        _add_contacts(lead, handles=[handle], fresh=True)
+        decision = Decision.CREATED
+        reason = " ".join(filter(None, [_("A new chat."), flags.reason if (flags.is_repeat or customer) else ""]))
+        status_code = 201
+        _note(lead, reason).save()
+    _save_chat_message(lead, incoming)
+    if not phones_found:
+        return _finish(request, status_code=status_code, decision=decision, reason=reason, lead=lead)
+
+    added, _emails, _handles = _add_contacts(lead, phones=phones_found)
+    if lead.customer_id:
+        _add_contacts(lead.customer, phones=phones_found)
+    if added:
+        _note(
+            lead,
+            _("Phone number recognised in a %(channel)s message and added: %(phones)s.")
+            % {"channel": incoming.channel, "phones": ", ".join(phone.e164 or phone.number for phone in added)},
+        ).save()
+    survivor, merge_decision, merge_reason, flagged = _merge_leads_sharing_phones(
+        lead=lead, phones=phones_found, settings=settings, token=token
+    )
+    if merge_decision:
+        decision, reason = merge_decision, f"{reason} {merge_reason}"
+    return _finish(
+        request, status_code=status_code, decision=decision, reason=reason, lead=survivor, flagged=flagged,
+        phones_found=phones_found,
+    )
+
+
+def _save_chat_message(record, incoming: IncomingMessage) -> ChatMessage:
+    return ChatMessage.objects.create(
+        content_type=_content_type(type(record)),
+        object_id=record.pk,
+        channel=incoming.channel,
+        chat_id=incoming.chat_id,
+        username=incoming.username,
+        text=incoming.text,
+        created_at=incoming.sent_at or timezone.now(),
+    )
+
+
+def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: IntakeSettings, token):
+    """Merge the chat's lead with the leads that now share one of its phones, as the settings say.
+
+    Candidates come from the duplicate finder, so the admin's rules and the pairs a manager marked "not a
+    duplicate" are respected; only leads in the searched stages that really share a phone are kept.
+    Return (surviving lead, decision or "", reason, flagged).
+    """
+    if not settings.is_enabled or not settings.match_phone:
+        return lead, "", "", False
+    stage_ids = set(matching.scope_stage_ids(settings))
+    content_type = _content_type(Lead)
+    sharing = set(
+        Phone.objects.filter(content_type=content_type, e164__in=set(phones))
+        .exclude(object_id=lead.pk)
+        .values_list("object_id", flat=True)
+    )
+    if not sharing:
+        return lead, "", "", False
+    # The duplicate engine; an import error here means it is missing, and the request fails loudly.
+    from dedup.finder import duplicates_of
+    from dedup.merge import records_merge
+
+    matches = [
+        match
+        for match in duplicates_of(lead, limit=matching.CANDIDATE_LIMIT)
+        if isinstance(match.record, Lead)
+        and match.record.pk in sharing
+        and match.record.stage_id in stage_ids
+        and not match.record.is_archived
+    ]
+    if not matches:
+        return lead, "", "", False
+    described = "; ".join(
+        f"#{match.record.pk} ({'; '.join(str(reason) for reason in match.reasons)})" for match in matches
+    )
+    if len(matches) > MAX_MERGED_MATCHES:
+        lead.tags.add(*_tags([REVIEW_TAG]))
+        reason = _("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s.") % {
+            "count": len(matches), "max": MAX_MERGED_MATCHES, "leads": described,
+        }
+        _note(lead, reason).save()
+        return lead, Decision.FLAGGED, reason, True
+    policy = settings.multi_match_policy
+    if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
+        reason = _("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s.") % {
+            "count": len(matches), "leads": described,
+        }
+        _note(lead, reason).save()
+        return lead, "", reason, False
+    if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.UPDATE_NEWEST:
+        matches = [max(matches, key=lambda match: (match.record.created_at, match.record.pk))]
+    # The lead with the longest history survives; the chat's data wins conflicts when the policy says update.
+    group = sorted([lead, *(match.record for match in matches)], key=lambda record: (record.created_at, record.pk))
+    survivor, absorbed = group[0], group[1:]
+    choices = {}
+    if settings.conflict_policy == IntakeSettings.ConflictPolicy.UPDATE and survivor.pk != lead.pk:
+        choices = {
+            name: lead.pk
+            for name in UPDATABLE_LEAD_FIELDS
+            if getattr(lead, name) not in (None, "") and getattr(lead, name) != getattr(survivor, name)
+        }
+    records_merge(survivor=survivor, absorbed=absorbed, choices=choices, user=None)
+    survivor.refresh_from_db()
+    reason = _("Merged into lead #%(survivor)s: %(leads)s.") % {"survivor": survivor.pk, "leads": described}
+    _note(survivor, reason).save()
+    if settings.create_task_after_merge:
+        Task.objects.create(
+            content_type=content_type,
+            object_id=survivor.pk,
+            title=_("Leads merged after a phone number came in a chat: check the lead"),
+            assignee=survivor.owner,
+            due_at=timezone.now() + TASK_DUE,
+        )
+    return survivor, Decision.MERGED, reason, False
+
+
+def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, repeat_settings) -> IntakeResult:
+    """Simple CRM mode: the chat's customer gets the message on their open deal, or a new (repeat) deal."""
+    customer, company, _completed = matching.returning_customer(hits=matching.contact_hits(keys, models=[Customer]))
+    returning = customer is not None
+    if customer is None:
+        customer = Customer.objects.create(
+            first_name=incoming.first_name, last_name=incoming.last_name, owner=token.owner
+        )
+    _add_contacts(customer, phones=phones_found, handles=[handle])
+    deal = (
+        Deal.objects.filter(
+            customer=customer, pipeline=incoming.pipeline, stage__semantic=Stage.Semantic.OPEN, is_archived=False
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if deal is not None:
+        _save_chat_message(deal, incoming)
+        return _finish(
+            request, status_code=200, decision=Decision.APPENDED,
+            reason=_("The customer's open deal #%(id)s got the message.") % {"id": deal.pk},
+            deal=deal, customer=customer, phones_found=phones_found,
+        )
+    if returning and not repeat_settings.enabled:
+        _save_chat_message(customer, incoming)
+        return _finish(
+            request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
+            reason=_("An existing customer's chat; repeat sales mode is off, so no new deal was created."),
+            customer=customer, phones_found=phones_found,
+        )
+    flags = repeat_sales.deal_repeat_flags(
+        customer=customer, company=company, settings=repeat_settings, returning=returning
+    )
+    who = f"@{incoming.username}" if incoming.username else f"#{incoming.chat_id}"
+    deal = Deal(
+        title=_("%(channel)s chat %(who)s") % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
+        pipeline=incoming.pipeline,
+        stage=incoming.stage,
+        customer=customer,
+        company=company,
+        owner=customer.owner or token.owner,
+        is_repeat=flags.is_repeat,
+        is_repeat_inquiry=flags.is_repeat_inquiry,
+    )
+    deal._repeat_flags_decided = True
+    deal.save()
+    _save_chat_message(deal, incoming)
+    reason = " ".join(filter(None, [_("A new chat."), flags.reason]))
+    _note(deal, reason).save()
+    return _finish(
+        request, status_code=201, decision=Decision.CREATED, reason=reason, deal=deal, customer=customer,
+        phones_found=phones_found,
+    )

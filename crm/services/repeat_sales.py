@@ -1,0 +1,221 @@
+"""Repeat sales (Bitrix24's rules): mark a returning customer's new leads and deals as repeat or repeat inquiry."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.signals import post_save, pre_save
+from django.utils.translation import gettext as _
+
+from crm.models import Company, Customer, Deal, Lead, RepeatSalesSettings, Stage
+
+WON = Stage.Semantic.WON
+LOST = Stage.Semantic.LOST
+CLOSED = (WON, LOST)
+
+
+@dataclass(frozen=True)
+class RepeatFlags:
+    """What a new lead or deal is: new, repeat, or repeat inquiry, and why."""
+
+    is_repeat: bool = False
+    is_repeat_inquiry: bool = False
+    reason: str = ""
+
+
+def _owner_q(*, customer: Customer | None, company: Company | None) -> Q | None:
+    parts = Q()
+    if customer is not None and customer.pk:
+        parts |= Q(customer_id=customer.pk)
+    if company is not None and company.pk:
+        parts |= Q(company_id=company.pk)
+    return parts or None
+
+
+def _repeat_deals_all_lost(owner: Q) -> bool:
+    """True when the owner's deals converted from repeat leads exist and none of them is open or won."""
+    semantics = set(
+        Deal.objects.filter(owner, source_lead__is_repeat=True, is_archived=False).values_list(
+            "stage__semantic", flat=True
+        )
+    )
+    return bool(semantics) and semantics == {LOST}
+
+
+def _excluded(customer: Customer | None) -> bool:
+    return customer is not None and customer.exclude_from_repeat_sales
+
+
+def lead_repeat_flags(
+    *,
+    customer: Customer | None,
+    company: Company | None = None,
+    completed_leads: Iterable[Lead] = (),
+    settings: RepeatSalesSettings | None = None,
+) -> RepeatFlags:
+    """Return the flags of a new lead of this customer or company.
+
+    A lead linked to an existing customer or company is always a repeat, as is a lead from someone with
+    completed (won or lost) leads; customers on the exceptions list never get repeat leads; when the
+    customer's repeat leads became deals that were all lost, the new lead is a repeat inquiry.
+    """
+    settings = settings or RepeatSalesSettings.load()
+    completed_leads = [lead for lead in completed_leads if lead.pk]
+    if not settings.enabled:
+        return RepeatFlags(reason=_("Repeat sales mode is off."))
+    if _excluded(customer):
+        return RepeatFlags(reason=_("The customer is on the repeat sales exceptions list."))
+    owner = _owner_q(customer=customer, company=company)
+    if owner is None and not completed_leads:
+        return RepeatFlags(reason=_("A new customer."))
+    if owner is not None and _repeat_deals_all_lost(owner):
+        return RepeatFlags(
+            is_repeat=True,
+            is_repeat_inquiry=True,
+            reason=_("Repeat inquiry: the customer's earlier repeat leads became deals that were all lost."),
+        )
+    if completed_leads:
+        reason = _("Repeat lead: the customer has completed leads (%(leads)s).") % {
+            "leads": ", ".join(f"#{lead.pk}" for lead in completed_leads[:5])
+        }
+    elif customer is not None and customer.pk:
+        reason = _("Repeat lead: linked to the existing customer %(customer)s.") % {"customer": customer}
+    else:
+        reason = _("Repeat lead: linked to the existing company %(company)s.") % {"company": company}
+    return RepeatFlags(is_repeat=True, reason=reason)
+
+
+def deal_repeat_flags(
+    *,
+    customer: Customer | None,
+    company: Company | None = None,
+    source_lead: Lead | None = None,
+    settings: RepeatSalesSettings | None = None,
+    returning: bool = False,
+) -> RepeatFlags:
+    """Return the flags of a new deal of this customer or company.
+
+    After a won deal every new deal of the customer is a repeat deal; a deal converted from a repeat lead
+    is a repeat deal; in Simple CRM mode (no leads) deals play the part of leads: a deal of a customer with
+    completed deals, won or lost, or of a customer the intake recognised (``returning``) is a repeat deal.
+    """
+    settings = settings or RepeatSalesSettings.load()
+    if not settings.enabled:
+        return RepeatFlags(reason=_("Repeat sales mode is off."))
+    if _excluded(customer):
+        return RepeatFlags(reason=_("The customer is on the repeat sales exceptions list."))
+    if source_lead is not None and source_lead.is_repeat:
+        return RepeatFlags(
+            is_repeat=True,
+            is_repeat_inquiry=source_lead.is_repeat_inquiry,
+            reason=_("Repeat deal: converted from a repeat lead."),
+        )
+    owner = _owner_q(customer=customer, company=company)
+    if owner is None:
+        return RepeatFlags(reason=_("A new customer."))
+    closed = set(
+        Deal.objects.filter(owner, is_archived=False, stage__semantic__in=CLOSED).values_list(
+            "stage__semantic", flat=True
+        )
+    )
+    if WON in closed:
+        return RepeatFlags(is_repeat=True, reason=_("Repeat deal: the customer has a won deal."))
+    if settings.simple_crm_mode:
+        if owner is not None and _simple_mode_repeat_deals_all_lost(owner):
+            return RepeatFlags(
+                is_repeat=True,
+                is_repeat_inquiry=True,
+                reason=_("Repeat inquiry: the customer's earlier repeat deals were all lost."),
+            )
+        if closed:
+            return RepeatFlags(is_repeat=True, reason=_("Repeat deal: the customer has completed deals."))
+        if returning:
+            return RepeatFlags(
+                is_repeat=True, reason=_("Repeat deal: linked to the existing customer %(customer)s.") % {"customer": customer}
+            )
+    return RepeatFlags(reason=_("The customer has no won deal yet."))
+
+
+def _simple_mode_repeat_deals_all_lost(owner: Q) -> bool:
+    semantics = set(
+        Deal.objects.filter(owner, is_repeat=True, is_archived=False).values_list("stage__semantic", flat=True)
+    )
+    return bool(semantics) and semantics == {LOST}
+
+
+@transaction.atomic
+def repeat_inquiries_refresh(*, customer_ids: Iterable[int]) -> int:
+    """Mark as repeat inquiries the repeat leads (and their deals) of customers whose repeat deals were all lost.
+
+    Run when a deal is saved: a repeat lead's deals all lost make it, and its deals, repeat inquiries; a deal
+    reopened or won makes them plain repeats again. Return how many leads and deals changed.
+    """
+    settings = RepeatSalesSettings.load()
+    customer_ids = sorted({pk for pk in customer_ids if pk})
+    if not customer_ids or not settings.enabled:
+        return 0
+    rows = Deal.objects.filter(
+        customer_id__in=customer_ids, source_lead__is_repeat=True, is_archived=False
+    ).values_list("customer_id", "stage__semantic")
+    semantics: dict[int, set[str]] = {pk: set() for pk in customer_ids}
+    for customer_id, semantic in rows:
+        semantics[customer_id].add(semantic)
+    inquiry = [pk for pk, found in semantics.items() if found and found == {LOST}]
+    not_inquiry = [pk for pk in customer_ids if pk not in inquiry]
+    changed = 0
+    excluded = set(Customer.objects.filter(pk__in=customer_ids, exclude_from_repeat_sales=True).values_list("pk", flat=True))
+    inquiry = [pk for pk in inquiry if pk not in excluded]
+    if inquiry:
+        changed += Lead.objects.filter(customer_id__in=inquiry, is_repeat=True, is_repeat_inquiry=False).update(
+            is_repeat_inquiry=True
+        )
+        changed += Deal.objects.filter(
+            customer_id__in=inquiry, source_lead__is_repeat=True, is_repeat_inquiry=False
+        ).update(is_repeat_inquiry=True)
+    if not_inquiry:
+        changed += Lead.objects.filter(
+            customer_id__in=not_inquiry, is_repeat=True, is_repeat_inquiry=True, deals__isnull=False
+        ).update(is_repeat_inquiry=False)
+        changed += Deal.objects.filter(
+            customer_id__in=not_inquiry, source_lead__is_repeat=True, is_repeat_inquiry=True
+        ).update(is_repeat_inquiry=False)
+    return changed
+
+
+# --- Receivers: leads and deals made anywhere (admin, import, intake) get their flags -----------------
+
+
+def _lead_pre_save(sender, instance: Lead, raw=False, **kwargs):
+    if raw or not instance._state.adding or instance.is_repeat or getattr(instance, "_repeat_flags_decided", False):
+        return
+    if not (instance.customer_id or instance.company_id):
+        return
+    flags = lead_repeat_flags(customer=instance.customer, company=instance.company)
+    instance.is_repeat = flags.is_repeat
+    instance.is_repeat_inquiry = instance.is_repeat_inquiry or flags.is_repeat_inquiry
+
+
+def _deal_pre_save(sender, instance: Deal, raw=False, **kwargs):
+    if raw or not instance._state.adding or instance.is_repeat or getattr(instance, "_repeat_flags_decided", False):
+        return
+    if not (instance.customer_id or instance.company_id or instance.source_lead_id):
+        return
+    flags = deal_repeat_flags(customer=instance.customer, company=instance.company, source_lead=instance.source_lead)
+    instance.is_repeat = flags.is_repeat
+    instance.is_repeat_inquiry = instance.is_repeat_inquiry or flags.is_repeat_inquiry
+
+
+def _deal_post_save(sender, instance: Deal, raw=False, **kwargs):
+    if raw or not instance.customer_id:
+        return
+    customer_id = instance.customer_id
+    transaction.on_commit(lambda: repeat_inquiries_refresh(customer_ids=[customer_id]))
+
+
+def connect_signals() -> None:
+    """Connect the receivers (called once from CrmConfig.ready)."""
+    pre_save.connect(_lead_pre_save, sender=Lead, dispatch_uid="crm.repeat_sales.lead_pre_save")
+    pre_save.connect(_deal_pre_save, sender=Deal, dispatch_uid="crm.repeat_sales.deal_pre_save")
+    post_save.connect(_deal_post_save, sender=Deal, dispatch_uid="crm.repeat_sales.deal_post_save")

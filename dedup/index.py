@@ -1,0 +1,376 @@
+"""Keep the match-key index current: on save and delete of records and of the rows their fields read, on bulk
+writes (records_bulk_saved), on rule changes (new kinds are backfilled), and a full rebuild."""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+
+from django.contrib.contenttypes.fields import GenericRelation
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections, models, router, transaction
+from django.db.models import Q, QuerySet
+from django.db.models.signals import post_delete, post_save
+
+from dedup import keys, registry, rules
+from dedup.models import Condition, IndexedKind, MatchKey, NotDuplicate, Rule
+from dedup.registry import EntitySpec
+from dedup.signals import records_bulk_saved
+
+logger = logging.getLogger(__name__)
+
+# Records reindexed per batch: one query per loading path per batch, and a few thousand key rows per insert.
+BATCH_SIZE = 1000
+# Key rows per INSERT: well under SQLite's and PostgreSQL's parameter limits (5 columns a row).
+INSERT_BATCH_SIZE = 2000
+# Records up to which a rule change backfills new kinds of keys during the request; above, a Celery task does.
+BACKFILL_INLINE_LIMIT = 20000
+# Marks an entity whose plan was synced once (so an entity that needs no kinds is not re-synced on every save).
+SYNCED_MARKER = "*"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Which kinds are kept
+
+
+def indexed_kinds(spec: EntitySpec) -> set[str]:
+    """Return the kinds the index keeps for this entity; the first call syncs them with the rules."""
+    kinds = set(IndexedKind.objects.filter(entity=spec.key).values_list("kind", flat=True))
+    if not kinds:
+        kinds = sync_plan(spec) | {SYNCED_MARKER}
+    return kinds - {SYNCED_MARKER}
+
+
+@transaction.atomic
+def sync_plan(spec: EntitySpec, *, inline: bool | None = None) -> set[str]:
+    """Make the index hold exactly the kinds the entity's rules need: backfill new kinds, drop unused ones.
+
+    New kinds are kept from now on by every save at once; the records already there get them in a backfill,
+    right away for a base of up to BACKFILL_INLINE_LIMIT records (or with inline=True), else in a Celery task
+    after the rule change commits, so an admin saving a rule never waits minutes.
+    """
+    needed = rules.plan_kinds(spec)
+    present = set(IndexedKind.objects.select_for_update().filter(entity=spec.key).values_list("kind", flat=True))
+    present.discard(SYNCED_MARKER)
+    added, dropped = needed - present, present - needed
+    if dropped:
+        IndexedKind.objects.filter(entity=spec.key, kind__in=dropped).delete()
+        MatchKey.objects.filter(entity=spec.key, kind__in=dropped).delete()
+    if added:
+        IndexedKind.objects.bulk_create(
+            [IndexedKind(entity=spec.key, kind=kind) for kind in added], ignore_conflicts=True
+        )
+        if inline is None:
+            inline = spec.model._base_manager.count() <= BACKFILL_INLINE_LIMIT
+        if inline:
+            backfill(spec, added)
+        else:
+            from dedup.tasks_index import index_backfill
+
+            kinds = sorted(added)
+            transaction.on_commit(lambda: index_backfill.delay(spec.key, kinds))
+    IndexedKind.objects.get_or_create(entity=spec.key, kind=SYNCED_MARKER)
+    return needed
+
+
+def backfill(spec: EntitySpec, kinds: set[str], *, progress: Callable[[int], None] | None = None) -> int:
+    """Write these kinds of keys for every record of the entity (replacing any of those kinds); return rows."""
+    return reindex(spec, _all_pks(spec), kinds=set(kinds), replace_kinds=True, progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writing keys
+
+
+def reindex(
+    spec: EntitySpec,
+    pks: Iterable[int],
+    *,
+    kinds: set[str] | None = None,
+    replace_kinds: bool = False,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Recompute the keys of these records in batches (a constant number of queries per batch); return rows written.
+
+    Records that no longer exist or are archived end up with no keys. With replace_kinds, only the given kinds
+    are replaced (a backfill); otherwise every key of the records is.
+    """
+    if kinds is None:
+        kinds = indexed_kinds(spec)
+    written = 0
+    for batch in _batches(pks, batch_size):
+        written += _reindex_batch(spec, batch, kinds, replace_kinds=replace_kinds)
+        if progress:
+            progress(len(batch))
+    return written
+
+
+def _reindex_batch(spec: EntitySpec, pks: list[int], kinds: set[str], *, replace_kinds: bool) -> int:
+    rows: list[tuple[str, int, str, str, str]] = []
+    if kinds:
+        for record in load_records(spec, pks, kinds):
+            rows.extend(
+                (spec.key, record.pk, row.kind, row.key, row.value) for row in keys.record_rows(spec, record, kinds)
+            )
+    stale = MatchKey.objects.filter(entity=spec.key, record_id__in=pks)
+    if replace_kinds:
+        stale = stale.filter(kind__in=kinds)
+    stale.delete()
+    insert_rows(rows)
+    return len(rows)
+
+
+_COLUMNS = ("entity", "record_id", "kind", "key", "value")
+
+
+def insert_rows(rows: list[tuple[str, int, str, str, str]]) -> None:
+    """Insert key rows: with COPY on PostgreSQL (a tenth of the cost of INSERTs), bulk_create elsewhere."""
+    if not rows:
+        return
+    connection = connections[router.db_for_write(MatchKey)]
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(MatchKey._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(MatchKey._meta.get_field(name).column) for name in _COLUMNS)
+        with connection.cursor() as cursor:
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    MatchKey.objects.bulk_create(
+        [MatchKey(**dict(zip(_COLUMNS, row))) for row in rows], batch_size=INSERT_BATCH_SIZE
+    )
+
+
+def load_records(spec: EntitySpec, pks: list[int], kinds: set[str]) -> list[models.Model]:
+    """Load records with what these kinds read: one query, plus one per related table, whatever the count.
+
+    Generic relations (phones, emails, messengers) are fetched here rather than by prefetch_related, which
+    builds a filtered queryset per record and costs milliseconds each; other paths use prefetch_related.
+    """
+    select, prefetch = keys.loading_paths(spec, kinds)
+    generic = [path for path in prefetch if isinstance(_field(spec.model, path), GenericRelation)]
+    others = [path for path in prefetch if path not in generic]
+    records = list(spec.model._base_manager.filter(pk__in=pks).select_related(*select).prefetch_related(*others))
+    for path in generic:
+        relation = _field(spec.model, path)
+        related_model = relation.related_model
+        content_type = ContentType.objects.get_for_model(spec.model, for_concrete_model=relation.for_concrete_model)
+        by_owner: dict[int, list] = defaultdict(list)
+        rows = related_model._default_manager.filter(
+            **{relation.content_type_field_name: content_type, f"{relation.object_id_field_name}__in": pks}
+        )
+        for row in rows:
+            by_owner[getattr(row, relation.object_id_field_name)].append(row)
+        for record in records:
+            cached = QuerySet(model=related_model)
+            cached._result_cache = by_owner.get(record.pk, [])
+            cached._prefetch_done = True
+            if not hasattr(record, "_prefetched_objects_cache"):
+                record._prefetched_objects_cache = {}
+            record._prefetched_objects_cache[path] = cached
+    return records
+
+
+def _field(model: type[models.Model], path: str):
+    try:
+        return model._meta.get_field(path)
+    except Exception:
+        return None
+
+
+def delete_keys(spec: EntitySpec, pks: Iterable[int]) -> None:
+    for batch in _batches(pks, BATCH_SIZE):
+        MatchKey.objects.filter(entity=spec.key, record_id__in=batch).delete()
+
+
+def rebuild(spec: EntitySpec, *, progress: Callable[[int], None] | None = None) -> int:
+    """Drop and rebuild the whole index of an entity from its records and rules; return rows written."""
+    with transaction.atomic():
+        MatchKey.objects.filter(entity=spec.key).delete()
+        IndexedKind.objects.filter(entity=spec.key).delete()
+        kinds = rules.plan_kinds(spec)
+        IndexedKind.objects.bulk_create(
+            [IndexedKind(entity=spec.key, kind=kind) for kind in kinds | {SYNCED_MARKER}]
+        )
+    # Batches commit one by one: a rebuild of a million records does not hold one huge transaction.
+    return reindex(spec, _all_pks(spec), kinds=kinds, progress=progress)
+
+
+def _all_pks(spec: EntitySpec) -> Iterator[int]:
+    """Yield every record id of the entity in id order, a page at a time (keyset pagination, no OFFSET)."""
+    manager = spec.model._base_manager
+    last = None
+    while True:
+        queryset = manager.order_by("pk")
+        if last is not None:
+            queryset = queryset.filter(pk__gt=last)
+        page = list(queryset.values_list("pk", flat=True)[:10000])
+        if not page:
+            return
+        yield from page
+        last = page[-1]
+
+
+def _batches(pks: Iterable[int], size: int) -> Iterator[list[int]]:
+    batch: list[int] = []
+    for pk in pks:
+        batch.append(pk)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Signals: which saved row touches which records
+
+
+class _Watch:
+    """What a save or delete of one model means for the index: the records (of which entities) to reindex."""
+
+    def __init__(self):
+        self.records: list[EntitySpec] = []
+        # (entity spec, function returning the owner pks affected by a changed row)
+        self.related: list[tuple[EntitySpec, Callable[[models.Model], list[int]]]] = []
+
+
+_watch_map: dict[type[models.Model], _Watch] = {}
+_watch_version = -1
+
+
+def _watches() -> dict[type[models.Model], _Watch]:
+    global _watch_map, _watch_version
+    if _watch_version != registry.version:
+        _watch_map = _build_watch_map()
+        _watch_version = registry.version
+    return _watch_map
+
+
+def _build_watch_map() -> dict[type[models.Model], _Watch]:
+    watches: dict[type[models.Model], _Watch] = defaultdict(_Watch)
+    for spec in registry.all_specs():
+        watches[spec.model].records.append(spec)
+        paths = {path for match_field in spec.fields for path in match_field.prefetch}
+        for path in sorted(paths):
+            resolved = _related_owner_resolver(spec, path)
+            if resolved is not None:
+                watches[resolved[0]].related.append((spec, resolved[1]))
+        if spec.stage_field:
+            stage_model = spec.stage_model
+            field_name = spec.stage_field
+            watches[stage_model].related.append(
+                (spec, lambda stage, spec=spec, name=field_name: _owners_by_fk(spec, name, stage.pk))
+            )
+    return dict(watches)
+
+
+def _related_owner_resolver(spec: EntitySpec, path: str):
+    """Return (related model, owners function) for the first step of a loading path, found through _meta."""
+    name = path.split("__")[0]
+    try:
+        field = spec.model._meta.get_field(name)
+    except Exception:
+        logger.warning("%s: loading path %r is not a field; changes there are not watched", spec.key, path)
+        return None
+    related_model = field.related_model
+    if related_model is None:
+        return None
+    if isinstance(field, GenericRelation):
+        ct_field, id_field = field.content_type_field_name, field.object_id_field_name
+
+        def generic_owners(row, spec=spec, ct_field=ct_field, id_field=id_field):
+            content_type_id = getattr(row, f"{ct_field}_id", None)
+            if content_type_id != ContentType.objects.get_for_model(spec.model).pk:
+                return []
+            owner = getattr(row, id_field, None)
+            return [owner] if owner is not None else []
+
+        return related_model, generic_owners
+    if field.many_to_one or field.one_to_one and field.concrete:
+        # A forward foreign key (a customer's company): every record pointing at the changed row.
+        return related_model, lambda row, spec=spec, name=name: _owners_by_fk(spec, name, row.pk)
+    if field.one_to_many or (field.one_to_one and not field.concrete):
+        # A reverse foreign key (rows pointing at the record): the row's own foreign key value.
+        attname = field.field.attname
+        return related_model, lambda row, attname=attname: [getattr(row, attname)] if getattr(row, attname) else []
+    if field.many_to_many:
+        return None  # m2m paths change through m2m_changed, which no matched field uses today
+    return None
+
+
+def _owners_by_fk(spec: EntitySpec, name: str, pk) -> list[int]:
+    return list(spec.model._base_manager.filter(**{name: pk}).values_list("pk", flat=True))
+
+
+def _on_save(sender, instance, raw=False, **kwargs):
+    if raw:
+        return  # fixtures: rows may point at rows not loaded yet; `dedup_rebuild_index` after loading
+    watch = _watches().get(sender)
+    if watch is None:
+        return
+    for spec in watch.records:
+        reindex(spec, [instance.pk])
+    for spec, owners in watch.related:
+        pks = owners(instance)
+        if pks:
+            reindex(spec, pks)
+
+
+def _on_delete(sender, instance, **kwargs):
+    watch = _watches().get(sender)
+    if watch is None:
+        return
+    for spec in watch.records:
+        delete_keys(spec, [instance.pk])
+        # The pairs marked "not a duplicate" with a deleted record can never be shown again.
+        NotDuplicate.objects.filter(Q(low_id=instance.pk) | Q(high_id=instance.pk), entity=spec.key).delete()
+    for spec, owners in watch.related:
+        pks = owners(instance)
+        if pks:
+            reindex(spec, pks)
+
+
+def _on_bulk_saved(sender=None, model=None, pks=(), **kwargs):
+    spec = registry.for_model(model) if model is not None else None
+    if spec is None:
+        logger.warning("records_bulk_saved for %r, which is not a registered entity", model)
+        return
+    reindex(spec, list(pks))
+
+
+def _on_rule_change(sender, instance, **kwargs):
+    rule = instance if isinstance(instance, Rule) else _rule_of(instance)
+    if rule is None or rule.spec is None:
+        return
+    sync_plan(rule.spec)
+
+
+def _rule_of(condition: Condition) -> Rule | None:
+    try:
+        return condition.rule
+    except Rule.DoesNotExist:
+        return None  # deleted together with its rule; the rule's own signal syncs
+
+
+def connect() -> None:
+    """Connect the index to the signals of the watched models (called once from DedupConfig.ready).
+
+    Per sender, never for every model: a delete signal receiver on a model turns Django's fast bulk deletes of
+    that model into row-by-row deletes, which the index's own table (and everyone else's) must not pay.
+    """
+    records_bulk_saved.connect(_on_bulk_saved, dispatch_uid="dedup.index.bulk_saved")
+    for model in (Rule, Condition):
+        post_save.connect(_on_rule_change, sender=model, dispatch_uid=f"dedup.index.plan_save.{model.__name__}")
+        post_delete.connect(_on_rule_change, sender=model, dispatch_uid=f"dedup.index.plan_delete.{model.__name__}")
+    _connect_watched()
+    registry.on_register(lambda spec: _connect_watched())
+    from dedup import tasks_index  # noqa: F401  (registers the backfill task in web and worker processes)
+
+
+def _connect_watched() -> None:
+    for model in _watches():
+        uid = f"{model._meta.label_lower}"
+        post_save.connect(_on_save, sender=model, dispatch_uid=f"dedup.index.save.{uid}")
+        post_delete.connect(_on_delete, sender=model, dispatch_uid=f"dedup.index.delete.{uid}")

@@ -1,0 +1,516 @@
+"""The merge engine's services: merge records, queue and run a background merge, undo a merge."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+from django.contrib.auth import get_permission_codename
+from django.contrib.contenttypes.fields import GenericRelation
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_datetime
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from dedup import registry
+from dedup.models import MergeJob, MergeJobRecord, Notification
+from dedup.notifications import notification_send
+from dedup.signals import records_bulk_saved
+
+from . import fields as merge_fields
+from .errors import MergeError
+from .relations import moved_summary, relation_move, relations_for
+from .selectors import lock_records, record_admin_url
+
+MERGE_PERMISSION = "dedup.merge_records"
+
+# Where the note about a merge goes on the survivor, unless the entity's registration says otherwise
+# (EntitySpec.extra["merge_note"]): the GenericRelation, the text field and the author field of its model.
+DEFAULT_MERGE_NOTE = {"relation": "notes", "text_field": "text", "author_field": "author"}
+
+
+@dataclass
+class MergeResult:
+    """What a merge did."""
+
+    survivor: models.Model
+    absorbed: list[models.Model]
+    filled: dict[str, int] = field(default_factory=dict)  # {field name: pk the survivor's new value came from}
+    moved: dict[str, int] = field(default_factory=dict)  # {"notes": 12, "orders": 3}
+    removed_duplicates: int = 0
+    note: models.Model | None = None
+    snapshot: dict = field(default_factory=dict)
+
+
+# --- Checks -------------------------------------------------------------------------------------------------
+
+
+def merge_permission_check(*, user, model: type[models.Model]) -> None:
+    """Raise PermissionDenied unless the user may merge records of ``model``."""
+    opts = model._meta
+    change = f"{opts.app_label}.{get_permission_codename('change', opts)}"
+    if user is None or not user.is_active or not user.has_perm(change):
+        raise PermissionDenied(
+            _("You may not change %(records)s, so you cannot merge them.") % {"records": opts.verbose_name_plural}
+        )
+    if not user.has_perm(MERGE_PERMISSION):
+        raise PermissionDenied(_("You do not have the permission to merge duplicate records."))
+
+
+def _mergeable_model(model: type[models.Model]) -> type[models.Model]:
+    model = model._meta.concrete_model
+    try:
+        model._meta.get_field(merge_fields.ARCHIVED_FIELD)
+        model._meta.get_field(merge_fields.MERGED_INTO_FIELD)
+    except FieldDoesNotExist:
+        raise MergeError(
+            _("%(records)s cannot be merged: they have no archive for the merged records.")
+            % {"records": capfirst(model._meta.verbose_name_plural)}
+        ) from None
+    return model
+
+
+def _absorbed_pks(model: type[models.Model], survivor: models.Model, absorbed: Sequence[models.Model]) -> list:
+    if isinstance(absorbed, models.Model):
+        absorbed = [absorbed]
+    absorbed = list(absorbed or [])
+    if not absorbed:
+        raise MergeError(_("Choose at least one record to merge into the priority record."))
+    pks = []
+    for record in absorbed:
+        if record._meta.concrete_model is not model:
+            raise MergeError(_("Only records of one kind can be merged together."))
+        if record.pk is None:
+            raise MergeError(_("Only saved records can be merged."))
+        if record.pk == survivor.pk:
+            raise MergeError(_("The priority record cannot be merged into itself."))
+        if record.pk not in pks:
+            pks.append(record.pk)
+    return pks
+
+
+def _parse_version(value) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        parsed = parse_datetime(str(value))
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise MergeError(_("The record versions sent with the merge are unreadable; reopen the comparison."))
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    return parsed
+
+
+def _clean_expected(expected: Mapping | None, record_pks: Sequence) -> dict[str, str]:
+    """Return {str(pk): ISO updated_at} for the records the user saw; records without a version are not checked."""
+    cleaned = {}
+    for pk, value in (expected or {}).items():
+        parsed = _parse_version(value)
+        if parsed is not None and str(pk) in {str(p) for p in record_pks}:
+            cleaned[str(pk)] = parsed.isoformat()
+    return cleaned
+
+
+def _check_current(model: type[models.Model], records: dict, pks: Sequence, expected: dict[str, str]) -> None:
+    """Refuse records that are gone, archived, merged meanwhile, or changed since the user saw them."""
+    missing = [str(pk) for pk in pks if pk not in records]
+    if missing:
+        raise MergeError(
+            ngettext(
+                "%(model)s #%(ids)s no longer exists.", "%(model)s #%(ids)s no longer exist.", len(missing)
+            )
+            % {"model": capfirst(model._meta.verbose_name), "ids": ", #".join(missing)}
+        )
+    for pk in pks:
+        record = records[pk]
+        if getattr(record, merge_fields.ARCHIVED_FIELD):
+            into = getattr(record, f"{merge_fields.MERGED_INTO_FIELD}_id")
+            if into:
+                raise MergeError(
+                    _("%(record)s has already been merged into #%(survivor)s meanwhile; reopen the duplicates.")
+                    % {"record": merge_fields.record_label(record), "survivor": into}
+                )
+            raise MergeError(_("%(record)s is archived.") % {"record": merge_fields.record_label(record)})
+        seen = expected.get(str(pk))
+        current = getattr(record, merge_fields.VERSION_FIELD, None)
+        if seen and current is not None and _parse_version(seen) != current:
+            raise MergeError(
+                _(
+                    "%(record)s was changed by someone else after you opened the comparison; reopen it to see "
+                    "the changes, then merge again."
+                )
+                % {"record": merge_fields.record_label(record)}
+            )
+
+
+# --- The merge ----------------------------------------------------------------------------------------------
+
+
+def _note_config(model: type[models.Model]):
+    spec = registry.for_model(model)
+    config = {**DEFAULT_MERGE_NOTE, **((spec.extra.get("merge_note") or {}) if spec else {})}
+    try:
+        relation = model._meta.get_field(config["relation"])
+    except FieldDoesNotExist:
+        return None
+    if not isinstance(relation, GenericRelation):
+        return None
+    return relation, config
+
+
+def _merge_note_create(*, model, survivor, absorbed, user, content_type) -> models.Model | None:
+    """Write "Merged 2 records into this one: ..." on the survivor's timeline, authored by the user."""
+    found = _note_config(model)
+    if found is None:
+        return None
+    relation, config = found
+    note_model = relation.related_model
+    labels = ", ".join(f"#{record.pk} {record}" for record in absorbed)
+    text = ngettext(
+        "Merged %(count)d record into this one: %(records)s.",
+        "Merged %(count)d records into this one: %(records)s.",
+        len(absorbed),
+    ) % {"count": len(absorbed), "records": labels}
+    values = {
+        relation.content_type_field_name: content_type,
+        relation.object_id_field_name: survivor.pk,
+        config["text_field"]: text,
+    }
+    if user is not None and config.get("author_field"):
+        try:
+            note_model._meta.get_field(config["author_field"])
+            values[config["author_field"]] = user
+        except FieldDoesNotExist:
+            pass
+    return note_model._base_manager.create(**values)
+
+
+def _validate_survivor(survivor: models.Model, plan: merge_fields.FieldPlan) -> None:
+    """Check the changed fields and the record's own rules (a stage of another pipeline...) before writing."""
+    if not plan.values:
+        return
+    changed = set(plan.changed_fields)
+    exclude = [f.name for f in survivor._meta.concrete_fields if f.name not in changed]
+    try:
+        survivor.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except ValidationError as error:
+        messages = []
+        for name, errors in error.message_dict.items():
+            label = merge_fields.field_label(type(survivor), name) if name != "__all__" else ""
+            messages.extend(f"{label}: {message}" if label else message for message in errors)
+        raise MergeError(
+            _("The merged record would not be valid: %(errors)s") % {"errors": " ".join(messages)}
+        ) from error
+
+
+@transaction.atomic
+def records_merge(
+    *,
+    survivor: models.Model,
+    absorbed: Sequence[models.Model],
+    choices: Mapping[str, int] | None = None,
+    user=None,
+    expected: Mapping | None = None,
+) -> MergeResult:
+    """Merge ``absorbed`` into ``survivor`` in one transaction; raise MergeError and change nothing if it can't.
+
+    The records are locked (in pk order) and re-read; any that is gone, archived, merged meanwhile or changed
+    since the version in ``expected`` ({pk: updated_at}) refuses the merge. The survivor keeps its values,
+    fills its empty fields from the absorbed records in order, or takes what ``choices`` ({field: pk}) says;
+    every related row moves to it in bulk; the absorbed records are archived, pointing at it.
+    """
+    model = _mergeable_model(type(survivor))
+    if survivor.pk is None:
+        raise MergeError(_("Only saved records can be merged."))
+    absorbed_pks = _absorbed_pks(model, survivor, absorbed)
+    pks = [survivor.pk, *absorbed_pks]
+    choices = merge_fields.clean_choices(model, choices, pks)
+    expected = _clean_expected(expected, pks)
+
+    records = lock_records(model, pks)
+    _check_current(model, records, pks, expected)
+    survivor = records[survivor.pk]
+    absorbed = [records[pk] for pk in absorbed_pks]
+
+    plan = merge_fields.plan_fields(survivor=survivor, absorbed=absorbed, choices=choices)
+    fields_by_attname = {f.attname: f for f in model._meta.concrete_fields}
+    before = {
+        fields_by_attname[attname].name: merge_fields.dump_value(fields_by_attname[attname], getattr(survivor, attname))
+        for attname in plan.values
+    }
+    for attname, value in plan.values.items():
+        setattr(survivor, attname, value)
+    _validate_survivor(survivor, plan)
+
+    kept_fields = merge_fields.mergeable_fields(model) + [
+        model._meta.get_field(merge_fields.ARCHIVED_FIELD),
+        model._meta.get_field(merge_fields.MERGED_INTO_FIELD),
+    ]
+    absorbed_before = {str(record.pk): merge_fields.dump_record(record, kept_fields) for record in absorbed}
+    content_type = ContentType.objects.get_for_model(model)
+    now = timezone.now()
+    try:
+        entries = [
+            entry
+            for relation in relations_for(model)
+            if (
+                entry := relation_move(
+                    relation, survivor_pk=survivor.pk, absorbed_pks=absorbed_pks, content_type_id=content_type.pk
+                )
+            )
+        ]
+        archived = {merge_fields.ARCHIVED_FIELD: True, f"{merge_fields.MERGED_INTO_FIELD}_id": survivor.pk}
+        if merge_fields.VERSION_FIELD in fields_by_attname:
+            archived[merge_fields.VERSION_FIELD] = now
+        model._base_manager.filter(pk__in=absorbed_pks).update(**archived)
+        # A unique value the survivor takes moves: cleared on its old record before the survivor gets it.
+        for pk, values in plan.cleared.items():
+            model._base_manager.filter(pk=pk).update(**values)
+        for record in absorbed:  # the instances returned say what the rows now say
+            for attname, value in {**archived, **plan.cleared.get(record.pk, {})}.items():
+                setattr(record, attname, value)
+        survivor.save()
+        note = _merge_note_create(
+            model=model, survivor=survivor, absorbed=absorbed, user=user, content_type=content_type
+        )
+    except IntegrityError as error:
+        raise MergeError(
+            _("The merge would break a rule of the stored data (%(error)s); nothing was changed.") % {"error": error}
+        ) from error
+
+    after = {
+        fields_by_attname[attname].name: merge_fields.dump_value(fields_by_attname[attname], getattr(survivor, attname))
+        for attname in plan.values
+    }
+    snapshot = {
+        "version": 1,
+        "model": model._meta.label_lower,
+        "survivor": survivor.pk,
+        "absorbed": absorbed_pks,
+        "survivor_fields": {name: {"before": before[name], "after": after[name]} for name in before},
+        "absorbed_fields": absorbed_before,
+        "relations": entries,
+        "note": {"model": note._meta.label_lower, "pk": note.pk} if note is not None else None,
+    }
+    _reindex_on_commit(model, pks)
+    return MergeResult(
+        survivor=survivor,
+        absorbed=absorbed,
+        filled=dict(plan.sources),
+        moved=moved_summary(entries),
+        removed_duplicates=sum(len(entry["removed"]) for entry in entries),
+        note=note,
+        snapshot=snapshot,
+    )
+
+
+def _reindex_on_commit(model: type[models.Model], pks: Sequence) -> None:
+    """Tell the match-key index the records changed in bulk: it re-keys the survivor, drops the archived."""
+    transaction.on_commit(partial(records_bulk_saved.send, sender=model, model=model, pks=list(pks)))
+
+
+# --- Background merge ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def merge_job_create(
+    *,
+    user,
+    survivor: models.Model,
+    absorbed: Sequence[models.Model],
+    choices: Mapping[str, int] | None = None,
+    expected: Mapping | None = None,
+) -> MergeJob:
+    """Queue a merge to run in the background; the task is sent once the job is committed."""
+    model = _mergeable_model(type(survivor))
+    spec = registry.for_model(model)
+    if spec is None:
+        raise MergeError(
+            _("%(records)s do not take part in duplicate control.")
+            % {"records": capfirst(model._meta.verbose_name_plural)}
+        )
+    merge_permission_check(user=user, model=model)
+    if survivor.pk is None:
+        raise MergeError(_("Only saved records can be merged."))
+    absorbed_pks = _absorbed_pks(model, survivor, absorbed)
+    pks = [survivor.pk, *absorbed_pks]
+    choices = merge_fields.clean_choices(model, choices, pks)
+    expected = _clean_expected(expected, pks)
+    # Refuse at once what the worker would refuse anyway (the worker checks again, under lock).
+    archived = model._base_manager.filter(pk__in=pks, **{merge_fields.ARCHIVED_FIELD: True}).first()
+    if archived is not None:
+        raise MergeError(
+            _("%(record)s has already been merged into another record; reopen the duplicates.")
+            % {"record": merge_fields.record_label(archived)}
+        )
+    content_type = ContentType.objects.get_for_model(model)
+    job = MergeJob.objects.create(
+        entity_key=spec.key,
+        content_type=content_type,
+        survivor_id=survivor.pk,
+        absorbed_ids=absorbed_pks,
+        choices=choices,
+        expected=expected,
+        created_by=user,
+        language=translation.get_language() or "",
+        celery_task_id=str(uuid.uuid4()),
+    )
+    MergeJobRecord.objects.bulk_create(
+        [MergeJobRecord(job=job, content_type=content_type, record_id=survivor.pk, role=MergeJobRecord.Role.SURVIVOR)]
+        + [
+            MergeJobRecord(job=job, content_type=content_type, record_id=pk, role=MergeJobRecord.Role.ABSORBED)
+            for pk in absorbed_pks
+        ]
+    )
+    transaction.on_commit(partial(_merge_job_enqueue, job_id=job.pk, task_id=job.celery_task_id))
+    return job
+
+
+def _merge_job_enqueue(*, job_id: int, task_id: str) -> None:
+    from dedup.tasks import merge_job_run as merge_job_task  # tasks import this module
+
+    merge_job_task.apply_async(args=[job_id], task_id=task_id)
+
+
+def _job_records(job: MergeJob):
+    model = job.content_type.model_class()
+    if model is None:
+        raise MergeError(_("The kind of records this merge was for no longer exists."))
+    pks = [job.survivor_id, *job.absorbed_ids]
+    found = model._base_manager.in_bulk(pks)
+    missing = [str(pk) for pk in pks if pk not in found]
+    if missing:
+        raise MergeError(
+            ngettext(
+                "%(model)s #%(ids)s no longer exists.", "%(model)s #%(ids)s no longer exist.", len(missing)
+            )
+            % {"model": capfirst(model._meta.verbose_name), "ids": ", #".join(missing)}
+        )
+    return found[job.survivor_id], [found[pk] for pk in job.absorbed_ids]
+
+
+def _notify(job: MergeJob, *, level: str, message: str) -> None:
+    if job.created_by_id is None:
+        return
+    model = job.content_type.model_class()
+    url = record_admin_url(model, job.survivor_id) if model is not None else ""
+    notification_send(user=job.created_by, level=level, message=message, url=url, job=job)
+
+
+def _locked_jobs():
+    # Lock the job row only ("of self"): PostgreSQL cannot lock the nullable side of the join to the user, and
+    # locking the content type row would hold up every insert of a note or phone anywhere meanwhile.
+    return MergeJob.objects.select_for_update(of=("self",)).select_related("content_type", "created_by")
+
+
+def merge_job_run(*, job_id: int) -> MergeJob | None:
+    """Run a queued merge job exactly once, however often its task is delivered.
+
+    The job row is locked for the whole merge: a second delivery waits, then finds it done and does nothing;
+    a delivery after a worker died mid-merge finds it still running (the dead worker's transaction rolled
+    back) and does the work. A MergeError fails the job with the reason and leaves every record as it was.
+    """
+    with transaction.atomic():
+        job = MergeJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in (MergeJob.Status.QUEUED, MergeJob.Status.RUNNING):
+            return job
+        if job.status == MergeJob.Status.QUEUED:
+            # Committed on its own, so the screens show "running" while the merge transaction works.
+            job.status = MergeJob.Status.RUNNING
+            job.started_at = timezone.now()
+            job.save(update_fields=["status", "started_at"])
+
+    with transaction.atomic():
+        job = _locked_jobs().get(pk=job_id)
+        if job.status != MergeJob.Status.RUNNING:
+            return job  # another delivery finished it while this one waited for the lock
+        with translation.override(job.language or None):
+            try:
+                survivor, absorbed = _job_records(job)
+                result = records_merge(
+                    survivor=survivor,
+                    absorbed=absorbed,
+                    choices=job.choices,
+                    user=job.created_by,
+                    expected=job.expected,
+                )
+            except MergeError as error:
+                job.status = MergeJob.Status.FAILED
+                job.error = str(error)
+                job.finished_at = timezone.now()
+                job.save(update_fields=["status", "error", "finished_at"])
+                _notify(
+                    job,
+                    level=Notification.Level.ERROR,
+                    message=_("The merge was not done: %(reason)s") % {"reason": error},
+                )
+                return job
+            job.status = MergeJob.Status.DONE
+            job.error = ""
+            job.snapshot = result.snapshot
+            job.finished_at = timezone.now()
+            job.save(update_fields=["status", "error", "snapshot", "finished_at"])
+            _notify(
+                job,
+                level=Notification.Level.SUCCESS,
+                message=ngettext(
+                    "Merge finished: %(count)d record merged into %(record)s.",
+                    "Merge finished: %(count)d records merged into %(record)s.",
+                    len(result.absorbed),
+                )
+                % {"count": len(result.absorbed), "record": merge_fields.record_label(result.survivor)},
+            )
+    return job
+
+
+@transaction.atomic
+def merge_job_fail(*, job_id: int, reason: str) -> MergeJob | None:
+    """Mark a queued or running job failed (its task gave up); the records were never changed."""
+    job = _locked_jobs().filter(pk=job_id).first()
+    if job is None or job.status not in (MergeJob.Status.QUEUED, MergeJob.Status.RUNNING):
+        return job
+    with translation.override(job.language or None):
+        job.status = MergeJob.Status.FAILED
+        job.error = str(reason)
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+        _notify(
+            job, level=Notification.Level.ERROR, message=_("The merge was not done: %(reason)s") % {"reason": job.error}
+        )
+    return job
+
+
+# --- Undo ---------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def merge_undo(*, job: MergeJob, user) -> MergeJob:
+    """Undo a finished merge exactly, or raise MergeError saying why it would not be safe."""
+    from .undo import snapshot_restore
+
+    job = _locked_jobs().get(pk=job.pk)
+    model = job.content_type.model_class()
+    if model is None:
+        raise MergeError(_("The kind of records this merge was for no longer exists."))
+    merge_permission_check(user=user, model=model)
+    if job.status != MergeJob.Status.DONE:
+        raise MergeError(
+            _("Only a finished merge can be undone; this one is %(status)s.") % {"status": job.get_status_display()}
+        )
+    snapshot_restore(model=model, snapshot=job.snapshot)
+    job.status = MergeJob.Status.UNDONE
+    job.undone_at = timezone.now()
+    job.undone_by = user
+    job.save(update_fields=["status", "undone_at", "undone_by"])
+    _reindex_on_commit(model, [job.survivor_id, *job.absorbed_ids])
+    return job

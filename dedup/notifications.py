@@ -1,0 +1,51 @@
+"""Notifications to users (a merge finished or failed): send, list the unread, mark read."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from dedup.models import Notification
+
+# At most this many notifications per poll: a user back from a holiday gets the newest, not a wall of toasts.
+POLL_LIMIT = 20
+
+
+@transaction.atomic
+def notification_send(
+    *, user, message: str, level: str = Notification.Level.INFO, url: str = "", job=None
+) -> Notification:
+    """Store a notification for a user; their admin pages show it as a toast on the next poll."""
+    if level not in Notification.Level.values:
+        raise ValueError(f"Unknown notification level {level!r}")
+    return Notification.objects.create(user=user, level=level, message=str(message), url=url or "", job=job)
+
+
+def notifications_unread(user, *, after_id: int = 0) -> QuerySet[Notification]:
+    """Return the user's unread notifications newer than ``after_id``, newest first."""
+    queryset = Notification.objects.filter(user=user, read_at__isnull=True)
+    if after_id:
+        queryset = queryset.filter(pk__gt=after_id)
+    return queryset.order_by("-id")
+
+
+@transaction.atomic
+def notifications_mark_read(*, user, ids: Iterable[int] | None = None) -> int:
+    """Mark the user's notifications read (these ids, or all); return how many were unread."""
+    queryset = Notification.objects.filter(user=user, read_at__isnull=True)
+    if ids is not None:
+        queryset = queryset.filter(pk__in=list(ids))
+    return queryset.update(read_at=timezone.now())
+
+
+def notification_payload(notification: Notification) -> dict:
+    """Return a notification as the toast script reads it."""
+    return {
+        "id": notification.pk,
+        "level": notification.level,
+        "message": notification.message,
+        "url": notification.url,
+        "created_at": notification.created_at.isoformat(),
+    }

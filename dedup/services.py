@@ -1,0 +1,112 @@
+"""Services of duplicate control's engine: remember pairs a manager said are not duplicates."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import combinations
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from dedup import registry
+from dedup.models import NotDuplicate
+from dedup.registry import EntitySpec
+
+
+def _spec(entity: str | EntitySpec | type[models.Model] | None, record: models.Model | None) -> EntitySpec:
+    if isinstance(entity, EntitySpec):
+        return entity
+    if isinstance(entity, str):
+        try:
+            return registry.get(entity)
+        except KeyError:
+            raise ValidationError(_("%(entity)s is not an entity duplicate control knows.") % {"entity": entity})
+    model = entity if entity is not None else type(record) if record is not None else None
+    spec = registry.for_model(model) if model is not None else None
+    if spec is None:
+        raise ValidationError(_("These records do not take part in duplicate control."))
+    return spec
+
+
+@transaction.atomic
+def not_duplicate_mark(
+    *,
+    entity: str | EntitySpec | type[models.Model] | None = None,
+    record_ids: Iterable[int] | None = None,
+    pair: tuple[int, int] | None = None,
+    record: models.Model | None = None,
+    other: models.Model | None = None,
+    user=None,
+) -> int:
+    """Remember that records are not duplicates of each other; return how many pairs were new.
+
+    Give the records as `record_ids` (every pair among them is marked), as a `pair` of ids, or as two
+    instances `record` and `other`. A pair is stored lowest id first, so it is found in either order; the
+    finder never reports it again (cards, scans, incoming leads).
+    """
+    spec = _spec(entity, record)
+    ids: list[int] = []
+    if record_ids is not None:
+        ids.extend(record_ids)
+    if pair is not None:
+        ids.extend(pair)
+    if record is not None:
+        ids.append(record.pk)
+    if other is not None:
+        if spec.model is not type(other)._meta.concrete_model:
+            raise ValidationError(_("Only records of the same kind can be marked as not duplicates."))
+        ids.append(other.pk)
+    try:
+        unique = sorted({int(pk) for pk in ids})
+    except (TypeError, ValueError):
+        raise ValidationError(_("Record ids must be whole numbers."))
+    if len(unique) < 2:
+        raise ValidationError(_("Choose at least two different records."))
+    found = set(spec.model._base_manager.filter(pk__in=unique).values_list("pk", flat=True))
+    missing = [pk for pk in unique if pk not in found]
+    if missing:
+        raise ValidationError(
+            _("These records do not exist: %(ids)s.") % {"ids": ", ".join(f"#{pk}" for pk in missing)}
+        )
+    pairs = list(combinations(unique, 2))
+    existing = set(
+        NotDuplicate.objects.filter(entity=spec.key, low_id__in=unique, high_id__in=unique).values_list(
+            "low_id", "high_id"
+        )
+    )
+    new = [
+        NotDuplicate(entity=spec.key, low_id=low, high_id=high, created_by=user if _is_user(user) else None)
+        for low, high in pairs
+        if (low, high) not in existing
+    ]
+    NotDuplicate.objects.bulk_create(new, ignore_conflicts=True)
+    return len(new)
+
+
+@transaction.atomic
+def not_duplicate_clear(*, entity: str | EntitySpec | type[models.Model], pair: tuple[int, int]) -> int:
+    """Forget that two records are not duplicates (they may be reported again); return pairs removed."""
+    spec = _spec(entity, None)
+    low, high = sorted(int(pk) for pk in pair)
+    deleted, _rows = NotDuplicate.objects.filter(entity=spec.key, low_id=low, high_id=high).delete()
+    return deleted
+
+
+def not_duplicate_partners(*, entity: str, record_ids: Iterable[int]) -> dict[int, set[int]]:
+    """Return, for each given record, the records marked as not its duplicates (one query)."""
+    ids = list(record_ids)
+    partners: dict[int, set[int]] = {}
+    if not ids:
+        return partners
+    rows = NotDuplicate.objects.filter(Q(low_id__in=ids) | Q(high_id__in=ids), entity=entity).values_list(
+        "low_id", "high_id"
+    )
+    for low, high in rows:
+        partners.setdefault(low, set()).add(high)
+        partners.setdefault(high, set()).add(low)
+    return partners
+
+
+def _is_user(user) -> bool:
+    return user is not None and getattr(user, "is_authenticated", False) and getattr(user, "pk", None) is not None

@@ -1,0 +1,186 @@
+"""The managers' merge, walked in Chromium: badge, list, untick, priority, compare, merge, toast, survivor, undo."""
+import re
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from crm.models import Customer, Email, Note, Order
+from dedup.models import MergeJob, NotDuplicate
+from tests import factories
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
+PHONE = "+7 912 345-67-89"
+MERGE_TIMEOUT_MS = 45_000
+
+
+def _manager():
+    """A staff manager, not a superuser: every CRM permission (cards, contacts, timeline), merge, notifications."""
+    manager = factories.UserFactory(username="anna", first_name="Anna")
+    manager.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="crm"),
+        Permission.objects.get(content_type__app_label="dedup", codename="merge_records"),
+        *Permission.objects.filter(content_type__app_label="dedup", codename__endswith="_notification"),
+    )
+    return manager
+
+
+def _customer(*, phone, email=None, **fields):
+    customer = factories.CustomerFactory(first_name="Ivan", last_name="Petrov", **fields)
+    factories.PhoneFactory(content_object=customer, number=phone)
+    if email:
+        factories.EmailFactory(content_object=customer, address=email)
+    return customer
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, screenshot, celery_worker):
+    # Given a manager and a customer with three look-alikes sharing the phone: the current one has no email
+    # and a pinned note; the second has the email, notes (one pinned) and an order; the fourth a task; the
+    # third is a namesake with another email who must not be merged
+    manager = _manager()
+    current = _customer(phone=PHONE, position="Head of purchasing")
+    factories.NoteFactory(content_object=current, text="Pinned: prefers calls after 5 pm", pinned=True)
+    factories.NoteFactory(content_object=current, text="Asked for a catalogue")
+    second = _customer(phone="8 (912) 345-67-89", email="ivan.petrov@example.com", position="Buyer")
+    factories.NoteFactory.create_batch(2, content_object=second)
+    factories.NoteFactory(content_object=second, text="VIP: deliver to the office", pinned=True)
+    order = factories.OrderFactory(customer=second, number="A-000777")
+    namesake = _customer(phone="+79123456789", email="other.ivan@example.com")
+    fourth = _customer(phone="+7 (912) 345 67 89")
+    factories.TaskFactory(content_object=fourth, title="Send the contract")
+    card = f"{live_server.url}/admin/crm/customer/{current.pk}/change/"
+
+    # When the manager logs in and lists the customers that have duplicates
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/crm/customer/%3Fhas_duplicates%3Dyes")
+    page.fill("#id_username", "anna")
+    page.fill("#id_password", "pass")
+    screenshot("login")
+    page.click('input[type="submit"]')
+    page.wait_for_url(re.compile(r"/admin/crm/customer/\?has_duplicates=yes"))
+
+    # Then the four look-alikes are listed, each with its count in the Duplicates column
+    counts = page.locator("td.field-duplicates_column a.dedup-count-link")
+    assert counts.count() == 4
+    assert sorted(counts.all_inner_texts()) == ["3", "3", "3", "3"]
+    screenshot("changelist")
+
+    # When the customer's card is opened
+    page.goto(card)
+
+    # Then the badge says "Duplicates: 3" in the header and next to the phones
+    header_badge = page.locator(".object-tools a.dedup-badge")
+    assert header_badge.inner_text().strip() == "Duplicates: 3"
+    field_badge = page.locator(".inline-group a.dedup-badge--field").first
+    assert field_badge.is_visible()
+    screenshot("card_with_badge")
+
+    # When the badge is clicked, the list opens in a dialog on the card
+    header_badge.click()
+    dialog = page.locator("dialog#dedup-dialog")
+    dialog.locator(".dedup-list-form").wait_for()
+    assert page.url == card
+    rows = dialog.locator(".dedup-list-row")
+    assert rows.count() == 4
+    current_row = dialog.locator(f'.dedup-list-row[data-pk="{current.pk}"]')
+    assert "Current" in current_row.inner_text()
+    assert dialog.locator(f"#dedup-priority-{current.pk}").is_checked()
+    assert "phone" in dialog.locator(f'.dedup-list-row[data-pk="{second.pk}"] .dedup-reasons').inner_text().lower()
+    screenshot("duplicates_list", full_page=False)
+
+    # And the namesake is unticked and the second customer made the priority record
+    dialog.locator(f"#dedup-include-{namesake.pk}").uncheck()
+    assert dialog.locator("[data-dedup-unticked-note]").is_visible()
+    assert dialog.locator(f"#dedup-priority-{namesake.pk}").is_disabled()
+    dialog.locator(f"#dedup-priority-{second.pk}").check()
+    screenshot("unticked_and_priority", full_page=False)
+
+    # When "Compare and merge" is pressed
+    dialog.get_by_role("button", name="Compare and merge").click()
+    page.wait_for_url(re.compile(r"/compare/\?"))
+
+    # Then the side-by-side screen has a column per merged record, the priority first, and the summary
+    headers = page.locator("th.dedup-record-col")
+    assert headers.count() == 3
+    assert f"Customer #{second.pk}" in headers.nth(0).inner_text()
+    assert "Priority" in headers.nth(0).inner_text()
+    emails = page.locator('tr[data-field="emails"] td.dedup-result').inner_text()
+    assert "ivan.petrov@example.com" in emails and "other.ivan" not in emails
+    summary = page.locator(".dedup-summary-headline").inner_text()
+    assert f"Customer #{second.pk} stays; 2 records will be archived" in summary
+    assert "3 notes" not in summary and "1 task" in summary and "2 notes" in summary
+    screenshot("compare")
+    page.emulate_media(color_scheme="dark")
+    screenshot("compare_dark")
+    page.emulate_media(color_scheme="light")
+
+    # When the manager keeps the current record's position instead of the priority's, and merges
+    page.locator(f'input[name="choice_position"][value="{current.pk}"]').check()
+    assert page.locator('tr[data-field="position"] [data-dedup-result]').inner_text() == "Head of purchasing"
+    assert "Position" in page.locator("[data-dedup-taken]").inner_text()
+    screenshot("compare_choice")
+    page.get_by_role("button", name="Merge 3 records").click()
+
+    # Then they land on the survivor's card with the "queued" message
+    page.wait_for_url(f"{live_server.url}/admin/crm/customer/{second.pk}/change/")
+    assert "Merge queued" in page.locator(".messagelist").inner_text()
+    screenshot("merge_queued")
+
+    # And the worker's notification appears as a toast in the lower right corner, without a reload
+    toast = page.locator("#mw-toasts .mw-toast--success")
+    toast.wait_for(timeout=MERGE_TIMEOUT_MS)
+    assert "Merge finished" in toast.inner_text()
+    box = toast.bounding_box()
+    viewport = page.viewport_size
+    assert box["x"] + box["width"] > viewport["width"] * 0.75
+    assert box["y"] + box["height"] > viewport["height"] * 0.75
+    screenshot("toast", full_page=False)
+
+    # When the manager opens the survivor from the toast
+    toast.locator(".mw-toast__link").click()
+    page.wait_for_url(f"{live_server.url}/admin/crm/customer/{second.pk}/change/")
+
+    # Then everything moved to it: notes, the task, the order, the phones and the email; the chosen position;
+    # the priority's pinned note stays the pinned one
+    job = MergeJob.objects.get()
+    assert job.status == MergeJob.Status.DONE, job.error
+    survivor = Customer.objects.get(pk=second.pk)
+    assert survivor.position == "Head of purchasing"
+    assert Note.objects.filter(object_id=second.pk, text="Asked for a catalogue").exists()
+    assert Order.objects.get(pk=order.pk).customer_id == second.pk
+    assert set(Customer.objects.filter(is_archived=True).values_list("pk", flat=True)) == {current.pk, fourth.pk}
+    assert Email.objects.filter(object_id=second.pk, address="ivan.petrov@example.com").exists()
+    assert Note.objects.get(object_id=second.pk, pinned=True).text == "VIP: deliver to the office"
+    # the namesake is remembered as not a duplicate of the records merged, so the survivor has no badge
+    assert NotDuplicate.objects.filter(entity="customer").count() == 3
+    assert page.locator(".object-tools a.dedup-badge").count() == 0
+    assert page.locator("#id_position").input_value() == "Head of purchasing"
+    page_text = page.locator("#content-main").inner_text()
+    assert "Asked for a catalogue" in page.content() and "Send the contract" in page.content()
+    assert "Merge history" in page_text
+    screenshot("survivor")
+
+    # And the absorbed customer's old page leads to the survivor
+    page.goto(card)
+    page.wait_for_url(f"{live_server.url}/admin/crm/customer/{second.pk}/change/")
+    assert "was merged into" in page.locator(".messagelist").inner_text()
+
+    # When the manager undoes the merge from the history on the card, confirming it
+    page.locator("#merge-history a.dedup-undo-link").first.click()
+    page.locator(".dedup-undo-confirm").wait_for()
+    screenshot("undo_confirm")
+    page.get_by_role("button", name="Yes, undo the merge").click()
+    page.wait_for_url(f"{live_server.url}/admin/crm/customer/{second.pk}/change/")
+
+    # Then the absorbed customers are back with their notes, task and position, and the card says so
+    assert "Merge undone" in page.locator(".messagelist").inner_text()
+    screenshot("undone")
+    assert not Customer.objects.filter(is_archived=True).exists()
+    assert Customer.objects.get(pk=second.pk).position == "Buyer"
+    assert Note.objects.filter(object_id=current.pk, text="Asked for a catalogue").exists()
+    assert Note.objects.get(object_id=current.pk, pinned=True).text.startswith("Pinned")
+    assert Order.objects.get(pk=order.pk).customer_id == second.pk
+    page.goto(card)
+    assert page.url == card
+    assert page.locator(".object-tools a.dedup-badge").inner_text().strip() == "Duplicates: 2"
+    screenshot("current_after_undo")

@@ -1,0 +1,205 @@
+"""Messenger messages: one chat is one lead, and a phone number written in a message joins the contact (seeds 000, 003)."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crm.messenger import phones_in_text
+from crm.models import ChatMessage, IntakeSettings, Lead, Stage
+from tests import factories
+
+MESSAGES = "/api/messages/"
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "expected"),
+    [
+        ("мой номер 8 912 345-67-89", "RU", ["+79123456789"]),
+        ("Мой телефон: +7 (912) 345 67 89, звоните после 18:00", "RU", ["+79123456789"]),
+        ("пишите на вотсап 89123456789", "RU", ["+79123456789"]),
+        ("номер 8-912-345-67-89 или рабочий 8 (495) 123-45-67", "RU", ["+79123456789", "+74951234567"]),
+        ("call me at +1 (415) 555-0100", "RU", ["+14155550100"]),
+        ("call me at (415) 555-0100 tomorrow", "US", ["+14155550100"]),
+        ("my UK number is +44 20 7946 0958", "US", ["+442079460958"]),
+        ("twice: +79123456789 and 8 912 345 67 89", "RU", ["+79123456789"]),
+        ("order 12345 of 2024-05-01, total 15 000", "RU", []),
+        ("привет! хочу консультацию", "RU", []),
+        ("", "RU", []),
+    ],
+)
+def test_phones_in_text_finds_numbers_in_russian_and_english(text, region, expected):
+    assert phones_in_text(text, region=region) == expected
+
+
+def test_phones_in_text_uses_the_default_region(settings):
+    settings.DEDUP_DEFAULT_REGION = "US"
+    assert phones_in_text("call (415) 555-0100") == ["+14155550100"]
+    settings.DEDUP_DEFAULT_REGION = "RU"
+    assert phones_in_text("мой номер 8 912 345-67-89") == ["+79123456789"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.none(), st.integers(), st.binary(max_size=50)))
+def test_phones_in_text_never_crashes_and_returns_e164(text):
+    found = phones_in_text(text)
+    assert all(number.startswith("+") and number[1:].isdigit() for number in found)
+
+
+def _message(client, **payload):
+    response = client.post(MESSAGES, {"channel": "telegram", "text": "Здравствуйте", **payload}, format="json")
+    assert response.status_code in (200, 201), response.content
+    return response.json()
+
+
+def test_message_same_chat_never_makes_a_second_lead(intake_client, lead_pipeline):
+    # given a Telegram chat whose number is hidden (only the chat id is known)
+    first = _message(intake_client, chat_id="100500", name="Ivan")
+    # when the client writes again from the same chat
+    second = _message(intake_client, chat_id="100500", text="Есть новости?")
+    # then the second message is added to the first lead's timeline
+    assert first["decision"] == "created" and second["decision"] == "appended"
+    assert second["lead"] == first["lead"]
+    assert Lead.objects.count() == 1
+    lead = Lead.objects.get()
+    assert lead.channel == "telegram" and lead.first_name == "Ivan"
+    assert sorted(ChatMessage.objects.filter(object_id=lead.pk).values_list("text", flat=True)) == [
+        "Есть новости?",
+        "Здравствуйте",
+    ]
+
+
+def test_message_chat_recognised_by_username_then_chat_id(intake_client, lead_pipeline):
+    # given a chat the manager started by @username (seed 000)
+    first = _message(intake_client, username="@IvanP")
+    # when the client answers and the messenger now shows both the username and the chat id
+    second = _message(intake_client, username="ivanp", chat_id="42")
+    # and later only the chat id
+    third = _message(intake_client, chat_id="42")
+    # then all three are one lead, whose messenger handle remembers both
+    assert first["lead"] == second["lead"] == third["lead"]
+    handle = Lead.objects.get().messengers.get()
+    assert (handle.username, handle.chat_id) == ("IvanP", "42")
+
+
+def test_message_other_channel_same_id_is_another_chat(intake_client, lead_pipeline):
+    first = _message(intake_client, chat_id="42")
+    second = _message(intake_client, chat_id="42", channel="whatsapp")
+    assert first["lead"] != second["lead"]
+
+
+def test_message_to_a_closed_chat_lead_makes_a_repeat_lead(intake_client, lead_pipeline):
+    # given a chat whose lead was lost
+    first = _message(intake_client, chat_id="42")
+    lost = Stage.objects.get(pipeline=lead_pipeline, name="Lost")
+    Lead.objects.filter(pk=first["lead"]).update(stage=lost)
+    # when the client writes again half a year later
+    second = _message(intake_client, chat_id="42", text="Снова я")
+    # then a new, repeat lead is created for the new inquiry
+    assert second["decision"] == "created" and second["lead"] != first["lead"]
+    assert Lead.objects.get(pk=second["lead"]).is_repeat
+
+
+def test_message_phone_in_text_is_added_to_the_lead(intake_client, lead_pipeline):
+    # given a chat lead with a hidden number
+    created = _message(intake_client, chat_id="42")
+    # when the client writes their number in Russian
+    answer = _message(intake_client, chat_id="42", text="мой номер 8 912 345-67-89")
+    # then the number is recognised and stored on the lead in international format
+    assert answer["phones_found"] == ["+79123456789"]
+    lead = Lead.objects.get(pk=created["lead"])
+    assert list(lead.phones.values_list("e164", flat=True)) == ["+79123456789"]
+    # and writing it again adds nothing
+    _message(intake_client, chat_id="42", text="ещё раз: +7 912 345 67 89")
+    assert lead.phones.count() == 1
+
+
+def test_message_phone_in_english_text_is_added_to_the_customer_too(intake_client, lead_pipeline):
+    # given a chat lead linked to a customer
+    created = _message(intake_client, username="john")
+    customer = factories.CustomerFactory()
+    Lead.objects.filter(pk=created["lead"]).update(customer=customer)
+    # when the client writes an American number
+    _message(intake_client, username="john", text="call me at +1 (415) 555-0100")
+    # then both the lead and the customer have it
+    assert list(Lead.objects.get().phones.values_list("e164", flat=True)) == ["+14155550100"]
+    assert list(customer.phones.values_list("e164", flat=True)) == ["+14155550100"]
+
+
+def _phone_lead(pipeline, phone, *, stage="New", **fields):
+    lead = factories.LeadFactory(pipeline=pipeline, stage=Stage.objects.get(pipeline=pipeline, name=stage), **fields)
+    factories.PhoneFactory(content_object=lead, number=phone)
+    return lead
+
+
+def test_message_phone_merges_the_chat_lead_with_the_call_lead(intake_client, lead_pipeline, duplicate_rules):
+    # given a lead from a phone call, and a Telegram chat lead of the same person with a hidden number (seed 003)
+    call_lead = _phone_lead(lead_pipeline, "+79123456789", title="Call", channel="phone")
+    chat = _message(intake_client, chat_id="42", text="Хочу консультацию")
+    # when the bot asks for the number and the client writes it
+    answer = _message(intake_client, chat_id="42", text="Мой номер 8 (912) 345-67-89")
+    # then the two leads are merged into the older one through the merge service
+    assert answer["decision"] == "merged", answer
+    assert answer["lead"] == call_lead.pk
+    chat_lead = Lead.objects.get(pk=chat["lead"])
+    assert chat_lead.is_archived and chat_lead.merged_into_id == call_lead.pk
+    assert Lead.objects.filter(is_archived=False).count() == 1
+    # and the survivor has the chat's messages and its messenger handle
+    assert ChatMessage.objects.filter(object_id=call_lead.pk, content_type__model="lead").count() == 2
+    assert call_lead.messengers.filter(chat_id="42").exists()
+    # so the next message from the chat goes to the survivor
+    assert _message(intake_client, chat_id="42", text="Спасибо")["lead"] == call_lead.pk
+
+
+def test_message_phone_does_not_merge_a_pair_marked_not_duplicate(intake_client, lead_pipeline, duplicate_rules):
+    # given a call lead and a chat lead a manager marked "not a duplicate" of each other
+    from dedup.services import not_duplicate_mark
+
+    call_lead = _phone_lead(lead_pipeline, "+79123456789")
+    chat = _message(intake_client, chat_id="42")
+    not_duplicate_mark(entity="lead", pair=(call_lead.pk, chat["lead"]))
+    # when the chat gives the same number
+    answer = _message(intake_client, chat_id="42", text="8 912 345-67-89")
+    # then the number is stored but the leads stay apart
+    assert answer["decision"] == "appended"
+    assert not Lead.objects.filter(is_archived=True).exists()
+    assert Lead.objects.get(pk=chat["lead"]).phones.get().e164 == "+79123456789"
+
+
+def test_message_phone_does_not_merge_with_a_closed_lead(intake_client, lead_pipeline, duplicate_rules):
+    _phone_lead(lead_pipeline, "+79123456789", stage="Won")
+    _message(intake_client, chat_id="42")
+    answer = _message(intake_client, chat_id="42", text="8 912 345-67-89")
+    assert answer["decision"] == "appended"
+    assert not Lead.objects.filter(is_archived=True).exists()
+
+
+def test_message_phone_shared_by_more_than_three_leads_is_flagged(intake_client, lead_pipeline, duplicate_rules):
+    # given four leads with the number
+    for _ in range(4):
+        _phone_lead(lead_pipeline, "+79123456789")
+    chat = _message(intake_client, chat_id="42")
+    # when the chat gives it
+    answer = _message(intake_client, chat_id="42", text="+7 912 345 67 89")
+    # then nothing is merged and the chat lead is flagged for review
+    assert answer["decision"] == "flagged" and answer["flagged_for_review"]
+    assert not Lead.objects.filter(is_archived=True).exists()
+    assert list(Lead.objects.get(pk=chat["lead"]).tags.values_list("name", flat=True)) == ["duplicate review"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "archived"),
+    [
+        (IntakeSettings.MultiMatchPolicy.UPDATE_ALL, 2),
+        (IntakeSettings.MultiMatchPolicy.UPDATE_NEWEST, 1),
+        (IntakeSettings.MultiMatchPolicy.CREATE_NEW, 0),
+    ],
+)
+def test_message_phone_shared_by_two_leads_follows_the_policy(intake_client, lead_pipeline, duplicate_rules, policy, archived):
+    # given two leads with the number and the multi-match policy
+    IntakeSettings.objects.create(pipeline=lead_pipeline, multi_match_policy=policy)
+    _phone_lead(lead_pipeline, "+79123456789")
+    _phone_lead(lead_pipeline, "+79123456789")
+    _message(intake_client, chat_id="42")
+    # when the chat gives the number
+    _message(intake_client, chat_id="42", text="89123456789")
+    # then all, the newest or none of them are merged with the chat lead
+    assert Lead.objects.filter(is_archived=True).count() == archived

@@ -1,0 +1,73 @@
+"""bulk_insert: multi-row INSERTs that return the new keys, with defaults and prepared values."""
+import datetime
+from decimal import Decimal
+
+from crm.models import Customer, Lead, Order, Phone, Tag
+from crm.services.bulk import bulk_insert, bulk_insert_instances
+from tests import factories
+
+
+def test_bulk_insert_returns_keys_in_order_and_fills_defaults(db, django_assert_max_num_queries):
+    # given 2,500 rows that name only some columns (more than one statement on any database)
+    rows = [{"first_name": f"N{n}", "birthday": datetime.date(1990, 1, 1 + n % 28)} for n in range(2500)]
+
+    # when inserted
+    with django_assert_max_num_queries(60):
+        pks = bulk_insert(Customer, rows)
+
+    # then each key belongs to its row, and the other columns have their defaults
+    assert len(pks) == 2500
+    first, last = Customer.objects.get(pk=pks[0]), Customer.objects.get(pk=pks[-1])
+    assert (first.first_name, last.first_name) == ("N0", "N2499")
+    assert last.birthday == datetime.date(1990, 1, 1 + 2499 % 28)
+    assert (first.custom_fields, first.is_archived, first.exclude_from_repeat_sales) == ({}, False, False)
+    assert first.created_at is not None and first.created_at == first.updated_at
+
+
+def test_bulk_insert_prepares_json_decimals_and_foreign_keys(db):
+    # given a customer, an order row with JSON, a decimal and a foreign key
+    customer = factories.CustomerFactory()
+    [pk] = bulk_insert(Order, [{
+        "number": "B-1", "customer_id": customer.pk, "total": Decimal("12.30"),
+        "custom_fields": {"källa": "web", "n": [1, 2]},
+    }])
+
+    # then they read back as written
+    order = Order.objects.get(pk=pk)
+    assert (order.customer, order.total) == (customer, Decimal("12.30"))
+    assert order.custom_fields == {"källa": "web", "n": [1, 2]}
+
+
+def test_bulk_insert_ignore_conflicts_skips_existing_rows(db):
+    # given a customer with a tag
+    customer = factories.CustomerFactory()
+    tag = Tag.objects.create(name="vip")
+    customer.tags.add(tag)
+    through = Customer.tags.through
+
+    # when the same link and a new one are inserted ignoring conflicts
+    other = Tag.objects.create(name="b2b")
+    links = [{"customer_id": customer.pk, "tag_id": tag.pk}, {"customer_id": customer.pk, "tag_id": other.pk}]
+    bulk_insert(through, links, ignore_conflicts=True)
+
+    # then the customer has both tags once
+    assert sorted(customer.tags.values_list("name", flat=True)) == ["b2b", "vip"]
+
+
+def test_bulk_insert_instances_sets_keys_and_follows_related_objects_saved_since(db):
+    # given a lead whose stage and pipeline were saved after they were assigned
+    stage = factories.StageFactory.build(pipeline=factories.PipelineFactory(kind="lead", name="L"), name="New")
+    lead = Lead(title="Hello", pipeline=stage.pipeline, stage=stage)
+    stage.save()
+
+    # when inserted
+    bulk_insert_instances(Lead, [lead])
+
+    # then it has its key and points at the stage saved after the assignment
+    assert Lead.objects.get(pk=lead.pk).stage == stage
+    assert lead._state.adding is False
+
+
+def test_bulk_insert_of_nothing_runs_no_query(db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert bulk_insert(Phone, []) == []

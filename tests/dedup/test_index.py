@@ -1,0 +1,233 @@
+"""The match-key index stays current through creates, updates, deletes, bulk writes and rule changes."""
+import pytest
+from django.contrib.contenttypes.models import ContentType
+
+from crm.models import Customer, Email, Lead, Phone, Stage
+from dedup import index, registry
+from dedup.models import IndexedKind, MatchKey, NotDuplicate
+from dedup.services import not_duplicate_mark
+from dedup.signals import records_bulk_saved
+from tests import factories
+from tests.dedup.engine_helpers import customer_with, ensure_default_rules, make_rule
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def rules():
+    ensure_default_rules()
+
+
+def keys_of(record, kind=None):
+    spec = registry.for_model(type(record))
+    rows = MatchKey.objects.filter(entity=spec.key, record_id=record.pk)
+    if kind:
+        rows = rows.filter(kind=kind)
+    return set(rows.values_list("kind", "key"))
+
+
+def test_index_customer_create_writes_its_keys():
+    # Given a new customer with a company, a phone, an email and a Telegram handle
+    company = factories.CompanyFactory(name="ООО «Ромашка»")
+    customer = customer_with(
+        "Ivan", "Petrov", company=company, phones=["8 912 345-67-89"], emails=["Ivan@Example.com"], handles=["Ivan_P"]
+    )
+
+    # When the index is read
+    # Then it holds each key the default rules need, normalised
+    assert keys_of(customer) == {
+        ("full_name", "ivan petrov"),
+        ("company_name", "romashka"),
+        ("phone", "+79123456789"),
+        ("email", "ivan@example.com"),
+        ("messenger", "telegram:ivan_p"),
+    }
+
+
+def test_index_customer_update_rewrites_its_keys():
+    # Given an indexed customer
+    customer = customer_with("Ivan", "Petrov")
+
+    # When the name is changed and saved
+    customer.first_name, customer.last_name = "Maria", "Sidorova"
+    customer.save()
+
+    # Then the index has the new name only
+    assert keys_of(customer, "full_name") == {("full_name", "maria sidorova")}
+
+
+def test_index_customer_delete_drops_keys_and_pairs():
+    # Given two customers marked as not duplicates
+    first = customer_with("Ivan", "Petrov", phones=["+79123456789"])
+    second = customer_with("Ivan", "Petrov", phones=["+79123456789"])
+    not_duplicate_mark(entity="customer", pair=(first.pk, second.pk), user=None)
+    pk = first.pk
+
+    # When one is deleted
+    first.delete()
+
+    # Then its keys and its pairs are gone
+    assert not MatchKey.objects.filter(entity="customer", record_id=pk).exists()
+    assert not NotDuplicate.objects.exists()
+    assert keys_of(second, "phone") == {("phone", "+79123456789")}
+
+
+def test_index_phone_row_create_update_delete_follow_the_owner():
+    # Given a customer without phones
+    customer = customer_with("Ivan", "Petrov")
+    assert keys_of(customer, "phone") == set()
+
+    # When a phone row is added, then changed, then deleted
+    phone = factories.PhoneFactory(content_object=customer, number="8 912 345-67-89")
+    after_create = keys_of(customer, "phone")
+    phone.number = "+1 (415) 555-0100"
+    phone.save()
+    after_update = keys_of(customer, "phone")
+    phone.delete()
+    after_delete = keys_of(customer, "phone")
+
+    # Then the owner's keys follow each step
+    assert after_create == {("phone", "+79123456789")}
+    assert after_update == {("phone", "+14155550100")}
+    assert after_delete == set()
+
+
+def test_index_email_row_of_another_entity_does_not_touch_customers():
+    # Given a customer and a company with the same id and an email added to the company
+    customer = customer_with("Ivan", "Petrov")
+    company = factories.CompanyFactory(name="Acme LLC")
+    Email.objects.create(
+        content_type=ContentType.objects.get_for_model(company), object_id=customer.pk, address="office@acme.com"
+    )
+
+    # When the index is read
+    # Then only the company whose content type the row names got the key
+    assert keys_of(customer, "email") == set()
+    if company.pk == customer.pk:
+        assert keys_of(company, "email") == {("email", "office@acme.com")}
+
+
+def test_index_company_rename_reindexes_its_customers():
+    # Given two customers of one company
+    company = factories.CompanyFactory(name="Acme LLC")
+    first = customer_with("Ivan", "Petrov", company=company)
+    second = customer_with("Maria", "Sidorova", company=company)
+
+    # When the company is renamed
+    company.name = "Globex Inc."
+    company.save()
+
+    # Then both customers' company keys follow
+    assert keys_of(first, "company_name") == keys_of(second, "company_name") == {("company_name", "globex")}
+
+
+def test_index_bulk_signal_reindexes_exactly_those_records():
+    # Given customers and phones written in bulk, which sends no post_save
+    people = Customer.objects.bulk_create([Customer(first_name=f"Name{i}", last_name="Bulk") for i in range(3)])
+    content_type = ContentType.objects.get_for_model(Customer)
+    Phone.objects.bulk_create(
+        [Phone(content_type=content_type, object_id=person.pk, number=f"+7912000000{i}", e164=f"+7912000000{i}")
+         for i, person in enumerate(people)]
+    )
+    assert not MatchKey.objects.filter(record_id__in=[p.pk for p in people]).exists()
+
+    # When the import announces two of them
+    records_bulk_saved.send(sender=Customer, model=Customer, pks=[people[0].pk, people[1].pk])
+
+    # Then exactly those two are indexed
+    assert keys_of(people[0], "phone") == {("phone", "+79120000000")}
+    assert keys_of(people[1], "phone") == {("phone", "+79120000001")}
+    assert keys_of(people[2]) == set()
+
+
+def test_index_bulk_reindex_constant_queries(django_assert_max_num_queries):
+    # Given 60 customers with phones and emails
+    people = [customer_with(f"N{i}", "Person", phones=[f"+7912100{i:04d}"], emails=[f"p{i}@x.com"]) for i in range(60)]
+    spec = registry.get("customer")
+
+    # When 10 and then all 60 are reindexed in one batch
+    # Then both take the same handful of queries (kinds, record load, one per prefetch, delete, insert)
+    with django_assert_max_num_queries(8):
+        index.reindex(spec, [p.pk for p in people[:10]])
+    with django_assert_max_num_queries(8):
+        written = index.reindex(spec, [p.pk for p in people])
+    assert written == 60 * 3
+
+
+def test_index_archived_record_loses_its_keys():
+    # Given an indexed customer
+    customer = customer_with("Ivan", "Petrov", phones=["+79123456789"])
+
+    # When it is archived by a merge (a bulk update, announced by the merge engine)
+    Customer.objects.filter(pk=customer.pk).update(is_archived=True)
+    records_bulk_saved.send(sender=Customer, model=Customer, pks=[customer.pk])
+
+    # Then it has no keys: it can never be a match
+    assert keys_of(customer) == set()
+
+
+def test_index_fuzzy_rule_backfills_blocking_keys_and_drops_them_with_the_rule():
+    # Given an indexed customer and no fuzzy rule
+    customer = customer_with("Ivan", "Petrov")
+    assert keys_of(customer, "full_name:block") == set()
+
+    # When a rule with a fuzzy name condition is added
+    rule = make_rule("customer", "Similar name", [("full_name", "fuzzy", 90)])
+
+    # Then the existing customer's blocking keys are written
+    assert keys_of(customer, "full_name:block")
+    assert IndexedKind.objects.filter(entity="customer", kind="full_name:block").exists()
+
+    # And when the rule is deleted they are dropped
+    rule.delete()
+    assert keys_of(customer, "full_name:block") == set()
+
+
+def test_index_big_base_backfills_in_a_task_after_commit(monkeypatch, django_capture_on_commit_callbacks):
+    # Given a base larger than what a request may backfill (the limit lowered to 1 record)
+    monkeypatch.setattr(index, "BACKFILL_INLINE_LIMIT", 1)
+    first, second = customer_with("Ivan", "Petrov"), customer_with("Maria", "Sidorova")
+
+    # When a fuzzy rule is added and its transaction commits
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        make_rule("customer", "Similar name", [("full_name", "fuzzy", 90)])
+    pending = keys_of(first, "full_name:block")
+    third = customer_with("Oleg", "Smirnov")
+    for callback in callbacks:
+        callback()
+
+    # Then nothing waited in the request, a record saved meanwhile got the new keys at once,
+    # and the task (eager here) filled in the records already there
+    assert pending == set()
+    assert keys_of(third, "full_name:block")
+    assert keys_of(first, "full_name:block") and keys_of(second, "full_name:block")
+
+
+def test_index_stage_meaning_change_reindexes_its_leads(lead_pipeline):
+    # Given a lead in an open stage
+    stage = lead_pipeline.stages.get(name="In progress")
+    lead = factories.LeadFactory(stage=stage, pipeline=lead_pipeline)
+    assert MatchKey.objects.get(entity="lead", record_id=lead.pk, kind="_stage").value == "open"
+
+    # When the admin makes that stage a won stage
+    stage.semantic = Stage.Semantic.WON
+    stage.save()
+
+    # Then the lead's scope key says closed
+    assert MatchKey.objects.get(entity="lead", record_id=lead.pk, kind="_stage").value == "closed"
+    assert Lead.objects.filter(pk=lead.pk).exists()
+
+
+def test_rebuild_restores_a_wiped_index():
+    # Given indexed customers whose index was wiped
+    first = customer_with("Ivan", "Petrov", phones=["+79123456789"])
+    second = customer_with("Maria", "Sidorova", emails=["maria@example.com"])
+    before = keys_of(first) | keys_of(second)
+    MatchKey.objects.all().delete()
+
+    # When the index is rebuilt
+    written = index.rebuild(registry.get("customer"))
+
+    # Then every key is back
+    assert keys_of(first) | keys_of(second) == before
+    assert written == len(before)
