@@ -44,7 +44,7 @@ class IntegrationTokenAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             format_html(
-                _("The token of \u201c{name}\u201d is <code>{raw}</code>. Copy it now: it is stored only as a hash "
+                _("The token of “{name}” is <code>{raw}</code>. Copy it now: it is stored only as a hash "
                   "and cannot be shown again. Send it as the header <code>Authorization: Token {raw}</code>."),
                 name=token.name,
                 raw=raw,
@@ -76,7 +76,7 @@ class IntakeSettingsForm(forms.ModelForm):
     custom_fields = forms.CharField(
         label=_("Also match these custom fields"),
         required=False,
-        help_text=_("Names of custom fields, separated by commas, e.g. \u201ccontract, inn\u201d."),
+        help_text=_("Names of custom fields, separated by commas, e.g. “contract, inn”."),
     )
 
     class Meta:

@@ -277,7 +277,7 @@ def find_matches(*, incoming, keys: ContactKeys, settings: IntakeSettings, hits:
                 .values_list("pk", flat=True)[:CANDIDATE_LIMIT]
             )
             for lead_id in ids:
-                reasons[(Lead, lead_id)].append(_("same %(field)s \u201c%(value)s\u201d") % {"field": _field_label(name), "value": value})
+                reasons[(Lead, lead_id)].append(_("same %(field)s “%(value)s”") % {"field": _field_label(name), "value": value})
     deal_filter = Q(stage_id__in=stage_ids, is_archived=False)
     deal_ids_by_field: dict[int, list[str]] = defaultdict(list)
     for name, value in chosen:
@@ -287,7 +287,7 @@ def find_matches(*, incoming, keys: ContactKeys, settings: IntakeSettings, hits:
                 :CANDIDATE_LIMIT
             ]:
                 deal_ids_by_field[deal_id].append(
-                    _("same %(field)s \u201c%(value)s\u201d") % {"field": _field_label(name), "value": value}
+                    _("same %(field)s “%(value)s”") % {"field": _field_label(name), "value": value}
                 )
     if customer_reasons:
         for deal_id, customer_id in Deal.objects.filter(

@@ -81,7 +81,7 @@ class FlagWidget(widgets.BooleanWidget):
             return True
         if text in self.FALSE_TEXTS:
             return False
-        raise ValueError(_("\u201c%(value)s\u201d is not yes or no; write 1 or 0.") % {"value": value})
+        raise ValueError(_("“%(value)s” is not yes or no; write 1 or 0.") % {"value": value})
 
 
 class DayWidget(widgets.DateWidget):
@@ -106,7 +106,7 @@ class DayWidget(widgets.DateWidget):
             except ValueError:
                 continue
         raise ValueError(
-            _("\u201c%(value)s\u201d is not a date; write it as YYYY-MM-DD or DD.MM.YYYY.") % {"value": text}
+            _("“%(value)s” is not a date; write it as YYYY-MM-DD or DD.MM.YYYY.") % {"value": text}
         )
 
 
@@ -115,7 +115,7 @@ class AmountWidget(widgets.DecimalWidget):
 
     def clean(self, value, row=None, **kwargs):
         if isinstance(value, bool):
-            raise ValueError(_("\u201c%(value)s\u201d is not a number.") % {"value": value})
+            raise ValueError(_("“%(value)s” is not a number.") % {"value": value})
         if isinstance(value, (int, float, Decimal)):
             text = str(value)
         else:
@@ -126,9 +126,9 @@ class AmountWidget(widgets.DecimalWidget):
         try:
             amount = Decimal(text)
         except InvalidOperation:
-            raise ValueError(_("\u201c%(value)s\u201d is not a number.") % {"value": value}) from None
+            raise ValueError(_("“%(value)s” is not a number.") % {"value": value}) from None
         if not amount.is_finite():
-            raise ValueError(_("\u201c%(value)s\u201d is not a number.") % {"value": value})
+            raise ValueError(_("“%(value)s” is not a number.") % {"value": value})
         if amount < 0:
             raise ValueError(_("%(value)s is negative; an amount cannot be below zero.") % {"value": value})
         return amount
@@ -149,7 +149,7 @@ class ChoiceWidget(widgets.Widget):
             if text in (choice.casefold(), str(label).casefold()):
                 return choice
         known = ", ".join(choice for choice, _label in self.choices.choices)
-        raise ValueError(_("\u201c%(value)s\u201d is not one of: %(known)s.") % {"value": value, "known": known})
+        raise ValueError(_("“%(value)s” is not one of: %(known)s.") % {"value": value, "known": known})
 
     def render(self, value, obj=None, **kwargs):
         return value or ""
@@ -169,7 +169,7 @@ class UserWidget(widgets.ForeignKeyWidget):
             self.model._default_manager.filter(Q(username__iexact=text) | Q(email__iexact=text)).order_by("pk").first()
         )
         if user is None:
-            raise ValueError(_("There is no user \u201c%(value)s\u201d; write a username or a user's email.") % {
+            raise ValueError(_("There is no user “%(value)s”; write a username or a user's email.") % {
                 "value": text
             })
         return user
@@ -187,7 +187,7 @@ class TagsWidget(widgets.ManyToManyWidget):
         for name in split_cell(value):
             if len(name) > max_length:
                 raise ValueError(
-                    _("The tag \u201c%(value)s\u201d is longer than %(max)d characters.") % {
+                    _("The tag “%(value)s” is longer than %(max)d characters.") % {
                         "value": name, "max": max_length
                     }
                 )
@@ -239,7 +239,7 @@ def _check_length(text: str, model: type[models.Model], field_name: str, what) -
     max_length = model._meta.get_field(field_name).max_length
     if len(text) > max_length:
         raise ValueError(
-            _("%(what)s \u201c%(value)s\u201d is longer than %(max)d characters.") % {
+            _("%(what)s “%(value)s” is longer than %(max)d characters.") % {
                 "what": capfirst(what), "value": text, "max": max_length
             }
         )
@@ -294,7 +294,7 @@ class MessengersColumn(ContactColumn):
         username, _hash, chat_id = text.strip().partition("#")
         username, chat_id = username.strip().lstrip("@"), chat_id.strip()
         if not username and not chat_id:
-            raise ValueError(_("\u201c%(value)s\u201d has neither a username nor a chat ID.") % {"value": text})
+            raise ValueError(_("“%(value)s” has neither a username nor a chat ID.") % {"value": text})
         _check_length(username, MessengerHandle, "username", _("username"))
         _check_length(chat_id, MessengerHandle, "chat_id", _("chat ID"))
         return channel, username, chat_id
@@ -349,7 +349,7 @@ class CustomerRefColumn(fields.Field):
             return
         customer = Customer.objects.filter(external_id=external_id).first()
         if customer is None:
-            raise ValueError(_("There is no customer with the external ID \u201c%(value)s\u201d.") % {
+            raise ValueError(_("There is no customer with the external ID “%(value)s”.") % {
                 "value": external_id
             })
         instance.customer = customer
@@ -379,7 +379,7 @@ class StageColumn(fields.Field):
         if pipeline_name:
             pipeline = pipelines.filter(name=pipeline_name).first()
             if pipeline is None:
-                raise ValueError(_("There is no pipeline \u201c%(value)s\u201d.") % {"value": pipeline_name})
+                raise ValueError(_("There is no pipeline “%(value)s”.") % {"value": pipeline_name})
         elif instance.pipeline_id:
             pipeline = instance.pipeline
         else:
@@ -390,7 +390,7 @@ class StageColumn(fields.Field):
             stage = pipeline.stages.filter(name=stage_name).first()
             if stage is None:
                 raise ValueError(
-                    _("There is no stage \u201c%(stage)s\u201d in the pipeline \u201c%(pipeline)s\u201d.") % {
+                    _("There is no stage “%(stage)s” in the pipeline “%(pipeline)s”.") % {
                         "stage": stage_name, "pipeline": pipeline.name
                     }
                 )
@@ -399,7 +399,7 @@ class StageColumn(fields.Field):
         else:
             stage = pipeline.stages.first()
             if stage is None:
-                raise ValueError(_("The pipeline \u201c%(value)s\u201d has no stages.") % {"value": pipeline.name})
+                raise ValueError(_("The pipeline “%(value)s” has no stages.") % {"value": pipeline.name})
         instance.pipeline, instance.stage = pipeline, stage
 
 

@@ -167,7 +167,7 @@ class ScanRunAdmin(admin.ModelAdmin):
         if done is None or total is None:
             done, total = scan_runs.scan_progress(run)
         if not total:
-            return "\u2014"
+            return _("planning") if run.status == ScanRun.Status.RUNNING else "\u2014"
         if run.status == ScanRun.Status.RUNNING and done == total:
             label = _("joining")
         else:

@@ -231,11 +231,11 @@ def field_choices(spec: EntitySpec, *, extra: tuple[str, ...] = ()) -> list[tupl
     for name in custom_field_keys(spec):
         full = f"{CUSTOM_PREFIX}{name}"
         if full not in known:
-            choices.append((full, _("custom field \u201c%(name)s\u201d") % {"name": name}))
+            choices.append((full, _("custom field “%(name)s”") % {"name": name}))
             known.add(full)
     for name in extra:
         if name not in known and spec.has_field(name):
-            choices.append((name, _("custom field \u201c%(name)s\u201d") % {"name": name[len(CUSTOM_PREFIX) :]}))
+            choices.append((name, _("custom field “%(name)s”") % {"name": name[len(CUSTOM_PREFIX) :]}))
     return choices
 
 

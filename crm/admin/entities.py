@@ -1,6 +1,7 @@
 """Admin of the CRM's entities: customers, companies, leads, deals and orders."""
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from dedup.admin_card import DuplicateControlAdminMixin
 from dedup.admin_mixins import MergeableAdminMixin
@@ -55,7 +56,7 @@ class CustomerAdmin(
         RECORD_FIELDSET,
     ]
 
-    @admin.display(description=_("name"), ordering="last_name")
+    @admin.display(description=pgettext_lazy("person", "name"), ordering="last_name")
     def full_name_display(self, customer):
         return str(customer)
 

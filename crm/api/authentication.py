@@ -54,5 +54,5 @@ class IntegrationTokenScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": _("The integration's token, created in the admin, as \u201cToken <secret>\u201d."),
+            "description": _("The integration's token, created in the admin, as “Token <secret>”."),
         }

@@ -45,7 +45,7 @@ class PhoneField(serializers.CharField):
     """A phone number in any common format; one that cannot be read as a valid number is refused."""
 
     default_error_messages = {
-        "invalid_phone": _("\u201c{value}\u201d is not a valid phone number. Give it with the country code, e.g. +7 912 345-67-89.")
+        "invalid_phone": _("“{value}” is not a valid phone number. Give it with the country code, e.g. +7 912 345-67-89.")
     }
 
     def __init__(self, **kwargs):
@@ -107,9 +107,9 @@ def _resolve_pipeline(value: str | None, *, kind: str, default: Pipeline | None)
     pipeline = Pipeline.objects.filter(lookup, kind=kind).order_by("id").first()
     if pipeline is None:
         if kind == Pipeline.Kind.DEAL:
-            message = _("Unknown deal pipeline \u201c%(value)s\u201d (Simple CRM mode takes deals, not leads).")
+            message = _("Unknown deal pipeline “%(value)s” (Simple CRM mode takes deals, not leads).")
         else:
-            message = _("Unknown lead pipeline \u201c%(value)s\u201d.")
+            message = _("Unknown lead pipeline “%(value)s”.")
         raise serializers.ValidationError({"pipeline": [message % {"value": value}]})
     return pipeline
 
@@ -127,7 +127,7 @@ def _resolve_stage(value: str | None, *, pipeline: Pipeline) -> Stage:
     stage = stages.filter(lookup).order_by("id").first()
     if stage is None:
         raise serializers.ValidationError(
-            {"stage": [_("Unknown stage \u201c%(value)s\u201d in pipeline %(pipeline)s.") % {"value": value, "pipeline": pipeline.name}]}
+            {"stage": [_("Unknown stage “%(value)s” in pipeline %(pipeline)s.") % {"value": value, "pipeline": pipeline.name}]}
         )
     return stage
 
@@ -140,11 +140,11 @@ def _validate_custom_fields(value):
             raise serializers.ValidationError(_("Custom field names must be non-empty texts of up to 100 characters."))
         if item is not None and not isinstance(item, (str, int, float, bool)):
             raise serializers.ValidationError(
-                _("Custom field \u201c%(name)s\u201d must be a text, a number, true/false or null.") % {"name": key}
+                _("Custom field “%(name)s” must be a text, a number, true/false or null.") % {"name": key}
             )
         if isinstance(item, str) and len(item) > 1000:
             raise serializers.ValidationError(
-                _("Custom field \u201c%(name)s\u201d is longer than 1000 characters.") % {"name": key}
+                _("Custom field “%(name)s” is longer than 1000 characters.") % {"name": key}
             )
     return value
 

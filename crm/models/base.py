@@ -66,9 +66,9 @@ class Entity(models.Model):
 class ContactsMixin(models.Model):
     """Several phones, emails and messenger handles (customers, companies and leads)."""
 
-    phones = GenericRelation("crm.Phone")
-    emails = GenericRelation("crm.Email")
-    messengers = GenericRelation("crm.MessengerHandle")
+    phones = GenericRelation("crm.Phone", verbose_name=_("phones"))
+    emails = GenericRelation("crm.Email", verbose_name=_("emails"))
+    messengers = GenericRelation("crm.MessengerHandle", verbose_name=_("messengers"))
 
     class Meta:
         abstract = True

@@ -6,7 +6,7 @@ from .base import ContactsMixin, Entity
 
 
 class Company(ContactsMixin, Entity):
-    name = models.CharField(_("name"), max_length=255, help_text=_("With its legal form, e.g. \u201cAcme LLC\u201d."))
+    name = models.CharField(_("name"), max_length=255, help_text=_("With its legal form, e.g. “Acme LLC”."))
     tax_id = models.CharField(_("tax ID"), max_length=32, blank=True, default="", db_index=True)
     website = models.CharField(_("website"), max_length=255, blank=True, default="")
 

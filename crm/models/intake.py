@@ -63,7 +63,7 @@ class IntegrationTokenManager(models.Manager):
 class IntegrationToken(models.Model):
     """One integration (a web form, a telephony service, a messenger bot) allowed to post to the intake API."""
 
-    name = models.CharField(_("integration"), max_length=100, help_text=_("E.g. \u201cWebsite form\u201d."))
+    name = models.CharField(_("integration"), max_length=100, help_text=_("E.g. “Website form”."))
     prefix = models.CharField(_("token starts with"), max_length=8, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     pipeline = models.ForeignKey(
@@ -192,7 +192,7 @@ class IntakeSettings(models.Model):
         _("also match these fields"),
         default=list,
         blank=True,
-        help_text=_("Text or number fields of the lead, or custom fields as \u201ccustom:<name>\u201d."),
+        help_text=_("Text or number fields of the lead, or custom fields as “custom:<name>”."),
     )
     search_stages = models.ManyToManyField(
         Stage,

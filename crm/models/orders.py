@@ -4,6 +4,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from dedup.normalize import phone_e164
 
@@ -30,7 +31,7 @@ class Order(Entity):
     phone_e164 = models.CharField(_("phone, international"), max_length=20, blank=True, default="", editable=False)
 
     class Meta(Entity.Meta):
-        verbose_name = _("order")
+        verbose_name = pgettext_lazy("sales order", "order")
         verbose_name_plural = _("orders")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["phone_e164"], name="order_phone_idx")]
@@ -47,7 +48,9 @@ class Order(Entity):
 
 
 class OrderItem(models.Model):
-    order = models.ForeignKey(Order, verbose_name=_("order"), on_delete=models.CASCADE, related_name="items")
+    order = models.ForeignKey(
+        Order, verbose_name=pgettext_lazy("sales order", "order"), on_delete=models.CASCADE, related_name="items"
+    )
     name = models.CharField(_("product"), max_length=255)
     sku = models.CharField(_("SKU"), max_length=64, blank=True, default="")
     quantity = models.PositiveIntegerField(_("quantity"), default=1)

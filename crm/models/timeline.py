@@ -14,8 +14,8 @@ class Direction(models.TextChoices):
 
 
 class TimelineItem(models.Model):
-    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
-    object_id = models.PositiveBigIntegerField()
+    content_type = models.ForeignKey(ContentType, verbose_name=_("record type"), on_delete=models.CASCADE)
+    object_id = models.PositiveBigIntegerField(_("record ID"))
     content_object = GenericForeignKey("content_type", "object_id")
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("author"), null=True, blank=True, on_delete=models.SET_NULL,

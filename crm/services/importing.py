@@ -212,7 +212,7 @@ def _read_text(*, path: str | Path | None, file: IO | None) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ImportFileError(
-            _("The file is not UTF-8 text (line %(line)s); save it as \u201cCSV UTF-8\u201d and try again.")
+            _("The file is not UTF-8 text (line %(line)s); save it as “CSV UTF-8” and try again.")
             % {"line": line}
         ) from exc
 

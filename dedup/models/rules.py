@@ -73,7 +73,7 @@ class Condition(models.Model):
         null=True,
         blank=True,
         validators=[MaxValueValidator(100)],
-        help_text=_("0\u2013100, for the fuzzy method only."),
+        help_text=_("0–100, for the fuzzy method only."),
     )
     fold_email = models.BooleanField(
         _("ignore dots and +tags"),

@@ -168,7 +168,10 @@ class DuplicateGroup(models.Model):
 class DuplicateGroupMember(models.Model):
     """One record of a duplicate group, with its responsible manager at the time of the scan."""
 
-    group = models.ForeignKey(DuplicateGroup, verbose_name=_("group"), on_delete=models.CASCADE, related_name="members")
+    # No index of its own: the unique (group, record_id) index starts with it and serves its lookups.
+    group = models.ForeignKey(
+        DuplicateGroup, verbose_name=_("group"), on_delete=models.CASCADE, related_name="members", db_index=False
+    )
     record_id = models.BigIntegerField(_("record ID"), db_index=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,

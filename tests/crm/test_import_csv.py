@@ -401,3 +401,26 @@ def test_import_csv_reads_an_open_binary_file(db):
     # then it reads as a path would
     assert (report.created, report.skipped) == (1, [])
     assert Customer.objects.get().emails.get().address == "ivan@example.com"
+
+
+def test_import_csv_replays_a_batch_the_database_refused_row_by_row(tmp_path, db):
+    # given another writer that adds customer "race" while the batch is written (here: as soon as the batch's
+    # new company is announced, after the import looked for existing external IDs)
+    def concurrent_writer(sender, model, pks, **kwargs):
+        if model is Company and not Customer.objects.filter(external_id="race").exists():
+            Customer.objects.create(external_id="race", first_name="Concurrent")
+
+    records_bulk_saved.connect(concurrent_writer, weak=False, dispatch_uid="test-concurrent-writer")
+    path = write_csv(tmp_path, "external_id,first_name,company_name\nfirst,Ivan,NewCo\nrace,Anna,NewCo\n")
+    try:
+        # when the batch hits the unique external ID and is refused
+        report = records_import_csv(entity="customer", path=path)
+    finally:
+        records_bulk_saved.disconnect(dispatch_uid="test-concurrent-writer")
+
+    # then it was replayed row by row: nothing lost, nothing duplicated, the race row updated the other's record
+    assert (report.created, report.updated, report.skipped) == (1, 1, [])
+    assert Customer.objects.filter(external_id="race").count() == 1
+    assert Customer.objects.get(external_id="race").first_name == "Anna"
+    assert Customer.objects.get(external_id="first").company.name == "NewCo"
+    assert Company.objects.filter(name="NewCo").count() == 1

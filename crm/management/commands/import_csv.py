@@ -2,6 +2,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from tqdm import tqdm
 
 from crm.services.importing import IMPORTERS, ImportFileError, records_import_csv
@@ -59,9 +60,10 @@ class Command(BaseCommand):
             for error in report.skipped:
                 self.stderr.write(str(error))
             return
+        rows = ngettext("%(count)s row", "%(count)s rows", report.rows) % {"count": report.rows}
         self.stdout.write(
-            _("Imported %(entity)s records from %(path)s in %(seconds).1f s (%(rows)s rows):")
-            % {"entity": entity, "path": path, "seconds": report.seconds, "rows": report.rows}
+            _("Imported %(entity)s records from %(path)s in %(seconds).1f s (%(rows)s):")
+            % {"entity": entity, "path": path, "seconds": report.seconds, "rows": rows}
         )
         self.stdout.write(_("  created: %(count)s") % {"count": report.created})
         self.stdout.write(_("  updated: %(count)s") % {"count": report.updated})
