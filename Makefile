@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_CUSTOMERS ?= 2000
 
-.PHONY: run test install setup messages bench clean
+.PHONY: run test install setup messages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,6 @@ test: install
 # Recompile the translations after editing locale/*/LC_MESSAGES/django.po.
 messages: install
 	$(PY) manage.py compilemessages --ignore=.venv
-
-bench: install
-	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/celery

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.db import connection
+from django.db import connection, transaction
 
 from dedup import keys, registry, rules
 from dedup.models import Condition, MatchKey, NotDuplicate
@@ -29,6 +29,10 @@ FETCH_SIZE = 10000
 BUFFER_RECORDS = 20000
 # A fuzzy block larger than this is skipped (counted in ScanStats), as the finder skips its key.
 MAX_FUZZY_BLOCK = rules.MAX_FUZZY_BLOCK
+# Records whose keys are read per query when a buffer of blocks needs more than the stream carries.
+LOAD_BATCH = 20000
+# PostgreSQL memory for the sort of a two-condition rule's join (a million rows fit).
+POSTGRES_WORK_MEM = "256MB"
 # Distinct reasons kept per group: enough to explain it, bounded for groups of thousands.
 MAX_GROUP_REASONS = 5
 
@@ -313,19 +317,28 @@ class _RuleScan:
             f"SELECT {', '.join(columns)} FROM {table} d {' '.join(joins)} "
             f"WHERE {' AND '.join(where)} ORDER BY {', '.join(order)}"
         )
-        cursor = connection.chunked_cursor()
-        try:
-            cursor.execute(sql, params)
-            while True:
-                rows = cursor.fetchmany(FETCH_SIZE)
-                if not rows:
-                    break
-                self.stats.rows_read += len(rows)
-                if self.progress:
-                    self.progress(len(rows))
-                yield rows
-        finally:
-            cursor.close()
+        # One read-only transaction per stream: PostgreSQL's server-side cursor lives in it, and the settings
+        # below apply to it alone.
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as settings_cursor:
+                    # The join of a two-condition rule is sorted in memory rather than in temporary files, and
+                    # the planner is told every row will be read (a cursor is planned for the first rows).
+                    settings_cursor.execute(f"SET LOCAL work_mem = '{POSTGRES_WORK_MEM}'")
+                    settings_cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+            cursor = connection.chunked_cursor()
+            try:
+                cursor.execute(sql, params)
+                while True:
+                    rows = cursor.fetchmany(FETCH_SIZE)
+                    if not rows:
+                        break
+                    self.stats.rows_read += len(rows)
+                    if self.progress:
+                        self.progress(len(rows))
+                    yield rows
+            finally:
+                cursor.close()
 
     def _push(self, composite, rows: list[tuple]) -> None:
         if not isinstance(composite, tuple):
@@ -490,10 +503,23 @@ class _RuleScan:
 
 
 def _load_keys(spec: EntitySpec, ids: Iterable[int], kinds: set[str]) -> dict[int, RecordKeys]:
-    """Read some kinds of keys of many records, in batches the database accepts."""
+    """Read some kinds of keys of many records: on PostgreSQL one query per LOAD_BATCH ids passed as an array
+    (an IN list of thousands of parameters costs more to send and parse than to run), elsewhere IN batches."""
     found: dict[int, RecordKeys] = defaultdict(RecordKeys)
     ids = sorted(ids)
-    size = max(100, (connection.features.max_query_params or 20000) - len(kinds) - 10)
+    if connection.vendor == "postgresql":
+        q = connection.ops.quote_name
+        sql = (
+            f"SELECT {q('record_id')}, {q('kind')}, {q('key')}, {q('value')} FROM {q(MatchKey._meta.db_table)} "
+            f"WHERE {q('entity')} = %s AND {q('kind')} = ANY(%s) AND {q('record_id')} = ANY(%s)"
+        )
+        with connection.cursor() as cursor:
+            for start in range(0, len(ids), LOAD_BATCH):
+                cursor.execute(sql, [spec.key, sorted(kinds), ids[start : start + LOAD_BATCH]])
+                for record_id, kind, key, value in cursor.fetchall():
+                    found[record_id].add(kind, key, value)
+        return found
+    size = max(100, (connection.features.max_query_params or LOAD_BATCH) - len(kinds) - 10)
     for start in range(0, len(ids), size):
         rows = MatchKey.objects.filter(
             entity=spec.key, record_id__in=ids[start : start + size], kind__in=kinds

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
 from django.db import connection, models
+from django.db.models import Max
 from django.db.models.expressions import RawSQL
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import get_language
 
 from dedup import keys, registry, rules
 from dedup.models import Condition, MatchKey, NotDuplicate, Rule
@@ -16,6 +19,8 @@ from dedup.rules import CompiledRule
 CUSTOM_FIELDS_SAMPLE = 500
 # Groups shown under a rule in the admin.
 PREVIEW_SAMPLE_GROUPS = 5
+# How long a rule's preview is reused while neither the rule nor the index changes.
+PREVIEW_CACHE_SECONDS = 600
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -170,13 +175,31 @@ class RulePreview:
 
 
 def rule_preview(rule: Rule, *, sample: int = PREVIEW_SAMPLE_GROUPS) -> RulePreview | None:
-    """Return how many records and groups this rule alone flags, with a few groups, by the scan's own code."""
-    from dedup.scan import ScanStats, find_groups
+    """Return how many records and groups this rule alone flags, with a few groups, by the scan's own code.
 
+    On a large base that is a scan of seconds: the result is cached until the rule or the index changes (the
+    newest key row's id is part of the cache key), at most PREVIEW_CACHE_SECONDS.
+    """
     spec = rule.spec
     compiled = rules.compile_rules([rule])
     if spec is None or not compiled:
         return None
+    newest = MatchKey.objects.filter(entity=spec.key).aggregate(newest=Max("id"))["newest"] or 0
+    signature = ";".join(
+        f"{c.field.name}/{c.method}/{c.threshold}/{c.fold}" for c in compiled[0].conditions
+    )
+    stamp = rule.updated_at.timestamp() if rule.updated_at else 0
+    cache_key = f"dedup:rule-preview:{get_language()}:{rule.pk}:{stamp}:{newest}:{signature}"
+    preview = cache.get(cache_key)
+    if preview is None:
+        preview = _rule_preview(spec, compiled, sample)
+        cache.set(cache_key, preview, PREVIEW_CACHE_SECONDS)
+    return preview
+
+
+def _rule_preview(spec: EntitySpec, compiled: list[CompiledRule], sample: int) -> RulePreview:
+    from dedup.scan import ScanStats, find_groups
+
     stats = ScanStats()
     groups = list(find_groups(spec.key, rules_to_use=compiled, stats=stats))
     preview = RulePreview(records=sum(len(group.ids) for group in groups), groups=len(groups), seconds=stats.seconds)

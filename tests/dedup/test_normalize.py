@@ -574,7 +574,9 @@ def test_phone_e164_of_an_e164_result_is_itself(digits, prefix, region):
 
 
 name_word = st.text(
-    alphabet=st.sampled_from(string.ascii_letters + "абвгдеёжзийклмнопрстуфхцчшщьыэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЭЮЯäöüéç"),
+    alphabet=st.sampled_from(
+        string.ascii_letters + "абвгдеёжзийклмнопрстуфхцчшщьыэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЭЮЯäöüéç"
+    ),
     min_size=1,
     max_size=12,
 )

@@ -312,6 +312,19 @@ def test_scan_runs_page_shows_progress_while_running(admin_client, settings):
     assert f"1 of {len(chunks)} parts" in detail and 'http-equiv="refresh"' in detail
 
 
+def test_scan_runs_page_shows_a_scan_being_planned(admin_client, django_capture_on_commit_callbacks):
+    # Given a scan just started, its parts not planned yet
+    pair(0)
+    with django_capture_on_commit_callbacks(execute=False):
+        scan_runs.scan_start()
+
+    # When an admin opens the scan runs
+    page = admin_client.get(RUNS).content.decode()
+
+    # Then it says the scan is being planned, and the page refreshes itself
+    assert "planning" in page and 'http-equiv="refresh"' in page
+
+
 def test_scan_run_page_shows_figures_per_entity(admin_client, scan):
     # Given a finished scan that found a pair
     pair(0)

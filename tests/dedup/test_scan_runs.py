@@ -132,6 +132,29 @@ def test_scan_start_is_refused_while_another_scan_runs():
     assert ScanRun.objects.count() == 1
 
 
+def test_scan_start_commits_the_run_before_planning_it(django_capture_on_commit_callbacks):
+    # Given a pair
+    twins()
+
+    # When a scan is started for the workers (the admin's button, the schedule)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        run = scan_runs.scan_start(trigger=ScanRun.Trigger.ADMIN)
+
+    # Then the caller gets the running run at once, its parts not planned yet: a task plans them
+    assert run.status == ScanRun.Status.RUNNING and not run.chunks.exists()
+    assert len(sent) == 1
+    with pytest.raises(scan_runs.ScanAlreadyRunning):
+        scan_runs.scan_start()
+
+    # And once the planning task ran, the parts are there, each delivered again harmlessly
+    chunk_ids = scan_runs.scan_plan(run_id=run.pk)
+    again = scan_runs.scan_plan(run_id=run.pk)
+    assert chunk_ids and again == chunk_ids
+    assert run.chunks.count() == len(chunk_ids)
+    run.refresh_from_db()
+    assert run.stats["customer"]["records"] == 2 and "plan_seconds" in run.stats["customer"]
+
+
 def test_scan_run_database_allows_one_running_scan():
     # Given a running scan
     ScanRun.objects.create(status=ScanRun.Status.RUNNING)
