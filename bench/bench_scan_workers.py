@@ -339,6 +339,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--chunk-records", type=int, default=None, help="records per chunk (default: the service's)")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per setting; the fastest is reported")
     args = parser.parse_args()
 
     reused = create_database(args.reuse)
@@ -367,9 +368,14 @@ def main() -> None:
         settings.DEDUP_SCAN_CHUNK_RECORDS = args.chunk_records
     chunk_records = getattr(settings, "DEDUP_SCAN_CHUNK_RECORDS", scan_runs.SCAN_CHUNK_RECORDS)
 
-    results = [measured_scan(app, workers) for workers in args.workers]
+    def best(workers: int, fresh_queue: bool = True) -> dict:
+        # On a shared machine other processes steal CPU from some runs; the fastest run is the scan's own time.
+        runs = [measured_scan(app, workers, fresh_queue=fresh_queue) for _ in range(max(1, args.repeat))]
+        return min(runs, key=lambda row: row["total"])
+
+    results = [best(workers) for workers in args.workers]
     # The daily case: the queue already holds what the last scan found, so the join mostly confirms it.
-    rescan = measured_scan(app, max(args.workers), fresh_queue=False)
+    rescan = best(max(args.workers), fresh_queue=False)
 
     customers = Customer.objects.count()
     print(f"database:        PostgreSQL ({DB_NAME}), {customers:,} customers; broker {REDIS}")

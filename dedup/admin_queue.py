@@ -343,7 +343,6 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
                     "compare_link"]
     list_display_links = ["group_title"]
     list_filter = [StatusFilter, EntityFilter, RuleFilter, OwnerFilter]
-    list_select_related = ["last_run"]
     search_fields = ["=members__record_id"]
     search_help_text = _("Find the groups of a record by its ID.")
     ordering = ["-newest_activity", "-id"]
@@ -433,10 +432,6 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
     @admin.display(description=_("rules"))
     def rule_list(self, group):
         return ", ".join(rule.name for rule in group.rules.all()) or "\u2014"
-
-    @admin.display(description=_("last seen"), ordering="last_run__started_at")
-    def last_seen(self, group):
-        return group.last_run.started_at if group.last_run_id else "\u2014"
 
     @admin.display(description=_("compare"))
     def compare_link(self, group):

@@ -113,11 +113,14 @@ def _reindex_batch(spec: EntitySpec, pks: list[int], kinds: set[str], *, replace
             rows.extend(
                 (spec.key, record.pk, row.kind, row.key, row.value) for row in keys.record_rows(spec, record, kinds)
             )
-    stale = MatchKey.objects.filter(entity=spec.key, record_id__in=pks)
-    if replace_kinds:
-        stale = stale.filter(kind__in=kinds)
-    stale.delete()
-    insert_rows(rows)
+    # Old keys out and new keys in together: a reader never sees a record without its keys. No savepoint:
+    # inside a caller's transaction (a save) this joins it at no extra query.
+    with transaction.atomic(savepoint=False):
+        stale = MatchKey.objects.filter(entity=spec.key, record_id__in=pks)
+        if replace_kinds:
+            stale = stale.filter(kind__in=kinds)
+        stale.delete()
+        insert_rows(rows)
     return len(rows)
 
 

@@ -81,9 +81,10 @@ class ScanChunk(models.Model):
     key_range = models.JSONField(_("key range"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
-    # The groups this chunk found, {"groups": [[ids], [reasons], [rule ids]], ...], "trusted": [...]} (trusted:
-    # those the auto-merge rules find by themselves). Replaced as a whole on every attempt, so a retried chunk
-    # never adds a second copy of its results.
+    # The groups this chunk found, {"groups": [[ids], [reasons], [rule ids]], ...], "trusted": [...], "records":
+    # [[id, owner id, last change], ...]} (trusted: those the auto-merge rules find by themselves; records: what
+    # the queue shows of the records found). Replaced as a whole on every attempt, so a retried chunk never adds
+    # a second copy of its results.
     result = models.JSONField(_("result"), default=dict, blank=True)
     groups_found = models.PositiveIntegerField(_("groups found"), default=0)
     seconds = models.FloatField(_("seconds"), null=True, blank=True)
@@ -125,8 +126,9 @@ class DuplicateGroup(models.Model):
     first_run = models.ForeignKey(
         ScanRun, verbose_name=_("found by"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Set when a scan creates or changes the group; an open group is, by definition, in the latest scan's results.
     last_run = models.ForeignKey(
-        ScanRun, verbose_name=_("last seen by"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ScanRun, verbose_name=_("last changed by"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(_("found"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)

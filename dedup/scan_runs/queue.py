@@ -7,7 +7,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
+from typing import NamedTuple
 
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -57,41 +59,68 @@ class UpsertOutcome:
     closed: int = 0
 
 
-@dataclass
-class _RecordInfo:
+class RecordInfo(NamedTuple):
+    """What the queue shows of a group's record: its responsible manager and when it last changed."""
+
     owner_id: int | None
-    activity: object
+    activity: datetime | None
 
 
-def _record_info(spec: EntitySpec, ids: Iterable[int]) -> dict[int, _RecordInfo]:
+def record_info(spec: EntitySpec, ids: Iterable[int]) -> dict[int, RecordInfo]:
     """Read the responsible manager and the last change of many records, DB_BATCH per query."""
     model = spec.model
     names = {f.name for f in model._meta.concrete_fields}
-    columns = ["pk"]
     owner_column = "owner_id" if "owner" in names else None
     activity_column = next((name for name in ("updated_at", "created_at") if name in names), None)
-    columns += [column for column in (owner_column, activity_column) if column]
-    info: dict[int, _RecordInfo] = {}
+    columns = ["pk"] + [column for column in (owner_column, activity_column) if column]
+    info: dict[int, RecordInfo] = {}
     ids = sorted(set(ids))
     for start in range(0, len(ids), DB_BATCH):
         for row in model._base_manager.filter(pk__in=ids[start : start + DB_BATCH]).values(*columns):
-            info[row["pk"]] = _RecordInfo(
+            info[row["pk"]] = RecordInfo(
                 row.get(owner_column) if owner_column else None, row.get(activity_column) if activity_column else None
             )
     return info
 
 
-def _newest(info: dict[int, _RecordInfo], ids: Iterable[int]):
+def record_info_dump(info: dict[int, RecordInfo]) -> list[list]:
+    """Return record info as JSON data (a chunk's result carries it to the join)."""
+    return [[pk, item.owner_id, item.activity.isoformat() if item.activity else None] for pk, item in info.items()]
+
+
+def record_info_load(rows: Iterable[Sequence]) -> dict[int, RecordInfo]:
+    return {
+        int(pk): RecordInfo(owner_id, datetime.fromisoformat(activity) if activity else None)
+        for pk, owner_id, activity in rows
+    }
+
+
+def _newest(info: dict[int, RecordInfo], ids: Iterable[int]):
     times = [info[pk].activity for pk in ids if pk in info and info[pk].activity is not None]
     return max(times) if times else None
 
 
-def groups_upsert(*, entity: str, found: Sequence[FoundGroup], run: ScanRun | None = None) -> UpsertOutcome:
+class _Open(NamedTuple):
+    pk: int
+    signature: str
+    reasons: list
+    newest_activity: datetime | None
+
+
+def groups_upsert(
+    *,
+    entity: str,
+    found: Sequence[FoundGroup],
+    run: ScanRun | None = None,
+    info: dict[int, RecordInfo] | None = None,
+) -> UpsertOutcome:
     """Make the entity's open groups in the queue the `found` ones, with a constant number of queries per batch.
 
-    A found group with the records of an open group touches it; one sharing records with an open group updates
-    that group in place (its id, and so its links, stay); any other is a new group. Open groups not found again
-    are closed: their records were merged, archived, changed or marked as not duplicates since.
+    A found group with the records of an open group is that group (its reasons and activity refreshed when they
+    moved on); one sharing records with an open group updates that group in place (its id, and so its links,
+    stay); any other is a new group. Open groups not found again are closed: their records were merged,
+    archived, changed or marked as not duplicates since. `info` is what the chunks read of the records (their
+    managers and last changes); what it lacks is read here.
     """
     spec = registry.get(entity)
     outcome = UpsertOutcome()
@@ -100,21 +129,21 @@ def groups_upsert(*, entity: str, found: Sequence[FoundGroup], run: ScanRun | No
         # Not locked: a base has many thousands of open groups. A manager's dismissal or merge meanwhile is kept,
         # because closing below only touches groups still open, and the rest never changes a group's status.
         open_groups = {
-            group.pk: group
-            for group in DuplicateGroup.objects.filter(entity=entity, status=DuplicateGroup.Status.OPEN)
+            row[0]: _Open(*row)
+            for row in DuplicateGroup.objects.filter(entity=entity, status=DuplicateGroup.Status.OPEN)
+            .values_list("pk", "signature", "reasons", "newest_activity")
+            .iterator(chunk_size=10 * DB_BATCH)
         }
         by_signature = {group.signature: group for group in open_groups.values()}
-        group_of_record: dict[int, int] = {}
-        members_of: dict[int, set[int]] = defaultdict(set)
-        for group_id, record_id in DuplicateGroupMember.objects.filter(group_id__in=list(open_groups)).values_list(
-            "group_id", "record_id"
-        ).iterator(chunk_size=DB_BATCH):
-            group_of_record[record_id] = group_id
-            members_of[group_id].add(record_id)
+        group_of_record: dict[int, int] = dict(
+            DuplicateGroupMember.objects.filter(group__entity=entity, group__status=DuplicateGroup.Status.OPEN)
+            .values_list("record_id", "group_id")
+            .iterator(chunk_size=10 * DB_BATCH)
+        )
 
         claimed: set[int] = set()
-        unchanged: list[tuple[DuplicateGroup, FoundGroup]] = []
-        changed: list[tuple[DuplicateGroup, FoundGroup]] = []
+        unchanged: list[tuple[_Open, FoundGroup]] = []
+        changed: list[tuple[_Open, FoundGroup]] = []
         fresh: list[FoundGroup] = []
         pending: list[FoundGroup] = []
         for item in found:
@@ -148,36 +177,39 @@ def groups_upsert(*, entity: str, found: Sequence[FoundGroup], run: ScanRun | No
             )
         outcome.closed = len(stale)
 
-        info = _record_info(spec, [pk for item in found for pk in item.ids])
+        info = dict(info or {})
+        missing = {pk for item in found for pk in item.ids if pk not in info}
+        if missing:
+            info.update(record_info(spec, missing))
         rules_through = DuplicateGroup.rules.through
         valid_rules = set(Rule.objects.filter(entity=entity).values_list("pk", flat=True))
 
-        # Touched: the same records again. Every one is marked seen by this run in one UPDATE per batch; only
-        # those whose reasons or activity moved on are written row by row (a re-scan rewrites next to nothing).
+        # Found again: only those whose reasons or activity moved on are written (a daily re-scan of an unchanged
+        # base writes next to nothing).
         unchanged_ids = [group.pk for group, _item in unchanged]
-        for start in range(0, len(unchanged_ids), DB_BATCH):
-            DuplicateGroup.objects.filter(pk__in=unchanged_ids[start : start + DB_BATCH]).update(last_run=run)
         moved_on = []
         for group, item in unchanged:
             activity = _newest(info, item.ids)
             if group.reasons != item.reasons or group.newest_activity != activity:
-                group.reasons = item.reasons
-                group.newest_activity = activity
-                group.updated_at = now
-                moved_on.append(group)
+                moved_on.append(
+                    DuplicateGroup(pk=group.pk, reasons=item.reasons, newest_activity=activity, updated_at=now)
+                )
         DuplicateGroup.objects.bulk_update(moved_on, ["reasons", "newest_activity", "updated_at"], batch_size=DB_BATCH)
         outcome.unchanged = len(unchanged)
 
         # Changed: new membership in place.
-        updated = []
-        for group, item in changed:
-            group.signature = item.signature
-            group.size = len(item.ids)
-            group.reasons = item.reasons
-            group.newest_activity = _newest(info, item.ids)
-            group.last_run = run
-            group.updated_at = now
-            updated.append(group)
+        updated = [
+            DuplicateGroup(
+                pk=group.pk,
+                signature=item.signature,
+                size=len(item.ids),
+                reasons=item.reasons,
+                newest_activity=_newest(info, item.ids),
+                last_run=run,
+                updated_at=now,
+            )
+            for group, item in changed
+        ]
         DuplicateGroup.objects.bulk_update(
             updated, ["signature", "size", "reasons", "newest_activity", "last_run", "updated_at"], batch_size=DB_BATCH
         )

@@ -21,7 +21,7 @@ from dedup.models.scan import DuplicateGroup, ScanChunk, ScanRun
 
 from .auto_merge import groups_auto_merge
 from .errors import ScanAlreadyRunning, ScanError
-from .queue import FoundGroup, groups_upsert
+from .queue import FoundGroup, groups_upsert, record_info, record_info_dump, record_info_load
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,14 @@ def scan_progress(run: ScanRun) -> tuple[int, int]:
 def scan_groups(*, run: ScanRun, entity: str) -> list[dedup_scan.Group]:
     """Return the groups one entity's chunks of a run found, joined across chunks (what the command prints)."""
     return dedup_scan.merge_groups(_chunk_groups(run, entity, "groups"))
+
+
+def _chunk_records_info(run: ScanRun, entity: str) -> dict:
+    info = {}
+    results = ScanChunk.objects.filter(run=run, entity=entity).values_list("result", flat=True)
+    for result in results.iterator(chunk_size=8):
+        info.update(record_info_load((result or {}).get("records", [])))
+    return info
 
 
 def _chunk_groups(run: ScanRun, entity: str, part: str) -> Iterable[dedup_scan.Group]:
@@ -249,6 +257,8 @@ def scan_chunk_process(*, chunk_id: int) -> tuple[int | None, bool]:
         if trusted
         else []
     )
+    # The managers and last changes of the records found, read here so the workers share it, not the join.
+    records = record_info_dump(record_info(registry.get(chunk.entity), {pk for ids, *_ in groups for pk in ids}))
     seconds = round(time.monotonic() - started, 3)
 
     with transaction.atomic():
@@ -258,7 +268,7 @@ def scan_chunk_process(*, chunk_id: int) -> tuple[int | None, bool]:
         if run.status != ScanRun.Status.RUNNING:
             return run.pk, False
         if current.status != ScanChunk.Status.DONE:
-            current.result = {"groups": groups, "trusted": trusted_groups}
+            current.result = {"groups": groups, "trusted": trusted_groups, "records": records}
             current.groups_found = len(groups)
             current.seconds = seconds
             current.status = ScanChunk.Status.DONE
@@ -333,7 +343,7 @@ def scan_join(*, run_id: int) -> ScanRun | None:
         stats = dict(run.stats or {})
         for entity in run.entities:
             found = [FoundGroup(g.ids, g.reasons, g.rule_ids) for g in scan_groups(run=run, entity=entity)]
-            outcome = groups_upsert(entity=entity, found=found, run=run)
+            outcome = groups_upsert(entity=entity, found=found, run=run, info=_chunk_records_info(run, entity))
             chunk_seconds = run.chunks.filter(entity=entity).aggregate(total=models.Sum("seconds"))["total"] or 0
             stats[entity] = {
                 **stats.get(entity, {}),

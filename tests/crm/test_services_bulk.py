@@ -71,3 +71,15 @@ def test_bulk_insert_instances_sets_keys_and_follows_related_objects_saved_since
 def test_bulk_insert_of_nothing_runs_no_query(db, django_assert_num_queries):
     with django_assert_num_queries(0):
         assert bulk_insert(Phone, []) == []
+
+
+def test_bulk_insert_outside_a_transaction_still_returns_the_right_keys(transactional_db):
+    # given no surrounding transaction (autocommit, as a management command runs)
+    rows = [{"number": f"T-{n}", "total": Decimal(n)} for n in range(300)]
+
+    # when inserted
+    pks = bulk_insert(Order, rows)
+
+    # then every key is the key of its own row
+    numbers = dict(Order.objects.filter(pk__in=pks).values_list("pk", "number"))
+    assert [numbers[pk] for pk in pks] == [f"T-{n}" for n in range(300)]
