@@ -62,6 +62,11 @@ def generate_csv(path: Path, rows: int, *, seed: int = 1) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument(
+        "--without-index",
+        action="store_true",
+        help="disconnect the duplicate index from records_bulk_saved, to see this code's own cost",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="mergewise-bench-import-"))
@@ -79,6 +84,10 @@ def main() -> None:
     from crm.services.importing import IMPORT_BATCH_SIZE, records_import_csv
 
     call_command("migrate", verbosity=0)
+    if args.without_index:
+        from dedup.signals import records_bulk_saved
+
+        records_bulk_saved.disconnect(dispatch_uid="dedup.index.bulk_saved")
     if Customer.objects.exists():
         sys.exit(f"The database {connection.settings_dict['NAME']} has customers; point DATABASE_URL at an empty one.")
 
@@ -99,7 +108,8 @@ def main() -> None:
         report = records_import_csv(entity="customer", path=csv_path)
         seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu_started
 
-    print(f"database:        {connection.vendor} ({connection.settings_dict['NAME']}), DEBUG={settings.DEBUG}")
+    print(f"database:        {connection.vendor} ({connection.settings_dict['NAME']}), DEBUG={settings.DEBUG}"
+          + (", duplicate index disconnected" if args.without_index else ""))
     size = csv_path.stat().st_size / 2**20
     print(f"file:            {args.rows:,} rows, {size:.1f} MiB (generated in {generated:.1f} s)")
     print(f"batch size:      {IMPORT_BATCH_SIZE}")

@@ -21,6 +21,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument(
+        "--without-index",
+        action="store_true",
+        help="disconnect the duplicate index from records_bulk_saved, to see this code's own cost",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="mergewise-bench-seed-"))
@@ -38,6 +43,10 @@ def main() -> None:
     from crm.services.demo import demo_seed
 
     call_command("migrate", verbosity=0)
+    if args.without_index:
+        from dedup.signals import records_bulk_saved
+
+        records_bulk_saved.disconnect(dispatch_uid="dedup.index.bulk_saved")
     if Customer.objects.exists():
         sys.exit(f"The database {connection.settings_dict['NAME']} has customers; point DATABASE_URL at an empty one.")
 
@@ -54,7 +63,8 @@ def main() -> None:
         seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu_started
 
     contacts = Phone.objects.count() + Email.objects.count() + MessengerHandle.objects.count()
-    print(f"database:        {connection.vendor} ({connection.settings_dict['NAME']}), DEBUG={settings.DEBUG}")
+    print(f"database:        {connection.vendor} ({connection.settings_dict['NAME']}), DEBUG={settings.DEBUG}"
+          + (", duplicate index disconnected" if args.without_index else ""))
     print(f"customers:       {report.customers:,} ({sum(report.duplicates.values()):,} planted duplicates: "
           + ", ".join(f"{kind} {count}" for kind, count in sorted(report.duplicates.items())) + ")")
     print(f"also:            {report.companies:,} companies, {report.leads:,} leads, {report.deals:,} deals, "

@@ -1,7 +1,19 @@
 """Shared fixtures."""
 import pytest
 
+from django.conf import settings
+from django.utils import translation
+
 from tests import factories
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Start every test in the site's language: a request with Accept-Language: ru leaves Russian active in
+    the thread, and a merge job created afterwards would take it as its requester's language."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture
