@@ -285,8 +285,21 @@ def scan_once() -> dict:
         "grouped_records": grouped,
         "rows_read": stats.rows_read,
         "shared_keys": stats.shared_keys,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_memory_mb(),
     }
+
+
+def peak_memory_mb() -> float:
+    """Return this process's peak resident memory. VmHWM is the process's own (ru_maxrss would include the
+    memory of the parent it was forked from, which exec does not reset)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def main() -> None:

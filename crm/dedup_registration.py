@@ -87,7 +87,7 @@ register(
             EMAIL,
             MatchField("company_name", _("company name"), "company_name", _single("name")),
             MatchField("tax_id", _("tax ID"), "text", _single("tax_id")),
-            MatchField("website", _("website"), "text", _single("website")),
+            MatchField("website", _("website"), "website", _single("website")),
         ),
         summary_fields=("name", "tax_id", "owner"),
         related_counts=("customers", "deals", "leads", *TIMELINE),

@@ -2,8 +2,8 @@
 
 Candidates come from the index in one query (the holders of the record's keys, or of its blocking keys for
 fuzzy conditions); the rules are evaluated in Python on the keys of both records. `duplicates_of` takes at
-most five queries however large the base: the rules, the record's keys with how many records hold each, the
-candidates' keys, the pairs marked "not a duplicate", and the matched records.
+most four queries however large the base: the rules, the record's keys with how many records hold each, the
+candidates' keys with the pairs marked "not a duplicate", and the matched records.
 """
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db import models
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db import connection, models
+from django.db.models import Count, Q
 
 from dedup import keys, registry, rules
-from dedup.models import MatchKey, Rule
+from dedup.models import MatchKey, NotDuplicate, Rule
 from dedup.registry import EntitySpec
 from dedup.rules import CompiledRule, RecordKeys, RuleMatch
-from dedup.services import not_duplicate_partners
+
+
+ND_TABLE = NotDuplicate._meta.db_table
+# The kind of the rows that carry "not a duplicate" pairs in the candidates' query (no index kind starts so).
+_NOT_DUPLICATE = "_not_duplicate"
 
 
 @dataclass
@@ -70,11 +74,7 @@ def duplicates_of(record: models.Model, *, limit: int = 50) -> MatchList:
     if owner is None:
         return MatchList()
     found = _match(spec, compiled, [owner])
-    pairs = found.get(record.pk, {})
-    if pairs:
-        partners = not_duplicate_partners(entity=spec.key, record_ids=[record.pk]).get(record.pk, set())
-        pairs = {pk: matched for pk, matched in pairs.items() if pk not in partners}
-    return MatchList(_as_matches(spec, pairs, limit), owner.notes)
+    return MatchList(_as_matches(spec, found.get(record.pk, {}), limit), owner.notes)
 
 
 def duplicates_of_values(
@@ -99,7 +99,7 @@ def duplicates_of_values(
 
 
 def duplicate_counts(model: type[models.Model], pks: Iterable[int]) -> dict[int, int]:
-    """Return {pk: number of duplicates} for a page of records in four queries, whatever the page size."""
+    """Return {pk: number of duplicates} for a page of records in three queries, whatever the page size."""
     spec = _spec_for(model)
     ids = [pk for pk in dict.fromkeys(pks) if pk is not None]
     counts = {pk: 0 for pk in ids}
@@ -109,12 +109,8 @@ def duplicate_counts(model: type[models.Model], pks: Iterable[int]) -> dict[int,
     if not compiled:
         return counts
     owners = _load_owners(spec, compiled, ids)
-    found = _match(spec, compiled, list(owners.values()))
-    if not any(found.values()):
-        return counts
-    partners = not_duplicate_partners(entity=spec.key, record_ids=[pk for pk, pairs in found.items() if pairs])
-    for pk, pairs in found.items():
-        counts[pk] = sum(1 for other in pairs if other not in partners.get(pk, ()))
+    for pk, pairs in _match(spec, compiled, list(owners.values())).items():
+        counts[pk] = len(pairs)
     return counts
 
 
@@ -142,34 +138,40 @@ def _lookup_kinds(compiled: list[CompiledRule]) -> set[str]:
 
 
 def _load_owners(spec: EntitySpec, compiled: list[CompiledRule], pks: list[int]) -> dict[int, _Owner]:
-    """Read the keys of these records from the index with, for each lookup key, how many records hold it."""
-    lookup_kinds = _lookup_kinds(compiled)
-    holders = (
-        MatchKey.objects.filter(entity=spec.key, kind=OuterRef("kind"), key=OuterRef("key"))
-        .order_by()
-        .values("entity")
-        .annotate(count=Count("*"))
-        .values("count")
-    )
-    rows = (
-        MatchKey.objects.filter(entity=spec.key, record_id__in=pks, kind__in=_needed_kinds(spec, compiled))
-        .annotate(
-            holders=Case(
-                # Counted only for the kinds candidates are looked up by (a stage holds thousands of records).
-                When(kind__in=lookup_kinds, then=Subquery(holders, output_field=IntegerField())),
-                default=Value(0),
-                output_field=IntegerField(),
-            )
-        )
-        .values_list("record_id", "kind", "key", "value", "holders")
+    """Read the keys of these records from the index with, for each lookup key, how many records hold it.
+
+    Plain SQL: this and the candidates' query run on every card and change-list page, and building them with the
+    ORM cost more than running them.
+    """
+    lookup_kinds = sorted(_lookup_kinds(compiled))
+    needed = sorted(_needed_kinds(spec, compiled))
+    table, entity, record_id, kind, key, value = _names()
+    sql = (
+        f"SELECT m.{record_id}, m.{kind}, m.{key}, m.{value}, "
+        # Counted only for the kinds candidates are looked up by (a stage holds thousands of records).
+        f"CASE WHEN m.{kind} IN ({_marks(lookup_kinds)}) THEN (SELECT COUNT(*) FROM {table} h "
+        f"WHERE h.{entity} = m.{entity} AND h.{kind} = m.{kind} AND h.{key} = m.{key}) ELSE 0 END "
+        f"FROM {table} m WHERE m.{entity} = %s AND m.{record_id} IN ({_marks(pks)}) AND m.{kind} IN ({_marks(needed)})"
     )
     owners: dict[int, _Owner] = {}
-    for record_id, kind, key, value, count in rows:
-        owner = owners.setdefault(record_id, _Owner(pk=record_id, keys=RecordKeys()))
-        owner.keys.add(kind, key, value)
-        if kind in lookup_kinds:
-            owner.holders[(kind, key)] = count or 0
+    lookup = set(lookup_kinds)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*lookup_kinds, spec.key, *pks, *needed])
+        for row_record, row_kind, row_key, row_value, count in cursor.fetchall():
+            owner = owners.setdefault(row_record, _Owner(pk=row_record, keys=RecordKeys()))
+            owner.keys.add(row_kind, row_key, row_value)
+            if row_kind in lookup:
+                owner.holders[(row_kind, row_key)] = count or 0
     return owners
+
+
+def _names() -> tuple[str, ...]:
+    q = connection.ops.quote_name
+    return (q(MatchKey._meta.db_table), *(q(name) for name in ("entity", "record_id", "kind", "key", "value")))
+
+
+def _marks(values) -> str:
+    return ", ".join(["%s"] * len(values))
 
 
 def _values_matches(spec: EntitySpec, rows: list[keys.KeyRow], *, limit: int, compiled=None) -> MatchList:
@@ -206,19 +208,41 @@ def _match(
     results: dict[int | None, dict[int, list[RuleMatch]]] = {owner.pk: {} for owner in owners}
     if not lookup:
         return results
-    condition = Q()
-    for kind, kind_keys in lookup.items():
-        condition |= Q(kind=kind, key__in=sorted(kind_keys))
-    candidate_ids = MatchKey.objects.filter(condition, entity=spec.key).values("record_id")
-    rows = MatchKey.objects.filter(
-        entity=spec.key, record_id__in=candidate_ids, kind__in=_needed_kinds(spec, compiled)
-    ).values_list("record_id", "kind", "key", "value")
+    # The holders of the lookup keys (the candidates), and all the keys of theirs the rules read, in one query.
+    table, entity, record_id, kind, key, value = _names()
+    wanted, params = [], []
+    for lookup_kind, kind_keys in sorted(lookup.items()):
+        wanted.append(f"(c.{kind} = %s AND c.{key} IN ({_marks(kind_keys)}))")
+        params += [lookup_kind, *sorted(kind_keys)]
+    needed = sorted(_needed_kinds(spec, compiled))
+    sql = (
+        f"SELECT m.{record_id}, m.{kind}, m.{key}, m.{value} FROM {table} m "
+        f"WHERE m.{entity} = %s AND m.{kind} IN ({_marks(needed)}) AND m.{record_id} IN "
+        f"(SELECT c.{record_id} FROM {table} c WHERE c.{entity} = %s AND ({' OR '.join(wanted)}))"
+    )
+    params = [spec.key, *needed, spec.key, *params]
+    saved = [owner.pk for owner in owners if owner.pk is not None]
+    if saved:
+        # The pairs marked "not a duplicate" ride along in the same query, as rows of their own kind.
+        nd_table, low, high = (connection.ops.quote_name(name) for name in (ND_TABLE, "low_id", "high_id"))
+        sql += (
+            f" UNION ALL SELECT n.{low}, %s, CAST(n.{high} AS VARCHAR(20)), '' FROM {nd_table} n "
+            f"WHERE n.{entity} = %s AND (n.{low} IN ({_marks(saved)}) OR n.{high} IN ({_marks(saved)}))"
+        )
+        params += [_NOT_DUPLICATE, spec.key, *saved, *saved]
     others: dict[int, RecordKeys] = defaultdict(RecordKeys)
     holders_of: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for record_id, kind, key, value in rows:
-        others[record_id].add(kind, key, value)
-        if key in lookup.get(kind, ()):
-            holders_of[(kind, key)].add(record_id)
+    not_duplicates: dict[int, set[int]] = defaultdict(set)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for row_record, row_kind, row_key, row_value in cursor.fetchall():
+            if row_kind == _NOT_DUPLICATE:
+                not_duplicates[row_record].add(int(row_key))
+                not_duplicates[int(row_key)].add(row_record)
+                continue
+            others[row_record].add(row_kind, row_key, row_value)
+            if row_key in lookup.get(row_kind, ()):
+                holders_of[(row_kind, row_key)].add(row_record)
 
     identity = rules.identity_kind(spec)
     for owner in owners:
@@ -226,6 +250,7 @@ def _match(
         for kind, key in owner.holders:
             owner.candidates |= holders_of.get((kind, key), set())
         owner.candidates.discard(owner.pk)
+        owner.candidates -= not_duplicates.get(owner.pk, set())
         matched = results[owner.pk]
         for other_pk in owner.candidates:
             other = others[other_pk]

@@ -15,8 +15,14 @@ def entity_group_label(spec) -> str:
     return str(spec.label_plural).capitalize()
 
 
-class _GroupedChoiceField(forms.ChoiceField):
-    """A choice field whose options are grouped by entity (the page's script shows the chosen entity's group)."""
+def field_groups(extra: tuple[str, ...] = ()) -> list:
+    """Return the condition field options of every entity, grouped by entity ("customer:phone", ...); `extra`
+    keeps custom fields rules already use even when no recent record has them."""
+    groups = [
+        (entity_group_label(spec), [(f"{spec.key}:{name}", label) for name, label in selectors.field_choices(spec, extra=extra)])
+        for spec in registry.all_specs()
+    ]
+    return [("", "---------"), *groups]
 
 
 class RuleForm(forms.ModelForm):
@@ -98,22 +104,18 @@ class RuleForm(forms.ModelForm):
 
 
 class ConditionForm(forms.ModelForm):
-    field = _GroupedChoiceField(label=_("Field"), widget=forms.Select(attrs={"class": "dedup-by-entity"}))
+    # Grouped by entity; the page's script shows only the chosen entity's group.
+    field = forms.ChoiceField(label=_("Field"), widget=forms.Select(attrs={"class": "dedup-by-entity"}))
 
     class Meta:
         model = Condition
         fields = ["field", "method", "threshold", "fold_email", "position"]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, field_choices=None, **kwargs):
         super().__init__(*args, **kwargs)
-        current = (self.instance.field,) if self.instance.pk else ()
-        groups = []
-        for spec in registry.all_specs():
-            groups.append(
-                (entity_group_label(spec), [(f"{spec.key}:{name}", label)
-                                       for name, label in selectors.field_choices(spec, extra=current)])
-            )
-        self.fields["field"].choices = [("", "---------"), *groups]
+        if field_choices is None:
+            field_choices = field_groups((self.instance.field,) if self.instance.pk else ())
+        self.fields["field"].choices = field_choices
         if self.instance.pk and self.instance.rule_id:
             self.initial["field"] = f"{self.instance.rule.entity}:{self.instance.field}"
         self.fields["threshold"].widget.attrs.update({"min": 0, "max": 100, "style": "width: 5em"})
@@ -139,6 +141,15 @@ class ConditionForm(forms.ModelForm):
 
 class ConditionFormSet(BaseInlineFormSet):
     """The conditions of one rule: at least one, each a field of the rule's entity used the way it allows."""
+
+    def get_form_kwargs(self, index):
+        # The options (custom fields are read from recent records) are worked out once for all the rows.
+        kwargs = super().get_form_kwargs(index)
+        if not hasattr(self, "_field_choices"):
+            existing = tuple(condition.field for condition in self.get_queryset()) if self.instance.pk else ()
+            self._field_choices = field_groups(existing)
+        kwargs["field_choices"] = self._field_choices
+        return kwargs
 
     def clean(self):
         super().clean()

@@ -13,7 +13,7 @@ class MatchField:
 
     name: str
     label: str
-    kind: str  # a normaliser: phone, email, person_name, company_name, handle, text
+    kind: str  # a normaliser: phone, email, person_name, company_name, handle, website, text
     read: Callable[[models.Model], Iterable[str]]
     prefetch: tuple[str, ...] = ()
     # Optional: (normalised key, value as typed) pairs the model already stores (a phone's E.164 column), so

@@ -6,7 +6,6 @@ from itertools import combinations
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from dedup import registry
@@ -91,21 +90,6 @@ def not_duplicate_clear(*, entity: str | EntitySpec | type[models.Model], pair: 
     low, high = sorted(int(pk) for pk in pair)
     deleted, _rows = NotDuplicate.objects.filter(entity=spec.key, low_id=low, high_id=high).delete()
     return deleted
-
-
-def not_duplicate_partners(*, entity: str, record_ids: Iterable[int]) -> dict[int, set[int]]:
-    """Return, for each given record, the records marked as not its duplicates (one query)."""
-    ids = list(record_ids)
-    partners: dict[int, set[int]] = {}
-    if not ids:
-        return partners
-    rows = NotDuplicate.objects.filter(Q(low_id__in=ids) | Q(high_id__in=ids), entity=entity).values_list(
-        "low_id", "high_id"
-    )
-    for low, high in rows:
-        partners.setdefault(low, set()).add(high)
-        partners.setdefault(high, set()).add(low)
-    return partners
 
 
 def _is_user(user) -> bool:

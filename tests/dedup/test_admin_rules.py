@@ -205,3 +205,18 @@ def test_not_duplicate_admin_lists_and_forgets_pairs(admin_client):
     # Then it was listed with both records, and is forgotten
     assert f"#{first.pk}" in listing.content.decode()
     assert not NotDuplicate.objects.exists()
+
+
+def test_rule_admin_change_page_queries_do_not_grow_with_the_base(admin_client, django_assert_max_num_queries):
+    # Given the phone rule and many customers with duplicates by phone
+    rule = Rule.objects.get(entity="customer", name="Same phone")
+    for index in range(25):
+        for _copy in range(2):
+            customer_with("Ivan", f"Petrov{index}", phones=[f"+7912000{index:04d}"])
+
+    # When its page (with what it flags) is opened
+    with django_assert_max_num_queries(25):
+        response = admin_client.get(reverse("admin:dedup_rule_change", args=[rule.pk]))
+
+    # Then the page shows all 25 groups counted, in a number of queries independent of the base
+    assert "This rule alone flags 50 customers in 25 groups of duplicates." in response.content.decode()

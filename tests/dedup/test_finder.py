@@ -170,7 +170,7 @@ def test_duplicate_counts_constant_queries_for_a_page(django_assert_max_num_quer
             customer_with(f"Name{index}", "Person", phones=[f"8 912 00{index:05d}"])
 
     # When the change list counts the duplicates of the page
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(3):
         counts = duplicate_counts(Customer, [customer.pk for customer in page])
 
     # Then each row has its count
