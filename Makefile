@@ -19,7 +19,7 @@ install: $(VENV)/.installed
 # Migrate, seed the demo base once, create the admin login and print it.
 setup: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py setup_demo --customers $(DEMO_CUSTOMERS)
+	$(PY) manage.py setup_demo --customers $(DEMO_CUSTOMERS) --url http://$(HOST):$(PORT)/admin/
 
 # Web, Celery worker and beat on the embedded default (SQLite + Celery's filesystem broker).
 run: setup
