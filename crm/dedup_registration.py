@@ -46,12 +46,21 @@ def _single(attr):
 # What the merge screens count per record (and say will move): the whole timeline of any entity.
 TIMELINE = ("notes", "tasks", "calls", "email_messages", "sms_messages", "chat_messages", "attachments")
 
-PHONE = MatchField("phone", _("phone"), "phone", _phones, prefetch=("phones",), read_keys=_phone_keys)
-EMAIL = MatchField("email", _("email"), "email", _emails, prefetch=("emails",))
-MESSENGER = MatchField("messenger", _("messenger"), "handle", _messengers, prefetch=("messengers",))
-FULL_NAME = MatchField("full_name", _("full name"), "person_name", _single("full_name"))
-FIRST_NAME = MatchField("first_name", _("first name"), "person_name", _single("first_name"))
-LAST_NAME = MatchField("last_name", _("last name"), "person_name", _single("last_name"))
+PHONE = MatchField(
+    "phone", _("phone"), "phone", _phones, prefetch=("phones",), read_keys=_phone_keys,
+    columns=("phones__e164", "phones__number"),
+)
+EMAIL = MatchField("email", _("email"), "email", _emails, prefetch=("emails",), columns=("emails__address",))
+MESSENGER = MatchField(
+    "messenger", _("messenger"), "handle", _messengers, prefetch=("messengers",),
+    columns=("messengers__channel", "messengers__username", "messengers__chat_id"),
+)
+FULL_NAME = MatchField(
+    "full_name", _("full name"), "person_name", _single("full_name"),
+    columns=("last_name", "first_name", "middle_name"),
+)
+FIRST_NAME = MatchField("first_name", _("first name"), "person_name", _single("first_name"), columns=("first_name",))
+LAST_NAME = MatchField("last_name", _("last name"), "person_name", _single("last_name"), columns=("last_name",))
 
 register(
     EntitySpec(
@@ -70,6 +79,7 @@ register(
                 "company_name",
                 lambda c: [c.company.name] if c.company_id and c.company else [],
                 prefetch=("company",),
+                columns=("company__name",),
             ),
         ),
         summary_fields=("full_name", "company", "owner"),
@@ -85,9 +95,9 @@ register(
         fields=(
             PHONE,
             EMAIL,
-            MatchField("company_name", _("company name"), "company_name", _single("name")),
-            MatchField("tax_id", _("tax ID"), "text", _single("tax_id")),
-            MatchField("website", _("website"), "website", _single("website")),
+            MatchField("company_name", _("company name"), "company_name", _single("name"), columns=("name",)),
+            MatchField("tax_id", _("tax ID"), "text", _single("tax_id"), columns=("tax_id",)),
+            MatchField("website", _("website"), "website", _single("website"), columns=("website",)),
         ),
         summary_fields=("name", "tax_id", "owner"),
         related_counts=("customers", "deals", "leads", *TIMELINE),
@@ -106,7 +116,9 @@ register(
             FULL_NAME,
             FIRST_NAME,
             LAST_NAME,
-            MatchField("company_name", _("company name"), "company_name", _single("company_name")),
+            MatchField(
+                "company_name", _("company name"), "company_name", _single("company_name"), columns=("company_name",)
+            ),
         ),
         stage_field="stage",
         stage_closed=_stage_closed,
@@ -127,9 +139,10 @@ register(
                 _("customer"),
                 "text",
                 lambda d: [str(d.customer_id)] if d.customer_id else [],
+                columns=("customer",),
             ),
-            MatchField("title", _("title"), "text", _single("title")),
-            MatchField("service", _("service"), "text", _single("service")),
+            MatchField("title", _("title"), "text", _single("title"), columns=("title",)),
+            MatchField("service", _("service"), "text", _single("service"), columns=("service",)),
         ),
         stage_field="stage",
         stage_closed=_stage_closed,
@@ -151,8 +164,9 @@ register(
                 "phone",
                 lambda o: [o.phone_e164 or o.phone] if o.phone else [],
                 read_keys=lambda o: [(o.phone_e164, o.phone)] if o.phone_e164 else [],
+                columns=("phone", "phone_e164"),
             ),
-            MatchField("email", _("email"), "email", _single("email")),
+            MatchField("email", _("email"), "email", _single("email"), columns=("email",)),
         ),
         summary_fields=("number", "customer", "status", "total"),
         related_counts=("items", *TIMELINE),

@@ -13,6 +13,7 @@ from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedire
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -199,7 +200,7 @@ class ScanRunAdmin(admin.ModelAdmin):
                         },
                     )
                 )
-        return format_html_join(format_html("<br>"), "{}: {}", rows) if rows else "\u2014"
+        return format_html_join(mark_safe("<br>"), "{}: {}", rows) if rows else "\u2014"
 
     @admin.display(description=_("figures per entity"))
     def figures(self, run):
@@ -423,11 +424,11 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
         more = len(group.member_ids) - len(shown)
         if more > 0:
             links.append(_("and %(count)s more") % {"count": more})
-        return format_html_join(format_html("<br>"), "{}", ((link,) for link in links))
+        return format_html_join(mark_safe("<br>"), "{}", ((link,) for link in links))
 
     @admin.display(description=_("why"))
     def reason_list(self, group):
-        return format_html_join(format_html("<br>"), "{}", ((reason,) for reason in group.reasons or []))
+        return format_html_join(mark_safe("<br>"), "{}", ((reason,) for reason in group.reasons or []))
 
     @admin.display(description=_("rules"))
     def rule_list(self, group):

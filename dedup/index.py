@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from django.contrib.contenttypes.fields import GenericRelation
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models, router, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 
 from dedup import keys, registry, rules
@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 1000
 # Key rows per INSERT: well under SQLite's and PostgreSQL's parameter limits (5 columns a row).
 INSERT_BATCH_SIZE = 2000
+# Key rows up to which a reindex writes with one statement (a save's few rows); more go through COPY.
+SMALL_WRITE_ROWS = 500
 # Records up to which a rule change backfills new kinds of keys during the request; above, a Celery task does.
 BACKFILL_INLINE_LIMIT = 20000
 # Marks an entity whose plan was synced once (so an entity that needs no kinds is not re-synced on every save).
@@ -88,31 +90,42 @@ def reindex(
     *,
     kinds: set[str] | None = None,
     replace_kinds: bool = False,
+    new_records: bool = False,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Recompute the keys of these records in batches (a constant number of queries per batch); return rows written.
 
     Records that no longer exist or are archived end up with no keys. With replace_kinds, only the given kinds
-    are replaced (a backfill); otherwise every key of the records is.
+    are replaced (a backfill); otherwise every key of the records is. new_records: the records were just
+    created and have no keys yet, so none are deleted first.
     """
     if kinds is None:
         kinds = indexed_kinds(spec)
     written = 0
     for batch in _batches(pks, batch_size):
-        written += _reindex_batch(spec, batch, kinds, replace_kinds=replace_kinds)
+        written += _reindex_batch(spec, batch, kinds, replace_kinds=replace_kinds, new_records=new_records)
         if progress:
             progress(len(batch))
     return written
 
 
-def _reindex_batch(spec: EntitySpec, pks: list[int], kinds: set[str], *, replace_kinds: bool) -> int:
+def _reindex_batch(
+    spec: EntitySpec, pks: list[int], kinds: set[str], *, replace_kinds: bool, new_records: bool = False
+) -> int:
     rows: list[tuple[str, int, str, str, str]] = []
     if kinds:
         for record in load_records(spec, pks, kinds):
             rows.extend(
                 (spec.key, record.pk, row.kind, row.key, row.value) for row in keys.record_rows(spec, record, kinds)
             )
+    if new_records:
+        insert_rows(rows)
+        return len(rows)
+    connection = connections[router.db_for_write(MatchKey)]
+    if connection.vendor == "postgresql" and len(rows) <= SMALL_WRITE_ROWS:
+        _replace_in_one_statement(connection, spec, pks, kinds if replace_kinds else None, rows)
+        return len(rows)
     # Old keys out and new keys in together: a reader never sees a record without its keys. No savepoint:
     # inside a caller's transaction (a save) this joins it at no extra query.
     with transaction.atomic(savepoint=False):
@@ -124,25 +137,56 @@ def _reindex_batch(spec: EntitySpec, pks: list[int], kinds: set[str], *, replace
     return len(rows)
 
 
+def _replace_in_one_statement(connection, spec: EntitySpec, pks: list[int], kinds: set[str] | None, rows) -> None:
+    """Delete the records' old keys and insert the new ones in one PostgreSQL statement (a data-modifying WITH).
+
+    A single statement is atomic on its own: a save pays one round trip for its keys instead of five (BEGIN,
+    DELETE, COPY, COMMIT), which is most of the cost of keeping the index current.
+    """
+    q = connection.ops.quote_name
+    table = q(MatchKey._meta.db_table)
+    columns = [q(MatchKey._meta.get_field(name).column) for name in _COLUMNS]
+    entity, record_id, kind = columns[0], columns[1], columns[2]
+    delete = f"DELETE FROM {table} WHERE {entity} = %s AND {record_id} = ANY(%s)"
+    params: list = [spec.key, list(pks)]
+    if kinds is not None:
+        delete += f" AND {kind} = ANY(%s)"
+        params.append(sorted(kinds))
+    if rows:
+        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+        sql = f"WITH stale AS ({delete}) INSERT INTO {table} ({', '.join(columns)}) VALUES {values}"
+        params += [value for row in rows for value in row]
+    else:
+        sql = delete
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 _COLUMNS = ("entity", "record_id", "kind", "key", "value")
 
 
 def insert_rows(rows: list[tuple[str, int, str, str, str]]) -> None:
-    """Insert key rows: with COPY on PostgreSQL (a tenth of the cost of INSERTs), bulk_create elsewhere."""
+    """Insert key rows: with COPY on PostgreSQL (a tenth of the cost of INSERTs), one executemany elsewhere.
+
+    Not bulk_create: the ORM compiles every value of every row into SQL, about 50 µs a key row here, which made
+    the index most of the cost of a bulk import.
+    """
     if not rows:
         return
     connection = connections[router.db_for_write(MatchKey)]
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(MatchKey._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(MatchKey._meta.get_field(name).column) for name in _COLUMNS)
-        with connection.cursor() as cursor:
+    table = connection.ops.quote_name(MatchKey._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(MatchKey._meta.get_field(name).column) for name in _COLUMNS)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-        return
-    MatchKey.objects.bulk_create(
-        [MatchKey(**dict(zip(_COLUMNS, row))) for row in rows], batch_size=INSERT_BATCH_SIZE
-    )
+        else:
+            placeholders = ", ".join(["%s"] * len(_COLUMNS))
+            for start in range(0, len(rows), INSERT_BATCH_SIZE):
+                cursor.executemany(
+                    f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows[start : start + INSERT_BATCH_SIZE]
+                )
 
 
 def load_records(spec: EntitySpec, pks: list[int], kinds: set[str]) -> list[models.Model]:
@@ -154,7 +198,13 @@ def load_records(spec: EntitySpec, pks: list[int], kinds: set[str]) -> list[mode
     select, prefetch = keys.loading_paths(spec, kinds)
     generic = [path for path in prefetch if isinstance(_field(spec.model, path), GenericRelation)]
     others = [path for path in prefetch if path not in generic]
-    records = list(spec.model._base_manager.filter(pk__in=pks).select_related(*select).prefetch_related(*others))
+    columns = keys.loading_columns(spec, kinds)
+    queryset = spec.model._base_manager.filter(pk__in=pks).select_related(*select).prefetch_related(*others)
+    if columns is not None:
+        # Only the columns the readers use (select_related paths need their foreign key too).
+        own = {column for column in columns if column.split("__")[0] not in generic}
+        queryset = queryset.only(*own, *select)
+    records = list(queryset)
     for path in generic:
         relation = _field(spec.model, path)
         related_model = relation.related_model
@@ -163,15 +213,17 @@ def load_records(spec: EntitySpec, pks: list[int], kinds: set[str]) -> list[mode
         rows = related_model._default_manager.filter(
             **{relation.content_type_field_name: content_type, f"{relation.object_id_field_name}__in": pks}
         )
+        if columns is not None:
+            prefix = f"{path}__"
+            wanted = [column[len(prefix) :] for column in columns if column.startswith(prefix)]
+            rows = rows.only(relation.object_id_field_name, *wanted)
         for row in rows:
             by_owner[getattr(row, relation.object_id_field_name)].append(row)
         for record in records:
-            cached = QuerySet(model=related_model)
-            cached._result_cache = by_owner.get(record.pk, [])
-            cached._prefetch_done = True
-            if not hasattr(record, "_prefetched_objects_cache"):
-                record._prefetched_objects_cache = {}
-            record._prefetched_objects_cache[path] = cached
+            # A plain list where registry.related() looks first: building a QuerySet per record and relation
+            # to hold it in Django's prefetch cache cost more than loading the rows.
+            loaded = record.__dict__.setdefault(registry.LOADED_RELATED_ATTR, {})
+            loaded[path] = by_owner.get(record.pk, [])
     return records
 
 
@@ -335,12 +387,12 @@ def _on_delete(sender, instance, **kwargs):
             reindex(spec, pks)
 
 
-def _on_bulk_saved(sender=None, model=None, pks=(), **kwargs):
+def _on_bulk_saved(sender=None, model=None, pks=(), created=False, **kwargs):
     spec = registry.for_model(model) if model is not None else None
     if spec is None:
         logger.warning("records_bulk_saved for %r, which is not a registered entity", model)
         return
-    reindex(spec, list(pks))
+    reindex(spec, list(pks), new_records=created)
 
 
 def _on_rule_change(sender, instance, **kwargs):

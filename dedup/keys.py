@@ -335,6 +335,22 @@ def loading_paths(spec: EntitySpec, kinds: Iterable[str]) -> tuple[list[str], li
     return sorted(select), sorted(prefetch)
 
 
+def loading_columns(spec: EntitySpec, kinds: Iterable[str]) -> set[str] | None:
+    """Return the field paths these kinds read (MatchField.columns, the stage), or None when one is not declared."""
+    columns: set[str] = set()
+    for name, modes in modes_by_field(kinds).items():
+        if "stage" in modes and spec.stage_field:
+            columns.add(spec.stage_field)
+        if not name:
+            continue
+        if not spec.has_field(name) or spec.field(name).columns is None:
+            return None
+        columns.update(spec.field(name).columns)
+    if spec.archived_attr:
+        columns.add(spec.archived_attr)
+    return columns
+
+
 def _is_forward_single(model: type[models.Model], path: str) -> bool:
     current = model
     for part in path.split("__"):

@@ -19,6 +19,11 @@ class MatchField:
     # Optional: (normalised key, value as typed) pairs the model already stores (a phone's E.164 column), so
     # indexing does not normalise again; values with no stored key are simply not matched.
     read_keys: Callable[[models.Model], Iterable[tuple[str, str]]] | None = None
+    # Optional: the model fields `read` and `read_keys` use, as paths from the record ("first_name",
+    # "company__name", "phones__e164"). When every field a batch needs lists them, the index loads only these
+    # columns, about half the cost of whole rows in a bulk import; None loads whole rows. A field read but not
+    # listed still works, at one query per record, which the index's query-count tests catch.
+    columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,16 @@ class EntitySpec:
         return sorted({path for match_field in self.fields for path in match_field.prefetch})
 
 
+# Where the index puts the rows of generic relations it loaded for a batch of records (see index.load_records).
+LOADED_RELATED_ATTR = "_dedup_loaded_related"
+
+
 def related(record: models.Model, name: str):
-    """Return the rows of a to-many relation of a record: the prefetched ones when loaded in bulk (the index
-    loads generic relations itself, cheaply), else a query. MatchField readers use it for their relations."""
+    """Return the rows of a to-many relation of a record: the ones loaded in bulk (the index loads generic
+    relations itself, cheaply), the prefetched ones, else a query. MatchField readers use it for their relations."""
+    loaded = record.__dict__.get(LOADED_RELATED_ATTR)
+    if loaded is not None and name in loaded:
+        return loaded[name]
     cache = getattr(record, "_prefetched_objects_cache", None)
     if cache is not None and name in cache:
         return cache[name]
@@ -102,7 +114,7 @@ def custom_match_field(attr: str, key: str) -> MatchField:
             return []
         return [str(value)]
 
-    return MatchField(f"{CUSTOM_PREFIX}{key}", key, "text", read)
+    return MatchField(f"{CUSTOM_PREFIX}{key}", key, "text", read, columns=(attr,))
 
 
 _registry: dict[str, EntitySpec] = {}

@@ -94,3 +94,49 @@ def not_duplicate_clear(*, entity: str | EntitySpec | type[models.Model], pair: 
 
 def _is_user(user) -> bool:
     return user is not None and getattr(user, "is_authenticated", False) and getattr(user, "pk", None) is not None
+
+
+def not_duplicates_carry(
+    *, entity: str | EntitySpec | type[models.Model], survivor_id: int, absorbed_ids: Iterable[int]
+) -> list[list[int]]:
+    """Give the survivor of a merge the "not a duplicate" pairs of the records it absorbed; return the new pairs.
+
+    A manager who said record B is not record C meant the person behind B: once B is merged into A, A is not C
+    either, so C must not come back as A's duplicate. Pairs among the merged records themselves are dropped (they
+    are one record now). The pairs returned ([low, high]) are what an undo removes again.
+    """
+    spec = _spec(entity, None)
+    absorbed = {int(pk) for pk in absorbed_ids}
+    merged = absorbed | {int(survivor_id)}
+    others: set[int] = set()
+    for low, high in NotDuplicate.objects.filter(
+        models.Q(low_id__in=absorbed) | models.Q(high_id__in=absorbed), entity=spec.key
+    ).values_list("low_id", "high_id"):
+        other = high if low in absorbed else low
+        if other not in merged:
+            others.add(other)
+    if not others:
+        return []
+    wanted = {tuple(sorted((int(survivor_id), other))) for other in others}
+    existing = set(
+        NotDuplicate.objects.filter(
+            models.Q(low_id=survivor_id) | models.Q(high_id=survivor_id), entity=spec.key
+        ).values_list("low_id", "high_id")
+    )
+    new = sorted(wanted - existing)
+    NotDuplicate.objects.bulk_create(
+        [NotDuplicate(entity=spec.key, low_id=low, high_id=high) for low, high in new], ignore_conflicts=True
+    )
+    return [list(pair) for pair in new]
+
+
+def not_duplicates_forget(*, entity: str | EntitySpec | type[models.Model], pairs: Iterable[Iterable[int]]) -> int:
+    """Remove pairs a merge carried over (its undo); return how many were removed."""
+    spec = _spec(entity, None)
+    condition = models.Q()
+    for low, high in pairs:
+        condition |= models.Q(low_id=low, high_id=high)
+    if not condition:
+        return 0
+    deleted, _rows = NotDuplicate.objects.filter(condition, entity=spec.key).delete()
+    return deleted

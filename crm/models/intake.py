@@ -192,7 +192,9 @@ class IntakeSettings(models.Model):
         _("also match these fields"),
         default=list,
         blank=True,
-        help_text=_("Text or number fields of the lead, or custom fields as “custom:<name>”."),
+        help_text=_(
+            "Text or number fields of the lead, or custom fields as “custom:” and the key, e.g. “custom:service”."
+        ),
     )
     search_stages = models.ManyToManyField(
         Stage,

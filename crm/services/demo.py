@@ -820,7 +820,8 @@ class _DemoBuilder:
             bulk_insert(MessengerHandle, handles)
             bulk_insert(tags.remote_field.through, links)
             # Bulk writes skip post_save; this keeps the duplicate index current.
-            records_bulk_saved.send(sender=model, model=model, pks=[draft.instance.pk for draft in batch])
+            pks = [draft.instance.pk for draft in batch]
+            records_bulk_saved.send(sender=model, model=model, pks=pks, created=True)
 
     def _e164(self, number: str) -> str:
         """Return the E.164 form of a number this builder typed (known), or of any other text (parsed)."""

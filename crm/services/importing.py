@@ -603,7 +603,7 @@ class _Importer:
         pks = list(dict.fromkeys(pk for _row, pk in saved))
         if pks:
             # Bulk writes skip post_save; this keeps the duplicate index current.
-            records_bulk_saved.send(sender=self.model, model=self.model, pks=pks)
+            records_bulk_saved.send(sender=self.model, model=self.model, pks=pks, created=not updated)
 
     derived_fields: tuple[str, ...] = ()
 
@@ -771,7 +771,7 @@ class CustomerImporter(_Importer):
             pks = bulk_insert(Company, [{"name": name, "owner_id": self.default_owner_id} for name in missing])
             company_ids.update(zip(missing, pks, strict=True))
             batch.companies_created = len(pks)
-            records_bulk_saved.send(sender=Company, model=Company, pks=pks)
+            records_bulk_saved.send(sender=Company, model=Company, pks=pks, created=True)
         for row in rows:
             batch.links[row]["company_id"] = company_ids[row.refs["company_name"]]
 

@@ -21,6 +21,7 @@ from django.utils.translation import ngettext
 from dedup import registry
 from dedup.models import MergeJob, MergeJobRecord, Notification
 from dedup.notifications import notification_send
+from dedup.services import not_duplicates_carry
 from dedup.signals import records_bulk_saved
 
 from . import fields as merge_fields
@@ -280,6 +281,7 @@ def records_merge(
             for attname, value in {**archived, **plan.cleared.get(record.pk, {})}.items():
                 setattr(record, attname, value)
         survivor.save()
+        carried = _not_duplicates_carry(model, survivor.pk, absorbed_pks)
         note = _merge_note_create(
             model=model, survivor=survivor, absorbed=absorbed, user=user, content_type=content_type
         )
@@ -300,6 +302,7 @@ def records_merge(
         "survivor_fields": {name: {"before": before[name], "after": after[name]} for name in before},
         "absorbed_fields": absorbed_before,
         "relations": entries,
+        "not_duplicates": carried,
         "note": {"model": note._meta.label_lower, "pk": note.pk} if note is not None else None,
     }
     _reindex_on_commit(model, pks)
@@ -312,6 +315,13 @@ def records_merge(
         note=note,
         snapshot=snapshot,
     )
+
+
+def _not_duplicates_carry(model: type[models.Model], survivor_pk, absorbed_pks: Sequence) -> list[list[int]]:
+    """Carry the absorbed records' "not a duplicate" pairs to the survivor (entities duplicate control knows)."""
+    if registry.for_model(model) is None:
+        return []
+    return not_duplicates_carry(entity=model, survivor_id=survivor_pk, absorbed_ids=absorbed_pks)
 
 
 def _reindex_on_commit(model: type[models.Model], pks: Sequence) -> None:

@@ -7,6 +7,8 @@ from django.db import IntegrityError, models
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from dedup.services import not_duplicates_forget
+
 from . import fields as merge_fields
 from .errors import MergeError
 from .relations import relation_restore
@@ -77,6 +79,8 @@ def snapshot_restore(*, model: type[models.Model], snapshot: dict) -> None:
             apps.get_model(note["model"])._base_manager.filter(pk=note["pk"]).delete()
         for entry in reversed(snapshot["relations"]):
             relation_restore(entry, survivor_pk=survivor_pk, content_type_id=content_type.pk)
+        if snapshot.get("not_duplicates"):
+            not_duplicates_forget(entity=model, pairs=snapshot["not_duplicates"])
 
         # The survivor first: a unique value it took goes back to its absorbed record only once it let go.
         for name, values in snapshot["survivor_fields"].items():

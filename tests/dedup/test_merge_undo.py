@@ -208,3 +208,35 @@ def test_merge_undo_needs_the_merge_permission(merger):
     # Then the merge stands
     job.refresh_from_db()
     assert job.status == MergeJob.Status.DONE
+
+
+def test_merge_carries_not_a_duplicate_pairs_to_the_survivor_and_undo_removes_them(
+    merger, django_capture_on_commit_callbacks
+):
+    # Given B marked "not a duplicate" of C, then B and A (one person) merged with A surviving
+    from dedup.finder import duplicates_of
+    from dedup.models import NotDuplicate
+    from dedup.services import not_duplicate_mark
+    from tests.dedup.engine_helpers import customer_with, ensure_default_rules
+
+    ensure_default_rules()
+    a = customer_with("Ivan", "Petrov", phones=["+79123456789"], emails=["ivan@example.com"])
+    b = customer_with("Ivan", "Petrov", phones=["+79123456789"], emails=["office@example.com"])
+    c = customer_with("Oleg", "Sidorov", phones=["+79990000001"], emails=["office@example.com"])
+    not_duplicate_mark(entity="customer", pair=(b.pk, c.pk), user=merger)
+    assert [match.record for match in duplicates_of(a)] == [b]
+    with django_capture_on_commit_callbacks(execute=True):  # the index drops B's keys once the merge commits
+        result = records_merge(survivor=a, absorbed=[b], user=merger)
+
+    # Then A now holds C's office email (taken from B) but C is not reported as A's duplicate
+    assert {email.address for email in a.emails.all()} == {"ivan@example.com", "office@example.com"}
+    assert duplicates_of(Customer.objects.get(pk=a.pk)) == []
+    low, high = sorted((a.pk, c.pk))
+    assert NotDuplicate.objects.filter(entity="customer", low_id=low, high_id=high).exists()
+    assert result.snapshot["not_duplicates"] == [[low, high]]
+
+    # And an undo forgets the carried pair but keeps the one the manager made
+    with django_capture_on_commit_callbacks(execute=True):
+        merge_undo(job=done_job(a, [b], result, merger), user=merger)
+    assert not NotDuplicate.objects.filter(entity="customer", low_id=low, high_id=high).exists()
+    assert NotDuplicate.objects.filter(entity="customer", low_id=min(b.pk, c.pk), high_id=max(b.pk, c.pk)).exists()
