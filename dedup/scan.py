@@ -102,6 +102,10 @@ def merge_groups(groups: Iterable[Group]) -> list[Group]:
     return forest.groups()
 
 
+# Keys sampled to find the chunk boundaries on PostgreSQL: boundaries within a fraction of a percent of exact.
+QUANTILE_SAMPLE = 200_000
+
+
 def plan_chunks(entity_key: str, count: int) -> list[dict]:
     """Split an entity's scan into about `count` chunks of similar size, by key ranges of its driving kinds."""
     count = max(1, int(count))
@@ -114,12 +118,43 @@ def plan_chunks(entity_key: str, count: int) -> list[dict]:
     if total < count * 10:
         return [{"from": None, "to": None}]
     bounds = []
-    for index in range(1, count):
-        key = queryset.order_by("key").values_list("key", flat=True)[index * total // count]
-        if not bounds or key > bounds[-1]:
+    for key in _quantile_keys(queryset, total, count, entity=entity_key, kinds=kinds):
+        if key is not None and (not bounds or key > bounds[-1]):
             bounds.append(key)
     edges = [None, *bounds, None]
     return [{"from": edges[i], "to": edges[i + 1]} for i in range(len(edges) - 1)]
+
+
+def _quantile_keys(queryset, total: int, count: int, *, entity: str, kinds: list[str]) -> list[str]:
+    """Return the keys at about 1/count, 2/count, ... of the queryset's keys in order, in one pass.
+
+    Chunks need similar sizes, not exact ones: PostgreSQL takes the quantiles of a random sample of about
+    QUANTILE_SAMPLE keys (TABLESAMPLE BERNOULLI, no sort of the whole index); elsewhere the keys are streamed in
+    index order. Not one OFFSET query per boundary: each of those walked the index from the start, 24 s for ten
+    chunks of a million customers.
+    """
+    fractions = [index / count for index in range(1, count)]
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        opts = MatchKey._meta
+        key, entity_column, kind = (quote(opts.get_field(name).column) for name in ("key", "entity", "kind"))
+        percent = min(100.0, 100.0 * QUANTILE_SAMPLE / total)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY {key}) "
+                f"FROM {quote(opts.db_table)} TABLESAMPLE BERNOULLI (%s) "
+                f"WHERE {entity_column} = %s AND {kind} = ANY(%s)",
+                [fractions, percent, entity, list(kinds)],
+            )
+            return list(cursor.fetchone()[0] or [])
+    positions = {index * total // count for index in range(1, count)}
+    found = []
+    for position, value in enumerate(queryset.order_by("key").values_list("key", flat=True).iterator(chunk_size=10000)):
+        if position in positions:
+            found.append(value)
+            if len(found) == len(positions):
+                break
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------------------

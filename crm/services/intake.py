@@ -39,6 +39,7 @@ from crm.models import (
 from crm.models.intake import MAX_MERGED_MATCHES
 from crm.services import repeat_sales
 from dedup.normalize import email_key, phone_e164
+from dedup.registry import LOADED_RELATED_ATTR
 from dedup.signals import records_bulk_saved
 
 # The tag a lead gets when it matched too many records to be merged automatically.
@@ -299,7 +300,14 @@ def _add_contacts(
     Phone.objects.bulk_create(new_phones)
     Email.objects.bulk_create(new_emails)
     MessengerHandle.objects.bulk_create(new_handles)
-    if new_phones or new_emails or new_handles or fresh:
+    if fresh:
+        # A new record: duplicate control takes its keys from the instance and the rows just made, instead of
+        # reading them back (the relation names are the ones the CRM registered its fields with).
+        record.__dict__[LOADED_RELATED_ATTR] = {"phones": new_phones, "emails": new_emails, "messengers": new_handles}
+        records_bulk_saved.send(
+            sender=type(record), model=type(record), pks=[record.pk], created=True, records=[record]
+        )
+    elif new_phones or new_emails or new_handles:
         # bulk_create sends no post_save: tell duplicate control now, inside this transaction, so the match
         # keys are current for the next request the moment this one commits.
         records_bulk_saved.send(sender=type(record), model=type(record), pks=[record.pk])

@@ -412,10 +412,10 @@ def _record_state(spec: EntitySpec, ids: Iterable[int]) -> dict[int, tuple[bool,
     return state
 
 
-def _on_records_bulk_saved(sender=None, model=None, pks=(), **kwargs):
+def _on_records_bulk_saved(sender=None, model=None, pks=(), created=False, **kwargs):
     """Merges, undos and bulk writes send this once committed: keep the queue's groups current."""
     spec = registry.for_model(model) if model is not None else None
-    if spec is None or not pks:
+    if spec is None or not pks or created:  # new records are in no group yet
         return
     try:
         groups_refresh(entity=spec.key, record_ids=pks)

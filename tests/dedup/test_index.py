@@ -231,3 +231,42 @@ def test_rebuild_restores_a_wiped_index():
     # Then every key is back
     assert keys_of(first) | keys_of(second) == before
     assert written == len(before)
+
+
+def test_index_phone_save_rewrites_only_the_owners_phone_keys(django_assert_max_num_queries):
+    # Given an indexed customer with a company, a phone and an email
+    company = factories.CompanyFactory(name="Acme LLC")
+    customer = customer_with("Ivan", "Petrov", company=company, phones=["+79123456789"], emails=["ivan@example.com"])
+    before = keys_of(customer)
+
+    # When the phone is changed
+    phone = customer.phones.get()
+    phone.number = "+1 415 555 0100"
+    with django_assert_max_num_queries(6):  # the update, kinds, the owner, its phones, one rewrite of phone keys
+        phone.save()
+
+    # Then only the phone key changed, and the index is what a full rebuild would make
+    after = keys_of(customer)
+    assert after - before == {("phone", "+14155550100")}
+    assert before - after == {("phone", "+79123456789")}
+    index.rebuild(registry.get("customer"))
+    assert keys_of(customer) == after
+
+
+def test_index_new_records_from_instances_match_a_rebuild():
+    # Given a lead created in bulk with its contacts, as the intake creates one, and announced with the
+    # instances (the signal's records argument) instead of ids to read back
+    lead = factories.LeadFactory(first_name="Anna", last_name="Smirnova", company_name="Globex Inc.")
+    MatchKey.objects.filter(entity="lead", record_id=lead.pk).delete()
+    phone = factories.PhoneFactory(content_object=lead, number="8 912 000-11-22")
+    MatchKey.objects.filter(entity="lead", record_id=lead.pk).delete()
+    lead.__dict__[registry.LOADED_RELATED_ATTR] = {"phones": [phone], "emails": [], "messengers": []}
+
+    # When the index hears of it
+    records_bulk_saved.send(sender=Lead, model=Lead, pks=[lead.pk], created=True, records=[lead])
+
+    # Then its keys are those a rebuild computes from the database
+    written = keys_of(lead)
+    assert ("phone", "+79120001122") in written and ("company_name", "globex") in written
+    index.rebuild(registry.get("lead"))
+    assert keys_of(lead) == written
