@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
 
-    bench_scan.create_database(reuse=True)
+    bench_scan.create_database(bench_scan.DB_NAME, reuse=True)
     bench_scan.setup_django()
     from django.core.management import call_command
 

@@ -10,7 +10,6 @@ view, token, validation, the intake service), as a webhook would, without an HTT
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -23,8 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _pg import SERVER, copy_rows, create_database  # noqa: E402,F401  (bench/ is the script's own folder)
+
 DB_NAME = "bench_intake"  # never the test databases
-SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 TARGET_P95_MS = 20.0
 CONCURRENT = 50
 STAGES = [("New", "open"), ("In progress", "open"), ("Won", "won"), ("Lost", "lost")]
@@ -33,55 +33,6 @@ STAGES = [("New", "open"), ("In progress", "open"), ("Won", "won"), ("Lost", "lo
 def _phone(prefix: str, index: int) -> str:
     """A valid Russian mobile number: +7 <prefix> and seven digits from the index."""
     return f"+7{prefix}{index:07d}"
-
-
-def create_database(reuse: bool) -> bool:
-    """Create bench_intake (dropping an old one unless reused); return True when it already held a base."""
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
-        if exists and reuse:
-            return True
-        if exists:
-            admin.execute(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    return False
-
-
-def copy_rows(model, rows, *, fields: list[str]) -> int:
-    """COPY rows (tuples in the order of `fields`) into the model's table; other columns get their defaults."""
-    from django.db import connection
-    from django.utils import timezone
-
-    now = timezone.now()
-    given = {name: position for position, name in enumerate(fields)}
-    # The primary key comes from its sequence unless the rows give it.
-    concrete = [field for field in model._meta.concrete_fields if not field.primary_key or field.attname in given]
-    defaults = {}
-    for field in concrete:
-        if field.attname in given:
-            continue
-        value = field.get_default()
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now
-        if isinstance(value, (dict, list)):
-            value = json.dumps(value)
-        defaults[field.attname] = value
-    columns = [field.column for field in concrete]
-    count = 0
-    with connection.cursor() as cursor:
-        sql = f'COPY "{model._meta.db_table}" ({", ".join(columns)}) FROM STDIN'
-        with cursor.cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(
-                    [row[given[field.attname]] if field.attname in given else defaults[field.attname] for field in concrete]
-                )
-                count += 1
-        if "id" in given:
-            table = model._meta.db_table
-            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM \"{table}\"))")
-    return count
 
 
 def build_base(*, customers: int, leads: int) -> dict:
@@ -168,7 +119,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
     args = parser.parse_args()
 
-    reused = create_database(args.reuse)
+    reused = create_database(DB_NAME, reuse=args.reuse)
     os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
 

@@ -25,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _pg import SERVER, copy_rows, create_database  # noqa: E402,F401  (bench/ is the script's own folder)
+
 DB_NAME = "bench_dedup"  # never the test databases
-SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 
 FIRST_M = ["Ivan", "Petr", "Sergey", "Dmitry", "Alexey", "Pavel", "Nikolai", "Mikhail", "Andrey", "Oleg", "Victor",
            "Roman", "Igor", "Artem", "Denis", "Maxim", "Egor", "Kirill", "Anton", "Yuri", "John", "Michael",
@@ -143,20 +144,6 @@ def switchboard(company_id: int) -> tuple[str, str] | None:
 # --- The database ---------------------------------------------------------------------------------------------
 
 
-def create_database(reuse: bool) -> bool:
-    """Create bench_dedup (dropping an old one unless reused); return True when it already existed."""
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
-        if exists and reuse:
-            return True
-        if exists:
-            admin.execute(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    return False
-
-
 def setup_django() -> None:
     os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -164,38 +151,6 @@ def setup_django() -> None:
     import django
 
     django.setup()
-
-
-def copy_rows(model, rows, *, fields: list[str]) -> int:
-    """COPY rows (tuples in the order of `fields`) into the model's table; other columns get their defaults."""
-    from django.db import connection
-    from django.utils import timezone
-    from psycopg.types.json import Jsonb
-
-    now = timezone.now()
-    given = {name: position for position, name in enumerate(fields)}
-    concrete = [field for field in model._meta.concrete_fields if not field.primary_key or field.attname in given]
-    defaults = {}
-    for field in concrete:
-        if field.attname in given:
-            continue
-        value = field.get_default()
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now
-        if isinstance(value, (dict, list)):
-            value = Jsonb(value)
-        defaults[field.attname] = value
-    columns = [connection.ops.quote_name(field.column) for field in concrete]
-    table = model._meta.db_table
-    count = 0
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row[given[f.attname]] if f.attname in given else defaults[f.attname] for f in concrete])
-                count += 1
-        if "id" in given:
-            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM \"{table}\"))")
-    return count
 
 
 def build_range(start: int, stop: int, companies: int) -> dict:
@@ -316,7 +271,7 @@ def main() -> None:
 
     sizes = sorted(args.sizes)
     companies = companies_for(sizes[-1])
-    existed = create_database(args.reuse)
+    existed = create_database(DB_NAME, reuse=args.reuse)
     setup_django()
     from django.core.management import call_command
 

@@ -29,8 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _pg import SERVER, copy_rows, create_database  # noqa: E402,F401  (bench/ is the script's own folder)
+
 DB_NAME = "bench_scan"  # never the test databases
-SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 FIRST = ["Ivan", "Olga", "Petr", "Anna", "John", "Mary", "Sergey", "Elena", "Dmitry", "Natalia", "Alexey",
          "Irina", "Pavel", "Tatiana", "Nikolai", "Svetlana", "Mikhail", "Ekaterina", "Andrey", "Yulia", "Oleg",
@@ -44,53 +45,6 @@ RUN_TIMEOUT = 3600
 
 
 # --- The base -------------------------------------------------------------------------------------------------
-
-
-def create_database(reuse: bool) -> bool:
-    """Create bench_scan (dropping an old one unless reused); return True when it already existed."""
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
-        if exists and reuse:
-            return True
-        if exists:
-            admin.execute(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    return False
-
-
-def copy_rows(model, rows, *, fields: list[str]) -> int:
-    """COPY rows (tuples in the order of `fields`) into the model's table; other columns get their defaults."""
-    import json
-
-    from django.db import connection
-    from django.utils import timezone
-
-    now = timezone.now()
-    given = {name: position for position, name in enumerate(fields)}
-    concrete = [field for field in model._meta.concrete_fields if not field.primary_key or field.attname in given]
-    defaults = {}
-    for field in concrete:
-        if field.attname in given:
-            continue
-        value = field.get_default()
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now
-        if isinstance(value, (dict, list)):
-            value = json.dumps(value)
-        defaults[field.attname] = value
-    columns = [connection.ops.quote_name(field.column) for field in concrete]
-    count = 0
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f'COPY "{model._meta.db_table}" ({", ".join(columns)}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row[given[f.attname]] if f.attname in given else defaults[f.attname] for f in concrete])
-                count += 1
-        if "id" in given:
-            table = model._meta.db_table
-            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM \"{table}\"))")
-    return count
 
 
 def person(i: int) -> dict:
@@ -342,7 +296,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per setting; the fastest is reported")
     args = parser.parse_args()
 
-    reused = create_database(args.reuse)
+    reused = create_database(DB_NAME, reuse=args.reuse)
     os.environ.update(worker_env())
 
     import django
