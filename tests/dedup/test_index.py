@@ -270,3 +270,24 @@ def test_index_new_records_from_instances_match_a_rebuild():
     assert ("phone", "+79120001122") in written and ("company_name", "globex") in written
     index.rebuild(registry.get("lead"))
     assert keys_of(lead) == written
+
+
+def test_index_lead_batch_reads_a_constant_number_of_queries(lead_pipeline, django_assert_max_num_queries):
+    # Given leads in several stages, with phones (the stage's meaning and the phones are read for their keys)
+    stages = list(lead_pipeline.stages.all())
+    leads = []
+    for i in range(24):
+        lead = factories.LeadFactory(stage=stages[i % len(stages)], pipeline=lead_pipeline, first_name=f"L{i}")
+        factories.PhoneFactory(content_object=lead, number=f"+7912300{i:04d}")
+        leads.append(lead)
+    spec = registry.get("lead")
+
+    # When 4 and then all 24 are reindexed in one batch
+    # Then both take the same handful of queries: no stage or field is read record by record
+    with django_assert_max_num_queries(8):
+        index.reindex(spec, [lead.pk for lead in leads[:4]])
+    with django_assert_max_num_queries(8):
+        index.reindex(spec, [lead.pk for lead in leads])
+    closed = {lead.pk for lead in leads if lead.stage.semantic != Stage.Semantic.OPEN}
+    values = dict(MatchKey.objects.filter(entity="lead", kind="_stage").values_list("record_id", "value"))
+    assert {pk for pk, value in values.items() if value == "closed"} == closed
