@@ -57,7 +57,11 @@ class IntegrationTokenManager(models.Manager):
         """Return the active token with this secret, or None (reading only: a refused request writes nothing)."""
         if not raw or len(raw) > 200:
             return None
-        return self.filter(key_hash=token_hash(raw), is_active=True).select_related("pipeline", "owner").first()
+        return (
+            self.filter(key_hash=token_hash(raw), is_active=True)
+            .select_related("pipeline", "pipeline__intake_settings", "owner")
+            .first()
+        )
 
 
 class IntegrationToken(models.Model):
