@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _local import WITHOUT_INDEX_HELP, setup_empty_database  # noqa: E402  (bench/ is the script's own folder)
 
 FIRST_NAMES = ("Иван", "Анна", "Пётр", "Ольга", "John", "Mary", "Klaus", "Greta", "Алексей", "Emily")
 LAST_NAMES = ("Петров", "Смирнова", "Иванов", "Кузнецова", "Smith", "Brown", "Müller", "Schmidt", "Волков", "Lee")
@@ -62,34 +62,15 @@ def generate_csv(path: Path, rows: int, *, seed: int = 1) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument(
-        "--without-index",
-        action="store_true",
-        help="disconnect the duplicate index from records_bulk_saved, to see this code's own cost",
-    )
+    parser.add_argument("--without-index", action="store_true", help=WITHOUT_INDEX_HELP)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="mergewise-bench-import-"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
-
-    import django
-
-    django.setup()
+    workdir = setup_empty_database("mergewise-bench-import-", without_index=args.without_index)
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
 
     from crm.models import Company, Customer, Phone
     from crm.services.importing import IMPORT_BATCH_SIZE, records_import_csv
-
-    call_command("migrate", verbosity=0)
-    if args.without_index:
-        from dedup.signals import records_bulk_saved
-
-        records_bulk_saved.disconnect(dispatch_uid="dedup.index.bulk_saved")
-    if Customer.objects.exists():
-        sys.exit(f"The database {connection.settings_dict['NAME']} has customers; point DATABASE_URL at an empty one.")
 
     csv_path = workdir / "customers.csv"
     started = time.monotonic()

@@ -7,48 +7,29 @@ database in a temporary folder, migrated first, unless DATABASE_URL names anothe
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _local import WITHOUT_INDEX_HELP, setup_empty_database  # noqa: E402  (bench/ is the script's own folder)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument(
-        "--without-index",
-        action="store_true",
-        help="disconnect the duplicate index from records_bulk_saved, to see this code's own cost",
-    )
+    parser.add_argument("--without-index", action="store_true", help=WITHOUT_INDEX_HELP)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="mergewise-bench-seed-"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
-
-    import django
-
-    django.setup()
+    setup_empty_database("mergewise-bench-seed-", without_index=args.without_index)
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
 
-    from crm.models import Customer, Email, MessengerHandle, Phone
+    from crm.models import Email, MessengerHandle, Phone
     from crm.services.demo import demo_seed
-
-    call_command("migrate", verbosity=0)
-    if args.without_index:
-        from dedup.signals import records_bulk_saved
-
-        records_bulk_saved.disconnect(dispatch_uid="dedup.index.bulk_saved")
-    if Customer.objects.exists():
-        sys.exit(f"The database {connection.settings_dict['NAME']} has customers; point DATABASE_URL at an empty one.")
 
     queries = 0
 

@@ -127,12 +127,7 @@ def reindex(
 def _reindex_batch(
     spec: EntitySpec, pks: list[int], kinds: set[str], *, replace_kinds: bool, new_records: bool = False
 ) -> int:
-    rows: list[tuple[str, int, str, str, str]] = []
-    if kinds:
-        for record in load_records(spec, pks, kinds):
-            rows.extend(
-                (spec.key, record.pk, row.kind, row.key, row.value) for row in keys.record_rows(spec, record, kinds)
-            )
+    rows = _key_rows(spec, load_records(spec, pks, kinds), kinds) if kinds else []
     if new_records:
         insert_rows(rows)
         return len(rows)
@@ -151,32 +146,49 @@ def _reindex_batch(
     return len(rows)
 
 
+def _key_rows(spec: EntitySpec, records: Iterable[models.Model], kinds: set[str]) -> list[tuple]:
+    """Return the index rows (entity, record id, kind, key, value) of these records for these kinds."""
+    return [
+        (spec.key, record.pk, row.kind, row.key, row.value)
+        for record in records
+        for row in keys.record_rows(spec, record, kinds)
+    ]
+
+
 def _replace_in_one_statement(connection, spec: EntitySpec, pks: list[int], kinds: set[str] | None, rows) -> None:
     """Delete the records' old keys and insert the new ones in one PostgreSQL statement (a data-modifying WITH).
 
     A single statement is atomic on its own: a save pays one round trip for its keys instead of five (BEGIN,
     DELETE, COPY, COMMIT), which is most of the cost of keeping the index current.
     """
-    q = connection.ops.quote_name
-    table = q(MatchKey._meta.db_table)
-    columns = [q(MatchKey._meta.get_field(name).column) for name in _COLUMNS]
+    table, columns = _quoted(connection)
     entity, record_id, kind = columns[0], columns[1], columns[2]
-    delete = f"DELETE FROM {table} WHERE {entity} = %s AND {record_id} = ANY(%s)"
+    sql = f"DELETE FROM {table} WHERE {entity} = %s AND {record_id} = ANY(%s)"
     params: list = [spec.key, list(pks)]
     if kinds is not None:
-        delete += f" AND {kind} = ANY(%s)"
+        sql += f" AND {kind} = ANY(%s)"
         params.append(sorted(kinds))
     if rows:
-        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
-        sql = f"WITH stale AS ({delete}) INSERT INTO {table} ({', '.join(columns)}) VALUES {values}"
-        params += [value for row in rows for value in row]
-    else:
-        sql = delete
+        insert, values = _insert_sql(connection, rows)
+        sql, params = f"WITH stale AS ({sql}) {insert}", params + values
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
 
 _COLUMNS = ("entity", "record_id", "kind", "key", "value")
+
+
+def _quoted(connection) -> tuple[str, list[str]]:
+    """Return the index table's name and its _COLUMNS, quoted for this database."""
+    quote = connection.ops.quote_name
+    return quote(MatchKey._meta.db_table), [quote(MatchKey._meta.get_field(name).column) for name in _COLUMNS]
+
+
+def _insert_sql(connection, rows) -> tuple[str, list]:
+    """Return one INSERT of these key rows (a multi-row VALUES) and its parameters."""
+    table, columns = _quoted(connection)
+    values = ", ".join([f"({', '.join(['%s'] * len(_COLUMNS))})"] * len(rows))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}", [value for row in rows for value in row]
 
 
 def insert_rows(rows: list[tuple[str, int, str, str, str]]) -> None:
@@ -188,12 +200,11 @@ def insert_rows(rows: list[tuple[str, int, str, str, str]]) -> None:
     if not rows:
         return
     connection = connections[router.db_for_write(MatchKey)]
-    table = connection.ops.quote_name(MatchKey._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(MatchKey._meta.get_field(name).column) for name in _COLUMNS)
+    table, quoted = _quoted(connection)
+    columns = ", ".join(quoted)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql" and len(rows) <= SMALL_WRITE_ROWS:  # a save's few rows: one INSERT
-            values = ", ".join([f"({', '.join(['%s'] * len(_COLUMNS))})"] * len(rows))
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", [value for row in rows for value in row])
+            cursor.execute(*_insert_sql(connection, rows))
         elif connection.vendor == "postgresql":
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
@@ -476,11 +487,7 @@ def index_new_records(spec: EntitySpec, records: Iterable[models.Model]) -> int:
     kinds = indexed_kinds(spec)
     if not kinds:
         return 0
-    rows = [
-        (spec.key, record.pk, row.kind, row.key, row.value)
-        for record in records
-        for row in keys.record_rows(spec, record, kinds)
-    ]
+    rows = _key_rows(spec, records, kinds)
     insert_rows(rows)
     return len(rows)
 
