@@ -15,3 +15,7 @@ class CrmConfig(AppConfig):
         from .services import repeat_sales
 
         repeat_sales.connect_signals()
+        # Every process keeps the intake's configuration in memory; a change to it renews the stamp it checks.
+        from . import intake_config
+
+        intake_config.connect_signals()

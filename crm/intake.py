@@ -267,13 +267,15 @@ def _deals_the_rules_allow(deals: list[Deal], *, incoming) -> set[int]:
     return allowed
 
 
-def find_matches(*, incoming, keys: ContactKeys, settings: IntakeSettings, hits: ContactHits) -> list[Match]:
+def find_matches(
+    *, incoming, keys: ContactKeys, settings: IntakeSettings, hits: ContactHits, stage_ids: list[int] | None = None
+) -> list[Match]:
     """Return the leads and deals in the searched stages that the incoming request matches, newest first.
 
     Leads match on their own phones, emails and messenger handles, deals on their customer's; both also on
     the admin-chosen fields. Deals only match when their "must be equal" fields (e.g. service) are equal.
     """
-    stage_ids = scope_stage_ids(settings)
+    stage_ids = scope_stage_ids(settings) if stage_ids is None else stage_ids
     if not stage_ids:
         return []
     reasons: dict[tuple[type, int], list[str]] = defaultdict(list)

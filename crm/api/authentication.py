@@ -11,8 +11,10 @@ class IntegrationPrincipal:
     is_authenticated = True
     is_anonymous = False
 
-    def __init__(self, token):
+    def __init__(self, token, config=None):
         self.token = token
+        # The intake configuration read with the token (crm.intake_config): the view and serializers use it.
+        self.config = config
         self.pk = None
 
     def __str__(self):
@@ -32,12 +34,13 @@ class IntegrationTokenAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeError:
             raise exceptions.AuthenticationFailed(_("Invalid token header: the token contains invalid characters."))
-        from crm.models.intake import IntegrationToken
+        from crm import intake_config
 
-        token = IntegrationToken.objects.authenticate(raw=raw)
-        if token is None:
+        found = intake_config.authenticate(raw)
+        if found is None:
             raise exceptions.AuthenticationFailed(_("Invalid or revoked token."))
-        return IntegrationPrincipal(token), token
+        token, config = found
+        return IntegrationPrincipal(token, config), token
 
     def authenticate_header(self, request):
         return self.keyword

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from crm.models import Lead, MessengerHandle, Pipeline, RepeatSalesSettings, Stage
+from crm import intake_config
+from crm.models import Lead, MessengerHandle, Pipeline, Stage
 from crm.services.intake import IncomingLead, IncomingMessage
 from dedup.normalize import phone_e164
 
@@ -84,8 +84,9 @@ class MessengerSerializer(StrictSerializer):
         return attrs
 
 
-def _pipeline_kind_and_default(token, repeat_settings) -> tuple[str, Pipeline | None]:
+def _pipeline_kind_and_default(token, config) -> tuple[str, Pipeline | None]:
     """Leads go to lead pipelines; in Simple CRM mode requests become deals in a deal pipeline."""
+    repeat_settings = config.repeat_settings
     if repeat_settings.simple_crm_mode:
         kind = Pipeline.Kind.DEAL
         candidates = (token.pipeline, repeat_settings.default_deal_pipeline)
@@ -95,16 +96,13 @@ def _pipeline_kind_and_default(token, repeat_settings) -> tuple[str, Pipeline | 
     return kind, next((item for item in candidates if item is not None and item.kind == kind), None)
 
 
-def _resolve_pipeline(value: str | None, *, kind: str, default: Pipeline | None) -> Pipeline:
+def _resolve_pipeline(value: str | None, *, kind: str, default: Pipeline | None, config) -> Pipeline:
     if value in (None, ""):
-        pipeline = default or Pipeline.objects.filter(kind=kind).order_by("sort_order", "id").first()
+        pipeline = default or config.default_pipeline(kind)
         if pipeline is None:
             raise serializers.ValidationError({"pipeline": [_("No pipeline is set up for incoming requests.")]})
         return pipeline
-    lookup = Q(name=value)
-    if value.isdigit():
-        lookup |= Q(pk=int(value))
-    pipeline = Pipeline.objects.filter(lookup, kind=kind).order_by("id").first()
+    pipeline = config.pipeline_by_ref(value, kind=kind)
     if pipeline is None:
         if kind == Pipeline.Kind.DEAL:
             message = _("Unknown deal pipeline “%(value)s” (Simple CRM mode takes deals, not leads).")
@@ -114,17 +112,13 @@ def _resolve_pipeline(value: str | None, *, kind: str, default: Pipeline | None)
     return pipeline
 
 
-def _resolve_stage(value: str | None, *, pipeline: Pipeline) -> Stage:
-    stages = Stage.objects.filter(pipeline=pipeline)
+def _resolve_stage(value: str | None, *, pipeline: Pipeline, config) -> Stage:
     if value in (None, ""):
-        stage = stages.filter(semantic=Stage.Semantic.OPEN).order_by("sort_order", "id").first()
+        stage = config.first_open_stage(pipeline)
         if stage is None:
             raise serializers.ValidationError({"pipeline": [_("This pipeline has no open stage to put the lead in.")]})
         return stage
-    lookup = Q(name=value)
-    if value.isdigit():
-        lookup |= Q(pk=int(value))
-    stage = stages.filter(lookup).order_by("id").first()
+    stage = config.stage_by_ref(pipeline, value)
     if stage is None:
         raise serializers.ValidationError(
             {"stage": [_("Unknown stage “%(value)s” in pipeline %(pipeline)s.") % {"value": value, "pipeline": pipeline.name}]}
@@ -188,10 +182,10 @@ class LeadInSerializer(StrictSerializer):
 
     def validate(self, attrs):
         token = self.context["token"]
-        repeat_settings = self.context.get("repeat_settings") or RepeatSalesSettings.load()
-        kind, default = _pipeline_kind_and_default(token, repeat_settings)
-        pipeline = _resolve_pipeline(attrs.get("pipeline"), kind=kind, default=default)
-        stage = _resolve_stage(attrs.get("stage"), pipeline=pipeline)
+        config = self.context.get("config") or intake_config.current()
+        kind, default = _pipeline_kind_and_default(token, config)
+        pipeline = _resolve_pipeline(attrs.get("pipeline"), kind=kind, default=default, config=config)
+        stage = _resolve_stage(attrs.get("stage"), pipeline=pipeline, config=config)
         first_name, last_name = attrs["first_name"].strip(), attrs["last_name"].strip()
         if attrs["name"].strip() and not (first_name or last_name):
             words = attrs["name"].split()
@@ -244,16 +238,16 @@ class MessageInSerializer(StrictSerializer):
 
     def validate(self, attrs):
         token = self.context["token"]
-        repeat_settings = self.context.get("repeat_settings") or RepeatSalesSettings.load()
+        config = self.context.get("config") or intake_config.current()
         username = attrs["username"].strip().lstrip("@")
         chat_id = attrs["chat_id"].strip()
         if not username and not chat_id:
             raise serializers.ValidationError({"chat_id": [_("Give a chat_id or a username.")]})
         if not attrs["text"].strip():
             raise serializers.ValidationError({"text": [_("This field may not be blank.")]})
-        kind, default = _pipeline_kind_and_default(token, repeat_settings)
-        pipeline = _resolve_pipeline(attrs.get("pipeline"), kind=kind, default=default)
-        stage = _resolve_stage(None, pipeline=pipeline)
+        kind, default = _pipeline_kind_and_default(token, config)
+        pipeline = _resolve_pipeline(attrs.get("pipeline"), kind=kind, default=default, config=config)
+        stage = _resolve_stage(None, pipeline=pipeline, config=config)
         words = attrs["name"].split()
         return IncomingMessage(
             pipeline=pipeline,

@@ -8,7 +8,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.models import RepeatSalesSettings
+from crm import intake_config
 from crm.services import intake
 
 from .serializers import IntakeResponseSerializer, LeadInSerializer, MessageInSerializer
@@ -53,8 +53,8 @@ class IntakeView(APIView):
             return self._conflict()
         if replay is not None:
             return self._respond(replay)
-        repeat_settings = RepeatSalesSettings.load()
-        serializer = self.serializer_class(data=payload, context={"token": token, "repeat_settings": repeat_settings})
+        config = getattr(request.user, "config", None) or intake_config.current()
+        serializer = self.serializer_class(data=payload, context={"token": token, "config": config})
         serializer.is_valid(raise_exception=True)
         try:
             result = type(self).service(
@@ -62,7 +62,7 @@ class IntakeView(APIView):
                 incoming=serializer.validated_data,
                 payload=payload,
                 idempotency_key=key,
-                repeat_settings=repeat_settings,
+                config=config,
             )
         except intake.IdempotencyConflict:
             return self._conflict()

@@ -2,7 +2,7 @@
 from .base import Entity, Tag
 from .contacts import Email, MessengerHandle, Phone
 from .customers import Company, Customer
-from .intake import IncomingRequest, IntakeSettings, IntegrationToken, RepeatSalesSettings
+from .intake import IncomingRequest, IntakeConfigStamp, IntakeSettings, IntegrationToken, RepeatSalesSettings
 from .orders import Order, OrderItem
 from .sales import Deal, Lead, Pipeline, Stage
 from .timeline import Attachment, Call, ChatMessage, EmailMessage, Note, SmsMessage, Task
@@ -18,6 +18,7 @@ __all__ = [
     "EmailMessage",
     "Entity",
     "IncomingRequest",
+    "IntakeConfigStamp",
     "IntakeSettings",
     "IntegrationToken",
     "Lead",

@@ -51,17 +51,10 @@ class IntegrationTokenManager(models.Manager):
         raw = secrets.token_urlsafe(32)
         self.filter(pk=token.pk).update(prefix=raw[:8], key_hash=token_hash(raw), is_active=True)
         token.prefix, token.key_hash, token.is_active = raw[:8], token_hash(raw), True
-        return raw
+        from crm.intake_config import stamp_changed  # the processes' copies of the token are renewed
 
-    def authenticate(self, *, raw: str) -> IntegrationToken | None:
-        """Return the active token with this secret, or None (reading only: a refused request writes nothing)."""
-        if not raw or len(raw) > 200:
-            return None
-        return (
-            self.filter(key_hash=token_hash(raw), is_active=True)
-            .select_related("pipeline", "pipeline__intake_settings", "owner")
-            .first()
-        )
+        stamp_changed()
+        return raw
 
 
 class IntegrationToken(models.Model):
@@ -305,3 +298,21 @@ class RepeatSalesSettings(models.Model):
     def load(cls) -> RepeatSalesSettings:
         """Return the saved settings, or the defaults (unsaved): reading them never writes."""
         return cls.objects.filter(id=cls.SINGLETON_ID).select_related("default_deal_pipeline").first() or cls()
+
+
+class IntakeConfigStamp(models.Model):
+    """A value that changes with every change to what the intake reads on each request (tokens, pipelines,
+    stages, incoming lead and repeat sales settings): each process keeps that configuration in memory and
+    reads only this stamp, in the token's own query, to know whether it is still current. One row."""
+
+    SINGLETON_ID = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID, editable=False)
+    stamp = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("intake configuration stamp")
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="intake_config_stamp_singleton")]
+
+    def __str__(self):
+        return str(self.stamp)

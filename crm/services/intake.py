@@ -16,7 +16,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from crm import intake as matching
-from crm import messenger
+from crm import intake_config, messenger
+from crm.intake_config import IntakeConfig
 from crm.models import (
     ChatMessage,
     Company,
@@ -31,7 +32,6 @@ from crm.models import (
     Note,
     Phone,
     Pipeline,
-    RepeatSalesSettings,
     Stage,
     Tag,
     Task,
@@ -392,7 +392,7 @@ def lead_intake(
     incoming: IncomingLead,
     payload: dict,
     idempotency_key: str = "",
-    repeat_settings: RepeatSalesSettings | None = None,
+    config: IntakeConfig | None = None,
 ) -> IntakeResult:
     """Check an incoming lead against the base and create, update or flag records as the settings say."""
     body_hash = body_fingerprint(payload)
@@ -402,15 +402,22 @@ def lead_intake(
     if isinstance(opened, IntakeResult):
         return opened
     request = opened
-    repeat_settings = repeat_settings or RepeatSalesSettings.load()
-    settings = IntakeSettings.for_pipeline(incoming.pipeline)
+    config = config or intake_config.current()
+    repeat_settings = config.repeat_settings
+    settings = config.intake_settings(incoming.pipeline)
     keys = matching.ContactKeys.of_lead(incoming, settings=settings)
     _lock_contact_keys(keys.lock_keys())
     _mark_token_used(token)
 
     # Who holds these contacts, read once (after the lock) and used for matching and for repeat sales.
     hits = matching.contact_hits(keys)
-    found = matching.find_matches(incoming=incoming, keys=keys, settings=settings, hits=hits) if settings.is_enabled else []
+    found = (
+        matching.find_matches(
+            incoming=incoming, keys=keys, settings=settings, hits=hits, stage_ids=config.scope_stage_ids(settings)
+        )
+        if settings.is_enabled
+        else []
+    )
     if repeat_settings.simple_crm_mode:
         found = [match for match in found if isinstance(match.record, Deal)]
     summary = _incoming_summary(incoming, token)
@@ -667,7 +674,7 @@ def message_intake(
     incoming: IncomingMessage,
     payload: dict,
     idempotency_key: str = "",
-    repeat_settings: RepeatSalesSettings | None = None,
+    config: IntakeConfig | None = None,
 ) -> IntakeResult:
     """Add a messenger message to its chat's lead (a new chat makes a new lead), and act on phones in its text.
 
@@ -690,8 +697,9 @@ def message_intake(
     keys = matching.ContactKeys.build(phones=phones_found, handles=[handle])
     _lock_contact_keys(keys.lock_keys())
     _mark_token_used(token)
-    repeat_settings = repeat_settings or RepeatSalesSettings.load()
-    settings = IntakeSettings.for_pipeline(incoming.pipeline)
+    config = config or intake_config.current()
+    repeat_settings = config.repeat_settings
+    settings = config.intake_settings(incoming.pipeline)
     if repeat_settings.simple_crm_mode:
         return _message_to_deal(request, token=token, incoming=incoming, handle=handle, phones_found=phones_found,
                                 keys=keys, repeat_settings=repeat_settings)
@@ -753,7 +761,7 @@ def message_intake(
             % {"channel": incoming.channel, "phones": ", ".join(phone.e164 or phone.number for phone in added)},
         ).save()
     survivor, merge_decision, merge_reason, flagged = _merge_leads_sharing_phones(
-        lead=lead, phones=phones_found, settings=settings, token=token
+        lead=lead, phones=phones_found, settings=settings, stage_ids=config.scope_stage_ids(settings)
     )
     if merge_decision:
         decision, reason = merge_decision, f"{reason} {merge_reason}"
@@ -775,7 +783,7 @@ def _save_chat_message(record, incoming: IncomingMessage) -> ChatMessage:
     )
 
 
-def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: IntakeSettings, token):
+def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: IntakeSettings, stage_ids: list[int]):
     """Merge the chat's lead with the leads that now share one of its phones, as the settings say.
 
     Candidates come from the duplicate finder, so the admin's rules and the pairs a manager marked "not a
@@ -784,7 +792,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     """
     if not settings.is_enabled or not settings.match_phone:
         return lead, "", "", False
-    stage_ids = set(matching.scope_stage_ids(settings))
+    stage_ids = set(stage_ids)
     content_type = _content_type(Lead)
     sharing = set(
         Phone.objects.filter(content_type=content_type, e164__in=set(phones))
