@@ -362,7 +362,7 @@ def returning_customer(
     customer = company = None
     found = hits.reasons(Customer)
     if found:
-        candidates = Customer.objects.filter(pk__in=list(found), is_archived=False).select_related("company", "owner")
+        candidates = Customer.objects.filter(pk__in=list(found), is_archived=False).select_related("company")
         customer = max(candidates, key=lambda item: (len(found[item.pk]), item.pk), default=None)
     if customer is not None and customer.company_id:
         company = customer.company

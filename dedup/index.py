@@ -227,7 +227,11 @@ def load_records(spec: EntitySpec, pks: list[int], kinds: set[str]) -> list[mode
     generic = [path for path in prefetch if isinstance(_field(spec.model, path), GenericRelation)]
     others = [path for path in prefetch if path not in generic]
     columns = keys.loading_columns(spec, kinds)
-    queryset = spec.model._base_manager.filter(pk__in=pks).select_related(*select).prefetch_related(*others)
+    # No ordering (the rows are matched by pk) and no select_related() without paths: that form follows
+    # every non-null foreign key.
+    queryset = spec.model._base_manager.filter(pk__in=pks).order_by().prefetch_related(*others)
+    if select:
+        queryset = queryset.select_related(*select)
     if columns is not None:
         # Only the columns the readers use (select_related paths need their foreign key too).
         own = {column for column in columns if column.split("__")[0] not in generic}
@@ -436,15 +440,44 @@ def _owners_by_fk(spec: EntitySpec, name: str, pk) -> list[int]:
     return list(spec.model._base_manager.filter(**{name: pk}).values_list("pk", flat=True))
 
 
-def _on_save(sender, instance, raw=False, **kwargs):
+def _on_save(sender, instance, raw=False, update_fields=None, **kwargs):
     if raw:
         return  # fixtures: rows may point at rows not loaded yet; `dedup_rebuild_index` after loading
     watch = _watches().get(sender)
     if watch is None:
         return
     for spec in watch.records:
-        reindex(spec, [instance.pk])
+        kinds = kinds_reading(spec, update_fields) if update_fields else None
+        if kinds is None:
+            reindex(spec, [instance.pk])
+        elif kinds:
+            reindex(spec, [instance.pk], kinds=kinds, replace_kinds=True)
     _reindex_owners(watch, instance)
+
+
+def kinds_reading(spec: EntitySpec, field_names: Iterable[str]) -> set[str] | None:
+    """Return the indexed kinds whose keys a change of these model fields can change (a save with
+    update_fields=["first_name"] rewrites the name keys, not the phone keys); None when every kind must be
+    rewritten (the archive flag changed, or a field whose columns are not declared)."""
+    changed = set(field_names)
+    if spec.archived_attr and spec.archived_attr in changed:
+        return None
+    affected: set[str] = set()
+    for kind in indexed_kinds(spec):
+        name, mode = keys.field_of_kind(kind)
+        if mode == "stage":
+            if spec.stage_field in changed:
+                affected.add(kind)
+            continue
+        if mode == "equal" and not spec.has_field(name):
+            if name in changed:  # a plain model field compared for equality (read_equal)
+                affected.add(kind)
+            continue
+        if not spec.has_field(name) or spec.field(name).columns is None:
+            return None
+        if any(column.split("__")[0] in changed for column in spec.field(name).columns):
+            affected.add(kind)
+    return affected
 
 
 def _reindex_owners(watch: _Watch, row: models.Model) -> None:
@@ -470,15 +503,19 @@ def _on_delete(sender, instance, **kwargs):
     _reindex_owners(watch, instance)
 
 
-def _on_bulk_saved(sender=None, model=None, pks=(), created=False, records=None, **kwargs):
+def _on_bulk_saved(sender=None, model=None, pks=(), created=False, records=None, fields=None, **kwargs):
     spec = registry.for_model(model) if model is not None else None
     if spec is None:
         logger.warning("records_bulk_saved for %r, which is not a registered entity", model)
         return
     if created and records is not None:
         index_new_records(spec, records)
-    else:
+        return
+    kinds = kinds_reading(spec, fields) if fields and not created else None
+    if kinds is None:
         reindex(spec, list(pks), new_records=created)
+    elif kinds:
+        reindex(spec, list(pks), kinds=kinds, replace_kinds=True)
 
 
 def index_new_records(spec: EntitySpec, records: Iterable[models.Model]) -> int:

@@ -34,6 +34,9 @@ _PLAIN_KEYS = (models.AutoField, models.BigAutoField, models.SmallAutoField)
 _MAX_ROWS_PER_STATEMENT = 2000
 # Rows from which PostgreSQL inserts go through COPY (two round trips: the keys, then the rows).
 _COPY_MIN_ROWS = 50
+# Rows up to which a PostgreSQL insert is a plain VALUES list: for a few rows, adapting one array per column
+# cost psycopg more than the whole insert.
+_VALUES_MAX_ROWS = 10
 
 
 def bulk_insert(
@@ -50,60 +53,32 @@ def bulk_insert(
         return []
     using = router.db_for_write(model)
     connection = connections[using]
-    opts = model._meta
-    fields = [field for field in opts.concrete_fields if not field.primary_key or not isinstance(field, _PLAIN_KEYS)]
-    now = timezone.now()
-    columns = []
-    for field in fields:
-        prepare = _preparer(field, connection)
-        auto_time = bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
-        columns.append((field.attname, prepare, _default_of(field, prepare, now), auto_time))
+    plan = _plan(model, connection)
+    values = _prepared(plan, rows)
 
-    values: list[list[Any]] = []
-    for row in rows:
-        record = []
-        for attname, prepare, default, auto_time in columns:
-            value = row.get(attname, _MISSING)
-            if value is _MISSING or (value is None and auto_time):
-                record.append(default())
-            else:
-                record.append(value if prepare is _plain else prepare(value))
-        values.append(record)
-
-    if (
-        connection.vendor == "postgresql"
-        and not ignore_conflicts
-        and len(values) >= _COPY_MIN_ROWS
-        and isinstance(opts.pk, _PLAIN_KEYS)
-        and opts.pk not in fields
-    ):
-        return _postgresql_copy(connection, opts, fields, values)
-    quote = connection.ops.quote_name
-    head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
-    tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else f" RETURNING {quote(opts.pk.column)}"
-    if connection.vendor == "postgresql":
+    postgresql = connection.vendor == "postgresql"
+    if postgresql and not ignore_conflicts and len(values) >= _COPY_MIN_ROWS and plan.copyable:
+        return _postgresql_copy(connection, model._meta, plan.fields, values)
+    if connection.vendor == "sqlite":
+        return _sqlite_insert(connection, plan.head + plan.placeholder_sql, values, ignore_conflicts=ignore_conflicts)
+    tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else plan.returning
+    if postgresql and len(values) > _VALUES_MAX_ROWS:
         # One array per column (as Django's own bulk_create does there): a handful of parameters instead of
         # one per value, which psycopg would otherwise quote into the statement one by one.
-        db_types = [field.db_type(connection).split("(")[0] for field in fields]
-        unnest = "SELECT * FROM UNNEST(" + ", ".join(f"(%s)::{db_type}[]" for db_type in db_types) + ")"
-
         def statement(chunk: list[list[Any]]) -> tuple[str, list]:
-            return head + unnest + tail, [list(column) for column in zip(*chunk)]
+            return plan.head + plan.unnest_sql + tail, [list(column) for column in zip(*chunk)]
 
         per_statement = _MAX_ROWS_PER_STATEMENT
-    elif connection.vendor == "sqlite":
-        return _sqlite_insert(connection, head + "VALUES (" + ", ".join(["%s"] * len(fields)) + ")", values,
-                              ignore_conflicts=ignore_conflicts)
     else:
-        placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
-
+        # A few rows (an intake request's lead, phones, note): plain VALUES, the cheapest to send and plan.
         def statement(chunk: list[list[Any]]) -> tuple[str, list]:
-            sql = head + "VALUES " + ", ".join([placeholder] * len(chunk)) + tail
+            sql = plan.head + "VALUES " + ", ".join([plan.placeholder] * len(chunk)) + tail
             return sql, [value for record in chunk for value in record]
 
         limit = connection.features.max_query_params
-        per_statement = min(max(1, limit // len(fields)) if limit else _MAX_ROWS_PER_STATEMENT,
-                            _MAX_ROWS_PER_STATEMENT)
+        per_statement = min(
+            max(1, limit // len(plan.fields)) if limit else _MAX_ROWS_PER_STATEMENT, _MAX_ROWS_PER_STATEMENT
+        )
     pks: list[int] = []
     with connection.cursor() as cursor:
         for start in range(0, len(values), per_statement):
@@ -111,6 +86,62 @@ def bulk_insert(
             if not ignore_conflicts:
                 pks.extend(row[0] for row in cursor.fetchall())
     return pks
+
+
+def _prepared(plan: _Plan, rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """Return each row's column values in the plan's order, prepared for the database, defaults filled in."""
+    now = None
+    values: list[list[Any]] = []
+    for row in rows:
+        record = []
+        for attname, prepare, default, auto_time in plan.columns:
+            value = row.get(attname, _MISSING)
+            if value is _MISSING or (value is None and auto_time):
+                if auto_time:
+                    now = now or prepare(timezone.now())
+                    record.append(now)
+                else:
+                    record.append(default())
+            else:
+                record.append(value if prepare is _plain else prepare(value))
+        values.append(record)
+    return values
+
+
+class _Plan:
+    """What inserting into one model's table needs, worked out once per model and database: the columns, how
+    each value is prepared, and the fixed parts of the SQL."""
+
+    def __init__(self, model: type[models.Model], connection):
+        opts = model._meta
+        quote = connection.ops.quote_name
+        self.fields = [
+            field for field in opts.concrete_fields if not field.primary_key or not isinstance(field, _PLAIN_KEYS)
+        ]
+        self.columns = []
+        for field in self.fields:
+            prepare = _preparer(field, connection)
+            auto_time = bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
+            self.columns.append((field.attname, prepare, _default_of(field, prepare), auto_time))
+        self.copyable = isinstance(opts.pk, _PLAIN_KEYS) and opts.pk not in self.fields
+        self.head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(field.column) for field in self.fields)}) "
+        self.returning = f" RETURNING {quote(opts.pk.column)}"
+        self.placeholder = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
+        self.placeholder_sql = "VALUES " + self.placeholder
+        if connection.vendor == "postgresql":
+            db_types = [field.db_type(connection).split("(")[0] for field in self.fields]
+            self.unnest_sql = "SELECT * FROM UNNEST(" + ", ".join(f"(%s)::{db_type}[]" for db_type in db_types) + ")"
+
+
+_plans: dict[tuple, _Plan] = {}
+
+
+def _plan(model: type[models.Model], connection) -> _Plan:
+    key = (model, connection.alias, connection.vendor)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _plans[key] = _Plan(model, connection)
+    return plan
 
 
 def _postgresql_copy(connection, opts, fields: list[models.Field], values: list[list[Any]]) -> list[int]:
@@ -163,12 +194,57 @@ def instance_values(instance: models.Model) -> dict[str, Any]:
 
 
 def bulk_insert_instances(model: type[models.Model], instances: list[models.Model]) -> None:
-    """Insert unsaved instances as bulk_create does, setting their primary keys."""
-    pks = bulk_insert(model, [instance_values(instance) for instance in instances])
+    """Insert unsaved instances as bulk_create does, setting their primary keys (and their empty
+    ``auto_now``/``auto_now_add`` times, as save() would)."""
+    if not instances:
+        return
+    _fill_auto_times(model, instances)
+    _set_keys(model, instances, bulk_insert(model, [instance_values(instance) for instance in instances]))
+
+
+def insert_together(groups: Iterable[tuple[type[models.Model], list[models.Model]]]) -> None:
+    """Insert unsaved instances of several models, setting their primary keys: on PostgreSQL in one statement
+    (one data-modifying WITH per model), so a request's last few rows cost one round trip; elsewhere one
+    insert per model. For a few rows each (VALUES lists); bulk_insert_instances is for many."""
+    groups = [(model, list(instances)) for model, instances in groups if instances]
+    connection = connections[router.db_for_write(groups[0][0])] if groups else None
+    if connection is None or connection.vendor != "postgresql" or len(groups) == 1:
+        for model, instances in groups:
+            bulk_insert_instances(model, instances)
+        return
+    parts, selects, params = [], [], []
+    for position, (model, instances) in enumerate(groups):
+        _fill_auto_times(model, instances)
+        plan = _plan(model, connection)
+        values = _prepared(plan, [instance_values(instance) for instance in instances])
+        parts.append(
+            f"w{position} AS ({plan.head}VALUES {', '.join([plan.placeholder] * len(values))}{plan.returning})"
+        )
+        selects.append(f"SELECT {position}, {connection.ops.quote_name(model._meta.pk.column)} FROM w{position}")
+        params.extend(value for record in values for value in record)
+    with connection.cursor() as cursor:
+        cursor.execute("WITH " + ", ".join(parts) + " " + " UNION ALL ".join(selects), params)
+        rows = cursor.fetchall()
+    # RETURNING gives each table's rows in the order of its VALUES list (as bulk_create relies on).
+    for position, (model, instances) in enumerate(groups):
+        _set_keys(model, instances, [pk for group, pk in rows if group == position])
+
+
+def _fill_auto_times(model: type[models.Model], instances: list[models.Model]) -> None:
+    now = timezone.now()
+    for field in model._meta.concrete_fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            for instance in instances:
+                if getattr(instance, field.attname) is None:
+                    setattr(instance, field.attname, now)
+
+
+def _set_keys(model: type[models.Model], instances: list[models.Model], pks: list[int]) -> None:
+    using = router.db_for_write(model)
     for instance, pk in zip(instances, pks, strict=True):
         instance.pk = pk
         instance._state.adding = False
-        instance._state.db = router.db_for_write(model)
+        instance._state.db = using
 
 
 _MISSING = object()
@@ -178,11 +254,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _default_of(field: models.Field, prepare: Callable[[Any], Any], now) -> Callable[[], Any]:
-    """Return what a missing column gets: the current time, the field's default, or NULL."""
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        value = prepare(now)
-        return lambda: value
+def _default_of(field: models.Field, prepare: Callable[[Any], Any]) -> Callable[[], Any]:
+    """Return what a missing column gets (auto_now columns get the current time from the caller)."""
     if field.has_default():
         if callable(field.default):  # dict, timezone.now...: a fresh value per row
             return lambda: prepare(field.get_default())

@@ -38,6 +38,7 @@ from crm.models import (
 )
 from crm.models.intake import MAX_MERGED_MATCHES
 from crm.services import repeat_sales
+from crm.services.bulk import bulk_insert_instances, insert_together
 from dedup.normalize import email_key, phone_e164
 from dedup.registry import LOADED_RELATED_ATTR
 from dedup.signals import records_bulk_saved
@@ -138,7 +139,9 @@ def stored_response(*, token: IntegrationToken, idempotency_key: str, body_hash:
         return None
     if earlier.body_hash != body_hash:
         raise IdempotencyConflict(idempotency_key)
-    return IntakeResult(status_code=earlier.status_code or 200, body=earlier.response, replayed=True)
+    # The stored response leaves out the request's own id (a row written last cannot hold it).
+    body = {"request_id": earlier.pk, **(earlier.response or {})}
+    return IntakeResult(status_code=earlier.status_code or 200, body=body, replayed=True)
 
 
 # --- Shared steps ------------------------------------------------------------------------------------
@@ -147,13 +150,15 @@ def stored_response(*, token: IntegrationToken, idempotency_key: str, body_hash:
 def _open_request(
     *, token: IntegrationToken, kind: str, idempotency_key: str, body_hash: str, payload: dict
 ) -> IncomingRequest | IntakeResult:
-    """Write the request row first: it claims the idempotency key and, on SQLite, the write lock.
-
-    A concurrent request with the same key waits on the unique index and then gets the stored response.
+    """Write the request row first where it must claim something: the idempotency key, and on SQLite the
+    write lock. A concurrent request with the same key waits on the unique index and then gets the stored
+    response. A PostgreSQL request without a key claims nothing (the advisory locks on its contacts
+    serialise requests about one person), so its row is written once, by _finish, with the outcome.
     """
     row = IncomingRequest(token=token, kind=kind, idempotency_key=idempotency_key, body_hash=body_hash, payload=payload)
     if not idempotency_key:
-        row.save(force_insert=True)  # nothing to collide with: no savepoint needed
+        if connection.vendor != "postgresql":
+            bulk_insert_instances(IncomingRequest, [row])  # nothing to collide with: no savepoint needed
         return row
     try:
         with transaction.atomic():
@@ -208,12 +213,13 @@ def _finish(
     customer: Customer | None = None,
     flagged: bool = False,
     phones_found: Iterable[str] = (),
+    pending: Pending | None = None,
 ) -> IntakeResult:
+    """Write the request's row with its outcome (and the rows left pending, in the same round trip)."""
     leads = [item for item in leads if item is not None]
     primary = lead or (leads[0] if leads else None)
     repeat_of = primary or deal
     body = {
-        "request_id": request.pk,
         "decision": decision,
         "reason": reason,
         "lead": primary.pk if primary else None,
@@ -226,15 +232,19 @@ def _finish(
         "flagged_for_review": flagged,
         "phones_found": list(phones_found),
     }
-    IncomingRequest.objects.filter(pk=request.pk).update(
-        decision=decision,
-        reason=reason,
-        status_code=status_code,
-        response=body,
-        lead=primary,
-        deal=deal,
-    )
-    return IntakeResult(status_code=status_code, body=body)
+    outcome = {
+        "decision": decision, "reason": reason, "status_code": status_code, "response": body, "lead": primary,
+        "deal": deal,
+    }
+    groups = list(pending.groups) if pending is not None else []
+    if request.pk is None:
+        for name, value in outcome.items():
+            setattr(request, name, value)
+        insert_together([*groups, (IncomingRequest, [request])])
+    else:
+        insert_together(groups)
+        IncomingRequest.objects.filter(pk=request.pk).update(**outcome)
+    return IntakeResult(status_code=status_code, body={"request_id": request.pk, **body})
 
 
 def _content_type(model) -> ContentType:
@@ -245,12 +255,42 @@ def _note(record, text: str) -> Note:
     return Note(content_type=_content_type(type(record)), object_id=record.pk, text=text)
 
 
+class Pending:
+    """Rows of a new record that nothing reads again during the request (its contacts, its note): written by
+    _finish together with the request's own row, in one round trip on PostgreSQL."""
+
+    def __init__(self):
+        self.groups: list[tuple[type, list]] = []
+
+    def add(self, model, instances: list) -> None:
+        if instances:
+            self.groups.append((model, list(instances)))
+
+
+def _add_note(record, text: str, *, pending: Pending | None = None) -> Note:
+    """Write a note on the record's timeline (a plain insert: notes have no save() logic or receivers)."""
+    note = _note(record, text)
+    if pending is not None:
+        pending.add(Note, [note])
+    else:
+        bulk_insert_instances(Note, [note])
+    return note
+
+
 def _add_contacts(
-    record, *, phones: Iterable[str] = (), emails: Iterable[str] = (), handles: Iterable[dict] = (), fresh=False
+    record,
+    *,
+    phones: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    handles: Iterable[dict] = (),
+    fresh=False,
+    pending: Pending | None = None,
 ):
     """Add phones, emails and messenger handles the record does not have yet; return what was added.
 
-    ``fresh``: the record was just created and has none, so they are not read.
+    ``fresh``: the record was just created and has none, so they are not read. ``pending``: the rows are
+    written with the request's own row at the end (only for a fresh record whose contacts nothing reads back
+    during the request; duplicate control takes its keys from the instances).
     """
     content_type = _content_type(type(record))
     owned = {"content_type": content_type, "object_id": record.pk}
@@ -297,9 +337,11 @@ def _add_contacts(
             continue
         have_handles.add((handle["channel"], username, chat_id))
         new_handles.append(MessengerHandle(channel=handle["channel"], username=username, chat_id=chat_id, **owned))
-    Phone.objects.bulk_create(new_phones)
-    Email.objects.bulk_create(new_emails)
-    MessengerHandle.objects.bulk_create(new_handles)
+    if pending is not None and fresh:
+        for model, rows in ((Phone, new_phones), (Email, new_emails), (MessengerHandle, new_handles)):
+            pending.add(model, rows)
+    else:
+        insert_together([(Phone, new_phones), (Email, new_emails), (MessengerHandle, new_handles)])
     if fresh:
         # A new record: duplicate control takes its keys from the instance and the rows just made, instead of
         # reading them back (the relation names are the ones the CRM registered its fields with).
@@ -308,9 +350,11 @@ def _add_contacts(
             sender=type(record), model=type(record), pks=[record.pk], created=True, records=[record]
         )
     elif new_phones or new_emails or new_handles:
-        # bulk_create sends no post_save: tell duplicate control now, inside this transaction, so the match
-        # keys are current for the next request the moment this one commits.
-        records_bulk_saved.send(sender=type(record), model=type(record), pks=[record.pk])
+        # Bulk inserts send no post_save: tell duplicate control now, inside this transaction, so the match
+        # keys are current for the next request the moment this one commits; only the keys read from the
+        # relations that grew are rewritten.
+        grown = [name for name, rows in (("phones", new_phones), ("emails", new_emails), ("messengers", new_handles)) if rows]
+        records_bulk_saved.send(sender=type(record), model=type(record), pks=[record.pk], fields=grown)
     return new_phones, new_emails, new_handles
 
 
@@ -326,7 +370,7 @@ def _complete_handle(record, handle: dict, known: tuple, owned: dict) -> None:
         MessengerHandle.objects.filter(
             channel=channel, username=known_user, chat_id=known_chat, **owned
         ).update(**updates)
-        records_bulk_saved.send(sender=type(record), model=type(record), pks=[record.pk])
+        records_bulk_saved.send(sender=type(record), model=type(record), pks=[record.pk], fields=["messengers"])
 
 
 def _insert(record) -> None:
@@ -334,7 +378,7 @@ def _insert(record) -> None:
 
     The flags of repeat sales were decided by the caller.
     """
-    type(record).objects.bulk_create([record])
+    bulk_insert_instances(type(record), [record])
 
 
 def _tags(names: Iterable[str]) -> list[Tag]:
@@ -483,7 +527,7 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
                     content_type=_content_type(type(record)),
                     object_id=record.pk,
                     title=_("New request from %(who)s: contact them") % {"who": incoming.display_title()},
-                    assignee=record.owner,
+                    assignee_id=record.owner_id,
                     due_at=timezone.now() + TASK_DUE,
                 )
             )
@@ -491,8 +535,9 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
             touched_leads.append(record)
         elif touched_deal is None:
             touched_deal = record
-    Note.objects.bulk_create(notes)
-    Task.objects.bulk_create(tasks)
+    pending = Pending()
+    pending.add(Note, notes)
+    pending.add(Task, tasks)
     decision = Decision.UPDATED if update else Decision.KEPT
     reason = matching.describe(targets)
     if len(all_matches) > 1:
@@ -503,6 +548,7 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
         )
     return _finish(
         request, status_code=200, decision=decision, reason=reason, leads=touched_leads, deal=touched_deal,
+        pending=pending,
     )
 
 
@@ -548,10 +594,11 @@ def _create_record(
     request, *, token, incoming, keys, summary, reason, decision, flag, repeat_settings, matches, hits
 ) -> IntakeResult:
     customer, company, completed = matching.returning_customer(hits=hits, company_name=incoming.company_name)
-    owner = (customer.owner if customer is not None and customer.owner_id else None) or token.owner
+    # Ids, not users: the customer's manager is not loaded, and the token's may be a cached copy.
+    owner = (customer.owner_id if customer is not None else None) or token.owner_id
     if customer is not None and not repeat_settings.enabled and not matches:
         # Bitrix24 with repeat sales off: the customer's history keeps the request, no new lead is made.
-        _note(customer, "\n".join([summary, _("Repeat sales mode is off: added to the customer's history.")])).save()
+        _add_note(customer, "\n".join([summary, _("Repeat sales mode is off: added to the customer's history.")]))
         return _finish(
             request,
             status_code=200,
@@ -585,17 +632,19 @@ def _create_record(
         ),
         customer=customer if customer is not None and not customer.exclude_from_repeat_sales else customer,
         company=company,
-        owner=owner,
+        owner_id=owner,
         is_repeat=flags.is_repeat,
         is_repeat_inquiry=flags.is_repeat_inquiry,
     )
     _insert(lead)
+    pending = Pending()
     _add_contacts(
         lead,
         phones=incoming.phones,
         emails=incoming.emails,
         handles=[incoming.messenger] if incoming.messenger else [],
         fresh=True,
+        pending=pending,
     )
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
@@ -603,10 +652,10 @@ def _create_record(
     text = [summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason]
     if flags.reason and (flags.is_repeat or customer is not None):
         text.append(flags.reason)
-    _note(lead, "\n".join(text)).save()
+    _add_note(lead, "\n".join(text), pending=pending)
     return _finish(
         request, status_code=201, decision=decision, reason=" ".join(filter(None, [reason, flags.reason])),
-        lead=lead, customer=customer, flagged=flag,
+        lead=lead, customer=customer, flagged=flag, pending=pending,
     )
 
 
@@ -616,7 +665,7 @@ def _create_deal(
     """Simple CRM mode: the request becomes a deal of a (new or returning) customer."""
     returning = customer is not None
     if company is None and incoming.company_name:
-        company = Company.objects.create(name=incoming.company_name[:255], owner=owner)
+        company = Company.objects.create(name=incoming.company_name[:255], owner_id=owner)
     if customer is None:
         customer = Customer.objects.create(
             first_name=incoming.first_name,
@@ -624,7 +673,7 @@ def _create_deal(
             middle_name=incoming.middle_name,
             company=company,
             source=incoming.source,
-            owner=owner,
+            owner_id=owner,
         )
     _add_contacts(
         customer, phones=incoming.phones, emails=incoming.emails,
@@ -643,7 +692,7 @@ def _create_deal(
         service=incoming.service,
         external_id=incoming.external_id,
         custom_fields=incoming.custom_fields,
-        owner=owner,
+        owner_id=owner,
         is_repeat=flags.is_repeat,
         is_repeat_inquiry=flags.is_repeat_inquiry,
     )
@@ -652,7 +701,7 @@ def _create_deal(
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
         deal.tags.add(*_tags(tags))
-    _note(deal, "\n".join([summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason, flags.reason])).save()
+    _add_note(deal, "\n".join([summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason, flags.reason]))
     return _finish(
         request, status_code=201, decision=decision, reason=" ".join(filter(None, [reason, flags.reason])),
         deal=deal, customer=customer, flagged=flag,
@@ -718,7 +767,7 @@ def message_intake(
         completed = list(dict.fromkeys([*leads, *completed]))
         if customer is not None and not repeat_settings.enabled:
             _save_chat_message(customer, incoming)
-            _note(customer, _("Repeat sales mode is off: the message was added to the customer's history.")).save()
+            _add_note(customer, _("Repeat sales mode is off: the message was added to the customer's history."))
             return _finish(
                 request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
                 reason=_("An existing customer's chat; repeat sales mode is off, so no new lead was created."),
@@ -737,7 +786,7 @@ def message_intake(
             last_name=incoming.last_name,
             customer=customer,
             company=company,
-            owner=(customer.owner if customer is not None and customer.owner_id else None) or token.owner,
+            owner_id=(customer.owner_id if customer is not None else None) or token.owner_id,
             is_repeat=flags.is_repeat,
             is_repeat_inquiry=flags.is_repeat_inquiry,
         )
@@ -746,7 +795,7 @@ def message_intake(
         decision = Decision.CREATED
         reason = " ".join(filter(None, [_("A new chat."), flags.reason if (flags.is_repeat or customer) else ""]))
         status_code = 201
-        _note(lead, reason).save()
+        _add_note(lead, reason)
     _save_chat_message(lead, incoming)
     if not phones_found:
         return _finish(request, status_code=status_code, decision=decision, reason=reason, lead=lead)
@@ -755,11 +804,11 @@ def message_intake(
     if lead.customer_id:
         _add_contacts(lead.customer, phones=phones_found)
     if added:
-        _note(
+        _add_note(
             lead,
             _("Phone number recognised in a %(channel)s message and added: %(phones)s.")
             % {"channel": incoming.channel, "phones": ", ".join(phone.e164 or phone.number for phone in added)},
-        ).save()
+        )
     survivor, merge_decision, merge_reason, flagged = _merge_leads_sharing_phones(
         lead=lead, phones=phones_found, settings=settings, stage_ids=config.scope_stage_ids(settings)
     )
@@ -823,14 +872,14 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
         reason = _("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s.") % {
             "count": len(matches), "max": MAX_MERGED_MATCHES, "leads": described,
         }
-        _note(lead, reason).save()
+        _add_note(lead, reason)
         return lead, Decision.FLAGGED, reason, True
     policy = settings.multi_match_policy
     if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
         reason = _("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s.") % {
             "count": len(matches), "leads": described,
         }
-        _note(lead, reason).save()
+        _add_note(lead, reason)
         return lead, "", reason, False
     if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.UPDATE_NEWEST:
         matches = [max(matches, key=lambda match: (match.record.created_at, match.record.pk))]
@@ -847,7 +896,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     records_merge(survivor=survivor, absorbed=absorbed, choices=choices, user=None)
     survivor.refresh_from_db()
     reason = _("Merged into lead #%(survivor)s: %(leads)s.") % {"survivor": survivor.pk, "leads": described}
-    _note(survivor, reason).save()
+    _add_note(survivor, reason)
     if settings.create_task_after_merge:
         Task.objects.create(
             content_type=content_type,
@@ -907,7 +956,7 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
     deal.save()
     _save_chat_message(deal, incoming)
     reason = " ".join(filter(None, [_("A new chat."), flags.reason]))
-    _note(deal, reason).save()
+    _add_note(deal, reason)
     return _finish(
         request, status_code=201, decision=Decision.CREATED, reason=reason, deal=deal, customer=customer,
         phones_found=phones_found,

@@ -56,6 +56,53 @@ def test_index_customer_update_rewrites_its_keys():
     assert keys_of(customer, "full_name") == {("full_name", "maria sidorova")}
 
 
+def test_index_save_with_update_fields_rewrites_only_the_kinds_read_from_them(django_assert_max_num_queries):
+    # Given an indexed customer with a company, a phone and an email
+    company = factories.CompanyFactory(name="Acme LLC")
+    customer = customer_with("Ivan", "Petrov", company=company, phones=["+79123456789"], emails=["ivan@example.com"])
+    before = keys_of(customer)
+
+    # When only the name is saved
+    customer.first_name = "Pavel"
+    # the update, kinds, the name columns, the rewrite of the name keys (delete and insert; one statement on
+    # PostgreSQL); no phones, emails or messengers are read
+    with django_assert_max_num_queries(5):
+        customer.save(update_fields=["first_name"])
+
+    # Then only the name key changed, and the index is what a full rebuild would make
+    after = keys_of(customer)
+    assert after - before == {("full_name", "pavel petrov")}
+    assert before - after == {("full_name", "ivan petrov")}
+    index.rebuild(registry.get("customer"))
+    assert keys_of(customer) == after
+
+
+def test_index_save_of_a_field_no_rule_reads_writes_no_keys(django_assert_num_queries):
+    # Given an indexed customer
+    customer = customer_with("Ivan", "Petrov", phones=["+79123456789"])
+    before = keys_of(customer)
+
+    # When a field no rule reads is saved alone
+    customer.position = "CTO"
+    with django_assert_num_queries(2):  # the update, and the kinds the index keeps
+        customer.save(update_fields=["position"])
+
+    # Then the keys are untouched
+    assert keys_of(customer) == before
+
+
+def test_index_save_of_the_archive_flag_with_update_fields_drops_every_key():
+    # Given an indexed customer
+    customer = customer_with("Ivan", "Petrov", phones=["+79123456789"], emails=["ivan@example.com"])
+
+    # When it is archived through a save naming only that field
+    customer.is_archived = True
+    customer.save(update_fields=["is_archived"])
+
+    # Then it has no keys at all
+    assert keys_of(customer) == set()
+
+
 def test_index_customer_delete_drops_keys_and_pairs():
     # Given two customers marked as not duplicates
     first = customer_with("Ivan", "Petrov", phones=["+79123456789"])
