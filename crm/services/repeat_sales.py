@@ -4,12 +4,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.db.models.signals import post_save, pre_save
 from django.utils.translation import gettext as _
 
 from crm.models import Company, Customer, Deal, Lead, RepeatSalesSettings, Stage
+from crm.plain_sql import column, fetch, quote
 
 WON = Stage.Semantic.WON
 LOST = Stage.Semantic.LOST
@@ -34,13 +35,23 @@ def _owner_q(*, customer: Customer | None, company: Company | None) -> Q | None:
     return parts or None
 
 
-def _repeat_deals_all_lost(owner: Q) -> bool:
-    """True when the owner's deals converted from repeat leads exist and none of them is open or won."""
-    semantics = set(
-        Deal.objects.filter(owner, source_lead__is_repeat=True, is_archived=False).values_list(
-            "stage__semantic", flat=True
-        )
+def _repeat_deals_all_lost(*, customer: Customer | None, company: Company | None) -> bool:
+    """True when the owner's deals converted from repeat leads exist and none of them is open or won.
+
+    Plain SQL: every incoming lead of a known customer asks (see crm.plain_sql).
+    """
+    owners = [(name, record.pk) for name, record in (("customer", customer), ("company", company)) if record and record.pk]
+    connection = connections[router.db_for_read(Deal)]
+    deal, lead, stage = (quote(connection, model._meta.db_table) for model in (Deal, Lead, Stage))
+    owned = " OR ".join(f"{column(connection, Deal, name, 'd')} = %s" for name, _pk in owners)
+    sql = (
+        f"SELECT DISTINCT {column(connection, Stage, 'semantic', 's')} FROM {deal} d "
+        f"JOIN {lead} l ON l.{quote(connection, Lead._meta.pk.column)} = {column(connection, Deal, 'source_lead', 'd')} "
+        f"JOIN {stage} s ON s.{quote(connection, Stage._meta.pk.column)} = {column(connection, Deal, 'stage', 'd')} "
+        f"WHERE ({owned}) AND {column(connection, Lead, 'is_repeat', 'l')} "
+        f"AND NOT {column(connection, Deal, 'is_archived', 'd')}"
     )
+    semantics = {semantic for (semantic,) in fetch(Deal, sql, [pk for _name, pk in owners])}
     return bool(semantics) and semantics == {LOST}
 
 
@@ -70,7 +81,7 @@ def lead_repeat_flags(
     owner = _owner_q(customer=customer, company=company)
     if owner is None and not completed_leads:
         return RepeatFlags(reason=_("A new customer."))
-    if owner is not None and _repeat_deals_all_lost(owner):
+    if owner is not None and _repeat_deals_all_lost(customer=customer, company=company):
         return RepeatFlags(
             is_repeat=True,
             is_repeat_inquiry=True,
