@@ -323,11 +323,7 @@ def find_matches(
     deal_ids = [pk for model, pk in reasons if model is Deal]
     records: list = []
     if lead_ids:
-        records += list(
-            Lead.objects.filter(pk__in=lead_ids, stage_id__in=stage_ids, is_archived=False).order_by("-created_at", "-pk")[
-                :CANDIDATE_LIMIT
-            ]
-        )
+        records += _leads_in_stages(lead_ids, stage_ids)
     if deal_ids:
         deals = list(
             Deal.objects.select_related("stage__pipeline", "customer")
@@ -338,6 +334,59 @@ def find_matches(
         records += [deal for deal in deals if deal.pk in allowed]
     records.sort(key=lambda record: (record.created_at, record.pk), reverse=True)
     return [Match(record=record, reasons=list(dict.fromkeys(reasons[(type(record), record.pk)]))) for record in records]
+
+
+def contacts_of(
+    record, *, phones: bool, emails: bool, handles: bool
+) -> tuple[set[str], list[str], set[tuple[str, str, str]]]:
+    """Return the record's phones (E.164), email addresses and messenger handles (channel, username, chat id),
+    each only when asked for, in one plain SQL query."""
+    connection = connections[router.db_for_read(Phone)]
+    content_type = _content_type(type(record)).pk
+    parts, params = [], []
+    for wanted, model, kind, columns in (
+        (phones, Phone, PHONE, ("e164",)),
+        (emails, Email, EMAIL, ("address",)),
+        (handles, MessengerHandle, HANDLE, ("channel", "username", "chat_id")),
+    ):
+        if not wanted:
+            continue
+        selected = [plain_sql.column(connection, model, name) for name in columns] + ["''"] * (3 - len(columns))
+        parts.append(
+            f"SELECT %s, {', '.join(selected)} FROM {plain_sql.quote(connection, model._meta.db_table)} "
+            f"WHERE {plain_sql.column(connection, model, 'content_type')} = %s "
+            f"AND {plain_sql.column(connection, model, 'object_id')} = %s"
+        )
+        params += [kind, content_type, record.pk]
+    found_phones, found_emails, found_handles = set(), [], set()
+    if not parts:
+        return found_phones, found_emails, found_handles
+    for kind, first, second, third in plain_sql.fetch(Phone, " UNION ALL ".join(parts), params):
+        if kind == PHONE:
+            found_phones.add(first)
+        elif kind == EMAIL:
+            found_emails.append(first)
+        else:
+            found_handles.add((first, second, third))
+    return found_phones, found_emails, found_handles
+
+
+def _leads_in_stages(lead_ids: list[int], stage_ids: list[int]) -> list[Lead]:
+    """Return these leads where they are in these stages and not archived, newest first (plain SQL: every
+    request matching a lead asks)."""
+    connection = connections[router.db_for_read(Lead)]
+    by_id, id_params = plain_sql.among(connection, lead_ids)
+    in_stage, stage_params = plain_sql.among(connection, stage_ids)
+
+    def col(name: str) -> str:
+        return plain_sql.column(connection, Lead, name, "l")
+
+    sql = (
+        f"SELECT {plain_sql.select_list(Lead, 'l')} FROM {plain_sql.quote(connection, Lead._meta.db_table)} l "
+        f"WHERE {col('id')} {by_id} AND {col('stage')} {in_stage} AND NOT {col('is_archived')} "
+        f"ORDER BY {col('created_at')} DESC, {col('id')} DESC LIMIT {CANDIDATE_LIMIT}"
+    )
+    return [plain_sql.instance(Lead, row, "l") for row in plain_sql.fetch(Lead, sql, id_params + stage_params)]
 
 
 def _deals_of_customers(customer_ids: list[int], stage_ids: list[int]) -> list[tuple[int, int]]:

@@ -295,18 +295,12 @@ def _add_contacts(
     content_type = _content_type(type(record))
     owned = {"content_type": content_type, "object_id": record.pk}
     phones, emails, handles = list(phones), list(emails), [handle for handle in handles if handle]
-    read = not fresh
-    have_phones = set(Phone.objects.filter(**owned).values_list("e164", flat=True)) if read and phones else set()
-    have_emails = (
-        {email_key(a) or a.lower() for a in Email.objects.filter(**owned).values_list("address", flat=True)}
-        if read and emails
-        else set()
+    have_phones, have_email_addresses, have_handles = (
+        matching.contacts_of(record, phones=bool(phones), emails=bool(emails), handles=bool(handles))
+        if not fresh
+        else (set(), [], set())
     )
-    have_handles = (
-        set(MessengerHandle.objects.filter(**owned).values_list("channel", "username", "chat_id"))
-        if read and handles
-        else set()
-    )
+    have_emails = {email_key(address) or address.lower() for address in have_email_addresses}
     has_primary_phone = bool(have_phones)
     new_phones = []
     for number in phones:
