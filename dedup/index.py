@@ -227,19 +227,23 @@ def load_records(spec: EntitySpec, pks: list[int], kinds: set[str]) -> list[mode
     generic = [path for path in prefetch if isinstance(_field(spec.model, path), GenericRelation)]
     others = [path for path in prefetch if path not in generic]
     columns = keys.loading_columns(spec, kinds)
-    # No ordering (the rows are matched by pk) and no select_related() without paths: that form follows
-    # every non-null foreign key.
-    queryset = spec.model._base_manager.filter(pk__in=pks).order_by().prefetch_related(*others)
-    if select:
-        queryset = queryset.select_related(*select)
-    if columns is not None:
-        # Only the columns the readers use (select_related paths need their foreign key too).
-        own = {column for column in columns if column.split("__")[0] not in generic}
-        queryset = queryset.only(*own, *select)
-    records = list(queryset)
+    own = None if columns is None else {column for column in columns if column.split("__")[0] not in generic}
+    if not select and not others and own is not None and all("__" not in column for column in own):
+        # Only the record's own columns (a name, an archive flag): plain SQL, as for generic rows below; the
+        # ORM's compiling cost twice the query.
+        records = _plain_rows(spec.model, names=sorted(own), key=spec.model._meta.pk, keys=list(pks))
+    else:
+        # No ordering (the rows are matched by pk) and no select_related() without paths: that form follows
+        # every non-null foreign key.
+        queryset = spec.model._base_manager.filter(pk__in=pks).order_by().prefetch_related(*others)
+        if select:
+            queryset = queryset.select_related(*select)
+        if own is not None:
+            # Only the columns the readers use (select_related paths need their foreign key too).
+            queryset = queryset.only(*own, *select)
+        records = list(queryset)
     for path in generic:
         relation = _field(spec.model, path)
-        related_model = relation.related_model
         content_type = ContentType.objects.get_for_model(spec.model, for_concrete_model=relation.for_concrete_model)
         wanted = None
         if columns is not None:
@@ -267,23 +271,37 @@ def _generic_rows(relation: GenericRelation, content_type_id: int, pks: list, na
     """
     model = relation.related_model
     opts = model._meta
+    return _plain_rows(
+        model,
+        names=None if names is None else [opts.pk.attname, *names],
+        key=opts.get_field(relation.object_id_field_name),
+        keys=pks,
+        content_type=(opts.get_field(relation.content_type_field_name), content_type_id),
+    )
+
+
+def _plain_rows(model, *, names: list[str] | None, key: models.Field, keys: list, content_type=None) -> list:
+    """Return the model's rows whose `key` field is one of `keys` (and, for a generic relation, whose content
+    type is the given one) as instances holding only the fields named (all when None)."""
+    opts = model._meta
     alias = router.db_for_read(model)
     connection = connections[alias]
     # In the model's own order: Model.from_db maps a partial row onto concrete_fields in that order.
     wanted = None if names is None else {opts.pk.attname, *(opts.get_field(name).attname for name in names)}
     fields = [field for field in opts.concrete_fields if wanted is None or field.attname in wanted]
     quote = connection.ops.quote_name
-    content_type_column = quote(opts.get_field(relation.content_type_field_name).column)
-    owner_field = opts.get_field(relation.object_id_field_name)
-    owners = [owner_field.get_db_prep_value(pk, connection) for pk in pks]
-    sql = (
-        f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(opts.db_table)} "
-        f"WHERE {content_type_column} = %s AND {quote(owner_field.column)} "
-    )
+    values_of_key = [key.get_db_prep_value(value, connection) for value in keys]
+    sql = f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(opts.db_table)} WHERE "
+    params: list = []
+    if content_type is not None:
+        sql += f"{quote(content_type[0].column)} = %s AND "
+        params.append(content_type[1])
     if connection.vendor == "postgresql":
-        sql, params = sql + "= ANY(%s)", [content_type_id, owners]
+        sql, params = sql + f"{quote(key.column)} = ANY(%s)", [*params, values_of_key]
     else:
-        sql, params = sql + f"IN ({', '.join(['%s'] * len(owners))})", [content_type_id, *owners]
+        sql, params = sql + f"{quote(key.column)} IN ({', '.join(['%s'] * len(values_of_key))})", [
+            *params, *values_of_key
+        ]
     converters = []
     for position, field in enumerate(fields):
         column = field.get_col(opts.db_table)
