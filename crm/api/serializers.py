@@ -1,6 +1,7 @@
 """Validate incoming leads and messages; every error names the field it is about."""
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 
 from django.utils.translation import gettext_lazy as _
@@ -20,6 +21,13 @@ MAX_TEXT = 4000
 
 class StrictSerializer(serializers.Serializer):
     """A serializer that answers unknown keys with an error instead of dropping them silently."""
+
+    def get_fields(self):
+        # DRF deep-copies every declared field for every serializer instance, which re-runs each field's
+        # __init__: half of the validation time of an intake request. The declared fields are never bound or
+        # changed (only copies are), so a shallow copy per instance, which bind() then makes this instance's,
+        # is enough.
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data):
         unknown = {}

@@ -256,3 +256,23 @@ def test_api_token_use_is_recorded_only_for_accepted_requests(intake_client, int
         intake_client.post(LEADS, {"phones": ["+79123456789"]}, format="json")
     intake_token.refresh_from_db()
     assert intake_token.last_used_at is not None
+
+
+def test_api_errors_of_one_request_never_reach_the_next(intake_client):
+    # given a request refused for its messenger and its phones (fields are shared by copy between requests)
+    first = intake_client.post(
+        LEADS, {"name": "Ivan", "phones": ["123"], "messenger": {"channel": "telegram"}}, format="json"
+    )
+    assert first.status_code == 400
+    assert set(first.json()) == {"phones", "messenger"}
+    # when a good request with a messenger follows, and then one with only a bad email
+    second = intake_client.post(
+        LEADS, {"name": "Ivan", "phones": ["+79123456789"], "messenger": {"channel": "telegram", "username": "ivan"}},
+        format="json",
+    )
+    third = intake_client.post(LEADS, {"name": "Olga", "emails": ["not-an-email"]}, format="json")
+    # then the good one is accepted with its data, and the last names only its own bad field
+    assert second.status_code == 201, second.json()
+    assert Lead.objects.get(pk=second.json()["lead"]).messengers.get().username == "ivan"
+    assert third.status_code == 400
+    assert set(third.json()) == {"emails"}
