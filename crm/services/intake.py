@@ -150,15 +150,13 @@ def stored_response(*, token: IntegrationToken, idempotency_key: str, body_hash:
 def _open_request(
     *, token: IntegrationToken, kind: str, idempotency_key: str, body_hash: str, payload: dict
 ) -> IncomingRequest | IntakeResult:
-    """Write the request row first where it must claim something: the idempotency key, and on SQLite the
-    write lock. A concurrent request with the same key waits on the unique index and then gets the stored
-    response. A PostgreSQL request without a key claims nothing (the advisory locks on its contacts
-    serialise requests about one person), so its row is written once, by _finish, with the outcome.
+    """Write the request row first when it claims an idempotency key: a concurrent request with the same key
+    waits on the unique index and then gets the stored response. A request without a key claims nothing (on
+    PostgreSQL the advisory locks on its contacts serialise requests about one person; SQLite transactions
+    take the write lock when they begin), so its row is written once, by _finish, with the outcome.
     """
     row = IncomingRequest(token=token, kind=kind, idempotency_key=idempotency_key, body_hash=body_hash, payload=payload)
     if not idempotency_key:
-        if connection.vendor != "postgresql":
-            bulk_insert_instances(IncomingRequest, [row])  # nothing to collide with: no savepoint needed
         return row
     try:
         with transaction.atomic():
