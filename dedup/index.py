@@ -54,7 +54,64 @@ def _stored_kinds(spec: EntitySpec) -> set[str]:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [spec.key])
-        return {kind for (kind,) in cursor.fetchall()}
+        kinds = {kind for (kind,) in cursor.fetchall()}
+    _seen_kinds[(connection.alias, spec.key)] = frozenset(kinds)
+    return kinds
+
+
+# The kinds each entity's index keeps (with SYNCED_MARKER), as this process last read them. On PostgreSQL a
+# new record's or a save's keys are written by one statement that first checks these are still the stored
+# kinds, and writes nothing when they are not (a rule changed in another process): the write is then redone
+# with the kinds read afresh. So the common save pays no query for them, and a changed rule is never missed.
+_seen_kinds: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _kinds_to_write(spec: EntitySpec) -> tuple[set[str], frozenset[str] | None]:
+    """Return the kinds to write and the stored kinds the write must find unchanged (None: just read, no check)."""
+    connection = connections[router.db_for_write(MatchKey)]
+    seen = _seen_kinds.get((connection.alias, spec.key)) if connection.vendor == "postgresql" else None
+    if seen:
+        return set(seen) - {SYNCED_MARKER}, seen
+    return indexed_kinds(spec), None
+
+
+def _write_if_kinds_unchanged(
+    spec: EntitySpec, expected: frozenset[str], rows: list[tuple], *, delete_pks=None, delete_kinds=None
+) -> bool:
+    """PostgreSQL: in one statement, if the entity's stored kinds are still `expected`, delete the records'
+    old keys (of these kinds, or all) and insert `rows`; return whether they were (else nothing is written)."""
+    connection = connections[router.db_for_write(MatchKey)]
+    quote = connection.ops.quote_name
+    table, columns = _quoted(connection)
+    entity, record_id, kind = columns[0], columns[1], columns[2]
+    kinds_table = quote(IndexedKind._meta.db_table)
+    kind_column = quote(IndexedKind._meta.get_field("kind").column)
+    entity_column = quote(IndexedKind._meta.get_field("entity").column)
+    parts = [
+        f"checked AS (SELECT COUNT(*) = %s AND COALESCE(BOOL_AND({kind_column} = ANY(%s)), TRUE) AS fresh "
+        f"FROM {kinds_table} WHERE {entity_column} = %s)"
+    ]
+    params: list = [len(expected), sorted(expected), spec.key]
+    if delete_pks is not None:
+        condition = f"{entity} = %s AND {record_id} = ANY(%s)"
+        params += [spec.key, list(delete_pks)]
+        if delete_kinds is not None:
+            condition += f" AND {kind} = ANY(%s)"
+            params.append(sorted(delete_kinds))
+        parts.append(f"stale AS (DELETE FROM {table} WHERE {condition} AND (SELECT fresh FROM checked))")
+    if rows:
+        row = "(%s::varchar, %s::bigint, %s::varchar, %s::varchar, %s::varchar)"
+        parts.append(
+            f"written AS (INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM (VALUES "
+            f"{', '.join([row] * len(rows))}) AS new_keys WHERE (SELECT fresh FROM checked))"
+        )
+        params += [value for key_row in rows for value in key_row]
+    with connection.cursor() as cursor:
+        cursor.execute("WITH " + ", ".join(parts) + " SELECT fresh FROM checked", params)
+        fresh = bool(cursor.fetchone()[0])
+    if not fresh:
+        _seen_kinds.pop((connection.alias, spec.key), None)
+    return fresh
 
 
 @transaction.atomic
@@ -86,6 +143,8 @@ def sync_plan(spec: EntitySpec, *, inline: bool | None = None) -> set[str]:
             kinds = sorted(added)
             transaction.on_commit(lambda: index_backfill.delay(spec.key, kinds))
     IndexedKind.objects.get_or_create(entity=spec.key, kind=SYNCED_MARKER)
+    for key in [key for key in _seen_kinds if key[1] == spec.key]:
+        del _seen_kinds[key]
     return needed
 
 
@@ -465,15 +524,33 @@ def _on_save(sender, instance, raw=False, update_fields=None, **kwargs):
     if watch is None:
         return
     for spec in watch.records:
-        kinds = kinds_reading(spec, update_fields) if update_fields else None
-        if kinds is None:
-            reindex(spec, [instance.pk])
-        elif kinds:
-            reindex(spec, [instance.pk], kinds=kinds, replace_kinds=True)
+        reindex_changed(spec, [instance.pk], update_fields)
     _reindex_owners(watch, instance)
 
 
-def kinds_reading(spec: EntitySpec, field_names: Iterable[str]) -> set[str] | None:
+def reindex_changed(spec: EntitySpec, pks: list[int], fields: Iterable[str] | None) -> None:
+    """Rewrite the keys of a few records after these fields changed (all their keys when fields is None)."""
+    fields = list(fields) if fields else None
+    kinds, expected = _kinds_to_write(spec)
+    if expected is not None and len(pks) <= SMALL_WRITE_ROWS:
+        wanted = kinds_reading(spec, fields, available=kinds) if fields else None
+        write = kinds if wanted is None else wanted
+        rows = _key_rows(spec, load_records(spec, pks, write), write) if write else []
+        if len(rows) <= SMALL_WRITE_ROWS and _write_if_kinds_unchanged(
+            spec, expected, rows, delete_pks=pks if write else None, delete_kinds=wanted
+        ):
+            return
+        kinds = indexed_kinds(spec)  # changed meanwhile: read afresh
+    wanted = kinds_reading(spec, fields, available=kinds) if fields else None
+    if wanted is None:
+        reindex(spec, pks, kinds=kinds)
+    elif wanted:
+        reindex(spec, pks, kinds=wanted, replace_kinds=True)
+
+
+def kinds_reading(
+    spec: EntitySpec, field_names: Iterable[str], *, available: set[str] | None = None
+) -> set[str] | None:
     """Return the indexed kinds whose keys a change of these model fields can change (a save with
     update_fields=["first_name"] rewrites the name keys, not the phone keys); None when every kind must be
     rewritten (the archive flag changed, or a field whose columns are not declared)."""
@@ -481,7 +558,7 @@ def kinds_reading(spec: EntitySpec, field_names: Iterable[str]) -> set[str] | No
     if spec.archived_attr and spec.archived_attr in changed:
         return None
     affected: set[str] = set()
-    for kind in indexed_kinds(spec):
+    for kind in indexed_kinds(spec) if available is None else available:
         name, mode = keys.field_of_kind(kind)
         if mode == "stage":
             if spec.stage_field in changed:
@@ -528,18 +605,22 @@ def _on_bulk_saved(sender=None, model=None, pks=(), created=False, records=None,
         return
     if created and records is not None:
         index_new_records(spec, records)
-        return
-    kinds = kinds_reading(spec, fields) if fields and not created else None
-    if kinds is None:
+    elif fields and not created:
+        reindex_changed(spec, list(pks), fields)
+    else:
         reindex(spec, list(pks), new_records=created)
-    elif kinds:
-        reindex(spec, list(pks), kinds=kinds, replace_kinds=True)
 
 
 def index_new_records(spec: EntitySpec, records: Iterable[models.Model]) -> int:
     """Write the keys of records just created, from the instances as given (their to-many relations attached
     under registry.LOADED_RELATED_ATTR): nothing is read back and there are no old keys to delete."""
-    kinds = indexed_kinds(spec)
+    records = list(records)
+    kinds, expected = _kinds_to_write(spec)
+    if expected is not None and len(records) <= SMALL_WRITE_ROWS:
+        rows = _key_rows(spec, records, kinds) if kinds else []
+        if len(rows) <= SMALL_WRITE_ROWS and _write_if_kinds_unchanged(spec, expected, rows):
+            return len(rows)
+        kinds = indexed_kinds(spec)  # changed meanwhile: read afresh
     if not kinds:
         return 0
     rows = _key_rows(spec, records, kinds)

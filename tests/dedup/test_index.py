@@ -338,3 +338,47 @@ def test_index_lead_batch_reads_a_constant_number_of_queries(lead_pipeline, djan
     closed = {lead.pk for lead in leads if lead.stage.semantic != Stage.Semantic.OPEN}
     values = dict(MatchKey.objects.filter(entity="lead", kind="_stage").values_list("record_id", "value"))
     assert {pk for pk, value in values.items() if value == "closed"} == closed
+
+
+def test_index_kind_added_by_another_process_is_written_by_the_next_save():
+    # given a process that has written keys (and so knows the customer's kinds)
+    customer_with("Ivan", "Petrov", phones=["+79123456789"])
+    # when another process adds a kind (its rule change stores it; this process hears nothing)
+    IndexedKind.objects.bulk_create([IndexedKind(entity="customer", kind="first_name")])
+    # then the next new record and the next save here write that kind's keys too
+    other = customer_with("Olga", "Sidorova", phones=["+79123450000"])
+    assert keys_of(other, "first_name") == {("first_name", "olga")}
+    other.first_name = "Pavel"
+    other.save(update_fields=["first_name"])
+    assert keys_of(other, "first_name") == {("first_name", "pavel")}
+
+
+def test_index_kind_dropped_by_another_process_is_not_written_again():
+    # given a process that has written phone keys
+    customer_with("Ivan", "Petrov", phones=["+79123456789"])
+    # when another process drops the phone kind (no rule reads phones any more) and its keys
+    IndexedKind.objects.filter(entity="customer", kind="phone").delete()
+    MatchKey.objects.filter(entity="customer", kind="phone").delete()
+    # then records created or saved here afterwards get no phone keys
+    other = customer_with("Olga", "Sidorova", phones=["+79123450000"])
+    assert keys_of(other, "phone") == set()
+    other.last_name = "Ivanova"
+    other.save()
+    assert keys_of(other, "phone") == set()
+    assert keys_of(other, "full_name") == {("full_name", "ivanova olga")}
+
+
+@pytest.mark.skipif(
+    __import__("django.db").db.connection.vendor != "postgresql",
+    reason="the checked write is PostgreSQL's; SQLite reads the kinds before writing",
+)
+def test_index_new_record_keys_cost_one_query_once_the_kinds_are_known(django_assert_num_queries):
+    # given a process that has written keys
+    customer_with("Ivan", "Petrov", phones=["+79123456789"])
+    [customer] = Customer.objects.bulk_create([Customer(first_name="Olga", last_name="Sidorova")])  # no signal
+    customer.__dict__[registry.LOADED_RELATED_ATTR] = {"phones": [], "emails": [], "messengers": []}
+    # when a new record's keys are written from the instance (with its contacts, none, attached)
+    with django_assert_num_queries(1):  # the check of the kinds and the insert, in one statement
+        index.index_new_records(registry.get("customer"), [customer])
+    # then they are there
+    assert keys_of(customer, "full_name") == {("full_name", "olga sidorova")}
