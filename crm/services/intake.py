@@ -604,8 +604,13 @@ def _create_record(
             request, token=token, incoming=incoming, summary=summary, reason=reason, decision=decision, flag=flag,
             repeat_settings=repeat_settings, customer=customer, company=company, owner=owner,
         )
+    # Read with the customer (PostgreSQL), for the customer and their own company only.
+    known_semantics = getattr(customer, "repeat_deal_semantics", None)
+    if company is not None and (customer is None or company.pk != customer.company_id):
+        known_semantics = None
     flags = repeat_sales.lead_repeat_flags(
-        customer=customer, company=company, completed_leads=completed, settings=repeat_settings
+        customer=customer, company=company, completed_leads=completed, settings=repeat_settings,
+        repeat_deal_semantics=known_semantics,
     )
     lead = Lead(
         title=incoming.display_title()[:255],

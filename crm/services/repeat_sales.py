@@ -35,11 +35,16 @@ def _owner_q(*, customer: Customer | None, company: Company | None) -> Q | None:
     return parts or None
 
 
-def _repeat_deals_all_lost(*, customer: Customer | None, company: Company | None) -> bool:
+def _repeat_deals_all_lost(
+    *, customer: Customer | None, company: Company | None, known: set[str] | None = None
+) -> bool:
     """True when the owner's deals converted from repeat leads exist and none of them is open or won.
 
-    Plain SQL: every incoming lead of a known customer asks (see crm.plain_sql).
+    ``known``: the stage meanings of those deals, already read by the caller. Else plain SQL: every incoming
+    lead of a known customer asks (see crm.plain_sql).
     """
+    if known is not None:
+        return bool(known) and known == {LOST}
     owners = [(name, record.pk) for name, record in (("customer", customer), ("company", company)) if record and record.pk]
     connection = connections[router.db_for_read(Deal)]
     deal, lead, stage = (quote(connection, model._meta.db_table) for model in (Deal, Lead, Stage))
@@ -65,8 +70,12 @@ def lead_repeat_flags(
     company: Company | None = None,
     completed_leads: Iterable[Lead] = (),
     settings: RepeatSalesSettings | None = None,
+    repeat_deal_semantics: set[str] | None = None,
 ) -> RepeatFlags:
     """Return the flags of a new lead of this customer or company.
+
+    ``repeat_deal_semantics``: the stage meanings of the owner's deals converted from repeat leads, when the
+    caller read them already (crm.intake.known_customers).
 
     A lead linked to an existing customer or company is always a repeat, as is a lead from someone with
     completed (won or lost) leads; customers on the exceptions list never get repeat leads; when the
@@ -81,7 +90,7 @@ def lead_repeat_flags(
     owner = _owner_q(customer=customer, company=company)
     if owner is None and not completed_leads:
         return RepeatFlags(reason=_("A new customer."))
-    if owner is not None and _repeat_deals_all_lost(customer=customer, company=company):
+    if owner is not None and _repeat_deals_all_lost(customer=customer, company=company, known=repeat_deal_semantics):
         return RepeatFlags(
             is_repeat=True,
             is_repeat_inquiry=True,

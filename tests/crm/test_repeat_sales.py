@@ -165,6 +165,33 @@ def test_repeat_inquiry_when_the_repeat_leads_deals_were_all_lost(
     assert response.json()["is_repeat_inquiry"] is True
 
 
+def test_repeat_inquiry_counts_the_deals_of_the_customers_company(intake_client, lead_pipeline, deal_pipeline):
+    # given a colleague's repeat lead that became a lost deal of their company
+    company = factories.CompanyFactory(name="Acme LLC")
+    colleague = factories.CustomerFactory(first_name="Olga", last_name="Sidorova", company=company)
+    repeat_lead = _lead_of(colleague, lead_pipeline, "Won", is_repeat=True)
+    _deal_of(colleague, deal_pipeline, "Lost", source_lead=repeat_lead, company=company)
+    # when another customer of that company asks again
+    _known_customer(company=company)
+    response = _post(intake_client)
+    # then the new lead is the company's repeat inquiry
+    lead = Lead.objects.get(pk=response.json()["lead"])
+    assert lead.is_repeat and lead.is_repeat_inquiry and lead.company == company
+
+
+def test_repeat_inquiry_is_not_made_while_a_repeat_deal_is_open(intake_client, lead_pipeline, deal_pipeline):
+    # given a customer whose repeat lead became one lost and one open deal
+    customer = _known_customer()
+    repeat_lead = _lead_of(customer, lead_pipeline, "Won", is_repeat=True)
+    _deal_of(customer, deal_pipeline, "Lost", source_lead=repeat_lead)
+    _deal_of(customer, deal_pipeline, "Open", source_lead=repeat_lead)
+    # when they ask again
+    response = _post(intake_client)
+    # then the new lead is a repeat, not a repeat inquiry
+    lead = Lead.objects.get(pk=response.json()["lead"])
+    assert lead.is_repeat and not lead.is_repeat_inquiry
+
+
 def test_repeat_inquiry_is_lifted_when_a_deal_is_won(lead_pipeline, deal_pipeline, django_capture_on_commit_callbacks):
     # given a repeat inquiry (its only deal lost)
     customer = _known_customer()
