@@ -71,16 +71,18 @@ def phone_e164(raw: object, region: str | None = None) -> str | None:
     if not isinstance(raw, str) or not raw or len(raw) > _MAX_PHONE_INPUT:
         return None
     try:
-        return _phone_e164(raw, region)
+        return _phone_e164(raw, (region or _default_region()).upper())
     except Exception:  # libphonenumber on exotic input; a phone that cannot be read is simply not matched
         return None
 
 
-def _phone_e164(raw: str, region: str | None) -> str | None:
+# A pure function of its arguments, and an incoming request parses each of its numbers three times (validation,
+# matching, storing): libphonenumber's parse is the costliest step of all three.
+@lru_cache(maxsize=8192)
+def _phone_e164(raw: str, region: str) -> str | None:
     text = _printable(raw).strip()
     if not text:
         return None
-    region = (region or _default_region()).upper()
     digits = "".join(ch for ch in text if "0" <= ch <= "9")
     if len(digits) < 5:
         return None
