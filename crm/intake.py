@@ -123,6 +123,13 @@ class ContactHits:
     found: dict[tuple[type, int], list[tuple[str, str]]] = field(default_factory=dict)
     # The customers holding the contacts, once loaded (known_customers): matching and repeat sales share them.
     customers: list[Customer] | None = None
+    # {(model, record id): {(kind, key held)}}: the phones (E.164) and emails (lower-cased) each record holds.
+    held: dict[tuple[type, int], set[tuple[str, str]]] = field(default_factory=dict)
+
+    def holds_all(self, record, *, phones: Iterable[str], emails: Iterable[str]) -> bool:
+        """Return True when the record is known to hold every one of these phone and email keys already."""
+        held = self.held.get((type(record), record.pk), set())
+        return all((PHONE, phone) in held for phone in phones) and all((EMAIL, email) in held for email in emails)
 
     def reasons(self, model, *, kinds: Iterable[str] = (PHONE, EMAIL, HANDLE)) -> dict[int, list[str]]:
         """Return {record id: reasons} of one model, counting only the given contact kinds."""
@@ -164,6 +171,8 @@ def contact_hits(keys: ContactKeys, *, models: Iterable[type] = (Lead, Customer)
             shown = f"@{username}" if username and username in wanted_users else f"#{chat_id}"
             reason = _("same %(channel)s chat %(handle)s") % {"channel": channel, "handle": shown}
         hits.found.setdefault((by_type[content_type_id], object_id), []).append((kind, reason))
+        if kind in (PHONE, EMAIL):
+            hits.held.setdefault((by_type[content_type_id], object_id), set()).add((kind, matched))
     return hits
 
 

@@ -485,7 +485,7 @@ def lead_intake(
             targets = found
         return _update_records(
             request, token=token, incoming=incoming, summary=summary, targets=targets, all_matches=found,
-            settings=settings,
+            settings=settings, hits=hits,
         )
     return _create_record(
         request, token=token, incoming=incoming, keys=keys, summary=summary,
@@ -494,13 +494,13 @@ def lead_intake(
     )
 
 
-def _update_records(request, *, token, incoming, summary, targets, all_matches, settings) -> IntakeResult:
+def _update_records(request, *, token, incoming, summary, targets, all_matches, settings, hits) -> IntakeResult:
     update = settings.conflict_policy == IntakeSettings.ConflictPolicy.UPDATE
     notes, tasks, touched_leads, touched_deal = [], [], [], None
     for match in targets:
         record = match.record
         if update:
-            changed = _apply_incoming(record, incoming)
+            changed = _apply_incoming(record, incoming, hits=hits)
             outcome = (
                 _("Updated with the new data: %(fields)s.") % {"fields": ", ".join(changed)}
                 if changed
@@ -548,7 +548,7 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
 UPDATABLE_LEAD_FIELDS = ("first_name", "last_name", "middle_name", "company_name", "source", "amount")
 
 
-def _apply_incoming(record, incoming: IncomingLead) -> list[str]:
+def _apply_incoming(record, incoming: IncomingLead, *, hits: matching.ContactHits | None = None) -> list[str]:
     """Update a matched lead or deal with the incoming data (new values win); return the labels changed."""
     changed: list[str] = []
     fields: list[str] = []
@@ -570,7 +570,7 @@ def _apply_incoming(record, incoming: IncomingLead) -> list[str]:
     if fields:
         record.save(update_fields=[*fields, "updated_at"])
     contact_holder = record if isinstance(record, Lead) else record.customer
-    if contact_holder is not None:
+    if contact_holder is not None and not _holds_incoming_contacts(contact_holder, incoming, hits):
         handles = [incoming.messenger] if incoming.messenger else []
         phones, emails, new_handles = _add_contacts(
             contact_holder, phones=incoming.phones, emails=incoming.emails, handles=handles
@@ -580,6 +580,16 @@ def _apply_incoming(record, incoming: IncomingLead) -> list[str]:
     if incoming.tags:
         record.tags.add(*_tags(incoming.tags))
     return changed
+
+
+def _holds_incoming_contacts(record, incoming: IncomingLead, hits: matching.ContactHits | None) -> bool:
+    """True when the contact lookup showed the record holding every incoming phone and email already (and no
+    messenger came): there is nothing to add, so its contacts need not be read."""
+    if hits is None or incoming.messenger:
+        return False
+    phones = [phone_e164(phone) for phone in incoming.phones]
+    emails = [email_key(email) for email in incoming.emails]
+    return None not in phones and None not in emails and hits.holds_all(record, phones=phones, emails=emails)
 
 
 def _create_record(

@@ -323,3 +323,39 @@ def test_intake_archived_lead_is_never_matched(intake_client, lead_pipeline):
     response = intake_client.post(LEADS, {"phones": ["+79123456789"]}, format="json")
     # then a new lead is made
     assert response.status_code == 201
+
+
+def test_intake_update_with_contacts_the_lead_holds_adds_none_and_reads_none(intake_client, lead_pipeline):
+    # given a lead with a phone and an email
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    lead = _lead(lead_pipeline, phones=["+79123456789"], emails=["Ivan@Example.com"])
+    # when a request brings the same phone (another format) and email (another case)
+    with CaptureQueriesContext(connection) as queries:
+        response = intake_client.post(
+            LEADS, {"name": "Ivan Petrov", "phones": ["8 912 345-67-89"], "emails": ["ivan@example.COM"]},
+            format="json",
+        )
+    # then the lead is updated without a second phone or email, and its contacts were not read again
+    assert response.status_code == 200 and response.json()["lead"] == lead.pk
+    assert _phones(lead) == ["+79123456789"]
+    assert lead.emails.count() == 1
+    reads_of_its_contacts = [
+        query["sql"] for query in queries.captured_queries
+        if '"object_id" = ' in query["sql"] and ("crm_phone" in query["sql"] or "crm_email" in query["sql"])
+    ]
+    assert reads_of_its_contacts == []
+
+
+def test_intake_update_with_a_new_email_adds_it_beside_the_known_phone(intake_client, lead_pipeline):
+    # given a lead with a phone
+    lead = _lead(lead_pipeline, phones=["+79123456789"])
+    # when a request brings that phone and a new email
+    response = intake_client.post(
+        LEADS, {"name": "Ivan Petrov", "phones": ["+79123456789"], "emails": ["ivan@example.com"]}, format="json"
+    )
+    # then the email is added and the phone is not doubled
+    assert response.status_code == 200 and response.json()["lead"] == lead.pk
+    assert _phones(lead) == ["+79123456789"]
+    assert list(lead.emails.values_list("address", flat=True)) == ["ivan@example.com"]
