@@ -76,18 +76,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
         }
     )
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Parameters sent apart from the SQL, and statements a connection runs again and again (every intake
-    # request's) prepared once: PostgreSQL then skips parsing and planning them, and psycopg quoting every
-    # value into the text. DATABASE_PREPARE_THRESHOLD=0 turns preparing off (e.g. behind a transaction-mode
-    # PgBouncer older than 1.21); DATABASE_SERVER_SIDE_BINDING=false returns to client-side binding.
-    _prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "server_side_binding": env.bool("DATABASE_SERVER_SIDE_BINDING", default=True),
-            "prepare_threshold": _prepare_threshold or None,
-        }
-    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------
