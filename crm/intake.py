@@ -382,40 +382,36 @@ def contacts_of(
     return found_phones, found_emails, found_handles
 
 
-def _leads_in_stages(lead_ids: list[int], stage_ids: list[int]) -> list[Lead]:
-    """Return these leads where they are in these stages and not archived, newest first (plain SQL: every
-    request matching a lead asks)."""
-    connection = connections[router.db_for_read(Lead)]
-    by_id, id_params = plain_sql.among(connection, lead_ids)
+def _newest_in_stages(model, *, select: str, by: str, ids: list[int], stage_ids: list[int]) -> list[tuple]:
+    """Return `select` of the model's rows whose `by` field is one of `ids`, in these stages and not archived,
+    newest first (plain SQL, the model's table as "t": every request matching a record asks)."""
+    connection = connections[router.db_for_read(model)]
+    by_key, key_params = plain_sql.among(connection, ids)
     in_stage, stage_params = plain_sql.among(connection, stage_ids)
 
     def col(name: str) -> str:
-        return plain_sql.column(connection, Lead, name, "l")
+        return plain_sql.column(connection, model, name, "t")
 
     sql = (
-        f"SELECT {plain_sql.select_list(Lead, 'l')} FROM {plain_sql.quote(connection, Lead._meta.db_table)} l "
-        f"WHERE {col('id')} {by_id} AND {col('stage')} {in_stage} AND NOT {col('is_archived')} "
+        f"SELECT {select} FROM {plain_sql.quote(connection, model._meta.db_table)} t "
+        f"WHERE {col(by)} {by_key} AND {col('stage')} {in_stage} AND NOT {col('is_archived')} "
         f"ORDER BY {col('created_at')} DESC, {col('id')} DESC LIMIT {CANDIDATE_LIMIT}"
     )
-    return [plain_sql.instance(Lead, row, "l") for row in plain_sql.fetch(Lead, sql, id_params + stage_params)]
+    return plain_sql.fetch(model, sql, key_params + stage_params)
+
+
+def _leads_in_stages(lead_ids: list[int], stage_ids: list[int]) -> list[Lead]:
+    """Return these leads where they are in these stages and not archived, newest first."""
+    rows = _newest_in_stages(Lead, select=plain_sql.select_list(Lead, "t"), by="id", ids=lead_ids, stage_ids=stage_ids)
+    return [plain_sql.instance(Lead, row, "t") for row in rows]
 
 
 def _deals_of_customers(customer_ids: list[int], stage_ids: list[int]) -> list[tuple[int, int]]:
-    """Return (deal id, customer id) of the customers' newest deals in these stages, not archived (plain SQL:
-    every request from a known customer asks)."""
+    """Return (deal id, customer id) of the customers' newest deals in these stages, not archived."""
     connection = connections[router.db_for_read(Deal)]
-    by_customer, customer_params = plain_sql.among(connection, customer_ids)
-    in_stage, stage_params = plain_sql.among(connection, stage_ids)
-
-    def col(name: str) -> str:
-        return plain_sql.column(connection, Deal, name, "d")
-
-    sql = (
-        f"SELECT {col('id')}, {col('customer')} FROM {plain_sql.quote(connection, Deal._meta.db_table)} d "
-        f"WHERE {col('customer')} {by_customer} AND {col('stage')} {in_stage} AND NOT {col('is_archived')} "
-        f"ORDER BY {col('created_at')} DESC, {col('id')} DESC LIMIT {CANDIDATE_LIMIT}"
-    )
-    return [tuple(row) for row in plain_sql.fetch(Deal, sql, customer_params + stage_params)]
+    select = ", ".join(plain_sql.column(connection, Deal, name, "t") for name in ("id", "customer"))
+    rows = _newest_in_stages(Deal, select=select, by="customer", ids=customer_ids, stage_ids=stage_ids)
+    return [tuple(row) for row in rows]
 
 
 def _deals_of_known_customers(hits: ContactHits, customer_reasons: dict, stage_ids: list[int]) -> list[tuple[int, int]]:

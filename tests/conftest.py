@@ -27,6 +27,17 @@ def customer(db):
 
 
 @pytest.fixture
+def deal_pipeline(db):
+    """A deal pipeline with an open, a won and a lost stage."""
+    from crm.models import Pipeline
+
+    pipeline = factories.PipelineFactory(name="Sales", kind=Pipeline.Kind.DEAL)
+    for order, (name, semantic) in enumerate([("Open", "open"), ("Won", "won"), ("Lost", "lost")]):
+        factories.StageFactory(pipeline=pipeline, name=name, semantic=semantic, sort_order=order)
+    return pipeline
+
+
+@pytest.fixture
 def lead_pipeline(db):
     """A lead pipeline with two open stages, a won and a lost one (the intake's default target)."""
     from crm.models import Pipeline, Stage

@@ -9,14 +9,6 @@ LEADS = "/api/leads/"
 PHONE = "+79123456789"
 
 
-@pytest.fixture
-def deal_pipeline(db):
-    pipeline = factories.PipelineFactory(name="Sales", kind=Pipeline.Kind.DEAL)
-    for order, (name, semantic) in enumerate([("Open", "open"), ("Won", "won"), ("Lost", "lost")]):
-        factories.StageFactory(pipeline=pipeline, name=name, semantic=semantic, sort_order=order)
-    return pipeline
-
-
 def _stage(pipeline, name):
     return Stage.objects.get(pipeline=pipeline, name=name)
 
