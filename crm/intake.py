@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from crm import plain_sql
 from crm.models import Company, Customer, Deal, Email, IntakeSettings, Lead, MessengerHandle, Phone, Pipeline, Stage
 from crm.models.intake import CUSTOM_FIELD_PREFIX, MATCHABLE_LEAD_FIELDS
+from crm.services.repeat_sales import repeat_deal_semantics_sql  # the repeat sales rule's own SQL
 from dedup import registry
 from dedup.normalize import email_key, phone_e164, text_key
 
@@ -185,10 +186,7 @@ def _contact_hits_sql(keys: ContactKeys, content_type_ids: list[int]) -> tuple[s
         return quote(model._meta.get_field(name).column)
 
     def among(values: list) -> tuple[str, list]:
-        # One array parameter on PostgreSQL (an index condition there), a list of placeholders elsewhere.
-        if connection.vendor == "postgresql":
-            return "= ANY(%s)", [list(values)]
-        return f"IN ({', '.join(['%s'] * len(values))})", list(values)
+        return plain_sql.among(connection, values)
 
     parts: list[str] = []
     params: list = []
@@ -433,11 +431,11 @@ def _deals_of_known_customers(hits: ContactHits, customer_reasons: dict, stage_i
     ][:CANDIDATE_LIMIT]
 
 
-def _customers_sql(connection, customer_ids: list[int]) -> tuple[str, list]:
+def _customers_sql(connection, customer_ids: list[int], *, extra_columns: str = "") -> tuple[str, list]:
     by_id, params = plain_sql.among(connection, customer_ids)
     quote = plain_sql.quote
     sql = (
-        f"SELECT {plain_sql.select_list(Customer, 'c')}, {plain_sql.select_list(Company, 'co')} "
+        f"SELECT {plain_sql.select_list(Customer, 'c')}, {plain_sql.select_list(Company, 'co')}{extra_columns} "
         f"FROM {quote(connection, Customer._meta.db_table)} c LEFT JOIN {quote(connection, Company._meta.db_table)} co "
         f"ON co.{quote(connection, Company._meta.pk.column)} = {plain_sql.column(connection, Customer, 'company', 'c')} "
         f"WHERE {plain_sql.column(connection, Customer, 'id', 'c')} {by_id} "
@@ -466,7 +464,6 @@ def known_customers(customer_ids: list[int], *, stage_ids: list[int]) -> list[Cu
     stage meanings of its and its company's deals converted from repeat leads, for repeat sales): one query
     where a returning customer's request took three."""
     connection = connections[router.db_for_read(Customer)]
-    sql, params = _customers_sql(connection, customer_ids)
     quote = plain_sql.quote
 
     def deal(name: str) -> str:
@@ -480,15 +477,8 @@ def known_customers(customer_ids: list[int], *, stage_ids: list[int]) -> list[Cu
         f"AND {deal('stage')} = ANY(%s) AND NOT {deal('is_archived')} "
         f"ORDER BY {deal('created_at')} DESC, {deal('id')} DESC LIMIT {CANDIDATE_LIMIT})"
     )
-    repeat = (
-        f"ARRAY(SELECT DISTINCT {plain_sql.column(connection, Stage, 'semantic', 's')} FROM {deals} d "
-        f"JOIN {quote(connection, Lead._meta.db_table)} l ON {plain_sql.column(connection, Lead, 'id', 'l')} = {deal('source_lead')} "
-        f"JOIN {quote(connection, Stage._meta.db_table)} s ON {plain_sql.column(connection, Stage, 'id', 's')} = {deal('stage')} "
-        f"WHERE ({deal('customer')} = {customer_id} OR ({company_id} IS NOT NULL AND {deal('company')} = {company_id})) "
-        f"AND {plain_sql.column(connection, Lead, 'is_repeat', 'l')} AND NOT {deal('is_archived')})"
-    )
-    head, tail = sql.split(" FROM ", 1)
-    sql = f"{head}, {in_scope}, {repeat} FROM {tail}"
+    repeat = f"ARRAY({repeat_deal_semantics_sql(connection, customer=customer_id, company=company_id)})"
+    sql, params = _customers_sql(connection, customer_ids, extra_columns=f", {in_scope}, {repeat}")
     width = plain_sql.width(Customer) + plain_sql.width(Company)
     customers = []
     for row in plain_sql.fetch(Customer, sql, [list(stage_ids), *params]):

@@ -27,6 +27,7 @@ from crm.models import (
     Stage,
 )
 from crm.models.intake import token_hash
+from crm.plain_sql import column, converted, quote
 
 OPEN = Stage.Semantic.OPEN
 
@@ -160,13 +161,11 @@ def _read_stamp(using: str) -> int | None:
     connection = connections[using]
     sql = _stamp_sql.get(connection.vendor)
     if sql is None:
-        quote = connection.ops.quote_name
-        opts = IntakeConfigStamp._meta
-        sql = (
-            f"SELECT {quote(opts.get_field('stamp').column)} FROM {quote(opts.db_table)} "
-            f"WHERE {quote(opts.pk.column)} = {IntakeConfigStamp.SINGLETON_ID}"
+        sql = _stamp_sql[connection.vendor] = (
+            f"SELECT {column(connection, IntakeConfigStamp, 'stamp')} "
+            f"FROM {quote(connection, IntakeConfigStamp._meta.db_table)} "
+            f"WHERE {column(connection, IntakeConfigStamp, 'id')} = {IntakeConfigStamp.SINGLETON_ID}"
         )
-        _stamp_sql[connection.vendor] = sql
     with connection.cursor() as cursor:
         cursor.execute(sql)
         row = cursor.fetchone()
@@ -192,34 +191,19 @@ def authenticate(raw: str) -> tuple[IntegrationToken, IntakeConfig] | None:
     token = config.token(token_id)
     if token is None:  # pragma: no cover - deleted between the two reads
         return None
-    token.last_used_at = _convert_datetime(connection, last_used_at)
+    token.last_used_at = converted(IntegrationToken, "last_used_at", last_used_at, using=using)
     return token, config
 
 
 def _build_token_sql(connection) -> str:
-    quote = connection.ops.quote_name
-    token, stamp = IntegrationToken._meta, IntakeConfigStamp._meta
-
-    def column(opts, name: str) -> str:
-        return f"t.{quote(opts.get_field(name).column)}" if opts is token else f"s.{quote(opts.get_field(name).column)}"
-
+    token, stamp = IntegrationToken, IntakeConfigStamp
     return (
-        f"SELECT {column(token, 'id')}, {column(token, 'last_used_at')}, {column(stamp, 'stamp')} "
-        f"FROM {quote(token.db_table)} t LEFT JOIN {quote(stamp.db_table)} s "
-        f"ON s.{quote(stamp.pk.column)} = {IntakeConfigStamp.SINGLETON_ID} "
-        f"WHERE {column(token, 'key_hash')} = %s AND {column(token, 'is_active')}"
+        f"SELECT {column(connection, token, 'id', 't')}, {column(connection, token, 'last_used_at', 't')}, "
+        f"{column(connection, stamp, 'stamp', 's')} "
+        f"FROM {quote(connection, token._meta.db_table)} t LEFT JOIN {quote(connection, stamp._meta.db_table)} s "
+        f"ON {column(connection, stamp, 'id', 's')} = {IntakeConfigStamp.SINGLETON_ID} "
+        f"WHERE {column(connection, token, 'key_hash', 't')} = %s AND {column(connection, token, 'is_active', 't')}"
     )
-
-
-def _convert_datetime(connection, value):
-    """Convert a datetime column read with plain SQL as the ORM would (SQLite returns text or naive values)."""
-    if value is None:
-        return None
-    field_ = IntegrationToken._meta.get_field("last_used_at")
-    column = field_.get_col(IntegrationToken._meta.db_table)
-    for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
-        value = converter(value, column, connection)
-    return value
 
 
 # --- Keeping the stamp current ------------------------------------------------------------------------
@@ -233,13 +217,12 @@ def stamp_changed(*, using: str | None = None) -> None:
     """
     using = using or router.db_for_write(IntakeConfigStamp)
     connection = connections[using]
-    quote = connection.ops.quote_name
-    opts = IntakeConfigStamp._meta
-    table, pk, column = quote(opts.db_table), quote(opts.pk.column), quote(opts.get_field("stamp").column)
+    table = quote(connection, IntakeConfigStamp._meta.db_table)
+    pk, stamp = column(connection, IntakeConfigStamp, "id"), column(connection, IntakeConfigStamp, "stamp")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} ({pk}, {column}) VALUES (%s, %s) "
-            f"ON CONFLICT ({pk}) DO UPDATE SET {column} = EXCLUDED.{column}",
+            f"INSERT INTO {table} ({pk}, {stamp}) VALUES (%s, %s) "
+            f"ON CONFLICT ({pk}) DO UPDATE SET {stamp} = EXCLUDED.{stamp}",
             [IntakeConfigStamp.SINGLETON_ID, secrets.randbits(62)],
         )
 

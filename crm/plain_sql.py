@@ -38,11 +38,24 @@ def _shape(model: type[models.Model], using: str, alias: str) -> tuple[str, tupl
     select = ", ".join(f"{alias}.{quote(connection, field.column)}" for field in fields)
     converters = []
     for position, field in enumerate(fields):
-        expression = field.get_col(alias)
-        found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        expression, found = _converters(field, alias, connection)
         if found:
-            converters.append((position, expression, tuple(found)))
+            converters.append((position, expression, found))
     return select, tuple(field.attname for field in fields), tuple(converters)
+
+
+def _converters(field: models.Field, alias: str, connection) -> tuple:
+    expression = field.get_col(alias)
+    return expression, tuple(connection.ops.get_db_converters(expression) + expression.get_db_converters(connection))
+
+
+def converted(model: type[models.Model], name: str, value, *, using: str | None = None):
+    """Return one column's value, read with plain SQL, converted as the ORM would (SQLite gives text dates)."""
+    connection = connections[using or router.db_for_read(model)]
+    expression, functions = _converters(model._meta.get_field(name), model._meta.db_table, connection)
+    for convert in functions:
+        value = convert(value, expression, connection)
+    return value
 
 
 def select_list(model: type[models.Model], alias: str, *, using: str | None = None) -> str:

@@ -80,38 +80,56 @@ def _write_if_kinds_unchanged(
 ) -> bool:
     """PostgreSQL: in one statement, if the entity's stored kinds are still `expected`, delete the records'
     old keys (of these kinds, or all) and insert `rows`; return whether they were (else nothing is written)."""
+    fresh = _write_in_one_statement(spec, rows, delete_pks=delete_pks, delete_kinds=delete_kinds, expected=expected)
+    if not fresh:
+        _seen_kinds.pop((router.db_for_write(MatchKey), spec.key), None)
+    return fresh
+
+
+def _write_in_one_statement(
+    spec: EntitySpec, rows: list[tuple], *, delete_pks=None, delete_kinds=None, expected: frozenset[str] | None = None
+) -> bool:
+    """Delete the records' old keys (of these kinds, or all) and insert `rows` in one PostgreSQL statement (data-
+    modifying WITHs); with `expected`, only if the entity's stored kinds are still those. Return whether written.
+
+    A single statement is atomic on its own: a save pays one round trip for its keys instead of five (BEGIN,
+    DELETE, COPY, COMMIT), which is most of the cost of keeping the index current.
+    """
     connection = connections[router.db_for_write(MatchKey)]
     quote = connection.ops.quote_name
     table, columns = _quoted(connection)
     entity, record_id, kind = columns[0], columns[1], columns[2]
-    kinds_table = quote(IndexedKind._meta.db_table)
-    kind_column = quote(IndexedKind._meta.get_field("kind").column)
-    entity_column = quote(IndexedKind._meta.get_field("entity").column)
-    parts = [
-        f"checked AS (SELECT COUNT(*) = %s AND COALESCE(BOOL_AND({kind_column} = ANY(%s)), TRUE) AS fresh "
-        f"FROM {kinds_table} WHERE {entity_column} = %s)"
-    ]
-    params: list = [len(expected), sorted(expected), spec.key]
+    parts, params, guard = [], [], ""
+    if expected is not None:
+        kinds_table = quote(IndexedKind._meta.db_table)
+        kind_column = quote(IndexedKind._meta.get_field("kind").column)
+        entity_column = quote(IndexedKind._meta.get_field("entity").column)
+        parts.append(
+            f"checked AS (SELECT COUNT(*) = %s AND COALESCE(BOOL_AND({kind_column} = ANY(%s)), TRUE) AS fresh "
+            f"FROM {kinds_table} WHERE {entity_column} = %s)"
+        )
+        params += [len(expected), sorted(expected), spec.key]
+        guard = " AND (SELECT fresh FROM checked)"
     if delete_pks is not None:
         condition = f"{entity} = %s AND {record_id} = ANY(%s)"
         params += [spec.key, list(delete_pks)]
         if delete_kinds is not None:
             condition += f" AND {kind} = ANY(%s)"
             params.append(sorted(delete_kinds))
-        parts.append(f"stale AS (DELETE FROM {table} WHERE {condition} AND (SELECT fresh FROM checked))")
+        parts.append(f"stale AS (DELETE FROM {table} WHERE {condition}{guard})")
     if rows:
         row = "(%s::varchar, %s::bigint, %s::varchar, %s::varchar, %s::varchar)"
         parts.append(
             f"written AS (INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM (VALUES "
-            f"{', '.join([row] * len(rows))}) AS new_keys WHERE (SELECT fresh FROM checked))"
+            f"{', '.join([row] * len(rows))}) AS new_keys WHERE TRUE{guard})"
         )
         params += [value for key_row in rows for value in key_row]
+    if not parts:
+        return True
+    result = "SELECT fresh FROM checked" if expected is not None else "SELECT TRUE"
     with connection.cursor() as cursor:
-        cursor.execute("WITH " + ", ".join(parts) + " SELECT fresh FROM checked", params)
-        fresh = bool(cursor.fetchone()[0])
-    if not fresh:
-        _seen_kinds.pop((connection.alias, spec.key), None)
-    return fresh
+        cursor.execute("WITH " + ", ".join(parts) + " " + result, params)
+        return bool(cursor.fetchone()[0])
 
 
 @transaction.atomic
@@ -192,7 +210,7 @@ def _reindex_batch(
         return len(rows)
     connection = connections[router.db_for_write(MatchKey)]
     if connection.vendor == "postgresql" and len(rows) <= SMALL_WRITE_ROWS:
-        _replace_in_one_statement(connection, spec, pks, kinds if replace_kinds else None, rows)
+        _write_in_one_statement(spec, rows, delete_pks=pks, delete_kinds=kinds if replace_kinds else None)
         return len(rows)
     # Old keys out and new keys in together: a reader never sees a record without its keys. No savepoint:
     # inside a caller's transaction (a save) this joins it at no extra query.
@@ -212,26 +230,6 @@ def _key_rows(spec: EntitySpec, records: Iterable[models.Model], kinds: set[str]
         for record in records
         for row in keys.record_rows(spec, record, kinds)
     ]
-
-
-def _replace_in_one_statement(connection, spec: EntitySpec, pks: list[int], kinds: set[str] | None, rows) -> None:
-    """Delete the records' old keys and insert the new ones in one PostgreSQL statement (a data-modifying WITH).
-
-    A single statement is atomic on its own: a save pays one round trip for its keys instead of five (BEGIN,
-    DELETE, COPY, COMMIT), which is most of the cost of keeping the index current.
-    """
-    table, columns = _quoted(connection)
-    entity, record_id, kind = columns[0], columns[1], columns[2]
-    sql = f"DELETE FROM {table} WHERE {entity} = %s AND {record_id} = ANY(%s)"
-    params: list = [spec.key, list(pks)]
-    if kinds is not None:
-        sql += f" AND {kind} = ANY(%s)"
-        params.append(sorted(kinds))
-    if rows:
-        insert, values = _insert_sql(connection, rows)
-        sql, params = f"WITH stale AS ({sql}) {insert}", params + values
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 _COLUMNS = ("entity", "record_id", "kind", "key", "value")

@@ -60,7 +60,7 @@ def bulk_insert(
     if postgresql and not ignore_conflicts and len(values) >= _COPY_MIN_ROWS and plan.copyable:
         return _postgresql_copy(connection, model._meta, plan.fields, values)
     if connection.vendor == "sqlite":
-        return _sqlite_insert(connection, plan.head + plan.placeholder_sql, values, ignore_conflicts=ignore_conflicts)
+        return _sqlite_insert(connection, plan.values_sql(1, ""), values, ignore_conflicts=ignore_conflicts)
     tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else plan.returning
     if postgresql and len(values) > _VALUES_MAX_ROWS:
         # One array per column (as Django's own bulk_create does there): a handful of parameters instead of
@@ -72,8 +72,7 @@ def bulk_insert(
     else:
         # A few rows (an intake request's lead, phones, note): plain VALUES, the cheapest to send and plan.
         def statement(chunk: list[list[Any]]) -> tuple[str, list]:
-            sql = plan.head + "VALUES " + ", ".join([plan.placeholder] * len(chunk)) + tail
-            return sql, [value for record in chunk for value in record]
+            return plan.values_sql(len(chunk), tail), [value for record in chunk for value in record]
 
         limit = connection.features.max_query_params
         per_statement = min(
@@ -127,17 +126,20 @@ class _Plan:
         self.head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(field.column) for field in self.fields)}) "
         self.returning = f" RETURNING {quote(opts.pk.column)}"
         self.placeholder = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
-        self.placeholder_sql = "VALUES " + self.placeholder
         if connection.vendor == "postgresql":
             db_types = [field.db_type(connection).split("(")[0] for field in self.fields]
             self.unnest_sql = "SELECT * FROM UNNEST(" + ", ".join(f"(%s)::{db_type}[]" for db_type in db_types) + ")"
+
+    def values_sql(self, rows: int, tail: str) -> str:
+        """Return the INSERT of this many rows as a VALUES list, followed by `tail` (RETURNING, ON CONFLICT)."""
+        return self.head + "VALUES " + ", ".join([self.placeholder] * rows) + tail
 
 
 _plans: dict[tuple, _Plan] = {}
 
 
 def _plan(model: type[models.Model], connection) -> _Plan:
-    key = (model, connection.alias, connection.vendor)
+    key = (model, connection.alias)
     plan = _plans.get(key)
     if plan is None:
         plan = _plans[key] = _Plan(model, connection)
@@ -217,9 +219,7 @@ def insert_together(groups: Iterable[tuple[type[models.Model], list[models.Model
         _fill_auto_times(model, instances)
         plan = _plan(model, connection)
         values = _prepared(plan, [instance_values(instance) for instance in instances])
-        parts.append(
-            f"w{position} AS ({plan.head}VALUES {', '.join([plan.placeholder] * len(values))}{plan.returning})"
-        )
+        parts.append(f"w{position} AS ({plan.values_sql(len(values), plan.returning)})")
         selects.append(f"SELECT {position}, {connection.ops.quote_name(model._meta.pk.column)} FROM w{position}")
         params.extend(value for record in values for value in record)
     with connection.cursor() as cursor:

@@ -45,19 +45,29 @@ def _repeat_deals_all_lost(
     """
     if known is not None:
         return bool(known) and known == {LOST}
-    owners = [(name, record.pk) for name, record in (("customer", customer), ("company", company)) if record and record.pk]
     connection = connections[router.db_for_read(Deal)]
-    deal, lead, stage = (quote(connection, model._meta.db_table) for model in (Deal, Lead, Stage))
-    owned = " OR ".join(f"{column(connection, Deal, name, 'd')} = %s" for name, _pk in owners)
-    sql = (
-        f"SELECT DISTINCT {column(connection, Stage, 'semantic', 's')} FROM {deal} d "
-        f"JOIN {lead} l ON l.{quote(connection, Lead._meta.pk.column)} = {column(connection, Deal, 'source_lead', 'd')} "
-        f"JOIN {stage} s ON s.{quote(connection, Stage._meta.pk.column)} = {column(connection, Deal, 'stage', 'd')} "
-        f"WHERE ({owned}) AND {column(connection, Lead, 'is_repeat', 'l')} "
-        f"AND NOT {column(connection, Deal, 'is_archived', 'd')}"
-    )
-    semantics = {semantic for (semantic,) in fetch(Deal, sql, [pk for _name, pk in owners])}
+    sql = repeat_deal_semantics_sql(connection, customer="%s", company="%s")
+    params = [customer.pk if customer else None, company.pk if company else None]
+    semantics = {semantic for (semantic,) in fetch(Deal, sql, params + params[1:])}
     return bool(semantics) and semantics == {LOST}
+
+
+def repeat_deal_semantics_sql(connection, *, customer: str, company: str) -> str:
+    """Return a SELECT of the distinct stage meanings of the deals converted from repeat leads of a customer
+    or its company (not archived); `customer` and `company` are SQL for their ids (a column or a placeholder;
+    the company's is used twice, and may be NULL)."""
+    deal, lead, stage = (quote(connection, model._meta.db_table) for model in (Deal, Lead, Stage))
+
+    def deal_column(name: str) -> str:
+        return column(connection, Deal, name, "d")
+
+    return (
+        f"SELECT DISTINCT {column(connection, Stage, 'semantic', 's')} FROM {deal} d "
+        f"JOIN {lead} l ON {column(connection, Lead, 'id', 'l')} = {deal_column('source_lead')} "
+        f"JOIN {stage} s ON {column(connection, Stage, 'id', 's')} = {deal_column('stage')} "
+        f"WHERE ({deal_column('customer')} = {customer} OR ({company} IS NOT NULL AND {deal_column('company')} = {company})) "
+        f"AND {column(connection, Lead, 'is_repeat', 'l')} AND NOT {deal_column('is_archived')}"
+    )
 
 
 def _excluded(customer: Customer | None) -> bool:
