@@ -185,14 +185,11 @@ def _contact_hits_sql(keys: ContactKeys, content_type_ids: list[int]) -> tuple[s
     def column(model, name: str) -> str:
         return quote(model._meta.get_field(name).column)
 
-    def among(values: list) -> tuple[str, list]:
-        return plain_sql.among(connection, values)
-
     parts: list[str] = []
     params: list = []
+    owner_test, owner_params = plain_sql.among(connection, content_type_ids)
 
     def select(model, kind: str, matched: str, condition: str, condition_params: list) -> None:
-        owner_test, owner_params = among(content_type_ids)
         parts.append(
             f"SELECT {column(model, 'content_type')}, {column(model, 'object_id')}, %s, {matched} "
             f"FROM {quote(model._meta.db_table)} WHERE {column(model, 'content_type')} {owner_test} AND ({condition})"
@@ -200,11 +197,11 @@ def _contact_hits_sql(keys: ContactKeys, content_type_ids: list[int]) -> tuple[s
         params.extend([kind, *owner_params, *condition_params])
 
     if keys.phones:
-        test, values = among(keys.phones)
+        test, values = plain_sql.among(connection, keys.phones)
         select(Phone, PHONE, column(Phone, "e164"), f"{column(Phone, 'e164')} {test}", values)
     if keys.emails:
         folded = f"LOWER({column(Email, 'address')})"
-        test, values = among(keys.emails)
+        test, values = plain_sql.among(connection, keys.emails)
         select(Email, EMAIL, folded, f"{folded} {test}", values)
     if keys.handles:
         channel, chat_id = column(MessengerHandle, "channel"), column(MessengerHandle, "chat_id")

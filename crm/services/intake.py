@@ -548,7 +548,7 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
 UPDATABLE_LEAD_FIELDS = ("first_name", "last_name", "middle_name", "company_name", "source", "amount")
 
 
-def _apply_incoming(record, incoming: IncomingLead, *, hits: matching.ContactHits | None = None) -> list[str]:
+def _apply_incoming(record, incoming: IncomingLead, *, hits: matching.ContactHits) -> list[str]:
     """Update a matched lead or deal with the incoming data (new values win); return the labels changed."""
     changed: list[str] = []
     fields: list[str] = []
@@ -582,10 +582,10 @@ def _apply_incoming(record, incoming: IncomingLead, *, hits: matching.ContactHit
     return changed
 
 
-def _holds_incoming_contacts(record, incoming: IncomingLead, hits: matching.ContactHits | None) -> bool:
+def _holds_incoming_contacts(record, incoming: IncomingLead, hits: matching.ContactHits) -> bool:
     """True when the contact lookup showed the record holding every incoming phone and email already (and no
     messenger came): there is nothing to add, so its contacts need not be read."""
-    if hits is None or incoming.messenger:
+    if incoming.messenger:
         return False
     phones = [phone_e164(phone) for phone in incoming.phones]
     emails = [email_key(email) for email in incoming.emails]
