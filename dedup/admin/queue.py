@@ -13,6 +13,7 @@ from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedire
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
@@ -44,6 +45,15 @@ def _entity_label(key: str) -> str:
         return key
 
 
+def _local_next(request) -> str:
+    """Return the posted ``next`` if it is a page of this site, else "" (never an open redirect)."""
+    target = request.POST.get("next") or ""
+    allowed = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if allowed else ""
+
+
 def _run_now(model_admin: admin.ModelAdmin, request) -> HttpResponse:
     """POST only: start a scan for "Run scan now" through the same service as the schedule, then go back."""
     if request.method != "POST":
@@ -54,7 +64,7 @@ def _run_now(model_admin: admin.ModelAdmin, request) -> HttpResponse:
         run = review.scan_start(trigger=ScanRun.Trigger.ADMIN, user=request.user)
     except review.ScanError as error:
         model_admin.message_user(request, str(error), messages.WARNING)
-        return HttpResponseRedirect(request.POST.get("next") or reverse("admin:dedup_scanrun_changelist"))
+        return HttpResponseRedirect(_local_next(request) or reverse("admin:dedup_scanrun_changelist"))
     if run.status == ScanRun.Status.DONE:
         model_admin.message_user(request, _("There is no active duplicate rule, so there was nothing to scan."))
     else:

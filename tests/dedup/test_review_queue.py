@@ -280,6 +280,22 @@ def test_run_scan_now_is_refused_while_a_scan_runs(admin_client):
     assert "already running" in " ".join(messages_of(response))
 
 
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/phish", "//evil.example/", "javascript:alert(1)", "\\\\evil.example"]
+)
+def test_run_scan_now_redirects_only_to_this_site(admin_client, target):
+    # Given a scan still running (so "Run scan now" goes back to the posted page)
+    pair(0)
+    review.scan_start(dispatch=False)
+
+    # When a forged form posts "Run scan now" with a foreign "next"
+    response = admin_client.post(reverse("admin:dedup_scanrun_run_now"), {"next": target})
+
+    # Then the admin lands on the scan runs page, never on the foreign address
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:dedup_scanrun_changelist")
+
+
 def test_run_scan_now_needs_permission(client):
     # Given a manager who may only review the queue
     client.force_login(user_with("view_duplicategroup", "change_duplicategroup"))
