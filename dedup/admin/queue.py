@@ -383,6 +383,17 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
     def has_merge_permission(self, request):
         return request.user.has_perm(MERGE_PERMISSION)
 
+    @staticmethod
+    def _may_change_records(request, group) -> bool:
+        model = _model_of(group.entity)
+        if model is None:
+            return False
+        try:
+            review.dismiss_permission_check(user=request.user, model=model)
+        except PermissionDenied:
+            return False
+        return True
+
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             "title": _("Duplicate groups to review"),
@@ -404,7 +415,7 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
             "title": _("Duplicate group"),
             **(extra_context or {}),
             "group_compare_url": compare_url(group) if group is not None else "",
-            "can_dismiss": can_act,
+            "can_dismiss": can_act and self._may_change_records(request, group),
             "can_merge": can_act and self.has_merge_permission(request),
         }
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
@@ -520,7 +531,7 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
         for group in queryset:
             try:
                 review.group_dismiss(group=group, user=request.user)
-            except review.ScanError as error:
+            except (review.ScanError, PermissionDenied) as error:
                 self.message_user(request, f"{group}: {error}", messages.ERROR)
             else:
                 dismissed += 1
@@ -565,7 +576,7 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
         group = self._group_for_action(request, object_id)
         try:
             review.group_dismiss(group=group, user=request.user)
-        except review.ScanError as error:
+        except (review.ScanError, PermissionDenied) as error:
             self.message_user(request, str(error), messages.ERROR)
         else:
             self.message_user(

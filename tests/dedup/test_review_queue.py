@@ -139,12 +139,12 @@ def test_queue_page_queries_do_not_grow_with_groups(admin_client, scan, django_a
 
 
 def test_queue_dismiss_action_stores_pairs_and_the_group_never_returns(client, scan):
-    # Given a trio in the queue and a manager who may change groups
+    # Given a trio in the queue and a manager who may change groups and customers
     first, second = pair(0)
     third = customer_with("I.", "Petrov", phones=["+79120004567"])
     scan()
     group = DuplicateGroup.objects.get()
-    manager = user_with("view_duplicategroup", "change_duplicategroup")
+    manager = user_with("view_duplicategroup", "change_duplicategroup", "change_customer")
     client.force_login(manager)
 
     # When the manager dismisses it from the queue and the scan runs again
@@ -160,6 +160,27 @@ def test_queue_dismiss_action_stores_pairs_and_the_group_never_returns(client, s
     assert group.status == DuplicateGroup.Status.DISMISSED and group.resolved_by == manager
     assert run.stats["customer"]["groups"] == 0
     assert not DuplicateGroup.objects.filter(status="open").exists()
+
+
+def test_queue_dismiss_needs_change_permission_on_the_records(client, scan):
+    # Given a pair in the queue and a manager who may work the queue but not change customers
+    pair(0)
+    scan()
+    group = DuplicateGroup.objects.get()
+    client.force_login(user_with("view_duplicategroup", "change_duplicategroup", "view_customer"))
+
+    # When the manager dismisses it, by the list's action and by the group's own button
+    by_action = action(client, "dismiss_groups", [group])
+    by_button = client.post(reverse("admin:dedup_duplicategroup_dismiss", args=[group.pk]), follow=True)
+
+    # Then nothing is written, the manager is told why, and the group page offers no dismiss button
+    assert not NotDuplicate.objects.exists()
+    group.refresh_from_db()
+    assert group.status == DuplicateGroup.Status.OPEN
+    for response in (by_action, by_button):
+        assert "You may not change customers" in " ".join(messages_of(response))
+    page = client.get(reverse("admin:dedup_duplicategroup_change", args=[group.pk]))
+    assert page.context["can_dismiss"] is False
 
 
 def test_queue_merge_action_merges_in_background_and_closes_group(
