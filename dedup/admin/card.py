@@ -36,6 +36,7 @@ from dedup.merge import (
     merge_job_create,
     merge_undo,
     merged_survivor,
+    related_permission_check,
 )
 from dedup.models import MergeJob
 from dedup.registry import for_model
@@ -418,6 +419,14 @@ class DuplicateControlAdminMixin:
             messages.error(request, str(error))
             return self._redirect_to_card(record)
         can_merge = self.has_merge_permission(request, table.records)
+        merge_refusal = ""
+        if can_merge:
+            try:
+                related_permission_check(
+                    user=request.user, model=self.model, absorbed_pks=[r.pk for r in table.absorbed]
+                )
+            except PermissionDenied as denied:
+                can_merge, merge_refusal = False, str(denied)
 
         if request.method == "POST":
             if not can_merge:
@@ -474,6 +483,7 @@ class DuplicateControlAdminMixin:
             "choice_rows": form.choice_rows(),
             "summary": table.summary(chosen),
             "can_merge": can_merge,
+            "merge_refusal": merge_refusal,
             "card_url": self._url("change", record.pk),
             "compare_url": self._url("compare", record.pk),
             "compare_config": {"priority": table.priority.pk},

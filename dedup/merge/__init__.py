@@ -11,6 +11,7 @@ from .services import (
     merge_permission_check,
     merge_undo,
     records_merge,
+    related_permission_check,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "merged_survivor",
     "record_admin_url",
     "records_merge",
+    "related_permission_check",
 ]

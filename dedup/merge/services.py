@@ -27,7 +27,7 @@ from dedup.signals import records_bulk_saved
 
 from . import fields as merge_fields
 from .errors import MergeError
-from .relations import moved_summary, relation_move, relations_for
+from .relations import moved_summary, relation_has_rows, relation_move, relations_for
 from .selectors import lock_records, record_admin_url
 
 MERGE_PERMISSION = "dedup.merge_records"
@@ -65,6 +65,36 @@ def merge_permission_check(*, user, model: type[models.Model]) -> None:
         )
     if not user.has_perm(MERGE_PERMISSION):
         raise PermissionDenied(_("You do not have the permission to merge duplicate records."))
+
+
+def related_permission_check(*, user, model: type[models.Model], absorbed_pks: Sequence) -> None:
+    """Raise PermissionDenied unless the user may change every kind of row the merge would move.
+
+    A merge moves the absorbed records' orders, deals, notes... to the survivor: that changes those rows, so
+    it needs the change permission on each of their models, as editing them in the admin would. Kinds the
+    user may change are not even looked at; for the others, one EXISTS query each tells whether the absorbed
+    records have such rows (a user who may not touch orders can still merge two customers without orders).
+    Many-to-many links Django made itself (a record's tags) are part of the record, covered by its permission.
+    """
+    if user is None:
+        return
+    content_type_id = None
+    refused = []
+    for relation in relations_for(model):
+        opts = relation.model._meta
+        if opts.auto_created:
+            continue
+        if user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}"):
+            continue
+        if content_type_id is None:
+            content_type_id = ContentType.objects.get_for_model(model).pk
+        if relation_has_rows(relation, owner_pks=absorbed_pks, content_type_id=content_type_id):
+            refused.append(str(opts.verbose_name_plural))
+    if refused:
+        raise PermissionDenied(
+            _("The merge would move %(rows)s, which you may not change; ask someone who may to merge these records.")
+            % {"rows": ", ".join(dict.fromkeys(refused))}
+        )
 
 
 def _mergeable_model(model: type[models.Model]) -> type[models.Model]:
@@ -356,6 +386,7 @@ def merge_job_create(
     if survivor.pk is None:
         raise MergeError(_("Only saved records can be merged."))
     absorbed_pks = _absorbed_pks(model, survivor, absorbed)
+    related_permission_check(user=user, model=model, absorbed_pks=absorbed_pks)
     pks = [survivor.pk, *absorbed_pks]
     choices = merge_fields.clean_choices(model, choices, pks)
     expected = _clean_expected(expected, pks)
@@ -408,6 +439,17 @@ def _job_records(job: MergeJob):
     return found[job.survivor_id], [found[pk] for pk in job.absorbed_ids]
 
 
+def _job_permission_check(job: MergeJob) -> None:
+    """Check again, in the worker, that the requester may change every kind of row the merge moves: rows may
+    have been added, or permissions taken away, since the job was queued. A refusal fails the job."""
+    try:
+        related_permission_check(
+            user=job.created_by, model=job.content_type.model_class(), absorbed_pks=job.absorbed_ids
+        )
+    except PermissionDenied as denied:
+        raise MergeError(str(denied)) from None
+
+
 def _notify(job: MergeJob, *, level: str, message: str) -> None:
     if job.created_by_id is None:
         return
@@ -446,6 +488,7 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
         with translation.override(job.language or None):
             try:
                 survivor, absorbed = _job_records(job)
+                _job_permission_check(job)
                 result = records_merge(
                     survivor=survivor,
                     absorbed=absorbed,

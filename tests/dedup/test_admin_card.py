@@ -481,8 +481,10 @@ def test_permissions_without_merge_permission_can_still_dismiss(client, group):
 
 
 def test_permissions_manager_with_merge_permission_merges(client, group, django_capture_on_commit_callbacks):
-    # Given a non-superuser manager with the change and merge permissions
-    manager = _user("crm.view_customer", "crm.change_customer", "dedup.merge_records")
+    # Given a non-superuser manager with the change permission on customers and their contact rows, and merge
+    manager = _user(
+        "crm.view_customer", "crm.change_customer", "crm.change_phone", "crm.change_email", "dedup.merge_records"
+    )
     current, second, _third = group
     _client_for(client, manager)
     data = _merge_post_data(client, f"{_url('compare', current.pk)}?records={current.pk}&records={second.pk}")
@@ -494,6 +496,46 @@ def test_permissions_manager_with_merge_permission_merges(client, group, django_
     # Then the merge ran for them
     assert response.status_code == 302
     assert MergeJob.objects.get().status == MergeJob.Status.DONE
+
+
+def test_permissions_merge_refused_when_it_would_move_rows_the_user_may_not_change(client, group):
+    # Given a manager who may change and merge customers and their contact rows, but not orders or deals,
+    # and a duplicate that has an order
+    manager = _user(
+        "crm.view_customer", "crm.change_customer", "crm.change_phone", "crm.change_email", "dedup.merge_records"
+    )
+    current, second, _third = group
+    factories.OrderFactory(customer=second)
+    _client_for(client, manager)
+    compare = f"{_url('compare', current.pk)}?records={current.pk}&records={second.pk}"
+
+    # When they open the compare screen and post the merge anyway
+    page = client.get(compare)
+    posted = client.post(_url("compare", current.pk), {"priority": current.pk, "records": [current.pk, second.pk]})
+
+    # Then the screen has no merge button and says why; the post is forbidden and nothing is queued
+    html = page.content.decode()
+    assert page.status_code == 200 and "Merge 2 records" not in html
+    assert "The merge would move orders, which you may not change" in html
+    assert posted.status_code == 403
+    assert not MergeJob.objects.exists()
+    second.refresh_from_db()
+    assert not second.is_archived and second.orders.count() == 1
+
+
+def test_permissions_rows_of_a_kind_nobody_moves_need_no_permission(client, group):
+    # Given the same manager, and a duplicate with no order, deal or note
+    manager = _user(
+        "crm.view_customer", "crm.change_customer", "crm.change_phone", "crm.change_email", "dedup.merge_records"
+    )
+    current, _second, third = group
+    _client_for(client, manager)
+
+    # When they open the compare screen
+    page = client.get(f"{_url('compare', current.pk)}?records={current.pk}&records={third.pk}")
+
+    # Then they may merge
+    assert "Merge 2 records" in page.content.decode()
 
 
 # --- History and undo --------------------------------------------------------------------------------------

@@ -22,9 +22,16 @@ def user_with(username, *codenames):
     return user
 
 
+# What a merge of customers with every kind of related row needs: the merge permission and the change
+# permission on customers and on each kind of row that moves (orders, deals, notes, phones...).
+MERGER_CODENAMES = ("merge_records", "change_customer", "change_lead", "change_deal", "change_order", "change_phone",
+                    "change_email", "change_messengerhandle", "change_note", "change_task", "change_call",
+                    "change_emailmessage", "change_smsmessage", "change_chatmessage", "change_attachment")
+
+
 @pytest.fixture
 def merger(db):
-    return user_with("merger", "change_customer", "merge_records")
+    return user_with("merger", *MERGER_CODENAMES)
 
 
 def duplicates():
@@ -272,3 +279,34 @@ def test_records_merge_result_snapshot_is_json(merger):
 
     # Then its snapshot can be stored in the job (JSON round trip unchanged)
     assert json.loads(json.dumps(result.snapshot)) == result.snapshot
+
+
+def test_merge_job_create_refuses_moving_rows_the_user_may_not_change():
+    # Given a manager who may change and merge customers (and their contact rows) but not orders,
+    # and a duplicate with an order
+    user = user_with("clerk", *[name for name in MERGER_CODENAMES if name != "change_order"])
+    survivor, duplicate = duplicates()
+
+    # When they ask for the merge
+    with pytest.raises(PermissionDenied, match="would move orders"):
+        merge_job_create(user=user, survivor=survivor, absorbed=[duplicate])
+
+    # Then no job exists and the order stays where it was
+    assert not MergeJob.objects.exists()
+    assert duplicate.orders.count() == 2 and not Customer.objects.filter(is_archived=True).exists()
+
+
+def test_merge_job_run_fails_when_the_permission_on_moved_rows_was_taken_meanwhile(merger):
+    # Given a queued merge, then the requester's permission on orders taken away before the worker runs it
+    survivor, duplicate = duplicates()
+    before = crm_state()
+    job = merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate])
+    merger.user_permissions.remove(Permission.objects.get(codename="change_order"))
+
+    # When the worker runs it
+    job = merge_job_run(job_id=job.pk)
+
+    # Then the job failed saying why, the requester is told, and every row is as it was
+    assert job.status == MergeJob.Status.FAILED and "would move orders" in job.error
+    assert Notification.objects.get(job=job).level == Notification.Level.ERROR
+    assert crm_state() == before

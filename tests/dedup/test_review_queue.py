@@ -192,7 +192,9 @@ def test_queue_merge_action_merges_in_background_and_closes_group(
     newer.save()
     scan()
     group = DuplicateGroup.objects.get()
-    manager = user_with("view_duplicategroup", "change_duplicategroup", "change_customer", "merge_records")
+    manager = user_with(
+        "view_duplicategroup", "change_duplicategroup", "change_customer", "change_phone", "merge_records"
+    )
     client.force_login(manager)
 
     # When the manager merges it from the queue (the merge runs as a background job)
