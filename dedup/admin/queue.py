@@ -65,7 +65,10 @@ def _run_now(model_admin: admin.ModelAdmin, request) -> HttpResponse:
     except review.ScanError as error:
         model_admin.message_user(request, str(error), messages.WARNING)
         return HttpResponseRedirect(_local_next(request) or reverse("admin:dedup_scanrun_changelist"))
-    if run.status == ScanRun.Status.DONE:
+    run.refresh_from_db(fields=["status", "failure_reason"])
+    if run.status == ScanRun.Status.FAILED:  # its message could not be sent: it failed at once, blocking nothing
+        model_admin.message_user(request, run.failure_reason, messages.ERROR)
+    elif run.status == ScanRun.Status.DONE:
         model_admin.message_user(request, _("There is no active duplicate rule, so there was nothing to scan."))
     else:
         model_admin.message_user(

@@ -55,6 +55,7 @@ from .runs import (
     scan_run_fail,
     scan_running,
     scan_start,
+    scan_sweep,
 )
 
 __all__ = [
@@ -89,4 +90,5 @@ __all__ = [
     "scan_run_fail",
     "scan_running",
     "scan_start",
+    "scan_sweep",
 ]

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from crm.models import Customer, Note, Order
-from dedup.models import MergeJob, NotDuplicate
+from dedup.models import MergeJob, Notification, NotDuplicate
 from tests import factories
 
 PHONE = "+7 912 345-67-89"
@@ -579,12 +579,14 @@ def test_history_undo_confirm_and_restore(admin_client, merged, django_capture_o
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(_url("merge_history", current.pk), {"job": job.pk}, follow=True)
 
-    # Then the absorbed customers are back with their note, and the card says so
-    assert any("Merge undone" in message for message in _messages(response))
+    # Then the undo is queued as a background job (the card says so), and once it ran the absorbed customers
+    # are back with their note and the manager is notified
+    assert any("Undo queued; you will be notified" in message for message in _messages(response))
     assert not Customer.objects.filter(is_archived=True).exists()
     assert Note.objects.filter(object_id=second.pk, text="Called about the delivery").exists()
     job.refresh_from_db()
     assert job.status == MergeJob.Status.UNDONE
+    assert Notification.objects.filter(job=job, message__startswith="Undo finished").exists()
 
 
 def test_history_undo_error_shown_as_message(admin_client, merged, django_capture_on_commit_callbacks):

@@ -160,27 +160,42 @@ def test_merge_job_run_fails_on_a_stale_screen_and_leaves_every_record_intact(
 
 
 def test_merge_job_run_fails_when_a_record_was_merged_meanwhile(merger, django_capture_on_commit_callbacks):
-    # Given two queued merges sharing a record, the first of which ran already
+    # Given a queued merge, and one of its records merged elsewhere meanwhile (by the intake, synchronously)
     survivor, duplicate = duplicates()
     other = factories.CustomerFactory()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        first = merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate])
-        second = merge_job_create(user=merger, survivor=other, absorbed=[duplicate])
+        queued = merge_job_create(user=merger, survivor=other, absorbed=[duplicate])
+    records_merge(survivor=survivor, absorbed=[duplicate])
+
+    # When the queued job runs
     callbacks[0]()
 
-    # When the second runs
-    callbacks[1]()
-
-    # Then it failed because the record is already merged, and the first merge stands untouched
-    first.refresh_from_db()
-    second.refresh_from_db()
-    assert first.status == MergeJob.Status.DONE
-    assert second.status == MergeJob.Status.FAILED
-    assert f"already been merged into #{survivor.pk}" in second.error
+    # Then it failed because the record is already merged, and the other merge stands untouched
+    queued.refresh_from_db()
+    assert queued.status == MergeJob.Status.FAILED
+    assert f"already been merged into #{survivor.pk}" in queued.error
     duplicate.refresh_from_db()
     assert duplicate.merged_into_id == survivor.pk
     other.refresh_from_db()
     assert not other.is_archived
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "undoing"])
+def test_merge_job_create_refuses_a_record_already_in_a_pending_job(merger, status):
+    # Given a merge job not ended yet (queued, running, or being undone)
+    survivor, duplicate = duplicates()
+    other = factories.CustomerFactory()
+    pending = merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate])
+    MergeJob.objects.filter(pk=pending.pk).update(status=status)
+
+    # When someone asks for a second merge with one of its records (another tab, the queue)
+    with pytest.raises(MergeError, match=f"is already in merge #{pending.pk}, which has not ended yet"):
+        merge_job_create(user=merger, survivor=other, absorbed=[duplicate])
+
+    # Then no second job exists; once the first ended, the record may be merged again
+    assert list(MergeJob.objects.values_list("pk", flat=True)) == [pending.pk]
+    MergeJob.objects.filter(pk=pending.pk).update(status=MergeJob.Status.FAILED)
+    assert merge_job_create(user=merger, survivor=other, absorbed=[duplicate]).status == MergeJob.Status.QUEUED
 
 
 def test_merge_job_run_twice_for_one_job_merges_once(merger, django_capture_on_commit_callbacks):
@@ -260,6 +275,7 @@ def test_merge_history_lists_the_merges_a_record_took_part_in(merger):
     # Given a record absorbed in one merge and a survivor of another
     a, b, c = factories.CustomerFactory.create_batch(3)
     first = merge_job_create(user=merger, survivor=a, absorbed=[b])
+    merge_job_run(job_id=first.pk)
     second = merge_job_create(user=merger, survivor=c, absorbed=[a])
 
     # When its history is read
