@@ -121,7 +121,7 @@ class LimitedJSONParser(BaseParser):
         where = forbidden_text(data)
         if where is not None:
             raise ParseError(
-                {where: [_("Text may not contain NUL characters or unpaired surrogates (such as \\ud800).")]}
+                {where: [_("Text may not contain NUL characters or unpaired UTF-16 surrogates.")]}
             )
         return data
 
