@@ -422,7 +422,9 @@ def merge_job_create(
             % {"record": merge_fields.record_label(archived)}
         )
     content_type = ContentType.objects.get_for_model(model)
-    # Locked, so two requests for the same records (two tabs, the queue and the card) cannot both pass.
+    # Refused before locking: a running merge holds its records locked until it ends. Checked again once locked,
+    # so two requests for the same records at once (two tabs, the queue and the card) cannot both pass.
+    _refuse_pending(model, content_type, {}, pks)
     records = lock_records(model, pks)
     _refuse_pending(model, content_type, records, pks)
     job = MergeJob.objects.create(
@@ -457,7 +459,7 @@ def _refuse_pending(model, content_type, records: dict, pks: Sequence) -> None:
     )
     if busy is not None:
         record_id, job_id = busy
-        record = records.get(record_id)
+        record = records.get(record_id) or model._base_manager.filter(pk=record_id).first()
         label = merge_fields.record_label(record) if record is not None else f"#{record_id}"
         raise MergeError(
             _("%(record)s is already in merge #%(job)s, which has not ended yet; wait for it, then try again.")

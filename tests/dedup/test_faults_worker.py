@@ -210,13 +210,62 @@ def test_a_record_in_a_running_merge_cannot_be_put_in_a_second_merge(worker_proc
     assert MergeJob.objects.count() == 1
 
 
+def wait_until_ready(worker: WorkerProcess, timeout: float = WORKER_START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if " ready." in worker.output():
+            return
+        assert worker.process.poll() is None, f"the worker exited:\n{worker.output()}"
+        time.sleep(0.2)
+    raise AssertionError(f"the worker did not start in {timeout} s:\n{worker.output()}")
+
+
+def test_worker_killed_mid_undo_the_merge_stands_and_the_user_is_told(worker_processes, merger, settings, capsys):
+    # Given a finished merge and a worker whose undos are slow
+    survivor, duplicate = duplicates()
+    job = merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate])
+    from dedup.merge import merge_job_run, merge_undo_request
+
+    merge_job_run(job_id=job.pk)  # merged here; the undo is what the worker will be killed in
+    merged = crm_state()
+    worker = worker_processes(merge_delay=SLOW_MERGE_SECONDS)
+    wait_until_ready(worker)
+
+    # When the manager asks for the undo, the worker starts it, and is killed with SIGKILL in the middle of it
+    merge_undo_request(job=MergeJob.objects.get(pk=job.pk), user=merger)
+    time.sleep(4)
+    assert "dedup.tasks.merge_undo_run" in worker.output() and "succeeded" not in worker.output()
+    worker.kill()
+    killed_at = time.monotonic()
+    settings.DEDUP_JOB_STALLED_AFTER = 1
+    ended = []
+    while not ended and time.monotonic() - killed_at < 120:
+        time.sleep(1)
+        close_old_connections()
+        try:
+            ended = merge_jobs_sweep()
+        except OperationalError:
+            continue
+    took = time.monotonic() - killed_at
+
+    # Then the undo ended: the merge stands (done, undoable again), the manager is told, every row as merged
+    job.refresh_from_db()
+    assert job.status == MergeJob.Status.DONE and job.undone_by is None
+    assert Notification.objects.filter(job=job, level="error", message__contains="was not undone").exists()
+    assert crm_state() == merged
+    with capsys.disabled():
+        print(f"\n[fault] {connection.vendor}: undo of merge #{job.pk} killed mid-way, ended by the sweeper "
+              f"{took:.1f} s after the kill; rows equal to the merged state")
+
+
 # --- The broker cannot be reached at the click -------------------------------------------------------------------
 
 
 @pytest.fixture
-def unreachable_broker():
+def unreachable_broker(monkeypatch):
     """Point the app at a broker on a closed port (the producer pools are rebuilt for it, and after)."""
     saved = app.conf.broker_url, app.conf.broker_transport_options
+    monkeypatch.setenv("CELERY_BROKER_URL", CLOSED_PORT_BROKER)  # Celery reads it before its own setting
 
     def reset_pools():
         app._pool = None
