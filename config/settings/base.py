@@ -181,6 +181,8 @@ SPECTACULAR_SETTINGS = {
 }
 # A webhook body larger than this is refused with 413 before it is parsed.
 INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=64 * 1024)
+# Deeper JSON is refused (400) before it is parsed: far deeper than any lead, far below Python's recursion limit.
+INTAKE_MAX_JSON_DEPTH = env.int("INTAKE_MAX_JSON_DEPTH", default=32)
 
 # --- Logging ----------------------------------------------------------------
 LOGGING = {
