@@ -47,11 +47,19 @@ PENDING_STATUSES = (MergeJob.Status.QUEUED, MergeJob.Status.RUNNING, MergeJob.St
 # long and whose row nobody holds lost its worker (the sweeper ends it). Settings may override it in seconds
 # (DEDUP_JOB_STALLED_AFTER); it only has to cover the instant between marking a job running and locking it.
 JOB_STALLED_AFTER = timedelta(seconds=60)
+# A job still queued this long was lost on its way (a worker died between taking its message and starting it,
+# on a broker that does not deliver it again): it is failed so that its records are free again. Longer than
+# Redis's visibility timeout, so a message that comes back is given its chance first. Settings may override it
+# in seconds (DEDUP_JOB_QUEUED_TIMEOUT).
+JOB_QUEUED_TIMEOUT = timedelta(hours=1)
 
 # Stored reasons, rendered in the job's language when they are stored (as every job text is).
 NOT_SENT_REASON = gettext_lazy(
     "The background workers could not be reached (the task queue is down); nothing was changed. "
     "Try again in a few minutes."
+)
+QUEUE_LOST_REASON = gettext_lazy(
+    "No worker started it within an hour (its message was lost); nothing was changed. Try again."
 )
 WORKER_LOST_REASON = gettext_lazy(
     "The worker running it stopped before it finished (it was restarted or ran out of memory); "
@@ -741,10 +749,15 @@ def merge_jobs_sweep() -> list[MergeJob]:
     working merge holds, so getting it means no merge is at work.
     """
     limit = timezone.now() - _stalled_after()
+    queued_seconds = getattr(settings, "DEDUP_JOB_QUEUED_TIMEOUT", None)
+    queued_limit = timezone.now() - (
+        timedelta(seconds=float(queued_seconds)) if queued_seconds is not None else JOB_QUEUED_TIMEOUT
+    )
     candidates = list(
         MergeJob.objects.filter(
             models.Q(status=MergeJob.Status.RUNNING, started_at__lt=limit)
             | models.Q(status=MergeJob.Status.UNDOING, undo_requested_at__lt=limit)
+            | models.Q(status=MergeJob.Status.QUEUED, created_at__lt=queued_limit)
         )
         .order_by("pk")
         .values_list("pk", flat=True)
@@ -764,6 +777,16 @@ def merge_jobs_sweep() -> list[MergeJob]:
                 if job.status == MergeJob.Status.RUNNING and job.started_at and job.started_at < limit:
                     job.status = MergeJob.Status.FAILED
                     job.error = str(WORKER_LOST_REASON)
+                    job.finished_at = timezone.now()
+                    job.save(update_fields=["status", "error", "finished_at"])
+                    _notify(
+                        job,
+                        level=Notification.Level.ERROR,
+                        message=_("The merge was not done: %(reason)s") % {"reason": job.error},
+                    )
+                elif job.status == MergeJob.Status.QUEUED and job.created_at < queued_limit:
+                    job.status = MergeJob.Status.FAILED
+                    job.error = str(QUEUE_LOST_REASON)
                     job.finished_at = timezone.now()
                     job.save(update_fields=["status", "error", "finished_at"])
                     _notify(

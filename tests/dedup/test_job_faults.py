@@ -132,6 +132,26 @@ def test_sweeper_fails_a_merge_whose_worker_died_and_notifies(merger):
     assert crm_state() == before
 
 
+def test_sweeper_fails_a_merge_whose_message_was_lost_after_an_hour_so_its_records_are_free(merger):
+    # Given a merge queued two hours ago that no worker ever started, and one queued a minute ago
+    survivor, duplicate = duplicates()
+    lost = merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate])
+    MergeJob.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    other_survivor, other_duplicate = duplicates()
+    recent = merge_job_create(user=merger, survivor=other_survivor, absorbed=[other_duplicate])
+
+    # When the sweeper runs
+    merge_jobs_sweep()
+
+    # Then the lost one failed with the reason and a notification; the recent one waits; the records are free
+    lost.refresh_from_db()
+    recent.refresh_from_db()
+    assert lost.status == MergeJob.Status.FAILED and "within an hour" in lost.error
+    assert Notification.objects.filter(job=lost, level="error").exists()
+    assert recent.status == MergeJob.Status.QUEUED
+    assert merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate]).status == MergeJob.Status.QUEUED
+
+
 def test_sweeper_leaves_a_merge_that_just_started(merger):
     survivor, duplicate = duplicates()
     job = merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate])
