@@ -70,7 +70,7 @@ def main() -> None:
     from django.db import connection
 
     from crm.models import Company, Customer, Phone
-    from crm.services.importing import IMPORT_BATCH_SIZE, records_import_csv
+    from crm.importing import IMPORT_BATCH_SIZE, records_import_csv
 
     csv_path = workdir / "customers.csv"
     started = time.monotonic()
