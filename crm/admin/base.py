@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from import_export.admin import ImportExportMixin
+from import_export.formats import base_formats
 from import_export.forms import SelectableFieldsExportForm
 
 from dedup.normalize import phone_e164
@@ -135,8 +136,10 @@ class LabelledExportForm(SelectableFieldsExportForm):
 class EntityImportExportMixin(ImportExportMixin):
     """CSV and XLSX import and export; an import with any bad row saves nothing and says which lines are bad."""
 
-    # Our CSV and XLSX: the separator detected, size, dimension and row limits checked before parsing.
-    formats = [import_forms.CSV, import_forms.XLSX]
+    # Imports read our CSV and XLSX (the separator detected; size, dimension and row limits checked before
+    # parsing); exports write django-import-export's own, whose XLSX keeps numbers and dates native.
+    import_formats = [import_forms.CSV, import_forms.XLSX]
+    export_formats = [base_formats.CSV, base_formats.XLSX]
     export_form_class = LabelledExportForm
     import_form_class = import_forms.LimitedImportForm
     import_template_name = "admin/crm/import.html"

@@ -167,8 +167,11 @@ def xlsx_rows(data: bytes, limits: FileLimits) -> Iterator[list]:
     """
     workbook, sheet = _open_xlsx(data, limits)
     try:
-        width = min(sheet.max_column or limits.max_columns, limits.max_columns)
-        for count, values in enumerate(sheet.iter_rows(max_col=width, values_only=True), start=1):
+        # Rows and columns are read up to the limits rather than to the declared dimension, which some writers
+        # leave at "A1" (or omit): a file must not lose data to it, nor get past the limits by lying in it.
+        width = sheet.max_column if (sheet.max_column or 0) > 1 else limits.max_columns
+        rows = sheet.iter_rows(max_col=width, max_row=limits.max_rows + 2, values_only=True)
+        for count, values in enumerate(rows, start=1):
             if count > limits.max_rows + 1:
                 raise _too_many_rows(limits)
             values = list(values)
