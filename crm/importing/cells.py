@@ -11,7 +11,7 @@ cell already holds), know nothing of the database, and raise ``CellError`` with 
   only (a tag name may hold a comma);
 * messenger handles: ``@ivan``, ``ivan``, ``123456`` (a chat id), ``tg:@ivan``, ``whatsapp:+7 912 …``,
   ``telegram:@ivan#123456`` (what the export writes), ``telegram:#123456``, ``https://t.me/ivan``;
-  duplicates in one cell are found with ``dedup.normalize.handle_key``;
+  duplicates in one cell are found with ``dedup.engine.normalize.handle_key``;
 * a cell the export protected against formula injection (``'=1+2``, ``'+7 912…``) is read without the quote.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from dedup.normalize import handle_key, phone_e164
+from dedup.engine.normalize import handle_key, phone_e164
 
 TRUE_TEXTS = frozenset({"1", "true", "yes", "y", "x", "+", "да", "д"})
 FALSE_TEXTS = frozenset({"0", "false", "no", "n", "-", "нет", "н"})

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from crm.models import Company, Customer, Email, Lead, MessengerHandle, Order, Phone, Pipeline, Tag
 from crm.services.bulk import bulk_insert
-from dedup.normalize import phone_e164
+from dedup.engine.normalize import phone_e164
 from dedup.signals import records_bulk_saved
 
 from . import cells
