@@ -69,7 +69,7 @@ def generate_csv(path: Path, rows: int, *, seed: int = 1) -> None:
 def import_via_resource(csv_path: Path):
     """Import the file through CustomerResource with use_bulk and skip_diff; return the import's Result."""
     from crm.importing.files import FileLimits, read_csv
-    from crm.importing.forms import _dataset
+    from crm.importing.forms import dataset_of
     from crm.importing.resources import CustomerResource
     from crm.importing import IMPORT_BATCH_SIZE
 
@@ -81,7 +81,7 @@ def import_via_resource(csv_path: Path):
             batch_size = IMPORT_BATCH_SIZE
 
     limits = FileLimits(max_bytes=2**40, max_unpacked_bytes=2**40, max_rows=10**9, max_columns=1000)
-    dataset = _dataset(*read_csv(csv_path.read_bytes(), limits))
+    dataset = dataset_of(*read_csv(csv_path.read_bytes(), limits))
     return BulkCustomerResource().import_data(dataset, dry_run=False, raise_errors=True)
 
 

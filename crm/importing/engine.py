@@ -1,4 +1,9 @@
-"""Import customers, companies, leads and orders from CSV files in bulk batches (the `import_csv` command)."""
+"""Import customers, companies, leads and orders from CSV files in bulk batches (the `import_csv` command).
+
+Longer than our usual module on purpose: the file loop, the batch writer and the four entities' importers share
+the private row and batch types and are read together; the cell rules and the file handling live beside it
+(cells.py, files.py). Why the command does not use the admin's resources: see the package's docstring.
+"""
 from __future__ import annotations
 
 import json

@@ -10,7 +10,8 @@ from import_export.forms import ImportForm
 from .files import FileLimits, ImportFileError, check_size, read_csv, read_header, read_xlsx
 
 
-def _dataset(header: list, rows: list[list]) -> tablib.Dataset:
+def dataset_of(header: list, rows: list[list]) -> tablib.Dataset:
+    """Return a tablib Dataset of these rows, each padded or cut to the header's width."""
     dataset = tablib.Dataset()
     width = len(header)
     dataset.headers = [value if value is not None else "" for value in header]
@@ -24,14 +25,14 @@ class CSV(base_formats.CSV):
     """CSV with the separator detected (``,`` ``;`` or tab, as import_csv does) and the limits checked."""
 
     def create_dataset(self, in_stream, **kwargs):
-        return _dataset(*read_csv(in_stream, FileLimits.from_settings()))
+        return dataset_of(*read_csv(in_stream, FileLimits.from_settings()))
 
 
 class XLSX(base_formats.XLSX):
     """XLSX read streaming, refused before parsing when it is too large or declares too many cells."""
 
     def create_dataset(self, in_stream):
-        return _dataset(*read_xlsx(in_stream, FileLimits.from_settings()))
+        return dataset_of(*read_xlsx(in_stream, FileLimits.from_settings()))
 
 
 class LimitedImportForm(ImportForm):

@@ -2,14 +2,17 @@
 
 Export and import use the same columns, so an exported file can be edited and imported back:
 
-* ``phone``, ``email`` and ``messenger`` hold several values separated by ";" (exported with "; ");
+* ``phone``, ``email`` and ``messenger`` hold several values separated by ";" or "," (exported with "; ");
   importing adds the values a record does not have yet and never removes any;
 * ``company_name`` (customers) links the company with exactly that name, creating it when there is none;
 * ``tags`` are tag names separated by ";"; unknown tags are created, existing tags are kept;
 * ``external_id`` finds the record a row updates, else ``id`` (this CRM's record number, exported for that),
-  so importing a file again updates rather than duplicates.
+  so importing a file again updates rather than duplicates; an empty cell keeps what the record has;
+* text cells starting with = + - @ tab or CR are exported with a leading ' (formula injection), read back without.
 
 An import is one transaction: a bad row is reported with its line in the file and nothing of the file is saved.
+Cells are read by crm.importing.cells, as import_csv reads them. One module for the widgets, columns and four
+resources because each resource is a few lines on top of the shared columns.
 """
 from __future__ import annotations
 
