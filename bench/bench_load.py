@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import random
 import secrets
 import signal
 import socket
@@ -228,8 +229,14 @@ def main() -> None:
         # Merges of planted pairs in the upper half of the base (the compare screens use the lower half),
         # queued one by one over the run as managers would click "Merge".
         admin = get_user_model().objects.get(username=USERNAME)
-        pairs = [(i - 1, i) for i in range(customers // 2 + 20 - (customers // 2) % 20, customers + 1, 20)]
-        pairs = pairs[:: max(1, len(pairs) // max(1, args.merges))][: args.merges]
+        merged = set(Customer._base_manager.filter(is_archived=True).values_list("pk", flat=True))
+        pairs = [
+            (i - 1, i)
+            for i in range(customers // 2 + 20 - (customers // 2) % 20, customers + 1, 20)
+            if i - 1 not in merged and i not in merged
+        ]
+        random.Random(time.time_ns()).shuffle(pairs)
+        pairs = pairs[: args.merges]
         interval = seconds / max(1, len(pairs))
         queued, next_merge, scan_seconds = 0, time.monotonic(), None
         while locust.poll() is None:
@@ -246,7 +253,9 @@ def main() -> None:
             time.sleep(0.2)
         load_after = os.getloadavg()
         merges = dict.fromkeys(["done", "queued", "running", "failed"], 0)
-        for status in MergeJob.objects.filter(created_by=admin).values_list("status", flat=True):
+        for status in MergeJob.objects.filter(created_by=admin, created_at__gte=run.started_at).values_list(
+            "status", flat=True
+        ):
             merges[status] = merges.get(status, 0) + 1
         run.refresh_from_db()
         leads_made = Lead.objects.count() - leads_before
