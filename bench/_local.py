@@ -28,7 +28,7 @@ def setup_empty_database(prefix: str, *, without_index: bool) -> Path:
     if without_index:
         from dedup.signals import records_bulk_saved
 
-        records_bulk_saved.disconnect(dispatch_uid="dedup.index.bulk_saved")
+        records_bulk_saved.disconnect(dispatch_uid="dedup.engine.index.bulk_saved")
     if Customer.objects.exists():
         sys.exit(f"The database {connection.settings_dict['NAME']} has customers; point DATABASE_URL at an empty one.")
     return workdir

@@ -86,8 +86,8 @@ def main() -> None:
     ensure_base(args.customers, args.rebuild)
 
     from crm.models import Customer, Phone
-    from dedup.finder import duplicate_counts, duplicates_of
-    from dedup.selectors import with_duplicates
+    from dedup.engine.finder import duplicate_counts, duplicates_of
+    from dedup.engine.selectors import with_duplicates
 
     n = args.customers
     companies = bench_scan.companies_for(n)

@@ -42,7 +42,7 @@ def build_base(*, customers: int, leads: int) -> dict:
 
     from crm.models import Customer, Email, Lead, Phone, Pipeline, Stage
     from dedup import registry
-    from dedup.index import rebuild
+    from dedup.engine.index import rebuild
 
     started = time.monotonic()
     pipeline = Pipeline.objects.create(name="Incoming", kind=Pipeline.Kind.LEAD)
@@ -192,7 +192,7 @@ def main() -> None:
 
     # The decision alone: the intake service (lock, match, decide, write, commit), without HTTP, token and
     # validation, timed around the view's call of it.
-    from crm.api.views import LeadIntakeView
+    from crm.intake.api.views import LeadIntakeView
 
     decided: list[float] = []
     service = LeadIntakeView.service

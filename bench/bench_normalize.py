@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from faker import Faker  # noqa: E402
 
-from dedup.normalize import (  # noqa: E402
+from dedup.engine.normalize import (  # noqa: E402
     company_name_key,
     email_key,
     fold_token,
@@ -24,7 +24,7 @@ from dedup.normalize import (  # noqa: E402
     person_name_key,
     phone_e164,
 )
-from dedup.similarity import best_pairs  # noqa: E402
+from dedup.engine.similarity import best_pairs  # noqa: E402
 
 # Half of the base Russian, half American: the two regions and scripts the product ships for.
 LOCALES = (("ru_RU", "RU"), ("en_US", "US"))

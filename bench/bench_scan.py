@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""Benchmark the full duplicate scan (`dedup.scan.find_groups`) of 100k, 300k and 1M customers on PostgreSQL.
+"""Benchmark the full duplicate scan (`dedup.engine.scan.find_groups`) of 100k, 300k and 1M customers on PostgreSQL.
 
 Runs standalone: `.venv/bin/python bench/bench_scan.py [--sizes 100000 300000 1000000] [--reuse]`.
 It (re)creates its own database `bench_dedup` on 127.0.0.1:5432 as user postgres (BENCH_PG_URL overrides the
 server), fills it with COPY (companies, customers, phones, emails, messenger handles: planted duplicates of
 every kind and shared office switchboards) and indexes it through the engine's own bulk path
-(`dedup.index.reindex`, what `records_bulk_saved` triggers). Each size extends the previous base; each scan runs
+(`dedup.engine.index.reindex`, what `records_bulk_saved` triggers). Each size extends the previous base; each scan runs
 in a fresh process so its peak memory is its own. Prints, per size: index build, scan time, groups, peak memory
 and the time relative to n·log n.
 """
@@ -158,7 +158,8 @@ def build_range(start: int, stop: int, companies: int) -> dict:
     from django.contrib.contenttypes.models import ContentType
 
     from crm.models import Company, Customer, Email, MessengerHandle, Phone
-    from dedup import index, registry
+    from dedup import registry
+    from dedup.engine import index
 
     timings = {}
     began = time.monotonic()
@@ -210,7 +211,8 @@ def reset_base() -> None:
     """Empty the CRM and dedup tables the bench fills, and make sure the default rules are there."""
     from django.db import connection
 
-    from dedup import index, registry
+    from dedup import registry
+    from dedup.engine import index
 
     tables = ["crm_phone", "crm_email", "crm_messengerhandle", "crm_customer", "crm_company", "dedup_matchkey",
               "dedup_indexedkind", "dedup_notduplicate"]
@@ -224,7 +226,7 @@ def reset_base() -> None:
 
 def scan_once() -> dict:
     """Scan the customers once (run in a child process) and return the figures."""
-    from dedup.scan import ScanStats, find_groups
+    from dedup.engine.scan import ScanStats, find_groups
 
     stats = ScanStats()
     started = time.monotonic()

@@ -5,11 +5,11 @@ Runs standalone: `.venv/bin/python bench/bench_scan_workers.py [--customers N] [
 It (re)creates its own database `bench_scan` on 127.0.0.1:5432 as user postgres (BENCH_PG_URL overrides the
 server) and fills it with COPY: customers with a phone and an email each, planted duplicates (pairs by phone,
 pairs by email, trios joined by a phone and an email), and their match keys as the engine computes them
-(checked against `dedup.keys` on a sample). The broker is Redis, database 13 (BENCH_REDIS_URL overrides), so
+(checked against `dedup.engine.keys` on a sample). The broker is Redis, database 13 (BENCH_REDIS_URL overrides), so
 the benchmark never touches another process's queue.
 
 For each worker count it starts that many real worker processes (`celery -A config worker`, one process each),
-runs the same code path as the periodic task (`scan_runs.scan_start`: a task plans the key ranges and sends one
+runs the same code path as the periodic task (`review.scan_start`: a task plans the key ranges and sends one
 task per chunk, the last chunk sends the join), waits for the run to finish, stops the workers, and reports the
 time of each phase: plan (start to the first chunk), chunks (first chunk started to last finished: the part
 the workers share), join (one task). The review queue is emptied before each of these runs so they do the same
@@ -74,7 +74,7 @@ def person(i: int) -> dict:
 
 
 def fast_keys(i: int, kinds: set[str], names: dict) -> list[tuple[str, str, str]]:
-    """The index rows of customer i, as dedup.keys makes them (verified on a sample by `check_keys`)."""
+    """The index rows of customer i, as dedup.engine.keys makes them (verified on a sample by `check_keys`)."""
     data = person(i)
     first, last = data["name"]
     rows = []
@@ -98,7 +98,7 @@ def index_values(i: int) -> dict:
 
 def check_keys(spec, kinds: set[str], names: dict, customers: int) -> None:
     """Refuse to build a base whose keys differ from what the engine would index."""
-    from dedup import keys
+    from dedup.engine import keys
 
     rng = random.Random(5)
     for i in rng.sample(range(1, customers + 1), min(3000, customers)) + [100, 200, 20, 33, 99, 98]:
@@ -116,8 +116,9 @@ def build_base(customers: int) -> dict:
     from django.db import connection
 
     from crm.models import Customer, Email, Phone
-    from dedup import keys, registry
-    from dedup.index import indexed_kinds
+    from dedup import registry
+    from dedup.engine import keys
+    from dedup.engine.index import indexed_kinds
     from dedup.models import MatchKey
 
     spec = registry.get("customer")
@@ -243,7 +244,7 @@ def empty_queue() -> None:
 
 
 def measured_scan(app, workers: int, *, fresh_queue: bool = True) -> dict:
-    from dedup import scan_runs
+    from dedup import review
     from dedup.models import ScanChunk, ScanRun
 
     if fresh_queue:
@@ -253,7 +254,7 @@ def measured_scan(app, workers: int, *, fresh_queue: bool = True) -> dict:
     try:
         wait_ready(app, workers)
         started = time.monotonic()
-        run = scan_runs.scan_start(entities=["customer"], trigger=ScanRun.Trigger.SCHEDULE)
+        run = review.scan_start(entities=["customer"], trigger=ScanRun.Trigger.SCHEDULE)
         deadline = started + RUN_TIMEOUT
         while True:
             run.refresh_from_db()
@@ -308,7 +309,7 @@ def main() -> None:
 
     from config.celery import app
     from crm.models import Customer
-    from dedup import scan_runs
+    from dedup import review
 
     if connection.vendor != "postgresql":
         sys.exit("The scan benchmark needs PostgreSQL.")
@@ -320,7 +321,7 @@ def main() -> None:
         built = build_base(args.customers)
     if args.chunk_records:
         settings.DEDUP_SCAN_CHUNK_RECORDS = args.chunk_records
-    chunk_records = getattr(settings, "DEDUP_SCAN_CHUNK_RECORDS", scan_runs.SCAN_CHUNK_RECORDS)
+    chunk_records = getattr(settings, "DEDUP_SCAN_CHUNK_RECORDS", review.SCAN_CHUNK_RECORDS)
 
     def best(workers: int, fresh_queue: bool = True) -> dict:
         # On a shared machine other processes steal CPU from some runs; the fastest run is the scan's own time.

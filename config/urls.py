@@ -14,6 +14,6 @@ urlpatterns = [
     # Duplicate control's endpoints (notification poll) behind the admin login; before the admin's catch-all.
     path("admin/dedup/", include("dedup.urls")),
     path("admin/", admin.site.urls),
-    path("api/", include("crm.api.urls")),
+    path("api/", include("crm.intake.api.urls")),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

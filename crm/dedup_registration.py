@@ -11,7 +11,7 @@ def _phones(record):
 
 
 def _phone_keys(record):
-    # Phone.save stores the E.164 form (dedup.normalize.phone_e164): the index reuses it instead of parsing again.
+    # Phone.save stores the E.164 form (dedup.engine.normalize.phone_e164): the index reuses it instead of parsing again.
     return [(phone.e164, phone.number) for phone in related(record, "phones") if phone.e164]
 
 

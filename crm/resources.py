@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
 from import_export.results import Result
 
-from dedup.normalize import phone_e164
+from dedup.engine.normalize import phone_e164
 
 from .models import Company, Customer, Email, Lead, MessengerHandle, Order, Phone, Pipeline, Tag
 

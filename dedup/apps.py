@@ -9,16 +9,15 @@ class DedupConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # The admin of merge jobs and notifications registers itself on import.
-        from . import admin_merge  # noqa: F401
+        # The Celery tasks, registered in web and worker processes alike (services send them by name).
+        from . import tasks  # noqa: F401
 
         # The match-key index follows every save and delete of the registered entities and their contact rows.
-        from . import index
+        from .engine import index
 
         index.connect()
 
-        # The automatic scan: its admin (scan runs, the review queue), its Celery tasks (not in tasks.py, so
-        # imported here for the worker and beat), and the queue following merges and undos.
-        from . import admin_queue, scan_runs, tasks_scan  # noqa: F401
+        # The review queue follows merges and undos.
+        from . import review
 
-        scan_runs.connect()
+        review.connect()

@@ -1,9 +1,26 @@
-"""Celery tasks of duplicate control: they take ids, call a service and own the retries."""
+"""Celery tasks of duplicate control: they take ids, call a service and own the retries.
+
+Merge jobs (dedup.merge), the match-key index backfill (dedup.engine.index) and the automatic scan's plan,
+chunks and join (dedup.review). The registered names are fixed: the daily scan's periodic task and queued
+messages refer to them.
+"""
+from __future__ import annotations
+
+import logging
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils.translation import gettext_lazy as _
 
-from dedup.merge import merge_job_fail, merge_job_run as merge_job_run_service
+from dedup import registry, review
+from dedup.engine import index
+from dedup.engine.index import BACKFILL_TASK
+from dedup.merge import MERGE_TASK, merge_job_fail
+from dedup.merge import merge_job_run as merge_job_run_service
+from dedup.models.scan import ScanRun
+from dedup.review import PLAN_TASK, SCHEDULED_SCAN_TASK
+
+logger = logging.getLogger(__name__)
 
 # A database restart, a lock timeout or a deadlock victim is worth trying again; the job is untouched by a
 # failed attempt (its transaction rolled back), so a retry is safe.
@@ -11,7 +28,9 @@ MERGE_RETRY_ERRORS = (OperationalError, InterfaceError)
 MERGE_MAX_RETRIES = 5
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MERGE_MAX_RETRIES)
+@shared_task(
+    bind=True, name=MERGE_TASK, acks_late=True, reject_on_worker_lost=True, max_retries=MERGE_MAX_RETRIES
+)
 def merge_job_run(self, job_id: int) -> str | None:
     """Run a merge job; delivering it twice (a retry, a worker that died) still merges once."""
     try:
@@ -25,3 +44,103 @@ def merge_job_run(self, job_id: int) -> str | None:
         merge_job_fail(job_id=job_id, reason=_("An unexpected error stopped the merge; nothing was changed."))
         raise
     return job.status if job is not None else None
+
+
+# Match-key index
+
+# A backfill is idempotent (it replaces the kinds it writes), so a retry after a lost connection is safe.
+BACKFILL_MAX_RETRIES = 5
+
+
+@shared_task(
+    name=BACKFILL_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=BACKFILL_MAX_RETRIES,
+)
+def index_backfill(entity_key: str, kinds: list[str]) -> int:
+    """Write the given kinds of keys for every record of the entity; return the rows written."""
+    spec = registry.get(entity_key)
+    wanted = set(kinds) & index.indexed_kinds(spec)  # a rule removed meanwhile needs them no more
+    return index.backfill(spec, wanted) if wanted else 0
+
+
+# Automatic scan
+
+# A chunk is idempotent (its result is replaced, never added to), so any failure is worth another try: a
+# database restart, a deadlock victim, a worker killed mid-chunk (redelivered thanks to acks_late).
+SCAN_CHUNK_MAX_RETRIES = 3
+SCAN_PLAN_MAX_RETRIES = 3
+SCAN_JOIN_MAX_RETRIES = 3
+
+
+@shared_task(name=SCHEDULED_SCAN_TASK)
+def scan_scheduled() -> int | None:
+    """The periodic task "Daily duplicate scan": scan every entity with active rules, unless a scan runs."""
+    run = review.scan_request(trigger=ScanRun.Trigger.SCHEDULE)
+    return run.pk if run is not None else None
+
+
+@shared_task(
+    bind=True,
+    name=PLAN_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=SCAN_PLAN_MAX_RETRIES,
+)
+def scan_plan(self, run_id: int) -> int:
+    """Plan a run's chunks (key ranges) and send one task per chunk; return how many were sent."""
+    try:
+        chunk_ids = review.scan_plan(run_id=run_id)
+    except Exception as error:
+        if self.request.retries >= self.max_retries:
+            review.scan_run_fail(run_id=run_id, reason=str(error) or error.__class__.__name__)
+            raise
+        raise self.retry(exc=error, countdown=2**self.request.retries) from error
+    for chunk_id in chunk_ids:
+        scan_chunk.delay(chunk_id)
+    return len(chunk_ids)
+
+
+@shared_task(
+    bind=True,
+    name="dedup.scan_chunk",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=SCAN_CHUNK_MAX_RETRIES,
+)
+def scan_chunk(self, chunk_id: int) -> bool:
+    """Scan one chunk; the last chunk of a run to finish sends the join."""
+    try:
+        run_id, join_due = review.scan_chunk_process(chunk_id=chunk_id)
+    except Exception as error:
+        reason = str(error) or error.__class__.__name__
+        if self.request.retries >= self.max_retries:
+            review.scan_chunk_fail(chunk_id=chunk_id, reason=reason)
+            raise
+        review.scan_chunk_retrying(chunk_id=chunk_id, reason=reason)
+        raise self.retry(exc=error, countdown=2**self.request.retries) from error
+    if join_due and run_id is not None:
+        scan_join.delay(run_id)
+    return join_due
+
+
+@shared_task(
+    bind=True,
+    name="dedup.scan_join",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=SCAN_JOIN_MAX_RETRIES,
+)
+def scan_join(self, run_id: int) -> str | None:
+    """Join a run's chunks into the review queue, auto-merge, finish the run."""
+    try:
+        run = review.scan_join(run_id=run_id)
+    except Exception as error:
+        if self.request.retries >= self.max_retries:
+            review.scan_run_fail(run_id=run_id, reason=str(error) or error.__class__.__name__)
+            raise
+        raise self.retry(exc=error, countdown=2**self.request.retries) from error
+    return run.status if run is not None else None

@@ -151,9 +151,9 @@ PHONENUMBER_DEFAULT_REGION = DEDUP_DEFAULT_REGION
 # --- Intake API -------------------------------------------------------------
 # Integrations authenticate with a per-integration token created in the admin; nothing else is accepted.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["crm.api.authentication.IntegrationTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["crm.intake.api.authentication.IntegrationTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.LimitedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm.intake.api.parsers.LimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

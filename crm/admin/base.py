@@ -13,7 +13,7 @@ from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from import_export.forms import SelectableFieldsExportForm
 
-from dedup.normalize import phone_e164
+from dedup.engine.normalize import phone_e164
 
 from ..filters import KindFilter
 from ..models import Email, Phone, Pipeline, Stage

@@ -3,8 +3,8 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from dedup.admin_card import DuplicateControlAdminMixin
-from dedup.admin_mixins import MergeableAdminMixin
+from dedup.admin.card import DuplicateControlAdminMixin
+from dedup.admin.mixins import MergeableAdminMixin
 
 from ..filters import (
     CompanyFilterSet,

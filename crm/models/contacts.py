@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
-from dedup.normalize import phone_e164
+from dedup.engine.normalize import phone_e164
 
 
 class ContactPoint(models.Model):

@@ -49,11 +49,10 @@ class IntegrationTokenManager(models.Manager):
     def rotate(self, *, token: IntegrationToken) -> str:
         """Give the token a new secret (the old one stops working at once) and return it."""
         raw = secrets.token_urlsafe(32)
-        self.filter(pk=token.pk).update(prefix=raw[:8], key_hash=token_hash(raw), is_active=True)
         token.prefix, token.key_hash, token.is_active = raw[:8], token_hash(raw), True
-        from crm.intake_config import stamp_changed  # the processes' copies of the token are renewed
-
-        stamp_changed()
+        # A save, not an update(): its post_save renews the intake's configuration stamp (crm.intake.config), so
+        # every process drops its copy of the old secret at once.
+        token.save(update_fields=["prefix", "key_hash", "is_active"])
         return raw
 
 

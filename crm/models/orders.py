@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from dedup.normalize import phone_e164
+from dedup.engine.normalize import phone_e164
 
 from .base import Entity
 from .customers import Customer

@@ -42,7 +42,7 @@ from crm.models import (
     Task,
 )
 from crm.models.timeline import Direction
-from dedup.normalize import phone_e164
+from dedup.engine.normalize import phone_e164
 from dedup.signals import records_bulk_saved
 
 from .bulk import bulk_insert, bulk_insert_instances

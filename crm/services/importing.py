@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from crm.models import Company, Customer, Email, Lead, MessengerHandle, Order, Phone, Pipeline, Tag
-from dedup.normalize import phone_e164
+from dedup.engine.normalize import phone_e164
 from dedup.signals import records_bulk_saved
 
 from .bulk import bulk_insert

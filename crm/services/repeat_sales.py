@@ -85,7 +85,7 @@ def lead_repeat_flags(
     """Return the flags of a new lead of this customer or company.
 
     ``repeat_deal_semantics``: the stage meanings of the owner's deals converted from repeat leads, when the
-    caller read them already (crm.intake.known_customers).
+    caller read them already (crm.intake.selectors.known_customers).
 
     A lead linked to an existing customer or company is always a repeat, as is a lead from someone with
     completed (won or lost) leads; customers on the exceptions list never get repeat leads; when the

@@ -3,6 +3,7 @@ from .errors import MergeError
 from .selectors import merge_history, merged_survivor, record_admin_url
 from .services import (
     MERGE_PERMISSION,
+    MERGE_TASK,
     MergeResult,
     merge_job_create,
     merge_job_fail,
@@ -14,6 +15,7 @@ from .services import (
 
 __all__ = [
     "MERGE_PERMISSION",
+    "MERGE_TASK",
     "MergeError",
     "MergeResult",
     "merge_history",

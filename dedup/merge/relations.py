@@ -26,7 +26,8 @@ from django.db.models import Case, Q, Value, When
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from dedup import normalize, registry
+from dedup import registry
+from dedup.engine import normalize
 
 from .errors import MergeError
 from .fields import MERGED_INTO_FIELD, dump_row, load_row

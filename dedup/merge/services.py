@@ -19,9 +19,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from dedup import registry
+from dedup.dispatch import task_send
+from dedup.engine.not_duplicates import not_duplicates_carry
 from dedup.models import MergeJob, MergeJobRecord, Notification
 from dedup.notifications import notification_send
-from dedup.services import not_duplicates_carry
 from dedup.signals import records_bulk_saved
 
 from . import fields as merge_fields
@@ -30,6 +31,8 @@ from .relations import moved_summary, relation_move, relations_for
 from .selectors import lock_records, record_admin_url
 
 MERGE_PERMISSION = "dedup.merge_records"
+# The registered name of the merge job's Celery task (dedup/tasks.py); queued messages refer to it.
+MERGE_TASK = "dedup.tasks.merge_job_run"
 
 # Where the note about a merge goes on the survivor, unless the entity's registration says otherwise
 # (EntitySpec.extra["merge_note"]): the GenericRelation, the text field and the author field of its model.
@@ -382,14 +385,10 @@ def merge_job_create(
             for pk in absorbed_pks
         ]
     )
-    transaction.on_commit(partial(_merge_job_enqueue, job_id=job.pk, task_id=job.celery_task_id))
+    task_send(MERGE_TASK, args=[job.pk], task_id=job.celery_task_id)
     return job
 
 
-def _merge_job_enqueue(*, job_id: int, task_id: str) -> None:
-    from dedup.tasks import merge_job_run as merge_job_task  # tasks import this module
-
-    merge_job_task.apply_async(args=[job_id], task_id=task_id)
 
 
 def _job_records(job: MergeJob):

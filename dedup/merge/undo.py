@@ -7,7 +7,7 @@ from django.db import IntegrityError, models
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dedup.services import not_duplicates_forget
+from dedup.engine.not_duplicates import not_duplicates_forget
 
 from . import fields as merge_fields
 from .errors import MergeError

@@ -2,7 +2,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-import crm.admin_intake  # noqa: F401  (registers the intake admins, as crm.admin does)
+import crm.intake.admin  # noqa: F401  (registers the intake admins, as crm.admin does)
 from crm.models import IntakeSettings, IntegrationToken, RepeatSalesSettings, Stage
 
 

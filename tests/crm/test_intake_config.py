@@ -1,10 +1,10 @@
-"""The intake's in-memory configuration (crm.intake_config) over HTTP: a change is seen by the very next request,
+"""The intake's in-memory configuration (crm.intake.config) over HTTP: a change is seen by the very next request,
 whether made here (signals) or by another process (its stamp), and an unchanged configuration is not read again."""
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from crm import intake_config
+from crm.intake import config as intake_config
 from crm.models import (
     Customer,
     Deal,

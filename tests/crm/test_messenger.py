@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm.messenger import phones_in_text
+from crm.intake.messenger import phones_in_text
 from crm.models import ChatMessage, IntakeSettings, Lead, Stage
 from tests import factories
 
@@ -151,7 +151,7 @@ def test_message_phone_merges_the_chat_lead_with_the_call_lead(intake_client, le
 
 def test_message_phone_does_not_merge_a_pair_marked_not_duplicate(intake_client, lead_pipeline, duplicate_rules):
     # given a call lead and a chat lead a manager marked "not a duplicate" of each other
-    from dedup.services import not_duplicate_mark
+    from dedup.engine.not_duplicates import not_duplicate_mark
 
     call_lead = _phone_lead(lead_pipeline, "+79123456789")
     chat = _message(intake_client, chat_id="42")

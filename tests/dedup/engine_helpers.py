@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import importlib
 
-from dedup import index as dedup_index
 from dedup import registry
+from dedup.engine import index as dedup_index
 from dedup.models import Condition, Rule
 from tests import factories
 

@@ -2,8 +2,8 @@
 import pytest
 from django.urls import reverse
 
+from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.models import Condition, NotDuplicate, Rule
-from dedup.services import not_duplicate_mark
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules
 
 pytestmark = pytest.mark.django_db

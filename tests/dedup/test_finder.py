@@ -3,10 +3,10 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from crm.models import Customer, Lead
-from dedup.finder import duplicate_counts, duplicates_of, duplicates_of_values
+from dedup.engine.finder import duplicate_counts, duplicates_of, duplicates_of_values
+from dedup.engine.not_duplicates import not_duplicate_clear, not_duplicate_mark
+from dedup.engine.selectors import with_duplicates
 from dedup.models import NotDuplicate
-from dedup.selectors import with_duplicates
-from dedup.services import not_duplicate_clear, not_duplicate_mark
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules, lead_with, pks
 

@@ -3,9 +3,10 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 
 from crm.models import Customer, Email, Lead, Phone, Stage
-from dedup import index, registry
+from dedup import registry
+from dedup.engine import index
+from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.models import IndexedKind, MatchKey, NotDuplicate
-from dedup.services import not_duplicate_mark
 from dedup.signals import records_bulk_saved
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules, make_rule

@@ -2,7 +2,8 @@
 import pytest
 
 from crm.models import Stage
-from dedup import keys, registry
+from dedup import registry
+from dedup.engine import keys
 from dedup.registry import MatchField
 from tests import factories
 from tests.dedup.engine_helpers import customer_with

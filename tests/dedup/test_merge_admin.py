@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission
 from django.urls import include, path, reverse
 
 from crm.models import Customer
-from dedup.admin_mixins import MergeableAdminMixin
+from dedup.admin.mixins import MergeableAdminMixin
 from dedup.merge import merge_job_create, merge_job_run, records_merge
 from dedup.models import MergeJob
 from tests import factories

@@ -5,8 +5,8 @@ import pytest
 from django.utils.dateparse import parse_datetime
 
 from crm.models import Customer, Order
-from dedup.merge_forms import DuplicateSelectionForm, MergeForm
-from dedup.merge_ui import MergeSelectionError, compare_table, duplicate_rows, record_label
+from dedup.admin.compare import MergeSelectionError, compare_table, duplicate_rows, record_label
+from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -338,7 +338,7 @@ def test_merge_form_choices_are_accepted_by_merge_engine():
 
 def test_duplicate_rows_lists_current_first_with_reasons_and_counts():
     # Given a customer and a duplicate sharing a phone, with two notes
-    from dedup.finder import duplicates_of
+    from dedup.engine.finder import duplicates_of
 
     current = factories.CustomerFactory(first_name="Ivan", last_name="Petrov")
     other = factories.CustomerFactory(first_name="Ivan", last_name="Petrov")

@@ -214,9 +214,9 @@ def test_merge_carries_not_a_duplicate_pairs_to_the_survivor_and_undo_removes_th
     merger, django_capture_on_commit_callbacks
 ):
     # Given B marked "not a duplicate" of C, then B and A (one person) merged with A surviving
-    from dedup.finder import duplicates_of
+    from dedup.engine.finder import duplicates_of
+    from dedup.engine.not_duplicates import not_duplicate_mark
     from dedup.models import NotDuplicate
-    from dedup.services import not_duplicate_mark
     from tests.dedup.engine_helpers import customer_with, ensure_default_rules
 
     ensure_default_rules()

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from dedup.normalize import (
+from dedup.engine.normalize import (
     KEY_MAX_LENGTH,
     company_name_key,
     email_key,

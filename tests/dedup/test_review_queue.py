@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from dedup import scan_runs
+from dedup import review
 from dedup.models import DuplicateGroup, MergeJob, NotDuplicate, Notification, Rule, ScanRun
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules
@@ -26,7 +26,7 @@ def default_rules():
 def scan(django_capture_on_commit_callbacks):
     def run() -> ScanRun:
         with django_capture_on_commit_callbacks(execute=True):
-            started = scan_runs.scan_start()
+            started = review.scan_start()
         started.refresh_from_db()
         return started
 
@@ -63,7 +63,7 @@ def test_queue_lists_open_groups_with_records_reasons_and_status(admin_client, s
     other_pair = pair(1, first="Olga", last="Smirnova")
     scan()
     dismissed = DuplicateGroup.objects.get(members__record_id=other_pair[0].pk)
-    scan_runs.group_dismiss(group=dismissed, user=None)
+    review.group_dismiss(group=dismissed, user=None)
 
     # When a manager opens the queue
     response = admin_client.get(QUEUE)
@@ -269,7 +269,7 @@ def test_run_scan_now_starts_the_scan_and_fills_the_queue(admin_client, django_c
 def test_run_scan_now_is_refused_while_a_scan_runs(admin_client):
     # Given a scan still running
     pair(0)
-    running = scan_runs.scan_start(dispatch=False)
+    running = review.scan_start(dispatch=False)
 
     # When an admin presses "Run scan now"
     response = admin_client.post(reverse("admin:dedup_scanrun_run_now"), {"next": QUEUE}, follow=True)
@@ -297,9 +297,9 @@ def test_scan_runs_page_shows_progress_while_running(admin_client, settings):
     settings.DEDUP_SCAN_CHUNK_RECORDS = 10
     for index in range(15):
         pair(index)
-    run = scan_runs.scan_start(entities=["customer"], dispatch=False)
+    run = review.scan_start(entities=["customer"], dispatch=False)
     chunks = list(run.chunks.order_by("index"))
-    scan_runs.scan_chunk_process(chunk_id=chunks[0].pk)
+    review.scan_chunk_process(chunk_id=chunks[0].pk)
 
     # When an admin opens the scan runs
     page = admin_client.get(RUNS).content.decode()
@@ -316,7 +316,7 @@ def test_scan_runs_page_shows_a_scan_being_planned(admin_client, django_capture_
     # Given a scan just started, its parts not planned yet
     pair(0)
     with django_capture_on_commit_callbacks(execute=False):
-        scan_runs.scan_start()
+        review.scan_start()
 
     # When an admin opens the scan runs
     page = admin_client.get(RUNS).content.decode()
@@ -345,8 +345,8 @@ def test_scan_run_page_shows_figures_per_entity(admin_client, scan):
 def test_failed_scan_shows_its_reason(admin_client):
     # Given a scan whose part failed for good
     pair(0)
-    run = scan_runs.scan_start(entities=["customer"], dispatch=False)
-    scan_runs.scan_chunk_fail(chunk_id=run.chunks.get().pk, reason="database went away")
+    run = review.scan_start(entities=["customer"], dispatch=False)
+    review.scan_chunk_fail(chunk_id=run.chunks.get().pk, reason="database went away")
 
     # When an admin opens the scan runs
     page = admin_client.get(RUNS).content.decode()

@@ -2,11 +2,11 @@
 import pytest
 
 from crm.models import Customer, Stage
-from dedup import keys, rules
-from dedup.finder import duplicates_of
+from dedup.engine import keys, rules
+from dedup.engine.finder import duplicates_of
+from dedup.engine.rules import CompiledCondition, CompiledRule, RecordKeys
 from dedup.models import Condition, Rule
 from dedup.registry import MatchField
-from dedup.rules import CompiledCondition, CompiledRule, RecordKeys
 from tests import factories
 from tests.dedup.engine_helpers import DEFAULT_RULES, customer_with, ensure_default_rules, lead_with, only_rules, pks
 

@@ -5,10 +5,10 @@ import re
 import pytest
 
 from crm.models import Stage
-from dedup.finder import duplicates_of
+from dedup.engine.finder import duplicates_of
+from dedup.engine.not_duplicates import not_duplicate_mark
+from dedup.engine.scan import ScanStats, find_groups, merge_groups, plan_chunks
 from dedup.models import Condition
-from dedup.scan import ScanStats, find_groups, merge_groups, plan_chunks
-from dedup.services import not_duplicate_mark
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules, lead_with, only_rules
 

@@ -1,4 +1,4 @@
-"""The automatic scan's services (dedup/scan_runs.py): runs, chunks, join, the queue kept current, auto-merge;
+"""The automatic scan's services (dedup/review.py): runs, chunks, join, the queue kept current, auto-merge;
 and the data migration that schedules it."""
 import importlib.util
 from pathlib import Path
@@ -13,7 +13,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from config.celery import app as celery_app
 from crm.models import Customer
-from dedup import scan_runs
+from dedup import review
 from dedup.merge import merge_undo, records_merge
 from dedup.models import DuplicateGroup, MergeJob, NotDuplicate, Notification, Rule, ScanChunk, ScanRun
 from tests import factories
@@ -35,7 +35,7 @@ def run_scan(django_capture_on_commit_callbacks):
 
     def run(**kwargs) -> ScanRun:
         with django_capture_on_commit_callbacks(execute=True):
-            started = scan_runs.scan_start(trigger=kwargs.pop("trigger", ScanRun.Trigger.SCHEDULE), **kwargs)
+            started = review.scan_start(trigger=kwargs.pop("trigger", ScanRun.Trigger.SCHEDULE), **kwargs)
         started.refresh_from_db()
         return started
 
@@ -119,12 +119,12 @@ def test_scan_start_again_finds_the_same_groups_not_copies(run_scan):
 def test_scan_start_is_refused_while_another_scan_runs():
     # Given a scan whose chunks are still out with the workers
     twins()
-    running = scan_runs.scan_start(dispatch=False)
+    running = review.scan_start(dispatch=False)
 
     # When the schedule, the admin and the command line try to start another
-    with pytest.raises(scan_runs.ScanAlreadyRunning) as refused:
-        scan_runs.scan_start(trigger=ScanRun.Trigger.ADMIN)
-    from_schedule = scan_runs.scan_request(trigger=ScanRun.Trigger.SCHEDULE)
+    with pytest.raises(review.ScanAlreadyRunning) as refused:
+        review.scan_start(trigger=ScanRun.Trigger.ADMIN)
+    from_schedule = review.scan_request(trigger=ScanRun.Trigger.SCHEDULE)
 
     # Then none starts, and the message names the running scan
     assert from_schedule is None
@@ -138,17 +138,17 @@ def test_scan_start_commits_the_run_before_planning_it(django_capture_on_commit_
 
     # When a scan is started for the workers (the admin's button, the schedule)
     with django_capture_on_commit_callbacks(execute=False) as sent:
-        run = scan_runs.scan_start(trigger=ScanRun.Trigger.ADMIN)
+        run = review.scan_start(trigger=ScanRun.Trigger.ADMIN)
 
     # Then the caller gets the running run at once, its parts not planned yet: a task plans them
     assert run.status == ScanRun.Status.RUNNING and not run.chunks.exists()
     assert len(sent) == 1
-    with pytest.raises(scan_runs.ScanAlreadyRunning):
-        scan_runs.scan_start()
+    with pytest.raises(review.ScanAlreadyRunning):
+        review.scan_start()
 
     # And once the planning task ran, the parts are there, each delivered again harmlessly
-    chunk_ids = scan_runs.scan_plan(run_id=run.pk)
-    again = scan_runs.scan_plan(run_id=run.pk)
+    chunk_ids = review.scan_plan(run_id=run.pk)
+    again = review.scan_plan(run_id=run.pk)
     assert chunk_ids and again == chunk_ids
     assert run.chunks.count() == len(chunk_ids)
     run.refresh_from_db()
@@ -168,8 +168,8 @@ def test_scan_run_database_allows_one_running_scan():
 def test_scan_start_fails_an_abandoned_scan_and_starts(run_scan):
     # Given a scan whose workers died hours ago (no chunk progressed since)
     twins()
-    stuck = scan_runs.scan_start(dispatch=False)
-    ScanRun.objects.filter(pk=stuck.pk).update(heartbeat_at=timezone.now() - scan_runs.SCAN_ABANDONED_AFTER * 2)
+    stuck = review.scan_start(dispatch=False)
+    ScanRun.objects.filter(pk=stuck.pk).update(heartbeat_at=timezone.now() - review.SCAN_ABANDONED_AFTER * 2)
 
     # When the next scan starts
     run = run_scan()
@@ -204,12 +204,12 @@ def test_scan_start_with_no_active_rules_finishes_at_once(run_scan):
 
     # Then it is done with nothing scanned, and the next scan is not blocked
     assert run.status == ScanRun.Status.DONE and run.entities == [] and run.stats == {}
-    assert scan_runs.scan_running() is None
+    assert review.scan_running() is None
 
 
 def test_scan_start_rejects_unknown_entity():
-    with pytest.raises(scan_runs.ScanError, match="Unknown entity"):
-        scan_runs.scan_start(entities=["spaceship"], dispatch=False)
+    with pytest.raises(review.ScanError, match="Unknown entity"):
+        review.scan_start(entities=["spaceship"], dispatch=False)
     assert not ScanRun.objects.exists()
 
 
@@ -255,18 +255,18 @@ def test_scan_chunk_retried_after_crash_does_not_duplicate_results(settings):
     # Given a chunked scan whose first chunk's worker died mid-way (left running, nothing stored)
     settings.DEDUP_SCAN_CHUNK_RECORDS = 10
     many_pairs(8)
-    run = scan_runs.scan_start(entities=["customer"], dispatch=False)
+    run = review.scan_start(entities=["customer"], dispatch=False)
     chunks = list(run.chunks.order_by("index"))
     assert len(chunks) > 2
     ScanChunk.objects.filter(pk=chunks[0].pk).update(status=ScanChunk.Status.RUNNING, attempts=1)
 
     # When the chunk is delivered again, every chunk is processed, and the broker redelivers one already done
-    scan_runs.scan_chunk_process(chunk_id=chunks[0].pk)
+    review.scan_chunk_process(chunk_id=chunks[0].pk)
     first_result = ScanChunk.objects.get(pk=chunks[0].pk).result
-    join_due = [scan_runs.scan_chunk_process(chunk_id=chunk.pk)[1] for chunk in chunks[1:]]
-    redelivered = scan_runs.scan_chunk_process(chunk_id=chunks[0].pk)
-    scan_runs.scan_join(run_id=run.pk)
-    scan_runs.scan_join(run_id=run.pk)  # the join delivered twice
+    join_due = [review.scan_chunk_process(chunk_id=chunk.pk)[1] for chunk in chunks[1:]]
+    redelivered = review.scan_chunk_process(chunk_id=chunks[0].pk)
+    review.scan_join(run_id=run.pk)
+    review.scan_join(run_id=run.pk)  # the join delivered twice
 
     # Then the retried chunk was scanned once more and stored once; the redelivery changed nothing
     retried = ScanChunk.objects.get(pk=chunks[0].pk)
@@ -283,34 +283,34 @@ def test_scan_chunk_retried_after_crash_does_not_duplicate_results(settings):
 def test_scan_chunk_failing_for_good_fails_the_run_with_reason():
     # Given a scan with a chunk
     twins()
-    run = scan_runs.scan_start(entities=["customer"], dispatch=False)
+    run = review.scan_start(entities=["customer"], dispatch=False)
     chunk = run.chunks.get()
 
     # When its task gives up after its retries
-    scan_runs.scan_chunk_fail(chunk_id=chunk.pk, reason="database went away")
+    review.scan_chunk_fail(chunk_id=chunk.pk, reason="database went away")
 
     # Then the run failed and says why; the next scan may start
     run.refresh_from_db()
     assert run.status == ScanRun.Status.FAILED and "database went away" in run.failure_reason
-    assert scan_runs.scan_running() is None
+    assert review.scan_running() is None
 
 
 def test_scan_join_waits_for_every_chunk(settings):
     # Given a chunked scan with one chunk not yet done
     settings.DEDUP_SCAN_CHUNK_RECORDS = 10
     many_pairs(6)
-    run = scan_runs.scan_start(entities=["customer"], dispatch=False)
+    run = review.scan_start(entities=["customer"], dispatch=False)
     chunks = list(run.chunks.order_by("index"))
     for chunk in chunks[:-1]:
-        scan_runs.scan_chunk_process(chunk_id=chunk.pk)
+        review.scan_chunk_process(chunk_id=chunk.pk)
 
     # When a join arrives early
-    scan_runs.scan_join(run_id=run.pk)
+    review.scan_join(run_id=run.pk)
 
     # Then nothing is joined yet; the run is running and shows its progress
     run.refresh_from_db()
     assert run.status == ScanRun.Status.RUNNING and not open_groups().exists()
-    assert scan_runs.scan_progress(run) == (len(chunks) - 1, len(chunks))
+    assert review.scan_progress(run) == (len(chunks) - 1, len(chunks))
 
 
 def test_scan_execute_runs_the_whole_scan_in_process():
@@ -319,13 +319,13 @@ def test_scan_execute_runs_the_whole_scan_in_process():
 
     # When the command line runs the scan in its own process
     seen = []
-    run = scan_runs.scan_execute(entities=["customer"], progress=seen.append)
+    run = review.scan_execute(entities=["customer"], progress=seen.append)
 
     # Then it is the same kind of run, done, and the queue has the pair
     assert run.trigger == ScanRun.Trigger.COMMAND and run.status == ScanRun.Status.DONE
     assert [chunk.status for chunk in seen] == [ScanChunk.Status.DONE]
     assert member_sets(open_groups()) == {frozenset({first.pk, second.pk})}
-    assert [group.ids for group in scan_runs.scan_groups(run=run, entity="customer")] == [[first.pk, second.pk]]
+    assert [group.ids for group in review.scan_groups(run=run, entity="customer")] == [[first.pk, second.pk]]
 
 
 # --- Stale groups -----------------------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ def test_dismissed_group_never_comes_back(run_scan, manager):
     group = open_groups().get()
 
     # When a manager dismisses it and the scan runs again
-    scan_runs.group_dismiss(group=group, user=manager)
+    review.group_dismiss(group=group, user=manager)
     run = run_scan()
 
     # Then the pair is stored as not duplicates and the scan does not bring it back
@@ -457,14 +457,14 @@ def test_group_actions_refuse_a_group_already_decided(run_scan, manager):
     twins()
     run_scan()
     group = open_groups().get()
-    scan_runs.group_dismiss(group=group, user=manager)
+    review.group_dismiss(group=group, user=manager)
 
     # When someone tries to merge or dismiss it again (a second tab)
     # Then it is refused with a clear reason
-    with pytest.raises(scan_runs.ScanError, match="already dismissed"):
-        scan_runs.group_merge(group=group, user=manager)
-    with pytest.raises(scan_runs.ScanError, match="already dismissed"):
-        scan_runs.group_dismiss(group=group, user=manager)
+    with pytest.raises(review.ScanError, match="already dismissed"):
+        review.group_merge(group=group, user=manager)
+    with pytest.raises(review.ScanError, match="already dismissed"):
+        review.group_dismiss(group=group, user=manager)
 
 
 # --- Auto-merge -------------------------------------------------------------------------------------------------
@@ -633,11 +633,11 @@ def test_merge_permission_is_needed_to_merge_a_group_from_the_queue(run_scan):
     from django.core.exceptions import PermissionDenied
 
     with pytest.raises(PermissionDenied):
-        scan_runs.group_merge(group=open_groups().get(), user=user)
+        review.group_merge(group=open_groups().get(), user=user)
     assert open_groups().get().merge_job_id is None
 
 
 def test_group_signature_is_stable_and_order_free():
-    assert scan_runs.group_signature([3, 1, 2]) == scan_runs.group_signature([1, 2, 3, 3])
-    assert scan_runs.group_signature([1, 2]) != scan_runs.group_signature([1, 3])
+    assert review.group_signature([3, 1, 2]) == review.group_signature([1, 2, 3, 3])
+    assert review.group_signature([1, 2]) != review.group_signature([1, 3])
 

@@ -4,12 +4,13 @@ import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.db import OperationalError, close_old_connections
 from django.apps import apps
+from django.db import OperationalError, close_old_connections
 from django_celery_beat.models import PeriodicTask
 
 from config.celery import app
-from dedup import scan_runs, tasks_scan
+from dedup import review
+from dedup import tasks as tasks_scan
 from dedup.models import DuplicateGroup, ScanChunk, ScanRun
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules
 from tests.dedup.test_scan_runs import schedule_migration
@@ -89,7 +90,7 @@ def test_periodic_task_runs_the_chunked_scan_through_a_real_worker(scan_worker, 
 def test_scan_started_while_one_runs_is_refused_by_the_worker(scan_worker):
     # Given a scan in progress
     pairs(2)
-    running = scan_runs.scan_start(dispatch=False)
+    running = review.scan_start(dispatch=False)
 
     # When beat fires the daily task meanwhile
     refused = tasks_scan.scan_scheduled.delay().get(timeout=RESULT_TIMEOUT)
@@ -103,7 +104,7 @@ def test_chunk_delivered_again_after_a_crash_does_not_duplicate_groups(scan_work
     # Given a chunked scan whose first chunk's worker died mid-way (left running, attempted once)
     settings.DEDUP_SCAN_CHUNK_RECORDS = 8
     expected = pairs(10)
-    run = scan_runs.scan_start(entities=["customer"], dispatch=False)
+    run = review.scan_start(entities=["customer"], dispatch=False)
     chunk_ids = list(run.chunks.order_by("index").values_list("pk", flat=True))
     ScanChunk.objects.filter(pk=chunk_ids[0]).update(status=ScanChunk.Status.RUNNING, attempts=1)
 

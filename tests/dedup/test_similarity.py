@@ -3,8 +3,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dedup.normalize import company_name_key, person_name_key, text_key
-from dedup.similarity import (
+from dedup.engine.normalize import company_name_key, person_name_key, text_key
+from dedup.engine.similarity import (
     GENDERED_CAP,
     INITIALS_CAP,
     best_pairs,

@@ -6,7 +6,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from dedup import index, registry
+from dedup import registry
+from dedup.engine import index
 
 
 class Command(BaseCommand):

@@ -7,9 +7,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from dedup import registry, rules
+from dedup import registry
+from dedup.engine import rules
+from dedup.engine.scan import ScanStats, find_groups, records_count
 from dedup.models import MatchKey
-from dedup.scan import ScanStats, find_groups, records_count
 
 # Records whose external ids are read per query when writing the JSON.
 EXTERNAL_ID_BATCH = 2000
@@ -58,7 +59,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"... and {len(groups) - 20} more (use --json to get them all).")
 
     def _expected_rows(self, spec, compiled) -> int:
-        from dedup.scan import _driver
+        from dedup.engine.scan import _driver
 
         kinds = [_driver(rule).lookup_kind for rule in compiled]
         return sum(MatchKey.objects.filter(entity=spec.key, kind=kind).count() for kind in kinds)

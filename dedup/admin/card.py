@@ -1,0 +1,551 @@
+"""Duplicate control on the admin's record cards: the badge, the list behind it, compare and merge, history."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
+from django.contrib.contenttypes.fields import GenericRelation
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.template.loader import select_template
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from dedup.admin.compare import (
+    DuplicateRow,
+    MergeSelectionError,
+    compare_table,
+    duplicate_rows,
+    record_label,
+)
+from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
+from dedup.engine.finder import duplicate_counts, duplicates_of
+from dedup.engine.not_duplicates import not_duplicate_mark
+from dedup.engine.selectors import with_duplicates
+from dedup.merge import (
+    MERGE_PERMISSION,
+    MergeError,
+    merge_history,
+    merge_job_create,
+    merge_undo,
+    merged_survivor,
+)
+from dedup.models import MergeJob
+from dedup.registry import for_model
+
+# The match-field kinds next to which the card shows the badge (the seed: "in the Email and Phone fields").
+BADGE_KINDS = ("phone", "email")
+
+
+class HasDuplicatesFilter(admin.SimpleListFilter):
+    """Change-list filter: records with or without duplicates, read from the match-key index."""
+
+    title = gettext_lazy("duplicates")
+    parameter_name = "has_duplicates"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Has duplicates")), ("no", _("No duplicates"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return with_duplicates(queryset, True)
+        if self.value() == "no":
+            return with_duplicates(queryset, False)
+        return queryset
+
+
+@dataclass
+class HistoryEntry:
+    """One merge job as the history on a card shows it."""
+
+    job: MergeJob
+    survivor_label: str
+    absorbed_labels: list[str]
+    can_undo: bool
+    undo_url: str
+
+    @property
+    def status(self) -> str:
+        return self.job.status
+
+    @property
+    def status_label(self) -> str:
+        return self.job.get_status_display()
+
+    @property
+    def error(self) -> str:
+        return self.job.error
+
+    @property
+    def undone_at(self):
+        return self.job.undone_at
+
+
+@dataclass
+class CardContext:
+    """What the change page of a record needs for duplicate control."""
+
+    count: int
+    duplicates_url: str
+    history_url: str
+    config: dict
+    history: list[HistoryEntry] = field(default_factory=list)
+
+
+@dataclass
+class ListItem:
+    """A row of the list behind the badge with its form state."""
+
+    row: DuplicateRow
+    url: str
+    included: bool
+    priority: bool
+
+
+class DuplicateControlAdminMixin:
+    """Mix into the ModelAdmin of a registered entity: badge, duplicates list, compare screen, merge history.
+
+    Put it ahead of ModelAdmin in the bases (``class CustomerAdmin(DuplicateControlAdminMixin, ModelAdmin)``):
+    its URLs come before the ModelAdmin's catch-all, and the change form it uses extends whichever one the
+    admin would have used otherwise.
+    """
+
+    duplicates_list_limit = 50
+    dedup_change_form_template = "admin/dedup/card/change_form.html"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Wrap the change form the other bases chose (an export button, an app override) instead of replacing it.
+        self.dedup_base_change_form_template = self.change_form_template
+        self.change_form_template = self.dedup_change_form_template
+
+    # --- Assets and URLs ---------------------------------------------------------------------------------
+
+    @property
+    def media(self):
+        return super().media + forms.Media(css={"all": ["dedup/card.css"]}, js=["dedup/card.js"])
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/duplicates/", wrap(self.duplicates_view), name="%s_%s_duplicates" % info),
+            path("<path:object_id>/compare/", wrap(self.compare_view), name="%s_%s_compare" % info),
+            path(
+                "<path:object_id>/merge-history/", wrap(self.merge_history_view), name="%s_%s_merge_history" % info
+            ),
+        ] + super().get_urls()
+
+    def _url(self, name: str, pk) -> str:
+        return reverse(
+            f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{name}", args=[quote(pk)]
+        )
+
+    # --- Permissions -------------------------------------------------------------------------------------
+
+    def has_merge_permission(self, request, records=()) -> bool:
+        """Merging needs the merge permission and the change permission on every record taking part."""
+        return request.user.has_perm(MERGE_PERMISSION) and all(
+            self.has_change_permission(request, record) for record in records or [None]
+        )
+
+    def _record_or_404(self, request, object_id):
+        record = self.get_object(request, unquote(object_id))
+        if record is None:
+            raise Http404(
+                _("%(name)s with ID “%(key)s” doesn’t exist. Perhaps it was deleted?")
+                % {"name": capfirst(self.opts.verbose_name), "key": unquote(object_id)}
+            )
+        if not self.has_change_permission(request, record):
+            raise PermissionDenied
+        return record
+
+    def _redirect_to_card(self, record_or_pk) -> HttpResponseRedirect:
+        pk = getattr(record_or_pk, "pk", record_or_pk)
+        return HttpResponseRedirect(self._url("change", pk))
+
+    def _redirect_if_merged(self, request, record) -> HttpResponseRedirect | None:
+        survivor = merged_survivor(record)
+        if survivor is None:
+            return None
+        messages.warning(
+            request,
+            _("%(record)s was merged into %(survivor)s; its duplicates are that record’s now.")
+            % {"record": record_label(record), "survivor": record_label(survivor)},
+        )
+        return self._redirect_to_card(survivor)
+
+    # --- The card ----------------------------------------------------------------------------------------
+
+    def _badge_anchors(self) -> list[list[str]]:
+        """CSS selectors, per kind, of the phone and email fields or inlines the badge goes next to."""
+        spec = for_model(self.model)
+        if spec is None:
+            return []
+        anchors = []
+        for kind in BADGE_KINDS:
+            selectors = []
+            for match_field in spec.fields:
+                if match_field.kind != kind:
+                    continue
+                for prefetch in match_field.prefetch or ():
+                    relation = self.model._meta.get_field(prefetch.split("__")[0])
+                    if isinstance(relation, GenericRelation):
+                        # The prefix Django gives a generic inline formset of this relation.
+                        target = relation.related_model._meta
+                        selectors.append(
+                            "#%s-%s-%s-%s-group"
+                            % (
+                                target.app_label,
+                                target.model_name,
+                                relation.content_type_field_name,
+                                relation.object_id_field_name,
+                            )
+                        )
+                if not match_field.prefetch:
+                    selectors += [f".fieldBox.field-{match_field.name}", f".form-row.field-{match_field.name}"]
+            if selectors:
+                anchors.append(selectors)
+        return anchors
+
+    def _card_context(self, request, object_id) -> CardContext | None:
+        if not self.has_change_permission(request):
+            return None
+        try:
+            pk = self.opts.pk.to_python(unquote(object_id))
+        except ValidationError:
+            return None
+        count = duplicate_counts(self.model, [pk]).get(pk, 0)
+        duplicates_url = self._url("duplicates", pk)
+        return CardContext(
+            count=count,
+            duplicates_url=duplicates_url,
+            history_url=self._url("merge_history", pk),
+            config={
+                "count": count,
+                "duplicatesUrl": f"{duplicates_url}?{urlencode({'fragment': 1})}",
+                "anchors": self._badge_anchors(),
+                "labels": {
+                    "loading": _("Loading the duplicates…"),
+                    "failed": _("The list could not be loaded. Follow the badge’s link to open it on its own page."),
+                },
+            },
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        extra_context["dedup_card"] = self._card_context(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["dedup_base_change_form"] = self._base_change_form()
+        card = context.get("dedup_card")
+        if card is not None and obj is not None and change:
+            card.history = self._history_entries(request, obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def _base_change_form(self):
+        base = self.dedup_base_change_form_template
+        if isinstance(base, str):
+            return base
+        opts = self.opts
+        return select_template(
+            list(base)
+            if base
+            else [
+                f"admin/{opts.app_label}/{opts.model_name}/change_form.html",
+                f"admin/{opts.app_label}/change_form.html",
+                "admin/change_form.html",
+            ]
+        )
+
+    # --- The change list ---------------------------------------------------------------------------------
+
+    def get_list_display(self, request):
+        # Right after the record's name, where managers look, rather than past the right edge of wide lists.
+        columns = list(super().get_list_display(request))
+        return [*columns[:1], "duplicates_column", *columns[1:]]
+
+    def get_list_filter(self, request):
+        return [*super().get_list_filter(request), HasDuplicatesFilter]
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # One batched count for the whole page, kept on the request and on each row (no query per row).
+        records = list(changelist.result_list)
+        counts = duplicate_counts(self.model, [record.pk for record in records]) if records else {}
+        request.dedup_duplicate_counts = counts
+        for record in records:
+            record.dedup_duplicate_count = counts.get(record.pk, 0)
+        return changelist
+
+    @admin.display(description=gettext_lazy("Duplicates"))
+    def duplicates_column(self, record):
+        count = getattr(record, "dedup_duplicate_count", None)
+        if count is None:  # shown outside the change list: count it alone
+            count = duplicate_counts(self.model, [record.pk]).get(record.pk, 0)
+        if not count:
+            return ""
+        return format_html(
+            '<a class="dedup-count-link" href="{}#duplicates" title="{}">{}</a>',
+            self._url("change", record.pk),
+            ngettext("%(count)d possible duplicate", "%(count)d possible duplicates", count) % {"count": count},
+            count,
+        )
+
+    # --- The list behind the badge -----------------------------------------------------------------------
+
+    def duplicates_view(self, request, object_id):
+        """GET: the list (a fragment for the card's dialog, or a page); POST: remember unticked, go compare."""
+        record = self._record_or_404(request, object_id)
+        redirect = self._redirect_if_merged(request, record)
+        if redirect is not None:
+            return redirect
+        matches = duplicates_of(record, limit=self.duplicates_list_limit)
+        candidate_pks = [match.record.pk for match in matches]
+        in_dialog = request.method == "GET" and request.GET.get("fragment") == "1"
+
+        if request.method == "POST":
+            form = DuplicateSelectionForm(request.POST, current_pk=record.pk, candidate_pks=candidate_pks)
+            if form.is_valid():
+                return self._duplicates_selected(request, record, form)
+        else:
+            form = DuplicateSelectionForm(current_pk=record.pk, candidate_pks=candidate_pks)
+
+        rows = duplicate_rows(record, matches)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Duplicates of %(record)s") % {"record": record_label(record)},
+            "original": record,
+            "media": self.media,
+            "form": form,
+            "rows": rows,
+            "list_rows": self._list_items(form, rows),
+            "current_pk": record.pk,
+            "current_label": record_label(record),
+            "candidate_count": len(rows) - 1,
+            # Keys that did not count because many people share them ("+7 495 …: shared office number").
+            "shared_notes": list(getattr(matches, "notes", [])),
+            "unticked_count": len(form.unticked_pks) if form.is_bound and hasattr(form, "cleaned_data") else 0,
+            "duplicates_url": self._url("duplicates", record.pk),
+            "card_url": self._url("change", record.pk),
+            "can_merge": self.has_merge_permission(request, [row.record for row in rows]),
+            "in_dialog": in_dialog,
+        }
+        template = "admin/dedup/card/_list.html" if in_dialog else "admin/dedup/card/duplicates.html"
+        return TemplateResponse(request, template, context)
+
+    def _list_items(self, form, rows) -> list[ListItem]:
+        # The bound fields give the posted state after an error, the defaults otherwise.
+        priority = form["priority"].value()
+        included = {str(pk) for pk in form["include"].value() or []}
+        items = []
+        for row in rows:
+            items.append(
+                ListItem(
+                    row=row,
+                    url=self._url("change", row.pk),
+                    included=row.is_current or str(row.pk) in included,
+                    priority=str(row.pk) == str(priority),
+                )
+            )
+        return items
+
+    def _duplicates_selected(self, request, record, form: DuplicateSelectionForm):
+        unticked = form.unticked_pks
+        comparing = form.cleaned_data["action"] == DuplicateSelectionForm.ACTION_COMPARE
+        if comparing and not self.has_merge_permission(request, [record]):
+            raise PermissionDenied
+        if unticked:
+            others = list(self.get_queryset(request).filter(pk__in=unticked))
+            if not all(self.has_change_permission(request, other) for other in others):
+                raise PermissionDenied
+            # An unticked record is not the current one; when the others are merged with the current one it is
+            # not them either, so the survivor (whichever it is) never lists it again.
+            kept = form.merged_pks if comparing else [record.pk]
+            for other in others:
+                for pk in kept:
+                    not_duplicate_mark(entity=self.model, pair=(pk, other.pk), user=request.user)
+            messages.success(
+                request,
+                ngettext(
+                    "%(count)d record will no longer be shown as a duplicate of %(record)s.",
+                    "%(count)d records will no longer be shown as duplicates of %(record)s.",
+                    len(others),
+                )
+                % {"count": len(others), "record": record_label(record)},
+            )
+        if not comparing:
+            return self._redirect_to_card(record)
+        merged = form.merged_pks
+        query = urlencode([("records", pk) for pk in merged] + [("priority", merged[0])])
+        return HttpResponseRedirect(f"{self._url('compare', record.pk)}?{query}")
+
+    # --- Compare and merge -------------------------------------------------------------------------------
+
+    def compare_view(self, request, object_id):
+        """GET: the side-by-side screen; POST: queue the merge and go back to the card."""
+        record = self._record_or_404(request, object_id)
+        source = request.POST if request.method == "POST" else request.GET
+        try:
+            pks = [int(pk) for pk in source.getlist("records")]
+            priority_pk = int(source.get("priority") or (pks[0] if pks else record.pk))
+        except ValueError:
+            messages.error(request, _("The records to compare were not understood; open the list again."))
+            return self._redirect_to_card(record)
+        if record.pk not in pks:
+            pks.insert(0, record.pk)
+        visible = set(self.get_queryset(request).filter(pk__in=pks).values_list("pk", flat=True))
+        if set(pks) - visible:
+            messages.error(request, _("Some of the records to compare do not exist or are hidden from you."))
+            return self._redirect_to_card(record)
+        try:
+            table = compare_table(
+                self.model,
+                pks,
+                priority_pk=priority_pk,
+                field_order=flatten_fieldsets(self.get_fieldsets(request, record)),
+            )
+        except MergeSelectionError as error:
+            messages.error(request, str(error))
+            return self._redirect_to_card(record)
+        can_merge = self.has_merge_permission(request, table.records)
+
+        if request.method == "POST":
+            if not can_merge:
+                raise PermissionDenied
+            form = MergeForm(request.POST, table=table)
+            if form.is_valid():
+                try:
+                    merge_job_create(
+                        user=request.user,
+                        survivor=table.priority,
+                        absorbed=table.absorbed,
+                        choices=form.chosen(),
+                        expected=form.expected_raw(),
+                    )
+                except (MergeError, ValidationError) as error:
+                    messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": _reason(error)})
+                else:
+                    messages.success(
+                        request,
+                        _("Merge queued; you will be notified when %(record)s is ready.")
+                        % {"record": record_label(table.priority)},
+                    )
+                    return self._redirect_to_card(table.priority)
+        else:
+            form = MergeForm(table=table)
+
+        chosen = form.chosen() if form.is_bound and form.is_valid() else table.default_choices()
+        columns = [
+            {
+                "record": column_record,
+                "label": record_label(column_record),
+                "url": self._url("change", column_record.pk),
+                "is_priority": column_record.pk == table.priority.pk,
+                "is_current": column_record.pk == record.pk,
+                "make_priority_url": "%s?%s"
+                % (
+                    self._url("compare", record.pk),
+                    urlencode([("records", r.pk) for r in table.records] + [("priority", column_record.pk)]),
+                ),
+            }
+            for column_record in table.records
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Compare and merge %(count)d %(records)s")
+            % {"count": len(table.records), "records": self.opts.verbose_name_plural},
+            "original": record,
+            "media": self.media,
+            "table": table,
+            "form": form,
+            "columns": columns,
+            "colspan": len(table.records) + 2,
+            "choice_rows": form.choice_rows(),
+            "summary": table.summary(chosen),
+            "can_merge": can_merge,
+            "card_url": self._url("change", record.pk),
+            "compare_url": self._url("compare", record.pk),
+            "compare_config": {"priority": table.priority.pk},
+        }
+        return TemplateResponse(request, "admin/dedup/card/compare.html", context)
+
+    # --- Merge history and undo ----------------------------------------------------------------------------
+
+    def _history_entries(self, request, record) -> list[HistoryEntry]:
+        jobs = list(merge_history(record))
+        may_undo = self.has_merge_permission(request, [record])
+        history_url = self._url("merge_history", record.pk)
+        verbose = capfirst(self.opts.verbose_name)
+        return [
+            HistoryEntry(
+                job=job,
+                survivor_label=_("%(model)s #%(pk)s") % {"model": verbose, "pk": job.survivor_id},
+                absorbed_labels=[_("%(model)s #%(pk)s") % {"model": verbose, "pk": pk} for pk in job.absorbed_ids],
+                can_undo=may_undo and job.status == MergeJob.Status.DONE,
+                undo_url=f"{history_url}?{urlencode({'undo': job.pk})}#undo",
+            )
+            for job in jobs
+        ]
+
+    def merge_history_view(self, request, object_id):
+        """GET: the record's merges (and the undo confirmation); POST: undo one of them."""
+        record = self._record_or_404(request, object_id)
+        history = self._history_entries(request, record)
+        by_id = {str(entry.job.pk): entry for entry in history}
+
+        if request.method == "POST":
+            if not self.has_merge_permission(request, [record]):
+                raise PermissionDenied
+            entry = by_id.get(request.POST.get("job", ""))
+            if entry is None:
+                messages.error(request, _("That merge is not in this record’s history."))
+                return HttpResponseRedirect(self._url("merge_history", record.pk))
+            try:
+                merge_undo(job=entry.job, user=request.user)
+            except (MergeError, ValidationError) as error:
+                messages.error(request, _("The merge was not undone: %(reason)s") % {"reason": _reason(error)})
+                return HttpResponseRedirect(self._url("merge_history", record.pk))
+            messages.success(
+                request,
+                ngettext(
+                    "Merge undone: %(records)s is back.",
+                    "Merge undone: %(records)s are back.",
+                    len(entry.absorbed_labels),
+                )
+                % {"records": ", ".join(entry.absorbed_labels)},
+            )
+            return self._redirect_to_card(entry.job.survivor_id)
+
+        undo_entry = by_id.get(request.GET.get("undo", ""))
+        if undo_entry is not None and not undo_entry.can_undo:
+            messages.error(request, _("This merge cannot be undone."))
+            undo_entry = None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Merge history of %(record)s") % {"record": record_label(record)},
+            "original": record,
+            "media": self.media,
+            "history": history,
+            "undo_entry": undo_entry,
+            "card_url": self._url("change", record.pk),
+            "history_url": self._url("merge_history", record.pk),
+        }
+        return TemplateResponse(request, "admin/dedup/card/history.html", context)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error)

@@ -1,0 +1,124 @@
+"""The rules admin ("Duplicate control"): rules with their conditions, what each would flag, not-duplicate pairs."""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from dedup import registry
+from dedup.admin.rule_forms import ConditionForm, ConditionFormSet, RuleForm, entity_group_label
+from dedup.engine import selectors
+from dedup.models import Condition, NotDuplicate, Rule
+
+
+class ConditionInline(admin.TabularInline):
+    model = Condition
+    form = ConditionForm
+    formset = ConditionFormSet
+    extra = 0
+    min_num = 1
+    fields = ["field", "method", "threshold", "fold_email", "position"]
+    verbose_name = _("condition")
+    verbose_name_plural = _("conditions: all must hold")
+
+
+@admin.register(Rule)
+class RuleAdmin(admin.ModelAdmin):
+    form = RuleForm
+    inlines = [ConditionInline]
+    list_display = ["name", "entity", "conditions_summary", "scope_summary", "active", "auto_merge", "position"]
+    list_display_links = ["name"]
+    list_editable = ["active"]
+    list_filter = ["entity", "active", "auto_merge"]
+    search_fields = ["name"]
+    ordering = ["entity", "position", "id"]
+    fieldsets = [
+        (None, {"fields": ["entity", "name", "active", "position"]}),
+        (
+            _("Leads and deals"),
+            {"fields": ["stage_ids", "must_equal"], "description": _("Which records take part, and what must be the same.")},
+        ),
+        (_("Daily scan"), {"fields": ["auto_merge"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("conditions")
+
+    @admin.display(description=_("conditions"))
+    def conditions_summary(self, rule):
+        return _(" and ").join(str(condition) for condition in rule.conditions.all())
+
+    @admin.display(description=_("stages"))
+    def scope_summary(self, rule):
+        spec = rule.spec
+        if spec is None or not spec.stage_field:
+            return "\u2014"
+        if not rule.stage_ids:
+            return _("open stages")
+        return ngettext("%(count)d stage", "%(count)d stages", len(rule.stage_ids)) % {"count": len(rule.stage_ids)}
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        extra_context["rule_form_config"] = {
+            "labels": {spec.key: entity_group_label(spec) for spec in registry.all_specs()}
+        }
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        rule = self.get_object(request, object_id)
+        if rule is not None and request.method == "GET":
+            extra_context["rule_preview"] = selectors.rule_preview(rule)
+            extra_context["rule_entity_label"] = rule.spec.label_plural if rule.spec else rule.entity
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        rule = form.instance
+        spec = rule.spec
+        closed = selectors.closed_stages(spec, rule.stage_ids) if spec else []
+        if closed:
+            messages.warning(
+                request,
+                _(
+                    "This rule includes won or lost stages (%(stages)s). A customer who comes back after a "
+                    "closed deal will have the new request merged into the closed one, and the repeat sale is lost."
+                )
+                % {"stages": ", ".join(str(stage) for stage in closed)},
+            )
+
+    # After a save the rule's own page opens: it shows what the rule would flag before anyone relies on it.
+    def response_post_save_add(self, request, obj):
+        return HttpResponseRedirect(reverse("admin:dedup_rule_change", args=[obj.pk], current_app=self.admin_site.name))
+
+    def response_post_save_change(self, request, obj):
+        return HttpResponseRedirect(reverse("admin:dedup_rule_change", args=[obj.pk], current_app=self.admin_site.name))
+
+
+@admin.register(NotDuplicate)
+class NotDuplicateAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "entity", "records", "created_by", "created_at"]
+    list_filter = ["entity"]
+    search_fields = ["=low_id", "=high_id"]
+    readonly_fields = ["entity", "low_id", "high_id", "created_by", "created_at"]
+    list_select_related = ["created_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("records"))
+    def records(self, pair):
+        try:
+            spec = registry.get(pair.entity)
+        except KeyError:
+            return f"#{pair.low_id}, #{pair.high_id}"
+        links = []
+        for pk in (pair.low_id, pair.high_id):
+            links.append((selectors.record_admin_url(spec, pk) or "#", f"#{pk}"))
+        return format_html_join(", ", '<a href="{}">{}</a>', links)

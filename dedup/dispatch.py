@@ -1,0 +1,26 @@
+"""Send a Celery task by its registered name once the current transaction commits.
+
+Services queue work through here instead of importing `dedup.tasks` (which imports the services): the
+dependency runs one way, tasks -> services, and no module imports the other back. The tasks are registered in
+every process by `DedupConfig.ready`, and the looked-up task object honours eager mode in tests.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from celery import current_app
+from django.db import transaction
+
+
+def task_send(name: str, *, args: list, task_id: str | None = None, on_failure: Callable[[Exception], None] | None = None) -> None:
+    """Send task `name` with `args` after the commit; a broker that refuses it calls `on_failure(error)`."""
+
+    def send() -> None:
+        try:
+            current_app.tasks[name].apply_async(args=args, task_id=task_id)
+        except Exception as error:  # the broker unreachable, a serialisation error: the caller records it
+            if on_failure is None:
+                raise
+            on_failure(error)
+
+    transaction.on_commit(send)

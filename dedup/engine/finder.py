@@ -1,0 +1,360 @@
+"""Find the duplicates of one record, of a page of records, or of data not saved yet, through the match-key index.
+
+Candidates come from the index in one query (the holders of the record's keys, or of its blocking keys for
+fuzzy conditions); the rules are evaluated in Python on the keys of both records. `duplicates_of` takes at
+most four queries however large the base: the rules, the record's keys with how many records hold each, the
+candidates' keys with the pairs marked "not a duplicate", and the matched records.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import connection, models
+from django.db.models import Count, Q
+
+from dedup import registry
+from dedup.engine import keys, rules
+from dedup.engine.rules import CompiledRule, RecordKeys, RuleMatch
+from dedup.models import MatchKey, NotDuplicate, Rule
+from dedup.registry import EntitySpec
+
+ND_TABLE = NotDuplicate._meta.db_table
+# The kind of the rows that carry "not a duplicate" pairs in the candidates' query (no index kind starts so).
+_NOT_DUPLICATE = "_not_duplicate"
+
+
+@dataclass
+class Match:
+    """Another record that is a duplicate: the best rule it matched, every reason in words, and the score."""
+
+    record: models.Model
+    rule: Rule
+    reasons: list[str]
+    score: int
+    rules: list[Rule] = field(default_factory=list)
+
+    @property
+    def pk(self):
+        return self.record.pk
+
+
+class MatchList(list):
+    """The matches of one record, best first; `notes` says which of its keys are shared and so do not count."""
+
+    def __init__(self, matches: Iterable[Match] = (), notes: Iterable[str] = ()):
+        super().__init__(matches)
+        self.notes: list[str] = list(notes)
+
+
+@dataclass
+class _Owner:
+    """A record whose duplicates are looked for (a saved one, or data checked before it is saved)."""
+
+    pk: int | None
+    keys: RecordKeys
+    holders: dict[tuple[str, str], int] = field(default_factory=dict)
+    shared: set[tuple[str, str]] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    candidates: set[int] = field(default_factory=set)
+
+
+def duplicates_of(record: models.Model, *, limit: int = 50) -> MatchList:
+    """Return the records that are duplicates of this one by the active rules, best first, with the reasons."""
+    spec = _spec_for(type(record))
+    compiled = rules.active_rules(spec.key)
+    if not compiled:
+        return MatchList()
+    if record.pk is None:
+        rows = keys.record_rows(spec, record, _needed_kinds(spec, compiled))
+        return _values_matches(spec, rows, limit=limit, compiled=compiled)
+    owners = _load_owners(spec, compiled, [record.pk])
+    owner = owners.get(record.pk)
+    if owner is None:
+        return MatchList()
+    found = _match(spec, compiled, [owner])
+    return MatchList(_as_matches(spec, found.get(record.pk, {}), limit), owner.notes)
+
+
+def duplicates_of_values(
+    entity_key: str,
+    *,
+    values: dict[str, Iterable[object]],
+    stage: models.Model | None = None,
+    equal: dict[str, object] | None = None,
+    limit: int = 50,
+) -> MatchList:
+    """Return the records matching data that is not saved yet, e.g. an incoming lead's {"phone": [...], ...}.
+
+    `values` maps registry field names to raw values; `stage` is the stage the record would be in (leads and
+    deals: without one, rules scoped to stages do not apply); `equal` gives must-be-equal fields ({"service": ...}).
+    """
+    spec = registry.get(entity_key)
+    compiled = rules.active_rules(spec.key)
+    if not compiled:
+        return MatchList()
+    rows = keys.values_rows(spec, values, _needed_kinds(spec, compiled), stage=stage, equal=equal)
+    return _values_matches(spec, rows, limit=limit, compiled=compiled)
+
+
+def duplicate_counts(model: type[models.Model], pks: Iterable[int]) -> dict[int, int]:
+    """Return {pk: number of duplicates} for a page of records in three queries, whatever the page size."""
+    spec = _spec_for(model)
+    ids = [pk for pk in dict.fromkeys(pks) if pk is not None]
+    counts = {pk: 0 for pk in ids}
+    if not ids:
+        return counts
+    compiled = rules.active_rules(spec.key)
+    if not compiled:
+        return counts
+    owners = _load_owners(spec, compiled, ids)
+    for pk, pairs in _match(spec, compiled, list(owners.values())).items():
+        counts[pk] = len(pairs)
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Internals
+
+
+def _spec_for(model: type[models.Model]) -> EntitySpec:
+    spec = registry.for_model(model)
+    if spec is None:
+        raise ValueError(f"{model.__name__} is not registered with duplicate control")
+    return spec
+
+
+def _needed_kinds(spec: EntitySpec, compiled: list[CompiledRule]) -> set[str]:
+    kinds = set().union(*(rule.kinds for rule in compiled)) if compiled else set()
+    identity = rules.identity_kind(spec)
+    if identity:
+        kinds.add(identity)
+    return kinds
+
+
+def _lookup_kinds(compiled: list[CompiledRule]) -> set[str]:
+    return {condition.lookup_kind for rule in compiled for condition in rule.conditions}
+
+
+def _load_owners(spec: EntitySpec, compiled: list[CompiledRule], pks: list[int]) -> dict[int, _Owner]:
+    """Read the keys of these records from the index with, for each lookup key, how many records hold it.
+
+    Plain SQL: this and the candidates' query run on every card and change-list page, and building them with the
+    ORM cost more than running them.
+    """
+    lookup_kinds = sorted(_lookup_kinds(compiled))
+    needed = sorted(_needed_kinds(spec, compiled))
+    table, entity, record_id, kind, key, value = _names()
+    sql = (
+        f"SELECT m.{record_id}, m.{kind}, m.{key}, m.{value}, "
+        # Counted only for the kinds candidates are looked up by (a stage holds thousands of records).
+        f"CASE WHEN m.{kind} IN ({_marks(lookup_kinds)}) THEN (SELECT COUNT(*) FROM {table} h "
+        f"WHERE h.{entity} = m.{entity} AND h.{kind} = m.{kind} AND h.{key} = m.{key}) ELSE 0 END "
+        f"FROM {table} m WHERE m.{entity} = %s AND m.{record_id} IN ({_marks(pks)}) AND m.{kind} IN ({_marks(needed)})"
+    )
+    owners: dict[int, _Owner] = {}
+    lookup = set(lookup_kinds)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*lookup_kinds, spec.key, *pks, *needed])
+        for row_record, row_kind, row_key, row_value, count in cursor.fetchall():
+            owner = owners.setdefault(row_record, _Owner(pk=row_record, keys=RecordKeys()))
+            owner.keys.add(row_kind, row_key, row_value)
+            if row_kind in lookup:
+                owner.holders[(row_kind, row_key)] = count or 0
+    return owners
+
+
+def _names() -> tuple[str, ...]:
+    q = connection.ops.quote_name
+    return (q(MatchKey._meta.db_table), *(q(name) for name in ("entity", "record_id", "kind", "key", "value")))
+
+
+def _marks(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _values_matches(spec: EntitySpec, rows: list[keys.KeyRow], *, limit: int, compiled=None) -> MatchList:
+    compiled = compiled if compiled is not None else rules.active_rules(spec.key)
+    if not compiled or not rows:
+        return MatchList()
+    owner = _Owner(pk=None, keys=RecordKeys.from_rows(rows))
+    lookup_kinds = _lookup_kinds(compiled)
+    wanted = [(row.kind, row.key) for row in rows if row.kind in lookup_kinds]
+    if wanted:
+        condition = Q()
+        for kind, key in wanted:
+            condition |= Q(kind=kind, key=key)
+        counted = (
+            MatchKey.objects.filter(condition, entity=spec.key)
+            .values("kind", "key")
+            .annotate(count=Count("*"))
+            .values_list("kind", "key", "count")
+        )
+        owner.holders = {(kind, key): count for kind, key, count in counted}
+    found = _match(spec, compiled, [owner])
+    return MatchList(_as_matches(spec, found.get(None, {}), limit), owner.notes)
+
+
+def _match(
+    spec: EntitySpec, compiled: list[CompiledRule], owners: list[_Owner]
+) -> dict[int | None, dict[int, list[RuleMatch]]]:
+    """Return {owner pk: {other pk: [how each rule matched]}} with one query for all the candidates."""
+    lookup: dict[str, set[str]] = defaultdict(set)
+    for owner in owners:
+        for rule in compiled:
+            for kind, key in _rule_lookup(rule, owner):
+                lookup[kind].add(key)
+    results: dict[int | None, dict[int, list[RuleMatch]]] = {owner.pk: {} for owner in owners}
+    if not lookup:
+        return results
+    # The holders of the lookup keys (the candidates), and all the keys of theirs the rules read, in one query.
+    table, entity, record_id, kind, key, value = _names()
+    wanted, params = [], []
+    for lookup_kind, kind_keys in sorted(lookup.items()):
+        wanted.append(f"(c.{kind} = %s AND c.{key} IN ({_marks(kind_keys)}))")
+        params += [lookup_kind, *sorted(kind_keys)]
+    needed = sorted(_needed_kinds(spec, compiled))
+    sql = (
+        f"SELECT m.{record_id}, m.{kind}, m.{key}, m.{value} FROM {table} m "
+        f"WHERE m.{entity} = %s AND m.{kind} IN ({_marks(needed)}) AND m.{record_id} IN "
+        f"(SELECT c.{record_id} FROM {table} c WHERE c.{entity} = %s AND ({' OR '.join(wanted)}))"
+    )
+    params = [spec.key, *needed, spec.key, *params]
+    saved = [owner.pk for owner in owners if owner.pk is not None]
+    if saved:
+        # The pairs marked "not a duplicate" ride along in the same query, as rows of their own kind.
+        nd_table, low, high = (connection.ops.quote_name(name) for name in (ND_TABLE, "low_id", "high_id"))
+        sql += (
+            f" UNION ALL SELECT n.{low}, %s, CAST(n.{high} AS VARCHAR(20)), '' FROM {nd_table} n "
+            f"WHERE n.{entity} = %s AND (n.{low} IN ({_marks(saved)}) OR n.{high} IN ({_marks(saved)}))"
+        )
+        params += [_NOT_DUPLICATE, spec.key, *saved, *saved]
+    others: dict[int, RecordKeys] = defaultdict(RecordKeys)
+    holders_of: dict[tuple[str, str], set[int]] = defaultdict(set)
+    not_duplicates: dict[int, set[int]] = defaultdict(set)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for row_record, row_kind, row_key, row_value in cursor.fetchall():
+            if row_kind == _NOT_DUPLICATE:
+                not_duplicates[row_record].add(int(row_key))
+                not_duplicates[int(row_key)].add(row_record)
+                continue
+            others[row_record].add(row_kind, row_key, row_value)
+            if row_key in lookup.get(row_kind, ()):
+                holders_of[(row_kind, row_key)].add(row_record)
+
+    identity = rules.identity_kind(spec)
+    for owner in owners:
+        _find_shared(spec, compiled, owner, holders_of, others, identity)
+        for kind, key in owner.holders:
+            owner.candidates |= holders_of.get((kind, key), set())
+        owner.candidates.discard(owner.pk)
+        owner.candidates -= not_duplicates.get(owner.pk, set())
+        matched = results[owner.pk]
+        for other_pk in owner.candidates:
+            other = others[other_pk]
+            for rule in compiled:
+                result = rules.evaluate(rule, owner.keys, other, owner.shared)
+                if result is not None:
+                    matched.setdefault(other_pk, []).append(result)
+    return results
+
+
+def _rule_lookup(rule: CompiledRule, owner: _Owner) -> list[tuple[str, str]]:
+    """Return the (kind, key) pairs whose holders are this rule's candidates for the owner.
+
+    One condition drives the lookup: the one whose keys the fewest records hold. A contact-only rule looks up
+    all its keys, so that whether a key is shared can be told from its holders' names. Never looked up, as in
+    the scan: contact keys held by more than SHARED_KEY_MAX_HOLDERS records (shared by volume) and blocking keys
+    held by more than rules.MAX_FUZZY_BLOCK (a common word, not a person).
+    """
+    if not rule.in_scope(owner.keys):
+        return []
+    best: tuple[int, list[tuple[str, str]]] | None = None
+    every: list[tuple[str, str]] = []
+    for condition in rule.conditions:
+        kind = condition.lookup_kind
+        owned = owner.keys.get(kind)
+        if not owned:
+            return []  # the record lacks a field the rule needs
+        if condition.fuzzy:
+            limit = rules.MAX_FUZZY_BLOCK
+        elif condition.contact:
+            limit = rules.SHARED_KEY_MAX_HOLDERS
+        else:
+            limit = None
+        usable = [(kind, key) for key in owned if limit is None or owner.holders.get((kind, key), 0) <= limit]
+        every.extend(usable)
+        cost = sum(owner.holders.get(item, 0) for item in usable)
+        if usable and (best is None or cost < best[0]):
+            best = (cost, usable)
+    if rule.contact_only:
+        return every
+    return best[1] if best else []
+
+
+def _find_shared(
+    spec: EntitySpec,
+    compiled: list[CompiledRule],
+    owner: _Owner,
+    holders_of: dict[tuple[str, str], set[int]],
+    others: dict[int, RecordKeys],
+    identity: str | None,
+) -> None:
+    """Mark the owner's contact keys that several different people use (rules.is_shared) and say why."""
+    seen: set[tuple[str, str]] = set()
+    for rule in compiled:
+        if not rule.contact_only:
+            continue
+        for condition in rule.conditions:
+            for key, value in owner.keys.get(condition.kind).items():
+                item = (condition.kind, key)
+                if item in seen:
+                    continue
+                seen.add(item)
+                count = owner.holders.get(item, 0)
+                holder_ids = holders_of.get(item, set()) - {owner.pk}
+                if count <= 1 and not holder_ids:
+                    continue
+                people = set()
+                if identity:
+                    people |= set(owner.keys.get(identity))
+                    for holder in holder_ids:
+                        people |= set(others[holder].get(identity))
+                # The index count includes a saved owner itself; data not saved yet is one more holder.
+                total = max(count + (0 if owner.pk is not None else 1), len(holder_ids) + 1)
+                if rules.is_shared(holders=total, people=len(people)):
+                    owner.shared.add(item)
+                    owner.notes.append(
+                        rules.shared_note(condition.field, key, value, holders=total, people=len(people))
+                    )
+
+
+def _as_matches(spec: EntitySpec, pairs: dict[int, list[RuleMatch]], limit: int) -> list[Match]:
+    """Order the matched records best first, keep `limit` of them and load them (one query)."""
+    ranked = []
+    for pk, matched in pairs.items():
+        matched = sorted(matched, key=lambda item: (-item.score, item.rule.rule.position, item.rule.id))
+        ranked.append((-matched[0].score, -len(matched), pk, matched))
+    ranked.sort(key=lambda item: item[:3])
+    ranked = ranked[: max(0, limit)]
+    if not ranked:
+        return []
+    records = spec.model._default_manager.in_bulk([item[2] for item in ranked])
+    matches = []
+    for _score, _count, pk, matched in ranked:
+        record = records.get(pk)
+        if record is None:
+            continue  # deleted since the index was read
+        reasons = list(dict.fromkeys(item.reason for item in matched))
+        matches.append(
+            Match(
+                record=record,
+                rule=matched[0].rule.rule,
+                reasons=reasons,
+                score=matched[0].score,
+                rules=[item.rule.rule for item in matched],
+            )
+        )
+    return matches

@@ -1,0 +1,373 @@
+"""Scan runs: start one (refused while another runs), plan its chunks, scan them, join them into the queue."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from dedup import registry
+from dedup.dispatch import task_send
+from dedup.engine import rules as dedup_rules
+from dedup.engine import scan as dedup_scan
+from dedup.models import Rule
+from dedup.models.scan import DuplicateGroup, ScanChunk, ScanRun
+
+from .auto_merge import groups_auto_merge
+from .errors import ScanAlreadyRunning, ScanError
+from .queue import FoundGroup, groups_upsert, record_info, record_info_dump, record_info_load
+
+logger = logging.getLogger(__name__)
+
+# Records per chunk: 1,000,000 customers make 10 chunks, enough for a few workers to share evenly while each
+# chunk's fixed costs (reading the "not a duplicate" pairs, planning) stay small. Settings may override it
+# (DEDUP_SCAN_CHUNK_RECORDS).
+# The registered names of the scan's Celery tasks (dedup/tasks.py); the periodic task and queued messages
+# refer to them, so they never change.
+SCHEDULED_SCAN_TASK = "dedup.scan_scheduled"
+PLAN_TASK = "dedup.scan_plan"
+
+SCAN_CHUNK_RECORDS = 100_000
+# More chunks than this only adds overhead: no deployment runs that many scan workers.
+SCAN_MAX_CHUNKS = 64
+# A running scan with no chunk finishing for this long is taken as abandoned (its workers died).
+SCAN_ABANDONED_AFTER = timedelta(hours=3)
+
+
+def _chunk_records() -> int:
+    return max(1, int(getattr(settings, "DEDUP_SCAN_CHUNK_RECORDS", SCAN_CHUNK_RECORDS)))
+
+
+# --- Selectors ------------------------------------------------------------------------------------------------
+
+
+def scan_entities() -> list[str]:
+    """Return the keys of the registered entities that have at least one active rule (one query)."""
+    with_rules = set(Rule.objects.filter(active=True).values_list("entity", flat=True).distinct())
+    return [spec.key for spec in registry.all_specs() if spec.key in with_rules]
+
+
+def scan_running() -> ScanRun | None:
+    return ScanRun.objects.filter(status=ScanRun.Status.RUNNING).first()
+
+
+def scan_progress(run: ScanRun) -> tuple[int, int]:
+    """Return (chunks done, chunks in all) of a run (one query)."""
+    counts = run.chunks.aggregate(
+        total=models.Count("pk"), done=models.Count("pk", filter=models.Q(status=ScanChunk.Status.DONE))
+    )
+    return counts["done"] or 0, counts["total"] or 0
+
+
+def scan_groups(*, run: ScanRun, entity: str) -> list[dedup_scan.Group]:
+    """Return the groups one entity's chunks of a run found, joined across chunks (what the command prints)."""
+    return dedup_scan.merge_groups(_chunk_groups(run, entity, "groups"))
+
+
+def _chunk_records_info(run: ScanRun, entity: str) -> dict:
+    info = {}
+    results = ScanChunk.objects.filter(run=run, entity=entity).values_list("result", flat=True)
+    for result in results.iterator(chunk_size=8):
+        info.update(record_info_load((result or {}).get("records", [])))
+    return info
+
+
+def _chunk_groups(run: ScanRun, entity: str, part: str) -> Iterable[dedup_scan.Group]:
+    results = ScanChunk.objects.filter(run=run, entity=entity).values_list("result", flat=True)
+    for result in results.iterator(chunk_size=8):
+        for ids, reasons, rule_ids in (result or {}).get(part, []):
+            yield dedup_scan.Group(list(ids), list(reasons), list(rule_ids))
+
+
+
+# --- Starting a run -------------------------------------------------------------------------------------------
+
+
+def scan_start(
+    *,
+    trigger: str = ScanRun.Trigger.SCHEDULE,
+    user=None,
+    entities: Sequence[str] | None = None,
+    dispatch: bool = True,
+) -> ScanRun:
+    """Start a scan of the given entities (default: every entity with active rules); raise ScanAlreadyRunning.
+
+    The run row is committed at once (so a second start is refused at once, and the admin shows "planning"),
+    then a task plans its chunks (`scan_plan`, seconds on a large base) and sends them. With `dispatch=False`
+    nothing is sent: the chunks are planned here and the caller runs them itself (`scan_execute`).
+    """
+    scan_all = entities is None
+    if scan_all:
+        entities = scan_entities()
+    else:
+        entities = list(dict.fromkeys(entities))
+        unknown = [key for key in entities if key not in {spec.key for spec in registry.all_specs()}]
+        if unknown:
+            raise ScanError(_("Unknown entity: %(keys)s.") % {"keys": ", ".join(unknown)})
+    if trigger not in ScanRun.Trigger.values:
+        raise ScanError(_("Unknown way to start a scan: %(trigger)s.") % {"trigger": trigger})
+
+    with transaction.atomic():
+        _fail_abandoned()
+        try:
+            with transaction.atomic():
+                run = ScanRun.objects.create(
+                    trigger=trigger,
+                    requested_by=user if getattr(user, "pk", None) else None,
+                    entities=list(entities),
+                )
+        except IntegrityError:
+            raise ScanAlreadyRunning(scan_running()) from None
+        if scan_all:
+            _close_unscanned(entities)
+        if not entities:
+            # Nothing to scan (no active rules): the run is done at once, and says so.
+            run.status = ScanRun.Status.DONE
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "finished_at"])
+        elif dispatch:
+            task_send(PLAN_TASK, args=[run.pk])
+    if not dispatch and run.status == ScanRun.Status.RUNNING:
+        scan_plan(run_id=run.pk)
+        run.refresh_from_db()
+    return run
+
+
+def scan_plan(*, run_id: int) -> list[int]:
+    """Split a run's entities into chunks by key ranges and return the ids of the chunks still to scan.
+
+    Idempotent: a run planned already (a redelivered task) is not planned again; its unfinished chunks are
+    returned to be sent again, which the chunks themselves make harmless.
+    """
+    with transaction.atomic():
+        run = ScanRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != ScanRun.Status.RUNNING:
+            return []
+        if not run.chunks.exists():
+            chunks = []
+            stats = dict(run.stats or {})
+            for key in run.entities:
+                started = time.monotonic()
+                spec = registry.get(key)
+                records = dedup_scan.records_count(spec)
+                count = min(SCAN_MAX_CHUNKS, max(1, math.ceil(records / _chunk_records())))
+                ranges = dedup_scan.plan_chunks(key, count)
+                stats[key] = {
+                    "records": records,
+                    "chunks": len(ranges),
+                    "plan_seconds": round(time.monotonic() - started, 2),
+                }
+                chunks += [ScanChunk(run=run, entity=key, index=i, key_range=r) for i, r in enumerate(ranges)]
+            ScanChunk.objects.bulk_create(chunks)
+            run.stats = stats
+            run.heartbeat_at = timezone.now()
+            run.save(update_fields=["stats", "heartbeat_at"])
+        return list(run.chunks.exclude(status=ScanChunk.Status.DONE).values_list("pk", flat=True))
+
+
+def _close_unscanned(scanned: Sequence[str]) -> None:
+    """Close the open groups of entities no active rule scans any more: nothing would ever update them."""
+    DuplicateGroup.objects.filter(status=DuplicateGroup.Status.OPEN).exclude(entity__in=list(scanned)).update(
+        status=DuplicateGroup.Status.CLOSED,
+        resolution=_("No active rule finds these records any more."),
+        resolved_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+def _fail_abandoned() -> None:
+    limit = timezone.now() - SCAN_ABANDONED_AFTER
+    stuck = ScanRun.objects.select_for_update().filter(status=ScanRun.Status.RUNNING, heartbeat_at__lt=limit).first()
+    if stuck is not None:
+        _run_fail(
+            stuck,
+            _("Abandoned: no part of the scan made progress for %(hours)s hours (its workers stopped).")
+            % {"hours": int(SCAN_ABANDONED_AFTER.total_seconds() // 3600)},
+        )
+
+
+def scan_request(*, trigger: str, user=None) -> ScanRun | None:
+    """Start a scan on the workers for the schedule or the admin; return None (and log) if one is running."""
+    try:
+        return scan_start(trigger=trigger, user=user)
+    except ScanAlreadyRunning as error:
+        logger.info("%s", error)
+        return None
+
+
+def scan_execute(
+    *,
+    entities: Sequence[str] | None = None,
+    trigger: str = ScanRun.Trigger.COMMAND,
+    user=None,
+    progress: Callable[[ScanChunk], None] | None = None,
+) -> ScanRun:
+    """Run a whole scan in this process (the command line): the same run, plan, chunks and join as the workers'."""
+    run = scan_start(trigger=trigger, user=user, entities=entities, dispatch=False)
+    for chunk_id in run.chunks.order_by("entity", "index").values_list("pk", flat=True):
+        try:
+            scan_chunk_process(chunk_id=chunk_id)
+        except Exception as error:
+            scan_chunk_fail(chunk_id=chunk_id, reason=str(error) or error.__class__.__name__)
+            raise
+        if progress is not None:
+            progress(ScanChunk.objects.get(pk=chunk_id))
+    scan_join(run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+# --- Chunks ---------------------------------------------------------------------------------------------------
+
+
+def scan_chunk_process(*, chunk_id: int) -> tuple[int | None, bool]:
+    """Scan one chunk and store its groups; return (run id, whether every chunk of the run is now done).
+
+    Idempotent: a chunk already done is not scanned again (its delivery only reports whether the join is due),
+    and a chunk scanned again after a crash replaces its stored result.
+    """
+    chunk = ScanChunk.objects.select_related("run").filter(pk=chunk_id).first()
+    if chunk is None or chunk.run.status != ScanRun.Status.RUNNING:
+        return (chunk.run_id if chunk else None), False
+    if chunk.status == ScanChunk.Status.DONE:
+        return chunk.run_id, _all_chunks_done(chunk.run_id)
+
+    ScanChunk.objects.filter(pk=chunk.pk).update(
+        status=ScanChunk.Status.RUNNING, attempts=models.F("attempts") + 1, started_at=timezone.now(), error=""
+    )
+    started = time.monotonic()
+    groups = [
+        [group.ids, group.reasons, group.rule_ids]
+        for group in dedup_scan.find_groups(chunk.entity, chunk=chunk.key_range)
+    ]
+    trusted = _trusted_rules(chunk.entity)
+    # The groups trusted rules (auto-merge on) find by themselves: only those are merged without a manager.
+    trusted_groups = (
+        [
+            [group.ids, group.reasons, group.rule_ids]
+            for group in dedup_scan.find_groups(chunk.entity, chunk=chunk.key_range, rules_to_use=trusted)
+        ]
+        if trusted
+        else []
+    )
+    # The managers and last changes of the records found, read here so the workers share it, not the join.
+    records = record_info_dump(record_info(registry.get(chunk.entity), {pk for ids, *_ in groups for pk in ids}))
+    seconds = round(time.monotonic() - started, 3)
+
+    with transaction.atomic():
+        # Locking the run serialises the chunks' endings, so exactly the last one sees nothing left to do.
+        run = ScanRun.objects.select_for_update().get(pk=chunk.run_id)
+        current = ScanChunk.objects.select_for_update().get(pk=chunk.pk)
+        if run.status != ScanRun.Status.RUNNING:
+            return run.pk, False
+        if current.status != ScanChunk.Status.DONE:
+            current.result = {"groups": groups, "trusted": trusted_groups, "records": records}
+            current.groups_found = len(groups)
+            current.seconds = seconds
+            current.status = ScanChunk.Status.DONE
+            current.finished_at = timezone.now()
+            current.error = ""
+            current.save(
+                update_fields=["result", "groups_found", "seconds", "status", "finished_at", "error"]
+            )
+            run.heartbeat_at = timezone.now()
+            run.save(update_fields=["heartbeat_at"])
+        return run.pk, _all_chunks_done(run.pk)
+
+
+def _all_chunks_done(run_id: int) -> bool:
+    return not ScanChunk.objects.filter(run_id=run_id).exclude(status=ScanChunk.Status.DONE).exists()
+
+
+def _trusted_rules(entity: str) -> list:
+    return [rule for rule in dedup_rules.active_rules(entity) if rule.rule.auto_merge]
+
+
+def scan_chunk_retrying(*, chunk_id: int, reason: str) -> None:
+    """Note on a chunk why its attempt failed; its task will try again."""
+    ScanChunk.objects.filter(pk=chunk_id).update(status=ScanChunk.Status.PENDING, error=str(reason)[:2000])
+
+
+@transaction.atomic
+def scan_chunk_fail(*, chunk_id: int, reason: str) -> None:
+    """Give up on a chunk after its retries: the chunk and its run fail with the reason."""
+    chunk = ScanChunk.objects.select_related("run").filter(pk=chunk_id).first()
+    if chunk is None:
+        return
+    run = ScanRun.objects.select_for_update().get(pk=chunk.run_id)
+    ScanChunk.objects.filter(pk=chunk_id).update(
+        status=ScanChunk.Status.FAILED, error=str(reason)[:2000], finished_at=timezone.now()
+    )
+    if run.status == ScanRun.Status.RUNNING:
+        _run_fail(
+            run,
+            _("Part %(index)s of %(entity)s failed: %(reason)s")
+            % {"index": chunk.index + 1, "entity": chunk.entity, "reason": reason},
+        )
+
+
+@transaction.atomic
+def scan_run_fail(*, run_id: int, reason: str) -> None:
+    """Fail a running scan (its join gave up); the queue keeps what earlier scans found."""
+    run = ScanRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is not None and run.status == ScanRun.Status.RUNNING:
+        _run_fail(run, reason)
+
+
+def _run_fail(run: ScanRun, reason: str) -> None:
+    run.status = ScanRun.Status.FAILED
+    run.failure_reason = str(reason)[:4000]
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "failure_reason", "finished_at"])
+
+
+# --- Joining --------------------------------------------------------------------------------------------------
+
+
+def scan_join(*, run_id: int) -> ScanRun | None:
+    """Join a run whose chunks are all done: fill the review queue, close stale groups, auto-merge, finish.
+
+    Idempotent: a run that is not running (already joined, failed) or still has chunks to do is left alone.
+    """
+    with transaction.atomic():
+        run = ScanRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != ScanRun.Status.RUNNING or not _all_chunks_done(run.pk):
+            return run
+        stats = dict(run.stats or {})
+        for entity in run.entities:
+            found = [FoundGroup(g.ids, g.reasons, g.rule_ids) for g in scan_groups(run=run, entity=entity)]
+            outcome = groups_upsert(entity=entity, found=found, run=run, info=_chunk_records_info(run, entity))
+            chunk_seconds = run.chunks.filter(entity=entity).aggregate(total=models.Sum("seconds"))["total"] or 0
+            stats[entity] = {
+                **stats.get(entity, {}),
+                "groups": len(found),
+                "new": outcome.created,
+                "updated": outcome.updated,
+                "closed": outcome.closed,
+                "seconds": round(chunk_seconds, 2),
+            }
+        run.stats = stats
+        run.heartbeat_at = timezone.now()
+        run.save(update_fields=["stats", "heartbeat_at"])
+
+    # Each automatic merge is its own transaction: one that is refused (a record changed meanwhile) leaves its
+    # group in the queue and does not undo the others.
+    for entity in run.entities:
+        trusted = dedup_scan.merge_groups(_chunk_groups(run, entity, "trusted"))
+        merged = groups_auto_merge(entity=entity, trusted=trusted)
+        stats[entity]["auto_merged"] = merged
+
+    with transaction.atomic():
+        run = ScanRun.objects.select_for_update().get(pk=run_id)
+        if run.status == ScanRun.Status.RUNNING:
+            run.stats = stats
+            run.status = ScanRun.Status.DONE
+            run.finished_at = timezone.now()
+            run.save(update_fields=["stats", "status", "finished_at"])
+    return run
