@@ -5,7 +5,7 @@ Runs standalone: `.venv/bin/python bench/bench_growth.py [--sizes 100000 300000 
 (re)creates its own database `bench_growth` on 127.0.0.1:5432 as user postgres (BENCH_PG_URL overrides), fills
 it by COPY with bench_scan_workers.py's customers (a phone and an email each, planted duplicates) and their
 match keys, reads the sizes from PostgreSQL (`pg_total_relation_size`, `pg_indexes_size`, per index
-`pg_relation_size`), then runs one full chunked scan in this process (`scan_runs.scan_execute`: the plan, every
+`pg_relation_size`), then runs one full chunked scan in this process (`review.scan_execute`: the plan, every
 chunk and the join, as one worker would) and reports its time. The database is dropped at the end. The figures
 feed docs/SCALING.md.
 """
@@ -39,7 +39,7 @@ def measure(size: int) -> dict:
     from bench_scan_workers import build_base  # the scan benchmark's base
 
     from dedup.models import ScanChunk, ScanRun
-    from dedup.scan_runs import scan_execute
+    from dedup.review import scan_execute
 
     built = build_base(size)
     figures = {"customers": size, "build_seconds": built["seconds"], "keys": built["keys"]}

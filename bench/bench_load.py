@@ -169,7 +169,7 @@ def main() -> None:
     from django.db import connection
 
     from crm.models import Customer, Lead
-    from dedup import scan_runs
+    from dedup import review
     from dedup.merge.services import merge_job_create
     from dedup.models import MergeJob, ScanRun
 
@@ -203,7 +203,7 @@ def main() -> None:
         wait_healthy(url)
         leads_before = Lead.objects.count()
         started = time.monotonic()
-        run = scan_runs.scan_start(entities=["customer"], trigger=ScanRun.Trigger.COMMAND)
+        run = review.scan_start(entities=["customer"], trigger=ScanRun.Trigger.COMMAND)
         seconds = args.minutes * 60
         locust = subprocess.Popen(
             [str(Path(sys.executable).parent / "locust"), "-f", str(BENCH / "locust_load.py"), "--headless",
