@@ -104,7 +104,8 @@ def start_stack(env: dict, *, port: int, web: int, workers: int, logs: Path) -> 
             for index in range(workers)
         ],
         [str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel=WARNING",
-         "--schedule", str(logs.with_suffix(".beat")), "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
+         "--schedule", str(logs.with_suffix(".beat")),
+         "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
     ]
     return [subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log) for command in commands]
 

@@ -44,7 +44,9 @@ def secret_key() -> str:
 
 
 def environment() -> dict[str, str]:
-    values = {name: os.environ.get(f"PROD_{name}") or os.environ.get(name) or default for name, default in DEFAULTS.items()}
+    values = {
+        name: os.environ.get(f"PROD_{name}") or os.environ.get(name) or default for name, default in DEFAULTS.items()
+    }
     values["DATABASE_URL"] = os.environ.get("PROD_DATABASE_URL") or DEFAULTS["DATABASE_URL"]
     values["DJANGO_SETTINGS_MODULE"] = "config.settings.production"
     values["DJANGO_SECRET_KEY"] = secret_key()
