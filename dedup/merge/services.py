@@ -460,7 +460,9 @@ def merge_job_create(
 def _refuse_pending(model, content_type, records: dict, pks: Sequence) -> None:
     """Refuse records already in a merge or undo that has not ended: one job at a time per record."""
     busy = (
-        MergeJobRecord.objects.filter(content_type=content_type, record_id__in=list(pks), job__status__in=PENDING_STATUSES)
+        MergeJobRecord.objects.filter(
+            content_type=content_type, record_id__in=list(pks), job__status__in=PENDING_STATUSES
+        )
         .order_by("record_id")
         .values_list("record_id", "job_id")
         .first()
@@ -711,7 +713,10 @@ def _undo_back_to_done(job: MergeJob, *, reason: str) -> None:
     job.undo_requested_at = None
     job.save(update_fields=["status", "undone_by", "undo_requested_at"])
     _notify(
-        job, user=undoer, level=Notification.Level.ERROR, message=_("The merge was not undone: %(reason)s") % {"reason": reason}
+        job,
+        user=undoer,
+        level=Notification.Level.ERROR,
+        message=_("The merge was not undone: %(reason)s") % {"reason": reason},
     )
 
 

@@ -355,9 +355,8 @@ def test_api_leads_non_standard_json_and_bad_utf8_are_400(intake_client, body):
 
 
 def test_api_messages_hostile_body_is_400(intake_client):
-    response = intake_client.generic(
-        "POST", MESSAGES, '{"channel": "telegram", "chat_id": "1\\u0000", "text": "hi"}', content_type="application/json"
-    )
+    body = '{"channel": "telegram", "chat_id": "1\\u0000", "text": "hi"}'
+    response = intake_client.generic("POST", MESSAGES, body, content_type="application/json")
     assert response.status_code == 400
     assert "chat_id" in response.json()
     assert _written() == NOTHING
