@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.db import OperationalError, close_old_connections, connection
 from django.urls import reverse
+from kombu import pools
 
 from config.celery import app
 from dedup import review
@@ -270,19 +271,26 @@ def test_worker_killed_mid_undo_the_merge_stands_and_the_user_is_told(worker_pro
 @pytest.fixture
 def unreachable_broker(monkeypatch):
     """Point the app at a broker on a closed port (the producer pools are rebuilt for it, and after)."""
-    saved = app.conf.broker_url, app.conf.broker_transport_options
-    monkeypatch.setenv("CELERY_BROKER_URL", CLOSED_PORT_BROKER)  # Celery reads it before its own setting
+    saved = app.conf.broker_url, app.conf.get("broker_write_url"), app.conf.broker_transport_options
+    # Celery reads the environment before its own settings, and a write URL before the broker URL.
+    monkeypatch.setenv("CELERY_BROKER_URL", CLOSED_PORT_BROKER)
+    monkeypatch.setenv("CELERY_BROKER_WRITE_URL", CLOSED_PORT_BROKER)
 
     def reset_pools():
+        # Every cached connection and producer goes: kombu's global pools, the app's and its amqp's.
+        pools.reset()
         app._pool = None
         app.amqp._producer_pool = None
 
-    app.conf.broker_url = CLOSED_PORT_BROKER
+    app.conf.broker_url = app.conf.broker_write_url = CLOSED_PORT_BROKER
     app.conf.broker_transport_options = {"socket_connect_timeout": 1}
     app.conf.task_always_eager = False
     reset_pools()
+    # Build the producer pool now, on the closed port, and check it: the sends below must go there.
+    with app.producer_pool.acquire(block=True) as producer:
+        assert producer.connection.port == 1 and producer.connection.hostname == "127.0.0.1"
     yield
-    app.conf.broker_url, app.conf.broker_transport_options = saved
+    app.conf.broker_url, app.conf.broker_write_url, app.conf.broker_transport_options = saved
     app.conf.task_always_eager = True
     reset_pools()
 
