@@ -5,9 +5,10 @@ its national number, a folded email and its local part, a date with day and mont
 without legal form ...). Two records are a candidate pair when they share a token whose block holds at most
 ``max_block`` records. A token held by more records (a common first name, an office switchboard, a big
 company) stops being a key on its own, but its holders are re-blocked on that token *plus* each of their other
-tokens ("Ivan" + "Petrov", switchboard + surname): pairs that also agree on another field still meet, while
-the 10,000 Ivans are never compared with each other. A combined block still larger than ``max_block`` is
-dropped (two fields shared by that many records tell nobody apart).
+oversized tokens ("Ivan" + "Smith", a big company + its switchboard); a pair sharing it and a small token
+already meets in the small token's block. So pairs that also agree on another field still meet, while the
+10,000 Ivans are never compared with each other. A combined block still larger than ``max_block`` is dropped
+(two values shared by that many records tell nobody apart).
 """
 from __future__ import annotations
 
@@ -77,25 +78,36 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
     for row, tokens in enumerate(tokens_of):
         for token in tokens:
             blocks[token].append(row)
+    # A pair sharing an oversized token and a small one already meets in the small one's block: only pairs of
+    # oversized tokens need a combined block.
     refined: dict[tuple[str, str], list[int]] = defaultdict(list)
     chunks: list[np.ndarray] = []
+    small_pairs: list[int] = []
+    oversized = set()
     for token, rows in blocks.items():
         if len(rows) < 2:
             continue
-        if len(rows) <= max_block:
+        if len(rows) > max_block:
+            oversized.add(token)
+        elif len(rows) == 2:
+            small_pairs.append(rows[0] * size + rows[1])
+        else:
             chunks.append(_block_pairs(rows, size))
-            continue
-        for row in rows:
-            for other in tokens_of[row]:
-                if other != token:
-                    refined[(token, other) if token < other else (other, token)].append(row)
+    if oversized:
+        for row, tokens in enumerate(tokens_of):
+            big = [token for token in tokens if token in oversized]
+            for first in range(len(big)):
+                for second in range(first + 1, len(big)):
+                    refined[(big[first], big[second])].append(row)
     for rows in refined.values():
-        # Both tokens oversized: the pair is seen from each side; the set below removes the repeat.
-        if 2 <= len(rows) <= max_block:
-            chunks.append(_block_pairs(sorted(set(rows)), size))
-    if not chunks:
-        return np.empty((0, 2), dtype=np.int64)
+        if len(rows) == 2:
+            small_pairs.append(rows[0] * size + rows[1])
+        elif 2 < len(rows) <= max_block:
+            chunks.append(_block_pairs(rows, size))
+    chunks.append(np.asarray(small_pairs, dtype=np.int64))
     codes = np.unique(np.concatenate(chunks))
+    if not len(codes):
+        return np.empty((0, 2), dtype=np.int64)
     return np.stack([codes // size, codes % size], axis=1) if size else np.empty((0, 2), dtype=np.int64)
 
 

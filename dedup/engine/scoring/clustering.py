@@ -46,36 +46,37 @@ def average_linkage(members: list[int], probabilities: dict[tuple[int, int], flo
     """Split one component into clusters joined only while their average cross-pair probability >= threshold.
 
     ``probabilities`` maps (low, high) id pairs to match probabilities; a missing pair counts as 0.
-    Returns the clusters of two or more members.
+    Returns the clusters of two or more members. Each join costs the two clusters' neighbour counts.
     """
     cluster_of = {member: index for index, member in enumerate(members)}
     clusters: dict[int, list[int]] = {index: [member] for index, member in enumerate(members)}
-    # Sum of probabilities between two clusters (keyed low, high cluster id).
-    sums: dict[tuple[int, int], float] = defaultdict(float)
+    # Sum of probabilities between neighbouring clusters, both directions.
+    links: dict[int, dict[int, float]] = defaultdict(dict)
     for (left, right), value in probabilities.items():
         if left in cluster_of and right in cluster_of and value > 0:
             a, b = cluster_of[left], cluster_of[right]
-            sums[(min(a, b), max(a, b))] += value
+            if a != b:
+                links[a][b] = links[a].get(b, 0.0) + value
+                links[b][a] = links[b].get(a, 0.0) + value
     # The strongest average joins first; an entry is stale once either cluster has grown.
-    heap = [(-total, a, b, 1, 1) for (a, b), total in sums.items() if total >= threshold]
+    heap = [(-total, a, b, 1, 1) for a, near in links.items() for b, total in near.items() if a < b and total >= threshold]
     heapq.heapify(heap)
     while heap:
         _negative, a, b, size_a, size_b = heapq.heappop(heap)
         if a not in clusters or b not in clusters or len(clusters[a]) != size_a or len(clusters[b]) != size_b:
             continue
-        merged = a  # keep a's id
-        clusters[merged] = clusters[a] + clusters.pop(b)
-        neighbours: dict[int, float] = defaultdict(float)
-        for (x, y), value in list(sums.items()):
-            if x in (a, b) or y in (a, b):
-                other = y if x in (a, b) else x
-                del sums[(x, y)]
-                if other not in (a, b):
-                    neighbours[other] += value
-        for other, value in neighbours.items():
-            key = (min(merged, other), max(merged, other))
-            sums[key] = value
-            average = value / (len(clusters[merged]) * len(clusters[other]))
+        clusters[a] = clusters[a] + clusters.pop(b)
+        near_b = links.pop(b, {})
+        near_a = links[a]
+        near_a.pop(b, None)
+        near_b.pop(a, None)
+        for other, value in near_b.items():
+            near_a[other] = near_a.get(other, 0.0) + value
+            links[other].pop(b, None)
+        for other, value in near_a.items():
+            links[other][a] = value
+            average = value / (len(clusters[a]) * len(clusters[other]))
             if average >= threshold:
-                heapq.heappush(heap, (-average, key[0], key[1], len(clusters[key[0]]), len(clusters[key[1]])))
+                low, high = min(a, other), max(a, other)
+                heapq.heappush(heap, (-average, low, high, len(clusters[low]), len(clusters[high])))
     return [sorted(members) for members in clusters.values() if len(members) > 1]

@@ -19,7 +19,7 @@ from dedup.engine.scoring.model import (
     FieldWeights,
     Model,
     exact_share_and_tf,
-    expectation_maximisation,
+    learn_m_and_prior,
     initial_m,
     pair_weights,
     probability,
@@ -32,6 +32,8 @@ DEFAULT_THRESHOLD = 0.9
 U_SAMPLE_PAIRS = 50_000
 # Inside a component up to this size every pair is scored before the groups are split (a few ms each).
 FULL_SCORE_MAX = 40
+# An exact agreement vouches for a match (model.learn_m_and_prior) when at most this many records hold the value.
+SESSION_MAX_HOLDERS = 2
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,15 @@ class FieldSpec:
     name: str
     type: str
     label: str = ""
+    # Read the field as these columns' values joined by spaces (first + middle + last name as one name);
+    # empty: the column ``name``.
+    columns: tuple[str, ...] = ()
+
+    def read(self, record: Mapping[str, object]) -> object:
+        if not self.columns:
+            return record.get(self.name)
+        parts = [record.get(column) for column in self.columns]
+        return " ".join(str(part) for part in parts if isinstance(part, str) and not c.is_placeholder(part)) or None
 
 
 @dataclass
@@ -103,7 +114,34 @@ def infer_schema(records: Sequence[Mapping[str, object]], *, skip: Sequence[str]
         for name in record:
             if name not in names and name not in skip:
                 names.append(name)
-    return [FieldSpec(name, infer_type(name, [record.get(name) for record in records[:500]]), name) for name in names]
+    schema = [FieldSpec(name, infer_type(name, [record.get(name) for record in records[:500]]), name) for name in names]
+    names_of_person = [spec.name for spec in schema if spec.type == c.PERSON_NAME]
+    if len(names_of_person) < 2:
+        return schema
+    # A person's name split in columns is compared as one name: first and last name swapped, a middle name
+    # added or a name typed whole into one column all stay the same name.
+    joined = FieldSpec("name", c.PERSON_NAME, "name", tuple(names_of_person))
+    position = next(index for index, spec in enumerate(schema) if spec.type == c.PERSON_NAME)
+    rest = [spec for spec in schema if spec.type != c.PERSON_NAME]
+    return rest[:position] + [joined] + rest[position:]
+
+
+_COUNTRY_COLUMN = re.compile(r"country|country_code|страна", re.IGNORECASE)
+
+
+def infer_region(records: Sequence[Mapping[str, object]]) -> Callable[[Mapping[str, object]], str | None] | None:
+    """Return a reader of each record's own country (for its phones) when a column holds ISO country codes."""
+    import phonenumbers
+
+    regions = phonenumbers.SUPPORTED_REGIONS
+    for name in (records[0] if records else {}):
+        if not _COUNTRY_COLUMN.fullmatch(str(name)):
+            continue
+        values = [record.get(name) for record in records[:500]]
+        codes = [value for value in values if isinstance(value, str) and value.upper() in regions]
+        if codes and len(codes) >= 0.8 * sum(1 for value in values if value):
+            return lambda record, name=name: (str(record.get(name) or "").upper() or None)
+    return None
 
 
 def read_records(records: Sequence[Mapping[str, object]], schema: Sequence[FieldSpec], *,
@@ -118,7 +156,7 @@ def read_records(records: Sequence[Mapping[str, object]], schema: Sequence[Field
             except Exception:
                 record_region = None
         for position, spec in enumerate(schema):
-            columns[position].append(c.prepare(spec.type, record.get(spec.name), region=record_region))
+            columns[position].append(c.prepare(spec.type, spec.read(record), region=record_region))
     return Records(list(schema), columns)
 
 
@@ -188,11 +226,42 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         weights.tf = tf
         weights.tf_floor = 2 / holders if holders else 0.0
         fields.append(weights)
+    _mark_shared_values(records, fields)
     model = Model(fields=fields, prior=0.05)
     if gammas is None:
         gammas = comparison_levels(records, pairs)
-    model.prior, model.iterations = expectation_maximisation(gammas, fields, prior=0.05)
+    agreed = agreed_values(records, pairs, gammas)
+    rare = []
+    for weights, values in zip(fields, agreed):
+        limit = SESSION_MAX_HOLDERS * weights.tf_floor / 2  # tf_floor is the share of two holders
+        rare.append(np.array([value is None or (weights.tf.get(value, 0.0) <= limit and value not in weights.shared)
+                              for value in values], dtype=bool))
+    model.prior, model.iterations = learn_m_and_prior(gammas, fields, rare=rare)
     return model
+
+
+# Contact fields whose values one person owns; a value several people hold is a shared line or mailbox.
+CONTACT_TYPES = (c.PHONE, c.EMAIL)
+
+
+def _mark_shared_values(records: Records, fields: list[FieldWeights]) -> None:
+    """Note, per contact field, the values held by records of different people (told apart by their name)."""
+    identity = next((position for position, spec in enumerate(records.schema) if spec.type == c.PERSON_NAME), None)
+    if identity is None:
+        return
+    names = [value[0].key if value else None for value in records.columns[identity]]
+    for position, (spec, column) in enumerate(zip(records.schema, records.columns)):
+        if spec.type not in CONTACT_TYPES:
+            continue
+        people: dict[str, set[str]] = {}
+        for name, value in zip(names, column):
+            if name is None or not value:
+                continue
+            for item in value:
+                holders = people.setdefault(c.exact_key(spec.type, item), set())
+                if len(holders) < 1000:
+                    holders.add(name)
+        fields[position].shared = {key: len(holders) for key, holders in people.items() if len(holders) > 1}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup.engine.scoring.comparisons import LEVELS, MISSING
+from dedup.engine.scoring.comparisons import LEVELS, MISSING, PERSON_NAME
 
 # Probabilities are kept inside [FLOOR, 1 - FLOOR]: a level never seen is very weak evidence, not infinite.
 FLOOR = 1e-6
@@ -46,6 +46,9 @@ class FieldWeights:
     # Exact value -> share of the records holding a value of this field that hold this one.
     tf: dict[str, float] = field(default_factory=dict)
     tf_floor: float = 0.0
+    # Contact values (a phone, an email) held by records of several different people -> how many people: an
+    # office switchboard or a family mailbox. Agreeing on one says "same office", not "same person".
+    shared: dict[str, int] = field(default_factory=dict)
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -55,8 +58,14 @@ class FieldWeights:
         if level == MISSING:
             return 0.0
         m, u = self.m[level], self.u[level]
-        if level == 0 and agreed is not None and self.tf:
-            u = max(self.tf.get(agreed, self.tf_floor), self.tf_floor)
+        if level == 0 and agreed is not None:
+            if self.tf:
+                u = max(self.tf.get(agreed, self.tf_floor), self.tf_floor)
+            people = self.shared.get(agreed)
+            if people:
+                # The chance that another holder of the value is someone else: 1/2 for a family mailbox, 9/10 for
+                # a switchboard of ten.
+                u = max(u, (people - 1) / people)
         return math.log2(max(m, FLOOR) / max(u, FLOOR))
 
 
@@ -156,6 +165,7 @@ def expectation_maximisation(
     prior: float = 0.05,
     max_iterations: int = EM_MAX_ITERATIONS,
     fixed_m: Sequence[bool] | None = None,
+    update_u: bool = False,
 ) -> tuple[float, int]:
     """Estimate every field's m and the prior from candidate pairs' levels (pairs x fields), u held fixed.
 
@@ -168,12 +178,12 @@ def expectation_maximisation(
     counts = counts.astype(float)
     present = patterns != MISSING
     safe = np.where(present, patterns, 0)
-    log_u = np.zeros(patterns.shape)
-    for column, weights in enumerate(fields):
-        log_u[:, column] = np.where(present[:, column], np.log(np.asarray(weights.u))[safe[:, column]], 0.0)
-    log_u_sum = log_u.sum(axis=1)
     iteration = 0
     for iteration in range(1, max_iterations + 1):
+        log_u = np.zeros(patterns.shape)
+        for column, weights in enumerate(fields):
+            log_u[:, column] = np.where(present[:, column], np.log(np.asarray(weights.u))[safe[:, column]], 0.0)
+        log_u_sum = log_u.sum(axis=1)
         log_m = np.zeros(patterns.shape)
         for column, weights in enumerate(fields):
             log_m[:, column] = np.where(present[:, column], np.log(np.asarray(weights.m))[safe[:, column]], 0.0)
@@ -195,10 +205,74 @@ def expectation_maximisation(
             new_m = _normalised(totals)
             change = max(change, max(abs(a - b) for a, b in zip(new_m, weights.m)))
             weights.m = new_m
+            if update_u:
+                rest = np.bincount(safe[mask, column], weights=(1 - p_match[mask]) * counts[mask], minlength=size)
+                if rest.sum() > 0:
+                    weights.u = _normalised(rest[:size])
         prior = new_prior
         if change < EM_TOLERANCE:
             break
     return prior, iteration
+
+
+# A field's m is taken from vouched pairs when at least this many exist; else EM learns it.
+SEED_MIN_PAIRS = 30
+# A field two random records agree on more often than this is weak evidence (country, state, gender).
+WEAK_U_EXACT = 0.1
+
+
+def learn_m_and_prior(gammas: np.ndarray, fields: list[FieldWeights], *, prior: float = 0.05,
+                      rare: Sequence[np.ndarray | None] | None = None) -> tuple[float, int]:
+    """Estimate m (in place) and the prior from the candidate pairs' levels, without labels.
+
+    One EM over all candidate pairs with u fixed from random pairs collapses: every candidate agrees on
+    something (that is how it became a candidate), far more often than random pairs do, so "match" absorbs
+    them all. Splink's answer is EM sessions on one blocking rule at a time; on a CRM base those sessions still
+    latch onto colleagues (one switchboard, one company) and families (one mailbox). So m is estimated
+    leave-one-out from pairs the other fields vouch for: a field's m is the distribution of its levels over the
+    candidate pairs that agree exactly, on a rare value (held by a few records), on at least two OTHER selective
+    fields. Under the model's own assumption (fields independent given match status) that is an unbiased
+    sample of matches for this field. Weak fields (a country: random records often agree) and fields with too
+    few vouched pairs are then learned by EM with the others fixed, together with the prior.
+
+    ``rare[field]`` marks the pairs whose exact agreement is on a rare value (None: every exact agreement).
+    Returns (prior, EM iterations).
+    """
+    weak = np.array([weights.u[0] > WEAK_U_EXACT for weights in fields])
+    agree = np.zeros(gammas.shape, dtype=bool)
+    for column in range(len(fields)):
+        if weak[column]:
+            continue
+        agree[:, column] = gammas[:, column] == 0
+        if rare is not None and rare[column] is not None:
+            agree[:, column] &= rare[column]
+    # The fields of a person's name (first, last, full name) vouch as one: namesakes share all of them.
+    groups: dict[str, list[int]] = {}
+    for column, weights in enumerate(fields):
+        groups.setdefault(weights.type if weights.type == PERSON_NAME else weights.name, []).append(column)
+    group_of = {column: key for key, columns in groups.items() for column in columns}
+    group_votes = {key: agree[:, columns].any(axis=1) for key, columns in groups.items()}
+    votes = np.sum(list(group_votes.values()), axis=0)
+    learned = np.zeros(len(fields), dtype=bool)
+    names = groups.get(PERSON_NAME)
+    name_agrees = None
+    if names:
+        # Records of one person carry one name, give or take a typo or a variant: a vouched pair of a base with
+        # names must agree on the name too (else colleagues at one switchboard and company vouch for each other).
+        name_agrees = ((gammas[:, names] >= 0) & (gammas[:, names] <= 2)).any(axis=1)
+    for column, weights in enumerate(fields):
+        others = votes - group_votes[group_of[column]]
+        rows = (others >= 2) & (gammas[:, column] != MISSING)
+        if name_agrees is not None and group_of[column] != PERSON_NAME:
+            rows &= name_agrees
+        if rows.sum() < SEED_MIN_PAIRS:
+            continue
+        size = len(weights.m)
+        counts = np.bincount(gammas[rows, column].astype(np.int64), minlength=size)[:size].astype(float)
+        weights.m = _normalised((counts + 0.1) / (counts.sum() + 0.1 * size))
+        learned[column] = True
+    prior, iterations = expectation_maximisation(gammas, fields, prior=prior, fixed_m=list(learned))
+    return prior, iterations
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -243,7 +317,7 @@ def pair_weights(model: Model, gammas: np.ndarray, agreed: list[list[str | None]
         table = np.array([weights.bayes_factor_log2(level) for level in range(len(weights.m))] + [0.0])
         levels = gammas[:, column]
         total += table[np.where(levels == MISSING, len(weights.m), levels)]
-        if agreed is not None and weights.tf:
+        if agreed is not None and (weights.tf or weights.shared):
             exact_weight = table[0]
             for row, value in enumerate(agreed[column]):
                 if value is not None:
