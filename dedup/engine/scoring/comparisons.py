@@ -337,6 +337,8 @@ def _grade_text(a: str, b: str) -> int:
 def _grade_person(a: Person, b: Person) -> int:
     if a.key == b.key:
         return 0
+    if _gendered_pair(a.words, b.words):  # Petrov / Petrova, Ivan / Ivana: in Russian two people, not a typo
+        return len(LEVELS[PERSON_NAME]) - 1
     if len(a.words) == len(b.words) and _pair_variants(a.words, b.words):
         return 1
     similarity = _jaro_winkler(a.key, b.key)
@@ -350,6 +352,14 @@ def _grade_person(a: Person, b: Person) -> int:
     if a.phonetic == b.phonetic:
         return 4
     return 5 if similarity >= MID else 6
+
+
+def _gendered_pair(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Tell whether a word of one name is a word of the other with a feminine ending added (Petrov / Petrova)."""
+    words_b = set(b)
+    words_a = set(a)
+    return any(len(word) >= 3 and (word + "a" in words_b or word + "na" in words_b) for word in words_a) or any(
+        len(word) >= 3 and (word + "a" in words_a or word + "na" in words_a) for word in words_b)
 
 
 def _initials_fit(a: tuple[str, ...], b: tuple[str, ...]) -> bool:

@@ -63,9 +63,9 @@ def level_message(level_name: str | None, *, weight: float, average_exact_weight
     if level_name is None:
         return LEVEL_MESSAGES["missing"]
     if level_name == "exact" and average_exact_weight is not None:
-        if weight >= average_exact_weight + 1:
+        if weight >= average_exact_weight + 2:
             return LEVEL_MESSAGES["exact_rare"]
-        if weight <= average_exact_weight - 1:
+        if weight <= average_exact_weight - 2:
             return LEVEL_MESSAGES["exact_common"]
     return LEVEL_MESSAGES[level_name]
 

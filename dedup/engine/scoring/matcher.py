@@ -120,7 +120,7 @@ def infer_schema(records: Sequence[Mapping[str, object]], *, skip: Sequence[str]
         return schema
     # A person's name split in columns is compared as one name: first and last name swapped, a middle name
     # added or a name typed whole into one column all stay the same name.
-    joined = FieldSpec("name", c.PERSON_NAME, "name", tuple(names_of_person))
+    joined = FieldSpec("name", c.PERSON_NAME, "full name", tuple(names_of_person))
     position = next(index for index, spec in enumerate(schema) if spec.type == c.PERSON_NAME)
     rest = [spec for spec in schema if spec.type != c.PERSON_NAME]
     return rest[:position] + [joined] + rest[position:]
@@ -249,19 +249,39 @@ def _mark_shared_values(records: Records, fields: list[FieldWeights]) -> None:
     identity = next((position for position, spec in enumerate(records.schema) if spec.type == c.PERSON_NAME), None)
     if identity is None:
         return
-    names = [value[0].key if value else None for value in records.columns[identity]]
+    names = [value[0] if value else None for value in records.columns[identity]]
     for position, (spec, column) in enumerate(zip(records.schema, records.columns)):
         if spec.type not in CONTACT_TYPES:
             continue
-        people: dict[str, set[str]] = {}
+        holders: dict[str, dict[str, c.Person]] = {}
         for name, value in zip(names, column):
             if name is None or not value:
                 continue
             for item in value:
-                holders = people.setdefault(c.exact_key(spec.type, item), set())
-                if len(holders) < 1000:
-                    holders.add(name)
-        fields[position].shared = {key: len(holders) for key, holders in people.items() if len(holders) > 1}
+                known = holders.setdefault(c.exact_key(spec.type, item), {})
+                if len(known) < SHARED_MAX_NAMES:
+                    known.setdefault(name.key, name)
+        shared = {}
+        for key, known in holders.items():
+            if len(known) > 1:
+                people = _people_among(list(known.values()))
+                if people > 1:
+                    shared[key] = people
+        fields[position].shared = shared
+
+
+# Names compared per shared value at most (a switchboard of 200 is shared whatever the exact count).
+SHARED_MAX_NAMES = 50
+
+
+def _people_among(names: list[c.Person]) -> int:
+    """Return how many people the names are: spellings of one name (Olga Smirnova / Olga Smirnvoa) are one."""
+    people: list[c.Person] = []
+    different = len(c.LEVELS[c.PERSON_NAME]) - 1
+    for name in names:
+        if not any(c.compare(c.PERSON_NAME, (name,), (known,)) < different - 1 for known in people):
+            people.append(name)
+    return len(people)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -217,6 +217,7 @@ def expectation_maximisation(
 
 # A field's m is taken from vouched pairs when at least this many exist; else EM learns it.
 SEED_MIN_PAIRS = 30
+MAX_PRIOR = 0.5
 # A field two random records agree on more often than this is weak evidence (country, state, gender).
 WEAK_U_EXACT = 0.1
 
@@ -272,7 +273,8 @@ def learn_m_and_prior(gammas: np.ndarray, fields: list[FieldWeights], *, prior: 
         weights.m = _normalised((counts + 0.1) / (counts.sum() + 0.1 * size))
         learned[column] = True
     prior, iterations = expectation_maximisation(gammas, fields, prior=prior, fixed_m=list(learned))
-    return prior, iterations
+    # A base where most candidate pairs are matches is one EM misread (too few pairs to tell): cap it.
+    return min(prior, MAX_PRIOR), iterations
 
 
 # ---------------------------------------------------------------------------------------------------------------
