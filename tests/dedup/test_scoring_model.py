@@ -154,7 +154,7 @@ def background(people: int, seed: int = 11) -> list[dict]:
     return records
 
 
-def test_find_groups_does_not_chain_strangers_through_a_shared_phone():
+def test_find_groups_shared_switchboard_does_not_join_two_people():
     # Two people at one office, each entered twice, all four giving the switchboard; one weak link between them.
     scenario = [
         {"name": "Olga Smirnova", "phone": "+7 495 100-00-01", "email": "olga.smirnova@mail.ru"},
