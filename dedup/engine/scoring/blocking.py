@@ -1,7 +1,7 @@
 """Candidate pairs from several blocking keys at once, with bounded blocks that are refined, never dropped blindly.
 
 Every record gets a few tokens per field (a surname's variant group and its Metaphone code, an E.164 phone and
-its national number, a folded email and its local part, a date with day and month unordered, a company name
+its national number, a folded email, a date with day and month unordered, a company name
 without legal form ...). Two records are a candidate pair when they share a token whose block holds at most
 ``max_block`` records. A token held by more records (a common first name, an office switchboard, a big
 company) stops being a key on its own, but its holders are re-blocked on that token *plus* each of their other
@@ -49,8 +49,6 @@ def field_tokens(field_type: str, prepared: tuple | None) -> set[str]:
             tokens.add("n" + item.national)
         elif field_type == c.EMAIL:
             tokens.add("e" + item.folded)
-            if len(item.local) >= 5:
-                tokens.add("l" + item.local)
         elif field_type == c.IDENTIFIER:
             tokens.add("v" + item)
             if len(item) >= 6:  # one typo leaves one half intact

@@ -43,7 +43,9 @@ LEVELS: dict[str, tuple[str, ...]] = {
     NUMBER: ("exact", "one_digit", "different"),
     IDENTIFIER: ("exact", "one_char", "different"),
     PHONE: ("exact", "same_national_number", "one_digit", "different"),
-    EMAIL: ("exact", "provider_folded", "same_local_part", "fuzzy_high", "different"),
+    # No "same local part" or "similar" level: a local part is mostly the person's name (ivan.petrov@...), so
+    # namesakes agree on it as often as duplicates do, and the name field already counts that evidence.
+    EMAIL: ("exact", "provider_folded", "different"),
     ADDRESS: ("exact", "fuzzy_high", "fuzzy_mid", "different"),
 }
 FIELD_TYPES = tuple(LEVELS)
@@ -436,13 +438,7 @@ def _grade_phone(a: Phone, b: Phone) -> int:
 def _grade_email(a: Email, b: Email) -> int:
     if a.exact == b.exact:
         return 0
-    if a.folded == b.folded:
-        return 1
-    if a.local == b.local and len(a.local) >= 5:
-        return 2
-    if a.folded.split("@", 1)[1] == b.folded.split("@", 1)[1] and _jaro_winkler(a.local, b.local) >= HIGH:
-        return 3
-    return 4
+    return 1 if a.folded == b.folded else 2
 
 
 def _grade_address(a: str, b: str) -> int:

@@ -31,7 +31,6 @@ LEVEL_MESSAGES = {
     "one_char": gettext_noop("%(field)s: one character differs"),
     "same_national_number": gettext_noop("%(field)s: the same number written for another country"),
     "provider_folded": gettext_noop("%(field)s: the same mailbox (dots or a +tag)"),
-    "same_local_part": gettext_noop("%(field)s: the same name at another mail domain"),
     "missing": gettext_noop("%(field)s: missing on one side, no evidence"),
 }
 EVIDENCE_FOR = gettext_noop("%(reason)s (%(weight)s for a match)")

@@ -236,7 +236,17 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         limit = SESSION_MAX_HOLDERS * weights.tf_floor / 2  # tf_floor is the share of two holders
         rare.append(np.array([value is None or (weights.tf.get(value, 0.0) <= limit and value not in weights.shared)
                               for value in values], dtype=bool))
-    model.prior, model.iterations = learn_m_and_prior(gammas, fields, rare=rare)
+    candidate_prior, model.iterations = learn_m_and_prior(gammas, fields, rare=rare)
+    # u is the chance of a level between two RANDOM records, so the prior it is weighed against must be the
+    # share of matches among all pairs, not among the candidates (blocking made those far likelier to match):
+    # matches found ~ candidate prior x candidate pairs, spread over every pair of the base, as Splink's
+    # "probability two random records match". Scoring a candidate with the candidates' prior instead counts
+    # the blocking key twice and makes namesakes look like duplicates.
+    all_pairs = len(records) * (len(records) - 1) / 2
+    if all_pairs:
+        model.prior = float(np.clip(candidate_prior * len(pairs) / all_pairs, 1e-12, 0.5))
+    else:
+        model.prior = candidate_prior
     return model
 
 

@@ -233,8 +233,9 @@ def learn_m_and_prior(gammas: np.ndarray, fields: list[FieldWeights], *, prior: 
     leave-one-out from pairs the other fields vouch for: a field's m is the distribution of its levels over the
     candidate pairs that agree exactly, on a rare value (held by a few records), on at least two OTHER selective
     fields. Under the model's own assumption (fields independent given match status) that is an unbiased
-    sample of matches for this field. Weak fields (a country: random records often agree) and fields with too
-    few vouched pairs are then learned by EM with the others fixed, together with the prior.
+    sample of matches for this field. Weak fields (a country: random records often agree) are then learned by
+    EM with the others fixed, together with the prior; a selective field with too few vouched pairs keeps the
+    starting m of its type (``initial_m``).
 
     ``rare[field]`` marks the pairs whose exact agreement is on a rare value (None: every exact agreement).
     Returns (prior, EM iterations).
@@ -272,7 +273,9 @@ def learn_m_and_prior(gammas: np.ndarray, fields: list[FieldWeights], *, prior: 
         counts = np.bincount(gammas[rows, column].astype(np.int64), minlength=size)[:size].astype(float)
         weights.m = _normalised((counts + 0.1) / (counts.sum() + 0.1 * size))
         learned[column] = True
-    prior, iterations = expectation_maximisation(gammas, fields, prior=prior, fixed_m=list(learned))
+    # Weak fields are learned by EM with the rest fixed; a selective field without enough vouched pairs keeps
+    # its starting m (EM over everything is what collapses).
+    prior, iterations = expectation_maximisation(gammas, fields, prior=prior, fixed_m=list(~weak | learned))
     # A base where most candidate pairs are matches is one EM misread (too few pairs to tell): cap it.
     return min(prior, MAX_PRIOR), iterations
 
