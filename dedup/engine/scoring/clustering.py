@@ -2,7 +2,8 @@
 
 Method: connected components over the pairs at or above the threshold, then, inside each component, average-
 linkage agglomerative clustering: two clusters join only when the AVERAGE match probability over all their
-cross pairs reaches the threshold. Pairs never scored count as probability 0 (the caller scores every pair of a
+cross pairs reaches a bar (the matcher uses 0.5, below its pair threshold: a member must be a likely match of
+most of the group). Pairs never scored count as probability 0 (the caller scores every pair of a
 small component first, so inside a usual group none is missing).
 
 Why average linkage: union-find (single linkage) joins {A, B} and {C, D} through one pair B-C, which is how a
