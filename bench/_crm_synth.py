@@ -123,7 +123,8 @@ class Generator:
         if core is None:
             words = WORDS[country]
             core = self.rng.choice((f"{self.rng.choice(words)} {self.rng.choice(SUFFIXES[country])}",
-                                    self.rng.choice(words), f"{self.rng.choice(words)}{self.rng.choice(words).lower()}"))
+                                    self.rng.choice(words),
+                                    f"{self.rng.choice(words)}{self.rng.choice(words).lower()}"))
             if number is None and self.rng.random() < 0.35:
                 number = str(self.rng.randint(10, 9999))
         company = {"core": core, "number": number, "country": country, "legal": self.rng.choice(LEGAL[country]),

@@ -55,8 +55,9 @@ def test_learn_recovers_m_of_planted_duplicates():
                 "Volkov", "Baker", "Walker", "Wright", "Green", "Hill", "Adams", "Nelson", "Carter", "Roberts"]
     firsts = ["Anna", "Olga", "Ivan", "Petr", "John", "Mary", "Kate", "Paul", "Mark", "Emma", "Oleg", "Irina"]
     for person in range(1500):
+        born = f"19{rng.randint(50, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
         record = {"name": f"{rng.choice(firsts)} {rng.choice(surnames)}{person % 37}",
-                  "phone": f"+7912{person:07d}", "birth_date": f"19{rng.randint(50, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"}
+                  "phone": f"+7912{person:07d}", "birth_date": born}
         records.append(record)
         truth.append(person)
         if person % 5 == 0:
@@ -176,7 +177,8 @@ def test_find_groups_shared_switchboard_does_not_join_two_people():
 
 
 def test_explain_names_each_field_in_english_and_russian():
-    records = [{"first_name": "Michael", "last_name": "Smith", "phone": "+7 912 345-67-89", "email": "m.smith@mail.ru"},
+    records = [{"first_name": "Michael", "last_name": "Smith", "phone": "+7 912 345-67-89",
+                "email": "m.smith@mail.ru"},
                {"first_name": "Smith", "last_name": "Micheal", "phone": "8 912 345 67 89", "email": ""}]
     for record in background(400):
         first, last = record.pop("name").split(" ")

@@ -43,7 +43,9 @@ def components(pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
     return [sorted(members) for members in groups.values() if len(members) > 1]
 
 
-def average_linkage(members: list[int], probabilities: dict[tuple[int, int], float], threshold: float) -> list[list[int]]:
+def average_linkage(
+    members: list[int], probabilities: dict[tuple[int, int], float], threshold: float
+) -> list[list[int]]:
     """Split one component into clusters joined only while their average cross-pair probability >= threshold.
 
     ``probabilities`` maps (low, high) id pairs to match probabilities; a missing pair counts as 0.
@@ -60,7 +62,8 @@ def average_linkage(members: list[int], probabilities: dict[tuple[int, int], flo
                 links[a][b] = links[a].get(b, 0.0) + value
                 links[b][a] = links[b].get(a, 0.0) + value
     # The strongest average joins first; an entry is stale once either cluster has grown.
-    heap = [(-total, a, b, 1, 1) for a, near in links.items() for b, total in near.items() if a < b and total >= threshold]
+    heap = [(-total, a, b, 1, 1)
+            for a, near in links.items() for b, total in near.items() if a < b and total >= threshold]
     heapq.heapify(heap)
     while heap:
         _negative, a, b, size_a, size_b = heapq.heappop(heap)
