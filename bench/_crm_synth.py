@@ -65,7 +65,7 @@ DUPLICATE_SHARE = 0.12
 class Generator:
     def __init__(self, seed: int):
         self.rng = random.Random(seed)
-        self.fakers = {locale: Faker(locale) for locale in {locale for locale, _c, _s in LOCALES}}
+        self.fakers = {locale: Faker(locale) for locale in sorted({locale for locale, _c, _s in LOCALES})}
         for index, faker in enumerate(self.fakers.values()):
             faker.seed_instance(seed + index)
         self.used_phones: set[str] = set()

@@ -193,7 +193,8 @@ def test_explain_names_each_field_in_english_and_russian():
     assert "email: missing on one side, no evidence" in english
     with translation.override("ru"):
         russian = [reason.text() for reason in reasons]
-    assert any(text.startswith("полное имя: варианты одного имени (") and "за совпадение" in text for text in russian), russian
+    assert any(text.startswith("полное имя: варианты одного имени (") and "за совпадение" in text
+               for text in russian), russian
     assert "email: нет на одной из сторон, не в счёт" in russian
     assert any(text.startswith("телефон: совпадает") for text in russian), russian
 
