@@ -23,10 +23,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from crm.models import Company, Customer, Email, Lead, MessengerHandle, Order, Phone, Pipeline, Tag
+from dedup.db import bulk_insert
 from dedup.engine.normalize import phone_e164
 from dedup.signals import records_bulk_saved
-
-from .bulk import bulk_insert
 
 # Rows written per transaction. Large enough that the per-query and per-commit costs (an fsync on SQLite)
 # are spread over many rows, which is what makes 100,000 rows fit in a minute; small enough that a batch

@@ -1,9 +1,9 @@
-"""bulk_insert: multi-row INSERTs that return the new keys, with defaults and prepared values."""
+"""dedup.db bulk_insert: multi-row INSERTs that return the new keys, with defaults and prepared values."""
 import datetime
 from decimal import Decimal
 
 from crm.models import Customer, Lead, Order, Phone, Tag
-from crm.services.bulk import bulk_insert, bulk_insert_instances
+from dedup.db import bulk_insert, bulk_insert_instances
 from tests import factories
 
 
