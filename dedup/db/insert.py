@@ -225,10 +225,18 @@ def _only_db_default(field: models.Field) -> bool:
     return field.has_db_default() and not field.has_default()
 
 
+_db_default_names: dict[type[models.Model], tuple[str, ...]] = {}
+_NONE: frozenset = frozenset()
+
+
 def _db_defaults_given(model: type[models.Model], rows: list[dict[str, Any]]) -> frozenset:
     """Return the columns with only a database default that some row gives (the others are left out)."""
-    names = [field.attname for field in model._meta.concrete_fields if _only_db_default(field)]
-    return frozenset(name for name in names if any(name in row for row in rows)) if names else frozenset()
+    names = _db_default_names.get(model)
+    if names is None:
+        names = _db_default_names[model] = tuple(
+            field.attname for field in model._meta.concrete_fields if _only_db_default(field)
+        )
+    return frozenset(name for name in names if any(name in row for row in rows)) if names else _NONE
 
 
 def _copy(connection, plan: _Plan, values: list, *, keys: bool) -> list[int]:

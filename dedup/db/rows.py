@@ -115,7 +115,8 @@ def instances_where(
     # In the model's own order: Model.from_db maps a partial row onto concrete_fields in that order.
     wanted = None if names is None else {opts.pk.attname, *(opts.get_field(name).attname for name in names)}
     fields = [field for field in opts.concrete_fields if wanted is None or field.attname in wanted]
-    sql = f"SELECT {', '.join(quote(connection, field.column) for field in fields)} FROM {table(connection, model)} WHERE "
+    selected = ", ".join(quote(connection, field.column) for field in fields)
+    sql = f"SELECT {selected} FROM {table(connection, model)} WHERE "
     params: list = []
     for field, value in equal:
         sql += f"{quote(connection, field.column)} = %s AND "
