@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
 from django.contrib.contenttypes.fields import GenericRelation
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.loader import select_template
@@ -39,6 +40,9 @@ from dedup.merge import (
 )
 from dedup.models import MergeJob
 from dedup.registry import for_model
+
+# Records a "Merge selected" list action compares at most: the compare screen shows one column per record.
+MERGE_SELECTED_LIMIT = 10
 
 # The match-field kinds next to which the card shows the badge (the seed: "in the Email and Phone fields").
 BADGE_KINDS = ("phone", "email")
@@ -235,7 +239,12 @@ class DuplicateControlAdminMixin:
                 "count": count,
                 "duplicatesUrl": f"{duplicates_url}?{urlencode({'fragment': 1})}",
                 "anchors": self._badge_anchors(),
+                "contentType": ContentType.objects.get_for_model(self.model).pk,
+                "pk": pk,
                 "labels": {
+                    "changed": _("A merge changed this record while it was open; your edits are still here"),
+                    "mergedAway": _("This record was merged"),
+                    "reload": _("reload"),
                     "loading": _("Loading the duplicates…"),
                     "failed": _("The list could not be loaded. Follow the badge’s link to open it on its own page."),
                 },
@@ -379,6 +388,43 @@ class DuplicateControlAdminMixin:
 
     def get_list_filter(self, request):
         return [*super().get_list_filter(request), HasDuplicatesFilter]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # Offered next to Delete on every registered list, to those who may merge (checked again on the screen).
+        if self.has_merge_permission(request) and self.has_change_permission(request):
+            action = self.get_action("merge_selected")
+            actions[action[1]] = action
+        return actions
+
+    @admin.action(description=gettext_lazy("Merge selected %(verbose_name_plural)s"))
+    def merge_selected(self, request, queryset):
+        """Open the compare screen for the chosen records, the oldest first as the priority record."""
+        records = list(queryset.order_by("pk")[: MERGE_SELECTED_LIMIT + 1])
+        if len(records) < 2:
+            self.message_user(request, _("Choose at least two records to merge."), messages.WARNING)
+            return None
+        if len(records) > MERGE_SELECTED_LIMIT:
+            self.message_user(
+                request,
+                _("Choose at most %(limit)d records to merge at once.") % {"limit": MERGE_SELECTED_LIMIT},
+                messages.WARNING,
+            )
+            return None
+        archived = [record for record in records if getattr(record, "is_archived", False)]
+        if archived:
+            self.message_user(
+                request,
+                _("%(records)s already merged into another record; choose live records.")
+                % {"records": ", ".join(record_label(record) for record in archived)},
+                messages.WARNING,
+            )
+            return None
+        if not self.has_merge_permission(request, records):
+            raise PermissionDenied
+        priority = records[0]
+        query = urlencode([("records", record.pk) for record in records] + [("priority", priority.pk)])
+        return HttpResponseRedirect(f"{self._url('compare', priority.pk)}?{query}")
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
