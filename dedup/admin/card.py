@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext, pgettext
 
 from dedup.admin.compare import (
     DuplicateRow,
@@ -314,8 +314,8 @@ class DuplicateControlAdminMixin:
             "exclude": exclude,
             "labels": {
                 "possible": _("Possible duplicate:"),
-                "open": _("open"),
-                "merge": _("merge"),
+                "open": pgettext("link", "open"),
+                "merge": pgettext("link", "merge"),
             },
         }
 

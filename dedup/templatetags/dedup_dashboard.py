@@ -2,6 +2,7 @@
 from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from dedup.admin import charts
 from dedup.merge import MERGE_PERMISSION
@@ -55,7 +56,10 @@ def dedup_dashboard(context):
                 ),
             },
             {
-                "title": _("Open review queue: %(count)d groups") % {"count": board.open_total},
+                "title": ngettext(
+                    "Open review queue: %(count)d group", "Open review queue: %(count)d groups", board.open_total
+                )
+                % {"count": board.open_total},
                 "svg": charts.hbar_chart(
                     board.open_queue, title=_("Open groups per entity"), empty=_("The review queue is empty.")
                 ),
