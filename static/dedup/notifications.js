@@ -34,6 +34,8 @@
         const local = storage("localStorage");
         const session = storage("sessionStorage");
         const poppedKey = "mw.notifications.popped." + (container.dataset.user || "");
+        // When the server drew the page, by its own clock (the notifications' times are by the same clock).
+        const renderedAt = Date.parse(container.dataset.renderedAt || "") || 0;
         const shown = new Map(); // id -> toast element
         let lastId = 0;
         let timer = null;
@@ -151,10 +153,12 @@
                     // Oldest first, so the newest ends up at the bottom, nearest the corner.
                     data.notifications.slice().reverse().forEach(function (item) {
                         lastId = Math.max(lastId, item.id);
+                        // Whatever happened since the server drew this page is news to it (another tab may
+                        // have popped the toast already).
+                        if (renderedAt && Date.parse(item.created_at) >= renderedAt) announce(item);
                         if (item.id <= seen) return;  // popped on an earlier page: it is in the list now
                         markPopped(item.id);
                         show(item);
-                        announce(item);
                     });
                     setUnread(data.unread);
                 })
