@@ -31,9 +31,10 @@ def _n(number: float) -> str:
 
 
 def _nice_max(value: int) -> int:
-    """Round a maximum up to 1, 2 or 5 times a power of ten, so the axis reads well."""
-    if value <= 0:
-        return 1
+    """Round a maximum up to 2, 5 or 10 times a power of ten, so the axis reads well; at least 2, so that the
+    middle line of a count is a whole number."""
+    if value <= 2:
+        return 2
     step = 1
     while True:
         for factor in (1, 2, 5):
