@@ -190,6 +190,8 @@ def test_screens_main_admin_pages_fit_1366_pixels(live_server, new_page, screens
     assert group is not None
 
     page = new_page(locale)
+    missing = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
     _login(page, live_server, username="root")
     # The width is checked with the navigation open too: the "»" choice is the manager's.
     page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'true')")
@@ -204,3 +206,9 @@ def test_screens_main_admin_pages_fit_1366_pixels(live_server, new_page, screens
 
     # Then none is wider than the screen: wide tables scroll inside their own box
     assert too_wide == {}
+    # and nothing the pages load is missing (the favicon included)
+    assert missing == []
+    # and the dashboard reads in the dark theme too
+    page.goto(f"{live_server.url}/admin/")
+    page.emulate_media(color_scheme="dark")
+    screenshot("index_dark", full_page=False, of=page)
