@@ -1,9 +1,9 @@
 """URL configuration: the admin is the product."""
 from django.conf import settings
 from django.conf.urls.static import static
-from django.templatetags.static import static as static_url
 from django.contrib import admin
 from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static as static_url
 from django.urls import include, path
 from django.views.generic import RedirectView
 

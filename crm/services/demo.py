@@ -945,7 +945,9 @@ def demo_seed_once(*, customers: int, seed: int = DEFAULT_SEED, scan: bool = Tru
     if scan:
         run = scan_execute(trigger=ScanRun.Trigger.COMMAND)
         report.scan_groups = {
-            entity: figures.get("groups", 0) for entity, figures in (run.stats or {}).items() if isinstance(figures, dict)
+            entity: figures.get("groups", 0)
+            for entity, figures in (run.stats or {}).items()
+            if isinstance(figures, dict)
         }
     return report
 

@@ -335,7 +335,8 @@ class DuplicateControlAdminMixin:
         exclude = request.GET.get("exclude", "")
         exclude_pk = int(exclude) if exclude.isdigit() else None
         found = typed_duplicates(spec, inputs=inputs, stage=stage, exclude_pk=exclude_pk)
-        visible = set(self.get_queryset(request).filter(pk__in=[item.pk for item in found]).values_list("pk", flat=True))
+        shown = self.get_queryset(request).filter(pk__in=[item.pk for item in found])
+        visible = set(shown.values_list("pk", flat=True))
         may_merge = exclude_pk is not None and self.has_merge_permission(request)
         items = []
         for item in found:

@@ -98,7 +98,8 @@ def day_bar_chart(days: Sequence[tuple[date, int]], *, title: str, empty: str, w
             format_html(
                 '<rect x="{}" y="{}" width="{}" height="{}" style="fill: var(--secondary)">'
                 "<title>{}: {}</title></rect>",
-                _n(x), _n(top_pad + plot_h - bar_h), _n(max(1.0, slot - 2)), _n(bar_h), date_format(day, "SHORT_DATE_FORMAT"), value,
+                _n(x), _n(top_pad + plot_h - bar_h), _n(max(1.0, slot - 2)), _n(bar_h),
+                date_format(day, "SHORT_DATE_FORMAT"), value,
             )
         )
     for index in sorted({0, len(days) // 2, len(days) - 1}):
@@ -111,7 +112,9 @@ def day_bar_chart(days: Sequence[tuple[date, int]], *, title: str, empty: str, w
     return _frame(width, height, title, "".join(str(part) for part in parts))
 
 
-def line_chart(series: dict[str, Sequence[tuple[object, int]]], *, title: str, empty: str, width: int = 340) -> SafeString:
+def line_chart(
+    series: dict[str, Sequence[tuple[object, int]]], *, title: str, empty: str, width: int = 340
+) -> SafeString:
     """One line per series over the same points in time (the scans), with a legend above."""
     points = max((len(values) for values in series.values()), default=0)
     if not points:
