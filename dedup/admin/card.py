@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
 from django.contrib.contenttypes.fields import GenericRelation
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.loader import select_template
 from django.template.response import TemplateResponse
@@ -273,7 +273,7 @@ class DuplicateControlAdminMixin:
                 name, _sep, attr = column.partition("__")
                 try:
                     model_field = self.model._meta.get_field(name)
-                except Exception:  # a column of a property: not a form input
+                except FieldDoesNotExist:  # a column of a property: not a form input
                     continue
                 if isinstance(model_field, GenericRelation):
                     target = model_field.related_model._meta

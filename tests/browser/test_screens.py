@@ -86,6 +86,9 @@ def test_screens_manager_is_warned_merges_from_the_list_and_sees_the_card_keep_u
     edited_card = page.context.new_page()
     edited_card.goto(card_url)
     edited_card.fill("#id_position", "Head of purchasing")
+    # and the card of a record that will be merged away
+    absorbed_card = page.context.new_page()
+    absorbed_card.goto(f"{live_server.url}/admin/crm/customer/{third.pk}/change/")
 
     # When the manager picks the three customers on the list and runs "Merge selected"
     page.goto(f"{live_server.url}/admin/crm/customer/")
@@ -111,6 +114,8 @@ def test_screens_manager_is_warned_merges_from_the_list_and_sees_the_card_keep_u
     clean_card.locator('input[value="ivan.petrov@example.com"]').wait_for(timeout=MERGE_TIMEOUT_MS)
     assert MergeJob.objects.get().status == MergeJob.Status.DONE
     clean_card.locator("#mw-toasts .mw-toast--success").wait_for()
+    # the toast leaves room below the page's last line, so it never hides the end of the page
+    assert clean_card.evaluate("parseInt(document.body.style.paddingBottom, 10)") > 0
     screenshot("card_refreshed", full_page=False, of=clean_card)
     # and the card with an unsaved edit keeps it and says the record changed, with a link to reload
     stale = edited_card.locator("#dedup-stale")
@@ -118,6 +123,11 @@ def test_screens_manager_is_warned_merges_from_the_list_and_sees_the_card_keep_u
     assert "A merge changed this record" in stale.inner_text()
     assert edited_card.locator("#id_position").input_value() == "Head of purchasing"
     screenshot("card_with_edits_told", full_page=False, of=edited_card)
+    # and the merged-away record's card says so, with a link to the survivor
+    gone = absorbed_card.locator("#dedup-stale")
+    gone.wait_for(timeout=MERGE_TIMEOUT_MS)
+    assert "This record was merged" in gone.inner_text()
+    assert gone.locator("a").get_attribute("href").endswith(f"/admin/crm/customer/{oldest.pk}/change/")
 
     # And the toast popped once: on the next page it is in the list, not in the corner again
     page.goto(f"{live_server.url}/admin/crm/customer/")
