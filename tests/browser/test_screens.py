@@ -242,3 +242,31 @@ def test_screens_main_admin_pages_fit_1366_pixels(default_rules, live_server, ne
     page.goto(f"{live_server.url}/admin/")
     page.emulate_media(color_scheme="dark")
     screenshot("index_dark", full_page=False, of=page)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_screens_warning_and_list_action_speak_russian(default_rules, live_server, new_page, screenshot):
+    # Given a saved customer and a manager whose browser asks for Russian
+    _manager()
+    _customer("Иван", "Петров", phone="+7 912 345-67-89")
+    page = new_page("ru-RU")
+    _login(page, live_server)
+
+    # When the manager types the phone into a new customer
+    page.goto(f"{live_server.url}/admin/crm/customer/add/")
+    page.locator('input[name$="-0-number"][name^="crm-phone"]').fill("8 912 345 67 89")
+
+    # Then the warning is in Russian, with its links
+    warning = page.locator(".dedup-typing-warning")
+    warning.wait_for()
+    assert "Возможный дубль: Петров Иван" in warning.inner_text()
+    assert warning.locator("a.dedup-typing-open").inner_text() == "открыть"
+    warning.evaluate("node => node.scrollIntoView({block: 'center'})")
+    screenshot("warning_ru", full_page=False, of=page)
+
+    # And the list offers "Merge selected" in Russian
+    page.goto(f"{live_server.url}/admin/crm/customer/")
+    labels = page.locator('select[name="action"] option').all_inner_texts()
+    assert any(label.startswith("Объединить выбранные") for label in labels)
+    assert _page_width(page) <= WIDTH
+    screenshot("list_ru", full_page=False, of=page)
