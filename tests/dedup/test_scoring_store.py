@@ -89,3 +89,30 @@ def test_scoring_decisions_fold_not_a_duplicate_is_non_match_evidence():
 def test_scoring_decisions_fold_without_a_model_does_nothing():
     assert store.scoring_decisions_fold(entity="customer", schema=SCHEMA, pairs=[({}, {}, True)]) is None
     assert not ScoringModel.objects.exists()
+
+
+@pytest.mark.django_db
+def test_scoring_model_admin_shows_weights_read_only_and_saves_the_threshold(admin_client):
+    stored = store.scoring_model_save(entity="customer", model=learned_model())
+    url = f"/admin/dedup/scoringmodel/{stored.pk}/change/"
+
+    page = admin_client.get(url)
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "+10.8" in text  # phone exact: log2(0.9 / 0.0005)
+    assert 'name="weights-0-m"' not in text  # the weights are shown, not editable
+    response = admin_client.post(url, {"threshold": "0.97", "weights-TOTAL_FORMS": "0", "weights-INITIAL_FORMS": "0"})
+    assert response.status_code == 302
+    stored.refresh_from_db()
+    assert stored.threshold == 0.97
+
+
+@pytest.mark.django_db
+def test_scoring_model_admin_refuses_a_threshold_that_makes_no_sense(admin_client):
+    stored = store.scoring_model_save(entity="customer", model=learned_model())
+    response = admin_client.post(f"/admin/dedup/scoringmodel/{stored.pk}/change/",
+                                 {"threshold": "1.5", "weights-TOTAL_FORMS": "0", "weights-INITIAL_FORMS": "0"})
+    assert response.status_code == 200
+    stored.refresh_from_db()
+    assert stored.threshold == 0.9
