@@ -2,10 +2,10 @@
 import pytest
 from django.core.management import call_command
 
+from dedup import registry
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring.entity import entity_schema, scoring_learn
 from dedup.models import ScoringModel, ScoringWeight
-from dedup import registry
 from tests import factories
 
 FIRSTS = ["Anna", "Olga", "Ivan", "Petr", "John", "Mary", "Kate", "Paul", "Mark", "Emma", "Oleg", "Irina", "Denis"]
