@@ -859,7 +859,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
         return lead, "", "", False
     # The duplicate engine; an import error here means it is missing, and the request fails loudly.
     from dedup.engine.finder import duplicates_of
-    from dedup.merge import records_merge
+    from dedup.merge.system import system_merge_run
 
     matches = [
         match
@@ -900,7 +900,12 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
             for name in UPDATABLE_LEAD_FIELDS
             if getattr(lead, name) not in (None, "") and getattr(lead, name) != getattr(survivor, name)
         }
-    records_merge(survivor=survivor, absorbed=absorbed, choices=choices, user=None)
+    # A merge job run here and now: in the survivor's merge history, undoable like any other merge.
+    job = system_merge_run(survivor=survivor, absorbed=absorbed, choices=choices)
+    if job.status != job.Status.DONE:
+        reason = _("The leads sharing the phone could not be merged: %(error)s") % {"error": job.error}
+        _add_note(lead, reason)
+        return lead, "", reason, False
     survivor.refresh_from_db()
     reason = _("Merged into lead #%(survivor)s: %(leads)s.") % {"survivor": survivor.pk, "leads": described}
     _add_note(survivor, reason)

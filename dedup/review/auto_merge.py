@@ -14,6 +14,7 @@ from dedup import registry
 from dedup.engine import scan as dedup_scan
 from dedup.merge import MergeError, merge_job_run, record_admin_url
 from dedup.merge.fields import record_label
+from dedup.merge.system import system_merge_job_create
 from dedup.models import MergeJob, MergeJobRecord, Notification, Rule
 from dedup.models.scan import DuplicateGroup, DuplicateGroupMember
 from dedup.notifications import notification_send
@@ -92,7 +93,7 @@ def _auto_merge_one(
             if group is not None and (group.status != DuplicateGroup.Status.OPEN or group.merge_job_id):
                 return None  # a manager (or an earlier try) already acted on it
             whole_group = group is not None and group.size == len(records)
-        job = _system_merge_job_create(spec, content_type, survivor=survivor, absorbed=absorbed)
+        job = system_merge_job_create(survivor=survivor, absorbed=absorbed)
         if whole_group:
             DuplicateGroup.objects.filter(pk=group_id).update(merge_job_id=job.pk, updated_at=timezone.now())
     with translation.override(settings.LANGUAGE_CODE):
@@ -106,32 +107,6 @@ def _auto_merge_one(
     survivor.refresh_from_db()
     _notify_owners(
         spec, job=job, survivor=survivor, count=len(absorbed), owner_ids=owner_ids, found=found, rule_names=rule_names
-    )
-    return job
-
-
-def _system_merge_job_create(
-    spec: EntitySpec, content_type: ContentType, *, survivor: models.Model, absorbed: Sequence[models.Model]
-) -> MergeJob:
-    """Record an automatic merge as a merge job without a requesting user, so it is in the history and undoable.
-
-    `merge_job_create` insists on a user with the merge permission, which the scheduler is not; the job it
-    makes is the same row, run by the same `merge_job_run`.
-    """
-    job = MergeJob.objects.create(
-        entity_key=spec.key,
-        content_type=content_type,
-        survivor_id=survivor.pk,
-        absorbed_ids=[record.pk for record in absorbed],
-        created_by=None,
-        language=settings.LANGUAGE_CODE,
-    )
-    MergeJobRecord.objects.bulk_create(
-        [MergeJobRecord(job=job, content_type=content_type, record_id=survivor.pk, role=MergeJobRecord.Role.SURVIVOR)]
-        + [
-            MergeJobRecord(job=job, content_type=content_type, record_id=record.pk, role=MergeJobRecord.Role.ABSORBED)
-            for record in absorbed
-        ]
     )
     return job
 
