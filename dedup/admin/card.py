@@ -27,6 +27,7 @@ from dedup.admin.compare import (
 )
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
 from dedup.engine.finder import duplicate_counts, duplicates_of
+from dedup import audit
 from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.engine.selectors import with_duplicates
 from dedup.merge import (
@@ -368,12 +369,11 @@ class DuplicateControlAdminMixin:
             others = list(self.get_queryset(request).filter(pk__in=unticked))
             if not all(self.has_change_permission(request, other) for other in others):
                 raise PermissionDenied
-            # An unticked record is not the current one; when the others are merged with the current one it is
-            # not them either, so the survivor (whichever it is) never lists it again.
-            kept = form.merged_pks if comparing else [record.pk]
+        if unticked and not comparing:
+            # "Not duplicates" confirmed: the unticked records are not the current one.
             for other in others:
-                for pk in kept:
-                    not_duplicate_mark(entity=self.model, pair=(pk, other.pk), user=request.user)
+                not_duplicate_mark(entity=self.model, pair=(record.pk, other.pk), user=request.user)
+                audit.not_duplicates_logged(user=request.user, records=[record, other])
             messages.success(
                 request,
                 ngettext(
@@ -385,8 +385,11 @@ class DuplicateControlAdminMixin:
             )
         if not comparing:
             return self._redirect_to_card(record)
+        # Unticked records travel with the comparison: the merge remembers them only once it is confirmed.
         merged = form.merged_pks
-        query = urlencode([("records", pk) for pk in merged] + [("priority", merged[0])])
+        query = urlencode(
+            [("records", pk) for pk in merged] + [("priority", merged[0])] + [("left_out", pk) for pk in unticked]
+        )
         return HttpResponseRedirect(f"{self._url('compare', record.pk)}?{query}")
 
     # --- Compare and merge -------------------------------------------------------------------------------
@@ -398,6 +401,7 @@ class DuplicateControlAdminMixin:
         try:
             pks = [int(pk) for pk in source.getlist("records")]
             priority_pk = int(source.get("priority") or (pks[0] if pks else record.pk))
+            left_out = [int(pk) for pk in source.getlist("left_out")]
         except ValueError:
             messages.error(request, _("The records to compare were not understood; open the list again."))
             return self._redirect_to_card(record)
@@ -418,11 +422,12 @@ class DuplicateControlAdminMixin:
             messages.error(request, str(error))
             return self._redirect_to_card(record)
         can_merge = self.has_merge_permission(request, table.records)
+        left_out = list(self.get_queryset(request).filter(pk__in=set(left_out) - set(pks)).values_list("pk", flat=True))
 
         if request.method == "POST":
             if not can_merge:
                 raise PermissionDenied
-            form = MergeForm(request.POST, table=table)
+            form = MergeForm(request.POST, table=table, left_out=left_out)
             if form.is_valid():
                 try:
                     merge_job_create(
@@ -431,6 +436,7 @@ class DuplicateControlAdminMixin:
                         absorbed=table.absorbed,
                         choices=form.chosen(),
                         expected=form.expected_raw(),
+                        left_out=form.cleaned_data.get("left_out") or [],
                     )
                 except (MergeError, ValidationError) as error:
                     messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": _reason(error)})
@@ -442,7 +448,7 @@ class DuplicateControlAdminMixin:
                     )
                     return self._redirect_to_card(table.priority)
         else:
-            form = MergeForm(table=table)
+            form = MergeForm(table=table, left_out=left_out)
 
         chosen = form.chosen() if form.is_bound and form.is_valid() else table.default_choices()
         columns = [
@@ -455,7 +461,11 @@ class DuplicateControlAdminMixin:
                 "make_priority_url": "%s?%s"
                 % (
                     self._url("compare", record.pk),
-                    urlencode([("records", r.pk) for r in table.records] + [("priority", column_record.pk)]),
+                    urlencode(
+                        [("records", r.pk) for r in table.records]
+                        + [("priority", column_record.pk)]
+                        + [("left_out", pk) for pk in left_out]
+                    ),
                 ),
             }
             for column_record in table.records

@@ -18,9 +18,9 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from dedup import registry
+from dedup import audit, registry
 from dedup.dispatch import task_send
-from dedup.engine.not_duplicates import not_duplicates_carry
+from dedup.engine.not_duplicates import not_duplicates_carry, not_duplicates_write
 from dedup.models import MergeJob, MergeJobRecord, Notification
 from dedup.notifications import notification_send
 from dedup.signals import records_bulk_saved
@@ -225,13 +225,15 @@ def records_merge(
     choices: Mapping[str, int] | None = None,
     user=None,
     expected: Mapping | None = None,
+    left_out: Sequence[int] = (),
 ) -> MergeResult:
     """Merge ``absorbed`` into ``survivor`` in one transaction; raise MergeError and change nothing if it can't.
 
     The records are locked (in pk order) and re-read; any that is gone, archived, merged meanwhile or changed
     since the version in ``expected`` ({pk: updated_at}) refuses the merge. The survivor keeps its values,
     fills its empty fields from the absorbed records in order, or takes what ``choices`` ({field: pk}) says;
-    every related row moves to it in bulk; the absorbed records are archived, pointing at it.
+    every related row moves to it in bulk; the absorbed records are archived, pointing at it. Records in
+    ``left_out`` (unticked by the manager) are stored as not duplicates of the merged records.
     """
     model = _mergeable_model(type(survivor))
     if survivor.pk is None:
@@ -285,6 +287,8 @@ def records_merge(
                 setattr(record, attname, value)
         survivor.save()
         carried = _not_duplicates_carry(model, survivor.pk, absorbed_pks)
+        if left_out and registry.for_model(model) is not None:
+            carried += not_duplicates_write(entity=model, kept_ids=pks, left_out_ids=left_out, user=user)
         note = _merge_note_create(
             model=model, survivor=survivor, absorbed=absorbed, user=user, content_type=content_type
         )
@@ -343,8 +347,12 @@ def merge_job_create(
     absorbed: Sequence[models.Model],
     choices: Mapping[str, int] | None = None,
     expected: Mapping | None = None,
+    left_out: Sequence[int] = (),
 ) -> MergeJob:
-    """Queue a merge to run in the background; the task is sent once the job is committed."""
+    """Queue a merge to run in the background; the task is sent once the job is committed.
+
+    ``left_out``: records the manager unticked; the merge remembers them as not duplicates when it runs.
+    """
     model = _mergeable_model(type(survivor))
     spec = registry.for_model(model)
     if spec is None:
@@ -374,6 +382,7 @@ def merge_job_create(
         absorbed_ids=absorbed_pks,
         choices=choices,
         expected=expected,
+        left_out_ids=sorted({int(pk) for pk in left_out} - set(pks)),
         created_by=user,
         language=translation.get_language() or "",
         celery_task_id=str(uuid.uuid4()),
@@ -452,6 +461,7 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
                     choices=job.choices,
                     user=job.created_by,
                     expected=job.expected,
+                    left_out=job.left_out_ids or (),
                 )
             except MergeError as error:
                 job.status = MergeJob.Status.FAILED
@@ -469,6 +479,7 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
             job.snapshot = result.snapshot
             job.finished_at = timezone.now()
             job.save(update_fields=["status", "error", "snapshot", "finished_at"])
+            audit.merge_logged(user=job.created_by, job_id=job.pk, survivor=result.survivor, absorbed=result.absorbed)
             _notify(
                 job,
                 level=Notification.Level.SUCCESS,
@@ -521,5 +532,12 @@ def merge_undo(*, job: MergeJob, user) -> MergeJob:
     job.undone_at = timezone.now()
     job.undone_by = user
     job.save(update_fields=["status", "undone_at", "undone_by"])
+    restored = model._base_manager.in_bulk([job.survivor_id, *job.absorbed_ids])
+    audit.undo_logged(
+        user=user,
+        job_id=job.pk,
+        survivor=restored.get(job.survivor_id),
+        absorbed=[restored[pk] for pk in job.absorbed_ids if pk in restored],
+    )
     _reindex_on_commit(model, [job.survivor_id, *job.absorbed_ids])
     return job

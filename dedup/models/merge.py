@@ -25,6 +25,9 @@ class MergeJob(models.Model):
     absorbed_ids = models.JSONField(_("merged records"), default=list)
     # {field name: record id} the user picked on the compare screen.
     choices = models.JSONField(_("field choices"), default=dict, blank=True)
+    # Records the manager unticked from this merge: the merge stores them as "not a duplicate" of the merged
+    # records when it runs (and its undo forgets those pairs again), never before the manager confirms.
+    left_out_ids = models.JSONField(_("records left out"), default=list, blank=True)
     # {record id: updated_at (ISO)} as the compare screen showed them; a record changed since fails the job.
     expected = models.JSONField(_("versions seen"), default=dict, blank=True)
     created_by = models.ForeignKey(
