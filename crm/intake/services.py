@@ -40,6 +40,7 @@ from crm.models.intake import MAX_MERGED_MATCHES
 from crm.services import repeat_sales
 from crm.services.bulk import bulk_insert_instances, insert_together
 from dedup.engine.normalize import email_key, phone_e164
+from dedup.merge.fields import dump_value, is_shorter_form
 from dedup.registry import LOADED_RELATED_ATTR
 from dedup.signals import records_bulk_saved
 
@@ -212,6 +213,7 @@ def _finish(
     flagged: bool = False,
     phones_found: Iterable[str] = (),
     pending: Pending | None = None,
+    changes: list[dict] | None = None,
 ) -> IntakeResult:
     """Write the request's row with its outcome (and the rows left pending, in the same round trip)."""
     leads = [item for item in leads if item is not None]
@@ -232,7 +234,7 @@ def _finish(
     }
     outcome = {
         "decision": decision, "reason": reason, "status_code": status_code, "response": body, "lead": primary,
-        "deal": deal,
+        "deal": deal, "changes": changes or [],
     }
     groups = list(pending.groups) if pending is not None else []
     if request.pk is None:
@@ -496,11 +498,13 @@ def lead_intake(
 
 def _update_records(request, *, token, incoming, summary, targets, all_matches, settings, hits) -> IntakeResult:
     update = settings.conflict_policy == IntakeSettings.ConflictPolicy.UPDATE
-    notes, tasks, touched_leads, touched_deal = [], [], [], None
+    notes, tasks, touched_leads, touched_deal, changes = [], [], [], None, []
     for match in targets:
         record = match.record
         if update:
-            changed = _apply_incoming(record, incoming, hits=hits)
+            changed, change = _apply_incoming(record, incoming, hits=hits)
+            if change:
+                changes.append(change)
             outcome = (
                 _("Updated with the new data: %(fields)s.") % {"fields": ", ".join(changed)}
                 if changed
@@ -540,7 +544,7 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
         )
     return _finish(
         request, status_code=200, decision=decision, reason=reason, leads=touched_leads, deal=touched_deal,
-        pending=pending,
+        pending=pending, changes=changes,
     )
 
 
@@ -548,27 +552,37 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
 UPDATABLE_LEAD_FIELDS = ("first_name", "last_name", "middle_name", "company_name", "source", "amount")
 
 
-def _apply_incoming(record, incoming: IncomingLead, *, hits: selectors.ContactHits) -> list[str]:
-    """Update a matched lead or deal with the incoming data (new values win); return the labels changed."""
+def _apply_incoming(record, incoming: IncomingLead, *, hits: selectors.ContactHits) -> tuple[list[str], dict]:
+    """Update a matched lead or deal with the incoming data (new values win).
+
+    Return the labels changed and what changed as the decision log keeps it (old and new values, the contact
+    rows and tags added), which is what `incoming_request_revert` puts back.
+    """
     changed: list[str] = []
     fields: list[str] = []
     model = type(record)
+    before: dict[str, object] = {}
     candidates = UPDATABLE_LEAD_FIELDS if isinstance(record, Lead) else ("amount", "service")
     for name in candidates:
         value = incoming.value_of(name)
         if value in (None, ""):
             continue
-        if getattr(record, name) != value:
+        current = getattr(record, name)
+        # An initial never replaces the full value ("P" for "Petrov"), as in a merge.
+        if current != value and not is_shorter_form(value, current):
+            before[name] = current
             setattr(record, name, value)
             fields.append(name)
             changed.append(str(model._meta.get_field(name).verbose_name))
     custom = {key: value for key, value in incoming.custom_fields.items() if record.custom_fields.get(key) != value}
     if custom:
+        before["custom_fields"] = dict(record.custom_fields)
         record.custom_fields = {**record.custom_fields, **custom}
         fields.append("custom_fields")
         changed.append(", ".join(custom))
     if fields:
         record.save(update_fields=[*fields, "updated_at"])
+    added: dict[str, list[int]] = {}
     contact_holder = record if isinstance(record, Lead) else record.customer
     if contact_holder is not None and not _holds_incoming_contacts(contact_holder, incoming, hits):
         handles = [incoming.messenger] if incoming.messenger else []
@@ -577,9 +591,35 @@ def _apply_incoming(record, incoming: IncomingLead, *, hits: selectors.ContactHi
         )
         changed += [phone.number for phone in phones] + [email.address for email in emails]
         changed += [str(handle) for handle in new_handles]
+        for rows in (phones, emails, new_handles):
+            if rows:
+                added[rows[0]._meta.label_lower] = [row.pk for row in rows]
+    new_tags = []
     if incoming.tags:
-        record.tags.add(*_tags(incoming.tags))
-    return changed
+        tags = _tags(incoming.tags)
+        had = set(record.tags.filter(pk__in=[tag.pk for tag in tags]).values_list("pk", flat=True))
+        new_tags = [tag.pk for tag in tags if tag.pk not in had]
+        record.tags.add(*tags)
+    if not (before or added or new_tags):
+        return changed, {}
+    field_map = {name: model._meta.get_field(name) for name in before}
+    change = {
+        "model": model._meta.label_lower,
+        "pk": record.pk,
+        "fields": {
+            name: {
+                "before": dump_value(field_map[name], value),
+                "after": dump_value(field_map[name], getattr(record, name)),
+            }
+            for name, value in before.items()
+        },
+        "added": added,
+        "contact_holder": (
+            {"model": contact_holder._meta.label_lower, "pk": contact_holder.pk} if added else None
+        ),
+        "tags": new_tags,
+    }
+    return changed, change
 
 
 def _holds_incoming_contacts(record, incoming: IncomingLead, hits: selectors.ContactHits) -> bool:
