@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from crm.intake.revert import incoming_request_revert
+from dedup.messages import render
 from crm.intake.selectors import CUSTOM_PREFIX, matchable_field_choices
 from crm.models import IncomingRequest, IntakeSettings, IntegrationToken, Pipeline, RepeatSalesSettings, Stage
 
@@ -177,8 +178,17 @@ class IncomingRequestAdmin(admin.ModelAdmin):
     search_fields = ("idempotency_key", "reason")
     list_select_related = ("token", "lead")
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in IncomingRequest._meta.fields]
+    # The reason in the reader's language (its stored message) instead of the text as written.
+    readonly_fields = [
+        "reason_text" if field.name == "reason" else field.name
+        for field in IncomingRequest._meta.fields
+        if field.name != "reason_data"
+    ]
     actions = ["revert_update"]
+
+    @admin.display(description=_("reason"))
+    def reason_text(self, obj):
+        return render(obj.reason_data) if obj.reason_data else obj.reason
 
     @admin.display(description=_("lead"))
     def lead_link(self, obj):

@@ -13,7 +13,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import ngettext_lazy
 
 from crm.intake import config as intake_config
 from crm.intake import messenger, selectors
@@ -41,6 +42,7 @@ from crm.services import repeat_sales
 from crm.services.bulk import bulk_insert_instances, insert_together
 from dedup.engine.normalize import email_key, phone_e164
 from dedup.merge.fields import dump_value, is_shorter_form
+from dedup.messages import Message, message_data
 from dedup.registry import LOADED_RELATED_ATTR
 from dedup.signals import records_bulk_saved
 
@@ -233,8 +235,8 @@ def _finish(
         "phones_found": list(phones_found),
     }
     outcome = {
-        "decision": decision, "reason": reason, "status_code": status_code, "response": body, "lead": primary,
-        "deal": deal, "changes": changes or [],
+        "decision": decision, "reason": str(reason), "reason_data": message_data(reason), "status_code": status_code,
+        "response": body, "lead": primary, "deal": deal, "changes": changes or [],
     }
     groups = list(pending.groups) if pending is not None else []
     if request.pk is None:
@@ -252,7 +254,10 @@ def _content_type(model) -> ContentType:
 
 
 def _note(record, text: str) -> Note:
-    return Note(content_type=_content_type(type(record)), object_id=record.pk, text=text)
+    """A note the system writes: its text as written, and its message (rendered in the reader's language)."""
+    return Note(
+        content_type=_content_type(type(record)), object_id=record.pk, text=str(text), message=message_data(text)
+    )
 
 
 class Pending:
@@ -389,16 +394,19 @@ def _tags(names: Iterable[str]) -> list[Tag]:
 
 def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
     lines = [
-        _("Incoming request via %(integration)s (%(channel)s).")
-        % {"integration": token.name, "channel": Lead.Channel(incoming.channel).label}
+        Message.of(
+            _lazy("Incoming request via %(integration)s (%(channel)s)."),
+            integration=token.name,
+            channel=Lead.Channel(incoming.channel).label,
+        )
     ]
     parts = [
-        (_("Name"), incoming.full_name),
-        (_("Company"), incoming.company_name),
-        (_("Phones"), ", ".join(incoming.phones)),
-        (_("Emails"), ", ".join(incoming.emails)),
+        (_lazy("Name"), incoming.full_name),
+        (_lazy("Company"), incoming.company_name),
+        (_lazy("Phones"), ", ".join(incoming.phones)),
+        (_lazy("Emails"), ", ".join(incoming.emails)),
         (
-            _("Messenger"),
+            _lazy("Messenger"),
             " ".join(
                 filter(
                     None,
@@ -410,14 +418,14 @@ def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
                 )
             ),
         ),
-        (_("Source"), incoming.source),
-        (_("Service"), incoming.service),
-        (_("Amount"), "" if incoming.amount is None else str(incoming.amount)),
-        (_("Comment"), incoming.comment),
+        (_lazy("Source"), incoming.source),
+        (_lazy("Service"), incoming.service),
+        (_lazy("Amount"), "" if incoming.amount is None else str(incoming.amount)),
+        (_lazy("Comment"), incoming.comment),
     ]
     parts += [(name, "" if value is None else str(value)) for name, value in incoming.custom_fields.items()]
-    lines += [f"{label}: {value}" for label, value in parts if value]
-    return "\n".join(lines)
+    lines += [Message.of(_lazy("%(label)s: %(value)s"), label=label, value=value) for label, value in parts if value]
+    return Message.join(lines, "\n")
 
 
 # --- Incoming leads ----------------------------------------------------------------------------------
@@ -461,20 +469,24 @@ def lead_intake(
     summary = _incoming_summary(incoming, token)
 
     if len(found) > MAX_MERGED_MATCHES:
-        reason = ngettext(
-            "%(count)d record matches (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
-            "%(count)d records match (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
-            len(found),
-        ) % {"count": len(found), "max": MAX_MERGED_MATCHES, "why": selectors.describe(found)}
+        reason = Message.of(
+            ngettext_lazy(
+                "%(count)d record matches (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
+                "%(count)d records match (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
+                "count",
+            ),
+            count=len(found), max=MAX_MERGED_MATCHES, why=selectors.describe(found),
+        )
         return _create_record(
             request, token=token, incoming=incoming, keys=keys, summary=summary, reason=reason,
             decision=Decision.FLAGGED, flag=True, repeat_settings=repeat_settings, matches=found, hits=hits,
         )
     if found and len(found) > 1 and settings.multi_match_policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
-        reason = _("%(count)d records match and the settings say to create a new lead. %(why)s") % {
-            "count": len(found),
-            "why": selectors.describe(found),
-        }
+        reason = Message.of(
+            _lazy("%(count)d records match and the settings say to create a new lead. %(why)s"),
+            count=len(found),
+            why=selectors.describe(found),
+        )
         return _create_record(
             request, token=token, incoming=incoming, keys=keys, summary=summary, reason=reason,
             decision=Decision.CREATED_DESPITE_MATCHES, flag=False, repeat_settings=repeat_settings, matches=found,
@@ -491,7 +503,7 @@ def lead_intake(
         )
     return _create_record(
         request, token=token, incoming=incoming, keys=keys, summary=summary,
-        reason=_("No lead or deal in the searched stages matches."), decision=Decision.CREATED, flag=False,
+        reason=Message.of(_lazy("No lead or deal in the searched stages matches.")), decision=Decision.CREATED, flag=False,
         repeat_settings=repeat_settings, matches=[], hits=hits,
     )
 
@@ -506,16 +518,24 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
             if change:
                 changes.append(change)
             outcome = (
-                _("Updated with the new data: %(fields)s.") % {"fields": ", ".join(changed)}
+                Message.of(_lazy("Updated with the new data: %(fields)s."), fields=", ".join(changed))
                 if changed
-                else _("Nothing new to add.")
+                else Message.of(_lazy("Nothing new to add."))
             )
         else:
-            outcome = _("The settings say not to change the existing data; it was kept as it was.")
+            outcome = Message.of(_lazy("The settings say not to change the existing data; it was kept as it was."))
         if len(all_matches) > 1 and len(targets) == 1:
-            outcome += " " + _("Chosen as the newest of %(count)d matches.") % {"count": len(all_matches)}
+            outcome = Message.join(
+                [outcome, Message.of(_lazy("Chosen as the newest of %(count)d matches."), count=len(all_matches))], " "
+            )
         notes.append(
-            _note(record, "\n".join([summary, _("Matched: %(why)s.") % {"why": "; ".join(match.reasons)}, outcome]))
+            _note(
+                record,
+                Message.join(
+                    [summary, Message.of(_lazy("Matched: %(why)s."), why=Message.join(match.reasons, "; ")), outcome],
+                    "\n",
+                ),
+            )
         )
         if settings.create_task_after_merge:
             tasks.append(
@@ -537,10 +557,16 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
     decision = Decision.UPDATED if update else Decision.KEPT
     reason = selectors.describe(targets)
     if len(all_matches) > 1:
-        reason = (
-            _("%(count)d records match; policy: %(policy)s. ")
-            % {"count": len(all_matches), "policy": settings.get_multi_match_policy_display()}
-            + reason
+        reason = Message.join(
+            [
+                Message.of(
+                    _lazy("%(count)d records match; policy: %(policy)s."),
+                    count=len(all_matches),
+                    policy=IntakeSettings.MultiMatchPolicy(settings.multi_match_policy).label,
+                ),
+                reason,
+            ],
+            " ",
         )
     return _finish(
         request, status_code=200, decision=decision, reason=reason, leads=touched_leads, deal=touched_deal,
@@ -640,13 +666,18 @@ def _create_record(
     owner = (customer.owner_id if customer is not None else None) or token.owner_id
     if customer is not None and not repeat_settings.enabled and not matches:
         # Bitrix24 with repeat sales off: the customer's history keeps the request, no new lead is made.
-        _add_note(customer, "\n".join([summary, _("Repeat sales mode is off: added to the customer's history.")]))
+        _add_note(
+            customer,
+            Message.join([summary, Message.of(_lazy("Repeat sales mode is off: added to the customer's history."))], "\n"),
+        )
         return _finish(
             request,
             status_code=200,
             decision=Decision.ADDED_TO_CUSTOMER,
-            reason=_("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created.")
-            % {"why": "; ".join(hits.reasons(Customer).get(customer.pk, []))},
+            reason=Message.of(
+                _lazy("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created."),
+                why=Message.join(hits.reasons(Customer).get(customer.pk, []), "; "),
+            ),
             customer=customer,
         )
     if repeat_settings.simple_crm_mode:
@@ -696,12 +727,12 @@ def _create_record(
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
         lead.tags.add(*_tags(tags))
-    text = [summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason]
+    text = [summary, Message.of(_lazy("Decision: %(decision)s."), decision=Decision(decision).label), reason]
     if flags.reason and (flags.is_repeat or customer is not None):
         text.append(flags.reason)
-    _add_note(lead, "\n".join(text), pending=pending)
+    _add_note(lead, Message.join(text, "\n"), pending=pending)
     return _finish(
-        request, status_code=201, decision=decision, reason=" ".join(filter(None, [reason, flags.reason])),
+        request, status_code=201, decision=decision, reason=Message.join([reason, flags.reason], " "),
         lead=lead, customer=customer, flagged=flag, pending=pending,
     )
 
@@ -748,9 +779,15 @@ def _create_deal(
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
         deal.tags.add(*_tags(tags))
-    _add_note(deal, "\n".join([summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason, flags.reason]))
+    _add_note(
+        deal,
+        Message.join(
+            [summary, Message.of(_lazy("Decision: %(decision)s."), decision=Decision(decision).label), reason, flags.reason],
+            "\n",
+        ),
+    )
     return _finish(
-        request, status_code=201, decision=decision, reason=" ".join(filter(None, [reason, flags.reason])),
+        request, status_code=201, decision=decision, reason=Message.join([reason, flags.reason], " "),
         deal=deal, customer=customer, flagged=flag,
     )
 
@@ -805,7 +842,7 @@ def message_intake(
     if open_leads:
         lead = open_leads[0]
         decision = Decision.APPENDED
-        reason = _("The chat belongs to lead #%(id)s.") % {"id": lead.pk}
+        reason = Message.of(_lazy("The chat belongs to lead #%(id)s."), id=lead.pk)
         status_code = 200
         _add_contacts(lead, handles=[handle])
     else:
@@ -814,10 +851,10 @@ def message_intake(
         completed = list(dict.fromkeys([*leads, *completed]))
         if customer is not None and not repeat_settings.enabled:
             _save_chat_message(customer, incoming)
-            _add_note(customer, _("Repeat sales mode is off: the message was added to the customer's history."))
+            _add_note(customer, Message.of(_lazy("Repeat sales mode is off: the message was added to the customer's history.")))
             return _finish(
                 request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
-                reason=_("An existing customer's chat; repeat sales mode is off, so no new lead was created."),
+                reason=Message.of(_lazy("An existing customer's chat; repeat sales mode is off, so no new lead was created.")),
                 customer=customer,
             )
         flags = repeat_sales.lead_repeat_flags(
@@ -840,7 +877,9 @@ def message_intake(
         _insert(lead)
         _add_contacts(lead, handles=[handle], fresh=True)
         decision = Decision.CREATED
-        reason = " ".join(filter(None, [_("A new chat."), flags.reason if (flags.is_repeat or customer) else ""]))
+        reason = Message.join(
+            [Message.of(_lazy("A new chat.")), flags.reason if (flags.is_repeat or customer) else ""], " "
+        )
         status_code = 201
         _add_note(lead, reason)
     _save_chat_message(lead, incoming)
@@ -853,14 +892,17 @@ def message_intake(
     if added:
         _add_note(
             lead,
-            _("Phone number recognised in a %(channel)s message and added: %(phones)s.")
-            % {"channel": incoming.channel, "phones": ", ".join(phone.e164 or phone.number for phone in added)},
+            Message.of(
+                _lazy("Phone number recognised in a %(channel)s message and added: %(phones)s."),
+                channel=incoming.channel,
+                phones=", ".join(phone.e164 or phone.number for phone in added),
+            ),
         )
     survivor, merge_decision, merge_reason, flagged = _merge_leads_sharing_phones(
         lead=lead, phones=phones_found, settings=settings, stage_ids=config.scope_stage_ids(settings)
     )
     if merge_decision:
-        decision, reason = merge_decision, f"{reason} {merge_reason}"
+        decision, reason = merge_decision, Message.join([reason, merge_reason], " ")
     return _finish(
         request, status_code=status_code, decision=decision, reason=reason, lead=survivor, flagged=flagged,
         phones_found=phones_found,
@@ -911,21 +953,27 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     ]
     if not matches:
         return lead, "", "", False
-    described = "; ".join(
-        f"#{match.record.pk} ({'; '.join(str(reason) for reason in match.reasons)})" for match in matches
+    described = Message.join(
+        [
+            Message.of(_lazy("#%(id)s (%(why)s)"), id=match.record.pk, why=Message.join(match.reasons, "; "))
+            for match in matches
+        ],
+        "; ",
     )
     if len(matches) > MAX_MERGED_MATCHES:
         lead.tags.add(*_tags([REVIEW_TAG]))
-        reason = _("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s.") % {
-            "count": len(matches), "max": MAX_MERGED_MATCHES, "leads": described,
-        }
+        reason = Message.of(
+            _lazy("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s."),
+            count=len(matches), max=MAX_MERGED_MATCHES, leads=described,
+        )
         _add_note(lead, reason)
         return lead, Decision.FLAGGED, reason, True
     policy = settings.multi_match_policy
     if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
-        reason = _("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s.") % {
-            "count": len(matches), "leads": described,
-        }
+        reason = Message.of(
+            _lazy("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s."),
+            count=len(matches), leads=described,
+        )
         _add_note(lead, reason)
         return lead, "", reason, False
     if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.UPDATE_NEWEST:
@@ -943,11 +991,11 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     # A merge job run here and now: in the survivor's merge history, undoable like any other merge.
     job = system_merge_run(survivor=survivor, absorbed=absorbed, choices=choices)
     if job.status != job.Status.DONE:
-        reason = _("The leads sharing the phone could not be merged: %(error)s") % {"error": job.error}
+        reason = Message.of(_lazy("The leads sharing the phone could not be merged: %(error)s"), error=job.error)
         _add_note(lead, reason)
         return lead, "", reason, False
     survivor.refresh_from_db()
-    reason = _("Merged into lead #%(survivor)s: %(leads)s.") % {"survivor": survivor.pk, "leads": described}
+    reason = Message.of(_lazy("Merged into lead #%(survivor)s: %(leads)s."), survivor=survivor.pk, leads=described)
     _add_note(survivor, reason)
     if settings.create_task_after_merge:
         Task.objects.create(
@@ -980,14 +1028,14 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
         _save_chat_message(deal, incoming)
         return _finish(
             request, status_code=200, decision=Decision.APPENDED,
-            reason=_("The customer's open deal #%(id)s got the message.") % {"id": deal.pk},
+            reason=Message.of(_lazy("The customer's open deal #%(id)s got the message."), id=deal.pk),
             deal=deal, customer=customer, phones_found=phones_found,
         )
     if returning and not repeat_settings.enabled:
         _save_chat_message(customer, incoming)
         return _finish(
             request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
-            reason=_("An existing customer's chat; repeat sales mode is off, so no new deal was created."),
+            reason=Message.of(_lazy("An existing customer's chat; repeat sales mode is off, so no new deal was created.")),
             customer=customer, phones_found=phones_found,
         )
     flags = repeat_sales.deal_repeat_flags(
@@ -1007,7 +1055,7 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
     deal._repeat_flags_decided = True
     deal.save()
     _save_chat_message(deal, incoming)
-    reason = " ".join(filter(None, [_("A new chat."), flags.reason]))
+    reason = Message.join([Message.of(_lazy("A new chat.")), flags.reason], " ")
     _add_note(deal, reason)
     return _finish(
         request, status_code=201, decision=Decision.CREATED, reason=reason, deal=deal, customer=customer,

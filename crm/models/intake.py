@@ -124,6 +124,8 @@ class IncomingRequest(models.Model):
     payload = models.JSONField(_("payload"), default=dict, blank=True)
     decision = models.CharField(_("decision"), max_length=32, choices=Decision.choices, blank=True, default="")
     reason = models.TextField(_("reason"), blank=True, default="")
+    # The reason as message ids and parameters (dedup.messages), shown in the reader's language.
+    reason_data = models.JSONField(_("reason data"), null=True, blank=True)
     status_code = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
     response = models.JSONField(_("response"), default=dict, blank=True)
     lead = models.ForeignKey(

@@ -32,8 +32,8 @@ class ConditionInline(admin.TabularInline):
 class RuleAdmin(admin.ModelAdmin):
     form = RuleForm
     inlines = [ConditionInline]
-    list_display = ["name", "entity", "conditions_summary", "scope_summary", "active", "auto_merge", "position"]
-    list_display_links = ["name"]
+    list_display = ["display_name", "entity", "conditions_summary", "scope_summary", "active", "auto_merge", "position"]
+    list_display_links = ["display_name"]
     list_editable = ["active"]
     list_filter = ["entity", "active", "auto_merge"]
     search_fields = ["name"]
@@ -49,6 +49,10 @@ class RuleAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("conditions")
+
+    @admin.display(description=_("name"), ordering="name")
+    def display_name(self, rule):
+        return rule.display_name
 
     @admin.display(description=_("conditions"))
     def conditions_summary(self, rule):

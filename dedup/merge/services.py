@@ -18,8 +18,9 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from dedup import audit, registry
+from dedup import audit, messages, registry
 from dedup.dispatch import task_send
+from dedup.messages import Message
 from dedup.engine.not_duplicates import not_duplicates_carry, not_duplicates_write
 from dedup.models import MergeJob, MergeJobRecord, Notification
 from dedup.notifications import notification_send
@@ -36,7 +37,15 @@ MERGE_TASK = "dedup.tasks.merge_job_run"
 
 # Where the note about a merge goes on the survivor, unless the entity's registration says otherwise
 # (EntitySpec.extra["merge_note"]): the GenericRelation, the text field and the author field of its model.
-DEFAULT_MERGE_NOTE = {"relation": "notes", "text_field": "text", "author_field": "author"}
+DEFAULT_MERGE_NOTE = {"relation": "notes", "text_field": "text", "author_field": "author", "message_field": "message"}
+
+
+def _has_field(model: type[models.Model], name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
 
 
 @dataclass
@@ -179,17 +188,14 @@ def _merge_note_create(*, model, survivor, absorbed, user, content_type) -> mode
         return None
     relation, config = found
     note_model = relation.related_model
-    labels = ", ".join(f"#{record.pk} {record}" for record in absorbed)
-    text = ngettext(
-        "Merged %(count)d record into this one: %(records)s.",
-        "Merged %(count)d records into this one: %(records)s.",
-        len(absorbed),
-    ) % {"count": len(absorbed), "records": labels}
+    text = Message(messages.MERGE_NOTE, count=len(absorbed), records=list(absorbed))
     values = {
         relation.content_type_field_name: content_type,
         relation.object_id_field_name: survivor.pk,
-        config["text_field"]: text,
+        config["text_field"]: str(text),
     }
+    if config.get("message_field") and _has_field(note_model, config["message_field"]):
+        values[config["message_field"]] = text.data  # shown in the reader's language
     if user is not None and config.get("author_field"):
         try:
             note_model._meta.get_field(config["author_field"])
@@ -469,9 +475,7 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
                 job.finished_at = timezone.now()
                 job.save(update_fields=["status", "error", "finished_at"])
                 _notify(
-                    job,
-                    level=Notification.Level.ERROR,
-                    message=_("The merge was not done: %(reason)s") % {"reason": error},
+                    job, level=Notification.Level.ERROR, message=Message(messages.MERGE_FAILED, reason=str(error))
                 )
                 return job
             job.status = MergeJob.Status.DONE
@@ -483,12 +487,7 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
             _notify(
                 job,
                 level=Notification.Level.SUCCESS,
-                message=ngettext(
-                    "Merge finished: %(count)d record merged into %(record)s.",
-                    "Merge finished: %(count)d records merged into %(record)s.",
-                    len(result.absorbed),
-                )
-                % {"count": len(result.absorbed), "record": merge_fields.record_label(result.survivor)},
+                message=Message(messages.MERGE_FINISHED, count=len(result.absorbed), record=result.survivor),
             )
     return job
 
@@ -504,9 +503,7 @@ def merge_job_fail(*, job_id: int, reason: str) -> MergeJob | None:
         job.error = str(reason)
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
-        _notify(
-            job, level=Notification.Level.ERROR, message=_("The merge was not done: %(reason)s") % {"reason": job.error}
-        )
+        _notify(job, level=Notification.Level.ERROR, message=Message(messages.MERGE_FAILED, reason=job.error))
     return job
 
 

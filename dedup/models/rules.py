@@ -47,7 +47,14 @@ class Rule(models.Model):
         ordering = ["entity", "position", "id"]
 
     def __str__(self):
-        return self.name
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        """The name in the reader's language when it is a default rule's (untouched) name."""
+        from dedup.messages import rule_name
+
+        return rule_name(self.name)
 
     @property
     def spec(self) -> registry.EntitySpec | None:

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone, translation
-from django.utils.translation import ngettext
 
 from dedup import registry
 from dedup.engine import scan as dedup_scan
 from dedup.merge import MergeError, merge_job_run, record_admin_url
-from dedup.merge.fields import record_label
+from dedup import messages
+from dedup.messages import Message
 from dedup.merge.system import system_merge_job_create
 from dedup.models import MergeJob, MergeJobRecord, Notification, Rule
 from dedup.models.scan import DuplicateGroup, DuplicateGroupMember
@@ -52,7 +52,7 @@ def groups_auto_merge(*, entity: str, trusted: Sequence[dedup_scan.Group]) -> in
                 record_id__in=batch, group__entity=entity, group__status=DuplicateGroup.Status.OPEN
             ).values_list("record_id", "group_id")
         )
-    rule_names = dict(Rule.objects.filter(entity=entity).values_list("pk", "name"))
+    rule_names = {rule.pk: rule.display_name for rule in Rule.objects.filter(entity=entity).only("pk", "name")}
     merged = 0
     for group in trusted:
         if undone.intersection(group.ids):
@@ -117,13 +117,7 @@ def _notify_owners(spec, *, job, survivor, count: int, owner_ids: set[int], foun
     from django.contrib.auth import get_user_model
 
     url = record_admin_url(spec.model, survivor.pk)
-    reasons = "; ".join(found.reasons) or ", ".join(rule_names)
-    message = ngettext(
-        "Duplicates merged automatically: %(count)d record merged into %(record)s (%(reasons)s). "
-        "You can undo it from the record's merge history.",
-        "Duplicates merged automatically: %(count)d records merged into %(record)s (%(reasons)s). "
-        "You can undo it from the record's merge history.",
-        count,
-    ) % {"count": count, "record": record_label(survivor), "reasons": reasons}
+    reasons = Message.join(found.reasons, "; ") if found.reasons else ", ".join(rule_names)
+    message = Message(messages.AUTO_MERGED, count=count, record=survivor, reasons=reasons)
     for user in get_user_model().objects.filter(pk__in=owner_ids, is_active=True):
         notification_send(user=user, message=message, level=Notification.Level.INFO, url=url, job=job)

@@ -16,6 +16,7 @@ from dedup import registry
 from dedup.dispatch import task_send
 from dedup.engine import rules as dedup_rules
 from dedup.engine import scan as dedup_scan
+from dedup.messages import stored
 from dedup.models import Rule
 from dedup.models.scan import DuplicateGroup, ScanChunk, ScanRun
 
@@ -243,14 +244,14 @@ def scan_chunk_process(*, chunk_id: int) -> tuple[int | None, bool]:
     )
     started = time.monotonic()
     groups = [
-        [group.ids, group.reasons, group.rule_ids]
+        [group.ids, [stored(reason) for reason in group.reasons], group.rule_ids]
         for group in dedup_scan.find_groups(chunk.entity, chunk=chunk.key_range)
     ]
     trusted = _trusted_rules(chunk.entity)
     # The groups trusted rules (auto-merge on) find by themselves: only those are merged without a manager.
     trusted_groups = (
         [
-            [group.ids, group.reasons, group.rule_ids]
+            [group.ids, [stored(reason) for reason in group.reasons], group.rule_ids]
             for group in dedup_scan.find_groups(chunk.entity, chunk=chunk.key_range, rules_to_use=trusted)
         ]
         if trusted
