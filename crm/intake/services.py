@@ -13,7 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.utils.translation import ngettext_lazy
 
 from crm.intake import config as intake_config
@@ -395,18 +395,18 @@ def _tags(names: Iterable[str]) -> list[Tag]:
 def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
     lines = [
         Message.of(
-            _lazy("Incoming request via %(integration)s (%(channel)s)."),
+            gettext_lazy("Incoming request via %(integration)s (%(channel)s)."),
             integration=token.name,
             channel=Lead.Channel(incoming.channel).label,
         )
     ]
     parts = [
-        (_lazy("Name"), incoming.full_name),
-        (_lazy("Company"), incoming.company_name),
-        (_lazy("Phones"), ", ".join(incoming.phones)),
-        (_lazy("Emails"), ", ".join(incoming.emails)),
+        (gettext_lazy("Name"), incoming.full_name),
+        (gettext_lazy("Company"), incoming.company_name),
+        (gettext_lazy("Phones"), ", ".join(incoming.phones)),
+        (gettext_lazy("Emails"), ", ".join(incoming.emails)),
         (
-            _lazy("Messenger"),
+            gettext_lazy("Messenger"),
             " ".join(
                 filter(
                     None,
@@ -418,13 +418,13 @@ def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
                 )
             ),
         ),
-        (_lazy("Source"), incoming.source),
-        (_lazy("Service"), incoming.service),
-        (_lazy("Amount"), "" if incoming.amount is None else str(incoming.amount)),
-        (_lazy("Comment"), incoming.comment),
+        (gettext_lazy("Source"), incoming.source),
+        (gettext_lazy("Service"), incoming.service),
+        (gettext_lazy("Amount"), "" if incoming.amount is None else str(incoming.amount)),
+        (gettext_lazy("Comment"), incoming.comment),
     ]
     parts += [(name, "" if value is None else str(value)) for name, value in incoming.custom_fields.items()]
-    lines += [Message.of(_lazy("%(label)s: %(value)s"), label=label, value=value) for label, value in parts if value]
+    lines += [Message.of(gettext_lazy("%(label)s: %(value)s"), label=label, value=value) for label, value in parts if value]
     return Message.join(lines, "\n")
 
 
@@ -483,7 +483,7 @@ def lead_intake(
         )
     if found and len(found) > 1 and settings.multi_match_policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
         reason = Message.of(
-            _lazy("%(count)d records match and the settings say to create a new lead. %(why)s"),
+            gettext_lazy("%(count)d records match and the settings say to create a new lead. %(why)s"),
             count=len(found),
             why=selectors.describe(found),
         )
@@ -503,7 +503,7 @@ def lead_intake(
         )
     return _create_record(
         request, token=token, incoming=incoming, keys=keys, summary=summary,
-        reason=Message.of(_lazy("No lead or deal in the searched stages matches.")), decision=Decision.CREATED, flag=False,
+        reason=Message.of(gettext_lazy("No lead or deal in the searched stages matches.")), decision=Decision.CREATED, flag=False,
         repeat_settings=repeat_settings, matches=[], hits=hits,
     )
 
@@ -518,21 +518,21 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
             if change:
                 changes.append(change)
             outcome = (
-                Message.of(_lazy("Updated with the new data: %(fields)s."), fields=", ".join(changed))
+                Message.of(gettext_lazy("Updated with the new data: %(fields)s."), fields=", ".join(changed))
                 if changed
-                else Message.of(_lazy("Nothing new to add."))
+                else Message.of(gettext_lazy("Nothing new to add."))
             )
         else:
-            outcome = Message.of(_lazy("The settings say not to change the existing data; it was kept as it was."))
+            outcome = Message.of(gettext_lazy("The settings say not to change the existing data; it was kept as it was."))
         if len(all_matches) > 1 and len(targets) == 1:
             outcome = Message.join(
-                [outcome, Message.of(_lazy("Chosen as the newest of %(count)d matches."), count=len(all_matches))], " "
+                [outcome, Message.of(gettext_lazy("Chosen as the newest of %(count)d matches."), count=len(all_matches))], " "
             )
         notes.append(
             _note(
                 record,
                 Message.join(
-                    [summary, Message.of(_lazy("Matched: %(why)s."), why=Message.join(match.reasons, "; ")), outcome],
+                    [summary, Message.of(gettext_lazy("Matched: %(why)s."), why=Message.join(match.reasons, "; ")), outcome],
                     "\n",
                 ),
             )
@@ -560,7 +560,7 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
         reason = Message.join(
             [
                 Message.of(
-                    _lazy("%(count)d records match; policy: %(policy)s."),
+                    gettext_lazy("%(count)d records match; policy: %(policy)s."),
                     count=len(all_matches),
                     policy=IntakeSettings.MultiMatchPolicy(settings.multi_match_policy).label,
                 ),
@@ -668,14 +668,14 @@ def _create_record(
         # Bitrix24 with repeat sales off: the customer's history keeps the request, no new lead is made.
         _add_note(
             customer,
-            Message.join([summary, Message.of(_lazy("Repeat sales mode is off: added to the customer's history."))], "\n"),
+            Message.join([summary, Message.of(gettext_lazy("Repeat sales mode is off: added to the customer's history."))], "\n"),
         )
         return _finish(
             request,
             status_code=200,
             decision=Decision.ADDED_TO_CUSTOMER,
             reason=Message.of(
-                _lazy("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created."),
+                gettext_lazy("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created."),
                 why=Message.join(hits.reasons(Customer).get(customer.pk, []), "; "),
             ),
             customer=customer,
@@ -727,7 +727,7 @@ def _create_record(
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
         lead.tags.add(*_tags(tags))
-    text = [summary, Message.of(_lazy("Decision: %(decision)s."), decision=Decision(decision).label), reason]
+    text = [summary, Message.of(gettext_lazy("Decision: %(decision)s."), decision=Decision(decision).label), reason]
     if flags.reason and (flags.is_repeat or customer is not None):
         text.append(flags.reason)
     _add_note(lead, Message.join(text, "\n"), pending=pending)
@@ -782,7 +782,7 @@ def _create_deal(
     _add_note(
         deal,
         Message.join(
-            [summary, Message.of(_lazy("Decision: %(decision)s."), decision=Decision(decision).label), reason, flags.reason],
+            [summary, Message.of(gettext_lazy("Decision: %(decision)s."), decision=Decision(decision).label), reason, flags.reason],
             "\n",
         ),
     )
@@ -842,7 +842,7 @@ def message_intake(
     if open_leads:
         lead = open_leads[0]
         decision = Decision.APPENDED
-        reason = Message.of(_lazy("The chat belongs to lead #%(id)s."), id=lead.pk)
+        reason = Message.of(gettext_lazy("The chat belongs to lead #%(id)s."), id=lead.pk)
         status_code = 200
         _add_contacts(lead, handles=[handle])
     else:
@@ -851,10 +851,10 @@ def message_intake(
         completed = list(dict.fromkeys([*leads, *completed]))
         if customer is not None and not repeat_settings.enabled:
             _save_chat_message(customer, incoming)
-            _add_note(customer, Message.of(_lazy("Repeat sales mode is off: the message was added to the customer's history.")))
+            _add_note(customer, Message.of(gettext_lazy("Repeat sales mode is off: the message was added to the customer's history.")))
             return _finish(
                 request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
-                reason=Message.of(_lazy("An existing customer's chat; repeat sales mode is off, so no new lead was created.")),
+                reason=Message.of(gettext_lazy("An existing customer's chat; repeat sales mode is off, so no new lead was created.")),
                 customer=customer,
             )
         flags = repeat_sales.lead_repeat_flags(
@@ -878,7 +878,7 @@ def message_intake(
         _add_contacts(lead, handles=[handle], fresh=True)
         decision = Decision.CREATED
         reason = Message.join(
-            [Message.of(_lazy("A new chat.")), flags.reason if (flags.is_repeat or customer) else ""], " "
+            [Message.of(gettext_lazy("A new chat.")), flags.reason if (flags.is_repeat or customer) else ""], " "
         )
         status_code = 201
         _add_note(lead, reason)
@@ -893,7 +893,7 @@ def message_intake(
         _add_note(
             lead,
             Message.of(
-                _lazy("Phone number recognised in a %(channel)s message and added: %(phones)s."),
+                gettext_lazy("Phone number recognised in a %(channel)s message and added: %(phones)s."),
                 channel=incoming.channel,
                 phones=", ".join(phone.e164 or phone.number for phone in added),
             ),
@@ -955,7 +955,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
         return lead, "", "", False
     described = Message.join(
         [
-            Message.of(_lazy("#%(id)s (%(why)s)"), id=match.record.pk, why=Message.join(match.reasons, "; "))
+            Message.of(gettext_lazy("#%(id)s (%(why)s)"), id=match.record.pk, why=Message.join(match.reasons, "; "))
             for match in matches
         ],
         "; ",
@@ -963,7 +963,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     if len(matches) > MAX_MERGED_MATCHES:
         lead.tags.add(*_tags([REVIEW_TAG]))
         reason = Message.of(
-            _lazy("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s."),
+            gettext_lazy("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s."),
             count=len(matches), max=MAX_MERGED_MATCHES, leads=described,
         )
         _add_note(lead, reason)
@@ -971,7 +971,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     policy = settings.multi_match_policy
     if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
         reason = Message.of(
-            _lazy("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s."),
+            gettext_lazy("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s."),
             count=len(matches), leads=described,
         )
         _add_note(lead, reason)
@@ -991,11 +991,11 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     # A merge job run here and now: in the survivor's merge history, undoable like any other merge.
     job = system_merge_run(survivor=survivor, absorbed=absorbed, choices=choices)
     if job.status != job.Status.DONE:
-        reason = Message.of(_lazy("The leads sharing the phone could not be merged: %(error)s"), error=job.error)
+        reason = Message.of(gettext_lazy("The leads sharing the phone could not be merged: %(error)s"), error=job.error)
         _add_note(lead, reason)
         return lead, "", reason, False
     survivor.refresh_from_db()
-    reason = Message.of(_lazy("Merged into lead #%(survivor)s: %(leads)s."), survivor=survivor.pk, leads=described)
+    reason = Message.of(gettext_lazy("Merged into lead #%(survivor)s: %(leads)s."), survivor=survivor.pk, leads=described)
     _add_note(survivor, reason)
     if settings.create_task_after_merge:
         Task.objects.create(
@@ -1028,14 +1028,14 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
         _save_chat_message(deal, incoming)
         return _finish(
             request, status_code=200, decision=Decision.APPENDED,
-            reason=Message.of(_lazy("The customer's open deal #%(id)s got the message."), id=deal.pk),
+            reason=Message.of(gettext_lazy("The customer's open deal #%(id)s got the message."), id=deal.pk),
             deal=deal, customer=customer, phones_found=phones_found,
         )
     if returning and not repeat_settings.enabled:
         _save_chat_message(customer, incoming)
         return _finish(
             request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
-            reason=Message.of(_lazy("An existing customer's chat; repeat sales mode is off, so no new deal was created.")),
+            reason=Message.of(gettext_lazy("An existing customer's chat; repeat sales mode is off, so no new deal was created.")),
             customer=customer, phones_found=phones_found,
         )
     flags = repeat_sales.deal_repeat_flags(
@@ -1055,7 +1055,7 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
     deal._repeat_flags_decided = True
     deal.save()
     _save_chat_message(deal, incoming)
-    reason = Message.join([Message.of(_lazy("A new chat.")), flags.reason], " ")
+    reason = Message.join([Message.of(gettext_lazy("A new chat.")), flags.reason], " ")
     _add_note(deal, reason)
     return _finish(
         request, status_code=201, decision=Decision.CREATED, reason=reason, deal=deal, customer=customer,
