@@ -29,7 +29,7 @@ from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
 from dedup.engine.finder import duplicate_counts, duplicates_of
 from dedup import audit
 from dedup.engine.not_duplicates import not_duplicate_mark
-from dedup.engine.selectors import with_duplicates
+from dedup.engine.counts import stored_counts, with_stored_duplicates
 from dedup.merge import (
     MERGE_PERMISSION,
     MergeError,
@@ -55,10 +55,11 @@ class HasDuplicatesFilter(admin.SimpleListFilter):
         return [("yes", _("Has duplicates")), ("no", _("No duplicates"))]
 
     def queryset(self, request, queryset):
+        # Stored figures (dedup.engine.counts): one indexed lookup, whatever the size of the list.
         if self.value() == "yes":
-            return with_duplicates(queryset, True)
+            return with_stored_duplicates(queryset, True)
         if self.value() == "no":
-            return with_duplicates(queryset, False)
+            return with_stored_duplicates(queryset, False)
         return queryset
 
 
@@ -281,7 +282,7 @@ class DuplicateControlAdminMixin:
         changelist = super().get_changelist_instance(request)
         # One batched count for the whole page, kept on the request and on each row (no query per row).
         records = list(changelist.result_list)
-        counts = duplicate_counts(self.model, [record.pk for record in records]) if records else {}
+        counts = stored_counts(self.model, [record.pk for record in records]) if records else {}
         request.dedup_duplicate_counts = counts
         for record in records:
             record.dedup_duplicate_count = counts.get(record.pk, 0)
@@ -291,7 +292,7 @@ class DuplicateControlAdminMixin:
     def duplicates_column(self, record):
         count = getattr(record, "dedup_duplicate_count", None)
         if count is None:  # shown outside the change list: count it alone
-            count = duplicate_counts(self.model, [record.pk]).get(record.pk, 0)
+            count = stored_counts(self.model, [record.pk]).get(record.pk, 0)
         if not count:
             return ""
         return format_html(

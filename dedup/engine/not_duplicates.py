@@ -9,6 +9,7 @@ from django.db import models, transaction
 from django.utils.translation import gettext as _
 
 from dedup import registry
+from dedup.engine.counts import counts_refresh
 from dedup.models import NotDuplicate
 from dedup.registry import EntitySpec
 
@@ -80,6 +81,7 @@ def not_duplicate_mark(
         if (low, high) not in existing
     ]
     NotDuplicate.objects.bulk_create(new, ignore_conflicts=True)
+    counts_refresh(entity=spec, pks=unique)
     return len(new)
 
 
@@ -89,6 +91,7 @@ def not_duplicate_clear(*, entity: str | EntitySpec | type[models.Model], pair: 
     spec = _spec(entity, None)
     low, high = sorted(int(pk) for pk in pair)
     deleted, _rows = NotDuplicate.objects.filter(entity=spec.key, low_id=low, high_id=high).delete()
+    counts_refresh(entity=spec, pks=[low, high])
     return deleted
 
 
@@ -118,6 +121,7 @@ def not_duplicates_write(
         ],
         ignore_conflicts=True,
     )
+    counts_refresh(entity=spec, pks=ids)
     return [list(pair) for pair in new]
 
 
@@ -162,12 +166,14 @@ def not_duplicates_carry(
 def not_duplicates_forget(*, entity: str | EntitySpec | type[models.Model], pairs: Iterable[Iterable[int]]) -> int:
     """Remove pairs a merge carried over (its undo); return how many were removed."""
     spec = _spec(entity, None)
+    pairs = [list(pair) for pair in pairs]
     condition = models.Q()
     for low, high in pairs:
         condition |= models.Q(low_id=low, high_id=high)
     if not condition:
         return 0
     deleted, _rows = NotDuplicate.objects.filter(condition, entity=spec.key).delete()
+    counts_refresh(entity=spec, pks={int(pk) for pair in pairs for pk in pair})
     return deleted
 
 
@@ -187,6 +193,7 @@ def not_duplicates_forget_pairs(*, pairs: Iterable[NotDuplicate], user=None) -> 
             model = registry.get(pair.entity).model
         except KeyError:
             continue
+        counts_refresh(entity=pair.entity, pks=[pair.low_id, pair.high_id])
         records = list(model._base_manager.filter(pk__in=[pair.low_id, pair.high_id]).order_by("pk"))
         if deleted and len(records) == 2:
             audit.not_duplicates_logged(user=user, records=records, forgotten=True)

@@ -16,6 +16,7 @@ from dedup import registry
 from dedup.dispatch import task_send
 from dedup.engine import rules as dedup_rules
 from dedup.engine import scan as dedup_scan
+from dedup.engine.counts import counts_rebuild
 from dedup.messages import stored
 from dedup.models import Rule
 from dedup.models.scan import DuplicateGroup, ScanChunk, ScanRun
@@ -363,6 +364,8 @@ def scan_join(*, run_id: int) -> ScanRun | None:
         trusted = dedup_scan.merge_groups(_chunk_groups(run, entity, "trusted"))
         merged = groups_auto_merge(entity=entity, trusted=trusted)
         stats[entity]["auto_merged"] = merged
+        # The scan read every record: the stored duplicate figures (list counts, the filter) are rebuilt too.
+        counts_rebuild(entity=entity)
 
     with transaction.atomic():
         run = ScanRun.objects.select_for_update().get(pk=run_id)
