@@ -48,7 +48,8 @@ def merge_logged(*, user, job_id: int, survivor: models.Model, absorbed: list[mo
     audit_log(
         user=user,
         records=absorbed,
-        message=_("Merge #%(job)s: merged into %(record)s and archived.") % {"job": job_id, "record": record_label(survivor)},
+        message=_("Merge #%(job)s: merged into %(record)s and archived.")
+        % {"job": job_id, "record": record_label(survivor)},
     )
 
 

@@ -12,8 +12,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from crm.intake import config as intake_config
@@ -97,7 +97,7 @@ class IncomingLead:
         who = who or (self.emails[0] if self.emails else "")
         if not who and self.messenger:
             who = "@" + self.messenger["username"] if self.messenger.get("username") else self.messenger["chat_id"]
-        return self.title or _("Request from %(who)s") % {"who": who or _("a new customer")}
+        return self.title or gettext("Request from %(who)s") % {"who": who or gettext("a new customer")}
 
 
 @dataclass
@@ -395,18 +395,18 @@ def _tags(names: Iterable[str]) -> list[Tag]:
 def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
     lines = [
         Message.of(
-            gettext_lazy("Incoming request via %(integration)s (%(channel)s)."),
+            _("Incoming request via %(integration)s (%(channel)s)."),
             integration=token.name,
             channel=Lead.Channel(incoming.channel).label,
         )
     ]
     parts = [
-        (gettext_lazy("Name"), incoming.full_name),
-        (gettext_lazy("Company"), incoming.company_name),
-        (gettext_lazy("Phones"), ", ".join(incoming.phones)),
-        (gettext_lazy("Emails"), ", ".join(incoming.emails)),
+        (_("Name"), incoming.full_name),
+        (_("Company"), incoming.company_name),
+        (_("Phones"), ", ".join(incoming.phones)),
+        (_("Emails"), ", ".join(incoming.emails)),
         (
-            gettext_lazy("Messenger"),
+            _("Messenger"),
             " ".join(
                 filter(
                     None,
@@ -418,13 +418,13 @@ def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
                 )
             ),
         ),
-        (gettext_lazy("Source"), incoming.source),
-        (gettext_lazy("Service"), incoming.service),
-        (gettext_lazy("Amount"), "" if incoming.amount is None else str(incoming.amount)),
-        (gettext_lazy("Comment"), incoming.comment),
+        (_("Source"), incoming.source),
+        (_("Service"), incoming.service),
+        (_("Amount"), "" if incoming.amount is None else str(incoming.amount)),
+        (_("Comment"), incoming.comment),
     ]
     parts += [(name, "" if value is None else str(value)) for name, value in incoming.custom_fields.items()]
-    lines += [Message.of(gettext_lazy("%(label)s: %(value)s"), label=label, value=value) for label, value in parts if value]
+    lines += [Message.of(_("%(label)s: %(value)s"), label=label, value=value) for label, value in parts if value]
     return Message.join(lines, "\n")
 
 
@@ -471,8 +471,10 @@ def lead_intake(
     if len(found) > MAX_MERGED_MATCHES:
         reason = Message.of(
             ngettext_lazy(
-                "%(count)d record matches (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
-                "%(count)d records match (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
+                "%(count)d record matches (more than %(max)d): nothing merged, the new record is flagged for review. "
+                "%(why)s",
+                "%(count)d records match (more than %(max)d): nothing merged, the new record is flagged for review. "
+                "%(why)s",
                 "count",
             ),
             count=len(found), max=MAX_MERGED_MATCHES, why=selectors.describe(found),
@@ -483,7 +485,7 @@ def lead_intake(
         )
     if found and len(found) > 1 and settings.multi_match_policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
         reason = Message.of(
-            gettext_lazy("%(count)d records match and the settings say to create a new lead. %(why)s"),
+            _("%(count)d records match and the settings say to create a new lead. %(why)s"),
             count=len(found),
             why=selectors.describe(found),
         )
@@ -503,7 +505,7 @@ def lead_intake(
         )
     return _create_record(
         request, token=token, incoming=incoming, keys=keys, summary=summary,
-        reason=Message.of(gettext_lazy("No lead or deal in the searched stages matches.")), decision=Decision.CREATED, flag=False,
+        reason=Message.of(_("No lead or deal in the searched stages matches.")), decision=Decision.CREATED, flag=False,
         repeat_settings=repeat_settings, matches=[], hits=hits,
     )
 
@@ -518,21 +520,21 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
             if change:
                 changes.append(change)
             outcome = (
-                Message.of(gettext_lazy("Updated with the new data: %(fields)s."), fields=", ".join(changed))
+                Message.of(_("Updated with the new data: %(fields)s."), fields=", ".join(changed))
                 if changed
-                else Message.of(gettext_lazy("Nothing new to add."))
+                else Message.of(_("Nothing new to add."))
             )
         else:
-            outcome = Message.of(gettext_lazy("The settings say not to change the existing data; it was kept as it was."))
+            outcome = Message.of(_("The settings say not to change the existing data; it was kept as it was."))
         if len(all_matches) > 1 and len(targets) == 1:
             outcome = Message.join(
-                [outcome, Message.of(gettext_lazy("Chosen as the newest of %(count)d matches."), count=len(all_matches))], " "
+                [outcome, Message.of(_("Chosen as the newest of %(count)d matches."), count=len(all_matches))], " "
             )
         notes.append(
             _note(
                 record,
                 Message.join(
-                    [summary, Message.of(gettext_lazy("Matched: %(why)s."), why=Message.join(match.reasons, "; ")), outcome],
+                    [summary, Message.of(_("Matched: %(why)s."), why=Message.join(match.reasons, "; ")), outcome],
                     "\n",
                 ),
             )
@@ -542,7 +544,7 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
                 Task(
                     content_type=_content_type(type(record)),
                     object_id=record.pk,
-                    title=_("New request from %(who)s: contact them") % {"who": incoming.display_title()},
+                    title=gettext("New request from %(who)s: contact them") % {"who": incoming.display_title()},
                     assignee_id=record.owner_id,
                     due_at=timezone.now() + TASK_DUE,
                 )
@@ -560,7 +562,7 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
         reason = Message.join(
             [
                 Message.of(
-                    gettext_lazy("%(count)d records match; policy: %(policy)s."),
+                    _("%(count)d records match; policy: %(policy)s."),
                     count=len(all_matches),
                     policy=IntakeSettings.MultiMatchPolicy(settings.multi_match_policy).label,
                 ),
@@ -668,14 +670,14 @@ def _create_record(
         # Bitrix24 with repeat sales off: the customer's history keeps the request, no new lead is made.
         _add_note(
             customer,
-            Message.join([summary, Message.of(gettext_lazy("Repeat sales mode is off: added to the customer's history."))], "\n"),
+            Message.join([summary, Message.of(_("Repeat sales mode is off: added to the customer's history."))], "\n"),
         )
         return _finish(
             request,
             status_code=200,
             decision=Decision.ADDED_TO_CUSTOMER,
             reason=Message.of(
-                gettext_lazy("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created."),
+                _("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created."),
                 why=Message.join(hits.reasons(Customer).get(customer.pk, []), "; "),
             ),
             customer=customer,
@@ -727,7 +729,7 @@ def _create_record(
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
         lead.tags.add(*_tags(tags))
-    text = [summary, Message.of(gettext_lazy("Decision: %(decision)s."), decision=Decision(decision).label), reason]
+    text = [summary, Message.of(_("Decision: %(decision)s."), decision=Decision(decision).label), reason]
     if flags.reason and (flags.is_repeat or customer is not None):
         text.append(flags.reason)
     _add_note(lead, Message.join(text, "\n"), pending=pending)
@@ -782,7 +784,12 @@ def _create_deal(
     _add_note(
         deal,
         Message.join(
-            [summary, Message.of(gettext_lazy("Decision: %(decision)s."), decision=Decision(decision).label), reason, flags.reason],
+            [
+                summary,
+                Message.of(_("Decision: %(decision)s."), decision=Decision(decision).label),
+                reason,
+                flags.reason,
+            ],
             "\n",
         ),
     )
@@ -842,7 +849,7 @@ def message_intake(
     if open_leads:
         lead = open_leads[0]
         decision = Decision.APPENDED
-        reason = Message.of(gettext_lazy("The chat belongs to lead #%(id)s."), id=lead.pk)
+        reason = Message.of(_("The chat belongs to lead #%(id)s."), id=lead.pk)
         status_code = 200
         _add_contacts(lead, handles=[handle])
     else:
@@ -851,10 +858,14 @@ def message_intake(
         completed = list(dict.fromkeys([*leads, *completed]))
         if customer is not None and not repeat_settings.enabled:
             _save_chat_message(customer, incoming)
-            _add_note(customer, Message.of(gettext_lazy("Repeat sales mode is off: the message was added to the customer's history.")))
+            _add_note(
+                customer, Message.of(_("Repeat sales mode is off: the message was added to the customer's history."))
+            )
             return _finish(
                 request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
-                reason=Message.of(gettext_lazy("An existing customer's chat; repeat sales mode is off, so no new lead was created.")),
+                reason=Message.of(
+                    _("An existing customer's chat; repeat sales mode is off, so no new lead was created.")
+                ),
                 customer=customer,
             )
         flags = repeat_sales.lead_repeat_flags(
@@ -862,7 +873,8 @@ def message_intake(
         )
         who = f"@{incoming.username}" if incoming.username else f"#{incoming.chat_id}"
         lead = Lead(
-            title=_("%(channel)s chat %(who)s") % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
+            title=gettext("%(channel)s chat %(who)s")
+            % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
             channel=_LEAD_CHANNELS.get(incoming.channel, Lead.Channel.CHAT),
             pipeline=incoming.pipeline,
             stage=incoming.stage,
@@ -878,7 +890,7 @@ def message_intake(
         _add_contacts(lead, handles=[handle], fresh=True)
         decision = Decision.CREATED
         reason = Message.join(
-            [Message.of(gettext_lazy("A new chat.")), flags.reason if (flags.is_repeat or customer) else ""], " "
+            [Message.of(_("A new chat.")), flags.reason if (flags.is_repeat or customer) else ""], " "
         )
         status_code = 201
         _add_note(lead, reason)
@@ -893,7 +905,7 @@ def message_intake(
         _add_note(
             lead,
             Message.of(
-                gettext_lazy("Phone number recognised in a %(channel)s message and added: %(phones)s."),
+                _("Phone number recognised in a %(channel)s message and added: %(phones)s."),
                 channel=incoming.channel,
                 phones=", ".join(phone.e164 or phone.number for phone in added),
             ),
@@ -955,7 +967,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
         return lead, "", "", False
     described = Message.join(
         [
-            Message.of(gettext_lazy("#%(id)s (%(why)s)"), id=match.record.pk, why=Message.join(match.reasons, "; "))
+            Message.of(_("#%(id)s (%(why)s)"), id=match.record.pk, why=Message.join(match.reasons, "; "))
             for match in matches
         ],
         "; ",
@@ -963,7 +975,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     if len(matches) > MAX_MERGED_MATCHES:
         lead.tags.add(*_tags([REVIEW_TAG]))
         reason = Message.of(
-            gettext_lazy("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s."),
+            _("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s."),
             count=len(matches), max=MAX_MERGED_MATCHES, leads=described,
         )
         _add_note(lead, reason)
@@ -971,7 +983,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     policy = settings.multi_match_policy
     if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
         reason = Message.of(
-            gettext_lazy("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s."),
+            _("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s."),
             count=len(matches), leads=described,
         )
         _add_note(lead, reason)
@@ -991,17 +1003,17 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     # A merge job run here and now: in the survivor's merge history, undoable like any other merge.
     job = system_merge_run(survivor=survivor, absorbed=absorbed, choices=choices)
     if job.status != job.Status.DONE:
-        reason = Message.of(gettext_lazy("The leads sharing the phone could not be merged: %(error)s"), error=job.error)
+        reason = Message.of(_("The leads sharing the phone could not be merged: %(error)s"), error=job.error)
         _add_note(lead, reason)
         return lead, "", reason, False
     survivor.refresh_from_db()
-    reason = Message.of(gettext_lazy("Merged into lead #%(survivor)s: %(leads)s."), survivor=survivor.pk, leads=described)
+    reason = Message.of(_("Merged into lead #%(survivor)s: %(leads)s."), survivor=survivor.pk, leads=described)
     _add_note(survivor, reason)
     if settings.create_task_after_merge:
         Task.objects.create(
             content_type=content_type,
             object_id=survivor.pk,
-            title=_("Leads merged after a phone number came in a chat: check the lead"),
+            title=gettext("Leads merged after a phone number came in a chat: check the lead"),
             assignee=survivor.owner,
             due_at=timezone.now() + TASK_DUE,
         )
@@ -1028,14 +1040,14 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
         _save_chat_message(deal, incoming)
         return _finish(
             request, status_code=200, decision=Decision.APPENDED,
-            reason=Message.of(gettext_lazy("The customer's open deal #%(id)s got the message."), id=deal.pk),
+            reason=Message.of(_("The customer's open deal #%(id)s got the message."), id=deal.pk),
             deal=deal, customer=customer, phones_found=phones_found,
         )
     if returning and not repeat_settings.enabled:
         _save_chat_message(customer, incoming)
         return _finish(
             request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
-            reason=Message.of(gettext_lazy("An existing customer's chat; repeat sales mode is off, so no new deal was created.")),
+            reason=Message.of(_("An existing customer's chat; repeat sales mode is off, so no new deal was created.")),
             customer=customer, phones_found=phones_found,
         )
     flags = repeat_sales.deal_repeat_flags(
@@ -1043,7 +1055,8 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
     )
     who = f"@{incoming.username}" if incoming.username else f"#{incoming.chat_id}"
     deal = Deal(
-        title=_("%(channel)s chat %(who)s") % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
+        title=gettext("%(channel)s chat %(who)s")
+        % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
         pipeline=incoming.pipeline,
         stage=incoming.stage,
         customer=customer,
@@ -1055,7 +1068,7 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
     deal._repeat_flags_decided = True
     deal.save()
     _save_chat_message(deal, incoming)
-    reason = Message.join([Message.of(gettext_lazy("A new chat.")), flags.reason], " ")
+    reason = Message.join([Message.of(_("A new chat.")), flags.reason], " ")
     _add_note(deal, reason)
     return _finish(
         request, status_code=201, decision=Decision.CREATED, reason=reason, deal=deal, customer=customer,

@@ -177,7 +177,9 @@ class NotDuplicateAdmin(admin.ModelAdmin):
             links.append((selectors.record_admin_url(spec, pk) or "#", label))
         return format_html_join(" \u2260 ", '<a href="{}">{}</a>', links)
 
-    @admin.action(description=_("Forget the selected pairs (they may be shown as duplicates again)"), permissions=["delete"])
+    @admin.action(
+        description=_("Forget the selected pairs (they may be shown as duplicates again)"), permissions=["delete"]
+    )
     def forget_pairs(self, request, queryset):
         count = not_duplicates_forget_pairs(pairs=list(queryset), user=request.user)
         self.message_user(

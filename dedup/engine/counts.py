@@ -90,9 +90,8 @@ def co_holders(spec: EntitySpec, pks: Iterable[int]) -> set[int]:
         condition |= models.Q(kind=kind, key=key)
     if not condition:
         return set()
-    return set(
-        MatchKey.objects.filter(condition, entity=spec.key).exclude(record_id__in=ids).values_list("record_id", flat=True)
-    )
+    holders = MatchKey.objects.filter(condition, entity=spec.key).exclude(record_id__in=ids)
+    return set(holders.values_list("record_id", flat=True))
 
 
 @transaction.atomic

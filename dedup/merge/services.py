@@ -20,8 +20,8 @@ from django.utils.translation import ngettext
 
 from dedup import audit, messages, registry
 from dedup.dispatch import task_send
-from dedup.messages import Message
 from dedup.engine.not_duplicates import not_duplicates_carry, not_duplicates_write
+from dedup.messages import Message
 from dedup.models import MergeJob, MergeJobRecord, Notification
 from dedup.notifications import notification_send
 from dedup.signals import records_bulk_saved
