@@ -4,9 +4,12 @@ and the "Has duplicates" filter are one indexed lookup.
 Computing "has this record a duplicate" for a whole list from the match keys is a self-join of the index per
 rule: seconds at 2,000 customers, never finishing for a million. Instead the pairs the finder reports are
 stored and refreshed whenever they can change: a record or one of its contact rows saved or deleted, a merge
-or an undo (records_bulk_saved), a "not a duplicate" decision, a rule change and every scan (a full rebuild of
-the entity). A refresh re-finds the duplicates of the changed records and of every record that was or is now
-their duplicate, so both sides of a pair stay right.
+or an undo (records_bulk_saved) — once the transaction commits, for all the records it changed —, a "not a
+duplicate" decision, a rule change (a rebuild task) and every scan (a full rebuild of the entity). A refresh
+re-finds the duplicates of the changed records, of every record that was or is now their duplicate and of the
+other holders of their keys (a number becoming shared by a third person), so both sides of a pair stay right.
+One case is left to the next scan (or the next save of a holder): a number that stops being shared when one of
+its holders changes it, after which the remaining holders are duplicates again.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from collections.abc import Iterable
 
 from django.db import models, transaction
 from django.db.models import Count
-from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
+from django.db.models.signals import post_delete, post_save
 
 from dedup import registry
 from dedup.engine import finder
@@ -202,35 +205,45 @@ def _watched() -> dict[type[models.Model], list[EntitySpec]]:
     return watched
 
 
-# The holders of the keys a record had before a save or delete of it (or of its contact row), read before the
-# index rewrites them: {(entity, pk): record ids}, per thread, taken by the post_save/post_delete that follows.
-_before = threading.local()
+# Records whose figures a transaction changed, refreshed once when it commits: {entity key: pks}, per thread.
+# A card saved with its inline phones is one refresh, and the save itself pays nothing for the figures.
+_pending = threading.local()
 
 
-def _before_change(sender, instance, raw=False, **kwargs):
-    if raw:
+def _refresh_pending() -> None:
+    pending = _pending.__dict__.pop("records", {})
+    for entity, pks in pending.items():
+        try:
+            counts_refresh(entity=entity, pks=pks)
+        except Exception:  # the figures are repaired by the next scan; never fail what already committed
+            logger.exception("Could not refresh the duplicate figures of %s %s", entity, sorted(pks)[:20])
+
+
+def counts_refresh_on_commit(*, entity: str | EntitySpec | type[models.Model], pks: Iterable[int]) -> None:
+    """Refresh these records' figures once the current transaction commits (together with the others it changed)."""
+    spec = _spec(entity)
+    if spec is None:
         return
-    pending = _before.__dict__.setdefault("holders", {})
-    for spec in _WATCHED.get(sender, []):
-        pks = _owners(spec, instance) if instance.pk is not None else []
-        if pks:
-            pending.setdefault((spec.key, pks[0]), set()).update(co_holders(spec, pks))
+    pending = _pending.__dict__.setdefault("records", {})
+    pending.setdefault(spec.key, set()).update(int(pk) for pk in pks if pk is not None)
+    # Every change asks: the first callback to run refreshes them all, the others find nothing left. (Records of a
+    # transaction rolled back stay pending and are refreshed with the next commit: harmless.)
+    transaction.on_commit(_refresh_pending)
 
 
 def _on_change(sender, instance, raw=False, **kwargs):
     if raw:
         return
-    pending = _before.__dict__.setdefault("holders", {})
     for spec in _WATCHED.get(sender, []):
         pks = _owners(spec, instance)
         if pks:
-            counts_refresh(entity=spec, pks=pks, also=pending.pop((spec.key, pks[0]), ()))
+            counts_refresh_on_commit(entity=spec, pks=pks)
 
 
 def _on_bulk_saved(sender=None, model=None, pks=(), **kwargs):
     spec = registry.for_model(model) if model is not None else None
     if spec is not None and pks:
-        counts_refresh(entity=spec, pks=pks)
+        counts_refresh_on_commit(entity=spec, pks=pks)
 
 
 # The registered name of the rebuild task (dedup/tasks.py), sent when a rule changes.
@@ -273,7 +286,5 @@ def _connect_watched() -> None:
     _WATCHED.update(_watched())
     for model in _WATCHED:
         uid = model._meta.label_lower
-        pre_save.connect(_before_change, sender=model, dispatch_uid=f"dedup.engine.counts.pre_save.{uid}")
-        pre_delete.connect(_before_change, sender=model, dispatch_uid=f"dedup.engine.counts.pre_delete.{uid}")
         post_save.connect(_on_change, sender=model, dispatch_uid=f"dedup.engine.counts.save.{uid}")
         post_delete.connect(_on_change, sender=model, dispatch_uid=f"dedup.engine.counts.delete.{uid}")
