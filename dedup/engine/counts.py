@@ -210,7 +210,8 @@ def _watched() -> dict[type[models.Model], list[EntitySpec]]:
 _pending = threading.local()
 
 
-def _refresh_pending() -> None:
+def refresh_pending() -> None:
+    """Refresh the figures of the records committed transactions changed (the on_commit callback)."""
     pending = _pending.__dict__.pop("records", {})
     for entity, pks in pending.items():
         try:
@@ -228,7 +229,7 @@ def counts_refresh_on_commit(*, entity: str | EntitySpec | type[models.Model], p
     pending.setdefault(spec.key, set()).update(int(pk) for pk in pks if pk is not None)
     # Every change asks: the first callback to run refreshes them all, the others find nothing left. (Records of a
     # transaction rolled back stay pending and are refreshed with the next commit: harmless.)
-    transaction.on_commit(_refresh_pending)
+    transaction.on_commit(refresh_pending)
 
 
 def _on_change(sender, instance, raw=False, **kwargs):
