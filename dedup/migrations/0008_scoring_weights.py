@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dedup', '0005_daily_scan_schedule'),
+        ('dedup', '0007_duplicate_pairs'),
     ]
 
     operations = [
