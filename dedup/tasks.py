@@ -13,7 +13,8 @@ from django.db import InterfaceError, OperationalError
 from django.utils.translation import gettext_lazy as _
 
 from dedup import registry, review
-from dedup.engine import index
+from dedup.engine import counts, index
+from dedup.engine.counts import REBUILD_TASK as COUNTS_REBUILD_TASK
 from dedup.engine.index import BACKFILL_TASK
 from dedup.merge import MERGE_TASK, UNDO_TASK, merge_job_fail, merge_jobs_sweep, merge_undo_fail
 from dedup.merge import merge_job_run as merge_job_run_service
@@ -21,7 +22,7 @@ from dedup.merge import merge_undo_run as merge_undo_run_service
 from dedup.models.scan import ScanRun
 from dedup.review import PLAN_TASK, SCHEDULED_SCAN_TASK
 
-# The registered name of the sweeper; its periodic task (migration 0007) refers to it.
+# The registered name of the sweeper; its periodic task (migration 0010) refers to it.
 SWEEP_TASK = "dedup.jobs_sweep"
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,19 @@ def index_backfill(entity_key: str, kinds: list[str]) -> int:
     spec = registry.get(entity_key)
     wanted = set(kinds) & index.indexed_kinds(spec)  # a rule removed meanwhile needs them no more
     return index.backfill(spec, wanted) if wanted else 0
+
+
+@shared_task(
+    name=COUNTS_REBUILD_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=BACKFILL_MAX_RETRIES,
+)
+def duplicate_counts_rebuild(entity_key: str) -> int:
+    """Store every record's duplicates afresh after a rule of the entity changed; return the pairs stored."""
+    return counts.counts_rebuild(entity=entity_key)
 
 
 # Automatic scan

@@ -30,3 +30,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Fault tests only: seconds a merge (or undo) sleeps inside its transaction, so a worker can be killed mid-merge.
 DEDUP_FAULT_TEST_MERGE_DELAY = env.float("DEDUP_FAULT_TEST_MERGE_DELAY", default=0)
 LANGUAGE_CODE = "en"
+# WhiteNoise looks for the collected files at start-up; tests serve from the apps (no collectstatic).
+STATIC_ROOT = tempfile.mkdtemp(prefix="mergewise-static-")

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Company, Customer, Email, Lead, MessengerHandle, Order, Phone, Pipeline, Tag
-from crm.services.bulk import bulk_insert
+from dedup.db import bulk_insert
 from dedup.engine.normalize import phone_e164
 from dedup.signals import records_bulk_saved
 

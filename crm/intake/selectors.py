@@ -9,14 +9,14 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections, router
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
-from crm import plain_sql
 from crm.models import Company, Customer, Deal, Email, IntakeSettings, Lead, MessengerHandle, Phone, Pipeline, Stage
 from crm.models.intake import CUSTOM_FIELD_PREFIX, MATCHABLE_LEAD_FIELDS
 from crm.services.repeat_sales import repeat_deal_semantics_sql  # the repeat sales rule's own SQL
-from dedup import registry
+from dedup import db, registry
 from dedup.engine.normalize import email_key, phone_e164, text_key
+from dedup.messages import Message
 
 CUSTOM_PREFIX = CUSTOM_FIELD_PREFIX
 # Deals have none of a lead's contact fields; these of them can be matched when chosen.
@@ -103,11 +103,11 @@ class Match:
 
 def describe(matches: Iterable[Match]) -> str:
     """Return "Lead #5: same phone +7…; Deal #9: same email …" for the decision log."""
-    parts = []
-    for match in matches:
-        label = _("Lead") if isinstance(match.record, Lead) else _("Deal")
-        parts.append(f"{label} #{match.record.pk} ({'; '.join(match.reasons)})")
-    return "; ".join(parts)
+    parts = [
+        Message.of(_("%(record)s (%(why)s)"), record=match.record, why=Message.join(match.reasons, "; "))
+        for match in matches
+    ]
+    return Message.join(parts, "; ")
 
 
 def _content_type(model) -> ContentType:
@@ -164,13 +164,13 @@ def contact_hits(keys: ContactKeys, *, models: Iterable[type] = (Lead, Customer)
         rows = cursor.fetchall()
     for content_type_id, object_id, kind, matched in rows:
         if kind == PHONE:
-            reason = _("same phone %(phone)s") % {"phone": matched}
+            reason = Message.of(_("same phone %(phone)s"), phone=matched)
         elif kind == EMAIL:
-            reason = _("same email %(email)s") % {"email": matched}
+            reason = Message.of(_("same email %(email)s"), email=matched)
         else:
             channel, username, chat_id = (matched.split(" ") + ["", ""])[:3]
             shown = f"@{username}" if username and username in wanted_users else f"#{chat_id}"
-            reason = _("same %(channel)s chat %(handle)s") % {"channel": channel, "handle": shown}
+            reason = Message.of(_("same %(channel)s chat %(handle)s"), channel=channel, handle=shown)
         hits.found.setdefault((by_type[content_type_id], object_id), []).append((kind, reason))
         if kind in (PHONE, EMAIL):
             hits.held.setdefault((by_type[content_type_id], object_id), set()).add((kind, matched))
@@ -187,7 +187,7 @@ def _contact_hits_sql(keys: ContactKeys, content_type_ids: list[int]) -> tuple[s
 
     parts: list[str] = []
     params: list = []
-    owner_test, owner_params = plain_sql.among(connection, content_type_ids)
+    owner_test, owner_params = db.among(connection, content_type_ids)
 
     def select(model, kind: str, matched: str, condition: str, condition_params: list) -> None:
         parts.append(
@@ -197,11 +197,11 @@ def _contact_hits_sql(keys: ContactKeys, content_type_ids: list[int]) -> tuple[s
         params.extend([kind, *owner_params, *condition_params])
 
     if keys.phones:
-        test, values = plain_sql.among(connection, keys.phones)
+        test, values = db.among(connection, keys.phones)
         select(Phone, PHONE, column(Phone, "e164"), f"{column(Phone, 'e164')} {test}", values)
     if keys.emails:
         folded = f"LOWER({column(Email, 'address')})"
-        test, values = plain_sql.among(connection, keys.emails)
+        test, values = db.among(connection, keys.emails)
         select(Email, EMAIL, folded, f"{folded} {test}", values)
     if keys.handles:
         channel, chat_id = column(MessengerHandle, "channel"), column(MessengerHandle, "chat_id")
@@ -305,7 +305,9 @@ def find_matches(
                 .values_list("pk", flat=True)[:CANDIDATE_LIMIT]
             )
             for lead_id in ids:
-                reasons[(Lead, lead_id)].append(_("same %(field)s “%(value)s”") % {"field": _field_label(name), "value": value})
+                reasons[(Lead, lead_id)].append(
+                    Message.of(_("same %(field)s “%(value)s”"), field=_field_label(name), value=value)
+                )
     deal_filter = Q(stage_id__in=stage_ids, is_archived=False)
     deal_ids_by_field: dict[int, list[str]] = defaultdict(list)
     for name, value in chosen:
@@ -315,12 +317,12 @@ def find_matches(
                 :CANDIDATE_LIMIT
             ]:
                 deal_ids_by_field[deal_id].append(
-                    _("same %(field)s “%(value)s”") % {"field": _field_label(name), "value": value}
+                    Message.of(_("same %(field)s “%(value)s”"), field=_field_label(name), value=value)
                 )
     if customer_reasons:
         for deal_id, customer_id in _deals_of_known_customers(hits, customer_reasons, stage_ids):
             deal_ids_by_field[deal_id] += [
-                _("customer %(reason)s") % {"reason": reason} for reason in customer_reasons[customer_id]
+                Message.of(_("customer %(reason)s"), reason=reason) for reason in customer_reasons[customer_id]
             ]
     for deal_id, found in deal_ids_by_field.items():
         reasons[(Deal, deal_id)] += found
@@ -357,17 +359,17 @@ def contacts_of(
     ):
         if not wanted:
             continue
-        selected = [plain_sql.column(connection, model, name) for name in columns] + ["''"] * (3 - len(columns))
+        selected = [db.column(connection, model, name) for name in columns] + ["''"] * (3 - len(columns))
         parts.append(
-            f"SELECT %s, {', '.join(selected)} FROM {plain_sql.quote(connection, model._meta.db_table)} "
-            f"WHERE {plain_sql.column(connection, model, 'content_type')} = %s "
-            f"AND {plain_sql.column(connection, model, 'object_id')} = %s"
+            f"SELECT %s, {', '.join(selected)} FROM {db.quote(connection, model._meta.db_table)} "
+            f"WHERE {db.column(connection, model, 'content_type')} = %s "
+            f"AND {db.column(connection, model, 'object_id')} = %s"
         )
         params += [kind, content_type, record.pk]
     found_phones, found_emails, found_handles = set(), [], set()
     if not parts:
         return found_phones, found_emails, found_handles
-    for kind, first, second, third in plain_sql.fetch(Phone, " UNION ALL ".join(parts), params):
+    for kind, first, second, third in db.fetch(Phone, " UNION ALL ".join(parts), params):
         if kind == PHONE:
             found_phones.add(first)
         elif kind == EMAIL:
@@ -381,30 +383,30 @@ def _newest_in_stages(model, *, select: str, by: str, ids: list[int], stage_ids:
     """Return `select` of the model's rows whose `by` field is one of `ids`, in these stages and not archived,
     newest first (plain SQL, the model's table as "t": every request matching a record asks)."""
     connection = connections[router.db_for_read(model)]
-    by_key, key_params = plain_sql.among(connection, ids)
-    in_stage, stage_params = plain_sql.among(connection, stage_ids)
+    by_key, key_params = db.among(connection, ids)
+    in_stage, stage_params = db.among(connection, stage_ids)
 
     def col(name: str) -> str:
-        return plain_sql.column(connection, model, name, "t")
+        return db.column(connection, model, name, "t")
 
     sql = (
-        f"SELECT {select} FROM {plain_sql.quote(connection, model._meta.db_table)} t "
+        f"SELECT {select} FROM {db.quote(connection, model._meta.db_table)} t "
         f"WHERE {col(by)} {by_key} AND {col('stage')} {in_stage} AND NOT {col('is_archived')} "
         f"ORDER BY {col('created_at')} DESC, {col('id')} DESC LIMIT {CANDIDATE_LIMIT}"
     )
-    return plain_sql.fetch(model, sql, key_params + stage_params)
+    return db.fetch(model, sql, key_params + stage_params)
 
 
 def _leads_in_stages(lead_ids: list[int], stage_ids: list[int]) -> list[Lead]:
     """Return these leads where they are in these stages and not archived, newest first."""
-    rows = _newest_in_stages(Lead, select=plain_sql.select_list(Lead, "t"), by="id", ids=lead_ids, stage_ids=stage_ids)
-    return [plain_sql.instance(Lead, row, "t") for row in rows]
+    rows = _newest_in_stages(Lead, select=db.select_list(Lead, "t"), by="id", ids=lead_ids, stage_ids=stage_ids)
+    return [db.instance(Lead, row, "t") for row in rows]
 
 
 def _deals_of_customers(customer_ids: list[int], stage_ids: list[int]) -> list[tuple[int, int]]:
     """Return (deal id, customer id) of the customers' newest deals in these stages, not archived."""
     connection = connections[router.db_for_read(Deal)]
-    select = ", ".join(plain_sql.column(connection, Deal, name, "t") for name in ("id", "customer"))
+    select = ", ".join(db.column(connection, Deal, name, "t") for name in ("id", "customer"))
     rows = _newest_in_stages(Deal, select=select, by="customer", ids=customer_ids, stage_ids=stage_ids)
     return [tuple(row) for row in rows]
 
@@ -415,7 +417,7 @@ def _deals_of_known_customers(hits: ContactHits, customer_reasons: dict, stage_i
     On PostgreSQL the customers are loaded here, with these deals and their repeat deals' stage meanings, in
     one query (known_customers); elsewhere the deals are read on their own.
     """
-    if connections[router.db_for_read(Customer)].vendor != "postgresql":
+    if not db.arrays(connections[router.db_for_read(Customer)]):
         return _deals_of_customers(list(customer_reasons), stage_ids)
     if hits.customers is None:
         hits.customers = known_customers(list(hits.reasons(Customer)), stage_ids=stage_ids)
@@ -429,21 +431,21 @@ def _deals_of_known_customers(hits: ContactHits, customer_reasons: dict, stage_i
 
 
 def _customers_sql(connection, customer_ids: list[int], *, extra_columns: str = "") -> tuple[str, list]:
-    by_id, params = plain_sql.among(connection, customer_ids)
-    quote = plain_sql.quote
+    by_id, params = db.among(connection, customer_ids)
+    quote = db.quote
     sql = (
-        f"SELECT {plain_sql.select_list(Customer, 'c')}, {plain_sql.select_list(Company, 'co')}{extra_columns} "
+        f"SELECT {db.select_list(Customer, 'c')}, {db.select_list(Company, 'co')}{extra_columns} "
         f"FROM {quote(connection, Customer._meta.db_table)} c LEFT JOIN {quote(connection, Company._meta.db_table)} co "
-        f"ON co.{quote(connection, Company._meta.pk.column)} = {plain_sql.column(connection, Customer, 'company', 'c')} "
-        f"WHERE {plain_sql.column(connection, Customer, 'id', 'c')} {by_id} "
-        f"AND NOT {plain_sql.column(connection, Customer, 'is_archived', 'c')}"
+        f"ON co.{quote(connection, Company._meta.pk.column)} = {db.column(connection, Customer, 'company', 'c')} "
+        f"WHERE {db.column(connection, Customer, 'id', 'c')} {by_id} "
+        f"AND NOT {db.column(connection, Customer, 'is_archived', 'c')}"
     )
     return sql, params
 
 
 def _customer_of_row(row, width: int) -> Customer:
-    customer = plain_sql.instance(Customer, row[:width], "c")
-    customer.company = plain_sql.instance(Company, row[width:], "co") if customer.company_id else None
+    customer = db.instance(Customer, row[:width], "c")
+    customer.company = db.instance(Company, row[width:], "co") if customer.company_id else None
     return customer
 
 
@@ -451,8 +453,8 @@ def _customers_with_companies(customer_ids: list[int]) -> list[Customer]:
     """Return the customers with these ids that are not archived, each with its company loaded (plain SQL:
     every request from a known customer asks, and the ORM took 2 ms to compile this lookup)."""
     sql, params = _customers_sql(connections[router.db_for_read(Customer)], customer_ids)
-    width = plain_sql.width(Customer)
-    return [_customer_of_row(row, width) for row in plain_sql.fetch(Customer, sql, params)]
+    width = db.width(Customer)
+    return [_customer_of_row(row, width) for row in db.fetch(Customer, sql, params)]
 
 
 def known_customers(customer_ids: list[int], *, stage_ids: list[int]) -> list[Customer]:
@@ -461,13 +463,13 @@ def known_customers(customer_ids: list[int], *, stage_ids: list[int]) -> list[Cu
     stage meanings of its and its company's deals converted from repeat leads, for repeat sales): one query
     where a returning customer's request took three."""
     connection = connections[router.db_for_read(Customer)]
-    quote = plain_sql.quote
+    quote = db.quote
 
     def deal(name: str) -> str:
-        return plain_sql.column(connection, Deal, name, "d")
+        return db.column(connection, Deal, name, "d")
 
-    customer_id = plain_sql.column(connection, Customer, "id", "c")
-    company_id = plain_sql.column(connection, Customer, "company", "c")
+    customer_id = db.column(connection, Customer, "id", "c")
+    company_id = db.column(connection, Customer, "company", "c")
     deals = quote(connection, Deal._meta.db_table)
     in_scope = (
         f"ARRAY(SELECT {deal('id')} FROM {deals} d WHERE {deal('customer')} = {customer_id} "
@@ -476,10 +478,10 @@ def known_customers(customer_ids: list[int], *, stage_ids: list[int]) -> list[Cu
     )
     repeat = f"ARRAY({repeat_deal_semantics_sql(connection, customer=customer_id, company=company_id)})"
     sql, params = _customers_sql(connection, customer_ids, extra_columns=f", {in_scope}, {repeat}")
-    width = plain_sql.width(Customer) + plain_sql.width(Company)
+    width = db.width(Customer) + db.width(Company)
     customers = []
-    for row in plain_sql.fetch(Customer, sql, [list(stage_ids), *params]):
-        customer = _customer_of_row(row[:width], plain_sql.width(Customer))
+    for row in db.fetch(Customer, sql, [list(stage_ids), *params]):
+        customer = _customer_of_row(row[:width], db.width(Customer))
         customer.deals_in_stages = list(row[width])
         customer.repeat_deal_semantics = set(row[width + 1])
         customers.append(customer)

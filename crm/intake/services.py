@@ -12,8 +12,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from crm.intake import config as intake_config
 from crm.intake import messenger, selectors
@@ -38,9 +39,10 @@ from crm.models import (
 )
 from crm.models.intake import MAX_MERGED_MATCHES
 from crm.services import repeat_sales
-from crm.services.bulk import bulk_insert_instances, insert_together
+from dedup.db import bulk_insert_instances, insert_together, lock_until_commit
 from dedup.engine.normalize import email_key, phone_e164
-from dedup.registry import LOADED_RELATED_ATTR
+from dedup.merge.fields import dump_value, is_shorter_form
+from dedup.messages import Message, message_data
 from dedup.signals import records_bulk_saved
 
 # The tag a lead gets when it matched too many records to be merged automatically.
@@ -94,7 +96,7 @@ class IncomingLead:
         who = who or (self.emails[0] if self.emails else "")
         if not who and self.messenger:
             who = "@" + self.messenger["username"] if self.messenger.get("username") else self.messenger["chat_id"]
-        return self.title or _("Request from %(who)s") % {"who": who or _("a new customer")}
+        return self.title or gettext("Request from %(who)s") % {"who": who or gettext("a new customer")}
 
 
 @dataclass
@@ -179,10 +181,7 @@ def _lock_contact_keys(keys: Iterable[str]) -> None:
     ids = sorted(
         {int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True) for key in keys}
     )
-    if not ids or connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [ids])
+    lock_until_commit(connection, ids)
 
 
 def _mark_token_used(token: IntegrationToken) -> None:
@@ -212,6 +211,7 @@ def _finish(
     flagged: bool = False,
     phones_found: Iterable[str] = (),
     pending: Pending | None = None,
+    changes: list[dict] | None = None,
 ) -> IntakeResult:
     """Write the request's row with its outcome (and the rows left pending, in the same round trip)."""
     leads = [item for item in leads if item is not None]
@@ -231,8 +231,8 @@ def _finish(
         "phones_found": list(phones_found),
     }
     outcome = {
-        "decision": decision, "reason": reason, "status_code": status_code, "response": body, "lead": primary,
-        "deal": deal,
+        "decision": decision, "reason": str(reason), "reason_data": message_data(reason), "status_code": status_code,
+        "response": body, "lead": primary, "deal": deal, "changes": changes or [],
     }
     groups = list(pending.groups) if pending is not None else []
     if request.pk is None:
@@ -250,7 +250,10 @@ def _content_type(model) -> ContentType:
 
 
 def _note(record, text: str) -> Note:
-    return Note(content_type=_content_type(type(record)), object_id=record.pk, text=text)
+    """A note the system writes: its text as written, and its message (rendered in the reader's language)."""
+    return Note(
+        content_type=_content_type(type(record)), object_id=record.pk, text=str(text), message=message_data(text)
+    )
 
 
 class Pending:
@@ -337,9 +340,9 @@ def _add_contacts(
     if fresh:
         # A new record: duplicate control takes its keys from the instance and the rows just made, instead of
         # reading them back (the relation names are the ones the CRM registered its fields with).
-        record.__dict__[LOADED_RELATED_ATTR] = {"phones": new_phones, "emails": new_emails, "messengers": new_handles}
         records_bulk_saved.send(
-            sender=type(record), model=type(record), pks=[record.pk], created=True, records=[record]
+            sender=type(record), model=type(record), pks=[record.pk], created=True, records=[record],
+            related={record.pk: {"phones": new_phones, "emails": new_emails, "messengers": new_handles}},
         )
     elif new_phones or new_emails or new_handles:
         # Bulk inserts send no post_save: tell duplicate control now, inside this transaction, so the match
@@ -365,12 +368,24 @@ def _complete_handle(record, handle: dict, known: tuple, owned: dict) -> None:
         records_bulk_saved.send(sender=type(record), model=type(record), pks=[record.pk], fields=["messengers"])
 
 
-def _insert(record) -> None:
-    """Insert a new lead without its post_save: duplicate control hears of it once its contacts are in.
+def _lead_create(
+    lead: Lead,
+    *,
+    phones: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    handles: Iterable[dict] = (),
+    pending: Pending | None = None,
+) -> None:
+    """Create a new lead with its contacts, and tell duplicate control once, with both.
 
-    The flags of repeat sales were decided by the caller.
+    The lead is inserted without save(): Lead has no save() logic, and its repeat flags were decided by the
+    caller (repeat_sales.lead_repeat_flags, with what the request knows), so the pre_save receiver has nothing
+    to add. Without post_save too: duplicate control hears of the lead through records_bulk_saved, sent by
+    _add_contacts once the contacts are made, with the instances (dedup/signals.py), so the lead's keys are
+    written once, from them, instead of for a lead without contacts and again with them.
     """
-    bulk_insert_instances(type(record), [record])
+    bulk_insert_instances(Lead, [lead])
+    _add_contacts(lead, phones=phones, emails=emails, handles=handles, fresh=True, pending=pending)
 
 
 def _tags(names: Iterable[str]) -> list[Tag]:
@@ -387,8 +402,11 @@ def _tags(names: Iterable[str]) -> list[Tag]:
 
 def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
     lines = [
-        _("Incoming request via %(integration)s (%(channel)s).")
-        % {"integration": token.name, "channel": Lead.Channel(incoming.channel).label}
+        Message.of(
+            _("Incoming request via %(integration)s (%(channel)s)."),
+            integration=token.name,
+            channel=Lead.Channel(incoming.channel).label,
+        )
     ]
     parts = [
         (_("Name"), incoming.full_name),
@@ -414,8 +432,8 @@ def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
         (_("Comment"), incoming.comment),
     ]
     parts += [(name, "" if value is None else str(value)) for name, value in incoming.custom_fields.items()]
-    lines += [f"{label}: {value}" for label, value in parts if value]
-    return "\n".join(lines)
+    lines += [Message.of(_("%(label)s: %(value)s"), label=label, value=value) for label, value in parts if value]
+    return Message.join(lines, "\n")
 
 
 # --- Incoming leads ----------------------------------------------------------------------------------
@@ -459,20 +477,26 @@ def lead_intake(
     summary = _incoming_summary(incoming, token)
 
     if len(found) > MAX_MERGED_MATCHES:
-        reason = ngettext(
-            "%(count)d record matches (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
-            "%(count)d records match (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
-            len(found),
-        ) % {"count": len(found), "max": MAX_MERGED_MATCHES, "why": selectors.describe(found)}
+        reason = Message.of(
+            ngettext_lazy(
+                "%(count)d record matches (more than %(max)d): nothing merged, the new record is flagged for review. "
+                "%(why)s",
+                "%(count)d records match (more than %(max)d): nothing merged, the new record is flagged for review. "
+                "%(why)s",
+                "count",
+            ),
+            count=len(found), max=MAX_MERGED_MATCHES, why=selectors.describe(found),
+        )
         return _create_record(
             request, token=token, incoming=incoming, keys=keys, summary=summary, reason=reason,
             decision=Decision.FLAGGED, flag=True, repeat_settings=repeat_settings, matches=found, hits=hits,
         )
     if found and len(found) > 1 and settings.multi_match_policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
-        reason = _("%(count)d records match and the settings say to create a new lead. %(why)s") % {
-            "count": len(found),
-            "why": selectors.describe(found),
-        }
+        reason = Message.of(
+            _("%(count)d records match and the settings say to create a new lead. %(why)s"),
+            count=len(found),
+            why=selectors.describe(found),
+        )
         return _create_record(
             request, token=token, incoming=incoming, keys=keys, summary=summary, reason=reason,
             decision=Decision.CREATED_DESPITE_MATCHES, flag=False, repeat_settings=repeat_settings, matches=found,
@@ -489,36 +513,46 @@ def lead_intake(
         )
     return _create_record(
         request, token=token, incoming=incoming, keys=keys, summary=summary,
-        reason=_("No lead or deal in the searched stages matches."), decision=Decision.CREATED, flag=False,
+        reason=Message.of(_("No lead or deal in the searched stages matches.")), decision=Decision.CREATED, flag=False,
         repeat_settings=repeat_settings, matches=[], hits=hits,
     )
 
 
 def _update_records(request, *, token, incoming, summary, targets, all_matches, settings, hits) -> IntakeResult:
     update = settings.conflict_policy == IntakeSettings.ConflictPolicy.UPDATE
-    notes, tasks, touched_leads, touched_deal = [], [], [], None
+    notes, tasks, touched_leads, touched_deal, changes = [], [], [], None, []
     for match in targets:
         record = match.record
         if update:
-            changed = _apply_incoming(record, incoming, hits=hits)
+            changed, change = _apply_incoming(record, incoming, hits=hits)
+            if change:
+                changes.append(change)
             outcome = (
-                _("Updated with the new data: %(fields)s.") % {"fields": ", ".join(changed)}
+                Message.of(_("Updated with the new data: %(fields)s."), fields=", ".join(changed))
                 if changed
-                else _("Nothing new to add.")
+                else Message.of(_("Nothing new to add."))
             )
         else:
-            outcome = _("The settings say not to change the existing data; it was kept as it was.")
+            outcome = Message.of(_("The settings say not to change the existing data; it was kept as it was."))
         if len(all_matches) > 1 and len(targets) == 1:
-            outcome += " " + _("Chosen as the newest of %(count)d matches.") % {"count": len(all_matches)}
+            outcome = Message.join(
+                [outcome, Message.of(_("Chosen as the newest of %(count)d matches."), count=len(all_matches))], " "
+            )
         notes.append(
-            _note(record, "\n".join([summary, _("Matched: %(why)s.") % {"why": "; ".join(match.reasons)}, outcome]))
+            _note(
+                record,
+                Message.join(
+                    [summary, Message.of(_("Matched: %(why)s."), why=Message.join(match.reasons, "; ")), outcome],
+                    "\n",
+                ),
+            )
         )
         if settings.create_task_after_merge:
             tasks.append(
                 Task(
                     content_type=_content_type(type(record)),
                     object_id=record.pk,
-                    title=_("New request from %(who)s: contact them") % {"who": incoming.display_title()},
+                    title=gettext("New request from %(who)s: contact them") % {"who": incoming.display_title()},
                     assignee_id=record.owner_id,
                     due_at=timezone.now() + TASK_DUE,
                 )
@@ -533,14 +567,20 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
     decision = Decision.UPDATED if update else Decision.KEPT
     reason = selectors.describe(targets)
     if len(all_matches) > 1:
-        reason = (
-            _("%(count)d records match; policy: %(policy)s. ")
-            % {"count": len(all_matches), "policy": settings.get_multi_match_policy_display()}
-            + reason
+        reason = Message.join(
+            [
+                Message.of(
+                    _("%(count)d records match; policy: %(policy)s."),
+                    count=len(all_matches),
+                    policy=IntakeSettings.MultiMatchPolicy(settings.multi_match_policy).label,
+                ),
+                reason,
+            ],
+            " ",
         )
     return _finish(
         request, status_code=200, decision=decision, reason=reason, leads=touched_leads, deal=touched_deal,
-        pending=pending,
+        pending=pending, changes=changes,
     )
 
 
@@ -548,27 +588,37 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
 UPDATABLE_LEAD_FIELDS = ("first_name", "last_name", "middle_name", "company_name", "source", "amount")
 
 
-def _apply_incoming(record, incoming: IncomingLead, *, hits: selectors.ContactHits) -> list[str]:
-    """Update a matched lead or deal with the incoming data (new values win); return the labels changed."""
+def _apply_incoming(record, incoming: IncomingLead, *, hits: selectors.ContactHits) -> tuple[list[str], dict]:
+    """Update a matched lead or deal with the incoming data (new values win).
+
+    Return the labels changed and what changed as the decision log keeps it (old and new values, the contact
+    rows and tags added), which is what `incoming_request_revert` puts back.
+    """
     changed: list[str] = []
     fields: list[str] = []
     model = type(record)
+    before: dict[str, object] = {}
     candidates = UPDATABLE_LEAD_FIELDS if isinstance(record, Lead) else ("amount", "service")
     for name in candidates:
         value = incoming.value_of(name)
         if value in (None, ""):
             continue
-        if getattr(record, name) != value:
+        current = getattr(record, name)
+        # An initial never replaces the full value ("P" for "Petrov"), as in a merge.
+        if current != value and not is_shorter_form(value, current):
+            before[name] = current
             setattr(record, name, value)
             fields.append(name)
             changed.append(str(model._meta.get_field(name).verbose_name))
     custom = {key: value for key, value in incoming.custom_fields.items() if record.custom_fields.get(key) != value}
     if custom:
+        before["custom_fields"] = dict(record.custom_fields)
         record.custom_fields = {**record.custom_fields, **custom}
         fields.append("custom_fields")
         changed.append(", ".join(custom))
     if fields:
         record.save(update_fields=[*fields, "updated_at"])
+    added: dict[str, list[int]] = {}
     contact_holder = record if isinstance(record, Lead) else record.customer
     if contact_holder is not None and not _holds_incoming_contacts(contact_holder, incoming, hits):
         handles = [incoming.messenger] if incoming.messenger else []
@@ -577,9 +627,35 @@ def _apply_incoming(record, incoming: IncomingLead, *, hits: selectors.ContactHi
         )
         changed += [phone.number for phone in phones] + [email.address for email in emails]
         changed += [str(handle) for handle in new_handles]
+        for rows in (phones, emails, new_handles):
+            if rows:
+                added[rows[0]._meta.label_lower] = [row.pk for row in rows]
+    new_tags = []
     if incoming.tags:
-        record.tags.add(*_tags(incoming.tags))
-    return changed
+        tags = _tags(incoming.tags)
+        had = set(record.tags.filter(pk__in=[tag.pk for tag in tags]).values_list("pk", flat=True))
+        new_tags = [tag.pk for tag in tags if tag.pk not in had]
+        record.tags.add(*tags)
+    if not (before or added or new_tags):
+        return changed, {}
+    field_map = {name: model._meta.get_field(name) for name in before}
+    change = {
+        "model": model._meta.label_lower,
+        "pk": record.pk,
+        "fields": {
+            name: {
+                "before": dump_value(field_map[name], value),
+                "after": dump_value(field_map[name], getattr(record, name)),
+            }
+            for name, value in before.items()
+        },
+        "added": added,
+        "contact_holder": (
+            {"model": contact_holder._meta.label_lower, "pk": contact_holder.pk} if added else None
+        ),
+        "tags": new_tags,
+    }
+    return changed, change
 
 
 def _holds_incoming_contacts(record, incoming: IncomingLead, hits: selectors.ContactHits) -> bool:
@@ -600,13 +676,18 @@ def _create_record(
     owner = (customer.owner_id if customer is not None else None) or token.owner_id
     if customer is not None and not repeat_settings.enabled and not matches:
         # Bitrix24 with repeat sales off: the customer's history keeps the request, no new lead is made.
-        _add_note(customer, "\n".join([summary, _("Repeat sales mode is off: added to the customer's history.")]))
+        _add_note(
+            customer,
+            Message.join([summary, Message.of(_("Repeat sales mode is off: added to the customer's history."))], "\n"),
+        )
         return _finish(
             request,
             status_code=200,
             decision=Decision.ADDED_TO_CUSTOMER,
-            reason=_("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created.")
-            % {"why": "; ".join(hits.reasons(Customer).get(customer.pk, []))},
+            reason=Message.of(
+                _("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created."),
+                why=Message.join(hits.reasons(Customer).get(customer.pk, []), "; "),
+            ),
             customer=customer,
         )
     if repeat_settings.simple_crm_mode:
@@ -643,25 +724,23 @@ def _create_record(
         is_repeat=flags.is_repeat,
         is_repeat_inquiry=flags.is_repeat_inquiry,
     )
-    _insert(lead)
     pending = Pending()
-    _add_contacts(
+    _lead_create(
         lead,
         phones=incoming.phones,
         emails=incoming.emails,
         handles=[incoming.messenger] if incoming.messenger else [],
-        fresh=True,
         pending=pending,
     )
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
         lead.tags.add(*_tags(tags))
-    text = [summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason]
+    text = [summary, Message.of(_("Decision: %(decision)s."), decision=Decision(decision).label), reason]
     if flags.reason and (flags.is_repeat or customer is not None):
         text.append(flags.reason)
-    _add_note(lead, "\n".join(text), pending=pending)
+    _add_note(lead, Message.join(text, "\n"), pending=pending)
     return _finish(
-        request, status_code=201, decision=decision, reason=" ".join(filter(None, [reason, flags.reason])),
+        request, status_code=201, decision=decision, reason=Message.join([reason, flags.reason], " "),
         lead=lead, customer=customer, flagged=flag, pending=pending,
     )
 
@@ -700,17 +779,25 @@ def _create_deal(
         external_id=incoming.external_id,
         custom_fields=incoming.custom_fields,
         owner_id=owner,
-        is_repeat=flags.is_repeat,
-        is_repeat_inquiry=flags.is_repeat_inquiry,
     )
-    deal._repeat_flags_decided = True
-    deal.save()
+    repeat_sales.record_save_with_flags(deal, flags=flags)
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
         deal.tags.add(*_tags(tags))
-    _add_note(deal, "\n".join([summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason, flags.reason]))
+    _add_note(
+        deal,
+        Message.join(
+            [
+                summary,
+                Message.of(_("Decision: %(decision)s."), decision=Decision(decision).label),
+                reason,
+                flags.reason,
+            ],
+            "\n",
+        ),
+    )
     return _finish(
-        request, status_code=201, decision=decision, reason=" ".join(filter(None, [reason, flags.reason])),
+        request, status_code=201, decision=decision, reason=Message.join([reason, flags.reason], " "),
         deal=deal, customer=customer, flagged=flag,
     )
 
@@ -765,7 +852,7 @@ def message_intake(
     if open_leads:
         lead = open_leads[0]
         decision = Decision.APPENDED
-        reason = _("The chat belongs to lead #%(id)s.") % {"id": lead.pk}
+        reason = Message.of(_("The chat belongs to lead #%(id)s."), id=lead.pk)
         status_code = 200
         _add_contacts(lead, handles=[handle])
     else:
@@ -774,10 +861,14 @@ def message_intake(
         completed = list(dict.fromkeys([*leads, *completed]))
         if customer is not None and not repeat_settings.enabled:
             _save_chat_message(customer, incoming)
-            _add_note(customer, _("Repeat sales mode is off: the message was added to the customer's history."))
+            _add_note(
+                customer, Message.of(_("Repeat sales mode is off: the message was added to the customer's history."))
+            )
             return _finish(
                 request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
-                reason=_("An existing customer's chat; repeat sales mode is off, so no new lead was created."),
+                reason=Message.of(
+                    _("An existing customer's chat; repeat sales mode is off, so no new lead was created.")
+                ),
                 customer=customer,
             )
         flags = repeat_sales.lead_repeat_flags(
@@ -785,7 +876,8 @@ def message_intake(
         )
         who = f"@{incoming.username}" if incoming.username else f"#{incoming.chat_id}"
         lead = Lead(
-            title=_("%(channel)s chat %(who)s") % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
+            title=gettext("%(channel)s chat %(who)s")
+            % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
             channel=_LEAD_CHANNELS.get(incoming.channel, Lead.Channel.CHAT),
             pipeline=incoming.pipeline,
             stage=incoming.stage,
@@ -797,10 +889,11 @@ def message_intake(
             is_repeat=flags.is_repeat,
             is_repeat_inquiry=flags.is_repeat_inquiry,
         )
-        _insert(lead)
-        _add_contacts(lead, handles=[handle], fresh=True)
+        _lead_create(lead, handles=[handle])
         decision = Decision.CREATED
-        reason = " ".join(filter(None, [_("A new chat."), flags.reason if (flags.is_repeat or customer) else ""]))
+        reason = Message.join(
+            [Message.of(_("A new chat.")), flags.reason if (flags.is_repeat or customer) else ""], " "
+        )
         status_code = 201
         _add_note(lead, reason)
     _save_chat_message(lead, incoming)
@@ -813,14 +906,17 @@ def message_intake(
     if added:
         _add_note(
             lead,
-            _("Phone number recognised in a %(channel)s message and added: %(phones)s.")
-            % {"channel": incoming.channel, "phones": ", ".join(phone.e164 or phone.number for phone in added)},
+            Message.of(
+                _("Phone number recognised in a %(channel)s message and added: %(phones)s."),
+                channel=incoming.channel,
+                phones=", ".join(phone.e164 or phone.number for phone in added),
+            ),
         )
     survivor, merge_decision, merge_reason, flagged = _merge_leads_sharing_phones(
         lead=lead, phones=phones_found, settings=settings, stage_ids=config.scope_stage_ids(settings)
     )
     if merge_decision:
-        decision, reason = merge_decision, f"{reason} {merge_reason}"
+        decision, reason = merge_decision, Message.join([reason, merge_reason], " ")
     return _finish(
         request, status_code=status_code, decision=decision, reason=reason, lead=survivor, flagged=flagged,
         phones_found=phones_found,
@@ -859,7 +955,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
         return lead, "", "", False
     # The duplicate engine; an import error here means it is missing, and the request fails loudly.
     from dedup.engine.finder import duplicates_of
-    from dedup.merge import records_merge
+    from dedup.merge.system import system_merge_run
 
     matches = [
         match
@@ -871,21 +967,27 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     ]
     if not matches:
         return lead, "", "", False
-    described = "; ".join(
-        f"#{match.record.pk} ({'; '.join(str(reason) for reason in match.reasons)})" for match in matches
+    described = Message.join(
+        [
+            Message.of(_("#%(id)s (%(why)s)"), id=match.record.pk, why=Message.join(match.reasons, "; "))
+            for match in matches
+        ],
+        "; ",
     )
     if len(matches) > MAX_MERGED_MATCHES:
         lead.tags.add(*_tags([REVIEW_TAG]))
-        reason = _("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s.") % {
-            "count": len(matches), "max": MAX_MERGED_MATCHES, "leads": described,
-        }
+        reason = Message.of(
+            _("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s."),
+            count=len(matches), max=MAX_MERGED_MATCHES, leads=described,
+        )
         _add_note(lead, reason)
         return lead, Decision.FLAGGED, reason, True
     policy = settings.multi_match_policy
     if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
-        reason = _("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s.") % {
-            "count": len(matches), "leads": described,
-        }
+        reason = Message.of(
+            _("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s."),
+            count=len(matches), leads=described,
+        )
         _add_note(lead, reason)
         return lead, "", reason, False
     if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.UPDATE_NEWEST:
@@ -900,15 +1002,20 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
             for name in UPDATABLE_LEAD_FIELDS
             if getattr(lead, name) not in (None, "") and getattr(lead, name) != getattr(survivor, name)
         }
-    records_merge(survivor=survivor, absorbed=absorbed, choices=choices, user=None)
+    # A merge job run here and now: in the survivor's merge history, undoable like any other merge.
+    job = system_merge_run(survivor=survivor, absorbed=absorbed, choices=choices)
+    if job.status != job.Status.DONE:
+        reason = Message.of(_("The leads sharing the phone could not be merged: %(error)s"), error=job.error)
+        _add_note(lead, reason)
+        return lead, "", reason, False
     survivor.refresh_from_db()
-    reason = _("Merged into lead #%(survivor)s: %(leads)s.") % {"survivor": survivor.pk, "leads": described}
+    reason = Message.of(_("Merged into lead #%(survivor)s: %(leads)s."), survivor=survivor.pk, leads=described)
     _add_note(survivor, reason)
     if settings.create_task_after_merge:
         Task.objects.create(
             content_type=content_type,
             object_id=survivor.pk,
-            title=_("Leads merged after a phone number came in a chat: check the lead"),
+            title=gettext("Leads merged after a phone number came in a chat: check the lead"),
             assignee=survivor.owner,
             due_at=timezone.now() + TASK_DUE,
         )
@@ -935,14 +1042,14 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
         _save_chat_message(deal, incoming)
         return _finish(
             request, status_code=200, decision=Decision.APPENDED,
-            reason=_("The customer's open deal #%(id)s got the message.") % {"id": deal.pk},
+            reason=Message.of(_("The customer's open deal #%(id)s got the message."), id=deal.pk),
             deal=deal, customer=customer, phones_found=phones_found,
         )
     if returning and not repeat_settings.enabled:
         _save_chat_message(customer, incoming)
         return _finish(
             request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
-            reason=_("An existing customer's chat; repeat sales mode is off, so no new deal was created."),
+            reason=Message.of(_("An existing customer's chat; repeat sales mode is off, so no new deal was created.")),
             customer=customer, phones_found=phones_found,
         )
     flags = repeat_sales.deal_repeat_flags(
@@ -950,19 +1057,17 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
     )
     who = f"@{incoming.username}" if incoming.username else f"#{incoming.chat_id}"
     deal = Deal(
-        title=_("%(channel)s chat %(who)s") % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
+        title=gettext("%(channel)s chat %(who)s")
+        % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
         pipeline=incoming.pipeline,
         stage=incoming.stage,
         customer=customer,
         company=company,
         owner=customer.owner or token.owner,
-        is_repeat=flags.is_repeat,
-        is_repeat_inquiry=flags.is_repeat_inquiry,
     )
-    deal._repeat_flags_decided = True
-    deal.save()
+    repeat_sales.record_save_with_flags(deal, flags=flags)
     _save_chat_message(deal, incoming)
-    reason = " ".join(filter(None, [_("A new chat."), flags.reason]))
+    reason = Message.join([Message.of(_("A new chat.")), flags.reason], " ")
     _add_note(deal, reason)
     return _finish(
         request, status_code=201, decision=Decision.CREATED, reason=reason, deal=deal, customer=customer,

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.db import connections, router, transaction
 from django.db.models import Q
 from django.db.models.signals import post_save, pre_save
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from crm.models import Company, Customer, Deal, Lead, RepeatSalesSettings, Stage
-from crm.plain_sql import column, fetch, quote
+from dedup.db import column, fetch, quote
+from dedup.messages import Message
 
 WON = Stage.Semantic.WON
 LOST = Stage.Semantic.LOST
@@ -41,7 +43,7 @@ def _repeat_deals_all_lost(
     """True when the owner's deals converted from repeat leads exist and none of them is open or won.
 
     ``known``: the stage meanings of those deals, already read by the caller. Else plain SQL: every incoming
-    lead of a known customer asks (see crm.plain_sql).
+    lead of a known customer asks (see dedup.db).
     """
     if known is not None:
         return bool(known) and known == {LOST}
@@ -94,26 +96,29 @@ def lead_repeat_flags(
     settings = settings or RepeatSalesSettings.load()
     completed_leads = [lead for lead in completed_leads if lead.pk]
     if not settings.enabled:
-        return RepeatFlags(reason=_("Repeat sales mode is off."))
+        return RepeatFlags(reason=Message.of(_("Repeat sales mode is off.")))
     if _excluded(customer):
-        return RepeatFlags(reason=_("The customer is on the repeat sales exceptions list."))
+        return RepeatFlags(reason=Message.of(_("The customer is on the repeat sales exceptions list.")))
     owner = _owner_q(customer=customer, company=company)
     if owner is None and not completed_leads:
-        return RepeatFlags(reason=_("A new customer."))
+        return RepeatFlags(reason=Message.of(_("A new customer.")))
     if owner is not None and _repeat_deals_all_lost(customer=customer, company=company, known=repeat_deal_semantics):
         return RepeatFlags(
             is_repeat=True,
             is_repeat_inquiry=True,
-            reason=_("Repeat inquiry: the customer's earlier repeat leads became deals that were all lost."),
+            reason=Message.of(
+                _("Repeat inquiry: the customer's earlier repeat leads became deals that were all lost.")
+            ),
         )
     if completed_leads:
-        reason = _("Repeat lead: the customer has completed leads (%(leads)s).") % {
-            "leads": ", ".join(f"#{lead.pk}" for lead in completed_leads[:5])
-        }
+        reason = Message.of(
+            _("Repeat lead: the customer has completed leads (%(leads)s)."),
+            leads=", ".join(f"#{lead.pk}" for lead in completed_leads[:5]),
+        )
     elif customer is not None and customer.pk:
-        reason = _("Repeat lead: linked to the existing customer %(customer)s.") % {"customer": customer}
+        reason = Message.of(_("Repeat lead: linked to the existing customer %(customer)s."), customer=str(customer))
     else:
-        reason = _("Repeat lead: linked to the existing company %(company)s.") % {"company": company}
+        reason = Message.of(_("Repeat lead: linked to the existing company %(company)s."), company=str(company))
     return RepeatFlags(is_repeat=True, reason=reason)
 
 
@@ -133,39 +138,42 @@ def deal_repeat_flags(
     """
     settings = settings or RepeatSalesSettings.load()
     if not settings.enabled:
-        return RepeatFlags(reason=_("Repeat sales mode is off."))
+        return RepeatFlags(reason=Message.of(_("Repeat sales mode is off.")))
     if _excluded(customer):
-        return RepeatFlags(reason=_("The customer is on the repeat sales exceptions list."))
+        return RepeatFlags(reason=Message.of(_("The customer is on the repeat sales exceptions list.")))
     if source_lead is not None and source_lead.is_repeat:
         return RepeatFlags(
             is_repeat=True,
             is_repeat_inquiry=source_lead.is_repeat_inquiry,
-            reason=_("Repeat deal: converted from a repeat lead."),
+            reason=Message.of(_("Repeat deal: converted from a repeat lead.")),
         )
     owner = _owner_q(customer=customer, company=company)
     if owner is None:
-        return RepeatFlags(reason=_("A new customer."))
+        return RepeatFlags(reason=Message.of(_("A new customer.")))
     closed = set(
         Deal.objects.filter(owner, is_archived=False, stage__semantic__in=CLOSED).values_list(
             "stage__semantic", flat=True
         )
     )
     if WON in closed:
-        return RepeatFlags(is_repeat=True, reason=_("Repeat deal: the customer has a won deal."))
+        return RepeatFlags(is_repeat=True, reason=Message.of(_("Repeat deal: the customer has a won deal.")))
     if settings.simple_crm_mode:
         if owner is not None and _simple_mode_repeat_deals_all_lost(owner):
             return RepeatFlags(
                 is_repeat=True,
                 is_repeat_inquiry=True,
-                reason=_("Repeat inquiry: the customer's earlier repeat deals were all lost."),
+                reason=Message.of(_("Repeat inquiry: the customer's earlier repeat deals were all lost.")),
             )
         if closed:
-            return RepeatFlags(is_repeat=True, reason=_("Repeat deal: the customer has completed deals."))
+            return RepeatFlags(is_repeat=True, reason=Message.of(_("Repeat deal: the customer has completed deals.")))
         if returning:
             return RepeatFlags(
-                is_repeat=True, reason=_("Repeat deal: linked to the existing customer %(customer)s.") % {"customer": customer}
+                is_repeat=True,
+                reason=Message.of(
+                    _("Repeat deal: linked to the existing customer %(customer)s."), customer=str(customer)
+                ),
             )
-    return RepeatFlags(reason=_("The customer has no won deal yet."))
+    return RepeatFlags(reason=Message.of(_("The customer has no won deal yet.")))
 
 
 def _simple_mode_repeat_deals_all_lost(owner: Q) -> bool:
@@ -216,9 +224,26 @@ def repeat_inquiries_refresh(*, customer_ids: Iterable[int]) -> int:
 
 # --- Receivers: leads and deals made anywhere (admin, import, intake) get their flags -----------------
 
+# The new lead or deal record_save_with_flags is saving: its caller decided its flags, and the pre_save
+# receivers leave them. A context variable owned by this module, not state planted on the instance.
+_flags_decided: ContextVar[Lead | Deal | None] = ContextVar("repeat_flags_decided", default=None)
+
+
+def record_save_with_flags(record: Lead | Deal, *, flags: RepeatFlags) -> None:
+    """Save a new lead or deal with the repeat flags its caller decided (the intake knows more than the
+    receivers below: the repeat sales settings, and a customer it recognised by contacts), so the receivers,
+    which decide the flags of leads and deals made anywhere else, leave them as given."""
+    record.is_repeat = flags.is_repeat
+    record.is_repeat_inquiry = flags.is_repeat_inquiry
+    token = _flags_decided.set(record)
+    try:
+        record.save()
+    finally:
+        _flags_decided.reset(token)
+
 
 def _lead_pre_save(sender, instance: Lead, raw=False, **kwargs):
-    if raw or not instance._state.adding or instance.is_repeat or getattr(instance, "_repeat_flags_decided", False):
+    if raw or not instance._state.adding or instance.is_repeat or _flags_decided.get() is instance:
         return
     if not (instance.customer_id or instance.company_id):
         return
@@ -228,7 +253,7 @@ def _lead_pre_save(sender, instance: Lead, raw=False, **kwargs):
 
 
 def _deal_pre_save(sender, instance: Deal, raw=False, **kwargs):
-    if raw or not instance._state.adding or instance.is_repeat or getattr(instance, "_repeat_flags_decided", False):
+    if raw or not instance._state.adding or instance.is_repeat or _flags_decided.get() is instance:
         return
     if not (instance.customer_id or instance.company_id or instance.source_lead_id):
         return

@@ -22,6 +22,7 @@ from django.utils.translation import ngettext
 from dedup import registry, review
 from dedup.merge import MERGE_PERMISSION, MergeError, record_admin_url
 from dedup.merge.fields import record_label
+from dedup.messages import key_range_text, render
 from dedup.models import MergeJob, Rule
 from dedup.models.scan import DuplicateGroup, DuplicateGroupMember, ScanChunk, ScanRun
 from dedup.review import SCHEDULED_SCAN_TASK
@@ -94,8 +95,12 @@ def _schedule_url() -> str:
 
 class ScanChunkInline(admin.TabularInline):
     model = ScanChunk
-    fields = ["entity", "index", "key_range", "status", "attempts", "groups_found", "seconds", "error"]
+    fields = ["entity", "index", "key_range_text", "status", "attempts", "groups_found", "seconds", "error"]
     readonly_fields = fields
+
+    @admin.display(description=_("key range"))
+    def key_range_text(self, chunk):
+        return key_range_text(chunk.key_range)
     extra = 0
     can_delete = False
     show_change_link = False
@@ -308,7 +313,7 @@ class RuleFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         rules = Rule.objects.order_by("entity", "position", "pk")
-        return [(rule.pk, f"{_entity_label(rule.entity)}: {rule.name}") for rule in rules]
+        return [(rule.pk, f"{_entity_label(rule.entity)}: {rule.display_name}") for rule in rules]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -355,6 +360,7 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
     list_display = ["group_title", "entity_label", "size", "records", "reason_list", "newest_activity", "status",
                     "compare_link"]
     list_display_links = ["group_title"]
+    list_per_page = 25  # a page that fits a laptop screen a few times over, not thousands of pixels
     list_filter = [StatusFilter, EntityFilter, RuleFilter, OwnerFilter]
     search_fields = ["=members__record_id"]
     search_help_text = _("Find the groups of a record by its ID.")
@@ -451,11 +457,11 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("why"))
     def reason_list(self, group):
-        return format_html_join(mark_safe("<br>"), "{}", ((reason,) for reason in group.reasons or []))
+        return format_html_join(mark_safe("<br>"), "{}", ((render(reason),) for reason in group.reasons or []))
 
     @admin.display(description=_("rules"))
     def rule_list(self, group):
-        return ", ".join(rule.name for rule in group.rules.all()) or "\u2014"
+        return ", ".join(rule.display_name for rule in group.rules.all()) or "\u2014"
 
     @admin.display(description=_("compare"))
     def compare_link(self, group):

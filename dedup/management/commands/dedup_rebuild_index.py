@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from dedup import registry
-from dedup.engine import index
+from dedup.engine import counts, index
 
 
 class Command(BaseCommand):
@@ -36,8 +36,10 @@ class Command(BaseCommand):
                 disable=no_progress, dynamic_ncols=True,
             ) as bar:
                 rows = index.rebuild(spec, progress=bar.update)
+            pairs = counts.counts_rebuild(entity=spec)
             self.stdout.write(
-                f"{spec.key}: {total} records, {rows} keys in {time.monotonic() - started:.1f} s."
+                f"{spec.key}: {total} records, {rows} keys, {pairs} duplicate pairs in "
+                f"{time.monotonic() - started:.1f} s."
             )
 
 

@@ -52,7 +52,7 @@ def remove_sweeper(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dedup", "0006_merge_job_undo_in_background"),
+        ("dedup", "0009_merge_job_undo_in_background"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

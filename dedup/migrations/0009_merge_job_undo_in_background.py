@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dedup', '0005_daily_scan_schedule'),
+        ('dedup', '0008_scoring_weights'),
     ]
 
     operations = [
