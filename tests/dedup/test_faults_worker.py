@@ -318,12 +318,18 @@ def test_broker_unreachable_merge_fails_at_once_with_the_notification(
         print(f"\n[fault] broker on a closed port: merge #{job.pk} failed in {took:.2f} s, rows before/after equal")
 
 
+@pytest.fixture
+def a_customer_and_rules(django_capture_on_commit_callbacks):
+    """Default rules and a customer, made while the broker is up (a rule change sends a task of its own)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        ensure_default_rules()
+        customer_with("Ivan", "Petrov", phones=["+79123456789"])
+
+
 def test_broker_unreachable_run_scan_now_fails_at_once_and_blocks_no_later_scan(
-    unreachable_broker, admin_client, django_capture_on_commit_callbacks
+    a_customer_and_rules, unreachable_broker, admin_client, django_capture_on_commit_callbacks
 ):
     # Given duplicate rules and a broker nobody listens for
-    ensure_default_rules()
-    customer_with("Ivan", "Petrov", phones=["+79123456789"])
 
     # When an admin presses "Run scan now"
     started = time.monotonic()
