@@ -25,7 +25,7 @@ def planner_estimate(queryset) -> int | None:
     connection = connections[queryset.db]
     if connection.vendor != "postgresql":
         return None
-    sql, params = queryset.order_by().query.sql_with_params()
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]
@@ -55,7 +55,8 @@ class EstimatedCountPaginator(Paginator):
         queryset = self.object_list
         if not hasattr(queryset, "query"):
             return super().count
-        counted = queryset.order_by()[: self.exact_limit + 1].count()
+        # Only the key: a sliced count keeps its SELECT list, and the lists' columns are subqueries per row.
+        counted = queryset.order_by().values("pk")[: self.exact_limit + 1].count()
         if counted <= self.exact_limit:
             return counted
         estimate = planner_estimate(queryset)
