@@ -16,6 +16,7 @@ from dedup import registry, review
 from dedup.engine import counts, index
 from dedup.engine.counts import REBUILD_TASK as COUNTS_REBUILD_TASK
 from dedup.engine.index import BACKFILL_TASK
+from dedup.engine.scoring.decisions import FOLD_TASK, scoring_decision_fold
 from dedup.merge import MERGE_TASK, merge_job_fail
 from dedup.merge import merge_job_run as merge_job_run_service
 from dedup.models.scan import ScanRun
@@ -45,6 +46,15 @@ def merge_job_run(self, job_id: int) -> str | None:
         merge_job_fail(job_id=job_id, reason=_("An unexpected error stopped the merge; nothing was changed."))
         raise
     return job.status if job is not None else None
+
+
+# Scored matching
+
+@shared_task(name=FOLD_TASK, acks_late=True, autoretry_for=(OperationalError, InterfaceError), max_retries=5,
+             retry_backoff=True)
+def scoring_decisions_fold(entity_key: str, pairs: list, is_match: bool) -> bool:
+    """Fold a manager's decision (pairs of record values) into the entity's learned model."""
+    return scoring_decision_fold(entity=entity_key, pairs=pairs, is_match=is_match)
 
 
 # Match-key index
