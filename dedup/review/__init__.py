@@ -29,6 +29,7 @@ from .queue import (
     FoundGroup,
     UpsertOutcome,
     connect,
+    dismiss_permission_check,
     group_dismiss,
     group_merge,
     group_signature,
@@ -54,6 +55,7 @@ from .runs import (
     scan_run_fail,
     scan_running,
     scan_start,
+    scan_sweep,
 )
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "ScanError",
     "UpsertOutcome",
     "connect",
+    "dismiss_permission_check",
     "group_dismiss",
     "group_merge",
     "group_signature",
@@ -87,4 +90,5 @@ __all__ = [
     "scan_run_fail",
     "scan_running",
     "scan_start",
+    "scan_sweep",
 ]
