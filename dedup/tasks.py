@@ -16,6 +16,7 @@ from dedup import registry, review
 from dedup.engine import counts, index
 from dedup.engine.counts import REBUILD_TASK as COUNTS_REBUILD_TASK
 from dedup.engine.index import BACKFILL_TASK
+from dedup.engine.scoring.decisions import FOLD_TASK, scoring_decision_fold
 from dedup.merge import MERGE_TASK, UNDO_TASK, merge_job_fail, merge_jobs_sweep, merge_undo_fail
 from dedup.merge import merge_job_run as merge_job_run_service
 from dedup.merge import merge_undo_run as merge_undo_run_service
@@ -72,6 +73,15 @@ def jobs_sweep() -> dict:
     """The periodic task "Sweep stalled jobs" (every minute): end merges, undos and scan chunks whose worker died."""
     ended = merge_jobs_sweep()
     return {"merges_ended": len(ended), **review.scan_sweep()}
+
+
+# Scored matching
+
+@shared_task(name=FOLD_TASK, acks_late=True, autoretry_for=(OperationalError, InterfaceError), max_retries=5,
+             retry_backoff=True)
+def scoring_decisions_fold(entity_key: str, pairs: list, is_match: bool) -> bool:
+    """Fold a manager's decision (pairs of record values) into the entity's learned model."""
+    return scoring_decision_fold(entity=entity_key, pairs=pairs, is_match=is_match)
 
 
 # Match-key index

@@ -31,6 +31,7 @@ from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
 from dedup.engine.counts import stored_counts, with_stored_duplicates
 from dedup.engine.finder import duplicate_counts, duplicates_of
 from dedup.engine.not_duplicates import not_duplicate_mark
+from dedup.engine.scoring.pairs import pair_scores
 from dedup.engine.selectors import typed_duplicates, typing_fields
 from dedup.merge import (
     MERGE_PERMISSION,
@@ -139,7 +140,7 @@ class DuplicateControlAdminMixin:
     @property
     def media(self):
         return super().media + forms.Media(
-            css={"all": ["dedup/card.css"]}, js=["dedup/card.js", "dedup/typing.js"]
+            css={"all": ["dedup/card.css", "dedup/match.css"]}, js=["dedup/card.js", "dedup/typing.js"]
         )
 
     def get_urls(self):
@@ -576,6 +577,8 @@ class DuplicateControlAdminMixin:
             messages.error(request, str(error))
             return self._redirect_to_card(record)
         can_merge = self.has_merge_permission(request, table.records)
+        # The learned model's probability of each record against the priority one (None: no model learned yet).
+        scores = pair_scores(table.spec.key, table.priority, table.absorbed) or {}
         left_out = list(self.get_queryset(request).filter(pk__in=set(left_out) - set(pks)).values_list("pk", flat=True))
         merge_refusal = ""
         if can_merge:
@@ -624,6 +627,7 @@ class DuplicateControlAdminMixin:
                 "url": self._url("change", column_record.pk),
                 "is_priority": column_record.pk == table.priority.pk,
                 "is_current": column_record.pk == record.pk,
+                "match": scores.get(column_record.pk),
                 "make_priority_url": "%s?%s"
                 % (
                     self._url("compare", record.pk),

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from dedup.engine import normalize
+from dedup.engine.scoring.pairs import PairScore, pair_scores
 from dedup.merge.fields import KEY_SEPARATOR, field_label, is_empty, mergeable_fields
 from dedup.registry import EntitySpec, for_model
 
@@ -207,6 +208,8 @@ class DuplicateRow:
     reasons: list[str]
     related: list[RelatedCount]
     score: float | None = None
+    # The learned model's match probability and why against the current record (None: no model learned yet).
+    match: PairScore | None = None
 
     @property
     def pk(self):
@@ -261,7 +264,8 @@ def duplicate_rows(record: models.Model, matches: Sequence) -> list[DuplicateRow
 
     ``matches`` are the finder's Match objects (``.record``, ``.reasons``, ``.score``). The records are
     re-read in one query with their summary fields' relations, and related counts take one query per
-    relation, so the list costs the same for 2 or 50 matches.
+    relation, so the list costs the same for 2 or 50 matches; each match also gets the learned model's probability
+    and why (``dedup.engine.scoring.pairs``, a constant number of queries too).
     """
     model = type(record)
     spec = _spec_for(model)
@@ -293,6 +297,9 @@ def duplicate_rows(record: models.Model, matches: Sequence) -> list[DuplicateRow
                 score=getattr(match, "score", None),
             )
         )
+    scores = pair_scores(spec.key, current, [row.record for row in rows[1:]]) or {}
+    for row in rows[1:]:
+        row.match = scores.get(row.pk)
     return rows
 
 

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -20,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from dedup import registry, review
+from dedup.engine.scoring.pairs import pair_scores
 from dedup.merge import MERGE_PERMISSION, MergeError, record_admin_url
 from dedup.merge.fields import record_label
 from dedup.messages import key_range_text, render
@@ -371,6 +373,9 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
               "merge_job_link", "auto_merged"]
     readonly_fields = fields
 
+    class Media:
+        css = {"all": ["dedup/match.css"]}
+
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("members")
 
@@ -475,9 +480,13 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
         model = _model_of(group.entity)
         members = list(group.members.select_related("owner"))
         records = model._base_manager.in_bulk([m.record_id for m in members]) if model is not None else {}
+        # The learned model's probability of each record against the group's first one (None: not learned yet).
+        found = [records[m.record_id] for m in members if m.record_id in records]
+        scores = (pair_scores(group.entity, found[0], found[1:]) if len(found) > 1 else None) or {}
         rows = []
         for member in members:
             record = records.get(member.record_id)
+            match = scores.get(member.record_id)
             url = record_admin_url(model, member.record_id) if model is not None else ""
             label = record_label(record) if record is not None else _("#%(id)s (deleted)") % {"id": member.record_id}
             state = ""
@@ -489,14 +498,17 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
                     member.record_id,
                     member.owner or "\u2014",
                     state,
+                    render_to_string("admin/dedup/_match.html", {"match": match}) if match else "\u2014",
                 )
             )
-        body = format_html_join("", "<tr><td>{}</td><td>#{}</td><td>{}</td><td>{}</td></tr>", rows)
+        body = format_html_join("", "<tr><td>{}</td><td>#{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
         return format_html(
-            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>{}</tbody></table>",
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th><th>{}</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
             _("record"),
             _("ID"),
             _("responsible manager"),
+            _("match probability"),
             body,
         )
 

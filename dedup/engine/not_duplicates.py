@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from dedup import registry
 from dedup.engine.counts import counts_refresh
+from dedup.engine.scoring.decisions import scoring_decision_send
 from dedup.models import NotDuplicate
 from dedup.registry import EntitySpec
 
@@ -82,6 +83,9 @@ def not_duplicate_mark(
     ]
     NotDuplicate.objects.bulk_create(new, ignore_conflicts=True)
     counts_refresh(entity=spec, pks=unique)
+    # A manager's "not a duplicate" is non-match evidence for the learned model (folded after the commit).
+    if new and _is_user(user):
+        scoring_decision_send(entity=spec.key, pairs=[(pair.low_id, pair.high_id) for pair in new], is_match=False)
     return len(new)
 
 

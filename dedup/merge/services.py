@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from dedup import audit, messages, registry
 from dedup.dispatch import task_send
 from dedup.engine.not_duplicates import not_duplicates_carry, not_duplicates_write
+from dedup.engine.scoring.decisions import decision_values, scoring_decision_send
 from dedup.messages import Message
 from dedup.models import MergeJob, MergeJobRecord, Notification
 from dedup.notifications import notification_send
@@ -577,6 +578,10 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
             try:
                 survivor, absorbed = _job_records(job)
                 _job_permission_check(job)
+                # A manager's merge is match evidence for the learned model: the values as they were before it.
+                evidence = None
+                if job.created_by_id:
+                    evidence = decision_values(type(survivor), [survivor.pk, *(record.pk for record in absorbed)])
                 result = records_merge(
                     survivor=survivor,
                     absorbed=absorbed,
@@ -601,6 +606,9 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
             job.finished_at = timezone.now()
             job.save(update_fields=["status", "error", "snapshot", "finished_at"])
             audit.merge_logged(user=job.created_by, job_id=job.pk, survivor=result.survivor, absorbed=result.absorbed)
+            if evidence:
+                scoring_decision_send(entity=type(survivor), pairs=[(survivor.pk, record.pk) for record in absorbed],
+                                      is_match=True, values=evidence)
             _notify(
                 job,
                 level=Notification.Level.SUCCESS,

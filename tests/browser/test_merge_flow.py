@@ -1,11 +1,13 @@
 """The managers' merge, walked in Chromium: badge, list, untick, priority, compare, merge, toast, survivor, undo."""
 import re
+import time
 
 import pytest
 from django.contrib.auth.models import Permission
 
 from crm.models import Customer, Email, Note, Order
-from dedup.models import MergeJob, NotDuplicate
+from dedup.engine.scoring.entity import scoring_learn
+from dedup.models import MergeJob, NotDuplicate, ScoringModel
 from tests import factories
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -33,8 +35,26 @@ def _customer(*, phone, email=None, **fields):
     return customer
 
 
+def _background_customers():
+    """80 different people (own names, own phones, half with an email): what the scored matcher learns from."""
+    firsts = ["Anna", "Boris", "Olga", "Pavel", "Irina", "Sergey", "Maria", "Dmitry", "Elena", "Nikolai"]
+    lasts = ["Smirnov", "Kuznetsov", "Popov", "Vasiliev", "Sokolov", "Mikhailov", "Novikov", "Fedorov"]
+    for n, (first, last) in enumerate((first, last) for last in lasts for first in firsts):
+        customer = factories.CustomerFactory(first_name=first, last_name=last)
+        factories.PhoneFactory(content_object=customer, number=f"+7 903 {n:03d}-{n * 37 % 100:02d}-{n * 53 % 100:02d}")
+        if n % 2:
+            factories.EmailFactory(content_object=customer, address=f"{first}.{last}{n}@example.com".lower())
+
+
+def _login(page, live_server, next_url="/admin/"):
+    page.goto(f"{live_server.url}/admin/login/?next={next_url}")
+    page.fill("#id_username", "anna")
+    page.fill("#id_password", "pass")
+    page.click('input[type="submit"]')
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, screenshot, celery_worker):
+def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, new_page, screenshot, celery_worker):
     # Given a manager and a customer with three look-alikes sharing the phone: the current one has no email
     # and a pinned note; the second has the email, notes (one pinned) and an order; the fourth a task; the
     # third is a namesake with another email who must not be merged
@@ -50,6 +70,9 @@ def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, scre
     fourth = _customer(phone="+7 (912) 345 67 89")
     factories.TaskFactory(content_object=fourth, title="Send the contract")
     card = f"{live_server.url}/admin/crm/customer/{current.pk}/change/"
+    # and a scored model learned from the customers, as `manage.py dedup_score customer` learns it
+    _background_customers()
+    scoring_learn(entity="customer")
 
     # When the manager logs in and lists the customers that have duplicates
     page.goto(f"{live_server.url}/admin/login/?next=/admin/crm/customer/%3Fhas_duplicates%3Dyes")
@@ -86,6 +109,9 @@ def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, scre
     assert "Current" in current_row.inner_text()
     assert dialog.locator(f"#dedup-priority-{current.pk}").is_checked()
     assert "phone" in dialog.locator(f'.dedup-list-row[data-pk="{second.pk}"] .dedup-reasons').inner_text().lower()
+    # and each look-alike carries the learned match probability
+    assert re.fullmatch(r"\d+% match", dialog.locator(f'.dedup-list-row[data-pk="{second.pk}"] .dedup-match-badge')
+                        .inner_text().strip())
     screenshot("duplicates_list", full_page=False)
 
     # And the namesake is unticked and the second customer made the priority record
@@ -109,7 +135,25 @@ def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, scre
     summary = page.locator(".dedup-summary-headline").inner_text()
     assert f"Customer #{second.pk} stays; 2 records will be archived" in summary
     assert "3 notes" not in summary and "1 task" in summary and "2 notes" in summary
+    # with the learned match probability of each record against the priority one, its why one click away
+    badges = page.locator("th.dedup-record-col .dedup-match-badge")
+    assert badges.count() == 2 and badges.all_inner_texts() == ["99% match", "99% match"]
+    assert page.locator("th.dedup-record-col .dedup-why").first.is_hidden()
+    badges.first.click()
+    why = page.locator("th.dedup-record-col .dedup-why").first.inner_text()
+    assert "phone: the same (" in why and "full name: the same" in why
     screenshot("compare")
+    # and a Russian reader sees the same screen in Russian
+    russian = new_page("ru-RU")
+    compare_url = page.url
+    _login(russian, live_server)
+    russian.goto(compare_url)
+    russian_badges = russian.locator("th.dedup-record-col .dedup-match-badge")
+    assert russian_badges.all_inner_texts() == ["совпадение 99%", "совпадение 99%"]
+    russian_badges.first.click()
+    assert "телефон: совпадает" in russian.locator("th.dedup-record-col .dedup-why").first.inner_text()
+    screenshot("compare_ru", of=russian)
+    badges.first.click()  # fold the why again
     page.emulate_media(color_scheme="dark")
     screenshot("compare_dark")
     page.emulate_media(color_scheme="light")
@@ -144,6 +188,11 @@ def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, scre
     # the priority's pinned note stays the pinned one
     job = MergeJob.objects.get()
     assert job.status == MergeJob.Status.DONE, job.error
+    # and the manager's merge was folded into the learned model (a task sent after the merge committed)
+    deadline = time.monotonic() + 15
+    while ScoringModel.objects.get(entity="customer").merges_folded < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ScoringModel.objects.get(entity="customer").merges_folded == 2
     survivor = Customer.objects.get(pk=second.pk)
     assert survivor.position == "Head of purchasing"
     assert Note.objects.filter(object_id=second.pk, text="Asked for a catalogue").exists()

@@ -1,0 +1,136 @@
+"""The match probability and the "why" of the pairs the screens show, from the entity's stored learned model.
+
+The card's list, the compare screen and the review queue already hold the records they show; ``pair_scores``
+scores the current record against each of the others with the entity's stored ``ScoringModel`` and returns
+{other pk: PairScore}, or None when no model has been learned yet (the screens then show no probability).
+
+Cost per request, whatever the number of records: one query for the model's id and ``updated_at``; on a
+change (a new learn, a folded decision) one more for the weights, kept in memory per process keyed on
+(id, updated_at), as the caching rule in docs/ARCHITECTURE.md says; plus one query per to-many relation the
+entity's fields read (phones, emails...) for records the caller did not prefetch.
+
+Term frequencies are not stored with the model (they belong to a scan over the whole base), so these
+probabilities use the stored m and u without the term-frequency adjustment: agreeing on a rare surname counts
+as much as on a common one here. The scan's own probabilities (``dedup_score``) do apply it.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import models
+from django.utils import translation
+from django.utils.translation import gettext
+
+from dedup import registry
+from dedup.engine.scoring import matcher
+from dedup.engine.scoring.entity import entity_schema
+from dedup.engine.scoring.explain import Reason, gettext_noop
+from dedup.engine.scoring.model import Model
+from dedup.engine.scoring.store import scoring_model_load
+from dedup.models import ScoringModel
+
+BADGE = gettext_noop("%(percent)s%% match")
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """One pair's match probability and each field's contribution, strongest evidence first."""
+
+    probability: float
+    reasons: tuple[Reason, ...]
+
+    @property
+    def percent(self) -> int:
+        """The probability in whole percent, rounded down: 0.999 is "99%", never "100%" for a guess."""
+        return min(99, math.floor(self.probability * 100))
+
+    def badge(self) -> str:
+        return gettext(BADGE) % {"percent": self.percent}
+
+    def why(self) -> list[str]:
+        """Each field's contribution in the reader's language."""
+        return [reason.text() for reason in self.reasons]
+
+    def why_text(self) -> str:
+        return "; ".join(self.why())
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    schema: list[matcher.FieldSpec]
+    model: Model
+
+
+# entity -> ((model id, updated_at), what was loaded); replaced whole, so readers never see half an entry.
+_cache: dict[str, tuple[tuple, _Loaded]] = {}
+_lock = threading.Lock()
+
+
+def _load(spec: registry.EntitySpec) -> _Loaded | None:
+    stamp = ScoringModel.objects.filter(entity=spec.key).values_list("pk", "updated_at").first()
+    if stamp is None:
+        return None
+    cached = _cache.get(spec.key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    # Field labels as English message ids: Reason.text() translates them when it renders, in the reader's
+    # language, so one cached model serves every language.
+    with translation.override(None):
+        schema = entity_schema(spec)
+    model = scoring_model_load(entity=spec.key, labels={field.name: field.label for field in schema})
+    if model is None:
+        return None
+    learned = {weights.name: weights for weights in model.fields}
+    # The schema and the model's fields in one order (explain reads them side by side); a field registered
+    # after the model was learned has no weights yet and is left out.
+    schema = [field for field in schema if field.name in learned]
+    loaded = _Loaded(schema=schema, model=Model(fields=[learned[field.name] for field in schema], prior=model.prior))
+    with _lock:
+        _cache[spec.key] = (stamp, loaded)
+    return loaded
+
+
+def _values(spec: registry.EntitySpec, record: models.Model) -> dict:
+    """A record's values per registered field, read as the learning read them (entity.entity_records)."""
+    values = {}
+    for field in spec.fields:
+        try:
+            values[field.name] = [value for value in field.read(record) if value]
+        except Exception:  # a field that cannot be read is missing, never a failed page
+            values[field.name] = []
+    return values
+
+
+def pair_scores(
+    entity: str, record: models.Model, candidates: Sequence[models.Model]
+) -> dict[int, PairScore] | None:
+    """Return {candidate pk: PairScore} of the record against each candidate, or None without a learned model.
+
+    The records are the caller's (already loaded); the to-many relations the fields read are prefetched here
+    in one query each when the caller has not done it.
+    """
+    spec = registry.get(entity)
+    loaded = _load(spec)
+    if loaded is None or not loaded.schema:
+        return None
+    others = [candidate for candidate in candidates if candidate is not None and candidate.pk != record.pk]
+    if not others:
+        return {}
+    rows = [record, *others]
+    if spec.prefetch:
+        models.prefetch_related_objects(rows, *spec.prefetch)
+    read = matcher.read_records([_values(spec, row) for row in rows], loaded.schema)
+    scores = {}
+    for position, other in enumerate(others, start=1):
+        probability, reasons = matcher.explain(loaded.model, read, 0, position)
+        scores[other.pk] = PairScore(probability, tuple(reasons))
+    return scores
+
+
+def pair_scores_cache_clear() -> None:
+    """Forget the cached models (tests)."""
+    with _lock:
+        _cache.clear()
