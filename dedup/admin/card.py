@@ -23,12 +23,12 @@ from dedup.admin.compare import (
     MergeSelectionError,
     compare_table,
     duplicate_rows,
-    record_label,
 )
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
 from dedup.engine.finder import duplicate_counts, duplicates_of
 from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.engine.selectors import with_duplicates
+from dedup.records import record_label
 from dedup.merge import (
     MERGE_PERMISSION,
     MergeError,

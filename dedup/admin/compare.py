@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 
 from dedup.engine import normalize
 from dedup.merge.fields import KEY_SEPARATOR, field_label, is_empty, mergeable_fields
+from dedup.records import record_label
 from dedup.registry import EntitySpec, for_model
 
 EMPTY_DISPLAY = "\u2014"
@@ -34,11 +35,6 @@ class MergeSelectionError(ValueError):
 
 
 # --- Records -----------------------------------------------------------------------------------------------
-
-
-def record_label(record: models.Model) -> str:
-    """Return "Customer #12", the name managers use for a record on the merge screens."""
-    return _("%(model)s #%(pk)s") % {"model": capfirst(record._meta.verbose_name), "pk": record.pk}
 
 
 def _spec_for(model: type[models.Model]) -> EntitySpec:

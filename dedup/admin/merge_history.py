@@ -5,7 +5,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from dedup.merge import MERGE_PERMISSION, MergeError, merge_undo, record_admin_url
+from dedup.merge import MERGE_PERMISSION, MergeError, merge_undo
+from dedup.records import record_admin_url
 from dedup.models import MergeJob, Notification
 from dedup.notifications import notifications_mark_read
 

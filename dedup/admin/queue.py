@@ -19,8 +19,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from dedup import registry, review
-from dedup.merge import MERGE_PERMISSION, MergeError, record_admin_url
-from dedup.merge.fields import record_label
+from dedup.merge import MERGE_PERMISSION, MergeError
+from dedup.records import record_admin_url, record_label
 from dedup.models import MergeJob, Rule
 from dedup.models.scan import DuplicateGroup, DuplicateGroupMember, ScanChunk, ScanRun
 from dedup.review import SCHEDULED_SCAN_TASK

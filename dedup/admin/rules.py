@@ -12,6 +12,7 @@ from dedup import registry
 from dedup.admin.rule_forms import ConditionForm, ConditionFormSet, RuleForm, entity_group_label
 from dedup.engine import selectors
 from dedup.models import Condition, NotDuplicate, Rule
+from dedup.records import record_admin_url
 
 
 class ConditionInline(admin.TabularInline):
@@ -120,5 +121,5 @@ class NotDuplicateAdmin(admin.ModelAdmin):
             return f"#{pair.low_id}, #{pair.high_id}"
         links = []
         for pk in (pair.low_id, pair.high_id):
-            links.append((selectors.record_admin_url(spec, pk) or "#", f"#{pk}"))
+            links.append((record_admin_url(spec.model, pk) or "#", f"#{pk}"))
         return format_html_join(", ", '<a href="{}">{}</a>', links)

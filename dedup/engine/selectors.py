@@ -7,13 +7,13 @@ from django.core.cache import cache
 from django.db import connection, models
 from django.db.models import Max
 from django.db.models.expressions import RawSQL
-from django.urls import NoReverseMatch, reverse
 from django.utils.translation import get_language
 
 from dedup import registry
 from dedup.engine import keys, rules
 from dedup.engine.rules import CompiledRule
 from dedup.models import Condition, MatchKey, NotDuplicate, Rule
+from dedup.records import record_admin_url
 from dedup.registry import CUSTOM_PREFIX, EntitySpec
 
 # Records read to discover the keys of custom fields an admin can match on.
@@ -158,7 +158,7 @@ def _shared_keys_sql(spec: EntitySpec, kind: str, identity: str | None) -> tuple
 class PreviewRecord:
     pk: int
     label: str
-    url: str | None
+    url: str  # "" when the model has no admin
 
 
 @dataclass
@@ -211,21 +211,13 @@ def _rule_preview(spec: EntitySpec, compiled: list[CompiledRule], sample: int) -
         preview.sample.append(
             PreviewGroup(
                 records=[
-                    PreviewRecord(pk, str(records[pk]) if pk in records else f"#{pk}", record_admin_url(spec, pk))
+                    PreviewRecord(pk, str(records[pk]) if pk in records else f"#{pk}", record_admin_url(spec.model, pk))
                     for pk in group.ids[:10]
                 ],
                 reasons=group.reasons,
             )
         )
     return preview
-
-
-def record_admin_url(spec: EntitySpec, pk: int) -> str | None:
-    opts = spec.model._meta
-    try:
-        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
-    except NoReverseMatch:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------------------------

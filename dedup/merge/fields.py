@@ -40,15 +40,6 @@ def is_empty(value) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
-def record_label(record: models.Model) -> str:
-    """Return "customer #12 Ivan Petrov", how the engine names a record in its messages and notes."""
-    name = str(record)
-    label = _("%(model)s #%(pk)s") % {"model": record._meta.verbose_name, "pk": record.pk}
-    if name and name != label:
-        return f"{label} {name}"
-    return label
-
-
 # --- Snapshot values ----------------------------------------------------------------------------------------
 
 

@@ -23,12 +23,13 @@ from dedup.dispatch import task_send
 from dedup.engine.not_duplicates import not_duplicates_carry
 from dedup.models import MergeJob, MergeJobRecord, Notification
 from dedup.notifications import notification_send
+from dedup.records import record_admin_url, record_label
 from dedup.signals import records_bulk_saved
 
 from . import fields as merge_fields
 from .errors import MergeError
 from .relations import moved_summary, relation_move, relations_for
-from .selectors import lock_records, record_admin_url
+from .selectors import lock_records
 
 MERGE_PERMISSION = "dedup.merge_records"
 # The registered name of the merge job's Celery task (dedup/tasks.py); queued messages refer to it.
@@ -142,9 +143,9 @@ def _check_current(model: type[models.Model], records: dict, pks: Sequence, expe
             if into:
                 raise MergeError(
                     _("%(record)s has already been merged into #%(survivor)s meanwhile; reopen the duplicates.")
-                    % {"record": merge_fields.record_label(record), "survivor": into}
+                    % {"record": record_label(record), "survivor": into}
                 )
-            raise MergeError(_("%(record)s is archived.") % {"record": merge_fields.record_label(record)})
+            raise MergeError(_("%(record)s is archived.") % {"record": record_label(record)})
         seen = expected.get(str(pk))
         current = getattr(record, merge_fields.VERSION_FIELD, None)
         if seen and current is not None and _parse_version(seen) != current:
@@ -153,7 +154,7 @@ def _check_current(model: type[models.Model], records: dict, pks: Sequence, expe
                     "%(record)s was changed by someone else after you opened the comparison; reopen it to see "
                     "the changes, then merge again."
                 )
-                % {"record": merge_fields.record_label(record)}
+                % {"record": record_label(record)}
             )
 
 
@@ -364,7 +365,7 @@ def merge_job_create(
     if archived is not None:
         raise MergeError(
             _("%(record)s has already been merged into another record; reopen the duplicates.")
-            % {"record": merge_fields.record_label(archived)}
+            % {"record": record_label(archived)}
         )
     content_type = ContentType.objects.get_for_model(model)
     job = MergeJob.objects.create(
@@ -477,7 +478,7 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
                     "Merge finished: %(count)d records merged into %(record)s.",
                     len(result.absorbed),
                 )
-                % {"count": len(result.absorbed), "record": merge_fields.record_label(result.survivor)},
+                % {"count": len(result.absorbed), "record": record_label(result.survivor)},
             )
     return job
 

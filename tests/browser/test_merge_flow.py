@@ -6,6 +6,7 @@ from django.contrib.auth.models import Permission
 
 from crm.models import Customer, Email, Note, Order
 from dedup.models import MergeJob, NotDuplicate
+from dedup.records import record_label
 from tests import factories
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -107,7 +108,7 @@ def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, scre
     emails = page.locator('tr[data-field="emails"] td.dedup-result').inner_text()
     assert "ivan.petrov@example.com" in emails and "other.ivan" not in emails
     summary = page.locator(".dedup-summary-headline").inner_text()
-    assert f"Customer #{second.pk} stays; 2 records will be archived" in summary
+    assert f"{record_label(second)} stays; 2 records will be archived" in summary
     assert "3 notes" not in summary and "1 task" in summary and "2 notes" in summary
     screenshot("compare")
     page.emulate_media(color_scheme="dark")

@@ -7,7 +7,8 @@ from django.core.exceptions import PermissionDenied
 
 from crm.models import Customer
 from dedup import tasks
-from dedup.merge import MergeError, merge_history, merge_job_create, merge_job_run, record_admin_url, records_merge
+from dedup.merge import MergeError, merge_history, merge_job_create, merge_job_run, records_merge
+from dedup.records import record_admin_url
 from dedup.models import MergeJob, MergeJobRecord, Notification
 from tests import factories
 from tests.dedup.test_merge_relations import give_everything
@@ -76,7 +77,7 @@ def test_merge_job_create_queues_after_commit_and_the_task_merges(merger, django
     assert survivor.orders.count() == 3
     notification = Notification.objects.get(user=merger)
     assert notification.level == Notification.Level.SUCCESS and notification.job == job
-    assert notification.message == f"Merge finished: 1 record merged into customer #{survivor.pk} Petrov Ivan."
+    assert notification.message == f"Merge finished: 1 record merged into Customer #{survivor.pk} Petrov Ivan."
     assert notification.url == record_admin_url(Customer, survivor.pk) != ""
 
 
@@ -146,7 +147,7 @@ def test_merge_job_run_fails_on_a_stale_screen_and_leaves_every_record_intact(
     # Then the job failed saying why, every CRM row is as it was, and the manager is told
     job.refresh_from_db()
     assert job.status == MergeJob.Status.FAILED
-    assert f"customer #{duplicate.pk} Petrov Ivan was changed by someone else" in job.error
+    assert f"Customer #{duplicate.pk} Petrov Ivan was changed by someone else" in job.error
     assert crm_state() == before
     notification = Notification.objects.get(user=merger)
     assert notification.level == Notification.Level.ERROR and "changed by someone else" in notification.message
