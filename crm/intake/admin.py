@@ -9,8 +9,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from crm.intake.selectors import CUSTOM_PREFIX, matchable_field_choices
+from crm.intake.selectors import matchable_field_choices
 from crm.models import IncomingRequest, IntakeSettings, IntegrationToken, Pipeline, RepeatSalesSettings, Stage
+from dedup.registry import CUSTOM_PREFIX
 
 
 @admin.register(IntegrationToken)

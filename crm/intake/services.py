@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from crm.intake import config as intake_config
-from crm.intake import messenger, selectors
+from crm.intake import selectors
 from crm.intake.config import IntakeConfig
 from crm.models import (
     ChatMessage,
@@ -39,8 +39,8 @@ from crm.models import (
 from crm.models.intake import MAX_MERGED_MATCHES
 from crm.services import repeat_sales
 from crm.services.bulk import bulk_insert_instances, insert_together
-from dedup.engine.normalize import email_key, phone_e164
-from dedup.registry import LOADED_RELATED_ATTR
+from dedup.engine.normalize import email_key, phone_e164, phones_in_text
+from dedup.registry import CUSTOM_PREFIX, LOADED_RELATED_ATTR
 from dedup.signals import records_bulk_saved
 
 # The tag a lead gets when it matched too many records to be merged automatically.
@@ -83,8 +83,8 @@ class IncomingLead:
 
     def value_of(self, name: str):
         """Return the incoming value of a lead field or of a custom field ("custom:<name>")."""
-        if name.startswith(selectors.CUSTOM_PREFIX):
-            return self.custom_fields.get(name[len(selectors.CUSTOM_PREFIX) :])
+        if name.startswith(CUSTOM_PREFIX):
+            return self.custom_fields.get(name[len(CUSTOM_PREFIX) :])
         if name == "service":
             return self.service
         return getattr(self, name, None)
@@ -245,12 +245,8 @@ def _finish(
     return IntakeResult(status_code=status_code, body={"request_id": request.pk, **body})
 
 
-def _content_type(model) -> ContentType:
-    return ContentType.objects.get_for_model(model)
-
-
 def _note(record, text: str) -> Note:
-    return Note(content_type=_content_type(type(record)), object_id=record.pk, text=text)
+    return Note(content_type=ContentType.objects.get_for_model(type(record)), object_id=record.pk, text=text)
 
 
 class Pending:
@@ -290,7 +286,7 @@ def _add_contacts(
     written with the request's own row at the end (only for a fresh record whose contacts nothing reads back
     during the request; duplicate control takes its keys from the instances).
     """
-    content_type = _content_type(type(record))
+    content_type = ContentType.objects.get_for_model(type(record))
     owned = {"content_type": content_type, "object_id": record.pk}
     phones, emails, handles = list(phones), list(emails), [handle for handle in handles if handle]
     have_phones, have_email_addresses, have_handles = (
@@ -465,7 +461,7 @@ def lead_intake(
             len(found),
         ) % {"count": len(found), "max": MAX_MERGED_MATCHES, "why": selectors.describe(found)}
         return _create_record(
-            request, token=token, incoming=incoming, keys=keys, summary=summary, reason=reason,
+            request, token=token, incoming=incoming, summary=summary, reason=reason,
             decision=Decision.FLAGGED, flag=True, repeat_settings=repeat_settings, matches=found, hits=hits,
         )
     if found and len(found) > 1 and settings.multi_match_policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
@@ -474,7 +470,7 @@ def lead_intake(
             "why": selectors.describe(found),
         }
         return _create_record(
-            request, token=token, incoming=incoming, keys=keys, summary=summary, reason=reason,
+            request, token=token, incoming=incoming, summary=summary, reason=reason,
             decision=Decision.CREATED_DESPITE_MATCHES, flag=False, repeat_settings=repeat_settings, matches=found,
             hits=hits,
         )
@@ -488,7 +484,7 @@ def lead_intake(
             settings=settings, hits=hits,
         )
     return _create_record(
-        request, token=token, incoming=incoming, keys=keys, summary=summary,
+        request, token=token, incoming=incoming, summary=summary,
         reason=_("No lead or deal in the searched stages matches."), decision=Decision.CREATED, flag=False,
         repeat_settings=repeat_settings, matches=[], hits=hits,
     )
@@ -516,7 +512,7 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
         if settings.create_task_after_merge:
             tasks.append(
                 Task(
-                    content_type=_content_type(type(record)),
+                    content_type=ContentType.objects.get_for_model(type(record)),
                     object_id=record.pk,
                     title=_("New request from %(who)s: contact them") % {"who": incoming.display_title()},
                     assignee_id=record.owner_id,
@@ -593,7 +589,7 @@ def _holds_incoming_contacts(record, incoming: IncomingLead, hits: selectors.Con
 
 
 def _create_record(
-    request, *, token, incoming, keys, summary, reason, decision, flag, repeat_settings, matches, hits
+    request, *, token, incoming, summary, reason, decision, flag, repeat_settings, matches, hits
 ) -> IntakeResult:
     customer, company, completed = selectors.returning_customer(hits=hits, company_name=incoming.company_name)
     # Ids, not users: the customer's manager is not loaded, and the token's may be a cached copy.
@@ -637,7 +633,7 @@ def _create_record(
         custom_fields=(
             {**incoming.custom_fields, "service": incoming.service} if incoming.service else incoming.custom_fields
         ),
-        customer=customer if customer is not None and not customer.exclude_from_repeat_sales else customer,
+        customer=customer,
         company=company,
         owner_id=owner,
         is_repeat=flags.is_repeat,
@@ -747,7 +743,7 @@ def message_intake(
         return opened
     request = opened
     handle = {"channel": incoming.channel, "username": incoming.username, "chat_id": incoming.chat_id}
-    phones_found = messenger.phones_in_text(incoming.text)
+    phones_found = phones_in_text(incoming.text)
     if incoming.phone:
         phones_found = list(dict.fromkeys([phone_e164(incoming.phone) or incoming.phone, *phones_found]))
     keys = selectors.ContactKeys.build(phones=phones_found, handles=[handle])
@@ -829,7 +825,7 @@ def message_intake(
 
 def _save_chat_message(record, incoming: IncomingMessage) -> ChatMessage:
     return ChatMessage.objects.create(
-        content_type=_content_type(type(record)),
+        content_type=ContentType.objects.get_for_model(type(record)),
         object_id=record.pk,
         channel=incoming.channel,
         chat_id=incoming.chat_id,
@@ -849,7 +845,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     if not settings.is_enabled or not settings.match_phone:
         return lead, "", "", False
     stage_ids = set(stage_ids)
-    content_type = _content_type(Lead)
+    content_type = ContentType.objects.get_for_model(Lead)
     sharing = set(
         Phone.objects.filter(content_type=content_type, e164__in=set(phones))
         .exclude(object_id=lead.pk)

@@ -10,11 +10,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from dedup.registry import CUSTOM_PREFIX
+
 from .sales import Deal, Lead, Pipeline, Stage
 
 # Kommo's limit: with more matches than this the incoming request is not merged into anything.
 MAX_MERGED_MATCHES = 3
-CUSTOM_FIELD_PREFIX = "custom:"
 # Text and number fields of a lead an admin may add to the incoming duplicate check (Kommo: "Add field").
 MATCHABLE_LEAD_FIELDS = (
     "title",
@@ -239,7 +240,7 @@ class IntakeSettings(models.Model):
             name
             for name in fields
             if name not in MATCHABLE_LEAD_FIELDS
-            and not (name.startswith(CUSTOM_FIELD_PREFIX) and len(name) > len(CUSTOM_FIELD_PREFIX))
+            and not (name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX))
         ]
         if unknown:
             raise ValidationError(

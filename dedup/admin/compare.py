@@ -22,14 +22,6 @@ from dedup.registry import EntitySpec, for_model
 
 EMPTY_DISPLAY = "\u2014"
 
-# How to tell two items of a multi-valued field apart when uniting them, by the MatchField kind that reads
-# the relation (phones by E.164, emails case-folded, anything else by its folded text).
-_ITEM_KEYS = {
-    "phone": normalize.phone_e164,
-    "email": normalize.email_key,
-}
-
-
 class MergeSelectionError(ValueError):
     """The records asked for cannot be compared (unknown ids, fewer than two, archived, mixed models)."""
 
@@ -484,8 +476,9 @@ def _json_rows(model, model_field, records, values, priority_pk) -> list[Compare
 
 def _item_key(kind: str, item) -> str:
     text = str(item)
-    keyer = _ITEM_KEYS.get(kind)
-    key = keyer(text) if keyer else None
+    # Two items are one when the normaliser of the MatchField kind reading the relation keys them alike
+    # (phones by E.164, emails case-folded); what it cannot key is told apart by its folded text.
+    key = normalize.kind_key(kind, text) if kind else None
     return key or normalize.text_key(text) or text
 
 

@@ -14,6 +14,8 @@ from django.utils.duration import duration_iso_string
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
+from dedup.records import record_label
+
 from .errors import MergeError
 
 # Merge bookkeeping and timestamps: set by the engine itself, never chosen.

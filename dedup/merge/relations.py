@@ -45,16 +45,6 @@ CONVENTIONAL_FLAGS = ("is_primary",)
 # PostgreSQL's 65,535 parameters per statement, large enough that 10,000 rows take two statements.
 ID_BATCH = 5000
 
-_NORMALISERS: dict[str, Callable[[str], str | None]] = {
-    "phone": normalize.phone_e164,
-    "email": normalize.email_key,
-    "handle": normalize.handle_key,
-    "person_name": normalize.person_name_key,
-    "company_name": normalize.company_name_key,
-    "text": normalize.text_key,
-}
-
-
 @dataclass(frozen=True)
 class Relation:
     """Rows of ``model`` that belong to a record through the ``owner`` column."""
@@ -102,12 +92,10 @@ class _OneRow:
 
 def _identity_reader(match_field: registry.MatchField, relation_name: str) -> Callable[[models.Model], frozenset]:
     """Return row -> the normalised values the registry's reader finds in that row ("+79123456789")."""
-    normaliser = _NORMALISERS.get(match_field.kind, normalize.text_key)
-
     def identity(row: models.Model) -> frozenset:
         values = set()
         for raw in match_field.read(_OneRow(relation_name, row)):
-            key = normaliser(raw) or normalize.text_key(raw)
+            key = normalize.kind_key(match_field.kind, raw) or normalize.text_key(raw)
             if key:
                 values.add(key)
         return frozenset(values)

@@ -39,7 +39,7 @@ def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, scre
     # Given a manager and a customer with three look-alikes sharing the phone: the current one has no email
     # and a pinned note; the second has the email, notes (one pinned) and an order; the fourth a task; the
     # third is a namesake with another email who must not be merged
-    manager = _manager()
+    _manager()
     current = _customer(phone=PHONE, position="Head of purchasing")
     factories.NoteFactory(content_object=current, text="Pinned: prefers calls after 5 pm", pinned=True)
     factories.NoteFactory(content_object=current, text="Asked for a catalogue")
