@@ -34,7 +34,11 @@ OPEN = Stage.Semantic.OPEN
 
 @dataclass
 class IntakeConfig:
-    """One snapshot of the configuration; shared by the requests of a process, so read, never changed."""
+    """One snapshot of the configuration, shared by the requests of a process.
+
+    Its settings, pipelines and stages are only read. The one thing that grows is ``tokens``: each token is
+    loaded the first time it is used under this snapshot, and every request gets its own copy of it.
+    """
 
     stamp: int | None
     repeat_settings: RepeatSalesSettings
