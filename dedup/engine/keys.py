@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import phonenumbers
 from django.db import models
 
+from dedup import registry
 from dedup.engine import normalize, similarity
 from dedup.registry import EntitySpec, MatchField
 
@@ -191,12 +192,14 @@ class _Plan:
     equal: tuple[str, ...]
 
 
+# Derived from the registry alone (kind 2 of the caching rule in docs/ARCHITECTURE.md): keyed by the registry's
+# version, so a re-registered entity never gets an older spec's plan; bounded, as kinds sets come from rules.
 _plans: dict[tuple, _Plan] = {}
 
 
 def _plan(spec: EntitySpec, kinds: Iterable[str]) -> _Plan:
     frozen = frozenset(kinds)
-    cache_key = (spec.key, id(spec), frozen)
+    cache_key = (registry.version, spec.key, frozen)
     plan = _plans.get(cache_key)
     if plan is None:
         fields, stage, equal = [], False, []

@@ -77,7 +77,8 @@ def phone_e164(raw: object, region: str | None = None) -> str | None:
 
 
 # A pure function of its arguments, and an incoming request parses each of its numbers three times (validation,
-# matching, storing): libphonenumber's parse is the costliest step of all three.
+# matching, storing): libphonenumber's parse is the costliest step of all three. (Kind 1 of the caching rule in
+# docs/ARCHITECTURE.md: a bounded memo of a pure function; the region is an argument, never read inside.)
 @lru_cache(maxsize=8192)
 def _phone_e164(raw: str, region: str) -> str | None:
     text = _printable(raw).strip()
@@ -233,6 +234,8 @@ def transliterate(raw: str) -> str:
     return _NOT_ASCII_ALNUM.sub("", anyascii(_APOSTROPHES.sub("", raw)).lower())
 
 
+# Kind 1 of the caching rule in docs/ARCHITECTURE.md: a bounded memo of a pure function (a bulk import folds
+# the same first names and surnames again and again).
 @lru_cache(maxsize=1 << 17)
 def fold_token(raw: str) -> str:
     """Return one word script-, case-, accent- and spelling-folded (``Юлия``, ``Julia``, ``Yuliya`` -> ``iulia``).

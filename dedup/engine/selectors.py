@@ -185,6 +185,9 @@ def rule_preview(rule: Rule, *, sample: int = PREVIEW_SAMPLE_GROUPS) -> RulePrev
     compiled = rules.compile_rules([rule])
     if spec is None or not compiled:
         return None
+    # Kind 4 of the caching rule in docs/ARCHITECTURE.md (the shared Django cache): a result shown to a person,
+    # never one a decision depends on, keyed by all that changes it; a deleted record (which writes no new key
+    # row) shows at most PREVIEW_CACHE_SECONDS late.
     newest = MatchKey.objects.filter(entity=spec.key).aggregate(newest=Max("id"))["newest"] or 0
     signature = ";".join(
         f"{c.field.name}/{c.method}/{c.threshold}/{c.fold}" for c in compiled[0].conditions

@@ -231,10 +231,15 @@ def _generic_relations(model: type[models.Model]) -> list[Relation]:
     return result
 
 
-@functools.cache
 def relations_for(model: type[models.Model]) -> tuple[Relation, ...]:
     """Return every relation whose rows belong to records of ``model``."""
-    model = model._meta.concrete_model
+    return _relations_for(model._meta.concrete_model, registry.version)
+
+
+# Derived from the models' _meta and the registry's readers (kind 2 of the caching rule in docs/ARCHITECTURE.md):
+# the registry's version is part of the key, so registering an entity is seen; models are a finite set.
+@functools.cache
+def _relations_for(model: type[models.Model], _registry_version: int) -> tuple[Relation, ...]:
     m2m = _m2m_relations(model)
     through_models = {relation.model for relation in m2m}
     found = [*_fk_relations(model, through_models), *_generic_relations(model), *m2m]
