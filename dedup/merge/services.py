@@ -126,9 +126,9 @@ def _clean_expected(expected: Mapping | None, record_pks: Sequence) -> dict[str,
     return cleaned
 
 
-def _check_current(model: type[models.Model], records: dict, pks: Sequence, expected: dict[str, str]) -> None:
-    """Refuse records that are gone, archived, merged meanwhile, or changed since the user saw them."""
-    missing = [str(pk) for pk in pks if pk not in records]
+def _refuse_missing(model: type[models.Model], pks: Sequence, found: dict) -> None:
+    """Refuse a merge some of whose records no longer exist, naming them."""
+    missing = [str(pk) for pk in pks if pk not in found]
     if missing:
         raise MergeError(
             ngettext(
@@ -136,6 +136,11 @@ def _check_current(model: type[models.Model], records: dict, pks: Sequence, expe
             )
             % {"model": capfirst(model._meta.verbose_name), "ids": ", #".join(missing)}
         )
+
+
+def _check_current(model: type[models.Model], records: dict, pks: Sequence, expected: dict[str, str]) -> None:
+    """Refuse records that are gone, archived, merged meanwhile, or changed since the user saw them."""
+    _refuse_missing(model, pks, records)
     for pk in pks:
         record = records[pk]
         if getattr(record, merge_fields.ARCHIVED_FIELD):
@@ -398,14 +403,7 @@ def _job_records(job: MergeJob):
         raise MergeError(_("The kind of records this merge was for no longer exists."))
     pks = [job.survivor_id, *job.absorbed_ids]
     found = model._base_manager.in_bulk(pks)
-    missing = [str(pk) for pk in pks if pk not in found]
-    if missing:
-        raise MergeError(
-            ngettext(
-                "%(model)s #%(ids)s no longer exists.", "%(model)s #%(ids)s no longer exist.", len(missing)
-            )
-            % {"model": capfirst(model._meta.verbose_name), "ids": ", #".join(missing)}
-        )
+    _refuse_missing(model, pks, found)
     return found[job.survivor_id], [found[pk] for pk in job.absorbed_ids]
 
 
