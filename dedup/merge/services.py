@@ -81,6 +81,15 @@ def _mergeable_model(model: type[models.Model]) -> type[models.Model]:
     return model
 
 
+def _merge_input(model, survivor, absorbed, choices, expected) -> tuple[list, dict, dict[str, str]]:
+    """Check a merge's input as the service and the job both take it: (absorbed ids, choices, versions seen)."""
+    if survivor.pk is None:
+        raise MergeError(_("Only saved records can be merged."))
+    absorbed_pks = _absorbed_pks(model, survivor, absorbed)
+    pks = [survivor.pk, *absorbed_pks]
+    return absorbed_pks, merge_fields.clean_choices(model, choices, pks), _clean_expected(expected, pks)
+
+
 def _absorbed_pks(model: type[models.Model], survivor: models.Model, absorbed: Sequence[models.Model]) -> list:
     if isinstance(absorbed, models.Model):
         absorbed = [absorbed]
@@ -240,12 +249,8 @@ def records_merge(
     every related row moves to it in bulk; the absorbed records are archived, pointing at it.
     """
     model = _mergeable_model(type(survivor))
-    if survivor.pk is None:
-        raise MergeError(_("Only saved records can be merged."))
-    absorbed_pks = _absorbed_pks(model, survivor, absorbed)
+    absorbed_pks, choices, expected = _merge_input(model, survivor, absorbed, choices, expected)
     pks = [survivor.pk, *absorbed_pks]
-    choices = merge_fields.clean_choices(model, choices, pks)
-    expected = _clean_expected(expected, pks)
 
     records = lock_records(model, pks)
     _check_current(model, records, pks, expected)
@@ -359,12 +364,8 @@ def merge_job_create(
             % {"records": capfirst(model._meta.verbose_name_plural)}
         )
     merge_permission_check(user=user, model=model)
-    if survivor.pk is None:
-        raise MergeError(_("Only saved records can be merged."))
-    absorbed_pks = _absorbed_pks(model, survivor, absorbed)
+    absorbed_pks, choices, expected = _merge_input(model, survivor, absorbed, choices, expected)
     pks = [survivor.pk, *absorbed_pks]
-    choices = merge_fields.clean_choices(model, choices, pks)
-    expected = _clean_expected(expected, pks)
     # Refuse at once what the worker would refuse anyway (the worker checks again, under lock).
     archived = model._base_manager.filter(pk__in=pks, **{merge_fields.ARCHIVED_FIELD: True}).first()
     if archived is not None:
