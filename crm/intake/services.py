@@ -480,7 +480,7 @@ def lead_intake(
         else:
             targets = found
         return _update_records(
-            request, token=token, incoming=incoming, summary=summary, targets=targets, all_matches=found,
+            request, incoming=incoming, summary=summary, targets=targets, all_matches=found,
             settings=settings, hits=hits,
         )
     return _create_record(
@@ -490,7 +490,7 @@ def lead_intake(
     )
 
 
-def _update_records(request, *, token, incoming, summary, targets, all_matches, settings, hits) -> IntakeResult:
+def _update_records(request, *, incoming, summary, targets, all_matches, settings, hits) -> IntakeResult:
     update = settings.conflict_policy == IntakeSettings.ConflictPolicy.UPDATE
     notes, tasks, touched_leads, touched_deal = [], [], [], None
     for match in targets:
@@ -607,7 +607,7 @@ def _create_record(
         )
     if repeat_settings.simple_crm_mode:
         return _create_deal(
-            request, token=token, incoming=incoming, summary=summary, reason=reason, decision=decision, flag=flag,
+            request, incoming=incoming, summary=summary, reason=reason, decision=decision, flag=flag,
             repeat_settings=repeat_settings, customer=customer, company=company, owner=owner,
         )
     # Read with the customer (PostgreSQL), for the customer and their own company only.
@@ -663,7 +663,7 @@ def _create_record(
 
 
 def _create_deal(
-    request, *, token, incoming, summary, reason, decision, flag, repeat_settings, customer, company, owner
+    request, *, incoming, summary, reason, decision, flag, repeat_settings, customer, company, owner
 ) -> IntakeResult:
     """Simple CRM mode: the request becomes a deal of a (new or returning) customer."""
     returning = customer is not None

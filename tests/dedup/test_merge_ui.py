@@ -1,4 +1,4 @@
-"""The compare table and the duplicate list behind the badge (dedup/merge_ui.py, dedup/merge_forms.py)."""
+"""The compare table and the duplicate list behind the badge (dedup/admin/compare.py, dedup/admin/merge_forms.py)."""
 from decimal import Decimal
 
 import pytest
