@@ -19,7 +19,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_filters",
     "import_export",
-    "phonenumber_field",
     "django_celery_beat",
     "rest_framework",
     "drf_spectacular",
