@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make run` and `make test`.
+# Two commands on a fresh machine: `make run` and `make test`; `make prod` for the production-like stack.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_CUSTOMERS ?= 2000
 
-.PHONY: run test install setup messages clean
+.PHONY: run prod prod-prepare test install setup messages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,25 @@ setup: install
 # Web, Celery worker and beat on the embedded default (SQLite + Celery's filesystem broker).
 run: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) honcho start -f Procfile
+
+# The production-like stack on this machine: PostgreSQL and Redis (started if down), production settings with a
+# secret generated once into var/, migrations, collectstatic, gunicorn (WEB_CONCURRENCY processes), Celery
+# (WORKER_CONCURRENCY processes) and beat. PROD_DATABASE_URL, WEB_PORT, ... override the defaults
+# (config/prod_env.py).
+HONCHO_PROD := PATH="$(abspath $(VENV))/bin:$$PATH" honcho -e var/prod.env
+prod-prepare: install
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
+		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	WEB_HOST=$(HOST) WEB_PORT=$(PORT) $(PY) -m config.prod_env
+	$(HONCHO_PROD) run python manage.py migrate --noinput
+	$(HONCHO_PROD) run python manage.py collectstatic --noinput -v0
+	$(HONCHO_PROD) run python manage.py check --deploy --fail-level WARNING
+	$(HONCHO_PROD) run python manage.py setup_demo --customers $(DEMO_CUSTOMERS) \
+		--login-file var/prod_admin_login.txt --url http://$(HOST):$(PORT)/admin/
+
+prod: prod-prepare
+	$(HONCHO_PROD) start -f Procfile.prod
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -1,7 +1,7 @@
-"""ASGI entry point."""
+"""ASGI entry point: production settings unless DJANGO_SETTINGS_MODULE says otherwise (see config/wsgi.py)."""
 import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 application = get_asgi_application()

@@ -4,7 +4,9 @@ from pathlib import Path
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Production unless told otherwise, like config/wsgi.py: this module is imported with the config package, so
+# its default is also the web server's. `make run` (Procfile) and manage.py choose the local settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("mergewise")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -21,3 +23,7 @@ def _create_filesystem_folders(sender, **kwargs):
     backend = str(sender.conf.result_backend or "")
     if backend.startswith("file://"):
         Path(backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+
+
+# One JSON line per task in production (the handlers log at INFO, which only production's LOGGING shows).
+from config import logs  # noqa: E402,F401  (connects the task signal handlers)

@@ -5,7 +5,11 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from config import health
+
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("i18n/", include("django.conf.urls.i18n")),
     # Duplicate control's endpoints (notification poll) behind the admin login; before the admin's catch-all.
     path("admin/dedup/", include("dedup.urls")),

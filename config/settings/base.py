@@ -4,8 +4,9 @@ from django.utils.translation import gettext_lazy as _
 from config.env import BASE_DIR, VAR_DIR, env
 
 # --- Core -------------------------------------------------------------------
-# The default key is for local use only; production.py refuses to start without a real one.
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-insecure-key-change-me")
+# The default key is public (it is in the repository): for local use only; production.py refuses it.
+LOCAL_SECRET_KEY = "local-insecure-key-change-me"
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=LOCAL_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -28,6 +29,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app itself (compressed and hashed in production), ahead of everything but security.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -60,9 +63,12 @@ TEMPLATES = [
 # SQLite is the embedded default; set DATABASE_URL=postgres://... in production and CI.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mergewise.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-# Keep connections between requests: opening one to PostgreSQL (a new server process) cost more than a whole
-# intake request. Checked before reuse, so a restarted database is never a failed request.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# The connection policy must never run the database out of connections:
+# - here (the threaded dev server, the worker, commands): one connection per request or task, closed at its end
+#   (CONN_MAX_AGE 0), so connections never outnumber the requests in flight. DATABASE_CONN_MAX_AGE=60 keeps them
+#   instead (one per thread, for the in-process benchmarks), which under the threaded server piles idle ones up.
+# - production.py: a psycopg pool per process (DATABASE_POOL_*), bounded, reused across requests.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes; the timeout rides out short write locks.
@@ -99,6 +105,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env("STATIC_ROOT", default=str(VAR_DIR / "static"))
+# Locally WhiteNoise finds files in the apps (no collectstatic); production serves the collected, hashed ones.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 

@@ -1,0 +1,299 @@
+#!/usr/bin/env python
+"""Benchmark the production stack under a mixed load: managers and integrations while a full scan runs and merges
+are queued; print requests per second, p50/p95/p99 per kind of request, and errors.
+
+Runs standalone (the load tool is Locust, in the `bench` extra: `.venv/bin/pip install -e ".[bench]"`):
+`.venv/bin/python bench/bench_load.py [--customers N] [--minutes M] [--managers U] [--integrations U]
+[--web N] [--workers M] [--merges K] [--reuse] [--seed-only]`.
+
+Everything runs on 127.0.0.1. It (re)creates its own database `bench_prod` on 127.0.0.1:5432 as user postgres
+(BENCH_PG_URL overrides the server) and fills it by COPY with the customers of bench_scan_workers.py (a phone and
+an email each, planted duplicates: pairs (i-1, i) for every i divisible by 20, and more) and their match keys.
+The broker is Redis database 13 (BENCH_REDIS_URL overrides). Then it starts the production stack as
+Procfile.prod does, with `config.settings.production`: gunicorn with N processes, M Celery worker processes,
+beat; waits for /healthz; empties the review queue and starts a full scan of the customers; queues K merges of
+planted pairs spread over the run; and runs Locust headless for the given minutes: managers (logged in) open
+customer change lists (with their duplicate counts), cards (with badges), compare screens; integrations post
+leads to /api/leads/ with a token. At the end it reports Locust's figures per kind, how far the scan and the
+merges got, and the machine's load.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from _pg import SERVER, create_database  # noqa: E402  (bench/ is the script's own folder)
+
+DB_NAME = "bench_prod"  # never the test databases
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+USERNAME = "bench"
+KINDS = ["change list", "card", "compare", "intake"]
+TARGETS_MS = {"card": 150.0, "intake": 50.0}  # p95 goals of issue 15 on the 2-core machine
+READY_TIMEOUT = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stack_env(static_root: str, secret: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "DJANGO_SECRET_KEY": secret,
+            "DATABASE_URL": f"{SERVER}/{DB_NAME}",
+            "CELERY_BROKER_URL": REDIS,
+            "CELERY_RESULT_BACKEND": REDIS,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SECURE_SSL": "false",
+            "STATIC_ROOT": static_root,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def build_intake(password: str) -> str:
+    """Create the lead pipeline, the manager login and an integration token; return the token's secret."""
+    from django.contrib.auth import get_user_model
+
+    from crm.models import IntegrationToken, Pipeline, Stage
+
+    pipeline, created = Pipeline.objects.get_or_create(name="Incoming", kind=Pipeline.Kind.LEAD)
+    if created:
+        for order, (name, semantic) in enumerate([("New", "open"), ("Won", "won"), ("Lost", "lost")]):
+            Stage.objects.create(pipeline=pipeline, name=name, semantic=semantic, sort_order=order)
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=USERNAME).first() or user_model.objects.create_superuser(
+        USERNAME, "bench@example.com", password
+    )
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    _token, raw = IntegrationToken.objects.issue(name=f"bench load {time.time():.0f}", pipeline=pipeline)
+    return raw
+
+
+def start_stack(env: dict, *, port: int, web: int, workers: int, logs: Path) -> list[subprocess.Popen]:
+    """Start the processes Procfile.prod names: gunicorn, Celery workers (one process each, niced), beat."""
+    bin_dir = Path(sys.executable).parent
+    log = open(logs, "w")
+    commands = [
+        [str(bin_dir / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(web),
+         "--timeout", "60"],
+        *[
+            ["nice", "-n", "10", str(bin_dir / "celery"), "-A", "config", "worker", "--concurrency=1", "--loglevel=WARNING",
+             "--without-gossip", "--without-mingle", "-n", f"bench-load-{index}@%h"]
+            for index in range(workers)
+        ],
+        [str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel=WARNING",
+         "--schedule", str(logs.with_suffix(".beat")),
+         "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
+    ]
+    return [subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log) for command in commands]
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the stack did not answer /healthz within {READY_TIMEOUT} s")
+
+
+def read_stats(prefix: str) -> dict[str, dict]:
+    rows = {}
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows[row["Name"]] = row
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--managers", type=int, default=10, help="simultaneous managers (1-3 s between clicks)")
+    parser.add_argument("--integrations", type=int, default=3, help="integrations, 2 leads a second each")
+    parser.add_argument("--web", type=int, default=3, help="gunicorn processes")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--merges", type=int, default=100, help="merges queued over the run")
+    parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
+    parser.add_argument("--seed-only", action="store_true", help="build the base and stop")
+    args = parser.parse_args()
+
+    reused = create_database(DB_NAME, reuse=args.reuse)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    secret = secrets.token_urlsafe(50)
+    env = stack_env(str(workdir / "static"), secret)
+    os.environ.update(env)
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+
+    from crm.models import Customer, Lead
+    from dedup import review
+    from dedup.merge.services import merge_job_create
+    from dedup.models import MergeJob, ScanRun
+
+    from bench_scan_workers import build_base, empty_queue  # the same base as the scan benchmark
+
+    if connection.vendor != "postgresql":
+        sys.exit("The load benchmark needs PostgreSQL.")
+    call_command("migrate", verbosity=0)
+    built = None
+    if not (reused and Customer.objects.count() >= args.customers):
+        if Customer.objects.exists():
+            sys.exit(f"{DB_NAME} holds another base; run without --reuse to rebuild it.")
+        built = build_base(args.customers)
+        print(f"base built:      {built['seconds']:.1f} s by COPY ({built['keys']:,} match keys)", flush=True)
+    customers = Customer.objects.count()
+    if args.seed_only:
+        return
+    password = secrets.token_urlsafe(12)
+    token = build_intake(password)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    empty_queue()  # the scan finds every group again, as on its first night
+    MergeJob.objects.filter(status__in=["queued", "running"]).update(status="failed")
+    from config.celery import app
+
+    app.control.purge()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    processes = start_stack(env, port=port, web=args.web, workers=args.workers, logs=workdir / "stack.log")
+    try:
+        wait_healthy(url)
+        leads_before = Lead.objects.count()
+        started = time.monotonic()
+        run = review.scan_start(entities=["customer"], trigger=ScanRun.Trigger.COMMAND)
+        seconds = args.minutes * 60
+        locust = subprocess.Popen(
+            [str(Path(sys.executable).parent / "locust"), "-f", str(BENCH / "locust_load.py"), "--headless",
+             "--host", url, "-u", str(args.managers + args.integrations),
+             "-r", str(max(1, (args.managers + args.integrations) // 10)), "-t", f"{int(seconds)}s",
+             "--csv", str(workdir / "locust"), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "10"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "BENCH_USERNAME": USERNAME,
+                "BENCH_PASSWORD": password,
+                "BENCH_TOKEN": token,
+                "BENCH_CUSTOMERS": str(customers),
+                "BENCH_PAIRS_BELOW": str(customers // 2),
+                "BENCH_RUN": str(int(time.time())),
+                # Locust picks users by weight: the managers and the integrations in the asked proportion.
+                "BENCH_MANAGER_WEIGHT": str(args.managers),
+                "BENCH_INTEGRATION_WEIGHT": str(args.integrations),
+            },
+            stdout=open(workdir / "locust.out", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        # Merges of planted pairs in the upper half of the base (the compare screens use the lower half),
+        # queued one by one over the run as managers would click "Merge".
+        admin = get_user_model().objects.get(username=USERNAME)
+        merged = set(Customer._base_manager.filter(is_archived=True).values_list("pk", flat=True))
+        pairs = [
+            (i - 1, i)
+            for i in range(customers // 2 + 20 - (customers // 2) % 20, customers + 1, 20)
+            if i - 1 not in merged and i not in merged
+        ]
+        random.Random(time.time_ns()).shuffle(pairs)
+        pairs = pairs[: args.merges]
+        interval = seconds / max(1, len(pairs))
+        queued, next_merge, scan_seconds = 0, time.monotonic(), None
+        while locust.poll() is None:
+            if queued < len(pairs) and time.monotonic() >= next_merge:
+                survivor_pk, absorbed_pk = pairs[queued]
+                survivor = Customer.objects.get(pk=survivor_pk)
+                merge_job_create(user=admin, survivor=survivor, absorbed=[Customer.objects.get(pk=absorbed_pk)])
+                queued += 1
+                next_merge += interval
+            if scan_seconds is None:
+                run.refresh_from_db()
+                if run.status != ScanRun.Status.RUNNING:
+                    scan_seconds = time.monotonic() - started
+            time.sleep(0.2)
+        load_after = os.getloadavg()
+        merges = dict.fromkeys(["done", "queued", "running", "failed"], 0)
+        for status in MergeJob.objects.filter(created_by=admin, created_at__gte=run.started_at).values_list(
+            "status", flat=True
+        ):
+            merges[status] = merges.get(status, 0) + 1
+        run.refresh_from_db()
+        leads_made = Lead.objects.count() - leads_before
+    finally:
+        stop(processes)
+
+    stats = read_stats(str(workdir / "locust"))
+    print(f"database:        PostgreSQL ({DB_NAME}), {customers:,} customers; broker {REDIS}")
+    print(f"stack:           gunicorn {args.web} processes, {args.workers} Celery worker processes, beat; "
+          f"production settings; logs in {workdir / 'stack.log'}")
+    print(f"load:            {args.managers} managers, {args.integrations} integrations for {args.minutes:g} min")
+    print(f"{'kind':<12} {'requests':>9} {'errors':>7} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    errors = 0
+    for kind in [*KINDS, "login", "Aggregated"]:
+        row = stats.get(kind)
+        if row is None:
+            continue
+        errors += int(row["Failure Count"]) if kind != "Aggregated" else 0
+        print(f"{('all' if kind == 'Aggregated' else kind):<12} {int(row['Request Count']):>9,} "
+              f"{int(row['Failure Count']):>7} {float(row['Requests/s']):>7.1f} {row['50%']:>7} {row['95%']:>7} "
+              f"{row['99%']:>7} {float(row['Max Response Time']):>7.0f}")
+    for kind, target in TARGETS_MS.items():
+        if kind in stats:
+            p95 = float(stats[kind]["95%"])
+            print(f"{kind} p95 goal:  <= {target:.0f} ms: {'MET' if p95 <= target else 'MISSED'} ({p95:.0f} ms)")
+    print(f"scan:            {run.status}" + (f" in {scan_seconds:.0f} s under the load" if scan_seconds else
+                                               " (still running when the load stopped)")
+          + (f", {run.stats['customer']['groups']:,} groups" if "groups" in (run.stats or {}).get("customer", {}) else ""))
+    print(f"merges:          {queued} queued; " + ", ".join(f"{n} {status}" for status, n in merges.items()))
+    print(f"intake:          {leads_made:,} leads made")
+    print(f"errors:          {errors}")
+    print(f"machine load:    {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} (1/5/15 min) on "
+          f"{os.cpu_count()} cores at the end")
+    failures = workdir / "locust_failures.csv"
+    if errors and failures.is_file():
+        print(failures.read_text()[:3000])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Locust users for bench/bench_load.py: managers clicking through the admin, integrations posting leads.
+
+Started by bench_load.py (`locust --headless`), which passes the base through the environment: BENCH_USERNAME,
+BENCH_PASSWORD (a superuser), BENCH_TOKEN (an integration token), BENCH_CUSTOMERS (ids 1..N), BENCH_PAIRS_BELOW
+(planted pairs (i-1, i) for i % 20 == 0 below this id are left for the compare screen; the merges take the ones
+above), BENCH_RUN (makes the intake's new phone numbers unique per run). Each request is named by its kind, so
+the statistics come out per kind.
+"""
+import os
+import random
+
+from locust import HttpUser, between, constant_throughput, task
+
+CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "1000"))
+PAIRS_BELOW = int(os.environ.get("BENCH_PAIRS_BELOW", str(CUSTOMERS // 2)))
+RUN = int(os.environ.get("BENCH_RUN", "0"))
+CHANGE_LIST_PAGES = 200  # managers page through the first pages (100 rows each), sorted as the admin sorts
+MANAGER_THINK_SECONDS = (1.0, 3.0)  # a person reading a screen before the next click
+INTAKE_PER_USER_PER_SECOND = float(os.environ.get("BENCH_INTAKE_RATE", "2"))
+
+
+class Manager(HttpUser):
+    """A logged-in manager: change lists with duplicate counts, cards with badges, the compare screen."""
+
+    weight = int(os.environ.get("BENCH_MANAGER_WEIGHT", "4"))
+    wait_time = between(*MANAGER_THINK_SECONDS)
+
+    def on_start(self):
+        self.client.get("/admin/login/", name="login")
+        self.client.post(
+            "/admin/login/?next=/admin/",
+            {
+                "username": os.environ["BENCH_USERNAME"],
+                "password": os.environ["BENCH_PASSWORD"],
+                "csrfmiddlewaretoken": self.client.cookies.get("csrftoken", ""),
+                "next": "/admin/",
+            },
+            headers={"Referer": f"{self.host}/admin/login/"},
+            name="login",
+        )
+
+    @task(3)
+    def change_list(self):
+        page = random.randrange(CHANGE_LIST_PAGES)
+        self.client.get(f"/admin/crm/customer/?p={page}", name="change list")
+
+    @task(4)
+    def card(self):
+        # One in ten cards is a planted duplicate, whose badges say so.
+        pk = random.randrange(1, CUSTOMERS + 1) if random.random() < 0.9 else 20 * random.randrange(1, PAIRS_BELOW // 20)
+        self.client.get(f"/admin/crm/customer/{pk}/change/", name="card")
+
+    @task(1)
+    def compare(self):
+        second = 20 * random.randrange(1, PAIRS_BELOW // 20)
+        first = second - 1
+        self.client.get(
+            f"/admin/crm/customer/{first}/compare/?records={first}&records={second}&priority={first}", name="compare"
+        )
+
+
+class Integration(HttpUser):
+    """A web form or messenger bot posting leads: mostly new people, some returning customers."""
+
+    weight = int(os.environ.get("BENCH_INTEGRATION_WEIGHT", "1"))
+    wait_time = constant_throughput(INTAKE_PER_USER_PER_SECOND)
+
+    def on_start(self):
+        self.client.headers["Authorization"] = f"Token {os.environ['BENCH_TOKEN']}"
+        self.sent = 0
+
+    @task
+    def intake(self):
+        self.sent += 1
+        if random.random() < 0.25:  # a customer of the base writes again
+            i = random.randrange(1, CUSTOMERS + 1)
+            body = {"name": "Back Again", "phones": [f"+7912{i:07d}"], "emails": [f"customer{i}@example.com"]}
+        else:
+            n = random.randrange(10**7)
+            body = {"name": "New Person", "phones": [f"+7916{n:07d}"], "emails": [f"new{RUN}.{n}@example.net"]}
+        with self.client.post("/api/leads/", json=body, name="intake", catch_response=True) as response:
+            if response.status_code in (200, 201):
+                response.success()

@@ -1,0 +1,118 @@
+"""The real production server process: gunicorn with production settings serves the health check, an admin page
+and the admin's CSS through WhiteNoise (collected, hashed and compressed), then stops."""
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+START_TIMEOUT = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fetch(url: str, **headers) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.fixture
+def server_env(tmp_path, django_db_blocker):
+    """Production settings on a migrated database: PostgreSQL's test database in CI, a fresh SQLite file here."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "DATABASE_"))}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "DJANGO_SECURE_SSL": "false",
+            "STATIC_ROOT": str(tmp_path / "static"),
+            "CELERY_FILESYSTEM_DIR": str(tmp_path / "celery"),
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            settings = connection.settings_dict  # pytest-django's migrated test database
+            env["DATABASE_URL"] = (
+                f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/"
+                f"{settings['NAME']}"
+            )
+        else:
+            env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'production.sqlite3'}"
+            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env,
+                           check=True, timeout=300)
+    # The stack's start-up collects the static files (compressed, with hashed names) before the server starts.
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True,
+                   timeout=300)
+    return env
+
+
+@pytest.mark.django_db
+def test_gunicorn_serves_health_admin_and_static_files(server_env, tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "gunicorn.log", "w+")
+    server = subprocess.Popen(
+        [str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert server.poll() is None, (tmp_path / "gunicorn.log").read_text()
+            try:
+                status, _headers, body = fetch(f"{base}/healthz")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not answer"
+                time.sleep(0.3)
+
+        assert status == 200, body
+        assert body == b'{"status": "ok", "checks": {"database": "ok", "broker": "ok", "migrations": "ok"}}'
+        assert fetch(f"{base}/readyz")[0] == 200
+
+        status, headers, body = fetch(f"{base}/admin/login/")
+        assert status == 200
+        page = body.decode()
+        assert "csrfmiddlewaretoken" in page
+        assert headers["Server"].startswith("gunicorn")
+        # The page links the hashed name of the admin's CSS (the manifest), served by WhiteNoise.
+        css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', page)
+        assert css, page
+        status, headers, body = fetch(base + css.group(1))
+        assert status == 200
+        assert headers["Content-Type"].startswith("text/css")
+        assert "immutable" in headers["Cache-Control"]
+        assert b"--body-bg" in body  # the admin's own stylesheet
+        status, headers, compressed = fetch(base + css.group(1), **{"Accept-Encoding": "gzip"})
+        assert status == 200 and headers.get("Content-Encoding") == "gzip"
+        assert len(compressed) < len(body)
+        assert fetch(f"{base}/static/admin/css/no-such-file.css")[0] == 404
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert server.returncode == 0
+    log.seek(0)
+    lines = log.read()
+    # Production logs one JSON line per request.
+    assert '"logger": "mergewise.request", "msg": "request", "method": "GET", "path": "/admin/login/", "status": 200' in lines
