@@ -145,7 +145,6 @@ IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 # --- Phones and duplicate control -------------------------------------------
 # National numbers without a country code ("8 912 345-67-89") are read in this region.
 DEDUP_DEFAULT_REGION = env("DEDUP_DEFAULT_REGION", default="RU")
-PHONENUMBER_DEFAULT_REGION = DEDUP_DEFAULT_REGION
 
 # --- Intake API -------------------------------------------------------------
 # Integrations authenticate with a per-integration token created in the admin; nothing else is accepted.

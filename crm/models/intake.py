@@ -247,14 +247,6 @@ class IntakeSettings(models.Model):
                 {"match_fields": _("These fields cannot be matched: %(fields)s.") % {"fields": ", ".join(unknown)}}
             )
 
-    @classmethod
-    def for_pipeline(cls, pipeline: Pipeline) -> IntakeSettings:
-        """Return the pipeline's settings, or the defaults (unsaved) when none were saved."""
-        try:
-            return pipeline.intake_settings
-        except cls.DoesNotExist:
-            return cls(pipeline=pipeline)
-
 
 class RepeatSalesSettings(models.Model):
     """Repeat sales (Bitrix24's "repeat sales mode"); one row for the whole CRM."""
