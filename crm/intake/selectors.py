@@ -93,10 +93,17 @@ class ContactKeys:
 
 
 def _username_key(channel: str, username: str | None) -> str:
-    """Return a messenger username as duplicate control keys it (``@Ivan_P`` -> ``ivan_p``), or ""."""
+    """Return a messenger username as the chat lookup compares it with LOWER(username): read by duplicate
+    control's handle_key (``@Ivan_P`` -> ``ivan_p``), or "" when it is no handle at all.
+
+    A number used as a username (WhatsApp) stays as written, lower-cased: handle_key would give its E.164
+    form, but the column holds the username as it came.
+    """
     key = handle_key(f"{channel}:@{username}") if username else None
-    # handle_key keeps the channel it was given ("telegram:ivan_p"); the lookup compares the username column.
-    return key.partition(":")[2] if key else ""
+    if not key:
+        return ""
+    body = key.partition(":")[2]  # handle_key keeps the channel it was given ("telegram:ivan_p")
+    return username.strip().lstrip("@").lower() if body.startswith("+") else body
 
 
 @dataclass

@@ -43,6 +43,16 @@ def test_message_chat_recognised_by_username_then_chat_id(intake_client, lead_pi
     assert (handle.username, handle.chat_id) == ("IvanP", "42")
 
 
+def test_message_chat_recognised_by_a_number_as_username(intake_client, lead_pipeline):
+    # given a WhatsApp chat known only by the number the messenger gives as its username
+    first = _message(intake_client, channel="whatsapp", username="79123456789")
+    # when the client writes again from it
+    second = _message(intake_client, channel="whatsapp", username="79123456789", text="Есть новости?")
+    # then it is the same chat, one lead
+    assert second["decision"] == "appended" and second["lead"] == first["lead"]
+    assert Lead.objects.count() == 1
+
+
 def test_message_other_channel_same_id_is_another_chat(intake_client, lead_pipeline):
     first = _message(intake_client, chat_id="42")
     second = _message(intake_client, chat_id="42", channel="whatsapp")
