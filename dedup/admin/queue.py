@@ -484,14 +484,9 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Merge the selected groups (into their oldest record)"), permissions=["merge"])
     def merge_groups(self, request, queryset):
-        queued = 0
-        for group in queryset:
-            try:
-                review.group_merge(group=group, user=request.user)
-            except (review.ScanError, MergeError, PermissionDenied) as error:
-                self.message_user(request, f"{group}: {error}", messages.ERROR)
-            else:
-                queued += 1
+        queued = self._each_group(
+            request, queryset, review.group_merge, refused=(review.ScanError, MergeError, PermissionDenied)
+        )
         if queued:
             self.message_user(
                 request,
@@ -506,14 +501,7 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Dismiss: not duplicates"), permissions=["change"])
     def dismiss_groups(self, request, queryset):
-        dismissed = 0
-        for group in queryset:
-            try:
-                review.group_dismiss(group=group, user=request.user)
-            except review.ScanError as error:
-                self.message_user(request, f"{group}: {error}", messages.ERROR)
-            else:
-                dismissed += 1
+        dismissed = self._each_group(request, queryset, review.group_dismiss, refused=(review.ScanError,))
         if dismissed:
             self.message_user(
                 request,
@@ -525,6 +513,18 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
                 % {"count": dismissed},
                 messages.SUCCESS,
             )
+
+    def _each_group(self, request, queryset, service, *, refused: tuple[type[Exception], ...]) -> int:
+        """Call the service on each selected group, reporting each refusal; return how many it accepted."""
+        done = 0
+        for group in queryset:
+            try:
+                service(group=group, user=request.user)
+            except refused as error:
+                self.message_user(request, f"{group}: {error}", messages.ERROR)
+            else:
+                done += 1
+        return done
 
     @admin.action(description=_("Open on the compare screen"))
     def open_compare(self, request, queryset):
