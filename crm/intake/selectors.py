@@ -57,9 +57,13 @@ class ContactKeys:
         email_keys = tuple(dict.fromkeys(filter(None, (email_key(email) for email in emails))))
         handle_keys = tuple(
             dict.fromkeys(
-                (handle["channel"], _username_key(handle["channel"], handle.get("username")), handle.get("chat_id") or "")
-                for handle in handles
-                if handle and (handle.get("username") or handle.get("chat_id"))
+                (channel, username, chat_id)
+                for channel, username, chat_id in (
+                    (handle["channel"], _username_key(handle["channel"], handle.get("username")), handle.get("chat_id") or "")
+                    for handle in handles
+                    if handle
+                )
+                if username or chat_id  # a username that is no handle at all ("Ivan Petrov") is not matched
             )
         )
         field_keys = tuple((name, value) for name, value in fields if value not in (None, ""))

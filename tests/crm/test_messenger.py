@@ -53,6 +53,16 @@ def test_message_chat_recognised_by_a_number_as_username(intake_client, lead_pip
     assert Lead.objects.count() == 1
 
 
+def test_message_username_that_is_no_handle_is_kept_but_not_matched(intake_client, lead_pipeline):
+    # given a message whose "username" is a display name, not a messenger handle
+    first = _message(intake_client, username="Ivan Petrov")
+    # when the same comes again
+    second = _message(intake_client, username="Ivan Petrov", text="Есть новости?")
+    # then nothing breaks: it is stored as it came, but never used to recognise a chat
+    assert first["decision"] == second["decision"] == "created" and first["lead"] != second["lead"]
+    assert Lead.objects.get(pk=first["lead"]).messengers.get().username == "Ivan Petrov"
+
+
 def test_message_other_channel_same_id_is_another_chat(intake_client, lead_pipeline):
     first = _message(intake_client, chat_id="42")
     second = _message(intake_client, chat_id="42", channel="whatsapp")
