@@ -59,7 +59,11 @@ class ContactKeys:
             dict.fromkeys(
                 (channel, username, chat_id)
                 for channel, username, chat_id in (
-                    (handle["channel"], _username_key(handle["channel"], handle.get("username")), handle.get("chat_id") or "")
+                    (
+                        handle["channel"],
+                        _username_key(handle["channel"], handle.get("username")),
+                        handle.get("chat_id") or "",
+                    )
                     for handle in handles
                     if handle
                 )

@@ -28,7 +28,6 @@ from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
 from dedup.engine.finder import duplicate_counts, duplicates_of
 from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.engine.selectors import with_duplicates
-from dedup.records import record_label
 from dedup.merge import (
     MERGE_PERMISSION,
     MergeError,
@@ -38,6 +37,7 @@ from dedup.merge import (
     merged_survivor,
 )
 from dedup.models import MergeJob
+from dedup.records import record_label
 from dedup.registry import for_model
 
 # The match-field kinds next to which the card shows the badge (the seed: "in the Email and Phone fields").

@@ -20,9 +20,9 @@ from django.utils.translation import ngettext
 
 from dedup import registry, review
 from dedup.merge import MERGE_PERMISSION, MergeError
-from dedup.records import record_admin_url, record_label
 from dedup.models import MergeJob, Rule
 from dedup.models.scan import DuplicateGroup, DuplicateGroupMember, ScanChunk, ScanRun
+from dedup.records import record_admin_url, record_label
 from dedup.review import SCHEDULED_SCAN_TASK
 
 # Records named in a group's row of the queue; the rest are counted ("and 7 more").

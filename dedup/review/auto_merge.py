@@ -13,10 +13,10 @@ from django.utils.translation import ngettext
 from dedup import registry
 from dedup.engine import scan as dedup_scan
 from dedup.merge import MergeError, merge_job_run
-from dedup.records import record_admin_url, record_label
 from dedup.models import MergeJob, MergeJobRecord, Notification, Rule
 from dedup.models.scan import DuplicateGroup, DuplicateGroupMember
 from dedup.notifications import notification_send
+from dedup.records import record_admin_url, record_label
 from dedup.registry import EntitySpec
 
 from .queue import DB_BATCH, _live_records, groups_refresh

@@ -240,7 +240,8 @@ def test_intake_can_search_another_pipeline_when_its_stages_are_chosen(intake_cl
     partner_lead = _lead(other, phones=["+79123456789"])
     settings = _settings(lead_pipeline)
     # when only the incoming pipeline is searched (the default), it is not matched
-    assert _created_unmatched(intake_client.post(LEADS, {"phones": ["+79123456789"]}, format="json"))["lead"] != partner_lead.pk
+    unmatched = _created_unmatched(intake_client.post(LEADS, {"phones": ["+79123456789"]}, format="json"))
+    assert unmatched["lead"] != partner_lead.pk
     Lead.objects.exclude(pk=partner_lead.pk).delete()
     # then after choosing the other pipeline's stage, it is
     settings.search_stages.set([_stage(other, "New"), _stage(lead_pipeline, "New")])

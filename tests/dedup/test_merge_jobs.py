@@ -8,8 +8,8 @@ from django.core.exceptions import PermissionDenied
 from crm.models import Customer
 from dedup import tasks
 from dedup.merge import MergeError, merge_history, merge_job_create, merge_job_run, records_merge
-from dedup.records import record_admin_url
 from dedup.models import MergeJob, MergeJobRecord, Notification
+from dedup.records import record_admin_url
 from tests import factories
 from tests.dedup.test_merge_relations import give_everything
 from tests.dedup.test_merge_undo import crm_state

@@ -6,8 +6,8 @@ from django.utils.dateparse import parse_datetime
 
 from crm.models import Customer, Order
 from dedup.admin.compare import MergeSelectionError, compare_table, duplicate_rows
-from dedup.records import record_admin_url, record_label
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
+from dedup.records import record_admin_url, record_label
 from tests import factories
 
 pytestmark = pytest.mark.django_db

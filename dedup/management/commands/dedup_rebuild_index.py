@@ -27,7 +27,8 @@ class Command(BaseCommand):
         for spec in specs:
             started = time.monotonic()
             total = spec.model._base_manager.count()
-            with progress_bar(self, total=total, unit="records", desc=f"Indexing {spec.key}", disable=no_progress) as bar:
+            desc = f"Indexing {spec.key}"
+            with progress_bar(self, total=total, unit="records", desc=desc, disable=no_progress) as bar:
                 rows = index.rebuild(spec, progress=bar.update)
             self.stdout.write(
                 f"{spec.key}: {total} records, {rows} keys in {time.monotonic() - started:.1f} s."
