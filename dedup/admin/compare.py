@@ -478,7 +478,7 @@ def _item_key(kind: str, item) -> str:
     text = str(item)
     # Two items are one when the normaliser of the MatchField kind reading the relation keys them alike
     # (phones by E.164, emails case-folded); what it cannot key is told apart by its folded text.
-    key = normalize.kind_key(kind, text) if kind else None
+    key = normalize.kind_key(kind, text)
     return key or normalize.text_key(text) or text
 
 
