@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from _pg import SERVER, copy_rows, create_database  # noqa: E402,F401  (bench/ is the script's own folder)
 
-DB_NAME = "bench_intake"  # never the test databases
+# Never the test databases; BENCH_DB_NAME lets runs side by side (several worktrees) keep apart.
+DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_intake")
 TARGET_P95_MS = 20.0
 CONCURRENT = 50
 STAGES = [("New", "open"), ("In progress", "open"), ("Won", "won"), ("Lost", "lost")]

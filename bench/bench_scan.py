@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from _pg import SERVER, copy_rows, create_database  # noqa: E402,F401  (bench/ is the script's own folder)
 
-DB_NAME = "bench_dedup"  # never the test databases
+# Never the test databases; BENCH_DB_NAME lets runs side by side (several worktrees) keep apart.
+DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_dedup")
 
 FIRST_M = ["Ivan", "Petr", "Sergey", "Dmitry", "Alexey", "Pavel", "Nikolai", "Mikhail", "Andrey", "Oleg", "Victor",
            "Roman", "Igor", "Artem", "Denis", "Maxim", "Egor", "Kirill", "Anton", "Yuri", "John", "Michael",

@@ -86,14 +86,23 @@ class EntitySpec:
         return sorted({path for match_field in self.fields for path in match_field.prefetch})
 
 
-# Where the index puts the rows of generic relations it loaded for a batch of records (see index.load_records).
-LOADED_RELATED_ATTR = "_dedup_loaded_related"
+# Where attach_related keeps a record's to-many rows loaded in bulk; nothing else reads or writes it.
+_LOADED_RELATED_ATTR = "_dedup_loaded_related"
+
+
+def attach_related(record: models.Model, rows: dict[str, list]) -> None:
+    """Give a record the rows of some of its to-many relations ({relation name: rows}), loaded in bulk by the
+    caller, for related() to return instead of querying: the index loads a batch's phones, emails and
+    messengers in one query each, and a new record's creator passes the rows it just wrote (the `related`
+    argument of records_bulk_saved). A plain list on the instance: building a QuerySet per record and relation
+    to hold it in Django's prefetch cache cost more than loading the rows."""
+    record.__dict__.setdefault(_LOADED_RELATED_ATTR, {}).update(rows)
 
 
 def related(record: models.Model, name: str):
-    """Return the rows of a to-many relation of a record: the ones loaded in bulk (the index loads generic
-    relations itself, cheaply), the prefetched ones, else a query. MatchField readers use it for their relations."""
-    loaded = record.__dict__.get(LOADED_RELATED_ATTR)
+    """Return the rows of a to-many relation of a record: the ones attached (attach_related), the prefetched
+    ones, else a query. MatchField readers use it for their relations."""
+    loaded = record.__dict__.get(_LOADED_RELATED_ATTR)
     if loaded is not None and name in loaded:
         return loaded[name]
     cache = getattr(record, "_prefetched_objects_cache", None)

@@ -141,6 +141,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # An import is one transaction: a bad row means nothing of the file is written.
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
+# Files uploaded to the admin's import are untrusted: these limits are checked before a row is parsed
+# (crm/importing/files.py). The admin imports a row at a time (about 3 ms a row); bigger files go through
+# `manage.py import_csv`, which writes in bulk and has no row limit.
+IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=10 * 2**20)
+# An XLSX is a zip: what it unpacks to is limited too (a zip bomb is small packed).
+IMPORT_MAX_UNPACKED_BYTES = env.int("IMPORT_MAX_UNPACKED_BYTES", default=100 * 2**20)
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=20_000)
+IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=200)
+# The import preview lists this many rows and counts the rest.
+IMPORT_PREVIEW_ROWS = env.int("IMPORT_PREVIEW_ROWS", default=100)
 
 # --- Phones and duplicate control -------------------------------------------
 # National numbers without a country code ("8 912 345-67-89") are read in this region.

@@ -1,6 +1,7 @@
 """What every CRM entity's admin shares: search by phone, archived records, timeline authors, import/export."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import OuterRef, Subquery
@@ -16,6 +17,8 @@ from import_export.forms import SelectableFieldsExportForm
 from dedup.engine.normalize import phone_e164
 
 from ..filters import KindFilter
+from ..importing import forms as import_forms
+from ..importing.files import ImportFileError
 from ..models import Email, Phone, Pipeline, Stage
 from .inlines import TIMELINE_INLINES
 
@@ -133,9 +136,33 @@ class LabelledExportForm(SelectableFieldsExportForm):
 class EntityImportExportMixin(ImportExportMixin):
     """CSV and XLSX import and export; an import with any bad row saves nothing and says which lines are bad."""
 
-    formats = [base_formats.CSV, base_formats.XLSX]
+    # Imports read our CSV and XLSX (the separator detected; size, dimension and row limits checked before
+    # parsing); exports write django-import-export's own, whose XLSX keeps numbers and dates native.
+    import_formats = [import_forms.CSV, import_forms.XLSX]
+    export_formats = [base_formats.CSV, base_formats.XLSX]
     export_form_class = LabelledExportForm
+    import_form_class = import_forms.LimitedImportForm
     import_template_name = "admin/crm/import.html"
+
+    def add_data_read_fail_error_to_form(self, form, e):
+        if isinstance(e, ImportFileError):
+            form.add_error("import_file", str(e))
+        else:
+            super().add_data_read_fail_error_to_form(form, e)
+
+    def import_action(self, request, **kwargs):
+        response = super().import_action(request, **kwargs)
+        # The preview shows the first IMPORT_PREVIEW_ROWS rows and counts the rest: a 20,000-row file must
+        # not render megabytes of HTML (the import itself still reads every row).
+        result = getattr(response, "context_data", {}).get("result")
+        if result is not None:
+            shown = settings.IMPORT_PREVIEW_ROWS
+            valid_rows = result.valid_rows()
+            response.context_data["preview_rows"] = valid_rows[:shown]
+            response.context_data["preview_hidden"] = max(0, len(valid_rows) - shown)
+            response.context_data["invalid_rows_shown"] = result.invalid_rows[:shown]
+            response.context_data["invalid_hidden"] = max(0, len(result.invalid_rows) - shown)
+        return response
 
     def has_import_permission(self, request):
         # An import creates and changes records: it takes both permissions (django-import-export lets any staff

@@ -15,7 +15,7 @@ from ..filters import (
     admin_list_filters,
 )
 from ..models import Company, Customer, Deal, Lead, Order, Pipeline
-from ..resources import CompanyResource, CustomerResource, LeadResource, OrderResource
+from ..importing.resources import CompanyResource, CustomerResource, LeadResource, OrderResource
 from .base import ContactsAdminMixin, EntityAdmin, EntityImportExportMixin
 from .inlines import CONTACT_INLINES, TIMELINE_INLINES, OrderItemInline
 

@@ -28,7 +28,7 @@ from crm.models import (
     Stage,
 )
 from crm.models.intake import token_hash
-from crm.plain_sql import column, converted, quote
+from dedup.db import column, converted, quote
 
 OPEN = Stage.Semantic.OPEN
 
@@ -165,9 +165,9 @@ _token_sql: dict[str, str] = {}
 
 def _read_stamp(using: str) -> int | None:
     connection = connections[using]
-    sql = _stamp_sql.get(connection.vendor)
+    sql = _stamp_sql.get(using)
     if sql is None:
-        sql = _stamp_sql[connection.vendor] = (
+        sql = _stamp_sql[using] = (
             f"SELECT {column(connection, IntakeConfigStamp, 'stamp')} "
             f"FROM {quote(connection, IntakeConfigStamp._meta.db_table)} "
             f"WHERE {column(connection, IntakeConfigStamp, 'id')} = {IntakeConfigStamp.SINGLETON_ID}"
@@ -184,9 +184,9 @@ def authenticate(raw: str) -> tuple[IntegrationToken, IntakeConfig] | None:
         return None
     using = _alias()
     connection = connections[using]
-    sql = _token_sql.get(connection.vendor)
+    sql = _token_sql.get(using)
     if sql is None:
-        sql = _token_sql[connection.vendor] = _build_token_sql(connection)
+        sql = _token_sql[using] = _build_token_sql(connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, [token_hash(raw)])
         row = cursor.fetchone()

@@ -11,11 +11,10 @@ from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.utils.translation import gettext as _
 
-from crm import plain_sql
 from crm.models import Company, Customer, Deal, Email, IntakeSettings, Lead, MessengerHandle, Phone, Pipeline, Stage
 from crm.models.intake import MATCHABLE_LEAD_FIELDS
 from crm.services.repeat_sales import repeat_deal_semantics_sql  # the repeat sales rule's own SQL
-from dedup import registry
+from dedup import db, registry
 from dedup.engine.normalize import email_key, handle_key, phone_e164, text_key
 from dedup.registry import CUSTOM_PREFIX
 
@@ -204,7 +203,7 @@ def _contact_hits_sql(keys: ContactKeys, content_type_ids: list[int]) -> tuple[s
 
     parts: list[str] = []
     params: list = []
-    owner_test, owner_params = plain_sql.among(connection, content_type_ids)
+    owner_test, owner_params = db.among(connection, content_type_ids)
 
     def select(model, kind: str, matched: str, condition: str, condition_params: list) -> None:
         parts.append(
@@ -214,11 +213,11 @@ def _contact_hits_sql(keys: ContactKeys, content_type_ids: list[int]) -> tuple[s
         params.extend([kind, *owner_params, *condition_params])
 
     if keys.phones:
-        test, values = plain_sql.among(connection, keys.phones)
+        test, values = db.among(connection, keys.phones)
         select(Phone, PHONE, column(Phone, "e164"), f"{column(Phone, 'e164')} {test}", values)
     if keys.emails:
         folded = f"LOWER({column(Email, 'address')})"
-        test, values = plain_sql.among(connection, keys.emails)
+        test, values = db.among(connection, keys.emails)
         select(Email, EMAIL, folded, f"{folded} {test}", values)
     if keys.handles:
         channel, chat_id = column(MessengerHandle, "channel"), column(MessengerHandle, "chat_id")
@@ -365,17 +364,17 @@ def contacts_of(
     ):
         if not wanted:
             continue
-        selected = [plain_sql.column(connection, model, name) for name in columns] + ["''"] * (3 - len(columns))
+        selected = [db.column(connection, model, name) for name in columns] + ["''"] * (3 - len(columns))
         parts.append(
-            f"SELECT %s, {', '.join(selected)} FROM {plain_sql.quote(connection, model._meta.db_table)} "
-            f"WHERE {plain_sql.column(connection, model, 'content_type')} = %s "
-            f"AND {plain_sql.column(connection, model, 'object_id')} = %s"
+            f"SELECT %s, {', '.join(selected)} FROM {db.quote(connection, model._meta.db_table)} "
+            f"WHERE {db.column(connection, model, 'content_type')} = %s "
+            f"AND {db.column(connection, model, 'object_id')} = %s"
         )
         params += [kind, content_type, record.pk]
     found_phones, found_emails, found_handles = set(), [], set()
     if not parts:
         return found_phones, found_emails, found_handles
-    for kind, first, second, third in plain_sql.fetch(Phone, " UNION ALL ".join(parts), params):
+    for kind, first, second, third in db.fetch(Phone, " UNION ALL ".join(parts), params):
         if kind == PHONE:
             found_phones.add(first)
         elif kind == EMAIL:
@@ -389,30 +388,30 @@ def _newest_in_stages(model, *, select: str, by: str, ids: list[int], stage_ids:
     """Return `select` of the model's rows whose `by` field is one of `ids`, in these stages and not archived,
     newest first (plain SQL, the model's table as "t": every request matching a record asks)."""
     connection = connections[router.db_for_read(model)]
-    by_key, key_params = plain_sql.among(connection, ids)
-    in_stage, stage_params = plain_sql.among(connection, stage_ids)
+    by_key, key_params = db.among(connection, ids)
+    in_stage, stage_params = db.among(connection, stage_ids)
 
     def col(name: str) -> str:
-        return plain_sql.column(connection, model, name, "t")
+        return db.column(connection, model, name, "t")
 
     sql = (
-        f"SELECT {select} FROM {plain_sql.quote(connection, model._meta.db_table)} t "
+        f"SELECT {select} FROM {db.quote(connection, model._meta.db_table)} t "
         f"WHERE {col(by)} {by_key} AND {col('stage')} {in_stage} AND NOT {col('is_archived')} "
         f"ORDER BY {col('created_at')} DESC, {col('id')} DESC LIMIT {CANDIDATE_LIMIT}"
     )
-    return plain_sql.fetch(model, sql, key_params + stage_params)
+    return db.fetch(model, sql, key_params + stage_params)
 
 
 def _leads_in_stages(lead_ids: list[int], stage_ids: list[int]) -> list[Lead]:
     """Return these leads where they are in these stages and not archived, newest first."""
-    rows = _newest_in_stages(Lead, select=plain_sql.select_list(Lead, "t"), by="id", ids=lead_ids, stage_ids=stage_ids)
-    return [plain_sql.instance(Lead, row, "t") for row in rows]
+    rows = _newest_in_stages(Lead, select=db.select_list(Lead, "t"), by="id", ids=lead_ids, stage_ids=stage_ids)
+    return [db.instance(Lead, row, "t") for row in rows]
 
 
 def _deals_of_customers(customer_ids: list[int], stage_ids: list[int]) -> list[tuple[int, int]]:
     """Return (deal id, customer id) of the customers' newest deals in these stages, not archived."""
     connection = connections[router.db_for_read(Deal)]
-    select = ", ".join(plain_sql.column(connection, Deal, name, "t") for name in ("id", "customer"))
+    select = ", ".join(db.column(connection, Deal, name, "t") for name in ("id", "customer"))
     rows = _newest_in_stages(Deal, select=select, by="customer", ids=customer_ids, stage_ids=stage_ids)
     return [tuple(row) for row in rows]
 
@@ -423,7 +422,7 @@ def _deals_of_known_customers(hits: ContactHits, customer_reasons: dict, stage_i
     On PostgreSQL the customers are loaded here, with these deals and their repeat deals' stage meanings, in
     one query (known_customers); elsewhere the deals are read on their own.
     """
-    if connections[router.db_for_read(Customer)].vendor != "postgresql":
+    if not db.arrays(connections[router.db_for_read(Customer)]):
         return _deals_of_customers(list(customer_reasons), stage_ids)
     if hits.customers is None:
         hits.customers = known_customers(list(hits.reasons(Customer)), stage_ids=stage_ids)
@@ -437,21 +436,21 @@ def _deals_of_known_customers(hits: ContactHits, customer_reasons: dict, stage_i
 
 
 def _customers_sql(connection, customer_ids: list[int], *, extra_columns: str = "") -> tuple[str, list]:
-    by_id, params = plain_sql.among(connection, customer_ids)
-    quote = plain_sql.quote
+    by_id, params = db.among(connection, customer_ids)
+    quote = db.quote
     sql = (
-        f"SELECT {plain_sql.select_list(Customer, 'c')}, {plain_sql.select_list(Company, 'co')}{extra_columns} "
+        f"SELECT {db.select_list(Customer, 'c')}, {db.select_list(Company, 'co')}{extra_columns} "
         f"FROM {quote(connection, Customer._meta.db_table)} c LEFT JOIN {quote(connection, Company._meta.db_table)} co "
-        f"ON co.{quote(connection, Company._meta.pk.column)} = {plain_sql.column(connection, Customer, 'company', 'c')} "
-        f"WHERE {plain_sql.column(connection, Customer, 'id', 'c')} {by_id} "
-        f"AND NOT {plain_sql.column(connection, Customer, 'is_archived', 'c')}"
+        f"ON co.{quote(connection, Company._meta.pk.column)} = {db.column(connection, Customer, 'company', 'c')} "
+        f"WHERE {db.column(connection, Customer, 'id', 'c')} {by_id} "
+        f"AND NOT {db.column(connection, Customer, 'is_archived', 'c')}"
     )
     return sql, params
 
 
 def _customer_of_row(row, width: int) -> Customer:
-    customer = plain_sql.instance(Customer, row[:width], "c")
-    customer.company = plain_sql.instance(Company, row[width:], "co") if customer.company_id else None
+    customer = db.instance(Customer, row[:width], "c")
+    customer.company = db.instance(Company, row[width:], "co") if customer.company_id else None
     return customer
 
 
@@ -459,8 +458,8 @@ def _customers_with_companies(customer_ids: list[int]) -> list[Customer]:
     """Return the customers with these ids that are not archived, each with its company loaded (plain SQL:
     every request from a known customer asks, and the ORM took 2 ms to compile this lookup)."""
     sql, params = _customers_sql(connections[router.db_for_read(Customer)], customer_ids)
-    width = plain_sql.width(Customer)
-    return [_customer_of_row(row, width) for row in plain_sql.fetch(Customer, sql, params)]
+    width = db.width(Customer)
+    return [_customer_of_row(row, width) for row in db.fetch(Customer, sql, params)]
 
 
 def known_customers(customer_ids: list[int], *, stage_ids: list[int]) -> list[Customer]:
@@ -469,13 +468,13 @@ def known_customers(customer_ids: list[int], *, stage_ids: list[int]) -> list[Cu
     stage meanings of its and its company's deals converted from repeat leads, for repeat sales): one query
     where a returning customer's request took three."""
     connection = connections[router.db_for_read(Customer)]
-    quote = plain_sql.quote
+    quote = db.quote
 
     def deal(name: str) -> str:
-        return plain_sql.column(connection, Deal, name, "d")
+        return db.column(connection, Deal, name, "d")
 
-    customer_id = plain_sql.column(connection, Customer, "id", "c")
-    company_id = plain_sql.column(connection, Customer, "company", "c")
+    customer_id = db.column(connection, Customer, "id", "c")
+    company_id = db.column(connection, Customer, "company", "c")
     deals = quote(connection, Deal._meta.db_table)
     in_scope = (
         f"ARRAY(SELECT {deal('id')} FROM {deals} d WHERE {deal('customer')} = {customer_id} "
@@ -484,10 +483,10 @@ def known_customers(customer_ids: list[int], *, stage_ids: list[int]) -> list[Cu
     )
     repeat = f"ARRAY({repeat_deal_semantics_sql(connection, customer=customer_id, company=company_id)})"
     sql, params = _customers_sql(connection, customer_ids, extra_columns=f", {in_scope}, {repeat}")
-    width = plain_sql.width(Customer) + plain_sql.width(Company)
+    width = db.width(Customer) + db.width(Company)
     customers = []
-    for row in plain_sql.fetch(Customer, sql, [list(stage_ids), *params]):
-        customer = _customer_of_row(row[:width], plain_sql.width(Customer))
+    for row in db.fetch(Customer, sql, [list(stage_ids), *params]):
+        customer = _customer_of_row(row[:width], db.width(Customer))
         customer.deals_in_stages = list(row[width])
         customer.repeat_deal_semantics = set(row[width + 1])
         customers.append(customer)

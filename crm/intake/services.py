@@ -38,9 +38,9 @@ from crm.models import (
 )
 from crm.models.intake import MAX_MERGED_MATCHES
 from crm.services import repeat_sales
-from crm.services.bulk import bulk_insert_instances, insert_together
+from dedup.db import bulk_insert_instances, insert_together, lock_until_commit
 from dedup.engine.normalize import email_key, phone_e164, phones_in_text
-from dedup.registry import CUSTOM_PREFIX, LOADED_RELATED_ATTR
+from dedup.registry import CUSTOM_PREFIX
 from dedup.signals import records_bulk_saved
 
 # The tag a lead gets when it matched too many records to be merged automatically.
@@ -179,10 +179,7 @@ def _lock_contact_keys(keys: Iterable[str]) -> None:
     ids = sorted(
         {int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True) for key in keys}
     )
-    if not ids or connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [ids])
+    lock_until_commit(connection, ids)
 
 
 def _mark_token_used(token: IntegrationToken) -> None:
@@ -333,9 +330,9 @@ def _add_contacts(
     if fresh:
         # A new record: duplicate control takes its keys from the instance and the rows just made, instead of
         # reading them back (the relation names are the ones the CRM registered its fields with).
-        record.__dict__[LOADED_RELATED_ATTR] = {"phones": new_phones, "emails": new_emails, "messengers": new_handles}
         records_bulk_saved.send(
-            sender=type(record), model=type(record), pks=[record.pk], created=True, records=[record]
+            sender=type(record), model=type(record), pks=[record.pk], created=True, records=[record],
+            related={record.pk: {"phones": new_phones, "emails": new_emails, "messengers": new_handles}},
         )
     elif new_phones or new_emails or new_handles:
         # Bulk inserts send no post_save: tell duplicate control now, inside this transaction, so the match
@@ -361,12 +358,24 @@ def _complete_handle(record, handle: dict, known: tuple, owned: dict) -> None:
         records_bulk_saved.send(sender=type(record), model=type(record), pks=[record.pk], fields=["messengers"])
 
 
-def _insert(record) -> None:
-    """Insert a new lead without its post_save: duplicate control hears of it once its contacts are in.
+def _lead_create(
+    lead: Lead,
+    *,
+    phones: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    handles: Iterable[dict] = (),
+    pending: Pending | None = None,
+) -> None:
+    """Create a new lead with its contacts, and tell duplicate control once, with both.
 
-    The flags of repeat sales were decided by the caller.
+    The lead is inserted without save(): Lead has no save() logic, and its repeat flags were decided by the
+    caller (repeat_sales.lead_repeat_flags, with what the request knows), so the pre_save receiver has nothing
+    to add. Without post_save too: duplicate control hears of the lead through records_bulk_saved, sent by
+    _add_contacts once the contacts are made, with the instances (dedup/signals.py), so the lead's keys are
+    written once, from them, instead of for a lead without contacts and again with them.
     """
-    bulk_insert_instances(type(record), [record])
+    bulk_insert_instances(Lead, [lead])
+    _add_contacts(lead, phones=phones, emails=emails, handles=handles, fresh=True, pending=pending)
 
 
 def _tags(names: Iterable[str]) -> list[Tag]:
@@ -639,14 +648,12 @@ def _create_record(
         is_repeat=flags.is_repeat,
         is_repeat_inquiry=flags.is_repeat_inquiry,
     )
-    _insert(lead)
     pending = Pending()
-    _add_contacts(
+    _lead_create(
         lead,
         phones=incoming.phones,
         emails=incoming.emails,
         handles=[incoming.messenger] if incoming.messenger else [],
-        fresh=True,
         pending=pending,
     )
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
@@ -696,11 +703,8 @@ def _create_deal(
         external_id=incoming.external_id,
         custom_fields=incoming.custom_fields,
         owner_id=owner,
-        is_repeat=flags.is_repeat,
-        is_repeat_inquiry=flags.is_repeat_inquiry,
     )
-    deal._repeat_flags_decided = True
-    deal.save()
+    repeat_sales.record_save_with_flags(deal, flags=flags)
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
         deal.tags.add(*_tags(tags))
@@ -793,8 +797,7 @@ def message_intake(
             is_repeat=flags.is_repeat,
             is_repeat_inquiry=flags.is_repeat_inquiry,
         )
-        _insert(lead)
-        _add_contacts(lead, handles=[handle], fresh=True)
+        _lead_create(lead, handles=[handle])
         decision = Decision.CREATED
         reason = " ".join(filter(None, [_("A new chat."), flags.reason if (flags.is_repeat or customer) else ""]))
         status_code = 201
@@ -952,11 +955,8 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
         customer=customer,
         company=company,
         owner=customer.owner or token.owner,
-        is_repeat=flags.is_repeat,
-        is_repeat_inquiry=flags.is_repeat_inquiry,
     )
-    deal._repeat_flags_decided = True
-    deal.save()
+    repeat_sales.record_save_with_flags(deal, flags=flags)
     _save_chat_message(deal, incoming)
     reason = " ".join(filter(None, [_("A new chat."), flags.reason]))
     _add_note(deal, reason)

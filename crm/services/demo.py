@@ -42,10 +42,10 @@ from crm.models import (
     Task,
 )
 from crm.models.timeline import Direction
+from dedup.db import bulk_insert, bulk_insert_instances
 from dedup.engine.normalize import phone_e164
 from dedup.signals import records_bulk_saved
 
-from .bulk import bulk_insert, bulk_insert_instances
 
 # Records written per bulk insert and per records_bulk_saved signal: the duplicate index builds the keys of
 # one batch at a time, so this bounds its memory and query size while keeping the number of round trips low.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.db import connections, router, transaction
@@ -10,7 +11,7 @@ from django.db.models.signals import post_save, pre_save
 from django.utils.translation import gettext as _
 
 from crm.models import Company, Customer, Deal, Lead, RepeatSalesSettings, Stage
-from crm.plain_sql import column, fetch, quote
+from dedup.db import column, fetch, quote
 
 WON = Stage.Semantic.WON
 LOST = Stage.Semantic.LOST
@@ -41,7 +42,7 @@ def _repeat_deals_all_lost(
     """True when the owner's deals converted from repeat leads exist and none of them is open or won.
 
     ``known``: the stage meanings of those deals, already read by the caller. Else plain SQL: every incoming
-    lead of a known customer asks (see crm.plain_sql).
+    lead of a known customer asks (see dedup.db).
     """
     if known is not None:
         return bool(known) and known == {LOST}
@@ -216,9 +217,26 @@ def repeat_inquiries_refresh(*, customer_ids: Iterable[int]) -> int:
 
 # --- Receivers: leads and deals made anywhere (admin, import, intake) get their flags -----------------
 
+# The new lead or deal record_save_with_flags is saving: its caller decided its flags, and the pre_save
+# receivers leave them. A context variable owned by this module, not state planted on the instance.
+_flags_decided: ContextVar[Lead | Deal | None] = ContextVar("repeat_flags_decided", default=None)
+
+
+def record_save_with_flags(record: Lead | Deal, *, flags: RepeatFlags) -> None:
+    """Save a new lead or deal with the repeat flags its caller decided (the intake knows more than the
+    receivers below: the repeat sales settings, and a customer it recognised by contacts), so the receivers,
+    which decide the flags of leads and deals made anywhere else, leave them as given."""
+    record.is_repeat = flags.is_repeat
+    record.is_repeat_inquiry = flags.is_repeat_inquiry
+    token = _flags_decided.set(record)
+    try:
+        record.save()
+    finally:
+        _flags_decided.reset(token)
+
 
 def _lead_pre_save(sender, instance: Lead, raw=False, **kwargs):
-    if raw or not instance._state.adding or instance.is_repeat or getattr(instance, "_repeat_flags_decided", False):
+    if raw or not instance._state.adding or instance.is_repeat or _flags_decided.get() is instance:
         return
     if not (instance.customer_id or instance.company_id):
         return
@@ -228,7 +246,7 @@ def _lead_pre_save(sender, instance: Lead, raw=False, **kwargs):
 
 
 def _deal_pre_save(sender, instance: Deal, raw=False, **kwargs):
-    if raw or not instance._state.adding or instance.is_repeat or getattr(instance, "_repeat_flags_decided", False):
+    if raw or not instance._state.adding or instance.is_repeat or _flags_decided.get() is instance:
         return
     if not (instance.customer_id or instance.company_id or instance.source_lead_id):
         return

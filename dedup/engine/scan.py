@@ -20,7 +20,7 @@ from functools import cached_property
 
 from django.db import connection, transaction
 
-from dedup import registry
+from dedup import db, registry
 from dedup.engine import keys, rules
 from dedup.engine.rules import CompiledCondition, CompiledRule, RecordKeys
 from dedup.models import Condition, MatchKey, NotDuplicate
@@ -147,7 +147,7 @@ def _quantile_keys(queryset, total: int, count: int, *, entity: str, kinds: list
     chunks of a million customers.
     """
     fractions = [index / count for index in range(1, count)]
-    if connection.vendor == "postgresql":
+    if db.samples_tables(connection):
         quote = connection.ops.quote_name
         opts = MatchKey._meta
         key, entity_column, kind = (quote(opts.get_field(name).column) for name in ("key", "entity", "kind"))
@@ -368,12 +368,9 @@ class _RuleScan:
         # One read-only transaction per stream: PostgreSQL's server-side cursor lives in it, and the settings
         # below apply to it alone.
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as settings_cursor:
-                    # The join of a two-condition rule is sorted in memory rather than in temporary files, and
-                    # the planner is told every row will be read (a cursor is planned for the first rows).
-                    settings_cursor.execute(f"SET LOCAL work_mem = '{POSTGRES_WORK_MEM}'")
-                    settings_cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+            # The join of a two-condition rule is sorted in memory rather than in temporary files, and the
+            # planner is told every row will be read (a cursor is planned for the first rows).
+            db.set_local(connection, work_mem=POSTGRES_WORK_MEM, cursor_tuple_fraction="1.0")
             cursor = connection.chunked_cursor()
             try:
                 cursor.execute(sql, params)
@@ -555,7 +552,7 @@ def _load_keys(spec: EntitySpec, ids: Iterable[int], kinds: set[str]) -> dict[in
     (an IN list of thousands of parameters costs more to send and parse than to run), elsewhere IN batches."""
     found: dict[int, RecordKeys] = defaultdict(RecordKeys)
     ids = sorted(ids)
-    if connection.vendor == "postgresql":
+    if db.arrays(connection):
         q = connection.ops.quote_name
         sql = (
             f"SELECT {q('record_id')}, {q('kind')}, {q('key')}, {q('value')} FROM {q(MatchKey._meta.db_table)} "

@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from dedup import registry
+from dedup.db import batches
 from dedup.engine import normalize
 
 from .errors import MergeError
@@ -252,12 +253,6 @@ def _relations_for(model: type[models.Model], _registry_version: int) -> tuple[R
 # --- Moving -------------------------------------------------------------------------------------------------
 
 
-def _batches(items: Sequence, size: int = ID_BATCH) -> Iterable[list]:
-    items = list(items)
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _owner_value(relation: Relation, pk):
     """Return a record's pk as the owner column stores it (a text object_id holds "12")."""
     return relation.model._meta.get_field(_field_name(relation.model, relation.owner)).to_python(pk)
@@ -329,7 +324,7 @@ def relation_move(
 
     _delete_rows(relation.model, [read(row, "pk") for row in removed])
     for flag, ids in cleared.items():
-        for batch in _batches(ids):
+        for batch in batches(ids, ID_BATCH):
             manager.filter(pk__in=batch).update(**{flag: False})
     moved_count = 0
     if moved:
@@ -367,7 +362,7 @@ def _delete_rows(model: type[models.Model], ids: list) -> None:
     told about the records once, after commit). Rows other rows depend on go through the ORM's collector."""
     manager = model._base_manager
     has_dependents = any(rel.on_delete is not models.DO_NOTHING for rel in model._meta.related_objects)
-    for batch in _batches(ids):
+    for batch in batches(ids, ID_BATCH):
         queryset = manager.filter(pk__in=batch)
         if has_dependents:
             queryset.delete()
@@ -402,7 +397,7 @@ def relation_restore(entry: dict, *, survivor_pk, content_type_id: int) -> None:
     pairs = [(pk, original) for original, ids in entry["moved"].items() for pk in ids]
     expected = len(pairs)
     restored = 0
-    for batch in _batches(pairs, size=ID_BATCH // 2):  # every id is in the CASE and in the WHERE
+    for batch in batches(pairs, ID_BATCH // 2):  # every id is in the CASE and in the WHERE
         by_owner: dict = {}
         for pk, original in batch:
             by_owner.setdefault(original, []).append(pk)
@@ -426,7 +421,7 @@ def relation_restore(entry: dict, *, survivor_pk, content_type_id: int) -> None:
             % {"count": missing, "rows": model_ngettext(model, expected)}
         )
     for flag, ids in entry["cleared"].items():
-        for batch in _batches(ids):
+        for batch in batches(ids, ID_BATCH):
             manager.filter(pk__in=batch).update(**{flag: True})
     if entry["removed"]:
         manager.bulk_create([load_row(model, row) for row in entry["removed"]])

@@ -1,7 +1,6 @@
 """The review queue's services: upsert what a scan found, keep groups current after merges, dismiss, merge."""
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -9,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dedup import registry
+from dedup.db import insert_rows
 from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.engine.scan import Group, group_signature
 from dedup.merge import merge_job_create
@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 # Rows per query when reading records and writing group members; below every database's parameter limit.
 DB_BATCH = 2000
-
 
 
 @dataclass
@@ -197,7 +196,7 @@ def groups_upsert(
         outcome.updated = len(updated)
 
         run_id = run.pk if run is not None else None
-        _insert_rows(
+        insert_rows(
             DuplicateGroup,
             ["entity", "signature", "size", "reasons", "newest_activity", "first_run_id", "last_run_id"],
             (
@@ -221,7 +220,7 @@ def groups_upsert(
             batch = changed_ids[start : start + DB_BATCH]
             DuplicateGroupMember.objects.filter(group_id__in=batch).delete()
             rules_through.objects.filter(duplicategroup_id__in=batch).delete()
-        _insert_rows(
+        insert_rows(
             DuplicateGroupMember,
             ["group_id", "record_id", "owner_id"],
             (
@@ -246,7 +245,7 @@ def groups_upsert(
         reruled_ids = [group_id for group_id, _item in reruled]
         for start in range(0, len(reruled_ids), DB_BATCH):
             rules_through.objects.filter(duplicategroup_id__in=reruled_ids[start : start + DB_BATCH]).delete()
-        _insert_rows(
+        insert_rows(
             rules_through,
             ["duplicategroup_id", "rule_id"],
             (
@@ -256,41 +255,6 @@ def groups_upsert(
             ),
         )
     return outcome
-
-
-def _insert_rows(model: type[models.Model], fields: list[str], rows: Iterable[tuple]) -> int:
-    """Insert plain rows without building model instances; other columns get their model defaults.
-
-    PostgreSQL gets them by COPY: a scan of a large base writes hundreds of thousands of group members, and
-    COPY is several times faster than INSERT there. Other databases get bulk_create.
-    """
-    if connection.vendor != "postgresql":
-        objects = [model(**dict(zip(fields, row))) for row in rows]
-        model.objects.bulk_create(objects, batch_size=DB_BATCH)
-        return len(objects)
-    opts = model._meta
-    now = timezone.now()
-    given = {opts.get_field(name).attname: index for index, name in enumerate(fields)}
-    columns = [f for f in opts.concrete_fields if f.attname in given or not (f.primary_key or f.has_db_default())]
-    defaults = {}
-    for f in columns:
-        if f.attname not in given:
-            defaults[f.attname] = now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else (
-                f.get_default()
-            )
-    json_columns = {f.attname for f in columns if isinstance(f, models.JSONField)}
-    quote = connection.ops.quote_name
-    sql = f"COPY {quote(opts.db_table)} ({', '.join(quote(f.column) for f in columns)}) FROM STDIN"
-    count = 0
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for row in rows:
-            values = []
-            for f in columns:
-                value = row[given[f.attname]] if f.attname in given else defaults[f.attname]
-                values.append(json.dumps(value) if f.attname in json_columns and value is not None else value)
-            copy.write_row(values)
-            count += 1
-    return count
 
 
 # --- Keeping groups current between scans -------------------------------------------------------------------

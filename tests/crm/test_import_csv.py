@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from crm.models import Company, Customer, Lead, Order, Pipeline, Stage, Tag
-from crm.services.importing import records_import_csv
+from crm.importing import records_import_csv
 from dedup.signals import records_bulk_saved
 from tests import factories
 

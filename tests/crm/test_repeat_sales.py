@@ -224,6 +224,19 @@ def test_every_deal_after_a_won_deal_is_a_repeat_deal(deal_pipeline):
     assert all(Deal.objects.get(pk=deal.pk).is_repeat for deal in later)
 
 
+def test_record_save_with_flags_keeps_the_flags_its_caller_decided(deal_pipeline):
+    # given a customer with a won deal, whose next deal the receivers would mark repeat
+    customer = _known_customer()
+    _deal_of(customer, deal_pipeline, "Won")
+    decided = repeat_sales.RepeatFlags(is_repeat=False, is_repeat_inquiry=True)
+    deal = Deal(title="Chat", customer=customer, pipeline=deal_pipeline, stage=_stage(deal_pipeline, "Open"))
+    # when it is saved with the flags its caller decided
+    repeat_sales.record_save_with_flags(deal, flags=decided)
+    # then those flags are stored, and the next deal saved plainly is decided by the receivers again
+    assert Deal.objects.values_list("is_repeat", "is_repeat_inquiry").get(pk=deal.pk) == (False, True)
+    assert _deal_of(customer, deal_pipeline, "Open").is_repeat
+
+
 def test_deal_of_a_customer_with_only_lost_deals_is_not_repeat(deal_pipeline):
     customer = _known_customer()
     _deal_of(customer, deal_pipeline, "Lost")

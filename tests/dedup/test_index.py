@@ -233,7 +233,7 @@ def test_index_fuzzy_rule_backfills_blocking_keys_and_drops_them_with_the_rule()
 
 def test_index_big_base_backfills_in_a_task_after_commit(monkeypatch, django_capture_on_commit_callbacks):
     # Given a base larger than what a request may backfill (the limit lowered to 1 record)
-    monkeypatch.setattr(index, "BACKFILL_INLINE_LIMIT", 1)
+    monkeypatch.setattr(index.services, "BACKFILL_INLINE_LIMIT", 1)
     first, second = customer_with("Ivan", "Petrov"), customer_with("Maria", "Sidorova")
 
     # When a fuzzy rule is added and its transaction commits
@@ -308,10 +308,12 @@ def test_index_new_records_from_instances_match_a_rebuild():
     MatchKey.objects.filter(entity="lead", record_id=lead.pk).delete()
     phone = factories.PhoneFactory(content_object=lead, number="8 912 000-11-22")
     MatchKey.objects.filter(entity="lead", record_id=lead.pk).delete()
-    lead.__dict__[registry.LOADED_RELATED_ATTR] = {"phones": [phone], "emails": [], "messengers": []}
 
-    # When the index hears of it
-    records_bulk_saved.send(sender=Lead, model=Lead, pks=[lead.pk], created=True, records=[lead])
+    # When the index hears of it, with the contacts just made (the signal's related argument)
+    records_bulk_saved.send(
+        sender=Lead, model=Lead, pks=[lead.pk], created=True, records=[lead],
+        related={lead.pk: {"phones": [phone], "emails": [], "messengers": []}},
+    )
 
     # Then its keys are those a rebuild computes from the database
     written = keys_of(lead)
@@ -377,7 +379,7 @@ def test_index_new_record_keys_cost_one_query_once_the_kinds_are_known(django_as
     # given a process that has written keys
     customer_with("Ivan", "Petrov", phones=["+79123456789"])
     [customer] = Customer.objects.bulk_create([Customer(first_name="Olga", last_name="Sidorova")])  # no signal
-    customer.__dict__[registry.LOADED_RELATED_ATTR] = {"phones": [], "emails": [], "messengers": []}
+    registry.attach_related(customer, {"phones": [], "emails": [], "messengers": []})
     # when a new record's keys are written from the instance (with its contacts, none, attached)
     with django_assert_num_queries(1):  # the check of the kinds and the insert, in one statement
         index.index_new_records(registry.get("customer"), [customer])

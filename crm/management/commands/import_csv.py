@@ -5,14 +5,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from tqdm import tqdm
 
-from crm.services.importing import IMPORTERS, ImportFileError, records_import_csv
+from crm.importing import IMPORTERS, ImportFileError, records_import_csv
 
 
 class Command(BaseCommand):
     @property
     def help(self):  # a property, so the text is translated when asked for, not when the module is imported
         return _(
-            "Import records from a CSV file (UTF-8, ',' or ';' separated, the first line names the columns). "
+            "Import records from a CSV file (UTF-8, ',', ';' or tab separated, the first line names the columns). "
             "Rows with a known external_id update that record; bad rows are reported by line and skipped."
         )
 
@@ -23,8 +23,13 @@ class Command(BaseCommand):
             "--owner", help=_("Username of the responsible manager for new records whose row names none.")
         )
         parser.add_argument("--no-progress", action="store_true", help=_("Do not show the progress bar."))
+        parser.add_argument(
+            "--atomic",
+            action="store_true",
+            help=_("All or nothing: import no row at all if any row is bad (one transaction for the whole file)."),
+        )
 
-    def handle(self, *args, entity, path, owner=None, no_progress=False, verbosity=1, **options):
+    def handle(self, *args, entity, path, owner=None, no_progress=False, atomic=False, verbosity=1, **options):
         owner_user = None
         if owner:
             user_model = get_user_model()
@@ -48,6 +53,7 @@ class Command(BaseCommand):
                 path=path,
                 owner=owner_user,
                 progress=None if no_progress or verbosity == 0 else progress,
+                atomic=atomic,
             )
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
@@ -59,6 +65,8 @@ class Command(BaseCommand):
             # Quiet, but a row that was not imported is never silently lost.
             for error in report.skipped:
                 self.stderr.write(str(error))
+            if report.rolled_back:
+                raise CommandError(_("Nothing was imported (--atomic): some rows are bad."))
             return
         rows = ngettext("%(count)s row", "%(count)s rows", report.rows) % {"count": report.rows}
         self.stdout.write(
@@ -73,3 +81,12 @@ class Command(BaseCommand):
         self.stdout.write(self.style.WARNING(summary) if report.skipped else summary)
         for error in report.skipped:
             self.stdout.write(f"    {error}")
+        if report.rolled_back:
+            raise CommandError(
+                ngettext(
+                    "Nothing was imported (--atomic): %(count)s row is bad.",
+                    "Nothing was imported (--atomic): %(count)s rows are bad.",
+                    len(report.skipped),
+                )
+                % {"count": len(report.skipped)}
+            )

@@ -2,19 +2,21 @@
 
 Export and import use the same columns, so an exported file can be edited and imported back:
 
-* ``phone``, ``email`` and ``messenger`` hold several values separated by ";" (exported with "; ");
+* ``phone``, ``email`` and ``messenger`` hold several values separated by ";" or "," (exported with "; ");
   importing adds the values a record does not have yet and never removes any;
 * ``company_name`` (customers) links the company with exactly that name, creating it when there is none;
 * ``tags`` are tag names separated by ";"; unknown tags are created, existing tags are kept;
 * ``external_id`` finds the record a row updates, else ``id`` (this CRM's record number, exported for that),
-  so importing a file again updates rather than duplicates.
+  so importing a file again updates rather than duplicates; an empty cell keeps what the record has;
+* text cells starting with = + - @ tab or CR are exported with a leading ' (formula injection), read back without.
 
 An import is one transaction: a bad row is reported with its line in the file and nothing of the file is saved.
+Cells are read by crm.importing.cells, as import_csv reads them. One module for the widgets, columns and four
+resources because each resource is a few lines on top of the shared columns.
 """
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
@@ -28,38 +30,27 @@ from import_export.results import Result
 
 from dedup.engine.normalize import phone_e164
 
-from .models import Company, Customer, Email, Lead, MessengerHandle, Order, Phone, Pipeline, Tag
-
-#: What a multi-valued cell is split on when importing ...
-SEPARATOR = ";"
-#: ... and joined with when exporting.
-JOINER = "; "
-
-
-def cell_text(value) -> str:
-    """Return a cell as trimmed text; spreadsheets give numbers (1234.0) where the user typed 1234."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
+from ..models import Company, Customer, Email, Lead, MessengerHandle, Order, Phone, Pipeline, Tag
+from . import cells
+from .cells import JOINER, cell_text
+from .engine import HANDLE_CHANNELS, IMPORTERS, header_aliases
 
 
 def split_cell(value) -> list[str]:
-    """Return the non-empty values of a cell holding several, separated by ";", without repeats."""
-    return list(dict.fromkeys(part.strip() for part in cell_text(value).split(SEPARATOR) if part.strip()))
+    """Return the non-empty values of a cell holding several (``;`` or ``,`` separated), without repeats."""
+    return cells.split_list(value)
 
 
-def _header_column(header, known: set[str]):
+def _header_column(header, known: set[str], aliases: dict[str, str]):
     """Return the known column a header typed by a person means ("E-mail" is email), or the header as it is."""
-    text = cell_text(header).casefold()
-    for candidate in ("_".join(text.replace("-", " ").split()), "_".join(text.replace("-", "").split())):
+    key = cells.normalise_header(header)
+    for candidate in (key, key.replace("_", ""), aliases.get(key), aliases.get(key.replace("_", ""))):
         if candidate in known:
             return candidate
     return header
 
 
-# --- Widgets: one cell <-> one value ------------------------------------------------------------------------------
+# --- Widgets: one cell <-> one value (the rules are crm.importing.cells', shared with import_csv) -----------------
 
 
 class TextWidget(widgets.CharWidget):
@@ -68,70 +59,33 @@ class TextWidget(widgets.CharWidget):
 
 
 class FlagWidget(widgets.BooleanWidget):
-    """Yes or no: 1/0, true/false, yes/no (also in Russian); an empty cell is no."""
-
-    TRUE_TEXTS = {"1", "true", "yes", "y", "x", "да"}
-    FALSE_TEXTS = {"", "0", "false", "no", "n", "нет"}
+    """Yes or no, read by cells.parse_bool; an empty cell is no."""
 
     def clean(self, value, row=None, **kwargs):
-        if isinstance(value, bool):
-            return value
-        text = cell_text(value).casefold()
-        if text in self.TRUE_TEXTS:
-            return True
-        if text in self.FALSE_TEXTS:
+        if not isinstance(value, bool) and not cell_text(value):
             return False
-        raise ValueError(_("“%(value)s” is not yes or no; write 1 or 0.") % {"value": value})
+        return cells.parse_bool(value)
 
 
 class DayWidget(widgets.DateWidget):
-    """A date written as YYYY-MM-DD or DD.MM.YYYY, or a spreadsheet's date cell; exported as YYYY-MM-DD."""
-
-    INPUT_FORMATS = ("%Y-%m-%d", "%d.%m.%Y")
+    """A date read by cells.parse_date, or a spreadsheet's date cell; exported as YYYY-MM-DD."""
 
     def __init__(self, **kwargs):
-        super().__init__(format=self.INPUT_FORMATS[0], **kwargs)
+        super().__init__(format="%Y-%m-%d", **kwargs)
 
     def clean(self, value, row=None, **kwargs):
-        if isinstance(value, datetime):
-            return value.date()
-        if isinstance(value, date):
-            return value
-        text = cell_text(value)
-        if not text:
+        if not isinstance(value, (date, datetime)) and not cell_text(value):
             return None
-        for input_format in self.INPUT_FORMATS:
-            try:
-                return datetime.strptime(text, input_format).date()
-            except ValueError:
-                continue
-        raise ValueError(
-            _("“%(value)s” is not a date; write it as YYYY-MM-DD or DD.MM.YYYY.") % {"value": text}
-        )
+        return cells.parse_date(value)
 
 
 class AmountWidget(widgets.DecimalWidget):
-    """A non-negative amount: "1234.50", "1 234,50", "1,234.50" or a number cell."""
+    """A non-negative amount in either decimal style ("1 234,50", "1.234,50", "1,234.50") or a number cell."""
 
     def clean(self, value, row=None, **kwargs):
-        if isinstance(value, bool):
-            raise ValueError(_("“%(value)s” is not a number.") % {"value": value})
-        if isinstance(value, (int, float, Decimal)):
-            text = str(value)
-        else:
-            text = cell_text(value).replace("\u00a0", "").replace(" ", "")
-            if not text:
-                return None
-            text = text.replace(",", "") if "." in text else text.replace(",", ".")
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            raise ValueError(_("“%(value)s” is not a number.") % {"value": value}) from None
-        if not amount.is_finite():
-            raise ValueError(_("“%(value)s” is not a number.") % {"value": value})
-        if amount < 0:
-            raise ValueError(_("%(value)s is negative; an amount cannot be below zero.") % {"value": value})
-        return amount
+        if not isinstance(value, (bool, int, float)) and not cell_text(value):
+            return None
+        return cells.parse_decimal(value)
 
 
 class ChoiceWidget(widgets.Widget):
@@ -139,17 +93,12 @@ class ChoiceWidget(widgets.Widget):
 
     def __init__(self, choices: type[models.TextChoices], **kwargs):
         super().__init__(**kwargs)
-        self.choices = choices
+        self.parse = cells.choice_parser(choices.choices)
 
     def clean(self, value, row=None, **kwargs):
-        text = cell_text(value).casefold()
-        if not text:
+        if not cell_text(value):
             return None
-        for choice, label in self.choices.choices:
-            if text in (choice.casefold(), str(label).casefold()):
-                return choice
-        known = ", ".join(choice for choice, _label in self.choices.choices)
-        raise ValueError(_("“%(value)s” is not one of: %(known)s.") % {"value": value, "known": known})
+        return self.parse(value)
 
     def render(self, value, obj=None, **kwargs):
         return value or ""
@@ -179,21 +128,14 @@ class TagsWidget(widgets.ManyToManyWidget):
     """Tag names separated by ";"; a name that is not a tag yet becomes one."""
 
     def __init__(self, **kwargs):
-        super().__init__(Tag, separator=SEPARATOR, field="name", **kwargs)
+        super().__init__(Tag, separator=cells.TAG_SEPARATORS, field="name", **kwargs)
 
     def clean(self, value, row=None, **kwargs):
-        tags = []
-        max_length = Tag._meta.get_field("name").max_length
-        for name in split_cell(value):
-            if len(name) > max_length:
-                raise ValueError(
-                    _("The tag “%(value)s” is longer than %(max)d characters.") % {
-                        "value": name, "max": max_length
-                    }
-                )
-            tag = Tag.objects.filter(name__iexact=name).order_by("pk").first() or Tag.objects.create(name=name)
-            tags.append(tag)
-        return tags
+        names = cells.parse_tags(value, max_length=Tag._meta.get_field("name").max_length)
+        return [
+            Tag.objects.filter(name__iexact=name).order_by("pk").first() or Tag.objects.create(name=name)
+            for name in names
+        ]
 
     def render(self, value, obj=None, **kwargs):
         if value is None:
@@ -219,7 +161,7 @@ class ContactColumn(fields.Field):
     def render_one(self, item) -> str:
         raise NotImplementedError
 
-    def parse_one(self, text: str):
+    def parse(self, value) -> list:
         raise NotImplementedError
 
     def get_value(self, instance):
@@ -231,19 +173,7 @@ class ContactColumn(fields.Field):
         return JOINER.join(self.get_value(instance))
 
     def save(self, instance, row, is_m2m=False, **kwargs):
-        values = [self.parse_one(text) for text in split_cell(row.get(self.column_name))]
-        instance.__dict__.setdefault("_imported_contacts", {})[self.relation] = values
-
-
-def _check_length(text: str, model: type[models.Model], field_name: str, what) -> str:
-    max_length = model._meta.get_field(field_name).max_length
-    if len(text) > max_length:
-        raise ValueError(
-            _("%(what)s “%(value)s” is longer than %(max)d characters.") % {
-                "what": capfirst(what), "value": text, "max": max_length
-            }
-        )
-    return text
+        instance.__dict__.setdefault("_imported_contacts", {})[self.relation] = self.parse(row.get(self.column_name))
 
 
 class PhonesColumn(ContactColumn):
@@ -252,9 +182,10 @@ class PhonesColumn(ContactColumn):
     def render_one(self, phone):
         return phone.number
 
-    def parse_one(self, text):
+    def parse(self, value):
         # Any text is kept as typed; a number that cannot be read gets no E.164 and is simply not matched.
-        return _check_length(text, Phone, "number", _("phone"))
+        max_length = Phone._meta.get_field("number").max_length
+        return [number for number, _e164 in cells.parse_phones(value, max_length=max_length)]
 
 
 class EmailsColumn(ContactColumn):
@@ -263,41 +194,33 @@ class EmailsColumn(ContactColumn):
     def render_one(self, email):
         return email.address
 
-    def parse_one(self, text):
-        return _check_length(text, Email, "address", _("email"))
+    def parse(self, value):
+        return cells.parse_emails(value, max_length=Email._meta.get_field("address").max_length)
 
 
 class MessengersColumn(ContactColumn):
-    """Handles written as ``telegram:@username``, ``telegram:#chat_id`` or ``telegram:@username#chat_id``.
-
-    Without a known messenger before the colon the handle is a Telegram one.
-    """
+    """Handles as cells.parse_handle reads them; exported as ``telegram:@username#chat_id``."""
 
     relation = "messengers"
 
     def render_one(self, handle):
-        text = f"{handle.channel}:"
-        if handle.username:
-            text += f"@{handle.username.lstrip('@')}"
-        if handle.chat_id:
-            text += f"#{handle.chat_id}"
-        return text
+        return cells.Handle(handle.channel, handle.username.lstrip("@"), handle.chat_id).render()
 
-    def parse_one(self, text):
-        channel = MessengerHandle.Channel.TELEGRAM
-        prefix, colon, rest = text.partition(":")
-        if colon:
-            for value, label in MessengerHandle.Channel.choices:
-                if prefix.strip().casefold() in (value, str(label).casefold()):
-                    channel, text = value, rest
-                    break
-        username, _hash, chat_id = text.strip().partition("#")
-        username, chat_id = username.strip().lstrip("@"), chat_id.strip()
-        if not username and not chat_id:
-            raise ValueError(_("“%(value)s” has neither a username nor a chat ID.") % {"value": text})
-        _check_length(username, MessengerHandle, "username", _("username"))
-        _check_length(chat_id, MessengerHandle, "chat_id", _("chat ID"))
-        return channel, username, chat_id
+    def parse(self, value):
+        handles = cells.parse_handles(
+            value,
+            channels=HANDLE_CHANNELS,
+            default_channel=MessengerHandle.Channel.TELEGRAM,
+            max_length=MessengerHandle._meta.get_field("username").max_length,
+        )
+        return [(handle.channel, handle.username, handle.chat_id) for handle in handles]
+
+
+def _check_length(text: str, model: type[models.Model], field_name: str, what) -> str:
+    try:
+        return cells.check_length(text, model._meta.get_field(field_name).max_length)
+    except cells.CellError as error:
+        raise ValueError(f"{capfirst(what)}: {error}") from None
 
 
 class CompanyNameColumn(fields.Field):
@@ -496,6 +419,8 @@ class EntityResource(resources.ModelResource):
         attribute="created_at", column_name="created_at", readonly=True, widget=widgets.DateTimeWidget()
     )
 
+    #: The import_csv entity whose header aliases this file shares.
+    entity = ""
     #: Columns that find the record a row updates, tried in this order; a row none of them finds is a new record.
     lookup_columns: tuple[str, ...] = ("external_id", "id")
     #: What an export reads besides the rows: one join or one query per relation, never one per row.
@@ -525,14 +450,48 @@ class EntityResource(resources.ModelResource):
         except FieldDoesNotExist:  # a column that is no model field and has no label
             return name
 
+    @classmethod
+    def column_for_header(cls, header) -> str | None:
+        """Return the column a header typed by a person names, or None when it names none of this file's.
+
+        "Phone", " Company name ", "E-mail" and "External ID" are phone, company_name, email and external_id,
+        with the same aliases as import_csv ("firstname", "telephone"...): a header typed by a person must not
+        make a column silently ignored. Never "ID": other systems' exports name their own record numbers so,
+        which are not this CRM's ids.
+        """
+        known = {field.column_name for field in cls().fields.values()} - {"id"}
+        column = _header_column(header, known, header_aliases(cls.entity))
+        if column in known:
+            return column
+        return "id" if cell_text(header) == "id" else None
+
     def before_import(self, dataset, **kwargs):
         super().before_import(dataset, **kwargs)
-        # "Phone", " Company name " and "External ID" are the columns phone, company_name and external_id: a
-        # header typed by a person must not make a column silently ignored.
-        # Never "ID": other systems' exports name their own record numbers so, which are not this CRM's ids.
-        known = {field.column_name for field in self.fields.values()} - {"id"}
         if dataset.headers:
-            dataset.headers = [_header_column(header, known) for header in dataset.headers]
+            dataset.headers = [self.column_for_header(header) or header for header in dataset.headers]
+
+    def import_field(self, field, instance, row, is_m2m=False, **kwargs):
+        # An empty cell keeps what the record has, as in import_csv; columns of their own decide for themselves
+        # (a lead's stage, contacts, tags).
+        if (
+            not is_m2m
+            and isinstance(field.widget, (TextWidget, FlagWidget, DayWidget, AmountWidget, ChoiceWidget, UserWidget))
+            and field.column_name in row
+            and not isinstance(row[field.column_name], (bool, int, float, date))
+            and not cell_text(row[field.column_name])
+            and instance.pk is not None
+        ):
+            return
+        super().import_field(field, instance, row, is_m2m, **kwargs)
+
+    def export_field(self, field, instance, **kwargs):
+        value = super().export_field(field, instance, **kwargs)
+        # Text that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) is exported inert; numbers,
+        # dates and yes/no are not text and stay as they are.
+        if isinstance(field.widget, (widgets.NumberWidget, widgets.DateWidget, widgets.DateTimeWidget,
+                                     widgets.BooleanWidget)):
+            return value
+        return cells.formula_escape(value)
 
     def get_instance(self, instance_loader, row):
         for column in self.lookup_columns:
@@ -562,6 +521,7 @@ class EntityResource(resources.ModelResource):
 
 
 class CustomerResource(EntityResource):
+    entity = "customer"
     company_name = CompanyNameColumn()
     phone = PhonesColumn("phone")
     email = EmailsColumn("email")
@@ -593,6 +553,7 @@ class CustomerResource(EntityResource):
 
 
 class CompanyResource(EntityResource):
+    entity = "company"
     phone = PhonesColumn("phone")
     email = EmailsColumn("email")
 
@@ -608,6 +569,7 @@ class CompanyResource(EntityResource):
 
 
 class LeadResource(EntityResource):
+    entity = "lead"
     channel = fields.Field(
         attribute="channel", column_name="channel", widget=ChoiceWidget(Lead.Channel), default=Lead.Channel.WEB_FORM
     )
@@ -654,6 +616,7 @@ class LeadResource(EntityResource):
 
 
 class OrderResource(EntityResource):
+    entity = "order"
     customer = fields.Field(attribute="customer", column_name="customer", readonly=True, widget=widgets.Widget())
     customer_external_id = CustomerRefColumn()
     status = fields.Field(

@@ -1,9 +1,14 @@
-"""bulk_insert: multi-row INSERTs that return the new keys, with defaults and prepared values."""
+"""dedup.db bulk_insert: multi-row INSERTs that return the new keys, with defaults and prepared values."""
 import datetime
 from decimal import Decimal
 
+import pytest
+from django.utils import timezone
+
 from crm.models import Customer, Lead, Order, Phone, Tag
-from crm.services.bulk import bulk_insert, bulk_insert_instances
+from dedup import db as db_helpers
+from dedup.db import COPY_MIN_ROWS, bulk_insert, bulk_insert_instances, insert_rows
+from dedup.models.scan import DuplicateGroup, ScanRun
 from tests import factories
 
 
@@ -83,3 +88,60 @@ def test_bulk_insert_outside_a_transaction_still_returns_the_right_keys(transact
     # then every key is the key of its own row
     numbers = dict(Order.objects.filter(pk__in=pks).values_list("pk", "number"))
     assert [numbers[pk] for pk in pks] == [f"T-{n}" for n in range(300)]
+
+
+@pytest.mark.parametrize("count", [3, COPY_MIN_ROWS + 5])  # a VALUES list, and COPY on PostgreSQL
+def test_insert_rows_prepares_json_and_dates_and_fills_defaults(db, count):
+    # given plain rows of a model with a JSON column, a date, foreign keys and columns left to their defaults
+    run = ScanRun.objects.create(entities=["customer"])
+    moment = timezone.now().replace(microsecond=0)
+    rows = [
+        ("customer", f"sig-{n}", 2, [{"id": "reason.phone", "n": n}], moment, run.pk, None) for n in range(count)
+    ]
+
+    # when inserted without instances
+    sent = insert_rows(
+        DuplicateGroup, ["entity", "signature", "size", "reasons", "newest_activity", "first_run_id", "last_run"], rows
+    )
+
+    # then every row reads back as the ORM wrote it: JSON as JSON (not a quoted string), the date, the defaults
+    assert sent == count
+    groups = list(DuplicateGroup.objects.order_by("pk"))
+    assert [group.signature for group in groups] == [f"sig-{n}" for n in range(count)]
+    assert groups[-1].reasons == [{"id": "reason.phone", "n": count - 1}]
+    assert groups[0].newest_activity == moment and groups[0].first_run_id == run.pk and groups[0].last_run_id is None
+    assert groups[0].status == DuplicateGroup.Status.OPEN and groups[0].resolution == ""
+    assert groups[0].created_at is not None and groups[0].updated_at is not None
+
+
+def test_instances_where_converts_values_as_the_orm_does(db):
+    # given orders with dates and decimals
+    orders = [factories.OrderFactory(total=Decimal("12.50")) for _ in range(3)]
+
+    # when two are read with plain SQL, with only some fields
+    found = db_helpers.instances_where(
+        Order, key=Order._meta.pk, keys=[orders[0].pk, orders[2].pk], names=["total", "created_at"]
+    )
+
+    # then they are those instances with the values the ORM reads (a Decimal, an aware datetime)
+    by_pk = {order.pk: order for order in found}
+    assert set(by_pk) == {orders[0].pk, orders[2].pk}
+    assert by_pk[orders[0].pk].total == Decimal("12.50")
+    assert by_pk[orders[0].pk].created_at == Order.objects.get(pk=orders[0].pk).created_at
+
+
+def test_batches_reads_lazily_and_keeps_the_order():
+    # given a generator that must not be read ahead
+    read = []
+
+    def numbers():
+        for number in range(7):
+            read.append(number)
+            yield number
+
+    # when batched by three
+    batched = db_helpers.batches(numbers(), 3)
+
+    # then the first batch reads only its own items, and all come in order
+    assert next(batched) == [0, 1, 2] and read == [0, 1, 2]
+    assert list(batched) == [[3, 4, 5], [6]]

@@ -1,0 +1,154 @@
+"""The index's services: keep records' keys current (reindex, after a change, for new records), sync the kinds
+with the rules (backfilling new ones), and rebuild an entity's index."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from django.db import models, transaction
+
+from dedup.dispatch import task_send
+from dedup.engine import rules
+from dedup.models import IndexedKind, MatchKey
+from dedup.registry import EntitySpec
+
+from .load import load_records
+from .plan import SYNCED_MARKER, forget_seen_kinds, kinds_reading, seen_kinds, stored_kinds
+from .write import (
+    BATCH_SIZE,
+    SMALL_WRITE_ROWS,
+    all_pks,
+    insert_rows,
+    key_rows,
+    write_if_kinds_unchanged,
+    write_keys,
+)
+
+# Records up to which a rule change backfills new kinds of keys during the request; above, a Celery task does.
+BACKFILL_INLINE_LIMIT = 20000
+# The Celery task that backfills new kinds of keys (dedup/tasks.py).
+BACKFILL_TASK = "dedup.index_backfill"
+
+
+def indexed_kinds(spec: EntitySpec) -> set[str]:
+    """Return the kinds the index keeps for this entity; the first call syncs them with the rules."""
+    kinds = stored_kinds(spec)
+    if not kinds:
+        kinds = sync_plan(spec) | {SYNCED_MARKER}
+    return kinds - {SYNCED_MARKER}
+
+
+def _kinds_to_write(spec: EntitySpec) -> tuple[set[str], frozenset[str] | None]:
+    """Return the kinds to write and the stored kinds the write must find unchanged (None: just read, no check)."""
+    seen = seen_kinds(spec)
+    if seen:
+        return set(seen) - {SYNCED_MARKER}, seen
+    return indexed_kinds(spec), None
+
+
+@transaction.atomic
+def sync_plan(spec: EntitySpec, *, inline: bool | None = None) -> set[str]:
+    """Make the index hold exactly the kinds the entity's rules need: backfill new kinds, drop unused ones.
+
+    New kinds are kept from now on by every save at once; the records already there get them in a backfill,
+    right away for a base of up to BACKFILL_INLINE_LIMIT records (or with inline=True), else in a Celery task
+    after the rule change commits, so an admin saving a rule never waits minutes.
+    """
+    needed = rules.plan_kinds(spec)
+    present = set(IndexedKind.objects.select_for_update().filter(entity=spec.key).values_list("kind", flat=True))
+    present.discard(SYNCED_MARKER)
+    added, dropped = needed - present, present - needed
+    if dropped:
+        IndexedKind.objects.filter(entity=spec.key, kind__in=dropped).delete()
+        MatchKey.objects.filter(entity=spec.key, kind__in=dropped).delete()
+    if added:
+        IndexedKind.objects.bulk_create(
+            [IndexedKind(entity=spec.key, kind=kind) for kind in added], ignore_conflicts=True
+        )
+        if inline is None:
+            inline = spec.model._base_manager.count() <= BACKFILL_INLINE_LIMIT
+        if inline:
+            backfill(spec, added)
+        else:
+            task_send(BACKFILL_TASK, args=[spec.key, sorted(added)])
+    IndexedKind.objects.get_or_create(entity=spec.key, kind=SYNCED_MARKER)
+    forget_seen_kinds(spec.key)
+    return needed
+
+
+def backfill(spec: EntitySpec, kinds: set[str], *, progress: Callable[[int], None] | None = None) -> int:
+    """Write these kinds of keys for every record of the entity (replacing any of those kinds); return rows."""
+    return reindex(spec, all_pks(spec), kinds=set(kinds), replace_kinds=True, progress=progress)
+
+
+def rebuild(spec: EntitySpec, *, progress: Callable[[int], None] | None = None) -> int:
+    """Drop and rebuild the whole index of an entity from its records and rules; return rows written."""
+    with transaction.atomic():
+        MatchKey.objects.filter(entity=spec.key).delete()
+        IndexedKind.objects.filter(entity=spec.key).delete()
+        kinds = rules.plan_kinds(spec)
+        IndexedKind.objects.bulk_create(
+            [IndexedKind(entity=spec.key, kind=kind) for kind in kinds | {SYNCED_MARKER}]
+        )
+    # Batches commit one by one: a rebuild of a million records does not hold one huge transaction.
+    return reindex(spec, all_pks(spec), kinds=kinds, progress=progress)
+
+
+def reindex(
+    spec: EntitySpec,
+    pks: Iterable[int],
+    *,
+    kinds: set[str] | None = None,
+    replace_kinds: bool = False,
+    new_records: bool = False,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Recompute the keys of these records in batches (a constant number of queries per batch); return rows written.
+
+    Records that no longer exist or are archived end up with no keys. With replace_kinds, only the given kinds
+    are replaced (a backfill); otherwise every key of the records is. new_records: the records were just
+    created and have no keys yet, so none are deleted first.
+    """
+    if kinds is None:
+        kinds = indexed_kinds(spec)
+    return write_keys(
+        spec, pks, kinds, replace_kinds=replace_kinds, new_records=new_records, batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def reindex_changed(spec: EntitySpec, pks: list[int], fields: Iterable[str] | None) -> None:
+    """Rewrite the keys of a few records after these fields changed (all their keys when fields is None)."""
+    fields = list(fields) if fields else None
+    kinds, expected = _kinds_to_write(spec)
+    if expected is not None and len(pks) <= SMALL_WRITE_ROWS:
+        wanted = kinds_reading(spec, fields, available=kinds) if fields else None
+        write = kinds if wanted is None else wanted
+        rows = key_rows(spec, load_records(spec, pks, write), write) if write else []
+        if len(rows) <= SMALL_WRITE_ROWS and write_if_kinds_unchanged(
+            spec, expected, rows, delete_pks=pks if write else None, delete_kinds=wanted
+        ):
+            return
+        kinds = indexed_kinds(spec)  # changed meanwhile: read afresh
+    wanted = kinds_reading(spec, fields, available=kinds) if fields else None
+    if wanted is None:
+        reindex(spec, pks, kinds=kinds)
+    elif wanted:
+        reindex(spec, pks, kinds=wanted, replace_kinds=True)
+
+
+def index_new_records(spec: EntitySpec, records: Iterable[models.Model]) -> int:
+    """Write the keys of records just created, from the instances as given (their to-many relations attached
+    with registry.attach_related): nothing is read back and there are no old keys to delete."""
+    records = list(records)
+    kinds, expected = _kinds_to_write(spec)
+    if expected is not None and len(records) <= SMALL_WRITE_ROWS:
+        rows = key_rows(spec, records, kinds) if kinds else []
+        if len(rows) <= SMALL_WRITE_ROWS and write_if_kinds_unchanged(spec, expected, rows):
+            return len(rows)
+        kinds = indexed_kinds(spec)  # changed meanwhile: read afresh
+    if not kinds:
+        return 0
+    rows = key_rows(spec, records, kinds)
+    insert_rows(rows)
+    return len(rows)
