@@ -41,11 +41,21 @@ def notifications_mark_read(*, user, ids: Iterable[int] | None = None) -> int:
 
 
 def notification_payload(notification: Notification) -> dict:
-    """Return a notification as the toast script reads it."""
+    """Return a notification as the toast script reads it; with its merge, so an open card can keep up."""
+    job = notification.job
     return {
         "id": notification.pk,
         "level": notification.level,
         "message": notification.message,
         "url": notification.url,
         "created_at": notification.created_at.isoformat(),
+        "job": None
+        if job is None
+        else {
+            "id": job.pk,
+            "status": job.status,
+            "content_type": job.content_type_id,
+            "survivor": job.survivor_id,
+            "absorbed": list(job.absorbed_ids or []),
+        },
     }

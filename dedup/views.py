@@ -14,7 +14,7 @@ def notifications_poll(request):
     raw = request.GET.get("after", "0") or "0"
     if not raw.isdigit():
         return JsonResponse({"error": _("“after” must be a notification id.")}, status=400)
-    unread = notifications_unread(request.user, after_id=int(raw))
+    unread = notifications_unread(request.user, after_id=int(raw)).select_related("job")
     items = [notification_payload(notification) for notification in unread[:POLL_LIMIT]]
     return JsonResponse({"notifications": items, "unread": notifications_unread(request.user).count()})
 

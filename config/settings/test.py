@@ -20,3 +20,5 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_RESULT_BACKEND = f"file://{_broker_dir}/results"
 MEDIA_ROOT = tempfile.mkdtemp(prefix="mergewise-media-")
 LANGUAGE_CODE = "en"
+# WhiteNoise looks for the collected files at start-up; tests serve from the apps (no collectstatic).
+STATIC_ROOT = tempfile.mkdtemp(prefix="mergewise-static-")

@@ -44,6 +44,8 @@ from crm.models import (
 from crm.models.timeline import Direction
 from dedup.db import bulk_insert, bulk_insert_instances
 from dedup.engine.normalize import phone_e164
+from dedup.models import ScanRun
+from dedup.review.runs import scan_execute
 from dedup.signals import records_bulk_saved
 
 
@@ -156,7 +158,10 @@ class DemoReport:
     timeline: int = 0
     people: int = 0
     duplicates: Counter = field(default_factory=Counter)  # planted duplicate records by kind
+    repeat_inquiries: int = 0  # customers who came back after a lost repeat deal
     seconds: float = 0.0
+    # The first scan of duplicate control (setup_demo runs it so the review queue has groups): groups per entity.
+    scan_groups: dict = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -575,6 +580,20 @@ class _DemoBuilder:
                 person = self.rng.choice(with_telegram).person
                 drafts.append(self._lead(person, Lead.Channel.TELEGRAM, stages["Incoming"], duplicate=True))
                 self.report.duplicates[TELEGRAM_LEAD] += 1
+            elif turn == 5 and originals:
+                # A repeat inquiry (Bitrix24): a known customer came back, the repeat deal was lost, and the
+                # customer writes again. The converted repeat lead becomes a lost deal (_deals); the new lead is a
+                # repeat inquiry waiting in Incoming.
+                customer = self.rng.choice(originals)
+                returned = self._lead(customer.person, self.rng.choice(list(Lead.Channel)), stages["Converted"])
+                again = self._lead(customer.person, self.rng.choice(list(Lead.Channel)), stages["Incoming"])
+                for draft in (returned, again):
+                    draft.instance.customer = customer.instance
+                    draft.instance.is_repeat = True
+                    draft.instance.is_repeat_inquiry = True
+                    draft.instance.custom_fields["demo_repeat_inquiry"] = True
+                drafts.extend([returned, again])
+                self.report.repeat_inquiries += 1
             elif self.rng.random() < 0.25 and originals:
                 # A returning customer: the lead was converted and linked to the customer.
                 customer = self.rng.choice(originals)
@@ -647,6 +666,9 @@ class _DemoBuilder:
             pipeline, stages = self.rng.choices(self.deal_pipelines, (3, 1))[0]
             choices = list(stages.values())
             stage = self.rng.choices(choices, [4 if choice.semantic == "open" else 1 for choice in choices])[0]
+            repeat_inquiry = bool(source_lead and source_lead.instance.is_repeat_inquiry)
+            if repeat_inquiry:
+                stage = next(choice for choice in choices if choice.semantic == "lost")
             service = self.rng.choice(SERVICES)
             deal = Deal(
                 title=f"{service} — {customer.instance.full_name}",
@@ -657,6 +679,8 @@ class _DemoBuilder:
                 company=customer.instance.company,
                 service=service,
                 source_lead=source_lead.instance if source_lead else None,
+                is_repeat=repeat_inquiry,
+                is_repeat_inquiry=repeat_inquiry,
                 owner_id=customer.instance.owner_id,
                 closed_at=self._past(120) if stage.semantic != "open" else None,
                 custom_fields={"demo_person": customer.person.key},
@@ -912,11 +936,20 @@ def demo_admin_login_ensure(*, login_file: Path, url: str) -> AdminLogin:
     return AdminLogin(url=url, username=username, password=password, created=False)
 
 
-def demo_seed_once(*, customers: int, seed: int = DEFAULT_SEED) -> DemoReport | None:
-    """Seed the demo base unless there are customers already; return the report, or None when skipped."""
+def demo_seed_once(*, customers: int, seed: int = DEFAULT_SEED, scan: bool = True) -> DemoReport | None:
+    """Seed the demo base unless there are customers already, then run the first duplicate scan (in this
+    process, as the command line does) so the review queue has groups; return the report, or None when skipped."""
     if Customer.objects.exists():
         return None
-    return demo_seed(customers=customers, seed=seed)
+    report = demo_seed(customers=customers, seed=seed)
+    if scan:
+        run = scan_execute(trigger=ScanRun.Trigger.COMMAND)
+        report.scan_groups = {
+            entity: figures.get("groups", 0)
+            for entity, figures in (run.stats or {}).items()
+            if isinstance(figures, dict)
+        }
+    return report
 
 
 def _read_password(login_file: Path) -> str | None:

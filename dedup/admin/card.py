@@ -8,15 +8,16 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
 from django.contrib.contenttypes.fields import GenericRelation
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.loader import select_template
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext, pgettext
 
 from dedup.admin.compare import (
     DuplicateRow,
@@ -27,7 +28,7 @@ from dedup.admin.compare import (
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
 from dedup.engine.finder import duplicate_counts, duplicates_of
 from dedup.engine.not_duplicates import not_duplicate_mark
-from dedup.engine.selectors import with_duplicates
+from dedup.engine.selectors import typed_duplicates, typing_fields, with_duplicates
 from dedup.merge import (
     MERGE_PERMISSION,
     MergeError,
@@ -39,6 +40,9 @@ from dedup.merge import (
 from dedup.models import MergeJob
 from dedup.records import record_label
 from dedup.registry import for_model
+
+# Records a "Merge selected" list action compares at most: the compare screen shows one column per record.
+MERGE_SELECTED_LIMIT = 10
 
 # The match-field kinds next to which the card shows the badge (the seed: "in the Email and Phone fields").
 BADGE_KINDS = ("phone", "email")
@@ -130,12 +134,15 @@ class DuplicateControlAdminMixin:
 
     @property
     def media(self):
-        return super().media + forms.Media(css={"all": ["dedup/card.css"]}, js=["dedup/card.js"])
+        return super().media + forms.Media(
+            css={"all": ["dedup/card.css"]}, js=["dedup/card.js", "dedup/typing.js"]
+        )
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         wrap = self.admin_site.admin_view
         return [
+            path("duplicates-check/", wrap(self.duplicates_check_view), name="%s_%s_duplicates_check" % info),
             path("<path:object_id>/duplicates/", wrap(self.duplicates_view), name="%s_%s_duplicates" % info),
             path("<path:object_id>/compare/", wrap(self.compare_view), name="%s_%s_compare" % info),
             path(
@@ -232,7 +239,12 @@ class DuplicateControlAdminMixin:
                 "count": count,
                 "duplicatesUrl": f"{duplicates_url}?{urlencode({'fragment': 1})}",
                 "anchors": self._badge_anchors(),
+                "contentType": ContentType.objects.get_for_model(self.model).pk,
+                "pk": pk,
                 "labels": {
+                    "changed": _("A merge changed this record while it was open; your edits are still here"),
+                    "mergedAway": _("This record was merged"),
+                    "reload": _("reload"),
                     "loading": _("Loading the duplicates…"),
                     "failed": _("The list could not be loaded. Follow the badge’s link to open it on its own page."),
                 },
@@ -242,7 +254,109 @@ class DuplicateControlAdminMixin:
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})
         extra_context["dedup_card"] = self._card_context(request, object_id)
+        extra_context["dedup_typing"] = self._typing_config(request, object_id)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        extra_context["dedup_typing"] = self._typing_config(request, None)
+        return super().add_view(request, form_url, extra_context)
+
+    # --- The warning while typing ------------------------------------------------------------------------
+
+    def _typing_inputs(self) -> dict[str, str]:
+        """Return {model path: CSS selector of the form inputs holding it} for the fields checked while typing."""
+        spec = for_model(self.model)
+        selectors = {}
+        for typing_field in typing_fields(spec) if spec else []:
+            for column in typing_field.columns:
+                name, _sep, attr = column.partition("__")
+                try:
+                    model_field = self.model._meta.get_field(name)
+                except FieldDoesNotExist:  # a column of a property: not a form input
+                    continue
+                if isinstance(model_field, GenericRelation):
+                    target = model_field.related_model._meta
+                    prefix = "%s-%s-%s-%s" % (
+                        target.app_label,
+                        target.model_name,
+                        model_field.content_type_field_name,
+                        model_field.object_id_field_name,
+                    )
+                    selectors[column] = f'input[name^="{prefix}-"][name$="-{attr}"]'
+                elif model_field.concrete and (not attr or model_field.many_to_one):
+                    selectors[column] = f'[name="{name}"]'
+        return selectors
+
+    def _typing_config(self, request, object_id) -> dict | None:
+        """What typing.js needs: the check URL, the inputs to watch, the labels; None without the permission."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            return None
+        inputs = self._typing_inputs()
+        if not inputs:
+            return None
+        spec = for_model(self.model)
+        exclude = ""
+        if object_id is not None:
+            try:
+                exclude = str(self.opts.pk.to_python(unquote(object_id)))
+            except ValidationError:
+                exclude = ""
+        fields = {
+            typing_field.name: [column for column in typing_field.columns if column in inputs]
+            for typing_field in typing_fields(spec)
+        }
+        return {
+            "url": self._url_plain("duplicates_check"),
+            "inputs": inputs,
+            "fields": {name: columns for name, columns in fields.items() if columns},
+            "stage": f'[name="{spec.stage_field}"]' if spec.stage_field else "",
+            "exclude": exclude,
+            "labels": {
+                "possible": _("Possible duplicate:"),
+                "open": pgettext("link", "open"),
+                "merge": pgettext("link", "merge"),
+            },
+        }
+
+    def _url_plain(self, name: str) -> str:
+        return reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{name}")
+
+    def duplicates_check_view(self, request):
+        """GET the form's typed values ({model path: value}, repeated for several): JSON of the saved duplicates."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        spec = for_model(self.model)
+        watched = self._typing_inputs()
+        inputs = {column: request.GET.getlist(column) for column in watched if column in request.GET}
+        stage = None
+        if spec.stage_field and request.GET.get("stage", "").isdigit():
+            stage = spec.stage_model._default_manager.filter(pk=int(request.GET["stage"])).first()
+        exclude = request.GET.get("exclude", "")
+        exclude_pk = int(exclude) if exclude.isdigit() else None
+        found = typed_duplicates(spec, inputs=inputs, stage=stage, exclude_pk=exclude_pk)
+        shown = self.get_queryset(request).filter(pk__in=[item.pk for item in found])
+        visible = set(shown.values_list("pk", flat=True))
+        may_merge = exclude_pk is not None and self.has_merge_permission(request)
+        items = []
+        for item in found:
+            if item.pk not in visible:
+                continue  # a record the manager may not see is not named to them
+            merge_url = ""
+            if may_merge:
+                query = urlencode([("records", exclude_pk), ("records", item.pk), ("priority", exclude_pk)])
+                merge_url = f"{self._url('compare', exclude_pk)}?{query}"
+            items.append(
+                {
+                    "pk": item.pk,
+                    "label": str(item.record),
+                    "reasons": item.reasons,
+                    "fields": item.fields,
+                    "url": self._url("change", item.pk),
+                    "merge_url": merge_url,
+                }
+            )
+        return JsonResponse({"duplicates": items})
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["dedup_base_change_form"] = self._base_change_form()
@@ -275,6 +389,43 @@ class DuplicateControlAdminMixin:
 
     def get_list_filter(self, request):
         return [*super().get_list_filter(request), HasDuplicatesFilter]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # Offered next to Delete on every registered list, to those who may merge (checked again on the screen).
+        if self.has_merge_permission(request) and self.has_change_permission(request):
+            action = self.get_action("merge_selected")
+            actions[action[1]] = action
+        return actions
+
+    @admin.action(description=gettext_lazy("Merge selected %(verbose_name_plural)s"))
+    def merge_selected(self, request, queryset):
+        """Open the compare screen for the chosen records, the oldest first as the priority record."""
+        records = list(queryset.order_by("pk")[: MERGE_SELECTED_LIMIT + 1])
+        if len(records) < 2:
+            self.message_user(request, _("Choose at least two records to merge."), messages.WARNING)
+            return None
+        if len(records) > MERGE_SELECTED_LIMIT:
+            self.message_user(
+                request,
+                _("Choose at most %(limit)d records to merge at once.") % {"limit": MERGE_SELECTED_LIMIT},
+                messages.WARNING,
+            )
+            return None
+        archived = [record for record in records if getattr(record, "is_archived", False)]
+        if archived:
+            self.message_user(
+                request,
+                _("%(records)s already merged into another record; choose live records.")
+                % {"records": ", ".join(record_label(record) for record in archived)},
+                messages.WARNING,
+            )
+            return None
+        if not self.has_merge_permission(request, records):
+            raise PermissionDenied
+        priority = records[0]
+        query = urlencode([("records", record.pk) for record in records] + [("priority", priority.pk)])
+        return HttpResponseRedirect(f"{self._url('compare', priority.pk)}?{query}")
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)

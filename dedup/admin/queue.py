@@ -342,6 +342,7 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
     list_display = ["group_title", "entity_label", "size", "records", "reason_list", "newest_activity", "status",
                     "compare_link"]
     list_display_links = ["group_title"]
+    list_per_page = 25  # a page that fits a laptop screen a few times over, not thousands of pixels
     list_filter = [StatusFilter, EntityFilter, RuleFilter, OwnerFilter]
     search_fields = ["=members__record_id"]
     search_help_text = _("Find the groups of a record by its ID.")

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection, models
-from django.db.models import Count, Q
 
 from dedup import registry
 from dedup.engine import keys, rules
@@ -21,6 +20,9 @@ from dedup.models import MatchKey, NotDuplicate, Rule
 from dedup.registry import EntitySpec
 
 ND_TABLE = NotDuplicate._meta.db_table
+# Holders of one key counted at most (data not saved yet): past the rules' own limits (rules.MAX_FUZZY_BLOCK,
+# rules.SHARED_KEY_MAX_HOLDERS) an exact count changes no decision, and counting a very common name costs time.
+HOLDER_COUNT_CAP = 10_000
 # The kind of the rows that carry "not a duplicate" pairs in the candidates' query (no index kind starts so).
 _NOT_DUPLICATE = "_not_duplicate"
 
@@ -182,18 +184,29 @@ def _values_matches(spec: EntitySpec, rows: list[keys.KeyRow], *, limit: int, co
     lookup_kinds = _lookup_kinds(compiled)
     wanted = [(row.kind, row.key) for row in rows if row.kind in lookup_kinds]
     if wanted:
-        condition = Q()
-        for kind, key in wanted:
-            condition |= Q(kind=kind, key=key)
-        counted = (
-            MatchKey.objects.filter(condition, entity=spec.key)
-            .values("kind", "key")
-            .annotate(count=Count("*"))
-            .values_list("kind", "key", "count")
-        )
-        owner.holders = {(kind, key): count for kind, key, count in counted}
+        owner.holders = _holder_counts(spec, wanted)
     found = _match(spec, compiled, [owner])
     return MatchList(_as_matches(spec, found.get(None, {}), limit), owner.notes)
+
+
+def _holder_counts(spec: EntitySpec, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Return how many records hold each (kind, key), counting at most HOLDER_COUNT_CAP of one key.
+
+    One statement of one capped count per key: each is an index-only range of the lookup index, where an OR of
+    the keys made PostgreSQL visit every holder's row (300 ms for a common name at 1,000,000 customers). A key held
+    by more records than the cap is past every limit the rules apply, so its exact count changes nothing.
+    """
+    table, entity, _record_id, kind, key, _value = _names()
+    parts, params = [], []
+    for wanted_kind, wanted_key in wanted:
+        parts.append(
+            f"SELECT %s, %s, (SELECT COUNT(*) FROM (SELECT 1 FROM {table} h WHERE h.{entity} = %s "
+            f"AND h.{kind} = %s AND h.{key} = %s LIMIT {HOLDER_COUNT_CAP}) capped)"
+        )
+        params += [wanted_kind, wanted_key, spec.key, wanted_kind, wanted_key]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        return {(row_kind, row_key): count for row_kind, row_key, count in cursor.fetchall() if count}
 
 
 def _match(

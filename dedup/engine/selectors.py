@@ -11,6 +11,7 @@ from django.utils.translation import get_language
 
 from dedup import registry
 from dedup.engine import keys, rules
+from dedup.engine.finder import duplicates_of_values
 from dedup.engine.rules import CompiledRule
 from dedup.models import Condition, MatchKey, NotDuplicate, Rule
 from dedup.records import record_admin_url
@@ -300,3 +301,105 @@ def stage_group_label(spec: EntitySpec, stage: models.Model) -> str:
     if parent is None:
         return str(spec.label_plural)
     return str(getattr(parent, "name", parent))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Duplicates of a form being typed (the warning under the add and change forms' fields)
+
+# The kinds of match fields a form asks about while the manager types: phones, emails, names and companies.
+TYPING_KINDS = ("phone", "email", "person_name", "company_name")
+# Matches a warning lists: a manager reads two or three; more only hide the form.
+TYPING_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class TypingField:
+    """A match field a form asks about, and the form inputs (model paths, as in MatchField.columns) it reads."""
+
+    name: str
+    kind: str
+    columns: tuple[str, ...]
+
+
+@dataclass
+class TypedDuplicate:
+    """A saved record that the data being typed would duplicate, and why."""
+
+    record: models.Model
+    reasons: list[str]
+    fields: list[str]
+
+    @property
+    def pk(self):
+        return self.record.pk
+
+
+def typing_fields(spec: EntitySpec) -> list[TypingField]:
+    """Return the entity's match fields a form can check while typing (those whose inputs the form has)."""
+    found = []
+    for match_field in spec.fields:
+        if match_field.kind in TYPING_KINDS and match_field.columns:
+            found.append(TypingField(match_field.name, match_field.kind, tuple(match_field.columns)))
+    return found
+
+
+def typed_values(spec: EntitySpec, inputs: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Turn form inputs {model path: [typed values]} into the finder's {match field: [values]}.
+
+    A field read from the record's own columns (a full name from its three parts) is read from an unsaved record
+    holding what was typed, so the form is matched exactly as the saved record will be; a field read through a
+    relation ("phones__number", "company__name") takes the typed values as they are (the related record's text).
+    """
+    values: dict[str, list[str]] = {}
+    for typing_field in typing_fields(spec):
+        columns = typing_field.columns
+        typed = {column: [v.strip() for v in inputs.get(column, []) if v and v.strip()] for column in columns}
+        if not any(typed.values()):
+            continue
+        if any("__" in column for column in columns):
+            values[typing_field.name] = [value for column in columns for value in typed[column]]
+            continue
+        record = spec.model()
+        for column in columns:
+            if typed[column]:
+                setattr(record, column, typed[column][0])
+        read = [str(value) for value in spec.field(typing_field.name).read(record) if value]
+        if read:
+            values[typing_field.name] = read
+    return values
+
+
+def typed_duplicates(
+    spec: EntitySpec,
+    *,
+    inputs: dict[str, list[str]],
+    stage: models.Model | None = None,
+    exclude_pk=None,
+    limit: int = TYPING_LIMIT,
+) -> list[TypedDuplicate]:
+    """Return the saved records the data of a form being typed would duplicate, best first.
+
+    The engine's own finder for unsaved data (the intake's): the active rules, the match-key index, "not a
+    duplicate" pairs left aside only for saved records. A fixed number of queries whatever the base's size: the
+    finder's (rules, key counts, candidates, records) and one for the conditions of the rules that matched.
+    """
+    values = typed_values(spec, inputs)
+    if not values:
+        return []
+    matches = duplicates_of_values(spec.key, values=values, stage=stage, limit=limit + 1)
+    matches = [match for match in matches if match.pk != exclude_pk][:limit]
+    if not matches:
+        return []
+    rule_ids = {rule.pk for match in matches for rule in match.rules}
+    fields_of: dict[int, list[str]] = {}
+    for rule_id, field_name in Condition.objects.filter(rule_id__in=rule_ids).values_list("rule_id", "field"):
+        fields_of.setdefault(rule_id, []).append(field_name)
+    return [
+        TypedDuplicate(
+            record=match.record,
+            reasons=[str(reason) for reason in match.reasons],
+            fields=list(dict.fromkeys(name for rule in match.rules for name in fields_of.get(rule.pk, []))),
+        )
+        for match in matches
+    ]
+

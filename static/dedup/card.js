@@ -220,10 +220,71 @@
         refresh();
     }
 
+    // --- Keeping up with a merge of the open record ----------------------------------------------------------
+
+    function formState(form) {
+        const data = new FormData(form);
+        data.delete("csrfmiddlewaretoken");
+        return new URLSearchParams(data).toString();
+    }
+
+    function showStale(text, label, href) {
+        let banner = document.getElementById("dedup-stale");
+        if (!banner) {
+            banner = document.createElement("ul");
+            banner.id = "dedup-stale";
+            banner.className = "messagelist dedup-stale";
+            const content = document.getElementById("content") || document.body;
+            content.insertBefore(banner, content.firstChild);
+        }
+        banner.textContent = "";
+        const line = document.createElement("li");
+        line.className = "warning";
+        line.appendChild(document.createTextNode(text + " \u2014 "));
+        const link = document.createElement("a");
+        link.href = href;
+        link.textContent = label;
+        link.className = "dedup-stale-reload";
+        line.appendChild(link);
+        banner.appendChild(line);
+    }
+
+    function keepUp(config) {
+        // When a merge of this record finishes (the notification poll announces it), a card with no unsaved edits
+        // reloads to show the merged data; one with edits, or a record merged away, says so with a link instead.
+        const form = document.querySelector("#content-main form");
+        const initial = form ? formState(form) : "";
+        const labels = config.labels || {};
+        document.addEventListener("mw:notification", function (event) {
+            const item = event.detail || {};
+            const job = item.job;
+            if (!job || job.content_type !== config.contentType) return;
+            if (job.status !== "done" && job.status !== "undone") return;
+            const pk = String(config.pk);
+            const here = String(job.survivor) === pk;
+            const away = job.absorbed.map(String).indexOf(pk) !== -1;
+            if (!here && !away) return;
+            const edited = form && formState(form) !== initial;
+            if (here && !edited) {
+                if (window.mwNotifications) window.mwNotifications.replayAfterReload(item);
+                window.location.reload();
+                return;
+            }
+            if (here) {
+                showStale(labels.changed, labels.reload, window.location.href);
+            } else if (job.status === "done") {
+                showStale(labels.mergedAway, labels.reload, item.url || window.location.href);
+            } else {
+                showStale(labels.changed, labels.reload, window.location.href);
+            }
+        });
+    }
+
     ready(function () {
         const card = readJson("dedup-card-config");
         if (card) {
             bindCard(card);
+            keepUp(card);
         }
         const page = document.querySelector(".dedup-list-page .dedup-list-form");
         if (page) {

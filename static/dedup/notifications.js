@@ -1,11 +1,29 @@
-/* Poll the user's unread notifications and show each as a toast in the lower right corner; no page reload.
-   Dismissing a toast marks it read. The container (#mw-toasts) carries the URLs and labels. */
+/* Poll the user's unread notifications and show each new one once as a toast in the lower right corner; after
+   that it lives in the notification list (the header's counter says how many are unread). Toasts stack, success
+   and information hide by themselves, and the page gets room at its bottom so they never cover its end.
+   Each new notification is also announced as a "mw:notification" event, so an open card can keep up with a
+   merge of its record (card.js). The container (#mw-toasts) carries the URLs and labels. */
 (function () {
     "use strict";
+
+    // How long a success or information toast stays; warnings and errors stay until dismissed.
+    const AUTO_HIDE_MS = 8000;
+    // Toasts shown at once; older ones leave the stack (they are still in the list).
+    const MAX_SHOWN = 3;
+    // A toast to show again on the next page, when the page reloads itself for a notification (card.js).
+    const REPLAY_KEY = "mw.notifications.replay";
 
     function csrfToken() {
         const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
         return match ? decodeURIComponent(match[1]) : "";
+    }
+
+    function storage(kind) {
+        try {
+            return window[kind];
+        } catch (error) {
+            return null;  // storage disabled: toasts then pop on every page, as unread ones did before
+        }
     }
 
     function start(container) {
@@ -13,15 +31,34 @@
         const readUrl = container.dataset.readUrl;
         const interval = parseInt(container.dataset.interval, 10) || 5000;
         const counter = document.querySelector("#mw-notifications-link .mw-unread-count");
+        const local = storage("localStorage");
+        const session = storage("sessionStorage");
+        const poppedKey = "mw.notifications.popped." + (container.dataset.user || "");
+        // When the server drew the page, by its own clock (the notifications' times are by the same clock).
+        const renderedAt = Date.parse(container.dataset.renderedAt || "") || 0;
         const shown = new Map(); // id -> toast element
         let lastId = 0;
         let timer = null;
         let inFlight = false;
 
+        function popped() {
+            return local ? parseInt(local.getItem(poppedKey), 10) || 0 : 0;
+        }
+
+        function markPopped(id) {
+            if (local && id > popped()) local.setItem(poppedKey, String(id));
+        }
+
         function setUnread(count) {
             if (!counter) return;
             counter.textContent = count > 0 ? String(count) : "";
             counter.hidden = !(count > 0);
+        }
+
+        function makeRoom() {
+            // Room below the page's last line as tall as the stack, so scrolling down uncovers everything.
+            const height = container.childElementCount ? container.offsetHeight + 24 : 0;
+            document.body.style.paddingBottom = height ? height + "px" : "";
         }
 
         function markRead(id) {
@@ -34,12 +71,18 @@
                 return response.ok ? response.json() : null;
             }).then(function (data) {
                 if (data) setUnread(data.unread);
-            }).catch(function () { /* the toast is gone; the next poll brings it back if unread */ });
+            }).catch(function () { /* it stays unread in the list */ });
+        }
+
+        function hide(id) {
+            const toast = shown.get(id);
+            if (toast) toast.remove();
+            shown.delete(id);
+            makeRoom();
         }
 
         function dismiss(id) {
-            const toast = shown.get(id);
-            if (toast) toast.remove();
+            hide(id);
             markRead(id);
         }
 
@@ -78,6 +121,20 @@
             toast.appendChild(close);
             container.appendChild(toast);
             shown.set(item.id, toast);
+            while (shown.size > MAX_SHOWN) hide(shown.keys().next().value);
+            if (item.level === "success" || item.level === "info") {
+                let hideTimer = window.setTimeout(function () { hide(item.id); }, AUTO_HIDE_MS);
+                // Not while the manager is reading it.
+                toast.addEventListener("mouseenter", function () { window.clearTimeout(hideTimer); });
+                toast.addEventListener("mouseleave", function () {
+                    hideTimer = window.setTimeout(function () { hide(item.id); }, AUTO_HIDE_MS / 2);
+                });
+            }
+            makeRoom();
+        }
+
+        function announce(item) {
+            document.dispatchEvent(new CustomEvent("mw:notification", {detail: item}));
         }
 
         function poll() {
@@ -92,9 +149,15 @@
                 })
                 .then(function (data) {
                     if (!data) return;
+                    const seen = popped();
                     // Oldest first, so the newest ends up at the bottom, nearest the corner.
                     data.notifications.slice().reverse().forEach(function (item) {
                         lastId = Math.max(lastId, item.id);
+                        // Whatever happened since the server drew this page is news to it (another tab may
+                        // have popped the toast already).
+                        if (renderedAt && Date.parse(item.created_at) >= renderedAt) announce(item);
+                        if (item.id <= seen) return;  // popped on an earlier page: it is in the list now
+                        markPopped(item.id);
                         show(item);
                     });
                     setUnread(data.unread);
@@ -109,6 +172,22 @@
         function schedule() {
             if (timer === null && !document.hidden) timer = window.setTimeout(poll, interval);
         }
+
+        // A page that reloaded itself for a notification shows that notification once more.
+        if (session) {
+            const replay = session.getItem(REPLAY_KEY);
+            session.removeItem(REPLAY_KEY);
+            if (replay) {
+                try {
+                    show(JSON.parse(replay));
+                } catch (error) { /* ignore a damaged entry */ }
+            }
+        }
+        window.mwNotifications = {
+            replayAfterReload: function (item) {
+                if (session) session.setItem(REPLAY_KEY, JSON.stringify(item));
+            },
+        };
 
         document.addEventListener("visibilitychange", function () {
             if (!document.hidden) poll();

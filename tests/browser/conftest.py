@@ -1,11 +1,15 @@
 """Browser fixtures: Debian's Chromium driven by Playwright's sync API, a live server and a real Celery worker."""
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).parent / "screenshots"
+# Screenshots go to a tmp folder (MERGEWISE_SCREENSHOTS to choose another), to be looked at, not committed.
+SCREENSHOTS = Path(os.environ.get("MERGEWISE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "mergewise-screenshots")
+# A common laptop screen: every admin page must work at this size without page-wide horizontal scrolling.
+VIEWPORT = {"width": 1366, "height": 768}
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -41,24 +45,38 @@ def chromium_browser():
 
 
 @pytest.fixture
-def page(chromium_browser):
-    context = chromium_browser.new_context(viewport={"width": 1440, "height": 960}, locale="en-US")
-    context.set_default_timeout(15_000)
-    browser_page = context.new_page()
-    yield browser_page
-    context.close()
+def new_page(chromium_browser):
+    """Open pages at 1366x768 in a language ("en-US", "ru-RU"); each call is a new browser context (own cookies)."""
+    contexts = []
+
+    def open_page(locale: str = "en-US"):
+        context = chromium_browser.new_context(viewport=VIEWPORT, locale=locale)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture
-def screenshot(page):
-    """Save a screenshot of the current step as tests/browser/screenshots/<NN>_<name>.png (full page by default)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def page(new_page):
+    return new_page("en-US")
+
+
+@pytest.fixture
+def screenshot(page, request):
+    """Save a screenshot of the current step as <tmp>/mergewise-screenshots/<test>/<NN>_<name>.png (full page by
+    default); `of=` takes another page than the test's own."""
+    folder = SCREENSHOTS / request.node.name.replace("[", "_").replace("]", "")
+    folder.mkdir(parents=True, exist_ok=True)
     counter = {"n": 0}
 
-    def take(name: str, *, full_page: bool = True) -> Path:
+    def take(name: str, *, full_page: bool = True, of=None) -> Path:
         counter["n"] += 1
-        target = SCREENSHOTS / f"{counter['n']:02d}_{name}.png"
-        page.screenshot(path=str(target), full_page=full_page)
+        target = folder / f"{counter['n']:02d}_{name}.png"
+        (of or page).screenshot(path=str(target), full_page=full_page)
         return target
 
     return take

@@ -93,3 +93,23 @@ def test_setup_demo_prints_the_login_even_when_quiet(db, login_file):
 
     assert "username: admin" in output
     assert "customers:" not in output
+
+
+def test_setup_demo_runs_the_first_scan_so_the_queue_has_groups(db, login_file):
+    # given an empty database, when setup_demo seeds it
+    from crm.models import Deal, Lead
+    from dedup.models import DuplicateGroup, ScanRun
+
+    output = setup_demo(login_file)
+
+    # then one scan has run and the review queue has the planted duplicates' groups, as the output says
+    run = ScanRun.objects.get()
+    assert run.status == ScanRun.Status.DONE
+    open_groups = DuplicateGroup.objects.filter(status=DuplicateGroup.Status.OPEN).count()
+    assert open_groups > 0
+    assert f"first scan: {open_groups} duplicate groups" in output
+    # and the demo has repeat inquiries: a returning customer's lost repeat deal, and the customer writing again
+    inquiries = Lead.objects.filter(is_repeat=True, is_repeat_inquiry=True)
+    assert inquiries.filter(stage__semantic="open").exists()
+    assert Deal.objects.filter(is_repeat_inquiry=True, stage__semantic="lost", source_lead__in=inquiries).exists()
+    assert "repeat inquiries: " in output

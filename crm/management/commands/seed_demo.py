@@ -42,5 +42,14 @@ def demo_report_lines(report) -> str:
         _("  timeline rows: %(count)s") % {"count": report.timeline},
         _("  planted duplicates by kind: %(kinds)s")
         % {"kinds": ", ".join(f"{kind} {count}" for kind, count in sorted(report.duplicates.items()))},
+        _("  repeat inquiries: %(count)s") % {"count": report.repeat_inquiries},
     ]
+    if report.scan_groups:
+        lines.append(
+            _("  first scan: %(groups)s duplicate groups in the review queue (%(entities)s)")
+            % {
+                "groups": sum(report.scan_groups.values()),
+                "entities": ", ".join(f"{entity} {count}" for entity, count in sorted(report.scan_groups.items())),
+            }
+        )
     return "\n".join(lines)
