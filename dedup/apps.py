@@ -17,6 +17,11 @@ class DedupConfig(AppConfig):
 
         index.connect()
 
+        # The stored duplicate figures (list counts, the "Has duplicates" filter) follow the index.
+        from .engine import counts
+
+        counts.connect()
+
         # The review queue follows merges and undos.
         from . import review
 

@@ -7,7 +7,12 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from dedup.messages import Message
 from dedup.models import Notification
+
+
+def message_stored(message) -> dict | None:
+    return message.data if isinstance(message, Message) else None
 
 # At most this many notifications per poll: a user back from a holiday gets the newest, not a wall of toasts.
 POLL_LIMIT = 20
@@ -20,7 +25,9 @@ def notification_send(
     """Store a notification for a user; their admin pages show it as a toast on the next poll."""
     if level not in Notification.Level.values:
         raise ValueError(f"Unknown notification level {level!r}")
-    return Notification.objects.create(user=user, level=level, message=str(message), url=url or "", job=job)
+    return Notification.objects.create(
+        user=user, level=level, message=str(message), body=message_stored(message) or None, url=url or "", job=job
+    )
 
 
 def notifications_unread(user, *, after_id: int = 0) -> QuerySet[Notification]:
@@ -46,7 +53,7 @@ def notification_payload(notification: Notification) -> dict:
     return {
         "id": notification.pk,
         "level": notification.level,
-        "message": notification.message,
+        "message": notification.text,
         "url": notification.url,
         "created_at": notification.created_at.isoformat(),
         "job": None

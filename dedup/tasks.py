@@ -13,7 +13,8 @@ from django.db import InterfaceError, OperationalError
 from django.utils.translation import gettext_lazy as _
 
 from dedup import registry, review
-from dedup.engine import index
+from dedup.engine import counts, index
+from dedup.engine.counts import REBUILD_TASK as COUNTS_REBUILD_TASK
 from dedup.engine.index import BACKFILL_TASK
 from dedup.merge import MERGE_TASK, merge_job_fail
 from dedup.merge import merge_job_run as merge_job_run_service
@@ -65,6 +66,19 @@ def index_backfill(entity_key: str, kinds: list[str]) -> int:
     spec = registry.get(entity_key)
     wanted = set(kinds) & index.indexed_kinds(spec)  # a rule removed meanwhile needs them no more
     return index.backfill(spec, wanted) if wanted else 0
+
+
+@shared_task(
+    name=COUNTS_REBUILD_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=BACKFILL_MAX_RETRIES,
+)
+def duplicate_counts_rebuild(entity_key: str) -> int:
+    """Store every record's duplicates afresh after a rule of the entity changed; return the pairs stored."""
+    return counts.counts_rebuild(entity=entity_key)
 
 
 # Automatic scan

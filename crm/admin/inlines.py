@@ -1,4 +1,5 @@
 """Inlines of the CRM's change forms: contact points (phones, emails, messengers) and the timeline."""
+from django import forms
 from django.contrib import admin
 from django.contrib.contenttypes.admin import BaseGenericInlineFormSet, GenericTabularInline
 from django.core.exceptions import ValidationError
@@ -63,6 +64,20 @@ class TimelineInline(GenericTabularInline):
         return field
 
 
+class NoteForm(forms.ModelForm):
+    """A note the system wrote shows in the reader's language; once edited by hand it is plain text."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.message:
+            self.initial["text"] = self.instance.display_text
+
+    def save(self, commit=True):
+        if "text" in self.changed_data:
+            self.instance.message = None
+        return super().save(commit)
+
+
 class NoteFormSet(BaseGenericInlineFormSet):
     def clean(self):
         super().clean()
@@ -78,6 +93,7 @@ class NoteFormSet(BaseGenericInlineFormSet):
 
 class NoteInline(TimelineInline):
     model = Note
+    form = NoteForm
     formset = NoteFormSet
     fields = ["text", "pinned", "created_at", "author"]
     text_box = (2, 60)

@@ -6,6 +6,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Attachment, Call, ChatMessage, EmailMessage, Note, SmsMessage, Task
+from .inlines import NoteForm
 
 #: The models a timeline item can belong to.
 ENTITY_MODELS = ["customer", "company", "lead", "deal", "order"]
@@ -50,6 +51,7 @@ class TimelineItemAdmin(admin.ModelAdmin):
 
 @admin.register(Note)
 class NoteAdmin(TimelineItemAdmin):
+    form = NoteForm
     list_display = ["__str__", "pinned", "record", "author", "created_at"]
     list_filter = ["pinned", *TimelineItemAdmin.list_filter]
     search_fields = ["text"]

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from crm.intake.revert import incoming_request_revert
 from crm.intake.selectors import matchable_field_choices
 from crm.models import IncomingRequest, IntakeSettings, IntegrationToken, Pipeline, RepeatSalesSettings, Stage
+from dedup.messages import render
 from dedup.registry import CUSTOM_PREFIX
 
 
@@ -176,7 +179,17 @@ class IncomingRequestAdmin(admin.ModelAdmin):
     search_fields = ("idempotency_key", "reason")
     list_select_related = ("token", "lead")
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in IncomingRequest._meta.fields]
+    # The reason in the reader's language (its stored message) instead of the text as written.
+    readonly_fields = [
+        "reason_text" if field.name == "reason" else field.name
+        for field in IncomingRequest._meta.fields
+        if field.name != "reason_data"
+    ]
+    actions = ["revert_update"]
+
+    @admin.display(description=_("reason"))
+    def reason_text(self, obj):
+        return render(obj.reason_data) if obj.reason_data else obj.reason
 
     @admin.display(description=_("lead"))
     def lead_link(self, obj):
@@ -191,3 +204,27 @@ class IncomingRequestAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_revert_permission(self, request):
+        return request.user.has_perm("crm.change_lead") or request.user.has_perm("crm.change_deal")
+
+    @admin.action(description=_("Revert the update of existing records"), permissions=["revert"])
+    def revert_update(self, request, queryset):
+        reverted = 0
+        for incoming in queryset.filter(decision=IncomingRequest.Decision.UPDATED, reverted_at__isnull=True):
+            try:
+                incoming_request_revert(request=incoming, user=request.user)
+            except (ValidationError, PermissionDenied) as error:
+                self.message_user(
+                    request,
+                    _("%(request)s was not reverted: %(reason)s")
+                    % {"request": incoming, "reason": " ".join(getattr(error, "messages", [str(error)]))},
+                    messages.ERROR,
+                )
+            else:
+                reverted += 1
+        self.message_user(
+            request,
+            ngettext("%(count)d request reverted.", "%(count)d requests reverted.", reverted) % {"count": reverted},
+            messages.SUCCESS if reverted else messages.WARNING,
+        )

@@ -9,13 +9,14 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections, router
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from crm.models import Company, Customer, Deal, Email, IntakeSettings, Lead, MessengerHandle, Phone, Pipeline, Stage
 from crm.models.intake import MATCHABLE_LEAD_FIELDS
 from crm.services.repeat_sales import repeat_deal_semantics_sql  # the repeat sales rule's own SQL
 from dedup import db, registry
 from dedup.engine.normalize import email_key, handle_key, phone_e164, text_key
+from dedup.messages import Message
 from dedup.registry import CUSTOM_PREFIX
 
 # Deals have none of a lead's contact fields; these of them can be matched when chosen.
@@ -123,11 +124,11 @@ class Match:
 
 def describe(matches: Iterable[Match]) -> str:
     """Return "Lead #5: same phone +7…; Deal #9: same email …" for the decision log."""
-    parts = []
-    for match in matches:
-        label = _("Lead") if isinstance(match.record, Lead) else _("Deal")
-        parts.append(f"{label} #{match.record.pk} ({'; '.join(match.reasons)})")
-    return "; ".join(parts)
+    parts = [
+        Message.of(_("%(record)s (%(why)s)"), record=match.record, why=Message.join(match.reasons, "; "))
+        for match in matches
+    ]
+    return Message.join(parts, "; ")
 
 
 PHONE, EMAIL, HANDLE = "phone", "email", "handle"
@@ -180,13 +181,13 @@ def contact_hits(keys: ContactKeys, *, models: Iterable[type] = (Lead, Customer)
         rows = cursor.fetchall()
     for content_type_id, object_id, kind, matched in rows:
         if kind == PHONE:
-            reason = _("same phone %(phone)s") % {"phone": matched}
+            reason = Message.of(_("same phone %(phone)s"), phone=matched)
         elif kind == EMAIL:
-            reason = _("same email %(email)s") % {"email": matched}
+            reason = Message.of(_("same email %(email)s"), email=matched)
         else:
             channel, username, chat_id = (matched.split(" ") + ["", ""])[:3]
             shown = f"@{username}" if username and username in wanted_users else f"#{chat_id}"
-            reason = _("same %(channel)s chat %(handle)s") % {"channel": channel, "handle": shown}
+            reason = Message.of(_("same %(channel)s chat %(handle)s"), channel=channel, handle=shown)
         hits.found.setdefault((by_type[content_type_id], object_id), []).append((kind, reason))
         if kind in (PHONE, EMAIL):
             hits.held.setdefault((by_type[content_type_id], object_id), set()).add((kind, matched))
@@ -312,7 +313,9 @@ def find_matches(
                 .values_list("pk", flat=True)[:CANDIDATE_LIMIT]
             )
             for lead_id in ids:
-                reasons[(Lead, lead_id)].append(_("same %(field)s “%(value)s”") % {"field": _field_label(name), "value": value})
+                reasons[(Lead, lead_id)].append(
+                    Message.of(_("same %(field)s “%(value)s”"), field=_field_label(name), value=value)
+                )
     deal_filter = Q(stage_id__in=stage_ids, is_archived=False)
     deal_ids_by_field: dict[int, list[str]] = defaultdict(list)
     for name, value in chosen:
@@ -322,12 +325,12 @@ def find_matches(
                 :CANDIDATE_LIMIT
             ]:
                 deal_ids_by_field[deal_id].append(
-                    _("same %(field)s “%(value)s”") % {"field": _field_label(name), "value": value}
+                    Message.of(_("same %(field)s “%(value)s”"), field=_field_label(name), value=value)
                 )
     if customer_reasons:
         for deal_id, customer_id in _deals_of_known_customers(hits, customer_reasons, stage_ids):
             deal_ids_by_field[deal_id] += [
-                _("customer %(reason)s") % {"reason": reason} for reason in customer_reasons[customer_id]
+                Message.of(_("customer %(reason)s"), reason=reason) for reason in customer_reasons[customer_id]
             ]
     for deal_id, found in deal_ids_by_field.items():
         reasons[(Deal, deal_id)] += found

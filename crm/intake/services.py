@@ -12,8 +12,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from crm.intake import config as intake_config
 from crm.intake import selectors
@@ -40,6 +40,8 @@ from crm.models.intake import MAX_MERGED_MATCHES
 from crm.services import repeat_sales
 from dedup.db import bulk_insert_instances, insert_together, lock_until_commit
 from dedup.engine.normalize import email_key, phone_e164, phones_in_text
+from dedup.merge.fields import dump_value, is_shorter_form
+from dedup.messages import Message, message_data
 from dedup.registry import CUSTOM_PREFIX
 from dedup.signals import records_bulk_saved
 
@@ -94,7 +96,7 @@ class IncomingLead:
         who = who or (self.emails[0] if self.emails else "")
         if not who and self.messenger:
             who = "@" + self.messenger["username"] if self.messenger.get("username") else self.messenger["chat_id"]
-        return self.title or _("Request from %(who)s") % {"who": who or _("a new customer")}
+        return self.title or gettext("Request from %(who)s") % {"who": who or gettext("a new customer")}
 
 
 @dataclass
@@ -209,6 +211,7 @@ def _finish(
     flagged: bool = False,
     phones_found: Iterable[str] = (),
     pending: Pending | None = None,
+    changes: list[dict] | None = None,
 ) -> IntakeResult:
     """Write the request's row with its outcome (and the rows left pending, in the same round trip)."""
     leads = [item for item in leads if item is not None]
@@ -228,8 +231,8 @@ def _finish(
         "phones_found": list(phones_found),
     }
     outcome = {
-        "decision": decision, "reason": reason, "status_code": status_code, "response": body, "lead": primary,
-        "deal": deal,
+        "decision": decision, "reason": str(reason), "reason_data": message_data(reason), "status_code": status_code,
+        "response": body, "lead": primary, "deal": deal, "changes": changes or [],
     }
     groups = list(pending.groups) if pending is not None else []
     if request.pk is None:
@@ -243,7 +246,13 @@ def _finish(
 
 
 def _note(record, text: str) -> Note:
-    return Note(content_type=ContentType.objects.get_for_model(type(record)), object_id=record.pk, text=text)
+    """A note the system writes: its text as written, and its message (rendered in the reader's language)."""
+    return Note(
+        content_type=ContentType.objects.get_for_model(type(record)),
+        object_id=record.pk,
+        text=str(text),
+        message=message_data(text),
+    )
 
 
 class Pending:
@@ -392,8 +401,11 @@ def _tags(names: Iterable[str]) -> list[Tag]:
 
 def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
     lines = [
-        _("Incoming request via %(integration)s (%(channel)s).")
-        % {"integration": token.name, "channel": Lead.Channel(incoming.channel).label}
+        Message.of(
+            _("Incoming request via %(integration)s (%(channel)s)."),
+            integration=token.name,
+            channel=Lead.Channel(incoming.channel).label,
+        )
     ]
     parts = [
         (_("Name"), incoming.full_name),
@@ -419,8 +431,8 @@ def _incoming_summary(incoming: IncomingLead, token: IntegrationToken) -> str:
         (_("Comment"), incoming.comment),
     ]
     parts += [(name, "" if value is None else str(value)) for name, value in incoming.custom_fields.items()]
-    lines += [f"{label}: {value}" for label, value in parts if value]
-    return "\n".join(lines)
+    lines += [Message.of(_("%(label)s: %(value)s"), label=label, value=value) for label, value in parts if value]
+    return Message.join(lines, "\n")
 
 
 # --- Incoming leads ----------------------------------------------------------------------------------
@@ -464,20 +476,26 @@ def lead_intake(
     summary = _incoming_summary(incoming, token)
 
     if len(found) > MAX_MERGED_MATCHES:
-        reason = ngettext(
-            "%(count)d record matches (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
-            "%(count)d records match (more than %(max)d): nothing merged, the new record is flagged for review. %(why)s",
-            len(found),
-        ) % {"count": len(found), "max": MAX_MERGED_MATCHES, "why": selectors.describe(found)}
+        reason = Message.of(
+            ngettext_lazy(
+                "%(count)d record matches (more than %(max)d): nothing merged, the new record is flagged for review. "
+                "%(why)s",
+                "%(count)d records match (more than %(max)d): nothing merged, the new record is flagged for review. "
+                "%(why)s",
+                "count",
+            ),
+            count=len(found), max=MAX_MERGED_MATCHES, why=selectors.describe(found),
+        )
         return _create_record(
             request, token=token, incoming=incoming, summary=summary, reason=reason,
             decision=Decision.FLAGGED, flag=True, repeat_settings=repeat_settings, matches=found, hits=hits,
         )
     if found and len(found) > 1 and settings.multi_match_policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
-        reason = _("%(count)d records match and the settings say to create a new lead. %(why)s") % {
-            "count": len(found),
-            "why": selectors.describe(found),
-        }
+        reason = Message.of(
+            _("%(count)d records match and the settings say to create a new lead. %(why)s"),
+            count=len(found),
+            why=selectors.describe(found),
+        )
         return _create_record(
             request, token=token, incoming=incoming, summary=summary, reason=reason,
             decision=Decision.CREATED_DESPITE_MATCHES, flag=False, repeat_settings=repeat_settings, matches=found,
@@ -494,36 +512,46 @@ def lead_intake(
         )
     return _create_record(
         request, token=token, incoming=incoming, summary=summary,
-        reason=_("No lead or deal in the searched stages matches."), decision=Decision.CREATED, flag=False,
+        reason=Message.of(_("No lead or deal in the searched stages matches.")), decision=Decision.CREATED, flag=False,
         repeat_settings=repeat_settings, matches=[], hits=hits,
     )
 
 
 def _update_records(request, *, incoming, summary, targets, all_matches, settings, hits) -> IntakeResult:
     update = settings.conflict_policy == IntakeSettings.ConflictPolicy.UPDATE
-    notes, tasks, touched_leads, touched_deal = [], [], [], None
+    notes, tasks, touched_leads, touched_deal, changes = [], [], [], None, []
     for match in targets:
         record = match.record
         if update:
-            changed = _apply_incoming(record, incoming, hits=hits)
+            changed, change = _apply_incoming(record, incoming, hits=hits)
+            if change:
+                changes.append(change)
             outcome = (
-                _("Updated with the new data: %(fields)s.") % {"fields": ", ".join(changed)}
+                Message.of(_("Updated with the new data: %(fields)s."), fields=", ".join(changed))
                 if changed
-                else _("Nothing new to add.")
+                else Message.of(_("Nothing new to add."))
             )
         else:
-            outcome = _("The settings say not to change the existing data; it was kept as it was.")
+            outcome = Message.of(_("The settings say not to change the existing data; it was kept as it was."))
         if len(all_matches) > 1 and len(targets) == 1:
-            outcome += " " + _("Chosen as the newest of %(count)d matches.") % {"count": len(all_matches)}
+            outcome = Message.join(
+                [outcome, Message.of(_("Chosen as the newest of %(count)d matches."), count=len(all_matches))], " "
+            )
         notes.append(
-            _note(record, "\n".join([summary, _("Matched: %(why)s.") % {"why": "; ".join(match.reasons)}, outcome]))
+            _note(
+                record,
+                Message.join(
+                    [summary, Message.of(_("Matched: %(why)s."), why=Message.join(match.reasons, "; ")), outcome],
+                    "\n",
+                ),
+            )
         )
         if settings.create_task_after_merge:
             tasks.append(
                 Task(
                     content_type=ContentType.objects.get_for_model(type(record)),
                     object_id=record.pk,
-                    title=_("New request from %(who)s: contact them") % {"who": incoming.display_title()},
+                    title=gettext("New request from %(who)s: contact them") % {"who": incoming.display_title()},
                     assignee_id=record.owner_id,
                     due_at=timezone.now() + TASK_DUE,
                 )
@@ -538,14 +566,20 @@ def _update_records(request, *, incoming, summary, targets, all_matches, setting
     decision = Decision.UPDATED if update else Decision.KEPT
     reason = selectors.describe(targets)
     if len(all_matches) > 1:
-        reason = (
-            _("%(count)d records match; policy: %(policy)s. ")
-            % {"count": len(all_matches), "policy": settings.get_multi_match_policy_display()}
-            + reason
+        reason = Message.join(
+            [
+                Message.of(
+                    _("%(count)d records match; policy: %(policy)s."),
+                    count=len(all_matches),
+                    policy=IntakeSettings.MultiMatchPolicy(settings.multi_match_policy).label,
+                ),
+                reason,
+            ],
+            " ",
         )
     return _finish(
         request, status_code=200, decision=decision, reason=reason, leads=touched_leads, deal=touched_deal,
-        pending=pending,
+        pending=pending, changes=changes,
     )
 
 
@@ -553,27 +587,37 @@ def _update_records(request, *, incoming, summary, targets, all_matches, setting
 UPDATABLE_LEAD_FIELDS = ("first_name", "last_name", "middle_name", "company_name", "source", "amount")
 
 
-def _apply_incoming(record, incoming: IncomingLead, *, hits: selectors.ContactHits) -> list[str]:
-    """Update a matched lead or deal with the incoming data (new values win); return the labels changed."""
+def _apply_incoming(record, incoming: IncomingLead, *, hits: selectors.ContactHits) -> tuple[list[str], dict]:
+    """Update a matched lead or deal with the incoming data (new values win).
+
+    Return the labels changed and what changed as the decision log keeps it (old and new values, the contact
+    rows and tags added), which is what `incoming_request_revert` puts back.
+    """
     changed: list[str] = []
     fields: list[str] = []
     model = type(record)
+    before: dict[str, object] = {}
     candidates = UPDATABLE_LEAD_FIELDS if isinstance(record, Lead) else ("amount", "service")
     for name in candidates:
         value = incoming.value_of(name)
         if value in (None, ""):
             continue
-        if getattr(record, name) != value:
+        current = getattr(record, name)
+        # An initial never replaces the full value ("P" for "Petrov"), as in a merge.
+        if current != value and not is_shorter_form(value, current):
+            before[name] = current
             setattr(record, name, value)
             fields.append(name)
             changed.append(str(model._meta.get_field(name).verbose_name))
     custom = {key: value for key, value in incoming.custom_fields.items() if record.custom_fields.get(key) != value}
     if custom:
+        before["custom_fields"] = dict(record.custom_fields)
         record.custom_fields = {**record.custom_fields, **custom}
         fields.append("custom_fields")
         changed.append(", ".join(custom))
     if fields:
         record.save(update_fields=[*fields, "updated_at"])
+    added: dict[str, list[int]] = {}
     contact_holder = record if isinstance(record, Lead) else record.customer
     if contact_holder is not None and not _holds_incoming_contacts(contact_holder, incoming, hits):
         handles = [incoming.messenger] if incoming.messenger else []
@@ -582,9 +626,35 @@ def _apply_incoming(record, incoming: IncomingLead, *, hits: selectors.ContactHi
         )
         changed += [phone.number for phone in phones] + [email.address for email in emails]
         changed += [str(handle) for handle in new_handles]
+        for rows in (phones, emails, new_handles):
+            if rows:
+                added[rows[0]._meta.label_lower] = [row.pk for row in rows]
+    new_tags = []
     if incoming.tags:
-        record.tags.add(*_tags(incoming.tags))
-    return changed
+        tags = _tags(incoming.tags)
+        had = set(record.tags.filter(pk__in=[tag.pk for tag in tags]).values_list("pk", flat=True))
+        new_tags = [tag.pk for tag in tags if tag.pk not in had]
+        record.tags.add(*tags)
+    if not (before or added or new_tags):
+        return changed, {}
+    field_map = {name: model._meta.get_field(name) for name in before}
+    change = {
+        "model": model._meta.label_lower,
+        "pk": record.pk,
+        "fields": {
+            name: {
+                "before": dump_value(field_map[name], value),
+                "after": dump_value(field_map[name], getattr(record, name)),
+            }
+            for name, value in before.items()
+        },
+        "added": added,
+        "contact_holder": (
+            {"model": contact_holder._meta.label_lower, "pk": contact_holder.pk} if added else None
+        ),
+        "tags": new_tags,
+    }
+    return changed, change
 
 
 def _holds_incoming_contacts(record, incoming: IncomingLead, hits: selectors.ContactHits) -> bool:
@@ -605,13 +675,18 @@ def _create_record(
     owner = (customer.owner_id if customer is not None else None) or token.owner_id
     if customer is not None and not repeat_settings.enabled and not matches:
         # Bitrix24 with repeat sales off: the customer's history keeps the request, no new lead is made.
-        _add_note(customer, "\n".join([summary, _("Repeat sales mode is off: added to the customer's history.")]))
+        _add_note(
+            customer,
+            Message.join([summary, Message.of(_("Repeat sales mode is off: added to the customer's history."))], "\n"),
+        )
         return _finish(
             request,
             status_code=200,
             decision=Decision.ADDED_TO_CUSTOMER,
-            reason=_("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created.")
-            % {"why": "; ".join(hits.reasons(Customer).get(customer.pk, []))},
+            reason=Message.of(
+                _("An existing customer (%(why)s); repeat sales mode is off, so no new lead was created."),
+                why=Message.join(hits.reasons(Customer).get(customer.pk, []), "; "),
+            ),
             customer=customer,
         )
     if repeat_settings.simple_crm_mode:
@@ -659,12 +734,12 @@ def _create_record(
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
         lead.tags.add(*_tags(tags))
-    text = [summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason]
+    text = [summary, Message.of(_("Decision: %(decision)s."), decision=Decision(decision).label), reason]
     if flags.reason and (flags.is_repeat or customer is not None):
         text.append(flags.reason)
-    _add_note(lead, "\n".join(text), pending=pending)
+    _add_note(lead, Message.join(text, "\n"), pending=pending)
     return _finish(
-        request, status_code=201, decision=decision, reason=" ".join(filter(None, [reason, flags.reason])),
+        request, status_code=201, decision=decision, reason=Message.join([reason, flags.reason], " "),
         lead=lead, customer=customer, flagged=flag, pending=pending,
     )
 
@@ -708,9 +783,20 @@ def _create_deal(
     tags = list(incoming.tags) + ([REVIEW_TAG] if flag else [])
     if tags:
         deal.tags.add(*_tags(tags))
-    _add_note(deal, "\n".join([summary, _("Decision: %(decision)s.") % {"decision": Decision(decision).label}, reason, flags.reason]))
+    _add_note(
+        deal,
+        Message.join(
+            [
+                summary,
+                Message.of(_("Decision: %(decision)s."), decision=Decision(decision).label),
+                reason,
+                flags.reason,
+            ],
+            "\n",
+        ),
+    )
     return _finish(
-        request, status_code=201, decision=decision, reason=" ".join(filter(None, [reason, flags.reason])),
+        request, status_code=201, decision=decision, reason=Message.join([reason, flags.reason], " "),
         deal=deal, customer=customer, flagged=flag,
     )
 
@@ -765,7 +851,7 @@ def message_intake(
     if open_leads:
         lead = open_leads[0]
         decision = Decision.APPENDED
-        reason = _("The chat belongs to lead #%(id)s.") % {"id": lead.pk}
+        reason = Message.of(_("The chat belongs to lead #%(id)s."), id=lead.pk)
         status_code = 200
         _add_contacts(lead, handles=[handle])
     else:
@@ -774,10 +860,14 @@ def message_intake(
         completed = list(dict.fromkeys([*leads, *completed]))
         if customer is not None and not repeat_settings.enabled:
             _save_chat_message(customer, incoming)
-            _add_note(customer, _("Repeat sales mode is off: the message was added to the customer's history."))
+            _add_note(
+                customer, Message.of(_("Repeat sales mode is off: the message was added to the customer's history."))
+            )
             return _finish(
                 request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
-                reason=_("An existing customer's chat; repeat sales mode is off, so no new lead was created."),
+                reason=Message.of(
+                    _("An existing customer's chat; repeat sales mode is off, so no new lead was created.")
+                ),
                 customer=customer,
             )
         flags = repeat_sales.lead_repeat_flags(
@@ -785,7 +875,8 @@ def message_intake(
         )
         who = f"@{incoming.username}" if incoming.username else f"#{incoming.chat_id}"
         lead = Lead(
-            title=_("%(channel)s chat %(who)s") % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
+            title=gettext("%(channel)s chat %(who)s")
+            % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
             channel=_LEAD_CHANNELS.get(incoming.channel, Lead.Channel.CHAT),
             pipeline=incoming.pipeline,
             stage=incoming.stage,
@@ -799,7 +890,9 @@ def message_intake(
         )
         _lead_create(lead, handles=[handle])
         decision = Decision.CREATED
-        reason = " ".join(filter(None, [_("A new chat."), flags.reason if (flags.is_repeat or customer) else ""]))
+        reason = Message.join(
+            [Message.of(_("A new chat.")), flags.reason if (flags.is_repeat or customer) else ""], " "
+        )
         status_code = 201
         _add_note(lead, reason)
     _save_chat_message(lead, incoming)
@@ -812,14 +905,17 @@ def message_intake(
     if added:
         _add_note(
             lead,
-            _("Phone number recognised in a %(channel)s message and added: %(phones)s.")
-            % {"channel": incoming.channel, "phones": ", ".join(phone.e164 or phone.number for phone in added)},
+            Message.of(
+                _("Phone number recognised in a %(channel)s message and added: %(phones)s."),
+                channel=incoming.channel,
+                phones=", ".join(phone.e164 or phone.number for phone in added),
+            ),
         )
     survivor, merge_decision, merge_reason, flagged = _merge_leads_sharing_phones(
         lead=lead, phones=phones_found, settings=settings, stage_ids=config.scope_stage_ids(settings)
     )
     if merge_decision:
-        decision, reason = merge_decision, f"{reason} {merge_reason}"
+        decision, reason = merge_decision, Message.join([reason, merge_reason], " ")
     return _finish(
         request, status_code=status_code, decision=decision, reason=reason, lead=survivor, flagged=flagged,
         phones_found=phones_found,
@@ -858,7 +954,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
         return lead, "", "", False
     # The duplicate engine; an import error here means it is missing, and the request fails loudly.
     from dedup.engine.finder import duplicates_of
-    from dedup.merge import records_merge
+    from dedup.merge.system import system_merge_run
 
     matches = [
         match
@@ -870,21 +966,27 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     ]
     if not matches:
         return lead, "", "", False
-    described = "; ".join(
-        f"#{match.record.pk} ({'; '.join(str(reason) for reason in match.reasons)})" for match in matches
+    described = Message.join(
+        [
+            Message.of(_("#%(id)s (%(why)s)"), id=match.record.pk, why=Message.join(match.reasons, "; "))
+            for match in matches
+        ],
+        "; ",
     )
     if len(matches) > MAX_MERGED_MATCHES:
         lead.tags.add(*_tags([REVIEW_TAG]))
-        reason = _("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s.") % {
-            "count": len(matches), "max": MAX_MERGED_MATCHES, "leads": described,
-        }
+        reason = Message.of(
+            _("%(count)d leads share the phone (more than %(max)d): not merged, flagged for review: %(leads)s."),
+            count=len(matches), max=MAX_MERGED_MATCHES, leads=described,
+        )
         _add_note(lead, reason)
         return lead, Decision.FLAGGED, reason, True
     policy = settings.multi_match_policy
     if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
-        reason = _("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s.") % {
-            "count": len(matches), "leads": described,
-        }
+        reason = Message.of(
+            _("%(count)d leads share the phone and the settings say to keep a separate lead: %(leads)s."),
+            count=len(matches), leads=described,
+        )
         _add_note(lead, reason)
         return lead, "", reason, False
     if len(matches) > 1 and policy == IntakeSettings.MultiMatchPolicy.UPDATE_NEWEST:
@@ -899,15 +1001,20 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
             for name in UPDATABLE_LEAD_FIELDS
             if getattr(lead, name) not in (None, "") and getattr(lead, name) != getattr(survivor, name)
         }
-    records_merge(survivor=survivor, absorbed=absorbed, choices=choices, user=None)
+    # A merge job run here and now: in the survivor's merge history, undoable like any other merge.
+    job = system_merge_run(survivor=survivor, absorbed=absorbed, choices=choices)
+    if job.status != job.Status.DONE:
+        reason = Message.of(_("The leads sharing the phone could not be merged: %(error)s"), error=job.error)
+        _add_note(lead, reason)
+        return lead, "", reason, False
     survivor.refresh_from_db()
-    reason = _("Merged into lead #%(survivor)s: %(leads)s.") % {"survivor": survivor.pk, "leads": described}
+    reason = Message.of(_("Merged into lead #%(survivor)s: %(leads)s."), survivor=survivor.pk, leads=described)
     _add_note(survivor, reason)
     if settings.create_task_after_merge:
         Task.objects.create(
             content_type=content_type,
             object_id=survivor.pk,
-            title=_("Leads merged after a phone number came in a chat: check the lead"),
+            title=gettext("Leads merged after a phone number came in a chat: check the lead"),
             assignee=survivor.owner,
             due_at=timezone.now() + TASK_DUE,
         )
@@ -934,14 +1041,14 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
         _save_chat_message(deal, incoming)
         return _finish(
             request, status_code=200, decision=Decision.APPENDED,
-            reason=_("The customer's open deal #%(id)s got the message.") % {"id": deal.pk},
+            reason=Message.of(_("The customer's open deal #%(id)s got the message."), id=deal.pk),
             deal=deal, customer=customer, phones_found=phones_found,
         )
     if returning and not repeat_settings.enabled:
         _save_chat_message(customer, incoming)
         return _finish(
             request, status_code=200, decision=Decision.ADDED_TO_CUSTOMER,
-            reason=_("An existing customer's chat; repeat sales mode is off, so no new deal was created."),
+            reason=Message.of(_("An existing customer's chat; repeat sales mode is off, so no new deal was created.")),
             customer=customer, phones_found=phones_found,
         )
     flags = repeat_sales.deal_repeat_flags(
@@ -949,7 +1056,8 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
     )
     who = f"@{incoming.username}" if incoming.username else f"#{incoming.chat_id}"
     deal = Deal(
-        title=_("%(channel)s chat %(who)s") % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
+        title=gettext("%(channel)s chat %(who)s")
+        % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
         pipeline=incoming.pipeline,
         stage=incoming.stage,
         customer=customer,
@@ -958,7 +1066,7 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
     )
     repeat_sales.record_save_with_flags(deal, flags=flags)
     _save_chat_message(deal, incoming)
-    reason = " ".join(filter(None, [_("A new chat."), flags.reason]))
+    reason = Message.join([Message.of(_("A new chat.")), flags.reason], " ")
     _add_note(deal, reason)
     return _finish(
         request, status_code=201, decision=Decision.CREATED, reason=reason, deal=deal, customer=customer,

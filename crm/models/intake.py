@@ -125,6 +125,8 @@ class IncomingRequest(models.Model):
     payload = models.JSONField(_("payload"), default=dict, blank=True)
     decision = models.CharField(_("decision"), max_length=32, choices=Decision.choices, blank=True, default="")
     reason = models.TextField(_("reason"), blank=True, default="")
+    # The reason as message ids and parameters (dedup.messages), shown in the reader's language.
+    reason_data = models.JSONField(_("reason data"), null=True, blank=True)
     status_code = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
     response = models.JSONField(_("response"), default=dict, blank=True)
     lead = models.ForeignKey(
@@ -134,6 +136,18 @@ class IncomingRequest(models.Model):
         Deal, verbose_name=_("deal"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
+    # What an update of existing records changed, so it can be reverted: [{"model": "crm.lead", "pk": 5,
+    # "fields": {name: {"before": …, "after": …}}, "added": {"crm.phone": [ids], …}, "tags": [tag ids]}].
+    changes = models.JSONField(_("changes"), default=list, blank=True)
+    reverted_at = models.DateTimeField(_("reverted"), null=True, blank=True)
+    reverted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("reverted by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
 
     class Meta:
         verbose_name = _("incoming request")

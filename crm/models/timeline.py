@@ -32,6 +32,9 @@ class TimelineItem(models.Model):
 class Note(TimelineItem):
     text = models.TextField(_("text"))
     pinned = models.BooleanField(_("pinned"), default=False)
+    # A note the system wrote (the intake, a merge): its message id and parameters (dedup.messages), shown in the
+    # reader's language until someone edits the text; ``text`` keeps it as written.
+    message = models.JSONField(_("message data"), null=True, blank=True, editable=False)
 
     class Meta(TimelineItem.Meta):
         verbose_name = _("note")
@@ -44,7 +47,16 @@ class Note(TimelineItem):
         ]
 
     def __str__(self):
-        return self.text[:60]
+        return self.display_text[:60]
+
+    @property
+    def display_text(self) -> str:
+        """The note in the reader's language (a system note) or as typed."""
+        if self.message:
+            from dedup.messages import render
+
+            return render(self.message)
+        return self.text
 
 
 class Task(TimelineItem):

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from django.db import connections, router, transaction
 from django.db.models import Q
 from django.db.models.signals import post_save, pre_save
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from crm.models import Company, Customer, Deal, Lead, RepeatSalesSettings, Stage
 from dedup.db import column, fetch, quote
+from dedup.messages import Message
 
 WON = Stage.Semantic.WON
 LOST = Stage.Semantic.LOST
@@ -95,26 +96,29 @@ def lead_repeat_flags(
     settings = settings or RepeatSalesSettings.load()
     completed_leads = [lead for lead in completed_leads if lead.pk]
     if not settings.enabled:
-        return RepeatFlags(reason=_("Repeat sales mode is off."))
+        return RepeatFlags(reason=Message.of(_("Repeat sales mode is off.")))
     if _excluded(customer):
-        return RepeatFlags(reason=_("The customer is on the repeat sales exceptions list."))
+        return RepeatFlags(reason=Message.of(_("The customer is on the repeat sales exceptions list.")))
     owner = _owner_q(customer=customer, company=company)
     if owner is None and not completed_leads:
-        return RepeatFlags(reason=_("A new customer."))
+        return RepeatFlags(reason=Message.of(_("A new customer.")))
     if owner is not None and _repeat_deals_all_lost(customer=customer, company=company, known=repeat_deal_semantics):
         return RepeatFlags(
             is_repeat=True,
             is_repeat_inquiry=True,
-            reason=_("Repeat inquiry: the customer's earlier repeat leads became deals that were all lost."),
+            reason=Message.of(
+                _("Repeat inquiry: the customer's earlier repeat leads became deals that were all lost.")
+            ),
         )
     if completed_leads:
-        reason = _("Repeat lead: the customer has completed leads (%(leads)s).") % {
-            "leads": ", ".join(f"#{lead.pk}" for lead in completed_leads[:5])
-        }
+        reason = Message.of(
+            _("Repeat lead: the customer has completed leads (%(leads)s)."),
+            leads=", ".join(f"#{lead.pk}" for lead in completed_leads[:5]),
+        )
     elif customer is not None and customer.pk:
-        reason = _("Repeat lead: linked to the existing customer %(customer)s.") % {"customer": customer}
+        reason = Message.of(_("Repeat lead: linked to the existing customer %(customer)s."), customer=str(customer))
     else:
-        reason = _("Repeat lead: linked to the existing company %(company)s.") % {"company": company}
+        reason = Message.of(_("Repeat lead: linked to the existing company %(company)s."), company=str(company))
     return RepeatFlags(is_repeat=True, reason=reason)
 
 
@@ -134,39 +138,42 @@ def deal_repeat_flags(
     """
     settings = settings or RepeatSalesSettings.load()
     if not settings.enabled:
-        return RepeatFlags(reason=_("Repeat sales mode is off."))
+        return RepeatFlags(reason=Message.of(_("Repeat sales mode is off.")))
     if _excluded(customer):
-        return RepeatFlags(reason=_("The customer is on the repeat sales exceptions list."))
+        return RepeatFlags(reason=Message.of(_("The customer is on the repeat sales exceptions list.")))
     if source_lead is not None and source_lead.is_repeat:
         return RepeatFlags(
             is_repeat=True,
             is_repeat_inquiry=source_lead.is_repeat_inquiry,
-            reason=_("Repeat deal: converted from a repeat lead."),
+            reason=Message.of(_("Repeat deal: converted from a repeat lead.")),
         )
     owner = _owner_q(customer=customer, company=company)
     if owner is None:
-        return RepeatFlags(reason=_("A new customer."))
+        return RepeatFlags(reason=Message.of(_("A new customer.")))
     closed = set(
         Deal.objects.filter(owner, is_archived=False, stage__semantic__in=CLOSED).values_list(
             "stage__semantic", flat=True
         )
     )
     if WON in closed:
-        return RepeatFlags(is_repeat=True, reason=_("Repeat deal: the customer has a won deal."))
+        return RepeatFlags(is_repeat=True, reason=Message.of(_("Repeat deal: the customer has a won deal.")))
     if settings.simple_crm_mode:
         if owner is not None and _simple_mode_repeat_deals_all_lost(owner):
             return RepeatFlags(
                 is_repeat=True,
                 is_repeat_inquiry=True,
-                reason=_("Repeat inquiry: the customer's earlier repeat deals were all lost."),
+                reason=Message.of(_("Repeat inquiry: the customer's earlier repeat deals were all lost.")),
             )
         if closed:
-            return RepeatFlags(is_repeat=True, reason=_("Repeat deal: the customer has completed deals."))
+            return RepeatFlags(is_repeat=True, reason=Message.of(_("Repeat deal: the customer has completed deals.")))
         if returning:
             return RepeatFlags(
-                is_repeat=True, reason=_("Repeat deal: linked to the existing customer %(customer)s.") % {"customer": customer}
+                is_repeat=True,
+                reason=Message.of(
+                    _("Repeat deal: linked to the existing customer %(customer)s."), customer=str(customer)
+                ),
             )
-    return RepeatFlags(reason=_("The customer has no won deal yet."))
+    return RepeatFlags(reason=Message.of(_("The customer has no won deal yet.")))
 
 
 def _simple_mode_repeat_deals_all_lost(owner: Q) -> bool:

@@ -19,6 +19,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, pgettext
 
+from dedup import audit
 from dedup.admin.compare import (
     DuplicateRow,
     MergeSelectionError,
@@ -26,9 +27,10 @@ from dedup.admin.compare import (
     duplicate_rows,
 )
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
+from dedup.engine.counts import stored_counts, with_stored_duplicates
 from dedup.engine.finder import duplicate_counts, duplicates_of
 from dedup.engine.not_duplicates import not_duplicate_mark
-from dedup.engine.selectors import typed_duplicates, typing_fields, with_duplicates
+from dedup.engine.selectors import typed_duplicates, typing_fields
 from dedup.merge import (
     MERGE_PERMISSION,
     MergeError,
@@ -58,10 +60,11 @@ class HasDuplicatesFilter(admin.SimpleListFilter):
         return [("yes", _("Has duplicates")), ("no", _("No duplicates"))]
 
     def queryset(self, request, queryset):
+        # Stored figures (dedup.engine.counts): one indexed lookup, whatever the size of the list.
         if self.value() == "yes":
-            return with_duplicates(queryset, True)
+            return with_stored_duplicates(queryset, True)
         if self.value() == "no":
-            return with_duplicates(queryset, False)
+            return with_stored_duplicates(queryset, False)
         return queryset
 
 
@@ -431,7 +434,7 @@ class DuplicateControlAdminMixin:
         changelist = super().get_changelist_instance(request)
         # One batched count for the whole page, kept on the request and on each row (no query per row).
         records = list(changelist.result_list)
-        counts = duplicate_counts(self.model, [record.pk for record in records]) if records else {}
+        counts = stored_counts(self.model, [record.pk for record in records]) if records else {}
         request.dedup_duplicate_counts = counts
         for record in records:
             record.dedup_duplicate_count = counts.get(record.pk, 0)
@@ -441,7 +444,7 @@ class DuplicateControlAdminMixin:
     def duplicates_column(self, record):
         count = getattr(record, "dedup_duplicate_count", None)
         if count is None:  # shown outside the change list: count it alone
-            count = duplicate_counts(self.model, [record.pk]).get(record.pk, 0)
+            count = stored_counts(self.model, [record.pk]).get(record.pk, 0)
         if not count:
             return ""
         return format_html(
@@ -519,12 +522,11 @@ class DuplicateControlAdminMixin:
             others = list(self.get_queryset(request).filter(pk__in=unticked))
             if not all(self.has_change_permission(request, other) for other in others):
                 raise PermissionDenied
-            # An unticked record is not the current one; when the others are merged with the current one it is
-            # not them either, so the survivor (whichever it is) never lists it again.
-            kept = form.merged_pks if comparing else [record.pk]
+        if unticked and not comparing:
+            # "Not duplicates" confirmed: the unticked records are not the current one.
             for other in others:
-                for pk in kept:
-                    not_duplicate_mark(entity=self.model, pair=(pk, other.pk), user=request.user)
+                not_duplicate_mark(entity=self.model, pair=(record.pk, other.pk), user=request.user)
+                audit.not_duplicates_logged(user=request.user, records=[record, other])
             messages.success(
                 request,
                 ngettext(
@@ -536,8 +538,11 @@ class DuplicateControlAdminMixin:
             )
         if not comparing:
             return self._redirect_to_card(record)
+        # Unticked records travel with the comparison: the merge remembers them only once it is confirmed.
         merged = form.merged_pks
-        query = urlencode([("records", pk) for pk in merged] + [("priority", merged[0])])
+        query = urlencode(
+            [("records", pk) for pk in merged] + [("priority", merged[0])] + [("left_out", pk) for pk in unticked]
+        )
         return HttpResponseRedirect(f"{self._url('compare', record.pk)}?{query}")
 
     # --- Compare and merge -------------------------------------------------------------------------------
@@ -549,6 +554,7 @@ class DuplicateControlAdminMixin:
         try:
             pks = [int(pk) for pk in source.getlist("records")]
             priority_pk = int(source.get("priority") or (pks[0] if pks else record.pk))
+            left_out = [int(pk) for pk in source.getlist("left_out")]
         except ValueError:
             messages.error(request, _("The records to compare were not understood; open the list again."))
             return self._redirect_to_card(record)
@@ -569,11 +575,12 @@ class DuplicateControlAdminMixin:
             messages.error(request, str(error))
             return self._redirect_to_card(record)
         can_merge = self.has_merge_permission(request, table.records)
+        left_out = list(self.get_queryset(request).filter(pk__in=set(left_out) - set(pks)).values_list("pk", flat=True))
 
         if request.method == "POST":
             if not can_merge:
                 raise PermissionDenied
-            form = MergeForm(request.POST, table=table)
+            form = MergeForm(request.POST, table=table, left_out=left_out)
             if form.is_valid():
                 try:
                     merge_job_create(
@@ -582,6 +589,7 @@ class DuplicateControlAdminMixin:
                         absorbed=table.absorbed,
                         choices=form.chosen(),
                         expected=form.expected_raw(),
+                        left_out=form.cleaned_data.get("left_out") or [],
                     )
                 except (MergeError, ValidationError) as error:
                     messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": _reason(error)})
@@ -593,7 +601,7 @@ class DuplicateControlAdminMixin:
                     )
                     return self._redirect_to_card(table.priority)
         else:
-            form = MergeForm(table=table)
+            form = MergeForm(table=table, left_out=left_out)
 
         chosen = form.chosen() if form.is_bound and form.is_valid() else table.default_choices()
         columns = [
@@ -606,7 +614,11 @@ class DuplicateControlAdminMixin:
                 "make_priority_url": "%s?%s"
                 % (
                     self._url("compare", record.pk),
-                    urlencode([("records", r.pk) for r in table.records] + [("priority", column_record.pk)]),
+                    urlencode(
+                        [("records", r.pk) for r in table.records]
+                        + [("priority", column_record.pk)]
+                        + [("left_out", pk) for pk in left_out]
+                    ),
                 ),
             }
             for column_record in table.records

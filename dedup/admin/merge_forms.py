@@ -101,11 +101,16 @@ class MergeForm(forms.Form):
 
     priority = forms.IntegerField(widget=forms.HiddenInput)
     records = forms.TypedMultipleChoiceField(coerce=int, widget=forms.MultipleHiddenInput)
+    # Unticked on the list: stored as not duplicates only when this merge is confirmed (and runs).
+    left_out = forms.TypedMultipleChoiceField(coerce=int, widget=forms.MultipleHiddenInput, required=False)
 
-    def __init__(self, *args, table: CompareTable, **kwargs):
+    def __init__(self, *args, table: CompareTable, left_out: list[int] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.table = table
         pks = [record.pk for record in table.records]
+        left_out = [pk for pk in left_out if pk not in pks]
+        self.fields["left_out"].choices = [(pk, str(pk)) for pk in left_out]
+        self.fields["left_out"].initial = left_out
         self.fields["records"].choices = [(pk, str(pk)) for pk in pks]
         self.fields["records"].initial = pks
         self.fields["priority"].initial = table.priority.pk

@@ -2,6 +2,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -21,7 +22,7 @@ def _record_link(job: MergeJob, pk) -> str:
 
 @admin.register(MergeJob)
 class MergeJobAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "entity_key", "survivor_link", "absorbed_links", "status", "created_by", "created_at",
+    list_display = ["__str__", "entity_label", "survivor_link", "absorbed_links", "status", "created_by", "created_at",
                     "finished_at", "error"]
     list_filter = ["status", "entity_key"]
     list_select_related = ["content_type", "created_by"]
@@ -30,6 +31,11 @@ class MergeJobAdmin(admin.ModelAdmin):
     actions = ["undo_merges"]
     exclude = ["snapshot"]
     readonly_fields = ["survivor_link", "absorbed_links"]
+
+    @admin.display(description=_("records"), ordering="entity_key")
+    def entity_label(self, job):
+        model = job.content_type.model_class()
+        return capfirst(model._meta.verbose_name_plural) if model is not None else job.entity_key
 
     @admin.display(description=_("priority record"))
     def survivor_link(self, job):
@@ -96,8 +102,8 @@ class NotificationAdmin(admin.ModelAdmin):
     @admin.display(description=_("message"))
     def message_with_link(self, notification):
         if notification.url:
-            return format_html('{} <a href="{}">{}</a>', notification.message, notification.url, _("Open"))
-        return notification.message
+            return format_html('{} <a href="{}">{}</a>', notification.text, notification.url, _("Open"))
+        return notification.text
 
     @admin.display(description=_("read"), boolean=True)
     def is_read(self, notification):

@@ -20,6 +20,7 @@ from django.utils.translation import ngettext
 
 from dedup import registry, review
 from dedup.merge import MERGE_PERMISSION, MergeError
+from dedup.messages import key_range_text, render
 from dedup.models import MergeJob, Rule
 from dedup.models.scan import DuplicateGroup, DuplicateGroupMember, ScanChunk, ScanRun
 from dedup.records import record_admin_url, record_label
@@ -81,8 +82,12 @@ def _schedule_url() -> str:
 
 class ScanChunkInline(admin.TabularInline):
     model = ScanChunk
-    fields = ["entity", "index", "key_range", "status", "attempts", "groups_found", "seconds", "error"]
+    fields = ["entity", "index", "key_range_text", "status", "attempts", "groups_found", "seconds", "error"]
     readonly_fields = fields
+
+    @admin.display(description=_("key range"))
+    def key_range_text(self, chunk):
+        return key_range_text(chunk.key_range)
     extra = 0
     can_delete = False
     show_change_link = False
@@ -295,7 +300,7 @@ class RuleFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         rules = Rule.objects.order_by("entity", "position", "pk")
-        return [(rule.pk, f"{_entity_label(rule.entity)}: {rule.name}") for rule in rules]
+        return [(rule.pk, f"{_entity_label(rule.entity)}: {rule.display_name}") for rule in rules]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -428,11 +433,11 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("why"))
     def reason_list(self, group):
-        return format_html_join(mark_safe("<br>"), "{}", ((reason,) for reason in group.reasons or []))
+        return format_html_join(mark_safe("<br>"), "{}", ((render(reason),) for reason in group.reasons or []))
 
     @admin.display(description=_("rules"))
     def rule_list(self, group):
-        return ", ".join(rule.name for rule in group.rules.all()) or "\u2014"
+        return ", ".join(rule.display_name for rule in group.rules.all()) or "\u2014"
 
     @admin.display(description=_("compare"))
     def compare_link(self, group):

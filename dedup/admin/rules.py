@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html_join
@@ -11,8 +12,9 @@ from django.utils.translation import ngettext
 from dedup import registry
 from dedup.admin.rule_forms import ConditionForm, ConditionFormSet, RuleForm, entity_group_label
 from dedup.engine import selectors
+from dedup.engine.not_duplicates import not_duplicates_forget_pairs
 from dedup.models import Condition, NotDuplicate, Rule
-from dedup.records import record_admin_url
+from dedup.records import record_admin_url, record_label
 
 
 class ConditionInline(admin.TabularInline):
@@ -30,8 +32,8 @@ class ConditionInline(admin.TabularInline):
 class RuleAdmin(admin.ModelAdmin):
     form = RuleForm
     inlines = [ConditionInline]
-    list_display = ["name", "entity", "conditions_summary", "scope_summary", "active", "auto_merge", "position"]
-    list_display_links = ["name"]
+    list_display = ["display_name", "entity", "conditions_summary", "scope_summary", "active", "auto_merge", "position"]
+    list_display_links = ["display_name"]
     list_editable = ["active"]
     list_filter = ["entity", "active", "auto_merge"]
     search_fields = ["name"]
@@ -47,6 +49,10 @@ class RuleAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("conditions")
+
+    @admin.display(description=_("name"), ordering="name")
+    def display_name(self, rule):
+        return rule.display_name
 
     @admin.display(description=_("conditions"))
     def conditions_summary(self, rule):
@@ -99,13 +105,46 @@ class RuleAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:dedup_rule_change", args=[obj.pk], current_app=self.admin_site.name))
 
 
+class NotDuplicateChangeList(ChangeList):
+    """Load the records of the page's pairs in one query per entity, so the list shows names, not ids."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        wanted: dict[str, set[int]] = {}
+        for pair in self.result_list:
+            wanted.setdefault(pair.entity, set()).update((pair.low_id, pair.high_id))
+        found: dict[tuple[str, int], object] = {}
+        for entity, ids in wanted.items():
+            try:
+                spec = registry.get(entity)
+            except KeyError:
+                continue
+            for record in spec.model._base_manager.filter(pk__in=ids):
+                found[(entity, record.pk)] = record
+        for pair in self.result_list:
+            # The pair's two records (None where one was deleted), for NotDuplicateAdmin.records.
+            pair.shown_records = [found.get((pair.entity, pk)) for pk in (pair.low_id, pair.high_id)]
+
+
 @admin.register(NotDuplicate)
 class NotDuplicateAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "entity", "records", "created_by", "created_at"]
+    """Pairs managers said are not duplicates; deleting a pair forgets it (the records may match again)."""
+
+    list_display = ["records", "entity_label", "created_by", "created_at"]
     list_filter = ["entity"]
     search_fields = ["=low_id", "=high_id"]
-    readonly_fields = ["entity", "low_id", "high_id", "created_by", "created_at"]
+    readonly_fields = ["entity_label", "records", "created_by", "created_at"]
+    fields = ["entity_label", "records", "created_by", "created_at"]
     list_select_related = ["created_by"]
+    actions = ["forget_pairs"]
+
+    def get_changelist(self, request, **kwargs):
+        return NotDuplicateChangeList
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # "forget" says what deleting a pair means
+        return actions
 
     def has_add_permission(self, request):
         return False
@@ -113,13 +152,44 @@ class NotDuplicateAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.display(description=_("records"))
+    @admin.display(description=_("records"), ordering="entity")
+    def entity_label(self, pair):
+        try:
+            return registry.get(pair.entity).label_plural
+        except KeyError:
+            return pair.entity
+
+    @admin.display(description=_("not duplicates of each other"))
     def records(self, pair):
         try:
             spec = registry.get(pair.entity)
         except KeyError:
             return f"#{pair.low_id}, #{pair.high_id}"
+        shown = getattr(pair, "shown_records", None)
+        if shown is None:  # the change page: one pair
+            by_pk = spec.model._base_manager.in_bulk([pair.low_id, pair.high_id])
+            shown = [by_pk.get(pair.low_id), by_pk.get(pair.high_id)]
         links = []
-        for pk in (pair.low_id, pair.high_id):
-            links.append((record_admin_url(spec.model, pk) or "#", f"#{pk}"))
-        return format_html_join(", ", '<a href="{}">{}</a>', links)
+        for pk, record in zip((pair.low_id, pair.high_id), shown):
+            label = record_label(record) if record is not None else _("%(model)s #%(pk)s (deleted)") % {
+                "model": spec.label, "pk": pk
+            }
+            links.append((record_admin_url(spec.model, pk) or "#", label))
+        return format_html_join(" \u2260 ", '<a href="{}">{}</a>', links)
+
+    @admin.action(
+        description=_("Forget the selected pairs (they may be shown as duplicates again)"), permissions=["delete"]
+    )
+    def forget_pairs(self, request, queryset):
+        count = not_duplicates_forget_pairs(pairs=list(queryset), user=request.user)
+        self.message_user(
+            request,
+            ngettext("%(count)d pair forgotten.", "%(count)d pairs forgotten.", count) % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def delete_model(self, request, obj):
+        not_duplicates_forget_pairs(pairs=[obj], user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        not_duplicates_forget_pairs(pairs=list(queryset), user=request.user)

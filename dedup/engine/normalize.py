@@ -223,7 +223,9 @@ _PHONETIC_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"[yj]"), "i"),  # й ~ y ~ i ~ j: Sergey / Sergei, Yulia / Julia / Iuliia, Tsoy / Tsoi
     (re.compile(r"(?<=[oe])ff$"), "v"),  # Smirnoff / Smirnov
     (re.compile(r"(?<=[dt])er$"), "r"),  # Alexander / Aleksandr, Peter / Petr
-    (re.compile(r"(.)\1+"), r"\1"),  # Dmitriy -> dmitrii -> dmitri = Dmitry; Mayya / Maya; Philipp / Filip
+    # Dmitriy -> dmitrii -> dmitri = Dmitry; Mayya / Maya; Philipp / Filip. Letters only: digits are numbers
+    # ("Sibir Telecom 773" is not "Sibir Telecom 73", "Vector 1552" not "Vector 1522").
+    (re.compile(r"([a-z])\1+"), r"\1"),
     (re.compile(r"ie"), "e"),  # Yelena / Elena, Grigoryev / Grigoriev / Григорьев (Grigor'ev)
 )
 _FOLD_MAX_PASSES = 6
@@ -423,7 +425,7 @@ _LEGAL_FORMS_TEXT = (
     "товарищество с ограниченной ответственностью",
     # English-speaking countries
     "LLC", "L.L.C.", "Inc", "Incorporated", "Ltd", "Limited", "Corp", "Corporation", "Co", "Company", "PLC",
-    "LLP", "LP", "PC", "Pty", "Pte",
+    "LLP", "LP", "PC", "Pty", "Pte", "JSC", "PJSC", "CJSC", "OJSC",
     "limited liability company", "limited liability partnership", "public limited company",
     "private limited company", "limited company",
     # Europe

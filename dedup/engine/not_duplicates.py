@@ -9,6 +9,7 @@ from django.db import models, transaction
 from django.utils.translation import gettext as _
 
 from dedup import registry
+from dedup.engine.counts import counts_refresh
 from dedup.models import NotDuplicate
 from dedup.registry import EntitySpec
 
@@ -80,6 +81,7 @@ def not_duplicate_mark(
         if (low, high) not in existing
     ]
     NotDuplicate.objects.bulk_create(new, ignore_conflicts=True)
+    counts_refresh(entity=spec, pks=unique)
     return len(new)
 
 
@@ -89,7 +91,38 @@ def not_duplicate_clear(*, entity: str | EntitySpec | type[models.Model], pair: 
     spec = _spec(entity, None)
     low, high = sorted(int(pk) for pk in pair)
     deleted, _rows = NotDuplicate.objects.filter(entity=spec.key, low_id=low, high_id=high).delete()
+    counts_refresh(entity=spec, pks=[low, high])
     return deleted
+
+
+def not_duplicates_write(
+    *, entity: str | EntitySpec | type[models.Model], kept_ids: Iterable[int], left_out_ids: Iterable[int], user=None
+) -> list[list[int]]:
+    """Store every record left out of a merge as not a duplicate of every merged record; return the new pairs.
+
+    Only the pairs that were not stored before are returned ([low, high]): they are what the merge's undo
+    forgets again, while a pair a manager had confirmed earlier stays.
+    """
+    spec = _spec(entity, None)
+    kept = {int(pk) for pk in kept_ids}
+    left_out = {int(pk) for pk in left_out_ids} - kept
+    wanted = {tuple(sorted((a, b))) for a in kept for b in left_out}
+    if not wanted:
+        return []
+    ids = kept | left_out
+    existing = set(
+        NotDuplicate.objects.filter(entity=spec.key, low_id__in=ids, high_id__in=ids).values_list("low_id", "high_id")
+    )
+    new = sorted(wanted - existing)
+    NotDuplicate.objects.bulk_create(
+        [
+            NotDuplicate(entity=spec.key, low_id=low, high_id=high, created_by=user if _is_user(user) else None)
+            for low, high in new
+        ],
+        ignore_conflicts=True,
+    )
+    counts_refresh(entity=spec, pks=ids)
+    return [list(pair) for pair in new]
 
 
 def _is_user(user) -> bool:
@@ -133,10 +166,35 @@ def not_duplicates_carry(
 def not_duplicates_forget(*, entity: str | EntitySpec | type[models.Model], pairs: Iterable[Iterable[int]]) -> int:
     """Remove pairs a merge carried over (its undo); return how many were removed."""
     spec = _spec(entity, None)
+    pairs = [list(pair) for pair in pairs]
     condition = models.Q()
     for low, high in pairs:
         condition |= models.Q(low_id=low, high_id=high)
     if not condition:
         return 0
     deleted, _rows = NotDuplicate.objects.filter(condition, entity=spec.key).delete()
+    counts_refresh(entity=spec, pks={int(pk) for pair in pairs for pk in pair})
     return deleted
+
+
+@transaction.atomic
+def not_duplicates_forget_pairs(*, pairs: Iterable[NotDuplicate], user=None) -> int:
+    """Forget stored pairs (an admin's decision): the records may be reported as duplicates again.
+
+    Each record's History says so when a user did it. Return how many pairs were forgotten.
+    """
+    from dedup import audit  # audit names records the way the merge engine does
+
+    forgotten = 0
+    for pair in pairs:
+        deleted, _rows = NotDuplicate.objects.filter(pk=pair.pk).delete()
+        forgotten += deleted
+        try:
+            model = registry.get(pair.entity).model
+        except KeyError:
+            continue
+        counts_refresh(entity=pair.entity, pks=[pair.low_id, pair.high_id])
+        records = list(model._base_manager.filter(pk__in=[pair.low_id, pair.high_id]).order_by("pk"))
+        if deleted and len(records) == 2:
+            audit.not_duplicates_logged(user=user, records=records, forgotten=True)
+    return forgotten

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from dedup import registry
+from dedup import messages, registry
 from dedup.engine import keys
+from dedup.messages import Message
 from dedup.models import Condition, Rule
 from dedup.registry import EntitySpec, MatchField
 
@@ -275,7 +276,7 @@ def evaluate(
         value = other.get(keys.equal_kind(rule.equal_field)).get(other.equal(rule.equal_field), "")
         if value:
             label = _equal_label(rule)
-            equal_part = _("same %(field)s %(value)s") % {"field": label, "value": value}
+            equal_part = Message(messages.SAME_VALUE, field=label, value=value)
     parts = []
     scores = []
     for condition in rule.conditions:
@@ -286,7 +287,7 @@ def evaluate(
         parts.append(result[1])
     if equal_part:
         parts.append(equal_part)
-    return RuleMatch(rule, min(scores), " + ".join(parts))
+    return RuleMatch(rule, min(scores), Message.join(parts, " + "))
 
 
 def _equal_label(rule: CompiledRule) -> str:
@@ -317,8 +318,8 @@ def _evaluate_condition(
             return None
         if best == 100:
             shown = keys.display(condition.field, best_key, other_keys[best_key])
-            return 100, _("same %(field)s %(value)s") % {"field": label, "value": shown}
-        return best, _("%(field)s %(score)s%% similar") % {"field": label, "score": best}
+            return 100, Message(messages.SAME_VALUE, field=label, value=shown)
+        return best, Message(messages.SIMILAR, field=label, score=best)
     common = sorted(set(own_keys) & set(other_keys))
     if condition.method == Condition.Method.EXACT:
         common = [key for key in common if own_keys[key] == other_keys[key]]
@@ -328,4 +329,4 @@ def _evaluate_condition(
         return None
     key = common[0]
     shown = keys.display(condition.field, key, other_keys[key])
-    return 100, _("same %(field)s %(value)s") % {"field": label, "value": shown}
+    return 100, Message(messages.SAME_VALUE, field=label, value=shown)

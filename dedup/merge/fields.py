@@ -42,6 +42,24 @@ def is_empty(value) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
+def _words(value: str) -> list[str]:
+    return [word.rstrip(".").casefold() for word in value.replace(".", ". ").split() if word.rstrip(".")]
+
+
+def is_shorter_form(value, of) -> bool:
+    """Return whether text ``value`` is a shorter form of ``of``: the same words, some cut to their initial.
+
+    "P" and "P." are shorter forms of "Petrov", "I. Petrov" of "Ivan Petrov"; "Petrova" is not one of "Petrov"
+    and neither is "petrov" (the same length). A merge never trades a value for a shorter form of itself.
+    """
+    if not isinstance(value, str) or not isinstance(of, str):
+        return False
+    short, full = _words(value), _words(of)
+    if not short or len(short) != len(full) or short == full:
+        return False
+    return all(s == f or (len(s) == 1 and f.startswith(s)) for s, f in zip(short, full))
+
+
 # --- Snapshot values ----------------------------------------------------------------------------------------
 
 
@@ -217,11 +235,14 @@ def plan_fields(
                 (r.pk for r in absorbed if not is_empty(getattr(r, model_field.attname))), survivor.pk
             )
         else:
-            source = survivor.pk
+            # "P" kept by the survivor gives way to the "Petrov" of a merged record.
+            source = next(
+                (r.pk for r in absorbed if is_shorter_form(current, getattr(r, model_field.attname))), survivor.pk
+            )
         if source == survivor.pk:
             continue
         value = getattr(by_pk[source], model_field.attname)
-        if value == current:
+        if value == current or is_shorter_form(value, current):
             continue
         plan.values[model_field.attname] = value
         plan.sources[name] = source

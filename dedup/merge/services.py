@@ -18,9 +18,10 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from dedup import registry
+from dedup import audit, messages, registry
 from dedup.dispatch import task_send
-from dedup.engine.not_duplicates import not_duplicates_carry
+from dedup.engine.not_duplicates import not_duplicates_carry, not_duplicates_write
+from dedup.messages import Message
 from dedup.models import MergeJob, MergeJobRecord, Notification
 from dedup.notifications import notification_send
 from dedup.records import record_admin_url, record_label
@@ -37,7 +38,15 @@ MERGE_TASK = "dedup.tasks.merge_job_run"
 
 # Where the note about a merge goes on the survivor, unless the entity's registration says otherwise
 # (EntitySpec.extra["merge_note"]): the GenericRelation, the text field and the author field of its model.
-DEFAULT_MERGE_NOTE = {"relation": "notes", "text_field": "text", "author_field": "author"}
+DEFAULT_MERGE_NOTE = {"relation": "notes", "text_field": "text", "author_field": "author", "message_field": "message"}
+
+
+def _has_field(model: type[models.Model], name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
 
 
 @dataclass
@@ -194,17 +203,14 @@ def _merge_note_create(*, model, survivor, absorbed, user, content_type) -> mode
         return None
     relation, config = found
     note_model = relation.related_model
-    labels = ", ".join(f"#{record.pk} {record}" for record in absorbed)
-    text = ngettext(
-        "Merged %(count)d record into this one: %(records)s.",
-        "Merged %(count)d records into this one: %(records)s.",
-        len(absorbed),
-    ) % {"count": len(absorbed), "records": labels}
+    text = Message(messages.MERGE_NOTE, count=len(absorbed), records=list(absorbed))
     values = {
         relation.content_type_field_name: content_type,
         relation.object_id_field_name: survivor.pk,
-        config["text_field"]: text,
+        config["text_field"]: str(text),
     }
+    if config.get("message_field") and _has_field(note_model, config["message_field"]):
+        values[config["message_field"]] = text.data  # shown in the reader's language
     if user is not None and config.get("author_field"):
         try:
             note_model._meta.get_field(config["author_field"])
@@ -240,13 +246,15 @@ def records_merge(
     choices: Mapping[str, int] | None = None,
     user=None,
     expected: Mapping | None = None,
+    left_out: Sequence[int] = (),
 ) -> MergeResult:
     """Merge ``absorbed`` into ``survivor`` in one transaction; raise MergeError and change nothing if it can't.
 
     The records are locked (in pk order) and re-read; any that is gone, archived, merged meanwhile or changed
     since the version in ``expected`` ({pk: updated_at}) refuses the merge. The survivor keeps its values,
     fills its empty fields from the absorbed records in order, or takes what ``choices`` ({field: pk}) says;
-    every related row moves to it in bulk; the absorbed records are archived, pointing at it.
+    every related row moves to it in bulk; the absorbed records are archived, pointing at it. Records in
+    ``left_out`` (unticked by the manager) are stored as not duplicates of the merged records.
     """
     model = _mergeable_model(type(survivor))
     absorbed_pks, choices, expected = _merge_input(model, survivor, absorbed, choices, expected)
@@ -296,6 +304,8 @@ def records_merge(
                 setattr(record, attname, value)
         survivor.save()
         carried = _not_duplicates_carry(model, survivor.pk, absorbed_pks)
+        if left_out and registry.for_model(model) is not None:
+            carried += not_duplicates_write(entity=model, kept_ids=pks, left_out_ids=left_out, user=user)
         note = _merge_note_create(
             model=model, survivor=survivor, absorbed=absorbed, user=user, content_type=content_type
         )
@@ -354,8 +364,12 @@ def merge_job_create(
     absorbed: Sequence[models.Model],
     choices: Mapping[str, int] | None = None,
     expected: Mapping | None = None,
+    left_out: Sequence[int] = (),
 ) -> MergeJob:
-    """Queue a merge to run in the background; the task is sent once the job is committed."""
+    """Queue a merge to run in the background; the task is sent once the job is committed.
+
+    ``left_out``: records the manager unticked; the merge remembers them as not duplicates when it runs.
+    """
     model = _mergeable_model(type(survivor))
     spec = registry.for_model(model)
     if spec is None:
@@ -381,6 +395,7 @@ def merge_job_create(
         absorbed_ids=absorbed_pks,
         choices=choices,
         expected=expected,
+        left_out_ids=sorted({int(pk) for pk in left_out} - set(pks)),
         created_by=user,
         language=translation.get_language() or "",
         celery_task_id=str(uuid.uuid4()),
@@ -452,6 +467,7 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
                     choices=job.choices,
                     user=job.created_by,
                     expected=job.expected,
+                    left_out=job.left_out_ids or (),
                 )
             except MergeError as error:
                 job.status = MergeJob.Status.FAILED
@@ -459,9 +475,7 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
                 job.finished_at = timezone.now()
                 job.save(update_fields=["status", "error", "finished_at"])
                 _notify(
-                    job,
-                    level=Notification.Level.ERROR,
-                    message=_("The merge was not done: %(reason)s") % {"reason": error},
+                    job, level=Notification.Level.ERROR, message=Message(messages.MERGE_FAILED, reason=str(error))
                 )
                 return job
             job.status = MergeJob.Status.DONE
@@ -469,15 +483,11 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
             job.snapshot = result.snapshot
             job.finished_at = timezone.now()
             job.save(update_fields=["status", "error", "snapshot", "finished_at"])
+            audit.merge_logged(user=job.created_by, job_id=job.pk, survivor=result.survivor, absorbed=result.absorbed)
             _notify(
                 job,
                 level=Notification.Level.SUCCESS,
-                message=ngettext(
-                    "Merge finished: %(count)d record merged into %(record)s.",
-                    "Merge finished: %(count)d records merged into %(record)s.",
-                    len(result.absorbed),
-                )
-                % {"count": len(result.absorbed), "record": record_label(result.survivor)},
+                message=Message(messages.MERGE_FINISHED, count=len(result.absorbed), record=result.survivor),
             )
     return job
 
@@ -493,9 +503,7 @@ def merge_job_fail(*, job_id: int, reason: str) -> MergeJob | None:
         job.error = str(reason)
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
-        _notify(
-            job, level=Notification.Level.ERROR, message=_("The merge was not done: %(reason)s") % {"reason": job.error}
-        )
+        _notify(job, level=Notification.Level.ERROR, message=Message(messages.MERGE_FAILED, reason=job.error))
     return job
 
 
@@ -521,5 +529,12 @@ def merge_undo(*, job: MergeJob, user) -> MergeJob:
     job.undone_at = timezone.now()
     job.undone_by = user
     job.save(update_fields=["status", "undone_at", "undone_by"])
+    restored = model._base_manager.in_bulk([job.survivor_id, *job.absorbed_ids])
+    audit.undo_logged(
+        user=user,
+        job_id=job.pk,
+        survivor=restored.get(job.survivor_id),
+        absorbed=[restored[pk] for pk in job.absorbed_ids if pk in restored],
+    )
     _reindex_on_commit(model, [job.survivor_id, *job.absorbed_ids])
     return job

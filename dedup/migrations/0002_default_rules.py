@@ -3,7 +3,7 @@ companies, orders and deals). Leads and deals take part in their open stages onl
 from django.db import migrations
 
 # (entity, rule name, [(field, method)], must_equal). Names stay English here and are plain data an admin can
-# rename; the admin shows them as stored.
+# rename; while a rule keeps its default name it is shown in the reader's language (dedup.messages.rule_name).
 DEFAULT_RULES = [
     ("customer", "Same phone", [("phone", "normalized")], ""),
     ("customer", "Same email", [("email", "normalized")], ""),

@@ -1,5 +1,6 @@
 """Duplicate control's models: rules and the match-key index (rules.py), merge jobs and notifications (merge.py),
-scan runs and the review queue (scan.py)."""
+scan runs and the review queue (scan.py), learned scoring weights (scoring.py)."""
 from .merge import MergeJob, MergeJobRecord, Notification  # noqa: F401
-from .rules import Condition, IndexedKind, MatchKey, NotDuplicate, Rule  # noqa: F401
+from .rules import Condition, DuplicatePair, IndexedKind, MatchKey, NotDuplicate, Rule  # noqa: F401
 from .scan import DuplicateGroup, DuplicateGroupMember, ScanChunk, ScanRun  # noqa: F401
+from .scoring import ScoringModel, ScoringWeight  # noqa: F401

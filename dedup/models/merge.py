@@ -25,6 +25,9 @@ class MergeJob(models.Model):
     absorbed_ids = models.JSONField(_("merged records"), default=list)
     # {field name: record id} the user picked on the compare screen.
     choices = models.JSONField(_("field choices"), default=dict, blank=True)
+    # Records the manager unticked from this merge: the merge stores them as "not a duplicate" of the merged
+    # records when it runs (and its undo forgets those pairs again), never before the manager confirms.
+    left_out_ids = models.JSONField(_("records left out"), default=list, blank=True)
     # {record id: updated_at (ISO)} as the compare screen showed them; a record changed since fails the job.
     expected = models.JSONField(_("versions seen"), default=dict, blank=True)
     created_by = models.ForeignKey(
@@ -105,6 +108,9 @@ class Notification(models.Model):
     )
     level = models.CharField(_("level"), max_length=8, choices=Level.choices, default=Level.INFO)
     message = models.TextField(_("message"))
+    # The message as its id and parameters (dedup.messages), rendered in the reader's language; ``message``
+    # keeps the text as sent (and is all older notifications have).
+    body = models.JSONField(_("message data"), null=True, blank=True)
     url = models.CharField(_("link"), max_length=500, blank=True, default="")
     job = models.ForeignKey(
         MergeJob,
@@ -124,7 +130,14 @@ class Notification(models.Model):
         indexes = [models.Index(fields=["user", "read_at", "id"], name="notification_unread_idx")]
 
     def __str__(self):
-        return self.message[:80]
+        return self.text[:80]
+
+    @property
+    def text(self) -> str:
+        """The message in the reader's language."""
+        from dedup.messages import render
+
+        return render(self.body) if self.body else self.message
 
     @property
     def is_read(self) -> bool:

@@ -47,7 +47,14 @@ class Rule(models.Model):
         ordering = ["entity", "position", "id"]
 
     def __str__(self):
-        return self.name
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        """The name in the reader's language when it is a default rule's (untouched) name."""
+        from dedup.messages import rule_name
+
+        return rule_name(self.name)
 
     @property
     def spec(self) -> registry.EntitySpec | None:
@@ -174,3 +181,20 @@ class NotDuplicate(models.Model):
 
     def __str__(self):
         return _("#%(low)s and #%(high)s are not duplicates") % {"low": self.low_id, "high": self.high_id}
+
+
+class DuplicatePair(models.Model):
+    """One record's duplicate by the active rules, kept current by the engine (dedup.engine.counts): a record's
+    duplicate count and the "Has duplicates" filter are one indexed lookup here, never a self-join of the
+    match keys. Stored both ways (A→B and B→A)."""
+
+    entity = models.CharField(_("records"), max_length=32)
+    record_id = models.BigIntegerField(_("record"))
+    other_id = models.BigIntegerField(_("duplicate"))
+
+    class Meta:
+        verbose_name = _("duplicate pair")
+        verbose_name_plural = _("duplicate pairs")
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "record_id", "other_id"], name="dedup_duplicatepair_unique"),
+        ]

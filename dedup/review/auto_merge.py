@@ -6,17 +6,18 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone, translation
-from django.utils.translation import ngettext
 
-from dedup import registry
+from dedup import messages, registry
 from dedup.engine import scan as dedup_scan
 from dedup.merge import MergeError, merge_job_run
+from dedup.merge.system import system_merge_job_create
+from dedup.messages import Message
 from dedup.models import MergeJob, MergeJobRecord, Notification, Rule
 from dedup.models.scan import DuplicateGroup, DuplicateGroupMember
 from dedup.notifications import notification_send
-from dedup.records import record_admin_url, record_label
+from dedup.records import record_admin_url
 from dedup.registry import EntitySpec
 
 from .queue import DB_BATCH, _live_records, groups_refresh
@@ -51,7 +52,7 @@ def groups_auto_merge(*, entity: str, trusted: Sequence[dedup_scan.Group]) -> in
                 record_id__in=batch, group__entity=entity, group__status=DuplicateGroup.Status.OPEN
             ).values_list("record_id", "group_id")
         )
-    rule_names = dict(Rule.objects.filter(entity=entity).values_list("pk", "name"))
+    rule_names = {rule.pk: rule.display_name for rule in Rule.objects.filter(entity=entity).only("pk", "name")}
     merged = 0
     for group in trusted:
         if undone.intersection(group.ids):
@@ -92,7 +93,7 @@ def _auto_merge_one(
             if group is not None and (group.status != DuplicateGroup.Status.OPEN or group.merge_job_id):
                 return None  # a manager (or an earlier try) already acted on it
             whole_group = group is not None and group.size == len(records)
-        job = _system_merge_job_create(spec, content_type, survivor=survivor, absorbed=absorbed)
+        job = system_merge_job_create(survivor=survivor, absorbed=absorbed)
         if whole_group:
             DuplicateGroup.objects.filter(pk=group_id).update(merge_job_id=job.pk, updated_at=timezone.now())
     with translation.override(settings.LANGUAGE_CODE):
@@ -110,45 +111,13 @@ def _auto_merge_one(
     return job
 
 
-def _system_merge_job_create(
-    spec: EntitySpec, content_type: ContentType, *, survivor: models.Model, absorbed: Sequence[models.Model]
-) -> MergeJob:
-    """Record an automatic merge as a merge job without a requesting user, so it is in the history and undoable.
-
-    `merge_job_create` insists on a user with the merge permission, which the scheduler is not; the job it
-    makes is the same row, run by the same `merge_job_run`.
-    """
-    job = MergeJob.objects.create(
-        entity_key=spec.key,
-        content_type=content_type,
-        survivor_id=survivor.pk,
-        absorbed_ids=[record.pk for record in absorbed],
-        created_by=None,
-        language=settings.LANGUAGE_CODE,
-    )
-    MergeJobRecord.objects.bulk_create(
-        [MergeJobRecord(job=job, content_type=content_type, record_id=survivor.pk, role=MergeJobRecord.Role.SURVIVOR)]
-        + [
-            MergeJobRecord(job=job, content_type=content_type, record_id=record.pk, role=MergeJobRecord.Role.ABSORBED)
-            for record in absorbed
-        ]
-    )
-    return job
-
-
 def _notify_owners(spec, *, job, survivor, count: int, owner_ids: set[int], found, rule_names: list[str]) -> None:
     if not owner_ids:
         return
     from django.contrib.auth import get_user_model
 
     url = record_admin_url(spec.model, survivor.pk)
-    reasons = "; ".join(found.reasons) or ", ".join(rule_names)
-    message = ngettext(
-        "Duplicates merged automatically: %(count)d record merged into %(record)s (%(reasons)s). "
-        "You can undo it from the record's merge history.",
-        "Duplicates merged automatically: %(count)d records merged into %(record)s (%(reasons)s). "
-        "You can undo it from the record's merge history.",
-        count,
-    ) % {"count": count, "record": record_label(survivor), "reasons": reasons}
+    reasons = Message.join(found.reasons, "; ") if found.reasons else ", ".join(rule_names)
+    message = Message(messages.AUTO_MERGED, count=count, record=survivor, reasons=reasons)
     for user in get_user_model().objects.filter(pk__in=owner_ids, is_active=True):
         notification_send(user=user, message=message, level=Notification.Level.INFO, url=url, job=job)

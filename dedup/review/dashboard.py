@@ -12,6 +12,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from dedup import registry
+from dedup.messages import rule_name
 from dedup.models import DuplicateGroup, MergeJob, Rule, ScanRun
 
 # The scans the "duplicates over time" chart reads (a daily scan: about two months).
@@ -90,7 +91,8 @@ def dashboard_figures(*, today: date | None = None) -> Dashboard:
         .order_by("-count", "position", "id")
         .values_list("entity", "name", "count")[:TOP_SHOWN]
     )
-    board.top_reasons = [(f"{_entity_label(entity)}: {name}", count) for entity, name, count in reasons]
+    # Default rules' names in the reader's language (dedup.messages.rule_name).
+    board.top_reasons = [(f"{_entity_label(entity)}: {rule_name(name)}", count) for entity, name, count in reasons]
 
     queue = (
         DuplicateGroup.objects.filter(status=DuplicateGroup.Status.OPEN)

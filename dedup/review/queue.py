@@ -12,7 +12,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dedup import registry
+from dedup import audit, registry
 from dedup.db import insert_rows
 from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.engine.scan import Group, group_signature
@@ -404,6 +404,11 @@ def group_dismiss(*, group: DuplicateGroup, user) -> DuplicateGroup:
     existing = list(spec.model._base_manager.filter(pk__in=ids).values_list("pk", flat=True))
     if len(existing) >= 2:
         not_duplicate_mark(entity=spec, record_ids=existing, user=user)
+        audit.not_duplicates_logged(
+            user=user,
+            records=list(spec.model._base_manager.filter(pk__in=existing).order_by("pk")),
+            where=_("(Review queue, group #%(id)s dismissed.)") % {"id": group.pk},
+        )
     group.status = DuplicateGroup.Status.DISMISSED
     group.resolution = _("Not duplicates.")
     group.resolved_at = timezone.now()

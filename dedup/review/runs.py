@@ -16,6 +16,8 @@ from dedup import registry
 from dedup.dispatch import task_send
 from dedup.engine import rules as dedup_rules
 from dedup.engine import scan as dedup_scan
+from dedup.engine.counts import counts_rebuild
+from dedup.messages import stored
 from dedup.models import Rule
 from dedup.models.scan import DuplicateGroup, ScanChunk, ScanRun
 
@@ -243,14 +245,14 @@ def scan_chunk_process(*, chunk_id: int) -> tuple[int | None, bool]:
     )
     started = time.monotonic()
     groups = [
-        [group.ids, group.reasons, group.rule_ids]
+        [group.ids, [stored(reason) for reason in group.reasons], group.rule_ids]
         for group in dedup_scan.find_groups(chunk.entity, chunk=chunk.key_range)
     ]
     trusted = _trusted_rules(chunk.entity)
     # The groups trusted rules (auto-merge on) find by themselves: only those are merged without a manager.
     trusted_groups = (
         [
-            [group.ids, group.reasons, group.rule_ids]
+            [group.ids, [stored(reason) for reason in group.reasons], group.rule_ids]
             for group in dedup_scan.find_groups(chunk.entity, chunk=chunk.key_range, rules_to_use=trusted)
         ]
         if trusted
@@ -362,6 +364,8 @@ def scan_join(*, run_id: int) -> ScanRun | None:
         trusted = dedup_scan.merge_groups(_chunk_groups(run, entity, "trusted"))
         merged = groups_auto_merge(entity=entity, trusted=trusted)
         stats[entity]["auto_merged"] = merged
+        # The scan read every record: the stored duplicate figures (list counts, the filter) are rebuilt too.
+        counts_rebuild(entity=entity)
 
     with transaction.atomic():
         run = ScanRun.objects.select_for_update().get(pk=run_id)

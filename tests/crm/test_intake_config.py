@@ -253,7 +253,7 @@ def test_intake_config_token_last_use_is_read_on_every_request(
     # given a first request, which records the token's last use after its commit
     with django_capture_on_commit_callbacks(execute=True) as first:
         assert _post_lead(intake_client, name="Ivan").status_code == 201
-    assert len(first) == 1
+    assert len(_token_writes(first)) == 1
     intake_token.refresh_from_db()
     assert intake_token.last_used_at is not None
     # when the integration posts again within the minute
@@ -261,7 +261,14 @@ def test_intake_config_token_last_use_is_read_on_every_request(
         response = _post_lead(intake_client, name="Olga")
     # then the recorded use was read with the token (not the cached copy's empty one): nothing is written again
     assert response.status_code == 201, response.content
-    assert second == []
+    assert _token_writes(second) == []
+
+
+def _token_writes(callbacks):
+    """The callbacks a request left after its commit, but the duplicate figures' refresh (dedup.engine.counts)."""
+    from dedup.engine.counts import refresh_pending
+
+    return [callback for callback in callbacks if callback is not refresh_pending]
 
 
 # --- A change made by another process -----------------------------------------------------------------

@@ -61,11 +61,13 @@ def _merge_post_data(client, compare_url):
 
 
 @pytest.fixture
-def group(db):
-    """The current customer and two duplicates sharing its phone."""
-    current = _customer(position="")
-    second = _customer(email="ivan@example.com", position="Buyer")
-    third = _customer(phone="8 (912) 345-67-89")
+def group(db, django_capture_on_commit_callbacks):
+    """The current customer and two duplicates sharing its phone (saved and committed: the list's figures are
+    refreshed on commit)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        current = _customer(position="")
+        second = _customer(email="ivan@example.com", position="Buyer")
+        third = _customer(phone="8 (912) 345-67-89")
     return current, second, third
 
 
@@ -170,9 +172,10 @@ def _changelist_queries(client, url):
     return len(captured.captured_queries)
 
 
-def test_changelist_column_counts_duplicates(admin_client, group):
+def test_changelist_column_counts_duplicates(admin_client, group, django_capture_on_commit_callbacks):
     # Given three customers that are duplicates of each other and one that is not
-    _customer(first="Olga", last="Sidorova", phone="+7 903 000-00-01")
+    with django_capture_on_commit_callbacks(execute=True):
+        _customer(first="Olga", last="Sidorova", phone="+7 903 000-00-01")
 
     # When the change list is opened
     response = admin_client.get(_url("changelist"))
@@ -185,9 +188,10 @@ def test_changelist_column_counts_duplicates(admin_client, group):
     assert f'href="{_url("change", current.pk)}#duplicates"' in html
 
 
-def test_changelist_filter_has_duplicates(admin_client, group):
+def test_changelist_filter_has_duplicates(admin_client, group, django_capture_on_commit_callbacks):
     # Given three duplicates and one customer without any
-    alone = _customer(first="Olga", last="Sidorova", phone="+7 903 000-00-01")
+    with django_capture_on_commit_callbacks(execute=True):
+        alone = _customer(first="Olga", last="Sidorova", phone="+7 903 000-00-01")
 
     # When the list is filtered to records with duplicates, then without
     with_dupes = admin_client.get(_url("changelist"), {"has_duplicates": "yes"})
@@ -198,15 +202,19 @@ def test_changelist_filter_has_duplicates(admin_client, group):
     assert [c.pk for c in without.context["cl"].result_list] == [alone.pk]
 
 
-def test_changelist_queries_do_not_grow_with_rows(admin_client, db, django_assert_max_num_queries):
+def test_changelist_queries_do_not_grow_with_rows(
+    admin_client, db, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
     # Given 3 customers in duplicate pairs, measured
-    for n in range(3):
-        _customer(first=f"Name{n}", phone=f"+7 912 100-00-{n // 2:02d}")
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3):
+            _customer(first=f"Name{n}", phone=f"+7 912 100-00-{n // 2:02d}")
     baseline = _changelist_queries(admin_client, _url("changelist"))
 
     # When the base grows to 30
-    for n in range(3, 30):
-        _customer(first=f"Name{n}", phone=f"+7 912 100-00-{n // 2:02d}")
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3, 30):
+            _customer(first=f"Name{n}", phone=f"+7 912 100-00-{n // 2:02d}")
 
     # Then the change list with its Duplicates column takes no more queries
     with django_assert_max_num_queries(baseline):
@@ -283,14 +291,58 @@ def test_duplicates_compare_goes_to_screen_with_priority_and_ticked(admin_client
         {"priority": second.pk, "shown": [second.pk, third.pk], "include": [second.pk], "action": "compare"},
     )
 
-    # Then the compare screen opens with the priority first and the current record; the third is remembered
-    # as not a duplicate of both, so the survivor will not list it either
+    # Then the compare screen opens with the priority first and the current record, the third carried along
+    # as left out; nothing is stored as "not a duplicate" before the manager confirms the merge
     assert response.status_code == 302
     assert response.url == (
         f"{_url('compare', current.pk)}?records={second.pk}&records={current.pk}&priority={second.pk}"
+        f"&left_out={third.pk}"
     )
+    assert not NotDuplicate.objects.exists()
+    # and opening the compare screen stores nothing either
+    assert admin_client.get(response.url).status_code == 200
+    assert not NotDuplicate.objects.exists()
+
+
+def test_compare_confirmed_merge_stores_left_out_pairs_and_undo_forgets_them(
+    admin_client, admin_user, group, django_capture_on_commit_callbacks
+):
+    from dedup.merge import merge_undo
+
+    # Given the comparison of the current customer and the second, the third unticked on the list
+    current, second, third = group
+    url = f"{_url('compare', current.pk)}?records={current.pk}&records={second.pk}&priority={current.pk}&left_out={third.pk}"
+    data = _merge_post_data(admin_client, url)
+    data["left_out"] = [third.pk]
+    # When the manager confirms the merge
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(_url("compare", current.pk), data)
+    assert response.status_code == 302
+    # Then the merge stored the third as not a duplicate of the merged records
+    job = MergeJob.objects.get()
+    assert job.status == MergeJob.Status.DONE, job.error
     pairs = set(NotDuplicate.objects.values_list("low_id", "high_id"))
     assert pairs == {tuple(sorted([current.pk, third.pk])), tuple(sorted([second.pk, third.pk]))}
+    # and undoing the merge forgets those pairs, so the third is a duplicate again
+    with django_capture_on_commit_callbacks(execute=True):
+        merge_undo(job=job, user=admin_user)
+    assert not NotDuplicate.objects.exists()
+
+
+def test_compare_undo_keeps_a_pair_confirmed_before_the_merge(admin_user, group, django_capture_on_commit_callbacks):
+    from dedup.engine.not_duplicates import not_duplicate_mark
+    from dedup.merge import merge_job_create, merge_job_run, merge_undo
+
+    # Given a pair a manager confirmed as not duplicates earlier
+    current, second, third = group
+    not_duplicate_mark(entity="customer", pair=(current.pk, third.pk), user=admin_user)
+    # When a merge leaving the third out runs and is undone
+    with django_capture_on_commit_callbacks(execute=False):
+        job = merge_job_create(user=admin_user, survivor=current, absorbed=[second], left_out=[third.pk])
+    merge_job_run(job_id=job.pk)
+    merge_undo(job=MergeJob.objects.get(pk=job.pk), user=admin_user)
+    # Then only the pair the merge wrote is forgotten; the earlier decision stays
+    assert set(NotDuplicate.objects.values_list("low_id", "high_id")) == {tuple(sorted([current.pk, third.pk]))}
 
 
 def test_duplicates_priority_must_be_ticked(admin_client, group):

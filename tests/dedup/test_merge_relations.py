@@ -112,7 +112,9 @@ def test_records_merge_writes_a_note_on_the_survivor_saying_what_was_merged(mana
     # Then the survivor's timeline says which records were merged, authored by the manager
     note = survivor.notes.get()
     assert note == result.note
-    assert note.text == f"Merged 2 records into this one: #{first.pk} Petrov Ivan, #{second.pk} Petrov Vanya."
+    assert note.text == (
+        f"Merged 2 records into this one: customer #{first.pk} Petrov Ivan, customer #{second.pk} Petrov Vanya."
+    )
     assert note.author == manager
 
 

@@ -6,7 +6,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from dedup import registry
-from dedup.engine import index
+from dedup.engine import counts, index
 from dedup.management.common import entity_spec, progress_bar
 
 
@@ -30,6 +30,8 @@ class Command(BaseCommand):
             desc = f"Indexing {spec.key}"
             with progress_bar(self, total=total, unit="records", desc=desc, disable=no_progress) as bar:
                 rows = index.rebuild(spec, progress=bar.update)
+            pairs = counts.counts_rebuild(entity=spec)
             self.stdout.write(
-                f"{spec.key}: {total} records, {rows} keys in {time.monotonic() - started:.1f} s."
+                f"{spec.key}: {total} records, {rows} keys, {pairs} duplicate pairs in "
+                f"{time.monotonic() - started:.1f} s."
             )

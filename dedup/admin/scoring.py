@@ -1,0 +1,42 @@
+"""Admin of the learned scoring models: weights per field and level shown read-only, the threshold editable."""
+import math
+
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from dedup.models import ScoringModel, ScoringWeight
+
+
+class ScoringWeightInline(admin.TabularInline):
+    model = ScoringWeight
+    fields = ["field", "field_type", "level", "m", "u", "evidence"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["field", "position"]
+
+    @admin.display(description=_("evidence, bits"))
+    def evidence(self, weight):
+        if weight.m <= 0 or weight.u <= 0:
+            return "—"
+        return "%+.1f" % math.log2(weight.m / weight.u)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # learned from the base and managers' decisions, never typed in
+
+
+@admin.register(ScoringModel)
+class ScoringModelAdmin(admin.ModelAdmin):
+    list_display = ["entity", "threshold", "prior", "records", "candidate_pairs", "merges_folded",
+                    "not_duplicates_folded", "learned_at"]
+    fields = ["entity", "threshold", "prior", "records", "candidate_pairs", "merges_folded", "not_duplicates_folded",
+              "learned_at"]
+    readonly_fields = ["entity", "prior", "records", "candidate_pairs", "merges_folded", "not_duplicates_folded",
+                       "learned_at"]
+    inlines = [ScoringWeightInline]
+
+    def has_add_permission(self, request):
+        return False  # a model is learned (manage.py dedup_score), not created by hand

@@ -1,0 +1,291 @@
+"""Each record's duplicates as stored figures (DuplicatePair), kept current by the engine, so change-list counts
+and the "Has duplicates" filter are one indexed lookup.
+
+Computing "has this record a duplicate" for a whole list from the match keys is a self-join of the index per
+rule: seconds at 2,000 customers, never finishing for a million. Instead the pairs the finder reports are
+stored and refreshed whenever they can change: a record or one of its contact rows saved or deleted, a merge
+or an undo (records_bulk_saved) — once the transaction commits, for all the records it changed —, a "not a
+duplicate" decision, a rule change (a rebuild task) and every scan (a full rebuild of the entity). A refresh
+re-finds the duplicates of the changed records, of every record that was or is now their duplicate and of the
+other holders of their keys (a number becoming shared by a third person), so both sides of a pair stay right.
+One case is left to the next scan (or the next save of a holder): a number that stops being shared when one of
+its holders changes it, after which the remaining holders are duplicates again.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+from django.db import models, transaction
+from django.db.models import Count
+from django.db.models.signals import post_delete, post_save
+
+from dedup import registry
+from dedup.engine import finder
+from dedup.models import DuplicatePair, MatchKey
+from dedup.registry import EntitySpec
+from dedup.signals import records_bulk_saved
+
+logger = logging.getLogger(__name__)
+
+# Records re-found per finder call: its three queries carry this many ids (well under SQLite's 999 parameters
+# once the keys are added) and its candidates stay a few thousand rows.
+REFRESH_BATCH = 300
+
+
+def _spec(entity: str | EntitySpec | type[models.Model]) -> EntitySpec | None:
+    if isinstance(entity, EntitySpec):
+        return entity
+    if isinstance(entity, str):
+        return registry.get(entity)
+    return registry.for_model(entity)
+
+
+def _store(spec: EntitySpec, ids: list[int]) -> set[int]:
+    """Re-find the duplicates of these records and store them; return every partner seen (old and new)."""
+    old = set(
+        DuplicatePair.objects.filter(entity=spec.key, record_id__in=ids).values_list("other_id", flat=True)
+    )
+    found = finder.duplicate_partners(spec.model, ids)
+    DuplicatePair.objects.filter(entity=spec.key, record_id__in=ids).delete()
+    DuplicatePair.objects.bulk_create(
+        [
+            DuplicatePair(entity=spec.key, record_id=pk, other_id=other)
+            for pk, others in found.items()
+            for other in sorted(others)
+        ],
+        ignore_conflicts=True,
+    )
+    return old | set().union(*found.values()) if found else old
+
+
+# A key held by more records than this is far past being "shared" (an office number): its holders' pairs do not
+# depend on one more or one fewer holder, so they are not refreshed with it.
+CO_HOLDERS_MAX = 50
+
+
+def co_holders(spec: EntitySpec, pks: Iterable[int]) -> set[int]:
+    """Return the other records holding a lookup key of these records (fewer than CO_HOLDERS_MAX per key).
+
+    A key shared by a few people stops counting once one more name holds it (and counts again when one leaves),
+    so a record's change can change the pairs of every holder of its keys, not only of its own duplicates.
+    """
+    ids = [int(pk) for pk in pks if pk is not None]
+    compiled = finder.rules.active_rules(spec.key) if ids else []
+    kinds = sorted(set().union(*(rule.kinds for rule in compiled))) if compiled else []
+    if not kinds:
+        return set()
+    mine = MatchKey.objects.filter(entity=spec.key, record_id__in=ids, kind__in=kinds)
+    crowded = (
+        MatchKey.objects.filter(entity=spec.key, kind=models.OuterRef("kind"), key=models.OuterRef("key"))
+        .values("kind")
+        .annotate(holders=Count("record_id"))
+        .values("holders")
+    )
+    keys = (
+        mine.annotate(holders=models.Subquery(crowded))
+        .filter(holders__lte=CO_HOLDERS_MAX)
+        .values_list("kind", "key")
+    )
+    condition = models.Q()
+    for kind, key in set(keys):
+        condition |= models.Q(kind=kind, key=key)
+    if not condition:
+        return set()
+    holders = MatchKey.objects.filter(condition, entity=spec.key).exclude(record_id__in=ids)
+    return set(holders.values_list("record_id", flat=True))
+
+
+@transaction.atomic
+def counts_refresh(
+    *, entity: str | EntitySpec | type[models.Model], pks: Iterable[int], also: Iterable[int] = ()
+) -> None:
+    """Bring the stored duplicates of these records up to date, and of every record whose pairs they can change:
+    those that were or are now their duplicates, the other holders of their keys, and ``also`` (the holders of
+    the keys they had before the change)."""
+    spec = _spec(entity)
+    if spec is None:
+        return
+    pks = {int(pk) for pk in pks if pk is not None}
+    todo = sorted(pks | co_holders(spec, pks) | {int(pk) for pk in also})
+    done: set[int] = set()
+    for start in range(0, len(todo), REFRESH_BATCH):
+        batch = todo[start : start + REFRESH_BATCH]
+        partners = _store(spec, batch)
+        done.update(batch)
+        # Their partners' figures changed too (a pair appears or disappears on both sides): refresh them once.
+        others = sorted(partners - done - set(todo))
+        for other_start in range(0, len(others), REFRESH_BATCH):
+            other_batch = others[other_start : other_start + REFRESH_BATCH]
+            _store(spec, other_batch)
+            done.update(other_batch)
+
+
+@transaction.atomic
+def counts_rebuild(*, entity: str | EntitySpec | type[models.Model]) -> int:
+    """Store the duplicates of every record of the entity afresh (after a rule change or a scan); return pairs."""
+    spec = _spec(entity)
+    if spec is None:
+        return 0
+    DuplicatePair.objects.filter(entity=spec.key).delete()
+    ids = list(
+        MatchKey.objects.filter(entity=spec.key).order_by("record_id").values_list("record_id", flat=True).distinct()
+    )
+    for start in range(0, len(ids), REFRESH_BATCH):
+        batch = ids[start : start + REFRESH_BATCH]
+        found = finder.duplicate_partners(spec.model, batch)
+        DuplicatePair.objects.bulk_create(
+            [DuplicatePair(entity=spec.key, record_id=pk, other_id=o) for pk, others in found.items() for o in others],
+            ignore_conflicts=True,
+        )
+    return DuplicatePair.objects.filter(entity=spec.key).count()
+
+
+# --- Reads ------------------------------------------------------------------------------------------------------
+
+
+def stored_counts(model: type[models.Model], pks: Iterable[int]) -> dict[int, int]:
+    """Return {pk: number of duplicates} from the stored figures: one indexed query for a page of records."""
+    spec = registry.for_model(model)
+    ids = [pk for pk in dict.fromkeys(pks) if pk is not None]
+    counts = {pk: 0 for pk in ids}
+    if spec is None or not ids:
+        return counts
+    for pk, count in (
+        DuplicatePair.objects.filter(entity=spec.key, record_id__in=ids)
+        .values_list("record_id")
+        .annotate(count=Count("other_id"))
+        .values_list("record_id", "count")
+    ):
+        counts[pk] = count
+    return counts
+
+
+def with_stored_duplicates(queryset: models.QuerySet, has: bool = True) -> models.QuerySet:
+    """Return the records of the queryset that have (or, has=False, have no) stored duplicate."""
+    spec = registry.for_model(queryset.model)
+    if spec is None:
+        raise ValueError(f"{queryset.model.__name__} is not registered with duplicate control")
+    holders = DuplicatePair.objects.filter(entity=spec.key).values("record_id")
+    return queryset.filter(pk__in=holders) if has else queryset.exclude(pk__in=holders)
+
+
+# --- Keeping them current ---------------------------------------------------------------------------------------
+
+
+def _owners(spec: EntitySpec, instance) -> list[int]:
+    if isinstance(instance, spec.model):
+        return [instance.pk]
+    # A contact row (phone, email, messenger) of a record: generic, naming its owner's type and id.
+    content_type_id = getattr(instance, "content_type_id", None)
+    if content_type_id is None:
+        return []
+    from django.contrib.contenttypes.models import ContentType
+
+    if ContentType.objects.get_for_model(spec.model).pk != content_type_id:
+        return []
+    return [instance.object_id]
+
+
+def _watched() -> dict[type[models.Model], list[EntitySpec]]:
+    """The models whose rows change a record's duplicates: the entities and the rows their match fields read."""
+    watched: dict[type[models.Model], list[EntitySpec]] = {}
+    for spec in registry.all_specs():
+        watched.setdefault(spec.model, []).append(spec)
+        for match_field in spec.fields.values() if isinstance(spec.fields, dict) else spec.fields:
+            for column in match_field.columns or ():
+                relation = column.split("__")[0]
+                try:
+                    related = spec.model._meta.get_field(relation).related_model
+                except Exception:  # noqa: BLE001 - a plain column, not a relation
+                    continue
+                if related is not None and related is not spec.model and spec not in watched.get(related, []):
+                    watched.setdefault(related, []).append(spec)
+    return watched
+
+
+# Records whose figures a transaction changed, refreshed once when it commits: {entity key: pks}, per thread.
+# A card saved with its inline phones is one refresh, and the save itself pays nothing for the figures.
+_pending = threading.local()
+
+
+def refresh_pending() -> None:
+    """Refresh the figures of the records committed transactions changed (the on_commit callback)."""
+    pending = _pending.__dict__.pop("records", {})
+    for entity, pks in pending.items():
+        try:
+            counts_refresh(entity=entity, pks=pks)
+        except Exception:  # the figures are repaired by the next scan; never fail what already committed
+            logger.exception("Could not refresh the duplicate figures of %s %s", entity, sorted(pks)[:20])
+
+
+def counts_refresh_on_commit(*, entity: str | EntitySpec | type[models.Model], pks: Iterable[int]) -> None:
+    """Refresh these records' figures once the current transaction commits (together with the others it changed)."""
+    spec = _spec(entity)
+    if spec is None:
+        return
+    pending = _pending.__dict__.setdefault("records", {})
+    pending.setdefault(spec.key, set()).update(int(pk) for pk in pks if pk is not None)
+    # Every change asks: the first callback to run refreshes them all, the others find nothing left. (Records of a
+    # transaction rolled back stay pending and are refreshed with the next commit: harmless.)
+    transaction.on_commit(refresh_pending)
+
+
+def _on_change(sender, instance, raw=False, **kwargs):
+    if raw:
+        return
+    for spec in _WATCHED.get(sender, []):
+        pks = _owners(spec, instance)
+        if pks:
+            counts_refresh_on_commit(entity=spec, pks=pks)
+
+
+def _on_bulk_saved(sender=None, model=None, pks=(), **kwargs):
+    spec = registry.for_model(model) if model is not None else None
+    if spec is not None and pks:
+        counts_refresh_on_commit(entity=spec, pks=pks)
+
+
+# The registered name of the rebuild task (dedup/tasks.py), sent when a rule changes.
+REBUILD_TASK = "dedup.tasks.duplicate_counts_rebuild"
+
+
+def _on_rule_change(sender, instance, **kwargs):
+    from functools import partial
+
+    from dedup.dispatch import task_send
+    from dedup.models import Rule
+
+    rule = instance if isinstance(instance, Rule) else getattr(instance, "rule", None)
+    spec = getattr(rule, "spec", None) if rule is not None else None
+    if spec is not None:
+        # Once committed (the rule's conditions are saved after it), in the background: a rebuild reads every record.
+        transaction.on_commit(partial(task_send, REBUILD_TASK, args=[spec.key]))
+
+
+def connect() -> None:
+    """Keep the stored figures current (called from DedupConfig.ready after the index connects, so the keys
+    are written before the duplicates are re-found)."""
+    from dedup.models import Condition, Rule
+
+    records_bulk_saved.connect(_on_bulk_saved, dispatch_uid="dedup.engine.counts.bulk_saved")
+    for model in (Rule, Condition):
+        post_save.connect(_on_rule_change, sender=model, dispatch_uid=f"dedup.engine.counts.rule_save.{model.__name__}")
+        post_delete.connect(
+            _on_rule_change, sender=model, dispatch_uid=f"dedup.engine.counts.rule_delete.{model.__name__}"
+        )
+    _connect_watched()
+    registry.on_register(lambda spec: _connect_watched())
+
+
+_WATCHED: dict[type[models.Model], list[EntitySpec]] = {}
+
+
+def _connect_watched() -> None:
+    _WATCHED.clear()
+    _WATCHED.update(_watched())
+    for model in _WATCHED:
+        uid = model._meta.label_lower
+        post_save.connect(_on_change, sender=model, dispatch_uid=f"dedup.engine.counts.save.{uid}")
+        post_delete.connect(_on_change, sender=model, dispatch_uid=f"dedup.engine.counts.delete.{uid}")

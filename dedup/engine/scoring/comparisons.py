@@ -1,0 +1,455 @@
+"""Comparison levels per field type: read a raw value once (``prepare``), then grade a pair of them (``compare``).
+
+Every type has an ordered list of levels, the strongest agreement first and "different" last; ``compare``
+returns the index of the best level two values reach, or ``MISSING`` (-1) when either side has no usable value.
+Pure functions, no ORM, never raising: a placeholder ("n/a", "unknown", "0000000") or garbage (a phone "abc", a
+date "31/31/2020", a 10 kB name) is prepared as None, i.e. missing, and a missing value is no evidence either way.
+
+A field holds one value or several (a customer's phones): the pair's level is the best over all value pairs.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+import phonenumbers
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
+from rapidfuzz.fuzz import token_set_ratio
+
+from dedup.engine import normalize
+from dedup.engine.scoring.names import are_variants, phonetic_key, variant_groups
+
+MISSING = -1
+
+TEXT = "text"
+PERSON_NAME = "person_name"
+COMPANY_NAME = "company_name"
+DATE = "date"
+NUMBER = "number"
+IDENTIFIER = "identifier"
+PHONE = "phone"
+EMAIL = "email"
+ADDRESS = "address"
+
+# The levels of each type, strongest first; the names are the message keys of the "why" (scoring/explain.py).
+LEVELS: dict[str, tuple[str, ...]] = {
+    TEXT: ("exact", "fuzzy_high", "fuzzy_mid", "different"),
+    PERSON_NAME: ("exact", "variant", "fuzzy_high", "initials", "phonetic", "fuzzy_mid", "different"),
+    COMPANY_NAME: ("exact", "fuzzy_high", "fuzzy_mid", "different"),
+    DATE: ("exact", "day_month_swapped", "one_digit", "different"),
+    NUMBER: ("exact", "one_digit", "different"),
+    IDENTIFIER: ("exact", "one_char", "different"),
+    PHONE: ("exact", "same_national_number", "one_digit", "different"),
+    # No "same local part" or "similar" level: a local part is mostly the person's name (ivan.petrov@...), so
+    # namesakes agree on it as often as duplicates do, and the name field already counts that evidence.
+    EMAIL: ("exact", "provider_folded", "different"),
+    ADDRESS: ("exact", "fuzzy_high", "fuzzy_mid", "different"),
+}
+FIELD_TYPES = tuple(LEVELS)
+
+# Jaro-Winkler bands: 0.92 keeps one typo in a 6-letter word (Smirnov / Smirmov 0.94), 0.80 two typos or a
+# dropped syllable; below that, two names are different names. The same bands for every text-like type.
+HIGH = 0.92
+MID = 0.80
+
+# Values that mean "not filled in" in real exports (Excel, pandas, web forms); compared case-folded and trimmed.
+DEFAULT_PLACEHOLDERS = frozenset({
+    "nan", "none", "null", "nil", "na", "n/a", "n.a.", "n\\a", "unknown", "unknow", "not known", "not specified",
+    "undefined", "empty", "test", "tbd", "-", "--", "---", "?", "??", ".", "x", "xx", "xxx", "0", "00", "000",
+    "0000", "00000", "000000", "0000000", "00000000", "no", "no name", "noname", "no email", "no phone",
+    "нет", "неизвестно", "не указано", "не указан", "нет данных", "без имени", "аноним",
+})
+# A value longer than this is a pasted document, not a field value: missing.
+MAX_VALUE_LENGTH = 512
+# A field with more values than this is read on its first values only (a pasted list).
+MAX_VALUES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    words: tuple[str, ...]  # folded, sorted
+    key: str  # " ".join(words)
+    groups: tuple[frozenset[int], ...]
+    phonetic: str
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    key: str
+    digits: str
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    e164: str
+    national: str
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    exact: str
+    folded: str
+    local: str
+
+
+def is_placeholder(raw: object, placeholders: frozenset[str] = DEFAULT_PLACEHOLDERS) -> bool:
+    """Tell whether a raw value means "not filled in" (a placeholder, or one character repeated: 1111111, ---)."""
+    if raw is None:
+        return True
+    if isinstance(raw, float) and raw != raw:  # NaN from pandas
+        return True
+    if not isinstance(raw, str):
+        return False
+    text = " ".join(raw.split()).casefold()
+    if not text or text in placeholders:
+        return True
+    compact = text.replace(" ", "")
+    return len(compact) >= 3 and len(set(compact)) == 1
+
+
+def values_of(raw: object) -> list[object]:
+    """Return the values of a field: a list or tuple as its items, anything else as one value."""
+    if isinstance(raw, (list, tuple, set, frozenset)):
+        return list(raw)[:MAX_VALUES]
+    return [raw]
+
+
+def prepare(field_type: str, raw: object, *, region: str | None = None,
+            placeholders: frozenset[str] = DEFAULT_PLACEHOLDERS) -> tuple | None:
+    """Return a field's values read for comparison (a tuple, one item per usable value), or None when none is.
+
+    ``region`` is the record's own country (ISO code) for phones written in its national format.
+    """
+    prepared = []
+    for value in values_of(raw):
+        if is_placeholder(value, placeholders):
+            continue
+        if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
+            continue
+        try:
+            item = _PREPARERS[field_type](value, region)
+        except Exception:  # garbage of a kind nobody foresaw: missing, never a crash
+            item = None
+        if item is not None and item not in prepared:
+            prepared.append(item)
+    return tuple(prepared) if prepared else None
+
+
+def exact_key(field_type: str, item) -> str:
+    """Return the text two values share when they agree exactly (counted for term frequencies)."""
+    if field_type == PERSON_NAME:
+        return item.key
+    if field_type == COMPANY_NAME:
+        return item.key
+    if field_type == PHONE:
+        return item.e164
+    if field_type == EMAIL:
+        return item.folded
+    if field_type == DATE:
+        return "%04d-%02d-%02d" % item
+    return item
+
+
+def compare(field_type: str, left: tuple | None, right: tuple | None) -> int:
+    """Return the best level two prepared fields reach (an index into LEVELS[field_type]), MISSING without both."""
+    if not left or not right:
+        return MISSING
+    grade = _GRADERS[field_type]
+    if len(left) == 1 and len(right) == 1:
+        return grade(left[0], right[0])
+    worst = len(LEVELS[field_type]) - 1
+    best = worst
+    for a in left:
+        for b in right:
+            level = grade(a, b)
+            if level < best:
+                best = level
+                if best == 0:
+                    return 0
+    return best
+
+
+def exact_agreement(field_type: str, left: tuple | None, right: tuple | None) -> str | None:
+    """Return the exact key the two fields share (the rarest one when several), or None."""
+    if not left or not right:
+        return None
+    keys = {exact_key(field_type, item) for item in left}
+    shared = [exact_key(field_type, item) for item in right if exact_key(field_type, item) in keys]
+    return shared[0] if shared else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading values
+
+
+def _text(value, region):
+    return normalize.text_key(value)
+
+
+def _person(value, region):
+    if not isinstance(value, str):
+        return None
+    words = normalize.name_words(value)
+    if not words or len(words) > 8:
+        return None
+    return Person(tuple(words), " ".join(words), tuple(variant_groups(word) for word in words),
+                  " ".join(sorted(phonetic_key(word) for word in words)))
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _company(value, region):
+    key = normalize.company_name_key(value)
+    if not key:
+        return None
+    return Company(key, " ".join(_DIGITS.findall(key)))
+
+
+_DATE_PARTS = re.compile(r"\d+")
+
+
+def _date(value, region):
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        return (value.year, value.month, value.day)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value:
+            return None
+        value = str(int(value))
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    parts = _DATE_PARTS.findall(text)
+    if len(parts) == 1 and len(parts[0]) == 8:  # 19560409
+        digits = parts[0]
+        year, month, day = int(digits[:4]), int(digits[4:6]), int(digits[6:])
+    elif len(parts) >= 3:
+        first, second, third = parts[:3]
+        if len(first) == 4:  # 1956-04-09
+            year, month, day = int(first), int(second), int(third)
+        elif len(third) in (2, 4):  # 09.04.1956, 09/04/56; 04/29/1956 read month first when the day says so
+            year = int(third) if len(third) == 4 else 1900 + int(third) + (100 if int(third) < 30 else 0)
+            day, month = int(first), int(second)
+            if month > 12 >= day:
+                day, month = month, day
+        else:
+            return None
+    else:
+        return None
+    try:
+        parsed = date(year, month, day)
+    except ValueError:  # 31/31/2020
+        return None
+    if not 1850 <= parsed.year <= 2100:
+        return None
+    return (parsed.year, parsed.month, parsed.day)
+
+
+def _number(value, region):
+    if isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, str):
+            text = value.strip().replace(" ", "").replace(",", ".")
+            number = Decimal(text)
+        else:
+            number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite():
+        return None
+    text = format(number.normalize(), "f")
+    return text if len(text) <= 40 else None
+
+
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def _identifier(value, region):
+    if isinstance(value, float):
+        if value != value or value != int(value):
+            return None
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        return None
+    text = _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", str(value))).upper()
+    if not text or len(text) > 64 or len(set(text)) == 1:
+        return None
+    return text
+
+
+def _phone(value, region):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    e164 = normalize.phone_e164(value, region)
+    if e164 is None:
+        return None
+    try:
+        national = str(phonenumbers.parse(e164).national_number)
+    except phonenumbers.NumberParseException:  # pragma: no cover - e164 always parses
+        national = e164
+    return Phone(e164, national)
+
+
+def _email(value, region):
+    exact = normalize.email_key(value)
+    if exact is None:
+        return None
+    folded = normalize.email_key(value, fold_provider=True) or exact
+    return Email(exact, folded, folded.split("@", 1)[0])
+
+
+def _address(value, region):
+    if not isinstance(value, str):
+        return None
+    words = normalize.fold_words(value)
+    if not words or len(words) > 40:
+        return None
+    return " ".join(words)
+
+
+_PREPARERS = {
+    TEXT: _text, PERSON_NAME: _person, COMPANY_NAME: _company, DATE: _date, NUMBER: _number,
+    IDENTIFIER: _identifier, PHONE: _phone, EMAIL: _email, ADDRESS: _address,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Grading a pair of values
+
+
+def _jaro_winkler(a: str, b: str) -> float:
+    return JaroWinkler.normalized_similarity(a, b)
+
+
+def _grade_text(a: str, b: str) -> int:
+    if a == b:
+        return 0
+    similarity = _jaro_winkler(a, b)
+    return 1 if similarity >= HIGH else 2 if similarity >= MID else 3
+
+
+def _grade_person(a: Person, b: Person) -> int:
+    if a.key == b.key:
+        return 0
+    if _gendered_pair(a.words, b.words):  # Petrov / Petrova, Ivan / Ivana: in Russian two people, not a typo
+        return len(LEVELS[PERSON_NAME]) - 1
+    if len(a.words) == len(b.words) and _pair_variants(a.words, b.words):
+        return 1
+    similarity = _jaro_winkler(a.key, b.key)
+    if min(len(a.words), len(b.words)) >= 2:
+        # One name holds the other plus a middle name or patronymic: Ivan Petrov / Ivan Sergeevich Petrov.
+        similarity = max(similarity, token_set_ratio(a.key, b.key) / 100 * 0.97)
+    if similarity >= HIGH:
+        return 2
+    if _initials_fit(a.words, b.words):
+        return 3
+    if a.phonetic == b.phonetic:
+        return 4
+    return 5 if similarity >= MID else 6
+
+
+def _gendered_pair(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Tell whether a word of one name is a word of the other with a feminine ending added (Petrov / Petrova)."""
+    words_b = set(b)
+    words_a = set(a)
+    return any(len(word) >= 3 and (word + "a" in words_b or word + "na" in words_b) for word in words_a) or any(
+        len(word) >= 3 and (word + "a" in words_a or word + "na" in words_a) for word in words_b)
+
+
+def _initials_fit(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Tell whether names with initials fit each other (Petrov I. / Ivan Petrov); False when neither has one."""
+    if not any(map(normalize.is_initial, a)) and not any(map(normalize.is_initial, b)):
+        return False
+    return normalize.names_compatible(" ".join(a), " ".join(b))
+
+
+def _pair_variants(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
+    """Tell whether the words pair off one to one as equal words or variants (Mike Smith / Smith Michael)."""
+    remaining = list(long)
+    for word in short:
+        for position, other in enumerate(remaining):
+            if are_variants(word, other):
+                del remaining[position]
+                break
+        else:
+            return False
+    return True
+
+
+def _grade_company(a: Company, b: Company) -> int:
+    if a.key == b.key:
+        return 0
+    if a.digits != b.digits:  # "Vector 1552" and "Vector 1522" are two companies
+        return 3
+    similarity = _jaro_winkler(a.key, b.key)
+    return 1 if similarity >= HIGH else 2 if similarity >= MID else 3
+
+
+def _grade_date(a: tuple, b: tuple) -> int:
+    if a == b:
+        return 0
+    if a[0] == b[0] and a[1] == b[2] and a[2] == b[1]:
+        return 1
+    if _one_digit_apart("%04d%02d%02d" % a, "%04d%02d%02d" % b):
+        return 2
+    return 3
+
+
+def _one_digit_apart(a: str, b: str) -> bool:
+    """Tell whether two digit strings differ by one substituted digit or two swapped neighbours."""
+    if len(a) != len(b):
+        return False
+    diffs = [i for i in range(len(a)) if a[i] != b[i]]
+    if len(diffs) == 1:
+        return True
+    return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+
+
+def _grade_number(a: str, b: str) -> int:
+    if a == b:
+        return 0
+    return 1 if _one_digit_apart(a, b) else 2
+
+
+def _grade_identifier(a: str, b: str) -> int:
+    if a == b:
+        return 0
+    if abs(len(a) - len(b)) <= 1 and DamerauLevenshtein.distance(a, b, score_cutoff=1) <= 1:
+        return 1
+    return 2
+
+
+def _grade_phone(a: Phone, b: Phone) -> int:
+    if a.e164 == b.e164:
+        return 0
+    if a.national == b.national:  # one number read in two countries' formats
+        return 1
+    return 2 if _one_digit_apart(a.national, b.national) else 3
+
+
+def _grade_email(a: Email, b: Email) -> int:
+    if a.exact == b.exact:
+        return 0
+    return 1 if a.folded == b.folded else 2
+
+
+def _grade_address(a: str, b: str) -> int:
+    if a == b:
+        return 0
+    similarity = max(_jaro_winkler(a, b), token_set_ratio(a, b) / 100)
+    return 1 if similarity >= 0.9 else 2 if similarity >= 0.75 else 3
+
+
+_GRADERS = {
+    TEXT: _grade_text, PERSON_NAME: _grade_person, COMPANY_NAME: _grade_company, DATE: _grade_date,
+    NUMBER: _grade_number, IDENTIFIER: _grade_identifier, PHONE: _grade_phone, EMAIL: _grade_email,
+    ADDRESS: _grade_address,
+}

@@ -1,0 +1,85 @@
+"""Scored matching of a registered entity: read its records through the registry, learn, store, find groups."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db import models
+
+from dedup import registry
+from dedup.engine.scoring import comparisons as c
+from dedup.engine.scoring import matcher, store
+from dedup.models import ScoringModel
+
+# The registry's normalisers (MatchField.kind) as scoring field types.
+KIND_TYPES = {
+    "phone": c.PHONE,
+    "email": c.EMAIL,
+    "person_name": c.PERSON_NAME,
+    "company_name": c.COMPANY_NAME,
+    "handle": c.IDENTIFIER,
+    "website": c.TEXT,
+    "text": c.TEXT,
+}
+# Records read per query.
+READ_CHUNK = 2000
+
+
+@dataclass
+class EntityResult:
+    """Groups of one entity's records (primary keys), the read records and the learned model."""
+
+    groups: list[list[int]]
+    pks: list[int]
+    records: matcher.Records
+    result: matcher.Result
+    stored: ScoringModel
+
+
+def entity_schema(spec: registry.EntitySpec) -> list[matcher.FieldSpec]:
+    """Return the scoring schema of an entity: one field per registered field, a person's name once.
+
+    When the entity registers a full name besides first and last name, only the full name is compared (the
+    same evidence three times would count three times).
+    """
+    fields = [field for field in spec.fields if field.kind in KIND_TYPES]
+    names = [field for field in fields if field.kind == "person_name"]
+    if len(names) > 1 and any(field.name == "full_name" for field in names):
+        fields = [field for field in fields if field.kind != "person_name" or field.name == "full_name"]
+    return [matcher.FieldSpec(field.name, KIND_TYPES[field.kind], str(field.label)) for field in fields]
+
+
+def entity_records(spec: registry.EntitySpec, queryset: models.QuerySet | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield (pk, {field: values}) for the entity's live records, read as the index reads them."""
+    if queryset is None:
+        queryset = spec.model._default_manager.all()
+    if spec.archived_attr:
+        queryset = queryset.filter(**{spec.archived_attr: False})
+    prefetch = sorted({name for field in spec.fields for name in field.prefetch})
+    queryset = queryset.order_by("pk").prefetch_related(*prefetch)
+    for record in queryset.iterator(chunk_size=READ_CHUNK):
+        values = {}
+        for field in spec.fields:
+            try:
+                values[field.name] = [value for value in field.read(record) if value]
+            except Exception:  # a field that cannot be read is missing, never a failed scan
+                values[field.name] = []
+        yield record.pk, values
+
+
+def scoring_learn(*, entity: str, threshold: float | None = None) -> EntityResult:
+    """Learn the entity's weights from its own records, store them, and return its groups of duplicates."""
+    spec = registry.get(entity)
+    schema = entity_schema(spec)
+    pks, rows = [], []
+    for pk, values in entity_records(spec):
+        pks.append(pk)
+        rows.append(values)
+    read = matcher.read_records(rows, schema)
+    stored_threshold = ScoringModel.objects.filter(entity=entity).values_list("threshold", flat=True).first()
+    threshold = threshold or stored_threshold or matcher.DEFAULT_THRESHOLD
+    result = matcher.find_groups(read, threshold=threshold)
+    stored = store.scoring_model_save(entity=entity, model=result.model, records=len(pks),
+                                      candidate_pairs=len(result.pairs))
+    groups = [[pks[row] for row in group] for group in result.groups]
+    return EntityResult(groups=groups, pks=pks, records=read, result=result, stored=stored)

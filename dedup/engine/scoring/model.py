@@ -1,0 +1,330 @@
+"""The Fellegi–Sunter model: m and u per field and level, the match prior, and how they are learned and applied.
+
+- u (how often two *different* records reach a level) comes from the data without labels: the exact level
+  from the value frequencies (sum over values of both records holding it, exact for any base size), the other
+  levels from a random sample of record pairs (Splink's ``estimate_u_using_random_sampling``);
+- m (how often two records of *one* person reach a level) and the prior lambda (the share of matches among the
+  blocked candidate pairs) by expectation-maximisation over the candidate pairs, u held fixed (Splink's
+  ``estimate_parameters_using_expectation_maximisation``); the EM runs on the distinct comparison patterns with
+  their counts, so its cost does not grow with the number of pairs;
+- managers' decisions refine both: ``fold_labels`` adds labelled pairs to m (merges) or u (not a duplicate) as
+  counts on top of the learned estimate, which weighs as ``LABEL_PRIOR_STRENGTH`` pairs;
+- a pair's match weight is log2(lambda / (1 - lambda)) plus each field's log2 Bayes factor log2(m / u); on an
+  exact agreement u is replaced by the agreed value's own frequency (term-frequency adjustment), so a rare
+  surname counts more than "Ivanov".
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dedup.engine.scoring.comparisons import LEVELS, MISSING, PERSON_NAME
+
+# Probabilities are kept inside [FLOOR, 1 - FLOOR]: a level never seen is very weak evidence, not infinite.
+FLOOR = 1e-6
+EM_MAX_ITERATIONS = 40
+EM_TOLERANCE = 1e-5
+# How many pairs the learned m and u weigh against managers' labels in fold_labels.
+LABEL_PRIOR_STRENGTH = 20.0
+# A term frequency is never taken below this many records' worth: two records with a value seen nowhere else
+# are strong evidence, but not more than a value held by two records.
+TF_MIN_COUNT = 2
+
+
+@dataclass
+class FieldWeights:
+    """The m and u of one field's levels (LEVELS[type] order) and its values' frequencies."""
+
+    name: str
+    type: str
+    m: list[float]
+    u: list[float]
+    label: str = ""
+    # Exact value -> share of the records holding a value of this field that hold this one.
+    tf: dict[str, float] = field(default_factory=dict)
+    tf_floor: float = 0.0
+    # Contact values (a phone, an email) held by records of several different people -> how many people: an
+    # office switchboard or a family mailbox. Agreeing on one says "same office", not "same person".
+    shared: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return LEVELS[self.type]
+
+    def bayes_factor_log2(self, level: int, agreed: str | None = None) -> float:
+        if level == MISSING:
+            return 0.0
+        m, u = self.m[level], self.u[level]
+        if level == 0 and agreed is not None:
+            if self.tf:
+                u = max(self.tf.get(agreed, self.tf_floor), self.tf_floor)
+            people = self.shared.get(agreed)
+            if people:
+                # The chance that another holder of the value is someone else: 1/2 for a family mailbox, 9/10 for
+                # a switchboard of ten.
+                u = max(u, (people - 1) / people)
+        return math.log2(max(m, FLOOR) / max(u, FLOOR))
+
+
+@dataclass
+class Model:
+    """A learned model for one entity: its fields' weights and the prior probability of a match."""
+
+    fields: list[FieldWeights]
+    prior: float
+    iterations: int = 0
+
+    def field(self, name: str) -> FieldWeights:
+        for weights in self.fields:
+            if weights.name == name:
+                return weights
+        raise KeyError(name)
+
+    @property
+    def prior_log2(self) -> float:
+        return math.log2(self.prior / (1 - self.prior))
+
+    def weights_table(self) -> np.ndarray:
+        """Return log2(m/u) as a matrix fields x max levels (NaN past a field's last level)."""
+        width = max(len(weights.m) for weights in self.fields)
+        table = np.full((len(self.fields), width), np.nan)
+        for row, weights in enumerate(self.fields):
+            for level in range(len(weights.m)):
+                table[row, level] = weights.bayes_factor_log2(level)
+        return table
+
+
+def probability(weight_log2: float | np.ndarray):
+    """Return the match probability of a match weight (log2 odds)."""
+    return 1.0 / (1.0 + np.exp2(-np.asarray(weight_log2, dtype=float)))
+
+
+def _normalised(values: Iterable[float]) -> list[float]:
+    array = np.clip(np.asarray(list(values), dtype=float), FLOOR, None)
+    array /= array.sum()
+    return [float(value) for value in array]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# u
+
+
+def u_from_sample(field_type: str, sampled_levels: np.ndarray, exact_share: float | None) -> list[float]:
+    """Return u of a field's levels from the levels of randomly sampled pairs, the exact level from frequencies.
+
+    ``exact_share`` is the probability that two random records holding the field share a value exactly (from
+    the value counts); None: take it from the sample too.
+    """
+    size = len(LEVELS[field_type])
+    observed = sampled_levels[sampled_levels != MISSING]
+    counts = np.bincount(observed.astype(np.int64), minlength=size).astype(float)[:size]
+    # A tenth of a pair per level: a level never seen in the sample is rare among strangers, not impossible.
+    counts += 0.1
+    if exact_share is None:
+        return _normalised(counts)
+    rest = counts[1:] / counts[1:].sum() * (1 - exact_share)
+    return _normalised([max(exact_share, FLOOR), *rest])
+
+
+def exact_share_and_tf(keys_per_record: Sequence[set[str] | None]) -> tuple[float, dict[str, float], int]:
+    """Return P(two random holders share a value), each value's share of the holders, and the holder count."""
+    counts: dict[str, int] = {}
+    holders = 0
+    for keys in keys_per_record:
+        if not keys:
+            continue
+        holders += 1
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+    if holders < 2:
+        return 0.0, {}, holders
+    pairs = holders * (holders - 1)
+    share = sum(count * (count - 1) for count in counts.values()) / pairs
+    tf = {key: count / holders for key, count in counts.items() if count > 1}
+    return max(share, 1 / pairs), tf, holders
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# m and the prior by EM
+
+
+def initial_m(field_type: str) -> list[float]:
+    """Return a starting m: most matches agree exactly, fewer at each weaker level, few disagree."""
+    size = len(LEVELS[field_type])
+    weights = [0.9 * 0.5 ** level for level in range(size - 1)] + [0.05]
+    return _normalised(weights)
+
+
+def expectation_maximisation(
+    gammas: np.ndarray,
+    fields: list[FieldWeights],
+    *,
+    prior: float = 0.05,
+    max_iterations: int = EM_MAX_ITERATIONS,
+    fixed_m: Sequence[bool] | None = None,
+    update_u: bool = False,
+) -> tuple[float, int]:
+    """Estimate every field's m and the prior from candidate pairs' levels (pairs x fields), u held fixed.
+
+    Updates ``fields`` in place; returns (prior, iterations). ``fixed_m`` marks fields whose m is kept (Splink
+    fixes the fields of the blocking rule; here blocking uses several keys at once, so none by default).
+    """
+    if gammas.size == 0:
+        return prior, 0
+    patterns, counts = np.unique(gammas, axis=0, return_counts=True)
+    counts = counts.astype(float)
+    present = patterns != MISSING
+    safe = np.where(present, patterns, 0)
+    iteration = 0
+    for iteration in range(1, max_iterations + 1):
+        log_u = np.zeros(patterns.shape)
+        for column, weights in enumerate(fields):
+            log_u[:, column] = np.where(present[:, column], np.log(np.asarray(weights.u))[safe[:, column]], 0.0)
+        log_u_sum = log_u.sum(axis=1)
+        log_m = np.zeros(patterns.shape)
+        for column, weights in enumerate(fields):
+            log_m[:, column] = np.where(present[:, column], np.log(np.asarray(weights.m))[safe[:, column]], 0.0)
+        match_log = math.log(prior) + log_m.sum(axis=1)
+        non_log = math.log(1 - prior) + log_u_sum
+        top = np.maximum(match_log, non_log)
+        p_match = np.exp(match_log - top) / (np.exp(match_log - top) + np.exp(non_log - top))
+        weighted = p_match * counts
+        new_prior = float(np.clip(weighted.sum() / counts.sum(), FLOOR, 1 - FLOOR))
+        change = abs(new_prior - prior)
+        for column, weights in enumerate(fields):
+            if fixed_m is not None and fixed_m[column]:
+                continue
+            size = len(weights.m)
+            mask = present[:, column]
+            totals = np.bincount(safe[mask, column], weights=weighted[mask], minlength=size)[:size]
+            if totals.sum() <= 0:
+                continue
+            new_m = _normalised(totals)
+            change = max(change, max(abs(a - b) for a, b in zip(new_m, weights.m)))
+            weights.m = new_m
+            if update_u:
+                rest = np.bincount(safe[mask, column], weights=(1 - p_match[mask]) * counts[mask], minlength=size)
+                if rest.sum() > 0:
+                    weights.u = _normalised(rest[:size])
+        prior = new_prior
+        if change < EM_TOLERANCE:
+            break
+    return prior, iteration
+
+
+# A field's m is taken from vouched pairs when at least this many exist; else EM learns it.
+SEED_MIN_PAIRS = 30
+MAX_PRIOR = 0.5
+# A field two random records agree on more often than this is weak evidence (country, state, gender).
+WEAK_U_EXACT = 0.1
+
+
+def learn_m_and_prior(gammas: np.ndarray, fields: list[FieldWeights], *, prior: float = 0.05,
+                      rare: Sequence[np.ndarray | None] | None = None) -> tuple[float, int]:
+    """Estimate m (in place) and the prior from the candidate pairs' levels, without labels.
+
+    One EM over all candidate pairs with u fixed from random pairs collapses: every candidate agrees on
+    something (that is how it became a candidate), far more often than random pairs do, so "match" absorbs
+    them all. Splink's answer is EM sessions on one blocking rule at a time; on a CRM base those sessions still
+    latch onto colleagues (one switchboard, one company) and families (one mailbox). So m is estimated
+    leave-one-out from pairs the other fields vouch for: a field's m is the distribution of its levels over the
+    candidate pairs that agree exactly, on a rare value (held by a few records), on at least two OTHER selective
+    fields. Under the model's own assumption (fields independent given match status) that is an unbiased
+    sample of matches for this field. Weak fields (a country: random records often agree) are then learned by
+    EM with the others fixed, together with the prior; a selective field with too few vouched pairs keeps the
+    starting m of its type (``initial_m``).
+
+    ``rare[field]`` marks the pairs whose exact agreement is on a rare value (None: every exact agreement).
+    Returns (prior, EM iterations).
+    """
+    weak = np.array([weights.u[0] > WEAK_U_EXACT for weights in fields])
+    agree = np.zeros(gammas.shape, dtype=bool)
+    for column in range(len(fields)):
+        if weak[column]:
+            continue
+        agree[:, column] = gammas[:, column] == 0
+        if rare is not None and rare[column] is not None:
+            agree[:, column] &= rare[column]
+    # The fields of a person's name (first, last, full name) vouch as one: namesakes share all of them.
+    groups: dict[str, list[int]] = {}
+    for column, weights in enumerate(fields):
+        groups.setdefault(weights.type if weights.type == PERSON_NAME else weights.name, []).append(column)
+    group_of = {column: key for key, columns in groups.items() for column in columns}
+    group_votes = {key: agree[:, columns].any(axis=1) for key, columns in groups.items()}
+    votes = np.sum(list(group_votes.values()), axis=0)
+    learned = np.zeros(len(fields), dtype=bool)
+    names = groups.get(PERSON_NAME)
+    name_agrees = None
+    if names:
+        # Records of one person carry one name, give or take a typo or a variant: a vouched pair of a base with
+        # names must agree on the name too (else colleagues at one switchboard and company vouch for each other).
+        name_agrees = ((gammas[:, names] >= 0) & (gammas[:, names] <= 2)).any(axis=1)
+    for column, weights in enumerate(fields):
+        others = votes - group_votes[group_of[column]]
+        rows = (others >= 2) & (gammas[:, column] != MISSING)
+        if name_agrees is not None and group_of[column] != PERSON_NAME:
+            rows &= name_agrees
+        if rows.sum() < SEED_MIN_PAIRS:
+            continue
+        size = len(weights.m)
+        counts = np.bincount(gammas[rows, column].astype(np.int64), minlength=size)[:size].astype(float)
+        weights.m = _normalised((counts + 0.1) / (counts.sum() + 0.1 * size))
+        learned[column] = True
+    # Weak fields are learned by EM with the rest fixed; a selective field without enough vouched pairs keeps
+    # its starting m (EM over everything is what collapses).
+    prior, iterations = expectation_maximisation(gammas, fields, prior=prior, fixed_m=list(~weak | learned))
+    # A base where most candidate pairs are matches is one EM misread (too few pairs to tell): cap it.
+    return min(prior, MAX_PRIOR), iterations
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Managers' decisions
+
+
+def fold_labels(model: Model, gammas: np.ndarray, is_match: Sequence[bool], *,
+                strength: float = LABEL_PRIOR_STRENGTH) -> Model:
+    """Return the model with labelled pairs folded in: merges into m, "not a duplicate" pairs into u.
+
+    Each field's m (or u) becomes (strength x learned + counts of the labelled pairs' levels) / (strength +
+    labelled pairs with the field), a Dirichlet update: a few decisions nudge the weights, many decide them.
+    """
+    labels = np.asarray(is_match, dtype=bool)
+    gammas = np.asarray(gammas).reshape(len(labels), len(model.fields)) if len(labels) else gammas
+    for column, weights in enumerate(model.fields):
+        size = len(weights.m)
+        for which, rows in (("m", labels), ("u", ~labels)):
+            if not rows.any():
+                continue
+            levels = gammas[rows, column]
+            levels = levels[levels != MISSING].astype(np.int64)
+            if not len(levels):
+                continue
+            counts = np.bincount(levels, minlength=size)[:size].astype(float)
+            learned = np.asarray(getattr(weights, which))
+            setattr(weights, which, _normalised((strength * learned + counts) / (strength + len(levels))))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scoring
+
+
+def pair_weights(model: Model, gammas: np.ndarray, agreed: list[list[str | None]] | None = None) -> np.ndarray:
+    """Return each pair's match weight (log2 odds) from its levels (pairs x fields).
+
+    ``agreed[field][pair]`` is the value the pair shares exactly (term-frequency adjustment), or None.
+    """
+    total = np.full(len(gammas), model.prior_log2)
+    for column, weights in enumerate(model.fields):
+        table = np.array([weights.bayes_factor_log2(level) for level in range(len(weights.m))] + [0.0])
+        levels = gammas[:, column]
+        total += table[np.where(levels == MISSING, len(weights.m), levels)]
+        if agreed is not None and (weights.tf or weights.shared):
+            exact_weight = table[0]
+            for row, value in enumerate(agreed[column]):
+                if value is not None:
+                    total[row] += weights.bayes_factor_log2(0, value) - exact_weight
+    return total

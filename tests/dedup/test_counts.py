@@ -1,0 +1,192 @@
+"""Stored duplicate figures: each record's duplicates kept current on save, merge, undo, "not a duplicate",
+rule change and scan, so list counts and the "Has duplicates" filter are one indexed lookup."""
+import pytest
+from django.urls import reverse
+
+from crm.models import Customer
+from dedup import review
+from dedup.engine.counts import counts_rebuild, stored_counts, with_stored_duplicates
+from dedup.engine.finder import duplicate_counts
+from dedup.engine.not_duplicates import not_duplicate_clear, not_duplicate_mark
+from dedup.merge import merge_undo, records_merge
+from dedup.models import Condition, DuplicatePair, MergeJob, Rule
+from tests import factories
+from tests.dedup.engine_helpers import customer_with, ensure_default_rules
+
+
+@pytest.fixture(autouse=True)
+def default_rules(db):
+    ensure_default_rules()
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run what the test does as if each step committed: the figures are refreshed on commit."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def _stored(*records) -> list[int]:
+    return [stored_counts(Customer, [r.pk for r in records])[r.pk] for r in records]
+
+
+def _live(*records) -> list[int]:
+    return [duplicate_counts(Customer, [r.pk for r in records])[r.pk] for r in records]
+
+
+def test_counts_follow_saves_of_records_and_their_phones(committed):
+    # given two customers with the same phone
+    with committed():
+        first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+        second = customer_with("Ivan", "Petrov", phones=["8 912 345-67-89"])
+    assert _stored(first, second) == [1, 1]
+    # when a third one of the same name gets the number too, then everyone has two
+    with committed():
+        third = customer_with("Ivan", "Petrov", phones=["+79123456789"])
+    assert _stored(first, second, third) == [2, 2, 2]
+    # when the third's phone changes, both sides of its pairs drop it
+    phone = third.phones.get()
+    phone.number = "+7 903 000-00-01"
+    with committed():
+        phone.save()
+    assert _stored(first, second, third) == [1, 1, 0]
+    # when a record is deleted, its partner's count drops
+    with committed():
+        second.delete()
+    assert _stored(first, third) == [0, 0] == _live(first, third)
+
+
+def test_counts_are_refreshed_once_the_transaction_commits(django_capture_on_commit_callbacks):
+    first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        second = customer_with("Ivan", "Petrov", phones=["8 912 345-67-89"])
+    # nothing is refreshed inside the transaction (a save pays nothing for the figures)...
+    assert _stored(first, second) == [0, 0]
+    # ...and everything it changed is refreshed when it commits
+    for callback in callbacks:
+        callback()
+    assert _stored(first, second) == [1, 1]
+
+
+def test_counts_follow_a_phone_becoming_shared_and_a_scan_sees_it_private_again(committed):
+    # given two people with one number: duplicates
+    with committed():
+        first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+        second = customer_with("Anna", "Sidorova", phones=["8 912 345-67-89"])
+    assert _stored(first, second) == [1, 1]
+    # when a third person gets it, it is a shared (office) number: nobody is a duplicate by it
+    with committed():
+        third = customer_with("Olga", "Smirnova", phones=["+79123456789"])
+    assert _stored(first, second, third) == [0, 0, 0] == _live(first, third, second)
+    # when the third's number changes, the first two are duplicates again: the third's own figures at once,
+    # the first two's with the next scan (the known gap of dedup.engine.counts)
+    phone = third.phones.get()
+    phone.number = "+7 903 000-00-01"
+    with committed():
+        phone.save()
+    assert _stored(third) == [0]
+    with committed():
+        review.scan_start()
+    assert _stored(first, second, third) == [1, 1, 0] == _live(first, second, third)
+
+
+def test_counts_follow_merge_undo_and_not_duplicate(admin_user, committed):
+    with committed():
+        first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+        second = customer_with("Ivan", "Petrov", phones=["8 912 345-67-89"])
+        third = customer_with("Ivan", "Petrov", phones=["+79123456789"])
+    # a merge: the absorbed record is archived, the survivor keeps one duplicate
+    with committed():
+        result = records_merge(survivor=first, absorbed=[second], user=admin_user)
+    assert _stored(first, second, third) == [1, 0, 1]
+    # its undo: all three are duplicates again
+    job = MergeJob.objects.create(
+        entity_key="customer", content_type_id=_ct(), survivor_id=first.pk, absorbed_ids=[second.pk],
+        status=MergeJob.Status.DONE, snapshot=result.snapshot, created_by=admin_user,
+    )
+    with committed():
+        merge_undo(job=job, user=admin_user)
+    assert _stored(first, second, third) == [2, 2, 2]
+    # "not a duplicate" removes the pair on both sides, forgetting it brings it back
+    not_duplicate_mark(entity="customer", pair=(first.pk, third.pk))
+    assert _stored(first, second, third) == [1, 2, 1]
+    not_duplicate_clear(entity="customer", pair=(first.pk, third.pk))
+    assert _stored(first, second, third) == [2, 2, 2]
+
+
+def _ct():
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(Customer).pk
+
+
+def test_counts_follow_a_rule_change(django_capture_on_commit_callbacks):
+    # given two customers sharing an email only
+    with django_capture_on_commit_callbacks(execute=True):
+        first = customer_with("Ivan", "Petrov", emails=["ivan@example.com"])
+        second = customer_with("Anna", "Sidorova", emails=["IVAN@example.com"])
+    assert _stored(first, second) == [1, 1]
+    # when the email rule is switched off (the rebuild runs once the change is committed)
+    rule = Rule.objects.get(entity="customer", conditions__field="email")
+    with django_capture_on_commit_callbacks(execute=True):
+        rule.active = False
+        rule.save()
+    # then nobody has a duplicate any more, and back on when it is on again
+    assert _stored(first, second) == [0, 0]
+    with django_capture_on_commit_callbacks(execute=True):
+        rule.active = True
+        rule.save()
+    assert _stored(first, second) == [1, 1]
+
+
+def test_counts_are_rebuilt_by_a_scan(django_capture_on_commit_callbacks):
+    first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+    second = customer_with("Anna", "Sidorova", phones=["8 912 345-67-89"])  # figures never refreshed: no commit
+    DuplicatePair.objects.all().delete()  # figures lost (a bulk load, a restore)
+    assert _stored(first, second) == [0, 0]
+    with django_capture_on_commit_callbacks(execute=True):
+        review.scan_start()
+    assert _stored(first, second) == [1, 1]
+
+
+def test_counts_stored_figures_equal_the_finder_on_a_mixed_base(committed):
+    with committed():
+        people = [
+            customer_with("Ivan", "Petrov", phones=[f"+7 912 000-00-{n % 4:02d}"], emails=[f"p{n % 3}@example.com"])
+            for n in range(12)
+        ]
+    assert _stored(*people) == _live(*people)
+    assert counts_rebuild(entity="customer") == sum(_live(*people))
+    assert _stored(*people) == _live(*people)
+
+
+def test_counts_filter_uses_stored_figures(committed):
+    with committed():
+        first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+        second = customer_with("Anna", "Sidorova", phones=["8 912 345-67-89"])
+        alone = customer_with("Olga", "Smirnova", phones=["+7 903 000-00-01"])
+    assert set(with_stored_duplicates(Customer.objects.all())) == {first, second}
+    assert list(with_stored_duplicates(Customer.objects.all(), False)) == [alone]
+
+
+@pytest.mark.parametrize("has", ["yes", "no"])
+def test_counts_filtered_changelist_queries_do_not_grow_with_data(
+    admin_client, django_assert_max_num_queries, committed, has
+):
+    url = reverse("admin:crm_customer_changelist")
+    with committed():
+        for n in range(4):
+            customer_with(f"Name{n}", phones=[f"+7 912 100-00-{n // 2:02d}"])
+    admin_client.get(url, {"has_duplicates": has})  # warm caches (content types, rules)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as baseline:
+        admin_client.get(url, {"has_duplicates": has})
+    with committed():
+        for n in range(4, 60):
+            customer_with(f"Name{n}", phones=[f"+7 912 100-00-{n // 2:02d}"])
+    with django_assert_max_num_queries(len(baseline)):
+        response = admin_client.get(url, {"has_duplicates": has})
+    assert response.status_code == 200
+    if has == "yes":
+        assert len(response.context["cl"].result_list) == min(60, response.context["cl"].list_per_page)

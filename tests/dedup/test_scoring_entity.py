@@ -1,0 +1,77 @@
+"""Scored matching of customers from the database: learned without labels, stored, groups with reasons."""
+import pytest
+from django.core.management import call_command
+
+from dedup import registry
+from dedup.engine.scoring import comparisons as c
+from dedup.engine.scoring.entity import entity_schema, scoring_learn
+from dedup.models import ScoringModel, ScoringWeight
+from tests import factories
+
+FIRSTS = ["Anna", "Olga", "Ivan", "Petr", "John", "Mary", "Kate", "Paul", "Mark", "Emma", "Oleg", "Irina", "Denis"]
+SURNAMES = ["Sokolov", "Lebedev", "Kozlov", "Novikov", "Morozov", "Volkov", "Baker", "Walker", "Wright", "Green",
+            "Hill", "Adams", "Nelson", "Carter", "Roberts", "Orlov", "Belov", "Titov", "Gusev", "Frolov"]
+
+
+def customer(first, last, *, phone=None, email=None, company=None):
+    record = factories.CustomerFactory(first_name=first, last_name=last, company=company)
+    if phone:
+        factories.PhoneFactory(content_object=record, number=phone)
+    if email:
+        factories.EmailFactory(content_object=record, address=email)
+    return record
+
+
+PEOPLE = 400
+
+
+@pytest.fixture
+def base(db):
+    """PEOPLE customers with a phone and an email, every fourth entered again (half of those with both
+    contacts, half with one)."""
+    made = []
+    companies = [factories.CompanyFactory(name=f"{word} Trade {index}") for index, word in
+                 enumerate(["Vector", "Alfa", "Sever", "Ural", "Volga", "Nord", "Delta", "Orion"] * 5)]
+    for index in range(PEOPLE):
+        first, last = FIRSTS[index % len(FIRSTS)], SURNAMES[index // len(FIRSTS) % len(SURNAMES)]
+        first += "" if index < len(FIRSTS) * len(SURNAMES) else "a"
+        phone, email = f"+7 903 {index:07d}", f"client{index}@mail.ru"
+        company = companies[index % len(companies)] if index % 3 else None
+        made.append(customer(first, last, phone=phone, email=email, company=company))
+        if index % 4 == 0:
+            contacts = {"phone": phone, "email": email} if index % 8 == 0 else {"phone": phone}
+            customer(first, last, company=company, **contacts)
+    return made
+
+
+def test_entity_schema_customer_compares_the_full_name_once():
+    schema = {spec.name: spec.type for spec in entity_schema(registry.get("customer"))}
+    assert schema["full_name"] == c.PERSON_NAME
+    assert "first_name" not in schema and "last_name" not in schema
+    assert schema["phone"] == c.PHONE and schema["company_name"] == c.COMPANY_NAME
+
+
+def test_scoring_learn_finds_a_name_variant_at_the_same_company_and_stores_weights(base):
+    # Given Michael at Romashka LLC, and "Micheal" at ООО «Ромашка» with no phone or email
+    romashka, other = factories.CompanyFactory(name="Romashka LLC"), factories.CompanyFactory(name="ООО «Ромашка»")
+    michael = customer("Michael", "Zaitsev", phone="+7 912 555-00-11", email="m.zaitsev@mail.ru", company=romashka)
+    micheal = customer("Micheal", "Zaitsev", company=other)
+    stranger = customer("Anna", "Zaitseva", company=romashka)
+
+    # When the weights are learned from the base itself
+    found = scoring_learn(entity="customer")
+
+    # Then the variant is grouped with Michael, his namesake of the other gender is not
+    group = next(group for group in found.groups if michael.pk in group)
+    assert micheal.pk in group and stranger.pk not in group
+    stored = ScoringModel.objects.get(entity="customer")
+    assert stored.records == PEOPLE + PEOPLE // 4 + 3
+    assert ScoringWeight.objects.filter(model=stored, field="phone", level="exact").get().m > 0.5
+
+
+def test_dedup_score_command_prints_groups_with_reasons(base, capsys):
+    call_command("dedup_score", "customer", "--show", "1")
+    out = capsys.readouterr().out
+    assert out.startswith("group #")
+    assert "match probability" in out and "for a match" in out
+    assert "weights stored for customer" in out
