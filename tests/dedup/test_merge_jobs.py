@@ -77,7 +77,7 @@ def test_merge_job_create_queues_after_commit_and_the_task_merges(merger, django
     assert survivor.orders.count() == 3
     notification = Notification.objects.get(user=merger)
     assert notification.level == Notification.Level.SUCCESS and notification.job == job
-    assert notification.message == f"Merge finished: 1 record merged into Customer #{survivor.pk} Petrov Ivan."
+    assert notification.message == f"Merge finished: 1 record merged into customer #{survivor.pk} Petrov Ivan."
     assert notification.url == record_admin_url(Customer, survivor.pk) != ""
 
 
