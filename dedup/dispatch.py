@@ -6,21 +6,31 @@ every process by `DedupConfig.ready`, and the looked-up task object honours eage
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from celery import current_app
 from django.db import transaction
 
+logger = logging.getLogger(__name__)
 
-def task_send(name: str, *, args: list, task_id: str | None = None, on_failure: Callable[[Exception], None] | None = None) -> None:
+
+def task_send(
+    name: str, *, args: list, task_id: str | None = None, on_failure: Callable[[Exception], None] | None = None
+) -> None:
     """Send task `name` with `args` after the commit; a broker that refuses it calls `on_failure(error)`."""
 
     def send() -> None:
         try:
             current_app.tasks[name].apply_async(args=args, task_id=task_id)
         except Exception as error:  # the broker unreachable, a serialisation error: the caller records it
+            if current_app.conf.task_always_eager:
+                raise  # eager (tests): the task itself ran and failed; that must surface
             if on_failure is None:
-                raise
+                # The change is committed already; failing the request now would only hide that. Work with no
+                # job row of its own (an index backfill, a figures rebuild) is redone by the next scan or rebuild.
+                logger.exception("Could not send the task %s %s; it is left to the next scan or rebuild", name, args)
+                return
             on_failure(error)
 
     transaction.on_commit(send)

@@ -16,10 +16,14 @@ from dedup import registry, review
 from dedup.engine import counts, index
 from dedup.engine.counts import REBUILD_TASK as COUNTS_REBUILD_TASK
 from dedup.engine.index import BACKFILL_TASK
-from dedup.merge import MERGE_TASK, merge_job_fail
+from dedup.merge import MERGE_TASK, UNDO_TASK, merge_job_fail, merge_jobs_sweep, merge_undo_fail
 from dedup.merge import merge_job_run as merge_job_run_service
+from dedup.merge import merge_undo_run as merge_undo_run_service
 from dedup.models.scan import ScanRun
 from dedup.review import PLAN_TASK, SCHEDULED_SCAN_TASK
+
+# The registered name of the sweeper; its periodic task (migration 0010) refers to it.
+SWEEP_TASK = "dedup.jobs_sweep"
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,29 @@ def merge_job_run(self, job_id: int) -> str | None:
         merge_job_fail(job_id=job_id, reason=_("An unexpected error stopped the merge; nothing was changed."))
         raise
     return job.status if job is not None else None
+
+
+@shared_task(bind=True, name=UNDO_TASK, acks_late=True, reject_on_worker_lost=True, max_retries=MERGE_MAX_RETRIES)
+def merge_undo_run(self, job_id: int) -> str | None:
+    """Undo a merge in the background; delivering it twice still undoes once."""
+    try:
+        job = merge_undo_run_service(job_id=job_id)
+    except MERGE_RETRY_ERRORS as error:
+        if self.request.retries >= self.max_retries:
+            merge_undo_fail(job_id=job_id, reason=_("The database was not available; try again later."))
+            raise
+        raise self.retry(exc=error, countdown=2 ** self.request.retries) from error
+    except Exception:
+        merge_undo_fail(job_id=job_id, reason=_("An unexpected error stopped the undo; nothing was changed."))
+        raise
+    return job.status if job is not None else None
+
+
+@shared_task(name=SWEEP_TASK)
+def jobs_sweep() -> dict:
+    """The periodic task "Sweep stalled jobs" (every minute): end merges, undos and scan chunks whose worker died."""
+    ended = merge_jobs_sweep()
+    return {"merges_ended": len(ended), **review.scan_sweep()}
 
 
 # Match-key index

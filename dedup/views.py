@@ -21,16 +21,24 @@ def notifications_poll(request):
 
 @require_POST
 def notifications_read(request):
-    """Mark notifications read: a JSON body {"ids": [...]} or form fields ids=1&ids=2; no ids marks all."""
+    """Mark notifications read: a JSON object {"ids": [...]} or form fields ids=1&ids=2; no ids marks all.
+
+    Only an object (or an empty body) may mean "all": an array, a number or a string is a client's mistake,
+    never a request to mark everything read.
+    """
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
         except ValueError:
             return JsonResponse({"error": _("The request body is not valid JSON.")}, status=400)
-        ids = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return JsonResponse({"error": _("The request body must be a JSON object.")}, status=400)
+        ids = body["ids"] if "ids" in body else None  # {"ids": null} is refused below, not read as "all"
+        given = "ids" in body
     else:
         ids = request.POST.getlist("ids") or None
-    if ids is not None:
+        given = ids is not None
+    if given:
         if not isinstance(ids, list) or not all(str(pk).isdigit() for pk in ids):
             return JsonResponse({"error": _("“ids” must be a list of notification ids.")}, status=400)
         ids = [int(pk) for pk in ids]

@@ -126,6 +126,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _default_result_backend = f"file://{CELERY_FILESYSTEM_DIR}/results"
 else:
     _default_result_backend = CELERY_BROKER_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A message a worker took but never acknowledged (it was killed) comes back after this long. Longer
+        # than the longest task (a 100,000-record scan chunk takes a minute or two, a 160,000-row merge half
+        # a minute), or a slow task would run twice; the sweeper (dedup.jobs_sweep, every minute) ends the
+        # jobs of dead workers long before, so this only bounds how late a redelivery can come.
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=30 * 60),
+        "socket_connect_timeout": 2,
+    }
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=_default_result_backend)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
@@ -136,6 +144,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A click must never hang on a broker that is down: sending a task tries twice within about a second, then
+# fails, and the job or scan it was for fails at once with the reason (dedup/dispatch.py `on_failure`).
+# Workers are not affected: they reconnect on their own (broker_connection_retry).
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# The Redis result backend subscribes to every task sent; by default it retries 20 times a second apart.
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+}
 
 # --- Import / export --------------------------------------------------------
 # An import is one transaction: a bad row means nothing of the file is written.
@@ -179,6 +197,8 @@ SPECTACULAR_SETTINGS = {
 }
 # A webhook body larger than this is refused with 413 before it is parsed.
 INTAKE_MAX_BODY_BYTES = env.int("INTAKE_MAX_BODY_BYTES", default=64 * 1024)
+# Deeper JSON is refused (400) before it is parsed: far deeper than any lead, far below Python's recursion limit.
+INTAKE_MAX_JSON_DEPTH = env.int("INTAKE_MAX_JSON_DEPTH", default=32)
 
 # --- Logging ----------------------------------------------------------------
 LOGGING = {

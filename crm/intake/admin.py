@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -15,6 +16,9 @@ from crm.intake.selectors import matchable_field_choices
 from crm.models import IncomingRequest, IntakeSettings, IntegrationToken, Pipeline, RepeatSalesSettings, Stage
 from dedup.messages import render
 from dedup.registry import CUSTOM_PREFIX
+
+# Where a new token's secret waits between saving the token and the page that shows it once.
+NEW_SECRET_SESSION_KEY = "crm.intake.new_token_secret"
 
 
 @admin.register(IntegrationToken)
@@ -42,25 +46,31 @@ class IntegrationTokenAdmin(admin.ModelAdmin):
         if not obj.is_active:
             IntegrationToken.objects.filter(pk=token.pk).update(is_active=False)
         obj.pk, obj.prefix, obj.key_hash, obj.created_at = token.pk, token.prefix, token.key_hash, token.created_at
-        self._show_secret(request, token, raw)
+        # Held server-side (the session lives in the database) for the one page that shows it, then dropped.
+        request.session[NEW_SECRET_SESSION_KEY] = raw
 
-    def _show_secret(self, request, token, raw):
-        self.message_user(
-            request,
-            format_html(
-                _("The token of “{name}” is <code>{raw}</code>. Copy it now: it is stored only as a hash "
-                  "and cannot be shown again. Send it as the header <code>Authorization: Token {raw}</code>."),
-                name=token.name,
-                raw=raw,
-            ),
-            messages.WARNING,
-        )
+    def response_add(self, request, obj, post_url_continue=None):
+        raw = request.session.pop(NEW_SECRET_SESSION_KEY, None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        return self._secrets_page(request, [(obj, raw)])
+
+    def _secrets_page(self, request, secrets: list) -> TemplateResponse:
+        """Show new secrets on a page of their own, rendered at once: never in a message (its cookie is readable)."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("New token secrets"),
+            "secrets": secrets,
+        }
+        response = TemplateResponse(request, "admin/crm/integrationtoken/secret.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.action(description=_("Issue a new secret (the old one stops working)"), permissions=["change"])
     def rotate_secret(self, request, queryset):
-        for token in queryset:
-            raw = IntegrationToken.objects.rotate(token=token)
-            self._show_secret(request, token, raw)
+        secrets = [(token, IntegrationToken.objects.rotate(token=token)) for token in queryset]
+        return self._secrets_page(request, secrets)
 
     @admin.action(description=_("Revoke the selected tokens"), permissions=["change"])
     def revoke(self, request, queryset):

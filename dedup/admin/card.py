@@ -36,8 +36,9 @@ from dedup.merge import (
     MergeError,
     merge_history,
     merge_job_create,
-    merge_undo,
+    merge_undo_request,
     merged_survivor,
+    related_permission_check,
 )
 from dedup.models import MergeJob
 from dedup.records import record_label
@@ -576,6 +577,14 @@ class DuplicateControlAdminMixin:
             return self._redirect_to_card(record)
         can_merge = self.has_merge_permission(request, table.records)
         left_out = list(self.get_queryset(request).filter(pk__in=set(left_out) - set(pks)).values_list("pk", flat=True))
+        merge_refusal = ""
+        if can_merge:
+            try:
+                related_permission_check(
+                    user=request.user, model=self.model, absorbed_pks=[r.pk for r in table.absorbed]
+                )
+            except PermissionDenied as denied:
+                can_merge, merge_refusal = False, str(denied)
 
         if request.method == "POST":
             if not can_merge:
@@ -583,7 +592,7 @@ class DuplicateControlAdminMixin:
             form = MergeForm(request.POST, table=table, left_out=left_out)
             if form.is_valid():
                 try:
-                    merge_job_create(
+                    job = merge_job_create(
                         user=request.user,
                         survivor=table.priority,
                         absorbed=table.absorbed,
@@ -594,6 +603,10 @@ class DuplicateControlAdminMixin:
                 except (MergeError, ValidationError) as error:
                     messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": _reason(error)})
                 else:
+                    job.refresh_from_db(fields=["status", "error"])
+                    if job.status == MergeJob.Status.FAILED and not job.snapshot:  # never sent to the workers
+                        messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": job.error})
+                        return self._redirect_to_card(record)
                     messages.success(
                         request,
                         _("Merge queued; you will be notified when %(record)s is ready.")
@@ -637,6 +650,7 @@ class DuplicateControlAdminMixin:
             "choice_rows": form.choice_rows(),
             "summary": table.summary(chosen),
             "can_merge": can_merge,
+            "merge_refusal": merge_refusal,
             "card_url": self._url("change", record.pk),
             "compare_url": self._url("compare", record.pk),
             "compare_config": {"priority": table.priority.pk},
@@ -675,19 +689,25 @@ class DuplicateControlAdminMixin:
                 messages.error(request, _("That merge is not in this record’s history."))
                 return HttpResponseRedirect(self._url("merge_history", record.pk))
             try:
-                merge_undo(job=entry.job, user=request.user)
+                job = merge_undo_request(job=entry.job, user=request.user)
             except (MergeError, ValidationError) as error:
                 messages.error(request, _("The merge was not undone: %(reason)s") % {"reason": _reason(error)})
                 return HttpResponseRedirect(self._url("merge_history", record.pk))
-            messages.success(
-                request,
-                ngettext(
-                    "Merge undone: %(records)s is back.",
-                    "Merge undone: %(records)s are back.",
-                    len(entry.absorbed_labels),
+            job.refresh_from_db()
+            if job.status == MergeJob.Status.UNDONE:  # a worker in eager mode, or a very quick one
+                messages.success(
+                    request,
+                    ngettext(
+                        "Merge undone: %(records)s is back.",
+                        "Merge undone: %(records)s are back.",
+                        len(entry.absorbed_labels),
+                    )
+                    % {"records": ", ".join(entry.absorbed_labels)},
                 )
-                % {"records": ", ".join(entry.absorbed_labels)},
-            )
+            elif job.status == MergeJob.Status.UNDOING:
+                messages.success(request, _("Undo queued; you will be notified when it is done."))
+            else:  # refused by the worker, or never sent: the notification says why
+                messages.error(request, _("The merge was not undone; see your notifications for why."))
             return self._redirect_to_card(entry.job.survivor_id)
 
         undo_entry = by_id.get(request.GET.get("undo", ""))

@@ -6,7 +6,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from dedup.merge import MERGE_PERMISSION, MergeError, merge_undo
+from dedup.merge import MERGE_PERMISSION, MergeError, merge_undo_request
 from dedup.models import MergeJob, Notification
 from dedup.notifications import notifications_mark_read
 from dedup.records import record_admin_url
@@ -56,18 +56,23 @@ class MergeJobAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Undo the selected merges"), permissions=["merge"])
     def undo_merges(self, request, queryset):
-        undone = 0
+        queued = 0
         for job in queryset.select_related("content_type"):
             try:
-                merge_undo(job=job, user=request.user)
+                merge_undo_request(job=job, user=request.user)
             except (MergeError, PermissionDenied) as error:
                 self.message_user(request, f"{job}: {error}", messages.ERROR)
             else:
-                undone += 1
-        if undone:
+                queued += 1
+        if queued:
             self.message_user(
                 request,
-                ngettext("%(count)d merge undone.", "%(count)d merges undone.", undone) % {"count": undone},
+                ngettext(
+                    "%(count)d undo queued; you will be notified when it is done.",
+                    "%(count)d undos queued; you will be notified when they are done.",
+                    queued,
+                )
+                % {"count": queued},
                 messages.SUCCESS,
             )
 

@@ -13,6 +13,7 @@ from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedire
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
@@ -45,6 +46,15 @@ def _entity_label(key: str) -> str:
         return key
 
 
+def _local_next(request) -> str:
+    """Return the posted ``next`` if it is a page of this site, else "" (never an open redirect)."""
+    target = request.POST.get("next") or ""
+    allowed = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if allowed else ""
+
+
 def _run_now(model_admin: admin.ModelAdmin, request) -> HttpResponse:
     """POST only: start a scan for "Run scan now" through the same service as the schedule, then go back."""
     if request.method != "POST":
@@ -55,8 +65,11 @@ def _run_now(model_admin: admin.ModelAdmin, request) -> HttpResponse:
         run = review.scan_start(trigger=ScanRun.Trigger.ADMIN, user=request.user)
     except review.ScanError as error:
         model_admin.message_user(request, str(error), messages.WARNING)
-        return HttpResponseRedirect(request.POST.get("next") or reverse("admin:dedup_scanrun_changelist"))
-    if run.status == ScanRun.Status.DONE:
+        return HttpResponseRedirect(_local_next(request) or reverse("admin:dedup_scanrun_changelist"))
+    run.refresh_from_db(fields=["status", "failure_reason"])
+    if run.status == ScanRun.Status.FAILED:  # its message could not be sent: it failed at once, blocking nothing
+        model_admin.message_user(request, run.failure_reason, messages.ERROR)
+    elif run.status == ScanRun.Status.DONE:
         model_admin.message_user(request, _("There is no active duplicate rule, so there was nothing to scan."))
     else:
         model_admin.message_user(
@@ -379,6 +392,17 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
     def has_merge_permission(self, request):
         return request.user.has_perm(MERGE_PERMISSION)
 
+    @staticmethod
+    def _may_change_records(request, group) -> bool:
+        model = _model_of(group.entity)
+        if model is None:
+            return False
+        try:
+            review.dismiss_permission_check(user=request.user, model=model)
+        except PermissionDenied:
+            return False
+        return True
+
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             "title": _("Duplicate groups to review"),
@@ -400,7 +424,7 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
             "title": _("Duplicate group"),
             **(extra_context or {}),
             "group_compare_url": compare_url(group) if group is not None else "",
-            "can_dismiss": can_act,
+            "can_dismiss": can_act and self._may_change_records(request, group),
             "can_merge": can_act and self.has_merge_permission(request),
         }
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
@@ -507,7 +531,9 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Dismiss: not duplicates"), permissions=["change"])
     def dismiss_groups(self, request, queryset):
-        dismissed = self._each_group(request, queryset, review.group_dismiss, refused=(review.ScanError,))
+        dismissed = self._each_group(
+            request, queryset, review.group_dismiss, refused=(review.ScanError, PermissionDenied)
+        )
         if dismissed:
             self.message_user(
                 request,
@@ -561,7 +587,7 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
         group = self._group_for_action(request, object_id)
         try:
             review.group_dismiss(group=group, user=request.user)
-        except review.ScanError as error:
+        except (review.ScanError, PermissionDenied) as error:
             self.message_user(request, str(error), messages.ERROR)
         else:
             self.message_user(

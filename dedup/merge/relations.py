@@ -269,6 +269,13 @@ def _scope(relation: Relation, content_type_id: int) -> dict:
     return {relation.content_type: content_type_id} if relation.kind == "generic" else {}
 
 
+def relation_has_rows(relation: Relation, *, owner_pks: Sequence, content_type_id: int) -> bool:
+    """Return whether any of these records has rows in the relation (one EXISTS query)."""
+    owners = [_owner_value(relation, pk) for pk in owner_pks]
+    scope = _scope(relation, content_type_id)
+    return relation.model._base_manager.filter(**scope, **{f"{relation.owner}__in": owners}).exists()
+
+
 def relation_move(
     relation: Relation, *, survivor_pk, absorbed_pks: Sequence, content_type_id: int
 ) -> dict | None:

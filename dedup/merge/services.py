@@ -1,11 +1,15 @@
 """The merge engine's services: merge records, queue and run a background merge, undo a merge."""
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
+
+from django.conf import settings
 
 from django.contrib.auth import get_permission_codename
 from django.contrib.contenttypes.fields import GenericRelation
@@ -16,7 +20,7 @@ from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 
 from dedup import audit, messages, registry
 from dedup.dispatch import task_send
@@ -29,12 +33,40 @@ from dedup.signals import records_bulk_saved
 
 from . import fields as merge_fields
 from .errors import MergeError
-from .relations import moved_summary, relation_move, relations_for
+from .relations import moved_summary, relation_has_rows, relation_move, relations_for
 from .selectors import lock_records
 
+logger = logging.getLogger(__name__)
+
 MERGE_PERMISSION = "dedup.merge_records"
-# The registered name of the merge job's Celery task (dedup/tasks.py); queued messages refer to it.
+# The registered names of the merge and undo jobs' Celery tasks (dedup/tasks.py); queued messages refer to them.
 MERGE_TASK = "dedup.tasks.merge_job_run"
+UNDO_TASK = "dedup.tasks.merge_undo_run"
+
+# Jobs whose records may not be put in another job until they end.
+PENDING_STATUSES = (MergeJob.Status.QUEUED, MergeJob.Status.RUNNING, MergeJob.Status.UNDOING)
+# A running merge or undo holds its job row locked for its whole transaction; one that has been running this
+# long and whose row nobody holds lost its worker (the sweeper ends it). Settings may override it in seconds
+# (DEDUP_JOB_STALLED_AFTER); it only has to cover the instant between marking a job running and locking it.
+JOB_STALLED_AFTER = timedelta(seconds=60)
+# A job still queued this long was lost on its way (a worker died between taking its message and starting it,
+# on a broker that does not deliver it again): it is failed so that its records are free again. Longer than
+# Redis's visibility timeout, so a message that comes back is given its chance first. Settings may override it
+# in seconds (DEDUP_JOB_QUEUED_TIMEOUT).
+JOB_QUEUED_TIMEOUT = timedelta(hours=1)
+
+# Stored reasons, rendered in the job's language when they are stored (as every job text is).
+NOT_SENT_REASON = gettext_lazy(
+    "The background workers could not be reached (the task queue is down); nothing was changed. "
+    "Try again in a few minutes."
+)
+QUEUE_LOST_REASON = gettext_lazy(
+    "No worker started it within an hour (its message was lost); nothing was changed. Try again."
+)
+WORKER_LOST_REASON = gettext_lazy(
+    "The worker running it stopped before it finished (it was restarted or ran out of memory); "
+    "nothing was changed. Try again."
+)
 
 # Where the note about a merge goes on the survivor, unless the entity's registration says otherwise
 # (EntitySpec.extra["merge_note"]): the GenericRelation, the text field and the author field of its model.
@@ -75,6 +107,36 @@ def merge_permission_check(*, user, model: type[models.Model]) -> None:
         )
     if not user.has_perm(MERGE_PERMISSION):
         raise PermissionDenied(_("You do not have the permission to merge duplicate records."))
+
+
+def related_permission_check(*, user, model: type[models.Model], absorbed_pks: Sequence) -> None:
+    """Raise PermissionDenied unless the user may change every kind of row the merge would move.
+
+    A merge moves the absorbed records' orders, deals, notes... to the survivor: that changes those rows, so
+    it needs the change permission on each of their models, as editing them in the admin would. Kinds the
+    user may change are not even looked at; for the others, one EXISTS query each tells whether the absorbed
+    records have such rows (a user who may not touch orders can still merge two customers without orders).
+    Many-to-many links Django made itself (a record's tags) are part of the record, covered by its permission.
+    """
+    if user is None:
+        return
+    content_type_id = None
+    refused = []
+    for relation in relations_for(model):
+        opts = relation.model._meta
+        if opts.auto_created:
+            continue
+        if user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}"):
+            continue
+        if content_type_id is None:
+            content_type_id = ContentType.objects.get_for_model(model).pk
+        if relation_has_rows(relation, owner_pks=absorbed_pks, content_type_id=content_type_id):
+            refused.append(str(opts.verbose_name_plural))
+    if refused:
+        raise PermissionDenied(
+            _("The merge would move %(rows)s, which you may not change; ask someone who may to merge these records.")
+            % {"rows": ", ".join(dict.fromkeys(refused))}
+        )
 
 
 def _mergeable_model(model: type[models.Model]) -> type[models.Model]:
@@ -379,6 +441,7 @@ def merge_job_create(
         )
     merge_permission_check(user=user, model=model)
     absorbed_pks, choices, expected = _merge_input(model, survivor, absorbed, choices, expected)
+    related_permission_check(user=user, model=model, absorbed_pks=absorbed_pks)
     pks = [survivor.pk, *absorbed_pks]
     # Refuse at once what the worker would refuse anyway (the worker checks again, under lock).
     archived = model._base_manager.filter(pk__in=pks, **{merge_fields.ARCHIVED_FIELD: True}).first()
@@ -388,6 +451,11 @@ def merge_job_create(
             % {"record": record_label(archived)}
         )
     content_type = ContentType.objects.get_for_model(model)
+    # Refused before locking: a running merge holds its records locked until it ends. Checked again once locked,
+    # so two requests for the same records at once (two tabs, the queue and the card) cannot both pass.
+    _refuse_pending(model, content_type, {}, pks)
+    records = lock_records(model, pks)
+    _refuse_pending(model, content_type, records, pks)
     job = MergeJob.objects.create(
         entity_key=spec.key,
         content_type=content_type,
@@ -407,8 +475,34 @@ def merge_job_create(
             for pk in absorbed_pks
         ]
     )
-    task_send(MERGE_TASK, args=[job.pk], task_id=job.celery_task_id)
+    task_send(MERGE_TASK, args=[job.pk], task_id=job.celery_task_id, on_failure=partial(_job_not_sent, job.pk))
     return job
+
+
+def _refuse_pending(model, content_type, records: dict, pks: Sequence) -> None:
+    """Refuse records already in a merge or undo that has not ended: one job at a time per record."""
+    busy = (
+        MergeJobRecord.objects.filter(
+            content_type=content_type, record_id__in=list(pks), job__status__in=PENDING_STATUSES
+        )
+        .order_by("record_id")
+        .values_list("record_id", "job_id")
+        .first()
+    )
+    if busy is not None:
+        record_id, job_id = busy
+        record = records.get(record_id) or model._base_manager.filter(pk=record_id).first()
+        label = merge_fields.record_label(record) if record is not None else f"#{record_id}"
+        raise MergeError(
+            _("%(record)s is already in merge #%(job)s, which has not ended yet; wait for it, then try again.")
+            % {"record": label, "job": job_id}
+        )
+
+
+def _job_not_sent(job_id: int, error: Exception) -> None:
+    """The merge's message could not be published: fail the job at once, saying why, and tell the user."""
+    logger.warning("Merge job %s could not be sent to the workers: %s", job_id, error)
+    merge_job_fail(job_id=job_id, reason=NOT_SENT_REASON)
 
 
 
@@ -423,12 +517,33 @@ def _job_records(job: MergeJob):
     return found[job.survivor_id], [found[pk] for pk in job.absorbed_ids]
 
 
-def _notify(job: MergeJob, *, level: str, message: str) -> None:
-    if job.created_by_id is None:
+def _job_permission_check(job: MergeJob) -> None:
+    """Check again, in the worker, that the requester may change every kind of row the merge moves: rows may
+    have been added, or permissions taken away, since the job was queued. A refusal fails the job."""
+    try:
+        related_permission_check(
+            user=job.created_by, model=job.content_type.model_class(), absorbed_pks=job.absorbed_ids
+        )
+    except PermissionDenied as denied:
+        raise MergeError(str(denied)) from None
+
+
+def _fault_test_delay() -> None:
+    """Sleep inside the merge transaction when the fault tests ask (DEDUP_FAULT_TEST_MERGE_DELAY seconds), so a
+    worker can be killed mid-merge. Never set outside those tests."""
+    delay = float(getattr(settings, "DEDUP_FAULT_TEST_MERGE_DELAY", 0) or 0)
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _notify(job: MergeJob, *, level: str, message: str, user=None) -> None:
+    """Notify the requester of the merge (or ``user``, the one who asked for its undo)."""
+    user = user or job.created_by
+    if user is None:
         return
     model = job.content_type.model_class()
     url = record_admin_url(model, job.survivor_id) if model is not None else ""
-    notification_send(user=job.created_by, level=level, message=message, url=url, job=job)
+    notification_send(user=user, level=level, message=message, url=url, job=job)
 
 
 def _locked_jobs():
@@ -461,6 +576,7 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
         with translation.override(job.language or None):
             try:
                 survivor, absorbed = _job_records(job)
+                _job_permission_check(job)
                 result = records_merge(
                     survivor=survivor,
                     absorbed=absorbed,
@@ -469,6 +585,7 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
                     expected=job.expected,
                     left_out=job.left_out_ids or (),
                 )
+                _fault_test_delay()
             except MergeError as error:
                 job.status = MergeJob.Status.FAILED
                 job.error = str(error)
@@ -512,7 +629,10 @@ def merge_job_fail(*, job_id: int, reason: str) -> MergeJob | None:
 
 @transaction.atomic
 def merge_undo(*, job: MergeJob, user) -> MergeJob:
-    """Undo a finished merge exactly, or raise MergeError saying why it would not be safe."""
+    """Undo a finished merge exactly, here and now, or raise MergeError saying why it would not be safe.
+
+    The admin asks for undo through `merge_undo_request` (a background job); this is the engine it runs.
+    """
     from .undo import snapshot_restore
 
     job = _locked_jobs().get(pk=job.pk)
@@ -520,7 +640,7 @@ def merge_undo(*, job: MergeJob, user) -> MergeJob:
     if model is None:
         raise MergeError(_("The kind of records this merge was for no longer exists."))
     merge_permission_check(user=user, model=model)
-    if job.status != MergeJob.Status.DONE:
+    if job.status not in (MergeJob.Status.DONE, MergeJob.Status.UNDOING):
         raise MergeError(
             _("Only a finished merge can be undone; this one is %(status)s.") % {"status": job.get_status_display()}
         )
@@ -538,3 +658,166 @@ def merge_undo(*, job: MergeJob, user) -> MergeJob:
     )
     _reindex_on_commit(model, [job.survivor_id, *job.absorbed_ids])
     return job
+
+
+@transaction.atomic
+def merge_undo_request(*, job: MergeJob, user) -> MergeJob:
+    """Queue the undo of a finished merge as a background job; the user is notified when it is done.
+
+    Undoing a large merge moves as many rows as the merge did (160,000 rows took 28 s in a web request), so
+    it runs in a worker like the merge, through the same machinery: the job is "being undone" meanwhile, its
+    records cannot be put in another job, and a worker that dies is noticed by the sweeper.
+    """
+    job = _locked_jobs().get(pk=job.pk)
+    model = job.content_type.model_class()
+    if model is None:
+        raise MergeError(_("The kind of records this merge was for no longer exists."))
+    merge_permission_check(user=user, model=model)
+    if job.status != MergeJob.Status.DONE:
+        raise MergeError(
+            _("Only a finished merge can be undone; this one is %(status)s.") % {"status": job.get_status_display()}
+        )
+    job.status = MergeJob.Status.UNDOING
+    job.undone_by = user
+    job.undo_requested_at = timezone.now()
+    # The worker writes the notification in the language of whoever asked last.
+    job.language = translation.get_language() or job.language
+    job.save(update_fields=["status", "undone_by", "undo_requested_at", "language"])
+    task_send(UNDO_TASK, args=[job.pk], on_failure=partial(_undo_not_sent, job.pk))
+    return job
+
+
+def merge_undo_run(*, job_id: int) -> MergeJob | None:
+    """Run a requested undo once, however often its task is delivered; a refusal puts the merge back to done."""
+    from .undo import snapshot_restore
+
+    with transaction.atomic():
+        job = _locked_jobs().select_related("undone_by").filter(pk=job_id).first()
+        if job is None or job.status != MergeJob.Status.UNDOING:
+            return job
+        model = job.content_type.model_class()
+        with translation.override(job.language or None):
+            try:
+                if model is None:
+                    raise MergeError(_("The kind of records this merge was for no longer exists."))
+                with transaction.atomic():  # a refused undo leaves nothing half restored
+                    snapshot_restore(model=model, snapshot=job.snapshot)
+                    _fault_test_delay()
+            except MergeError as error:
+                _undo_back_to_done(job, reason=str(error))
+                return job
+            job.status = MergeJob.Status.UNDONE
+            job.undone_at = timezone.now()
+            job.save(update_fields=["status", "undone_at"])
+            _reindex_on_commit(model, [job.survivor_id, *job.absorbed_ids])
+            _notify(
+                job,
+                user=job.undone_by,
+                level=Notification.Level.SUCCESS,
+                message=_("Undo finished: %(records)s are separate records again.")
+                % {"records": ", ".join(f"#{pk}" for pk in [job.survivor_id, *job.absorbed_ids])},
+            )
+    return job
+
+
+def _undo_back_to_done(job: MergeJob, *, reason: str) -> None:
+    """The undo did not happen: the merge stands (done, undoable again) and whoever asked is told why."""
+    undoer = job.undone_by
+    job.status = MergeJob.Status.DONE
+    job.undone_by = None
+    job.undo_requested_at = None
+    job.save(update_fields=["status", "undone_by", "undo_requested_at"])
+    _notify(
+        job,
+        user=undoer,
+        level=Notification.Level.ERROR,
+        message=_("The merge was not undone: %(reason)s") % {"reason": reason},
+    )
+
+
+@transaction.atomic
+def merge_undo_fail(*, job_id: int, reason: str) -> MergeJob | None:
+    """End an undo that could not run (its task gave up, its worker died): the merge stays done."""
+    job = _locked_jobs().select_related("undone_by").filter(pk=job_id).first()
+    if job is None or job.status != MergeJob.Status.UNDOING:
+        return job
+    with translation.override(job.language or None):
+        _undo_back_to_done(job, reason=str(reason))
+    return job
+
+
+def _undo_not_sent(job_id: int, error: Exception) -> None:
+    logger.warning("The undo of merge job %s could not be sent to the workers: %s", job_id, error)
+    merge_undo_fail(job_id=job_id, reason=NOT_SENT_REASON)
+
+
+# --- Sweeper ------------------------------------------------------------------------------------------------
+
+
+def _stalled_after() -> timedelta:
+    seconds = getattr(settings, "DEDUP_JOB_STALLED_AFTER", None)
+    return timedelta(seconds=float(seconds)) if seconds is not None else JOB_STALLED_AFTER
+
+
+def merge_jobs_sweep() -> list[MergeJob]:
+    """End the merges and undos whose worker died, with the notification; return the jobs ended.
+
+    The heartbeat is the job row's lock: a merge or undo holds it for its whole transaction, which a killed
+    worker's database session gives up (the transaction rolls back, the data is intact). So a job running for
+    longer than the grace period whose row can be locked has no worker. PostgreSQL: `SKIP LOCKED` passes over
+    the jobs still being worked on. SQLite: the sweeper's transaction takes the database's write lock, which a
+    working merge holds, so getting it means no merge is at work.
+    """
+    limit = timezone.now() - _stalled_after()
+    queued_seconds = getattr(settings, "DEDUP_JOB_QUEUED_TIMEOUT", None)
+    queued_limit = timezone.now() - (
+        timedelta(seconds=float(queued_seconds)) if queued_seconds is not None else JOB_QUEUED_TIMEOUT
+    )
+    candidates = list(
+        MergeJob.objects.filter(
+            models.Q(status=MergeJob.Status.RUNNING, started_at__lt=limit)
+            | models.Q(status=MergeJob.Status.UNDOING, undo_requested_at__lt=limit)
+            | models.Q(status=MergeJob.Status.QUEUED, created_at__lt=queued_limit)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    ended = []
+    for job_id in candidates:
+        with transaction.atomic():
+            job = (
+                MergeJob.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("content_type", "created_by", "undone_by")
+                .filter(pk=job_id)
+                .first()
+            )
+            if job is None:
+                continue  # locked: a worker is at it
+            with translation.override(job.language or None):
+                if job.status == MergeJob.Status.RUNNING and job.started_at and job.started_at < limit:
+                    job.status = MergeJob.Status.FAILED
+                    job.error = str(WORKER_LOST_REASON)
+                    job.finished_at = timezone.now()
+                    job.save(update_fields=["status", "error", "finished_at"])
+                    _notify(
+                        job,
+                        level=Notification.Level.ERROR,
+                        message=_("The merge was not done: %(reason)s") % {"reason": job.error},
+                    )
+                elif job.status == MergeJob.Status.QUEUED and job.created_at < queued_limit:
+                    job.status = MergeJob.Status.FAILED
+                    job.error = str(QUEUE_LOST_REASON)
+                    job.finished_at = timezone.now()
+                    job.save(update_fields=["status", "error", "finished_at"])
+                    _notify(
+                        job,
+                        level=Notification.Level.ERROR,
+                        message=_("The merge was not done: %(reason)s") % {"reason": job.error},
+                    )
+                elif job.status == MergeJob.Status.UNDOING and job.undo_requested_at and job.undo_requested_at < limit:
+                    _undo_back_to_done(job, reason=str(WORKER_LOST_REASON))
+                else:
+                    continue
+            logger.warning("Merge job %s ended by the sweeper: its worker died", job.pk)
+            ended.append(job)
+    return ended

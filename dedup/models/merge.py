@@ -14,6 +14,7 @@ class MergeJob(models.Model):
         RUNNING = "running", _("running")
         DONE = "done", _("done")
         FAILED = "failed", _("failed")
+        UNDOING = "undoing", _("being undone")
         UNDONE = "undone", _("undone")
 
     entity_key = models.CharField(_("entity"), max_length=32, db_index=True)
@@ -49,6 +50,8 @@ class MergeJob(models.Model):
     # removed as duplicates, the flags cleared and the merge note.
     snapshot = models.JSONField(_("snapshot"), default=dict, blank=True)
     celery_task_id = models.CharField(_("task ID"), max_length=64, blank=True, default="")
+    # When an undo was asked for: the sweeper ends an undo whose worker died a while after this.
+    undo_requested_at = models.DateTimeField(_("undo requested"), null=True, blank=True)
     undone_at = models.DateTimeField(_("undone"), null=True, blank=True)
     undone_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

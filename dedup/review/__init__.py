@@ -28,6 +28,7 @@ from .queue import (
     DB_BATCH,
     UpsertOutcome,
     connect,
+    dismiss_permission_check,
     group_dismiss,
     group_merge,
     group_signature,
@@ -53,6 +54,7 @@ from .runs import (
     scan_run_fail,
     scan_running,
     scan_start,
+    scan_sweep,
 )
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "ScanError",
     "UpsertOutcome",
     "connect",
+    "dismiss_permission_check",
     "group_dismiss",
     "group_merge",
     "group_signature",
@@ -85,4 +88,5 @@ __all__ = [
     "scan_run_fail",
     "scan_running",
     "scan_start",
+    "scan_sweep",
 ]

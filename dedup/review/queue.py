@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -395,11 +397,28 @@ def _live_records(spec: EntitySpec, ids: Iterable[int]) -> list[models.Model]:
     return list(queryset.order_by(*order))
 
 
+def dismiss_permission_check(*, user, model: type[models.Model]) -> None:
+    """Raise PermissionDenied unless the user may change records of ``model`` (and so say they differ)."""
+    opts = model._meta
+    change = f"{opts.app_label}.{get_permission_codename('change', opts)}"
+    if not user.is_active or not user.has_perm(change):
+        raise PermissionDenied(
+            _("You may not change %(records)s, so you cannot mark them as not duplicates.")
+            % {"records": opts.verbose_name_plural}
+        )
+
+
 @transaction.atomic
 def group_dismiss(*, group: DuplicateGroup, user) -> DuplicateGroup:
-    """Dismiss a group: its records are stored as not duplicates of each other, so it never comes back."""
-    group = _locked_open_group(group)
+    """Dismiss a group: its records are stored as not duplicates of each other, so it never comes back.
+
+    A user needs change permission on the records' model (the queue's own permissions are not enough: the
+    "not a duplicate" pairs change what every screen shows about those records); ``user=None`` is the system.
+    """
     spec = registry.get(group.entity)
+    if user is not None:
+        dismiss_permission_check(user=user, model=spec.model)
+    group = _locked_open_group(group)
     ids = list(group.members.values_list("record_id", flat=True))
     existing = list(spec.model._base_manager.filter(pk__in=ids).values_list("pk", flat=True))
     if len(existing) >= 2:

@@ -6,11 +6,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from dedup import registry
 from dedup.dispatch import task_send
@@ -19,7 +22,9 @@ from dedup.engine import scan as dedup_scan
 from dedup.engine.counts import counts_rebuild
 from dedup.messages import stored
 from dedup.models import Rule
+from dedup.models import Notification
 from dedup.models.scan import DuplicateGroup, ScanChunk, ScanRun
+from dedup.notifications import notification_send
 
 from .auto_merge import groups_auto_merge
 from .errors import ScanAlreadyRunning, ScanError
@@ -40,6 +45,20 @@ SCAN_CHUNK_RECORDS = 100_000
 SCAN_MAX_CHUNKS = 64
 # A running scan with no chunk finishing for this long is taken as abandoned (its workers died).
 SCAN_ABANDONED_AFTER = timedelta(hours=3)
+CHUNK_TASK = "dedup.scan_chunk"
+# A chunk "running" for longer than this lost its worker (a 100,000-record chunk takes a minute or two): the
+# sweeper sends it again, up to SCAN_CHUNK_MAX_ATTEMPTS attempts in all, then fails it and its run. A chunk
+# still at work when sent again is harmless: a chunk's result replaces, never adds. Settings may override it
+# in seconds (DEDUP_SCAN_CHUNK_STALLED_AFTER).
+SCAN_CHUNK_STALLED_AFTER = timedelta(minutes=15)
+SCAN_CHUNK_MAX_ATTEMPTS = 3
+# A run with no chunk planned this long after it started lost its plan message or worker.
+SCAN_PLAN_STALLED_AFTER = timedelta(minutes=15)
+
+SCAN_NOT_SENT_REASON = gettext_lazy(
+    "The background workers could not be reached (the task queue is down), so the scan did not start. "
+    "Try again in a few minutes."
+)
 
 
 def _chunk_records() -> int:
@@ -134,7 +153,7 @@ def scan_start(
             run.finished_at = timezone.now()
             run.save(update_fields=["status", "finished_at"])
         elif dispatch:
-            task_send(PLAN_TASK, args=[run.pk])
+            task_send(PLAN_TASK, args=[run.pk], on_failure=partial(_run_not_sent, run.pk))
     if not dispatch and run.status == ScanRun.Status.RUNNING:
         scan_plan(run_id=run.pk)
         run.refresh_from_db()
@@ -192,6 +211,12 @@ def _fail_abandoned() -> None:
             _("Abandoned: no part of the scan made progress for %(hours)s hours (its workers stopped).")
             % {"hours": int(SCAN_ABANDONED_AFTER.total_seconds() // 3600)},
         )
+
+
+def _run_not_sent(run_id: int, error: Exception) -> None:
+    """The scan's plan message could not be published: the run fails at once (so it blocks no later scan)."""
+    logger.warning("Scan run %s could not be sent to the workers: %s", run_id, error)
+    scan_run_fail(run_id=run_id, reason=str(SCAN_NOT_SENT_REASON))
 
 
 def scan_request(*, trigger: str, user=None) -> ScanRun | None:
@@ -327,6 +352,58 @@ def _run_fail(run: ScanRun, reason: str) -> None:
     run.failure_reason = str(reason)[:4000]
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "failure_reason", "finished_at"])
+    if run.requested_by_id is not None:
+        notification_send(
+            user=run.requested_by,
+            level=Notification.Level.ERROR,
+            message=_("Scan #%(id)s failed: %(reason)s") % {"id": run.pk, "reason": run.failure_reason},
+            url=reverse("admin:dedup_scanrun_change", args=[run.pk]),
+        )
+
+
+# --- Sweeper --------------------------------------------------------------------------------------------------
+
+
+def _setting_delta(name: str, default: timedelta) -> timedelta:
+    seconds = getattr(settings, name, None)
+    return timedelta(seconds=float(seconds)) if seconds is not None else default
+
+
+def scan_sweep() -> dict[str, int]:
+    """Send again the chunks whose worker died, fail those out of attempts and runs never planned.
+
+    Return {"resent": n, "failed": n}. Called every minute by the sweeper task.
+    """
+    now = timezone.now()
+    chunk_limit = now - _setting_delta("DEDUP_SCAN_CHUNK_STALLED_AFTER", SCAN_CHUNK_STALLED_AFTER)
+    resent = failed = 0
+    stalled = ScanChunk.objects.filter(
+        status=ScanChunk.Status.RUNNING, started_at__lt=chunk_limit, run__status=ScanRun.Status.RUNNING
+    ).order_by("pk")
+    for chunk in stalled:
+        reason = _("Its worker stopped before it finished (attempt %(attempt)s).") % {"attempt": chunk.attempts}
+        if chunk.attempts >= SCAN_CHUNK_MAX_ATTEMPTS:
+            scan_chunk_fail(chunk_id=chunk.pk, reason=reason)
+            failed += 1
+            continue
+        with transaction.atomic():
+            moved = ScanChunk.objects.filter(
+                pk=chunk.pk, status=ScanChunk.Status.RUNNING, started_at__lt=chunk_limit
+            ).update(status=ScanChunk.Status.PENDING, error=reason)
+            if moved:
+                task_send(CHUNK_TASK, args=[chunk.pk], on_failure=partial(_chunk_not_sent, chunk.pk))
+                resent += 1
+    plan_limit = now - _setting_delta("DEDUP_SCAN_PLAN_STALLED_AFTER", SCAN_PLAN_STALLED_AFTER)
+    unplanned = ScanRun.objects.filter(status=ScanRun.Status.RUNNING, started_at__lt=plan_limit, chunks__isnull=True)
+    for run_id in unplanned.values_list("pk", flat=True):
+        scan_run_fail(run_id=run_id, reason=_("Its chunks were never planned (the planning worker stopped)."))
+        failed += 1
+    return {"resent": resent, "failed": failed}
+
+
+def _chunk_not_sent(chunk_id: int, error: Exception) -> None:
+    logger.warning("Scan chunk %s could not be sent again: %s", chunk_id, error)
+    scan_chunk_fail(chunk_id=chunk_id, reason=str(SCAN_NOT_SENT_REASON))
 
 
 # --- Joining --------------------------------------------------------------------------------------------------

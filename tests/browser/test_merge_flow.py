@@ -176,8 +176,13 @@ def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, scre
     page.get_by_role("button", name="Yes, undo the merge").click()
     page.wait_for_url(f"{live_server.url}/admin/crm/customer/{second.pk}/change/")
 
-    # Then the absorbed customers are back with their notes, task and position, and the card says so
-    assert "Merge undone" in page.locator(".messagelist").inner_text()
+    # Then the undo runs in the background like the merge (the card says it is queued, or done if the worker
+    # was quicker than the page), the toast says when it is done, and the absorbed customers are back with
+    # their notes, task and position
+    queued = page.locator(".messagelist").inner_text()
+    assert "Undo queued" in queued or "Merge undone" in queued
+    undone_toast = page.locator("#mw-toasts .mw-toast--success", has_text="Undo finished")
+    undone_toast.wait_for(timeout=MERGE_TIMEOUT_MS)
     screenshot("undone")
     assert not Customer.objects.filter(is_archived=True).exists()
     assert Customer.objects.get(pk=second.pk).position == "Buyer"

@@ -276,3 +276,87 @@ def test_api_errors_of_one_request_never_reach_the_next(intake_client):
     assert Lead.objects.get(pk=second.json()["lead"]).messengers.get().username == "ivan"
     assert third.status_code == 400
     assert set(third.json()) == {"emails"}
+
+
+# --- Hostile bodies (issue 14): a client's mistake is a 400 or 413 in JSON, never a 500 or an HTML page ---
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 1000 + "]" * 1000,
+        '{"name": "Ivan", "custom_fields": ' + '{"a": ' * 1000 + "1" + "}" * 1000 + "}",
+        '{"name": "Ivan", "custom_fields": {"a": ' + "[" * 100_00 + "]" * 100_00 + "}}",
+    ],
+    ids=["array-1000-deep", "object-1000-deep", "custom-fields-10000-deep"],
+)
+def test_api_leads_deeply_nested_json_is_400_before_parsing(intake_client, body):
+    # when a body nested far deeper than any lead is posted
+    response = intake_client.generic("POST", LEADS, body, content_type="application/json")
+    # then it is refused with the limit named, in JSON, and nothing is written
+    assert response.status_code == 400
+    assert "nested deeper than 32 levels" in response.json()["detail"]
+    assert _written() == NOTHING
+
+
+def test_api_leads_brackets_inside_strings_do_not_count_as_nesting(intake_client):
+    # a comment full of brackets (and an escaped quote) is text, not structure
+    response = intake_client.post(LEADS, {"name": "Ivan", "comment": '[[[{{{"' * 50}, format="json")
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ('{"name": "Ivan", "custom_fields": {"note\\u0000": "x"}}', "custom_fields.note\ufffd"),
+        ('{"name": "Ivan", "custom_fields": {"note": "a\\u0000b"}}', "custom_fields.note"),
+        ('{"name": "Iv\\u0000an"}', "name"),
+        ('{"name": "Ivan\\ud800"}', "name"),
+        ('{"name": "Ivan", "phones": ["+79123456789", "\\udc00"]}', "phones.1"),
+        ('{"name": "Ivan", "custom_fields": {"\\ud800": 1}}', "custom_fields.\ufffd"),
+    ],
+    ids=["nul-in-key", "nul-in-value", "nul-in-name", "lone-high-surrogate", "lone-low-surrogate", "surrogate-key"],
+)
+def test_api_leads_nul_and_lone_surrogates_are_400_naming_the_field(intake_client, body, field):
+    # when a body carries a NUL or an unpaired surrogate (valid JSON, not storable text)
+    response = intake_client.generic("POST", LEADS, body, content_type="application/json")
+    # then it is a 400 naming where, and nothing is written
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    assert _written() == NOTHING
+
+
+def test_api_leads_a_paired_surrogate_is_ordinary_text(intake_client):
+    # an emoji escaped as a surrogate pair is one character, and welcome
+    response = intake_client.generic(
+        "POST", LEADS, '{"name": "Ivan \\ud83d\\ude00"}', content_type="application/json"
+    )
+    assert response.status_code == 201
+    assert Lead.objects.get().last_name == "\U0001f600"
+
+
+@pytest.mark.parametrize("size", [100_000, 3_000_000, 10_000_000])
+def test_api_leads_oversize_body_is_413_json_whatever_the_size(intake_client, size):
+    # when a body larger than the limit (and larger than Django's own upload limit) is posted
+    body = json.dumps({"name": "Ivan", "comment": "x" * size})
+    response = intake_client.generic("POST", LEADS, body, content_type="application/json")
+    # then it is a 413 in JSON naming the limit, not Django's HTML 400
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert "65536 bytes" in response.json()["detail"]
+    assert _written() == NOTHING
+
+
+@pytest.mark.parametrize("body", ['{"name": NaN}', '{"name": Infinity}', b'{"name": "\xff\xfe"}'])
+def test_api_leads_non_standard_json_and_bad_utf8_are_400(intake_client, body):
+    response = intake_client.generic("POST", LEADS, body, content_type="application/json")
+    assert response.status_code == 400
+    assert _written() == NOTHING
+
+
+def test_api_messages_hostile_body_is_400(intake_client):
+    body = '{"channel": "telegram", "chat_id": "1\\u0000", "text": "hi"}'
+    response = intake_client.generic("POST", MESSAGES, body, content_type="application/json")
+    assert response.status_code == 400
+    assert "chat_id" in response.json()
+    assert _written() == NOTHING

@@ -11,20 +11,30 @@ def staff(admin_client):
     return admin_client
 
 
+def _secrets_shown(response) -> list[str]:
+    return [raw for _token, raw in response.context["secrets"]]
+
+
+def _cookies_and_session_text(client, response) -> str:
+    """Everything a browser holds after the response: its cookies (signed, readable) and the redirect's body."""
+    return " ".join(morsel.value for morsel in [*response.cookies.values(), *client.cookies.values()])
+
+
 def test_intake_admin_new_token_is_shown_once_and_works(staff, lead_pipeline):
     # given an admin creating a token for the website form
     response = staff.post(
         "/admin/crm/integrationtoken/add/",
         {"name": "Website form", "pipeline": lead_pipeline.pk, "is_active": "on"},
-        follow=True,
     )
-    # then the secret is shown once in a message
+    # then the secret is shown once, on the page answering the save, and in no cookie
     assert response.status_code == 200
-    (message,) = [str(m) for m in response.context["messages"] if "<code>" in str(m)]
-    raw = message.split("<code>")[1].split("</code>")[0]
-    assert "cannot be shown again" in message
+    (raw,) = _secrets_shown(response)
+    assert raw in response.content.decode() and "cannot be shown again" in response.content.decode()
+    assert raw not in _cookies_and_session_text(staff, response)
     token = IntegrationToken.objects.get()
     assert token.prefix == raw[:8] and raw not in token.key_hash
+    # and not a second time
+    assert raw not in staff.get("/admin/crm/integrationtoken/").content.decode()
     # and the integration can post with it
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
@@ -36,12 +46,18 @@ def test_intake_admin_rotating_a_secret_stops_the_old_one(staff, intake_token):
     response = staff.post(
         "/admin/crm/integrationtoken/",
         {"action": "rotate_secret", "_selected_action": [intake_token.pk]},
-        follow=True,
     )
     assert response.status_code == 200
+    (new,) = _secrets_shown(response)
+    # the new secret is on the page and travels in no cookie (the messages cookie is signed, not encrypted)
+    assert new in response.content.decode()
+    assert new not in _cookies_and_session_text(staff, response)
+    assert new not in staff.get("/admin/crm/integrationtoken/").content.decode()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {old}")
     assert client.post("/api/leads/", {"name": "Ivan"}, format="json").status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Token {new}")
+    assert client.post("/api/leads/", {"name": "Ivan"}, format="json").status_code == 201
 
 
 def test_intake_admin_settings_save_fields_and_warn_about_closed_stages(staff, lead_pipeline):

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from crm.models import Customer, Note, Order
-from dedup.models import MergeJob, NotDuplicate
+from dedup.models import MergeJob, Notification, NotDuplicate
 from dedup.records import record_label
 from tests import factories
 
@@ -534,8 +534,10 @@ def test_permissions_without_merge_permission_can_still_dismiss(client, group):
 
 
 def test_permissions_manager_with_merge_permission_merges(client, group, django_capture_on_commit_callbacks):
-    # Given a non-superuser manager with the change and merge permissions
-    manager = _user("crm.view_customer", "crm.change_customer", "dedup.merge_records")
+    # Given a non-superuser manager with the change permission on customers and their contact rows, and merge
+    manager = _user(
+        "crm.view_customer", "crm.change_customer", "crm.change_phone", "crm.change_email", "dedup.merge_records"
+    )
     current, second, _third = group
     _client_for(client, manager)
     data = _merge_post_data(client, f"{_url('compare', current.pk)}?records={current.pk}&records={second.pk}")
@@ -547,6 +549,46 @@ def test_permissions_manager_with_merge_permission_merges(client, group, django_
     # Then the merge ran for them
     assert response.status_code == 302
     assert MergeJob.objects.get().status == MergeJob.Status.DONE
+
+
+def test_permissions_merge_refused_when_it_would_move_rows_the_user_may_not_change(client, group):
+    # Given a manager who may change and merge customers and their contact rows, but not orders or deals,
+    # and a duplicate that has an order
+    manager = _user(
+        "crm.view_customer", "crm.change_customer", "crm.change_phone", "crm.change_email", "dedup.merge_records"
+    )
+    current, second, _third = group
+    factories.OrderFactory(customer=second)
+    _client_for(client, manager)
+    compare = f"{_url('compare', current.pk)}?records={current.pk}&records={second.pk}"
+
+    # When they open the compare screen and post the merge anyway
+    page = client.get(compare)
+    posted = client.post(_url("compare", current.pk), {"priority": current.pk, "records": [current.pk, second.pk]})
+
+    # Then the screen has no merge button and says why; the post is forbidden and nothing is queued
+    html = page.content.decode()
+    assert page.status_code == 200 and "Merge 2 records" not in html
+    assert "The merge would move orders, which you may not change" in html
+    assert posted.status_code == 403
+    assert not MergeJob.objects.exists()
+    second.refresh_from_db()
+    assert not second.is_archived and second.orders.count() == 1
+
+
+def test_permissions_rows_of_a_kind_nobody_moves_need_no_permission(client, group):
+    # Given the same manager, and a duplicate with no order, deal or note
+    manager = _user(
+        "crm.view_customer", "crm.change_customer", "crm.change_phone", "crm.change_email", "dedup.merge_records"
+    )
+    current, _second, third = group
+    _client_for(client, manager)
+
+    # When they open the compare screen
+    page = client.get(f"{_url('compare', current.pk)}?records={current.pk}&records={third.pk}")
+
+    # Then they may merge
+    assert "Merge 2 records" in page.content.decode()
 
 
 # --- History and undo --------------------------------------------------------------------------------------
@@ -590,12 +632,14 @@ def test_history_undo_confirm_and_restore(admin_client, merged, django_capture_o
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(_url("merge_history", current.pk), {"job": job.pk}, follow=True)
 
-    # Then the absorbed customers are back with their note, and the card says so
-    assert any("Merge undone" in message for message in _messages(response))
+    # Then the undo is queued as a background job (the card says so), and once it ran the absorbed customers
+    # are back with their note and the manager is notified
+    assert any("Undo queued; you will be notified" in message for message in _messages(response))
     assert not Customer.objects.filter(is_archived=True).exists()
     assert Note.objects.filter(object_id=second.pk, text="Called about the delivery").exists()
     job.refresh_from_db()
     assert job.status == MergeJob.Status.UNDONE
+    assert Notification.objects.filter(job=job, message__startswith="Undo finished").exists()
 
 
 def test_history_undo_error_shown_as_message(admin_client, merged, django_capture_on_commit_callbacks):

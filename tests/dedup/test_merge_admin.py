@@ -7,7 +7,7 @@ from django.urls import include, path, reverse
 from crm.models import Customer
 from dedup.admin.mixins import MergeableAdminMixin
 from dedup.merge import merge_job_create, merge_job_run, records_merge
-from dedup.models import MergeJob
+from dedup.models import MergeJob, Notification
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +70,7 @@ def test_live_record_page_is_not_redirected(admin_client):
     assert missing.status_code == 302 and missing["Location"] == reverse("admin:index")
 
 
-def test_merge_job_admin_lists_jobs_and_undoes_the_selected(client, manager):
+def test_merge_job_admin_lists_jobs_and_undoes_the_selected(client, manager, django_capture_on_commit_callbacks):
     # Given a finished merge and a manager who may merge and view merges
     manager.user_permissions.add(
         *Permission.objects.filter(codename__in=["change_customer", "merge_records", "view_mergejob"])
@@ -83,17 +83,19 @@ def test_merge_job_admin_lists_jobs_and_undoes_the_selected(client, manager):
     url = reverse("admin:dedup_mergejob_changelist")
     assert f">#{survivor.pk}</a>" in client.get(url).content.decode()
 
-    # When they undo it from the list
-    response = client.post(url, {"action": "undo_merges", "_selected_action": [job.pk]}, follow=True)
+    # When they undo it from the list (the undo is a background job, run once the request committed)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"action": "undo_merges", "_selected_action": [job.pk]}, follow=True)
 
-    # Then the duplicate is live again and the list says so
-    assert "1 merge undone." in response.content.decode()
+    # Then the list says it is queued; once run, the duplicate is live again and the manager is notified
+    assert "1 undo queued; you will be notified when it is done." in response.content.decode()
     duplicate.refresh_from_db()
     assert not duplicate.is_archived
     assert MergeJob.objects.get(pk=job.pk).status == MergeJob.Status.UNDONE
+    assert Notification.objects.get(user=manager, job=job, message__startswith="Undo finished").level == "success"
 
 
-def test_merge_job_admin_reports_a_refused_undo(client, manager):
+def test_merge_job_admin_reports_a_refused_undo(client, manager, django_capture_on_commit_callbacks):
     # Given a merge whose filled field was edited since
     manager.user_permissions.add(
         *Permission.objects.filter(codename__in=["change_customer", "merge_records", "view_mergejob"])
@@ -105,11 +107,13 @@ def test_merge_job_admin_reports_a_refused_undo(client, manager):
     merge_job_run(job_id=job.pk)
     Customer.objects.filter(pk=survivor.pk).update(position="CEO")
 
-    # When they try to undo it
-    response = client.post(
-        reverse("admin:dedup_mergejob_changelist"), {"action": "undo_merges", "_selected_action": [job.pk]}, follow=True
-    )
+    # When they try to undo it (the background undo refuses)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("admin:dedup_mergejob_changelist"), {"action": "undo_merges", "_selected_action": [job.pk]}
+        )
 
-    # Then the page says why, and the merge stands
-    assert "changed after the merge" in response.content.decode()
+    # Then the notification says why, and the merge stands (done, undoable again)
+    notification = Notification.objects.get(user=manager, job=job, level="error")
+    assert "changed after the merge" in notification.message
     assert MergeJob.objects.get(pk=job.pk).status == MergeJob.Status.DONE

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections, transaction
 
@@ -14,6 +15,7 @@ from crm.models import Customer
 from dedup.merge import MergeError, merge_job_run, records_merge
 from dedup.models import MergeJob, Notification
 from tests import factories
+from tests.dedup.test_merge_jobs import MERGER_CODENAMES
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -114,7 +116,9 @@ def test_records_merge_in_opposite_directions_never_deadlocks(manager, round_):
 
 
 def test_merge_job_run_delivered_twice_at_once_merges_once(manager):
-    # Given a queued job whose task two workers receive at the same moment
+    # Given a queued job whose task two workers receive at the same moment, asked for by a manager who may
+    # change the rows it moves (the worker checks that again)
+    manager.user_permissions.add(*Permission.objects.filter(codename__in=MERGER_CODENAMES))
     survivor, duplicate = factories.CustomerFactory.create_batch(2)
     factories.NoteFactory(content_object=duplicate)
     # Made by hand rather than with merge_job_create, whose task would run (eagerly) on commit.

@@ -23,9 +23,16 @@ def user_with(username, *codenames):
     return user
 
 
+# What a merge of customers with every kind of related row needs: the merge permission and the change
+# permission on customers and on each kind of row that moves (orders, deals, notes, phones...).
+MERGER_CODENAMES = ("merge_records", "change_customer", "change_lead", "change_deal", "change_order", "change_phone",
+                    "change_email", "change_messengerhandle", "change_note", "change_task", "change_call",
+                    "change_emailmessage", "change_smsmessage", "change_chatmessage", "change_attachment")
+
+
 @pytest.fixture
 def merger(db):
-    return user_with("merger", "change_customer", "merge_records")
+    return user_with("merger", *MERGER_CODENAMES)
 
 
 def duplicates():
@@ -154,27 +161,42 @@ def test_merge_job_run_fails_on_a_stale_screen_and_leaves_every_record_intact(
 
 
 def test_merge_job_run_fails_when_a_record_was_merged_meanwhile(merger, django_capture_on_commit_callbacks):
-    # Given two queued merges sharing a record, the first of which ran already
+    # Given a queued merge, and one of its records merged elsewhere meanwhile (by the intake, synchronously)
     survivor, duplicate = duplicates()
     other = factories.CustomerFactory()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        first = merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate])
-        second = merge_job_create(user=merger, survivor=other, absorbed=[duplicate])
+        queued = merge_job_create(user=merger, survivor=other, absorbed=[duplicate])
+    records_merge(survivor=survivor, absorbed=[duplicate])
+
+    # When the queued job runs
     callbacks[0]()
 
-    # When the second runs
-    callbacks[1]()
-
-    # Then it failed because the record is already merged, and the first merge stands untouched
-    first.refresh_from_db()
-    second.refresh_from_db()
-    assert first.status == MergeJob.Status.DONE
-    assert second.status == MergeJob.Status.FAILED
-    assert f"already been merged into #{survivor.pk}" in second.error
+    # Then it failed because the record is already merged, and the other merge stands untouched
+    queued.refresh_from_db()
+    assert queued.status == MergeJob.Status.FAILED
+    assert f"already been merged into #{survivor.pk}" in queued.error
     duplicate.refresh_from_db()
     assert duplicate.merged_into_id == survivor.pk
     other.refresh_from_db()
     assert not other.is_archived
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "undoing"])
+def test_merge_job_create_refuses_a_record_already_in_a_pending_job(merger, status):
+    # Given a merge job not ended yet (queued, running, or being undone)
+    survivor, duplicate = duplicates()
+    other = factories.CustomerFactory()
+    pending = merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate])
+    MergeJob.objects.filter(pk=pending.pk).update(status=status)
+
+    # When someone asks for a second merge with one of its records (another tab, the queue)
+    with pytest.raises(MergeError, match=f"is already in merge #{pending.pk}, which has not ended yet"):
+        merge_job_create(user=merger, survivor=other, absorbed=[duplicate])
+
+    # Then no second job exists; once the first ended, the record may be merged again
+    assert list(MergeJob.objects.values_list("pk", flat=True)) == [pending.pk]
+    MergeJob.objects.filter(pk=pending.pk).update(status=MergeJob.Status.FAILED)
+    assert merge_job_create(user=merger, survivor=other, absorbed=[duplicate]).status == MergeJob.Status.QUEUED
 
 
 def test_merge_job_run_twice_for_one_job_merges_once(merger, django_capture_on_commit_callbacks):
@@ -254,6 +276,7 @@ def test_merge_history_lists_the_merges_a_record_took_part_in(merger):
     # Given a record absorbed in one merge and a survivor of another
     a, b, c = factories.CustomerFactory.create_batch(3)
     first = merge_job_create(user=merger, survivor=a, absorbed=[b])
+    merge_job_run(job_id=first.pk)
     second = merge_job_create(user=merger, survivor=c, absorbed=[a])
 
     # When its history is read
@@ -273,3 +296,34 @@ def test_records_merge_result_snapshot_is_json(merger):
 
     # Then its snapshot can be stored in the job (JSON round trip unchanged)
     assert json.loads(json.dumps(result.snapshot)) == result.snapshot
+
+
+def test_merge_job_create_refuses_moving_rows_the_user_may_not_change():
+    # Given a manager who may change and merge customers (and their contact rows) but not orders,
+    # and a duplicate with an order
+    user = user_with("clerk", *[name for name in MERGER_CODENAMES if name != "change_order"])
+    survivor, duplicate = duplicates()
+
+    # When they ask for the merge
+    with pytest.raises(PermissionDenied, match="would move orders"):
+        merge_job_create(user=user, survivor=survivor, absorbed=[duplicate])
+
+    # Then no job exists and the order stays where it was
+    assert not MergeJob.objects.exists()
+    assert duplicate.orders.count() == 2 and not Customer.objects.filter(is_archived=True).exists()
+
+
+def test_merge_job_run_fails_when_the_permission_on_moved_rows_was_taken_meanwhile(merger):
+    # Given a queued merge, then the requester's permission on orders taken away before the worker runs it
+    survivor, duplicate = duplicates()
+    before = crm_state()
+    job = merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate])
+    merger.user_permissions.remove(Permission.objects.get(codename="change_order"))
+
+    # When the worker runs it
+    job = merge_job_run(job_id=job.pk)
+
+    # Then the job failed saying why, the requester is told, and every row is as it was
+    assert job.status == MergeJob.Status.FAILED and "would move orders" in job.error
+    assert Notification.objects.get(job=job).level == Notification.Level.ERROR
+    assert crm_state() == before

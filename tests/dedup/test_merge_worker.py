@@ -8,6 +8,7 @@ from dedup import tasks
 from dedup.merge import merge_job_create
 from dedup.models import MergeJob, Notification
 from tests import factories
+from tests.dedup.test_merge_jobs import MERGER_CODENAMES
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +27,7 @@ def merge_worker():
 @pytest.fixture
 def merger():
     user = factories.UserFactory(username="merger")
-    user.user_permissions.add(*Permission.objects.filter(codename__in=["change_customer", "merge_records"]))
+    user.user_permissions.add(*Permission.objects.filter(codename__in=MERGER_CODENAMES))
     return user
 
 

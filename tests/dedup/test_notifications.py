@@ -133,7 +133,9 @@ def test_notifications_read_endpoint_marks_the_dismissed_toast_read(staff_client
     assert [item["id"] for item in staff_client.get(POLL_URL).json()["notifications"]] == [kept.pk]
 
 
-@pytest.mark.parametrize("body", ['{"ids": ["x"]}', '{"ids": 5}', "not json"])
+@pytest.mark.parametrize(
+    "body", ['{"ids": ["x"]}', '{"ids": 5}', "not json", "[]", "[1, 2]", '"ids"', "5", "null", '{"ids": null}']
+)
 def test_notifications_read_endpoint_refuses_bad_input(staff_client, manager, body):
     # Given an unread notification
     notification = notification_send(user=manager, message="Merge finished")

@@ -139,12 +139,12 @@ def test_queue_page_queries_do_not_grow_with_groups(admin_client, scan, django_a
 
 
 def test_queue_dismiss_action_stores_pairs_and_the_group_never_returns(client, scan):
-    # Given a trio in the queue and a manager who may change groups
+    # Given a trio in the queue and a manager who may change groups and customers
     first, second = pair(0)
     third = customer_with("I.", "Petrov", phones=["+79120004567"])
     scan()
     group = DuplicateGroup.objects.get()
-    manager = user_with("view_duplicategroup", "change_duplicategroup")
+    manager = user_with("view_duplicategroup", "change_duplicategroup", "change_customer")
     client.force_login(manager)
 
     # When the manager dismisses it from the queue and the scan runs again
@@ -162,6 +162,27 @@ def test_queue_dismiss_action_stores_pairs_and_the_group_never_returns(client, s
     assert not DuplicateGroup.objects.filter(status="open").exists()
 
 
+def test_queue_dismiss_needs_change_permission_on_the_records(client, scan):
+    # Given a pair in the queue and a manager who may work the queue but not change customers
+    pair(0)
+    scan()
+    group = DuplicateGroup.objects.get()
+    client.force_login(user_with("view_duplicategroup", "change_duplicategroup", "view_customer"))
+
+    # When the manager dismisses it, by the list's action and by the group's own button
+    by_action = action(client, "dismiss_groups", [group])
+    by_button = client.post(reverse("admin:dedup_duplicategroup_dismiss", args=[group.pk]), follow=True)
+
+    # Then nothing is written, the manager is told why, and the group page offers no dismiss button
+    assert not NotDuplicate.objects.exists()
+    group.refresh_from_db()
+    assert group.status == DuplicateGroup.Status.OPEN
+    for response in (by_action, by_button):
+        assert "You may not change customers" in " ".join(messages_of(response))
+    page = client.get(reverse("admin:dedup_duplicategroup_change", args=[group.pk]))
+    assert page.context["can_dismiss"] is False
+
+
 def test_queue_merge_action_merges_in_background_and_closes_group(
     client, scan, django_capture_on_commit_callbacks
 ):
@@ -171,7 +192,9 @@ def test_queue_merge_action_merges_in_background_and_closes_group(
     newer.save()
     scan()
     group = DuplicateGroup.objects.get()
-    manager = user_with("view_duplicategroup", "change_duplicategroup", "change_customer", "merge_records")
+    manager = user_with(
+        "view_duplicategroup", "change_duplicategroup", "change_customer", "change_phone", "merge_records"
+    )
     client.force_login(manager)
 
     # When the manager merges it from the queue (the merge runs as a background job)
@@ -278,6 +301,22 @@ def test_run_scan_now_is_refused_while_a_scan_runs(admin_client):
     assert ScanRun.objects.count() == 1
     assert f"#{running.pk}" in " ".join(messages_of(response))
     assert "already running" in " ".join(messages_of(response))
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/phish", "//evil.example/", "javascript:alert(1)", "\\\\evil.example"]
+)
+def test_run_scan_now_redirects_only_to_this_site(admin_client, target):
+    # Given a scan still running (so "Run scan now" goes back to the posted page)
+    pair(0)
+    review.scan_start(dispatch=False)
+
+    # When a forged form posts "Run scan now" with a foreign "next"
+    response = admin_client.post(reverse("admin:dedup_scanrun_run_now"), {"next": target})
+
+    # Then the admin lands on the scan runs page, never on the foreign address
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:dedup_scanrun_changelist")
 
 
 def test_run_scan_now_needs_permission(client):

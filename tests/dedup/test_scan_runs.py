@@ -437,7 +437,15 @@ def test_group_closes_when_only_one_record_is_left(run_scan, django_capture_on_c
     assert group.status == DuplicateGroup.Status.CLOSED
 
 
-def test_dismissed_group_never_comes_back(run_scan, manager):
+@pytest.fixture
+def reviewer(manager):
+    """A manager who may change customers, and so say two of them are not duplicates."""
+    manager.user_permissions.add(Permission.objects.get(codename="change_customer"))
+    return type(manager).objects.get(pk=manager.pk)  # a fresh instance: permissions are cached per instance
+
+
+def test_dismissed_group_never_comes_back(run_scan, reviewer):
+    manager = reviewer
     # Given a pair in the queue
     first, second = twins()
     run_scan()
@@ -454,7 +462,8 @@ def test_dismissed_group_never_comes_back(run_scan, manager):
     assert not open_groups().exists() and run.stats["customer"]["groups"] == 0
 
 
-def test_group_actions_refuse_a_group_already_decided(run_scan, manager):
+def test_group_actions_refuse_a_group_already_decided(run_scan, reviewer):
+    manager = reviewer
     # Given a dismissed group
     twins()
     run_scan()
