@@ -97,7 +97,11 @@ class Lead(ContactsMixin, StagedMixin, Entity):
         verbose_name = _("lead")
         verbose_name_plural = _("leads")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["pipeline", "stage"], name="lead_pipeline_stage_idx")]
+        indexes = [
+            models.Index(fields=["pipeline", "stage"], name="lead_pipeline_stage_idx"),
+            # The change list's "source" filter reads its choices from this index (crm.filters.distinct_values).
+            models.Index(fields=["source"], name="lead_source_idx"),
+        ]
 
     def __str__(self):
         return self.title
@@ -133,7 +137,11 @@ class Deal(StagedMixin, Entity):
         verbose_name = _("deal")
         verbose_name_plural = _("deals")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["pipeline", "stage"], name="deal_pipeline_stage_idx")]
+        indexes = [
+            models.Index(fields=["pipeline", "stage"], name="deal_pipeline_stage_idx"),
+            # The change list's "service" filter reads its choices from this index (crm.filters.distinct_values).
+            models.Index(fields=["service"], name="deal_service_idx"),
+        ]
         constraints = Entity.Meta.constraints + [
             models.CheckConstraint(condition=models.Q(amount__gte=0), name="deal_amount_not_negative"),
         ]

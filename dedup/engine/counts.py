@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable
 
 from django.db import models, transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.db.models.signals import post_delete, post_save
 
 from dedup import registry
@@ -167,8 +167,11 @@ def with_stored_duplicates(queryset: models.QuerySet, has: bool = True) -> model
     spec = registry.for_model(queryset.model)
     if spec is None:
         raise ValueError(f"{queryset.model.__name__} is not registered with duplicate control")
-    holders = DuplicatePair.objects.filter(entity=spec.key).values("record_id")
-    return queryset.filter(pk__in=holders) if has else queryset.exclude(pk__in=holders)
+    if has:
+        return queryset.filter(pk__in=DuplicatePair.objects.filter(entity=spec.key).values("record_id"))
+    # NOT EXISTS, not NOT IN: PostgreSQL plans NOT IN (subquery) as a hashed subplan of every stored pair (about
+    # 100 ms at 1,000,000 customers on every page view); NOT EXISTS is an anti-join that stops at the page.
+    return queryset.exclude(Exists(DuplicatePair.objects.filter(entity=spec.key, record_id=OuterRef("pk"))))
 
 
 # --- Keeping them current ---------------------------------------------------------------------------------------

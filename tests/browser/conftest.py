@@ -51,7 +51,7 @@ def new_page(chromium_browser):
 
     def open_page(locale: str = "en-US"):
         context = chromium_browser.new_context(viewport=VIEWPORT, locale=locale)
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(30_000)
         contexts.append(context)
         return context.new_page()
 

@@ -9,15 +9,10 @@ from dedup.engine.index import BACKFILL_TASK
 
 @pytest.fixture
 def broker_down(monkeypatch):
-    eager = current_app.conf.task_always_eager
-    current_app.conf.task_always_eager = False
-
     def refuse(*args, **kwargs):
         raise OperationalError("Connection refused")
 
     monkeypatch.setattr(current_app.tasks[BACKFILL_TASK], "apply_async", refuse)
-    yield
-    current_app.conf.task_always_eager = eager
 
 
 @pytest.mark.django_db(transaction=True)
@@ -31,3 +26,13 @@ def test_task_send_broker_down_calls_the_handler(broker_down):
     failures = []
     task_send(BACKFILL_TASK, args=["customer", ["phone"]], on_failure=failures.append)
     assert len(failures) == 1 and isinstance(failures[0], OperationalError)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_task_send_eager_task_failure_surfaces(monkeypatch):
+    def fail(*args, **kwargs):
+        raise ValueError("the task itself failed")
+
+    monkeypatch.setattr(current_app.tasks[BACKFILL_TASK], "apply_async", fail)
+    with pytest.raises(ValueError):
+        task_send(BACKFILL_TASK, args=["customer", ["phone"]])
