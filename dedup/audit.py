@@ -14,7 +14,7 @@ from django.db import models
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from dedup.merge.fields import record_label
+from dedup.records import record_label
 
 
 def _acting(user) -> bool:

@@ -111,6 +111,8 @@ def related(record: models.Model, name: str):
     return getattr(record, name).all()
 
 
+# How a custom field (a key of the JSON custom fields) is named wherever a field name is expected: in a
+# registered MatchField, a rule condition and the intake settings' chosen fields ("custom:colour").
 CUSTOM_PREFIX = "custom:"
 
 

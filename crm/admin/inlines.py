@@ -54,6 +54,15 @@ class TimelineInline(GenericTabularInline):
         # The author is shown on every row: one join instead of a query per row.
         return super().get_queryset(request).select_related("author")
 
+    # (rows, cols) of the "text" field's box on the card, for the kinds that have one.
+    text_box: tuple[int, int] | None = None
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if self.text_box and db_field.name == "text":
+            field.widget.attrs.update(rows=self.text_box[0], cols=self.text_box[1])
+        return field
+
 
 class NoteForm(forms.ModelForm):
     """A note the system wrote shows in the reader's language; once edited by hand it is plain text."""
@@ -87,16 +96,11 @@ class NoteInline(TimelineInline):
     form = NoteForm
     formset = NoteFormSet
     fields = ["text", "pinned", "created_at", "author"]
+    text_box = (2, 60)
 
     def get_queryset(self, request):
         # The pinned note first, as on the card; unpinning it is then saved before another note is pinned.
         return super().get_queryset(request).order_by("-pinned", "-created_at", "-id")
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if db_field.name == "text":
-            field.widget.attrs.update(rows=2, cols=60)
-        return field
 
 
 class TaskInline(TimelineInline):
@@ -125,23 +129,13 @@ class EmailMessageInline(TimelineInline):
 class SmsMessageInline(TimelineInline):
     model = SmsMessage
     fields = ["direction", "phone", "text", "created_at", "author"]
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if db_field.name == "text":
-            field.widget.attrs.update(rows=2, cols=40)
-        return field
+    text_box = (2, 40)
 
 
 class ChatMessageInline(TimelineInline):
     model = ChatMessage
     fields = ["channel", "direction", "username", "chat_id", "text", "created_at", "author"]
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if db_field.name == "text":
-            field.widget.attrs.update(rows=2, cols=40)
-        return field
+    text_box = (2, 40)
 
 
 class AttachmentInline(TimelineInline):

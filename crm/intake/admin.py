@@ -12,9 +12,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from crm.intake.revert import incoming_request_revert
-from dedup.messages import render
-from crm.intake.selectors import CUSTOM_PREFIX, matchable_field_choices
+from crm.intake.selectors import matchable_field_choices
 from crm.models import IncomingRequest, IntakeSettings, IntegrationToken, Pipeline, RepeatSalesSettings, Stage
+from dedup.messages import render
+from dedup.registry import CUSTOM_PREFIX
 
 # Where a new token's secret waits between saving the token and the page that shows it once.
 NEW_SECRET_SESSION_KEY = "crm.intake.new_token_secret"

@@ -5,7 +5,8 @@ Every intake request needs it, and reading it through the ORM cost more than the
 reads only the token and the configuration stamp, in one plain SQL query, on each request. Any change to
 the configuration writes a new stamp in the same transaction (``stamp_changed``, connected to the models'
 signals in ``CrmConfig.ready``), so every process sees a change as soon as it is committed: a stale snapshot
-is never used.
+is never used. (Kind 3 of the caching rule in docs/ARCHITECTURE.md: rows kept per process, checked against a
+database stamp on every use.)
 """
 from __future__ import annotations
 
@@ -34,7 +35,11 @@ OPEN = Stage.Semantic.OPEN
 
 @dataclass
 class IntakeConfig:
-    """One snapshot of the configuration; shared by the requests of a process, so read, never changed."""
+    """One snapshot of the configuration, shared by the requests of a process.
+
+    Its settings, pipelines and stages are only read. The one thing that grows is ``tokens``: each token is
+    loaded the first time it is used under this snapshot, and every request gets its own copy of it.
+    """
 
     stamp: int | None
     repeat_settings: RepeatSalesSettings
@@ -153,6 +158,7 @@ def _load(stamp: int | None, using: str) -> IntakeConfig:
 
 # --- The per-request query ----------------------------------------------------------------------------
 
+# SQL text per database vendor, built from the models' _meta (kind 2 of the caching rule: derived from code only).
 _stamp_sql: dict[str, str] = {}
 _token_sql: dict[str, str] = {}
 

@@ -9,7 +9,8 @@ from django.utils.translation import gettext as _
 
 from crm.models import IncomingRequest
 from dedup.audit import audit_log
-from dedup.merge.fields import dump_value, field_label, load_value, record_label
+from dedup.merge.fields import dump_value, field_label, load_value
+from dedup.records import record_label
 from dedup.signals import records_bulk_saved
 
 # The contact relations a request may have added rows to, by model label, and their name in duplicate control.

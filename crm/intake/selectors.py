@@ -12,13 +12,13 @@ from django.db.models.fields.json import KeyTextTransform
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import Company, Customer, Deal, Email, IntakeSettings, Lead, MessengerHandle, Phone, Pipeline, Stage
-from crm.models.intake import CUSTOM_FIELD_PREFIX, MATCHABLE_LEAD_FIELDS
+from crm.models.intake import MATCHABLE_LEAD_FIELDS
 from crm.services.repeat_sales import repeat_deal_semantics_sql  # the repeat sales rule's own SQL
 from dedup import db, registry
-from dedup.engine.normalize import email_key, phone_e164, text_key
+from dedup.engine.normalize import email_key, handle_key, phone_e164, text_key
 from dedup.messages import Message
+from dedup.registry import CUSTOM_PREFIX
 
-CUSTOM_PREFIX = CUSTOM_FIELD_PREFIX
 # Deals have none of a lead's contact fields; these of them can be matched when chosen.
 MATCHABLE_DEAL_FIELDS = ("title", "amount", "external_id", "service")
 # More candidates than this are not loaded: past MAX_MERGED_MATCHES the answer is "flag for review" anyway.
@@ -37,7 +37,7 @@ class ContactKeys:
 
     phones: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
-    # (channel, username case-folded without "@", chat id)
+    # (channel, username as dedup.engine.normalize.handle_key keys it, chat id)
     handles: tuple[tuple[str, str, str], ...] = ()
     # (chosen field, its incoming value) for the admin-chosen fields that have a value
     fields: tuple[tuple[str, object], ...] = ()
@@ -57,9 +57,17 @@ class ContactKeys:
         email_keys = tuple(dict.fromkeys(filter(None, (email_key(email) for email in emails))))
         handle_keys = tuple(
             dict.fromkeys(
-                (handle["channel"], (handle.get("username") or "").lstrip("@").lower(), handle.get("chat_id") or "")
-                for handle in handles
-                if handle and (handle.get("username") or handle.get("chat_id"))
+                (channel, username, chat_id)
+                for channel, username, chat_id in (
+                    (
+                        handle["channel"],
+                        _username_key(handle["channel"], handle.get("username")),
+                        handle.get("chat_id") or "",
+                    )
+                    for handle in handles
+                    if handle
+                )
+                if username or chat_id  # a username that is no handle at all ("Ivan Petrov") is not matched
             )
         )
         field_keys = tuple((name, value) for name, value in fields if value not in (None, ""))
@@ -92,6 +100,19 @@ class ContactKeys:
         return bool(self.phones or self.emails or self.handles)
 
 
+def _username_key(channel: str, username: str | None) -> str:
+    """Return a messenger username as the chat lookup compares it with LOWER(username): read by duplicate
+    control's handle_key (``@Ivan_P`` -> ``ivan_p``), or "" when it is no handle at all.
+
+    A number used as a username (WhatsApp) stays as written, lower-cased: handle_key would give its E.164
+    form, but the column holds the username as it came.
+    """
+    key = handle_key(f"{channel}:@{username}") if username else None
+    if not key:
+        return ""
+    body = key.partition(":")[2]  # handle_key keeps the channel it was given ("telegram:ivan_p")
+    return username.strip().lstrip("@").lower() if body.startswith("+") else body
+
 
 @dataclass
 class Match:
@@ -108,10 +129,6 @@ def describe(matches: Iterable[Match]) -> str:
         for match in matches
     ]
     return Message.join(parts, "; ")
-
-
-def _content_type(model) -> ContentType:
-    return ContentType.objects.get_for_model(model)
 
 
 PHONE, EMAIL, HANDLE = "phone", "email", "handle"
@@ -153,7 +170,7 @@ def contact_hits(keys: ContactKeys, *, models: Iterable[type] = (Lead, Customer)
     compiling the ORM's union took three times as long as running it.
     """
     models = list(models)
-    by_type = {_content_type(model).pk: model for model in models}
+    by_type = {ContentType.objects.get_for_model(model).pk: model for model in models}
     hits = ContactHits()
     sql, params = _contact_hits_sql(keys, list(by_type))
     if not sql:
@@ -233,15 +250,6 @@ def _field_q(model, name: str, value) -> tuple[Q, dict]:
     return Q(**{f"{name}__iexact": str(value).strip()}), {}
 
 
-def scope_stage_ids(settings: IntakeSettings) -> list[int]:
-    """Return the stages whose leads and deals take part: the chosen ones, or the pipeline's open stages."""
-    if settings.pk:
-        chosen = list(settings.search_stages.values_list("pk", flat=True))
-        if chosen:
-            return chosen
-    return list(Stage.objects.filter(pipeline_id=settings.pipeline_id, semantic=OPEN).values_list("pk", flat=True))
-
-
 def _deals_the_rules_allow(deals: list[Deal], *, incoming) -> set[int]:
     """Return the ids of the deals the duplicate rules for deals allow the request to be merged into.
 
@@ -275,14 +283,14 @@ def _deals_the_rules_allow(deals: list[Deal], *, incoming) -> set[int]:
 
 
 def find_matches(
-    *, incoming, keys: ContactKeys, settings: IntakeSettings, hits: ContactHits, stage_ids: list[int] | None = None
+    *, incoming, keys: ContactKeys, settings: IntakeSettings, hits: ContactHits, stage_ids: list[int]
 ) -> list[Match]:
     """Return the leads and deals in the searched stages that the incoming request matches, newest first.
 
     Leads match on their own phones, emails and messenger handles, deals on their customer's; both also on
     the admin-chosen fields. Deals only match when their "must be equal" fields (e.g. service) are equal.
+    ``stage_ids`` are the searched stages, from the configuration snapshot (IntakeConfig.scope_stage_ids).
     """
-    stage_ids = scope_stage_ids(settings) if stage_ids is None else stage_ids
     if not stage_ids:
         return []
     reasons: dict[tuple[type, int], list[str]] = defaultdict(list)
@@ -350,7 +358,7 @@ def contacts_of(
     """Return the record's phones (E.164), email addresses and messenger handles (channel, username, chat id),
     each only when asked for, in one plain SQL query."""
     connection = connections[router.db_for_read(Phone)]
-    content_type = _content_type(type(record)).pk
+    content_type = ContentType.objects.get_for_model(type(record)).pk
     parts, params = [], []
     for wanted, model, kind, columns in (
         (phones, Phone, PHONE, ("e164",)),

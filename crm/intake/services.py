@@ -12,12 +12,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext_lazy
 
 from crm.intake import config as intake_config
-from crm.intake import messenger, selectors
+from crm.intake import selectors
 from crm.intake.config import IntakeConfig
 from crm.models import (
     ChatMessage,
@@ -40,9 +39,10 @@ from crm.models import (
 from crm.models.intake import MAX_MERGED_MATCHES
 from crm.services import repeat_sales
 from dedup.db import bulk_insert_instances, insert_together, lock_until_commit
-from dedup.engine.normalize import email_key, phone_e164
+from dedup.engine.normalize import email_key, phone_e164, phones_in_text
 from dedup.merge.fields import dump_value, is_shorter_form
 from dedup.messages import Message, message_data
+from dedup.registry import CUSTOM_PREFIX
 from dedup.signals import records_bulk_saved
 
 # The tag a lead gets when it matched too many records to be merged automatically.
@@ -85,8 +85,8 @@ class IncomingLead:
 
     def value_of(self, name: str):
         """Return the incoming value of a lead field or of a custom field ("custom:<name>")."""
-        if name.startswith(selectors.CUSTOM_PREFIX):
-            return self.custom_fields.get(name[len(selectors.CUSTOM_PREFIX) :])
+        if name.startswith(CUSTOM_PREFIX):
+            return self.custom_fields.get(name[len(CUSTOM_PREFIX) :])
         if name == "service":
             return self.service
         return getattr(self, name, None)
@@ -245,14 +245,13 @@ def _finish(
     return IntakeResult(status_code=status_code, body={"request_id": request.pk, **body})
 
 
-def _content_type(model) -> ContentType:
-    return ContentType.objects.get_for_model(model)
-
-
 def _note(record, text: str) -> Note:
     """A note the system writes: its text as written, and its message (rendered in the reader's language)."""
     return Note(
-        content_type=_content_type(type(record)), object_id=record.pk, text=str(text), message=message_data(text)
+        content_type=ContentType.objects.get_for_model(type(record)),
+        object_id=record.pk,
+        text=str(text),
+        message=message_data(text),
     )
 
 
@@ -293,7 +292,7 @@ def _add_contacts(
     written with the request's own row at the end (only for a fresh record whose contacts nothing reads back
     during the request; duplicate control takes its keys from the instances).
     """
-    content_type = _content_type(type(record))
+    content_type = ContentType.objects.get_for_model(type(record))
     owned = {"content_type": content_type, "object_id": record.pk}
     phones, emails, handles = list(phones), list(emails), [handle for handle in handles if handle]
     have_phones, have_email_addresses, have_handles = (
@@ -488,7 +487,7 @@ def lead_intake(
             count=len(found), max=MAX_MERGED_MATCHES, why=selectors.describe(found),
         )
         return _create_record(
-            request, token=token, incoming=incoming, keys=keys, summary=summary, reason=reason,
+            request, token=token, incoming=incoming, summary=summary, reason=reason,
             decision=Decision.FLAGGED, flag=True, repeat_settings=repeat_settings, matches=found, hits=hits,
         )
     if found and len(found) > 1 and settings.multi_match_policy == IntakeSettings.MultiMatchPolicy.CREATE_NEW:
@@ -498,7 +497,7 @@ def lead_intake(
             why=selectors.describe(found),
         )
         return _create_record(
-            request, token=token, incoming=incoming, keys=keys, summary=summary, reason=reason,
+            request, token=token, incoming=incoming, summary=summary, reason=reason,
             decision=Decision.CREATED_DESPITE_MATCHES, flag=False, repeat_settings=repeat_settings, matches=found,
             hits=hits,
         )
@@ -508,17 +507,17 @@ def lead_intake(
         else:
             targets = found
         return _update_records(
-            request, token=token, incoming=incoming, summary=summary, targets=targets, all_matches=found,
+            request, incoming=incoming, summary=summary, targets=targets, all_matches=found,
             settings=settings, hits=hits,
         )
     return _create_record(
-        request, token=token, incoming=incoming, keys=keys, summary=summary,
+        request, token=token, incoming=incoming, summary=summary,
         reason=Message.of(_("No lead or deal in the searched stages matches.")), decision=Decision.CREATED, flag=False,
         repeat_settings=repeat_settings, matches=[], hits=hits,
     )
 
 
-def _update_records(request, *, token, incoming, summary, targets, all_matches, settings, hits) -> IntakeResult:
+def _update_records(request, *, incoming, summary, targets, all_matches, settings, hits) -> IntakeResult:
     update = settings.conflict_policy == IntakeSettings.ConflictPolicy.UPDATE
     notes, tasks, touched_leads, touched_deal, changes = [], [], [], None, []
     for match in targets:
@@ -550,7 +549,7 @@ def _update_records(request, *, token, incoming, summary, targets, all_matches, 
         if settings.create_task_after_merge:
             tasks.append(
                 Task(
-                    content_type=_content_type(type(record)),
+                    content_type=ContentType.objects.get_for_model(type(record)),
                     object_id=record.pk,
                     title=gettext("New request from %(who)s: contact them") % {"who": incoming.display_title()},
                     assignee_id=record.owner_id,
@@ -669,7 +668,7 @@ def _holds_incoming_contacts(record, incoming: IncomingLead, hits: selectors.Con
 
 
 def _create_record(
-    request, *, token, incoming, keys, summary, reason, decision, flag, repeat_settings, matches, hits
+    request, *, token, incoming, summary, reason, decision, flag, repeat_settings, matches, hits
 ) -> IntakeResult:
     customer, company, completed = selectors.returning_customer(hits=hits, company_name=incoming.company_name)
     # Ids, not users: the customer's manager is not loaded, and the token's may be a cached copy.
@@ -692,7 +691,7 @@ def _create_record(
         )
     if repeat_settings.simple_crm_mode:
         return _create_deal(
-            request, token=token, incoming=incoming, summary=summary, reason=reason, decision=decision, flag=flag,
+            request, incoming=incoming, summary=summary, reason=reason, decision=decision, flag=flag,
             repeat_settings=repeat_settings, customer=customer, company=company, owner=owner,
         )
     # Read with the customer (PostgreSQL), for the customer and their own company only.
@@ -718,7 +717,7 @@ def _create_record(
         custom_fields=(
             {**incoming.custom_fields, "service": incoming.service} if incoming.service else incoming.custom_fields
         ),
-        customer=customer if customer is not None and not customer.exclude_from_repeat_sales else customer,
+        customer=customer,
         company=company,
         owner_id=owner,
         is_repeat=flags.is_repeat,
@@ -746,7 +745,7 @@ def _create_record(
 
 
 def _create_deal(
-    request, *, token, incoming, summary, reason, decision, flag, repeat_settings, customer, company, owner
+    request, *, incoming, summary, reason, decision, flag, repeat_settings, customer, company, owner
 ) -> IntakeResult:
     """Simple CRM mode: the request becomes a deal of a (new or returning) customer."""
     returning = customer is not None
@@ -834,7 +833,7 @@ def message_intake(
         return opened
     request = opened
     handle = {"channel": incoming.channel, "username": incoming.username, "chat_id": incoming.chat_id}
-    phones_found = messenger.phones_in_text(incoming.text)
+    phones_found = phones_in_text(incoming.text)
     if incoming.phone:
         phones_found = list(dict.fromkeys([phone_e164(incoming.phone) or incoming.phone, *phones_found]))
     keys = selectors.ContactKeys.build(phones=phones_found, handles=[handle])
@@ -925,7 +924,7 @@ def message_intake(
 
 def _save_chat_message(record, incoming: IncomingMessage) -> ChatMessage:
     return ChatMessage.objects.create(
-        content_type=_content_type(type(record)),
+        content_type=ContentType.objects.get_for_model(type(record)),
         object_id=record.pk,
         channel=incoming.channel,
         chat_id=incoming.chat_id,
@@ -945,7 +944,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
     if not settings.is_enabled or not settings.match_phone:
         return lead, "", "", False
     stage_ids = set(stage_ids)
-    content_type = _content_type(Lead)
+    content_type = ContentType.objects.get_for_model(Lead)
     sharing = set(
         Phone.objects.filter(content_type=content_type, e164__in=set(phones))
         .exclude(object_id=lead.pk)

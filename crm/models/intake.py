@@ -10,11 +10,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from dedup.registry import CUSTOM_PREFIX
+
 from .sales import Deal, Lead, Pipeline, Stage
 
 # Kommo's limit: with more matches than this the incoming request is not merged into anything.
 MAX_MERGED_MATCHES = 3
-CUSTOM_FIELD_PREFIX = "custom:"
 # Text and number fields of a lead an admin may add to the incoming duplicate check (Kommo: "Add field").
 MATCHABLE_LEAD_FIELDS = (
     "title",
@@ -253,20 +254,12 @@ class IntakeSettings(models.Model):
             name
             for name in fields
             if name not in MATCHABLE_LEAD_FIELDS
-            and not (name.startswith(CUSTOM_FIELD_PREFIX) and len(name) > len(CUSTOM_FIELD_PREFIX))
+            and not (name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX))
         ]
         if unknown:
             raise ValidationError(
                 {"match_fields": _("These fields cannot be matched: %(fields)s.") % {"fields": ", ".join(unknown)}}
             )
-
-    @classmethod
-    def for_pipeline(cls, pipeline: Pipeline) -> IntakeSettings:
-        """Return the pipeline's settings, or the defaults (unsaved) when none were saved."""
-        try:
-            return pipeline.intake_settings
-        except cls.DoesNotExist:
-            return cls(pipeline=pipeline)
 
 
 class RepeatSalesSettings(models.Model):

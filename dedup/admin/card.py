@@ -25,7 +25,6 @@ from dedup.admin.compare import (
     MergeSelectionError,
     compare_table,
     duplicate_rows,
-    record_label,
 )
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
 from dedup.engine.counts import stored_counts, with_stored_duplicates
@@ -43,6 +42,7 @@ from dedup.merge import (
     related_permission_check,
 )
 from dedup.models import MergeJob
+from dedup.records import record_label
 from dedup.registry import for_model
 
 # Records a "Merge selected" list action compares at most: the compare screen shows one column per record.

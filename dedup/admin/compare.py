@@ -18,28 +18,16 @@ from django.utils.translation import ngettext
 from dedup.engine import normalize
 from dedup.engine.scoring.pairs import PairScore, pair_scores
 from dedup.merge.fields import KEY_SEPARATOR, field_label, is_empty, mergeable_fields
+from dedup.records import record_label
 from dedup.registry import EntitySpec, for_model
 
 EMPTY_DISPLAY = "\u2014"
-
-# How to tell two items of a multi-valued field apart when uniting them, by the MatchField kind that reads
-# the relation (phones by E.164, emails case-folded, anything else by its folded text).
-_ITEM_KEYS = {
-    "phone": normalize.phone_e164,
-    "email": normalize.email_key,
-}
-
 
 class MergeSelectionError(ValueError):
     """The records asked for cannot be compared (unknown ids, fewer than two, archived, mixed models)."""
 
 
 # --- Records -----------------------------------------------------------------------------------------------
-
-
-def record_label(record: models.Model) -> str:
-    """Return "Customer #12", the name managers use for a record on the merge screens."""
-    return _("%(model)s #%(pk)s") % {"model": capfirst(record._meta.verbose_name), "pk": record.pk}
 
 
 def _spec_for(model: type[models.Model]) -> EntitySpec:
@@ -495,8 +483,9 @@ def _json_rows(model, model_field, records, values, priority_pk) -> list[Compare
 
 def _item_key(kind: str, item) -> str:
     text = str(item)
-    keyer = _ITEM_KEYS.get(kind)
-    key = keyer(text) if keyer else None
+    # Two items are one when the normaliser of the MatchField kind reading the relation keys them alike
+    # (phones by E.164, emails case-folded); what it cannot key is told apart by its folded text.
+    key = normalize.kind_key(kind, text)
     return key or normalize.text_key(text) or text
 
 

@@ -6,9 +6,10 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from dedup.merge import MERGE_PERMISSION, MergeError, merge_undo_request, record_admin_url
+from dedup.merge import MERGE_PERMISSION, MergeError, merge_undo_request
 from dedup.models import MergeJob, Notification
 from dedup.notifications import notifications_mark_read
+from dedup.records import record_admin_url
 
 
 def _record_link(job: MergeJob, pk) -> str:

@@ -6,8 +6,8 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from dedup.merge.fields import record_label
 from dedup.merge.selectors import merged_survivor
+from dedup.records import record_label
 
 
 class MergeableAdminMixin:

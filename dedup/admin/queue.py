@@ -22,11 +22,11 @@ from django.utils.translation import ngettext
 
 from dedup import registry, review
 from dedup.engine.scoring.pairs import pair_scores
-from dedup.merge import MERGE_PERMISSION, MergeError, record_admin_url
-from dedup.merge.fields import record_label
+from dedup.merge import MERGE_PERMISSION, MergeError
 from dedup.messages import key_range_text, render
 from dedup.models import MergeJob, Rule
 from dedup.models.scan import DuplicateGroup, DuplicateGroupMember, ScanChunk, ScanRun
+from dedup.records import record_admin_url, record_label
 from dedup.review import SCHEDULED_SCAN_TASK
 
 # Records named in a group's row of the queue; the rest are counted ("and 7 more").
@@ -526,14 +526,9 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Merge the selected groups (into their oldest record)"), permissions=["merge"])
     def merge_groups(self, request, queryset):
-        queued = 0
-        for group in queryset:
-            try:
-                review.group_merge(group=group, user=request.user)
-            except (review.ScanError, MergeError, PermissionDenied) as error:
-                self.message_user(request, f"{group}: {error}", messages.ERROR)
-            else:
-                queued += 1
+        queued = self._each_group(
+            request, queryset, review.group_merge, refused=(review.ScanError, MergeError, PermissionDenied)
+        )
         if queued:
             self.message_user(
                 request,
@@ -548,14 +543,9 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Dismiss: not duplicates"), permissions=["change"])
     def dismiss_groups(self, request, queryset):
-        dismissed = 0
-        for group in queryset:
-            try:
-                review.group_dismiss(group=group, user=request.user)
-            except (review.ScanError, PermissionDenied) as error:
-                self.message_user(request, f"{group}: {error}", messages.ERROR)
-            else:
-                dismissed += 1
+        dismissed = self._each_group(
+            request, queryset, review.group_dismiss, refused=(review.ScanError, PermissionDenied)
+        )
         if dismissed:
             self.message_user(
                 request,
@@ -567,6 +557,18 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
                 % {"count": dismissed},
                 messages.SUCCESS,
             )
+
+    def _each_group(self, request, queryset, service, *, refused: tuple[type[Exception], ...]) -> int:
+        """Call the service on each selected group, reporting each refusal; return how many it accepted."""
+        done = 0
+        for group in queryset:
+            try:
+                service(group=group, user=request.user)
+            except refused as error:
+                self.message_user(request, f"{group}: {error}", messages.ERROR)
+            else:
+                done += 1
+        return done
 
     @admin.action(description=_("Open on the compare screen"))
     def open_compare(self, request, queryset):

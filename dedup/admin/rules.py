@@ -13,8 +13,8 @@ from dedup import registry
 from dedup.admin.rule_forms import ConditionForm, ConditionFormSet, RuleForm, entity_group_label
 from dedup.engine import selectors
 from dedup.engine.not_duplicates import not_duplicates_forget_pairs
-from dedup.merge.fields import record_label
 from dedup.models import Condition, NotDuplicate, Rule
+from dedup.records import record_admin_url, record_label
 
 
 class ConditionInline(admin.TabularInline):
@@ -174,7 +174,7 @@ class NotDuplicateAdmin(admin.ModelAdmin):
             label = record_label(record) if record is not None else _("%(model)s #%(pk)s (deleted)") % {
                 "model": spec.label, "pk": pk
             }
-            links.append((selectors.record_admin_url(spec, pk) or "#", label))
+            links.append((record_admin_url(spec.model, pk) or "#", label))
         return format_html_join(" \u2260 ", '<a href="{}">{}</a>', links)
 
     @admin.action(

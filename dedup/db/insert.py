@@ -210,6 +210,7 @@ class _Plan:
         return self.head + "VALUES " + ", ".join([self.placeholder] * rows) + tail
 
 
+# Derived from the models' _meta per database (kind 2 of the caching rule in docs/ARCHITECTURE.md).
 _plans: dict[tuple, _Plan] = {}
 
 
@@ -225,6 +226,7 @@ def _only_db_default(field: models.Field) -> bool:
     return field.has_db_default() and not field.has_default()
 
 
+# Derived from the models' _meta (kind 2 of the caching rule).
 _db_default_names: dict[type[models.Model], tuple[str, ...]] = {}
 _NONE: frozenset = frozenset()
 

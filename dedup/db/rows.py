@@ -32,6 +32,8 @@ def table(connection, model: type[models.Model]) -> str:
     return quote(connection, model._meta.db_table)
 
 
+# Derived from the models' _meta per database and alias, a finite set (kind 2 of the caching rule in
+# docs/ARCHITECTURE.md).
 @lru_cache(maxsize=None)
 def _shape(model: type[models.Model], using: str, alias: str) -> tuple[str, tuple[str, ...], tuple]:
     connection = connections[using]

@@ -275,7 +275,7 @@ def _match(
 
     identity = rules.identity_kind(spec)
     for owner in owners:
-        _find_shared(spec, compiled, owner, holders_of, others, identity)
+        _find_shared(compiled, owner, holders_of, others, identity)
         for kind, key in owner.holders:
             owner.candidates |= holders_of.get((kind, key), set())
         owner.candidates.discard(owner.pk)
@@ -324,7 +324,6 @@ def _rule_lookup(rule: CompiledRule, owner: _Owner) -> list[tuple[str, str]]:
 
 
 def _find_shared(
-    spec: EntitySpec,
     compiled: list[CompiledRule],
     owner: _Owner,
     holders_of: dict[tuple[str, str], set[int]],

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import phonenumbers
 from django.db import models
 
+from dedup import registry
 from dedup.engine import normalize, similarity
 from dedup.registry import EntitySpec, MatchField
 
@@ -29,17 +30,6 @@ STAGE_CLOSED = "closed"
 CONTACT_KINDS = frozenset({"phone", "email", "handle"})
 # Registry field kinds a fuzzy condition can compare.
 FUZZY_KINDS = frozenset({"person_name", "company_name", "text", "website"})
-
-_NORMALIZERS = {
-    "phone": normalize.phone_e164,
-    "email": normalize.email_key,
-    "person_name": normalize.person_name_key,
-    "company_name": normalize.company_name_key,
-    "handle": normalize.handle_key,
-    "text": normalize.text_key,
-    "website": getattr(normalize, "website_key", normalize.text_key),
-}
-
 
 def norm_kind(field_name: str) -> str:
     return field_name
@@ -76,7 +66,7 @@ def normalized(field_kind: str, raw: object, *, fold: bool = False) -> str | Non
         if field_kind == "email":
             key = normalize.email_key(raw, fold_provider=fold)
         else:
-            key = _NORMALIZERS.get(field_kind, normalize.text_key)(raw)
+            key = normalize.kind_key(field_kind, raw)
     except Exception:  # a normaliser must never take a save down; the value is simply not matched
         logger.exception("Normaliser %s failed on %r", field_kind, raw)
         return None
@@ -202,12 +192,14 @@ class _Plan:
     equal: tuple[str, ...]
 
 
+# Derived from the registry alone (kind 2 of the caching rule in docs/ARCHITECTURE.md): keyed by the registry's
+# version, so a re-registered entity never gets an older spec's plan; bounded, as kinds sets come from rules.
 _plans: dict[tuple, _Plan] = {}
 
 
 def _plan(spec: EntitySpec, kinds: Iterable[str]) -> _Plan:
     frozen = frozenset(kinds)
-    cache_key = (spec.key, id(spec), frozen)
+    cache_key = (registry.version, spec.key, frozen)
     plan = _plans.get(cache_key)
     if plan is None:
         fields, stage, equal = [], False, []

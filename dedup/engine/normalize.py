@@ -77,7 +77,8 @@ def phone_e164(raw: object, region: str | None = None) -> str | None:
 
 
 # A pure function of its arguments, and an incoming request parses each of its numbers three times (validation,
-# matching, storing): libphonenumber's parse is the costliest step of all three.
+# matching, storing): libphonenumber's parse is the costliest step of all three. (Kind 1 of the caching rule in
+# docs/ARCHITECTURE.md: a bounded memo of a pure function; the region is an argument, never read inside.)
 @lru_cache(maxsize=8192)
 def _phone_e164(raw: str, region: str) -> str | None:
     text = _printable(raw).strip()
@@ -105,23 +106,38 @@ def _phone_e164(raw: str, region: str) -> str | None:
     return None
 
 
+# A message is read up to this many characters: a pasted novel must not make a webhook slow.
+MAX_SCANNED_CHARS = 4000
+# A chat message mentioning more numbers than this is a list, not a customer giving their own number.
+MAX_NUMBERS_PER_MESSAGE = 5
+
+
 def phones_in_text(raw: object, region: str | None = None) -> list[str]:
-    """Return the E.164 form of every valid phone number written in a free text (a chat message), in order."""
-    if not isinstance(raw, str) or not raw:
+    """Return the valid phone numbers written in a free text (a chat message), in E.164, in the order written,
+    without repeats.
+
+    National forms ("8 912 345-67-89") are read in ``region`` (DEDUP_DEFAULT_REGION by default); numbers with
+    a country code ("+1 (415) 555-0100") are read as written. Dates, order numbers and other digit runs that
+    are not valid phone numbers are ignored; at most MAX_NUMBERS_PER_MESSAGE are returned.
+    """
+    if not isinstance(raw, str) or not raw.strip():
         return []
+    region = (region or _default_region()).upper()
     found: list[str] = []
     try:
-        text = _printable(raw[:_MAX_TEXT_INPUT])
         matcher = phonenumbers.PhoneNumberMatcher(
-            text, (region or _default_region()).upper(), leniency=phonenumbers.Leniency.VALID
+            _printable(raw[:MAX_SCANNED_CHARS]), region, leniency=phonenumbers.Leniency.VALID, max_tries=50
         )
         for match in matcher:
-            number = match.number
-            number.extension = None
-            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            # The normaliser of stored phones, so a number found in a chat matches the contact's phone.
+            e164 = phone_e164(match.raw_string, region) or phonenumbers.format_number(
+                match.number, phonenumbers.PhoneNumberFormat.E164
+            )
             if e164 not in found:
                 found.append(e164)
-    except Exception:
+            if len(found) >= MAX_NUMBERS_PER_MESSAGE:
+                break
+    except Exception:  # libphonenumber on exotic input: what was found so far stands
         return found
     return found
 
@@ -220,6 +236,8 @@ def transliterate(raw: str) -> str:
     return _NOT_ASCII_ALNUM.sub("", anyascii(_APOSTROPHES.sub("", raw)).lower())
 
 
+# Kind 1 of the caching rule in docs/ARCHITECTURE.md: a bounded memo of a pure function (a bulk import folds
+# the same first names and surnames again and again).
 @lru_cache(maxsize=1 << 17)
 def fold_token(raw: str) -> str:
     """Return one word script-, case-, accent- and spelling-folded (``Юлия``, ``Julia``, ``Yuliya`` -> ``iulia``).
@@ -579,3 +597,24 @@ def website_key(raw: object) -> str | None:
     except Exception:
         return None
     return key if len(key) <= KEY_MAX_LENGTH else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# By registry field kind
+
+# The normaliser of each kind a registered MatchField declares (dedup.registry): the index, the merge engine
+# (uniting contact rows) and the compare screen all key a value through this one table.
+KIND_KEYS = {
+    "phone": phone_e164,
+    "email": email_key,
+    "person_name": person_name_key,
+    "company_name": company_name_key,
+    "handle": handle_key,
+    "website": website_key,
+    "text": text_key,
+}
+
+
+def kind_key(kind: str, raw: object) -> str | None:
+    """Return the key of a value of a field of this registry kind; a kind not in KIND_KEYS is keyed as text."""
+    return KIND_KEYS.get(kind, text_key)(raw)

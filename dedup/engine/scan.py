@@ -11,10 +11,12 @@ of all chunks, joined by `merge_groups`, are the groups of the whole scan.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.db import connection, transaction
 
@@ -46,8 +48,18 @@ class Group:
     """Records found to be one: their ids (ascending), the reasons in words, and the ids of the rules that matched."""
 
     ids: list[int]
-    reasons: list[str]
+    reasons: list[str] = field(default_factory=list)
     rule_ids: list[int] = field(default_factory=list)
+
+    @cached_property
+    def signature(self) -> str:
+        """The review queue recognises a group it already holds by this."""
+        return group_signature(self.ids)
+
+
+def group_signature(ids: Iterable[int]) -> str:
+    """Return the stable signature of a set of records: the same records always give the same signature."""
+    return hashlib.sha1(",".join(str(pk) for pk in sorted(set(ids))).encode()).hexdigest()
 
 
 @dataclass

@@ -7,7 +7,6 @@ from django.core.cache import cache
 from django.db import connection, models
 from django.db.models import Max
 from django.db.models.expressions import RawSQL
-from django.urls import NoReverseMatch, reverse
 from django.utils.translation import get_language
 
 from dedup import registry
@@ -15,6 +14,7 @@ from dedup.engine import keys, rules
 from dedup.engine.finder import duplicates_of_values
 from dedup.engine.rules import CompiledRule
 from dedup.models import Condition, MatchKey, NotDuplicate, Rule
+from dedup.records import record_admin_url
 from dedup.registry import CUSTOM_PREFIX, EntitySpec
 
 # Records read to discover the keys of custom fields an admin can match on.
@@ -159,7 +159,7 @@ def _shared_keys_sql(spec: EntitySpec, kind: str, identity: str | None) -> tuple
 class PreviewRecord:
     pk: int
     label: str
-    url: str | None
+    url: str  # "" when the model has no admin
 
 
 @dataclass
@@ -186,6 +186,9 @@ def rule_preview(rule: Rule, *, sample: int = PREVIEW_SAMPLE_GROUPS) -> RulePrev
     compiled = rules.compile_rules([rule])
     if spec is None or not compiled:
         return None
+    # Kind 4 of the caching rule in docs/ARCHITECTURE.md (the shared Django cache): a result shown to a person,
+    # never one a decision depends on, keyed by all that changes it; a deleted record (which writes no new key
+    # row) shows at most PREVIEW_CACHE_SECONDS late.
     newest = MatchKey.objects.filter(entity=spec.key).aggregate(newest=Max("id"))["newest"] or 0
     signature = ";".join(
         f"{c.field.name}/{c.method}/{c.threshold}/{c.fold}" for c in compiled[0].conditions
@@ -212,21 +215,13 @@ def _rule_preview(spec: EntitySpec, compiled: list[CompiledRule], sample: int) -
         preview.sample.append(
             PreviewGroup(
                 records=[
-                    PreviewRecord(pk, str(records[pk]) if pk in records else f"#{pk}", record_admin_url(spec, pk))
+                    PreviewRecord(pk, str(records[pk]) if pk in records else f"#{pk}", record_admin_url(spec.model, pk))
                     for pk in group.ids[:10]
                 ],
                 reasons=group.reasons,
             )
         )
     return preview
-
-
-def record_admin_url(spec: EntitySpec, pk: int) -> str | None:
-    opts = spec.model._meta
-    try:
-        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
-    except NoReverseMatch:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The merge engine: one service merges any registered entity's records; background jobs; undo."""
 from .errors import MergeError
-from .selectors import merge_history, merged_survivor, record_admin_url
+from .selectors import merge_history, merged_survivor
 from .services import (
     MERGE_PERMISSION,
     MERGE_TASK,
@@ -38,7 +38,6 @@ __all__ = [
     "merge_undo_request",
     "merge_undo_run",
     "merged_survivor",
-    "record_admin_url",
     "records_merge",
     "related_permission_check",
 ]

@@ -14,6 +14,8 @@ from django.utils.duration import duration_iso_string
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
+from dedup.records import record_label
+
 from .errors import MergeError
 
 # Merge bookkeeping and timestamps: set by the engine itself, never chosen.
@@ -56,15 +58,6 @@ def is_shorter_form(value, of) -> bool:
     if not short or len(short) != len(full) or short == full:
         return False
     return all(s == f or (len(s) == 1 and f.startswith(s)) for s, f in zip(short, full))
-
-
-def record_label(record: models.Model) -> str:
-    """Return "customer #12 Ivan Petrov", how the engine names a record in its messages and notes."""
-    name = str(record)
-    label = _("%(model)s #%(pk)s") % {"model": record._meta.verbose_name, "pk": record.pk}
-    if name and name != label:
-        return f"{label} {name}"
-    return label
 
 
 # --- Snapshot values ----------------------------------------------------------------------------------------

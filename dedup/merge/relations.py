@@ -46,16 +46,6 @@ CONVENTIONAL_FLAGS = ("is_primary",)
 # PostgreSQL's 65,535 parameters per statement, large enough that 10,000 rows take two statements.
 ID_BATCH = 5000
 
-_NORMALISERS: dict[str, Callable[[str], str | None]] = {
-    "phone": normalize.phone_e164,
-    "email": normalize.email_key,
-    "handle": normalize.handle_key,
-    "person_name": normalize.person_name_key,
-    "company_name": normalize.company_name_key,
-    "text": normalize.text_key,
-}
-
-
 @dataclass(frozen=True)
 class Relation:
     """Rows of ``model`` that belong to a record through the ``owner`` column."""
@@ -103,12 +93,10 @@ class _OneRow:
 
 def _identity_reader(match_field: registry.MatchField, relation_name: str) -> Callable[[models.Model], frozenset]:
     """Return row -> the normalised values the registry's reader finds in that row ("+79123456789")."""
-    normaliser = _NORMALISERS.get(match_field.kind, normalize.text_key)
-
     def identity(row: models.Model) -> frozenset:
         values = set()
         for raw in match_field.read(_OneRow(relation_name, row)):
-            key = normaliser(raw) or normalize.text_key(raw)
+            key = normalize.kind_key(match_field.kind, raw) or normalize.text_key(raw)
             if key:
                 values.add(key)
         return frozenset(values)
@@ -244,10 +232,15 @@ def _generic_relations(model: type[models.Model]) -> list[Relation]:
     return result
 
 
-@functools.cache
 def relations_for(model: type[models.Model]) -> tuple[Relation, ...]:
     """Return every relation whose rows belong to records of ``model``."""
-    model = model._meta.concrete_model
+    return _relations_for(model._meta.concrete_model, registry.version)
+
+
+# Derived from the models' _meta and the registry's readers (kind 2 of the caching rule in docs/ARCHITECTURE.md):
+# the registry's version is part of the key, so registering an entity is seen; models are a finite set.
+@functools.cache
+def _relations_for(model: type[models.Model], _registry_version: int) -> tuple[Relation, ...]:
     m2m = _m2m_relations(model)
     through_models = {relation.model for relation in m2m}
     found = [*_fk_relations(model, through_models), *_generic_relations(model), *m2m]

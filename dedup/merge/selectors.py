@@ -1,4 +1,4 @@
-"""Reads of the merge engine: a record's merge history, where an archived record went, admin links."""
+"""Reads of the merge engine: a record's merge history, where an archived record went, row locks."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import QuerySet
-from django.urls import NoReverseMatch, reverse
 
 from dedup.models import MergeJob
 
@@ -41,15 +40,6 @@ def merged_survivor(record: models.Model) -> models.Model | None:
         if current is None:
             return None
     return None
-
-
-def record_admin_url(model: type[models.Model], pk) -> str:
-    """Return the admin change page of a record, or "" when the model has no admin."""
-    opts = model._meta
-    try:
-        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
-    except NoReverseMatch:
-        return ""
 
 
 def lock_records(model: type[models.Model], pks: Sequence) -> dict:

@@ -29,12 +29,13 @@ from dedup.engine.scoring.decisions import decision_values, scoring_decision_sen
 from dedup.messages import Message
 from dedup.models import MergeJob, MergeJobRecord, Notification
 from dedup.notifications import notification_send
+from dedup.records import record_admin_url, record_label
 from dedup.signals import records_bulk_saved
 
 from . import fields as merge_fields
 from .errors import MergeError
 from .relations import moved_summary, relation_has_rows, relation_move, relations_for
-from .selectors import lock_records, record_admin_url
+from .selectors import lock_records
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,15 @@ def _mergeable_model(model: type[models.Model]) -> type[models.Model]:
     return model
 
 
+def _merge_input(model, survivor, absorbed, choices, expected) -> tuple[list, dict, dict[str, str]]:
+    """Check a merge's input as the service and the job both take it: (absorbed ids, choices, versions seen)."""
+    if survivor.pk is None:
+        raise MergeError(_("Only saved records can be merged."))
+    absorbed_pks = _absorbed_pks(model, survivor, absorbed)
+    pks = [survivor.pk, *absorbed_pks]
+    return absorbed_pks, merge_fields.clean_choices(model, choices, pks), _clean_expected(expected, pks)
+
+
 def _absorbed_pks(model: type[models.Model], survivor: models.Model, absorbed: Sequence[models.Model]) -> list:
     if isinstance(absorbed, models.Model):
         absorbed = [absorbed]
@@ -197,9 +207,9 @@ def _clean_expected(expected: Mapping | None, record_pks: Sequence) -> dict[str,
     return cleaned
 
 
-def _check_current(model: type[models.Model], records: dict, pks: Sequence, expected: dict[str, str]) -> None:
-    """Refuse records that are gone, archived, merged meanwhile, or changed since the user saw them."""
-    missing = [str(pk) for pk in pks if pk not in records]
+def _refuse_missing(model: type[models.Model], pks: Sequence, found: dict) -> None:
+    """Refuse a merge some of whose records no longer exist, naming them."""
+    missing = [str(pk) for pk in pks if pk not in found]
     if missing:
         raise MergeError(
             ngettext(
@@ -207,6 +217,11 @@ def _check_current(model: type[models.Model], records: dict, pks: Sequence, expe
             )
             % {"model": capfirst(model._meta.verbose_name), "ids": ", #".join(missing)}
         )
+
+
+def _check_current(model: type[models.Model], records: dict, pks: Sequence, expected: dict[str, str]) -> None:
+    """Refuse records that are gone, archived, merged meanwhile, or changed since the user saw them."""
+    _refuse_missing(model, pks, records)
     for pk in pks:
         record = records[pk]
         if getattr(record, merge_fields.ARCHIVED_FIELD):
@@ -214,9 +229,9 @@ def _check_current(model: type[models.Model], records: dict, pks: Sequence, expe
             if into:
                 raise MergeError(
                     _("%(record)s has already been merged into #%(survivor)s meanwhile; reopen the duplicates.")
-                    % {"record": merge_fields.record_label(record), "survivor": into}
+                    % {"record": record_label(record), "survivor": into}
                 )
-            raise MergeError(_("%(record)s is archived.") % {"record": merge_fields.record_label(record)})
+            raise MergeError(_("%(record)s is archived.") % {"record": record_label(record)})
         seen = expected.get(str(pk))
         current = getattr(record, merge_fields.VERSION_FIELD, None)
         if seen and current is not None and _parse_version(seen) != current:
@@ -225,7 +240,7 @@ def _check_current(model: type[models.Model], records: dict, pks: Sequence, expe
                     "%(record)s was changed by someone else after you opened the comparison; reopen it to see "
                     "the changes, then merge again."
                 )
-                % {"record": merge_fields.record_label(record)}
+                % {"record": record_label(record)}
             )
 
 
@@ -305,12 +320,8 @@ def records_merge(
     ``left_out`` (unticked by the manager) are stored as not duplicates of the merged records.
     """
     model = _mergeable_model(type(survivor))
-    if survivor.pk is None:
-        raise MergeError(_("Only saved records can be merged."))
-    absorbed_pks = _absorbed_pks(model, survivor, absorbed)
+    absorbed_pks, choices, expected = _merge_input(model, survivor, absorbed, choices, expected)
     pks = [survivor.pk, *absorbed_pks]
-    choices = merge_fields.clean_choices(model, choices, pks)
-    expected = _clean_expected(expected, pks)
 
     records = lock_records(model, pks)
     _check_current(model, records, pks, expected)
@@ -430,19 +441,15 @@ def merge_job_create(
             % {"records": capfirst(model._meta.verbose_name_plural)}
         )
     merge_permission_check(user=user, model=model)
-    if survivor.pk is None:
-        raise MergeError(_("Only saved records can be merged."))
-    absorbed_pks = _absorbed_pks(model, survivor, absorbed)
+    absorbed_pks, choices, expected = _merge_input(model, survivor, absorbed, choices, expected)
     related_permission_check(user=user, model=model, absorbed_pks=absorbed_pks)
     pks = [survivor.pk, *absorbed_pks]
-    choices = merge_fields.clean_choices(model, choices, pks)
-    expected = _clean_expected(expected, pks)
     # Refuse at once what the worker would refuse anyway (the worker checks again, under lock).
     archived = model._base_manager.filter(pk__in=pks, **{merge_fields.ARCHIVED_FIELD: True}).first()
     if archived is not None:
         raise MergeError(
             _("%(record)s has already been merged into another record; reopen the duplicates.")
-            % {"record": merge_fields.record_label(archived)}
+            % {"record": record_label(archived)}
         )
     content_type = ContentType.objects.get_for_model(model)
     # Refused before locking: a running merge holds its records locked until it ends. Checked again once locked,
@@ -507,14 +514,7 @@ def _job_records(job: MergeJob):
         raise MergeError(_("The kind of records this merge was for no longer exists."))
     pks = [job.survivor_id, *job.absorbed_ids]
     found = model._base_manager.in_bulk(pks)
-    missing = [str(pk) for pk in pks if pk not in found]
-    if missing:
-        raise MergeError(
-            ngettext(
-                "%(model)s #%(ids)s no longer exists.", "%(model)s #%(ids)s no longer exist.", len(missing)
-            )
-            % {"model": capfirst(model._meta.verbose_name), "ids": ", #".join(missing)}
-        )
+    _refuse_missing(model, pks, found)
     return found[job.survivor_id], [found[pk] for pk in job.absorbed_ids]
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dedup.engine.not_duplicates import not_duplicates_forget
+from dedup.records import record_label
 
 from . import fields as merge_fields
 from .errors import MergeError
@@ -28,7 +29,7 @@ def _check_safe(model: type[models.Model], snapshot: dict, records: dict) -> Non
         raise MergeError(
             _("%(record)s was itself merged into #%(other)s afterwards; undo that merge first.")
             % {
-                "record": merge_fields.record_label(survivor),
+                "record": record_label(survivor),
                 "other": getattr(survivor, f"{merge_fields.MERGED_INTO_FIELD}_id") or "?",
             }
         )
@@ -43,7 +44,7 @@ def _check_safe(model: type[models.Model], snapshot: dict, records: dict) -> Non
                 "%(fields)s of %(record)s changed after the merge; undoing it would overwrite those edits. "
                 "Put the merged value back first if you still want to undo."
             )
-            % {"fields": ", ".join(edited), "record": merge_fields.record_label(survivor)}
+            % {"fields": ", ".join(edited), "record": record_label(survivor)}
         )
     for pk in snapshot["absorbed"]:
         record = records.get(pk)
@@ -58,7 +59,7 @@ def _check_safe(model: type[models.Model], snapshot: dict, records: dict) -> Non
         ):
             raise MergeError(
                 _("%(record)s is no longer archived in %(survivor)s; the merge cannot be undone.")
-                % {"record": merge_fields.record_label(record), "survivor": merge_fields.record_label(survivor)}
+                % {"record": record_label(record), "survivor": record_label(survivor)}
             )
 
 

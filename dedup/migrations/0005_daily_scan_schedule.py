@@ -9,7 +9,7 @@ from django.db import migrations
 from django.utils import timezone
 
 TASK_NAME = "Daily duplicate scan"
-# The Celery task's registered name (dedup/tasks_scan.py).
+# The Celery task's registered name (dedup/tasks.py).
 TASK = "dedup.scan_scheduled"
 
 

@@ -72,10 +72,6 @@ class MergeJob(models.Model):
     def __str__(self):
         return _("Merge #%(id)s") % {"id": self.pk}
 
-    @property
-    def record_count(self) -> int:
-        return 1 + len(self.absorbed_ids or [])
-
 
 class MergeJobRecord(models.Model):
     """A record taking part in a merge job, so a record's merge history is one indexed query."""

@@ -26,7 +26,6 @@ from .auto_merge import groups_auto_merge
 from .errors import ScanAlreadyRunning, ScanError
 from .queue import (
     DB_BATCH,
-    FoundGroup,
     UpsertOutcome,
     connect,
     dismiss_permission_check,
@@ -62,7 +61,6 @@ __all__ = [
     "PLAN_TASK",
     "SCHEDULED_SCAN_TASK",
     "DB_BATCH",
-    "FoundGroup",
     "SCAN_ABANDONED_AFTER",
     "SCAN_CHUNK_RECORDS",
     "SCAN_MAX_CHUNKS",

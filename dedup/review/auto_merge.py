@@ -9,15 +9,15 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone, translation
 
-from dedup import registry
+from dedup import messages, registry
 from dedup.engine import scan as dedup_scan
-from dedup.merge import MergeError, merge_job_run, record_admin_url
-from dedup import messages
-from dedup.messages import Message
+from dedup.merge import MergeError, merge_job_run
 from dedup.merge.system import system_merge_job_create
+from dedup.messages import Message
 from dedup.models import MergeJob, MergeJobRecord, Notification, Rule
 from dedup.models.scan import DuplicateGroup, DuplicateGroupMember
 from dedup.notifications import notification_send
+from dedup.records import record_admin_url
 from dedup.registry import EntitySpec
 
 from .queue import DB_BATCH, _live_records, groups_refresh

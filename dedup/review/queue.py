@@ -1,13 +1,11 @@
 """The review queue's services: upsert what a scan found, keep groups current after merges, dismiss, merge."""
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from typing import NamedTuple
 
 from django.contrib.auth import get_permission_codename
@@ -19,6 +17,7 @@ from django.utils.translation import gettext as _
 from dedup import audit, registry
 from dedup.db import insert_rows
 from dedup.engine.not_duplicates import not_duplicate_mark
+from dedup.engine.scan import Group, group_signature
 from dedup.merge import merge_job_create
 from dedup.merge.fields import MERGED_INTO_FIELD
 from dedup.models import MergeJob, Rule
@@ -32,25 +31,6 @@ logger = logging.getLogger(__name__)
 
 # Rows per query when reading records and writing group members; below every database's parameter limit.
 DB_BATCH = 2000
-
-
-@dataclass
-class FoundGroup:
-    """A group as a scan found it: its records, the reasons in words and the ids of the rules that matched."""
-
-    ids: list[int]
-    reasons: list[str] = field(default_factory=list)
-    rule_ids: list[int] = field(default_factory=list)
-
-    @cached_property
-    def signature(self) -> str:
-        return group_signature(self.ids)
-
-
-def group_signature(ids: Iterable[int]) -> str:
-    """Return the stable signature of a set of records: the same records always give the same signature."""
-    return hashlib.sha1(",".join(str(pk) for pk in sorted(set(ids))).encode()).hexdigest()
-
 
 
 @dataclass
@@ -112,7 +92,7 @@ class _Open(NamedTuple):
 def groups_upsert(
     *,
     entity: str,
-    found: Sequence[FoundGroup],
+    found: Sequence[Group],
     run: ScanRun | None = None,
     info: dict[int, RecordInfo] | None = None,
 ) -> UpsertOutcome:
@@ -144,10 +124,10 @@ def groups_upsert(
         )
 
         claimed: set[int] = set()
-        unchanged: list[tuple[_Open, FoundGroup]] = []
-        changed: list[tuple[_Open, FoundGroup]] = []
-        fresh: list[FoundGroup] = []
-        pending: list[FoundGroup] = []
+        unchanged: list[tuple[_Open, Group]] = []
+        changed: list[tuple[_Open, Group]] = []
+        fresh: list[Group] = []
+        pending: list[Group] = []
         for item in found:
             group = by_signature.get(item.signature)
             if group is not None and group.pk not in claimed:

@@ -28,7 +28,7 @@ from dedup.notifications import notification_send
 
 from .auto_merge import groups_auto_merge
 from .errors import ScanAlreadyRunning, ScanError
-from .queue import FoundGroup, groups_upsert, record_info, record_info_dump, record_info_load
+from .queue import groups_upsert, record_info, record_info_dump, record_info_load
 
 logger = logging.getLogger(__name__)
 
@@ -420,7 +420,7 @@ def scan_join(*, run_id: int) -> ScanRun | None:
             return run
         stats = dict(run.stats or {})
         for entity in run.entities:
-            found = [FoundGroup(g.ids, g.reasons, g.rule_ids) for g in scan_groups(run=run, entity=entity)]
+            found = scan_groups(run=run, entity=entity)
             outcome = groups_upsert(entity=entity, found=found, run=run, info=_chunk_records_info(run, entity))
             chunk_seconds = run.chunks.filter(entity=entity).aggregate(total=models.Sum("seconds"))["total"] or 0
             stats[entity] = {

@@ -44,6 +44,16 @@ def _phones(lead):
     return sorted(lead.phones.values_list("e164", flat=True))
 
 
+def _created_unmatched(response) -> dict:
+    """Assert that the request made a new lead because nothing matched; 201 alone would also be a request
+    flagged for review or created despite its matches."""
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["decision"] == "created", body
+    assert "flagged_for_review" not in body or body["flagged_for_review"] is False, body
+    return body
+
+
 def test_intake_no_match_creates_a_lead_with_its_contacts_and_a_note(intake_client, lead_pipeline, manager):
     # given an empty base
     # when a web form sends a lead
@@ -200,8 +210,7 @@ def test_intake_won_and_lost_leads_are_not_searched_by_default(intake_client, le
     # when the customer comes back through the form
     response = intake_client.post(LEADS, {"name": "Ivan", "phones": ["+79123456789"]}, format="json")
     # then a new lead is created (a repeat lead), and the lost one stays untouched
-    assert response.status_code == 201
-    new = Lead.objects.get(pk=response.json()["lead"])
+    new = Lead.objects.get(pk=_created_unmatched(response)["lead"])
     assert new.pk != lost.pk and new.is_repeat
     assert not _notes(lost)
 
@@ -214,7 +223,7 @@ def test_intake_searches_only_the_chosen_stages(intake_client, lead_pipeline):
     # when its phone comes in
     response = intake_client.post(LEADS, {"phones": ["+79123456789"]}, format="json")
     # then it is not matched
-    assert response.status_code == 201
+    assert _created_unmatched(response)["lead"] != in_new.pk
     assert Lead.objects.count() == 2
     # and once "New" is searched too, the next request updates it
     settings.search_stages.add(_stage(lead_pipeline, "New"))
@@ -231,7 +240,8 @@ def test_intake_can_search_another_pipeline_when_its_stages_are_chosen(intake_cl
     partner_lead = _lead(other, phones=["+79123456789"])
     settings = _settings(lead_pipeline)
     # when only the incoming pipeline is searched (the default), it is not matched
-    assert intake_client.post(LEADS, {"phones": ["+79123456789"]}, format="json").status_code == 201
+    unmatched = _created_unmatched(intake_client.post(LEADS, {"phones": ["+79123456789"]}, format="json"))
+    assert unmatched["lead"] != partner_lead.pk
     Lead.objects.exclude(pk=partner_lead.pk).delete()
     # then after choosing the other pipeline's stage, it is
     settings.search_stages.set([_stage(other, "New"), _stage(lead_pipeline, "New")])
@@ -263,7 +273,7 @@ def test_intake_each_contact_kind_matches_only_while_switched_on(intake_client, 
     setattr(settings, switch, False)
     settings.save()
     second = intake_client.post(LEADS, payload, format="json")
-    assert second.status_code == 201 and second.json()["lead"] != lead.pk
+    assert _created_unmatched(second)["lead"] != lead.pk
 
 
 def test_intake_chosen_custom_field_matches(intake_client, lead_pipeline):
@@ -284,7 +294,7 @@ def test_intake_chosen_text_field_matches_and_unchosen_does_not(intake_client, l
     # given a lead with a company name
     lead = _lead(lead_pipeline, company_name="Acme LLC")
     # when the company name is not chosen, the same company makes a new lead
-    assert intake_client.post(LEADS, {"company": "Acme LLC"}, format="json").status_code == 201
+    assert _created_unmatched(intake_client.post(LEADS, {"company": "Acme LLC"}, format="json"))["lead"] != lead.pk
     Lead.objects.exclude(pk=lead.pk).delete()
     # then once it is chosen, the request is matched
     _settings(lead_pipeline, match_fields=["company_name"])
@@ -309,20 +319,20 @@ def test_intake_task_after_merge_follows_the_setting(intake_client, lead_pipelin
 
 
 def test_intake_switched_off_always_creates(intake_client, lead_pipeline):
-    _lead(lead_pipeline, phones=["+79123456789"])
+    existing = _lead(lead_pipeline, phones=["+79123456789"])
     _settings(lead_pipeline, is_enabled=False)
     response = intake_client.post(LEADS, {"phones": ["+79123456789"]}, format="json")
-    assert response.status_code == 201
+    assert _created_unmatched(response)["lead"] != existing.pk
     assert Lead.objects.count() == 2
 
 
 def test_intake_archived_lead_is_never_matched(intake_client, lead_pipeline):
     # given a lead that was merged away (archived)
-    _lead(lead_pipeline, phones=["+79123456789"], is_archived=True)
+    archived = _lead(lead_pipeline, phones=["+79123456789"], is_archived=True)
     # when its phone comes in
     response = intake_client.post(LEADS, {"phones": ["+79123456789"]}, format="json")
-    # then a new lead is made
-    assert response.status_code == 201
+    # then a new lead is made, as if nothing matched
+    assert _created_unmatched(response)["lead"] != archived.pk
 
 
 def test_intake_update_with_contacts_the_lead_holds_adds_none_and_reads_none(intake_client, lead_pipeline):

@@ -1,7 +1,7 @@
 """Repeat sales (seed 001): returning customers get repeat leads and deals, with exceptions and an off switch."""
 import pytest
 
-from crm.models import ChatMessage, Customer, Deal, Lead, Note, Pipeline, RepeatSalesSettings, Stage
+from crm.models import ChatMessage, Customer, Deal, Lead, Note, RepeatSalesSettings, Stage
 from crm.services import repeat_sales
 from tests import factories
 

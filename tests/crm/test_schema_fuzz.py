@@ -63,4 +63,8 @@ def test_schema_is_served_without_a_token_and_documents_both_endpoints(db):
     leads = document["paths"]["/api/leads/"]["post"]
     assert {"200", "201", "400", "401", "413"} <= set(leads["responses"])
     assert "Idempotency-Key" in [parameter["name"] for parameter in leads["parameters"]]
-    assert "tokenAuth" in str(document["components"].get("securitySchemes", {})) or "security" in leads
+    # and says how to authenticate: the token in the Authorization header, required by both operations
+    scheme = document["components"]["securitySchemes"]["tokenAuth"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
+    for path in ("/api/leads/", "/api/messages/"):
+        assert document["paths"][path]["post"]["security"] == [{"tokenAuth": []}], path

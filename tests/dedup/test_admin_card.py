@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from crm.models import Customer, Note, Order
 from dedup.models import MergeJob, Notification, NotDuplicate
+from dedup.records import record_label
 from tests import factories
 
 PHONE = "+7 912 345-67-89"
@@ -383,7 +384,7 @@ def test_compare_screen_shows_columns_defaults_and_summary(admin_client, group):
     assert re.search(rf'value="{second.pk}" checked> <span class="dedup-value">Buyer', position)
     # the email of the second is in the united emails, and the summary says what will happen
     assert "ivan@example.com" in re.search(r'data-field="emails".*?</tr>', html, re.S).group(0)
-    assert f"Customer #{current.pk} stays; 2 records will be archived; 1 order, 3 notes move" in html
+    assert f"{record_label(current)} stays; 2 records will be archived; 1 order, 3 notes move" in html
     assert "Merge 3 records" in html
     # hidden versions as the screen saw them
     assert f'name="expected_{second.pk}" value="{second.updated_at.isoformat()}"' in html

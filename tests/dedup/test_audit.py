@@ -28,8 +28,8 @@ def test_audit_merge_and_undo_are_in_each_records_history(admin_user, django_cap
         job = merge_job_create(user=admin_user, survivor=survivor, absorbed=[absorbed])
     merge_job_run(job_id=job.pk)
     # then each record's History says so, naming the other record
-    assert _history(survivor) == [f"Merge #{job.pk}: 1 record merged into this one: customer #{absorbed.pk} Petrov Ivan."]
-    assert _history(absorbed) == [f"Merge #{job.pk}: merged into customer #{survivor.pk} Petrov Ivan and archived."]
+    assert _history(survivor) == [f"Merge #{job.pk}: 1 record merged into this one: Customer #{absorbed.pk} Petrov Ivan."]
+    assert _history(absorbed) == [f"Merge #{job.pk}: merged into Customer #{survivor.pk} Petrov Ivan and archived."]
     # when the merge is undone
     job.refresh_from_db()
     merge_undo(job=job, user=admin_user)
@@ -70,9 +70,9 @@ def test_audit_review_queue_dismissal_is_in_each_records_history(admin_user, dja
     review.group_dismiss(group=group, user=admin_user)
     # then both records' History say they were marked as not duplicates of each other
     assert _history(first) == [
-        f"Marked as not a duplicate of customer #{second.pk} Petrov Ivan. (Review queue, group #{group.pk} dismissed.)"
+        f"Marked as not a duplicate of Customer #{second.pk} Petrov Ivan. (Review queue, group #{group.pk} dismissed.)"
     ]
-    assert _history(second)[0].startswith(f"Marked as not a duplicate of customer #{first.pk} Petrov Ivan.")
+    assert _history(second)[0].startswith(f"Marked as not a duplicate of Customer #{first.pk} Petrov Ivan.")
 
 
 def test_audit_rule_change_in_the_admin_is_logged(admin_client, admin_user):
@@ -100,7 +100,7 @@ def test_not_duplicate_admin_shows_names_and_links_and_forgets_a_pair(admin_clie
     pair = NotDuplicate.objects.get()
     # then the list names both records with links to them and says which records they are
     page = admin_client.get(reverse("admin:dedup_notduplicate_changelist")).content.decode()
-    assert f"customer #{first.pk} Petrov Ivan" in page and f"customer #{second.pk} Sidorova Anna" in page
+    assert f"Customer #{first.pk} Petrov Ivan" in page and f"Customer #{second.pk} Sidorova Anna" in page
     assert reverse("admin:crm_customer_change", args=[first.pk]) in page
     assert "Customers" in page or "customers" in page
     # when the admin forgets the pair
@@ -112,7 +112,7 @@ def test_not_duplicate_admin_shows_names_and_links_and_forgets_a_pair(admin_clie
     # then it is gone and both records' History say so
     assert "1 pair forgotten." in response.content.decode()
     assert not NotDuplicate.objects.exists()
-    assert _history(first)[-1] == f"No longer marked as not a duplicate of customer #{second.pk} Sidorova Anna."
+    assert _history(first)[-1] == f"No longer marked as not a duplicate of Customer #{second.pk} Sidorova Anna."
 
 
 def test_not_duplicate_admin_forgetting_needs_the_delete_permission(client, admin_user):

@@ -150,14 +150,20 @@ def test_duplicates_of_archived_records_never_match():
 
 
 def test_duplicates_of_limit_keeps_the_best():
-    # Given a customer with five duplicates
-    first = customer_with("Ivan", "Petrov", phones=["+79123456789"])
-    for _index in range(5):
-        customer_with("Ivan", "Petrov", phones=["+79123456789"])
+    # Given a customer with five duplicates: three share only the phone (one rule), and the two made last
+    # (so the id order does not favour them) share the phone and the email (two rules)
+    first = customer_with("Ivan", "Petrov", phones=["+79123456789"], emails=["ivan@example.com"])
+    weaker = [customer_with("Ivan", "Petrov", phones=["+79123456789"]) for _index in range(3)]
+    stronger = [
+        customer_with("Ivan", "Petrov", phones=["+79123456789"], emails=["ivan@example.com"]) for _index in range(2)
+    ]
 
     # When at most three are asked for
-    # Then three come back
-    assert len(duplicates_of(first, limit=3)) == 3
+    kept = duplicates_of(first, limit=3)
+
+    # Then the two matching on more rules come first, then the oldest of the others
+    assert [match.record.pk for match in kept] == [*(record.pk for record in stronger), weaker[0].pk]
+    assert [len(match.rules) for match in kept] == [2, 2, 1]
 
 
 def test_duplicate_counts_constant_queries_for_a_page(django_assert_max_num_queries):

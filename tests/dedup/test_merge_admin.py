@@ -36,7 +36,7 @@ def test_archived_record_page_redirects_to_its_survivor(admin_client, manager):
     # Then they land on the survivor's page, told why
     assert response.redirect_chain == [(reverse("admin:crm_customer_change", args=[survivor.pk]), 302)]
     assert (
-        f"Customer #{duplicate.pk} Petrov Vanya was merged into customer #{survivor.pk} Petrov Ivan"
+        f"Customer #{duplicate.pk} Petrov Vanya was merged into Customer #{survivor.pk} Petrov Ivan"
         in response.content.decode()
     )
 

@@ -7,8 +7,9 @@ from django.core.exceptions import PermissionDenied
 
 from crm.models import Customer
 from dedup import tasks
-from dedup.merge import MergeError, merge_history, merge_job_create, merge_job_run, record_admin_url, records_merge
+from dedup.merge import MergeError, merge_history, merge_job_create, merge_job_run, records_merge
 from dedup.models import MergeJob, MergeJobRecord, Notification
+from dedup.records import record_admin_url
 from tests import factories
 from tests.dedup.test_merge_relations import give_everything
 from tests.dedup.test_merge_undo import crm_state
@@ -153,7 +154,7 @@ def test_merge_job_run_fails_on_a_stale_screen_and_leaves_every_record_intact(
     # Then the job failed saying why, every CRM row is as it was, and the manager is told
     job.refresh_from_db()
     assert job.status == MergeJob.Status.FAILED
-    assert f"customer #{duplicate.pk} Petrov Ivan was changed by someone else" in job.error
+    assert f"Customer #{duplicate.pk} Petrov Ivan was changed by someone else" in job.error
     assert crm_state() == before
     notification = Notification.objects.get(user=merger)
     assert notification.level == Notification.Level.ERROR and "changed by someone else" in notification.message

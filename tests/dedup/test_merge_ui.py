@@ -1,12 +1,13 @@
-"""The compare table and the duplicate list behind the badge (dedup/merge_ui.py, dedup/merge_forms.py)."""
+"""The compare table and the duplicate list behind the badge (dedup/admin/compare.py, dedup/admin/merge_forms.py)."""
 from decimal import Decimal
 
 import pytest
 from django.utils.dateparse import parse_datetime
 
 from crm.models import Customer, Order
-from dedup.admin.compare import MergeSelectionError, compare_table, duplicate_rows, record_label
+from dedup.admin.compare import MergeSelectionError, compare_table, duplicate_rows
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
+from dedup.records import record_admin_url, record_label
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +114,7 @@ def test_compare_table_counts_related_rows_and_summarises():
     assert _related(table, "orders").counts == [0, 0, 1]
     # and the summary says what will happen
     assert table.summary().headline == (
-        f"Customer #{survivor.pk} stays; 2 records will be archived; 1 order, 4 notes move"
+        f"{record_label(survivor)} stays; 2 records will be archived; 1 order, 4 notes move"
     )
 
 
@@ -247,9 +248,17 @@ def test_duplicate_selection_form_splits_ticked_and_unticked():
     assert form.unticked_pks == [3]
 
 
-def test_record_label_names_model_and_id():
+def test_record_label_names_model_id_and_the_record():
+    customer = factories.CustomerFactory(first_name="Ivan", last_name="Petrov")
+    assert record_label(customer) == f"Customer #{customer.pk} Petrov Ivan"
+
+
+def test_record_admin_url_is_the_change_page_or_empty_without_admin():
+    from django.contrib.auth.models import Permission
+
     customer = factories.CustomerFactory()
-    assert record_label(customer) == f"Customer #{customer.pk}"
+    assert record_admin_url(type(customer), customer.pk) == f"/admin/crm/customer/{customer.pk}/change/"
+    assert record_admin_url(Permission, 1) == ""
 
 
 def _form_data(table, **overrides):

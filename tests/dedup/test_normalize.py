@@ -12,6 +12,7 @@ from dedup.engine.normalize import (
     fold_token,
     handle_key,
     is_initial,
+    kind_key,
     name_blocking_keys,
     names_compatible,
     person_name_key,
@@ -119,6 +120,40 @@ def test_phones_in_text_finds_numbers_in_a_chat_message():
 
     # When phones are read from it, then both are found in E.164 and the time is not taken for a phone
     assert phones_in_text(message, "RU") == ["+79123456789", "+14155550100"]
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "expected"),
+    [
+        ("мой номер 8 912 345-67-89", "RU", ["+79123456789"]),
+        ("Мой телефон: +7 (912) 345 67 89, звоните после 18:00", "RU", ["+79123456789"]),
+        ("пишите на вотсап 89123456789", "RU", ["+79123456789"]),
+        ("номер 8-912-345-67-89 или рабочий 8 (495) 123-45-67", "RU", ["+79123456789", "+74951234567"]),
+        ("call me at +1 (415) 555-0100", "RU", ["+14155550100"]),
+        ("call me at (415) 555-0100 tomorrow", "US", ["+14155550100"]),
+        ("my UK number is +44 20 7946 0958", "US", ["+442079460958"]),
+        ("twice: +79123456789 and 8 912 345 67 89", "RU", ["+79123456789"]),
+        ("order 12345 of 2024-05-01, total 15 000", "RU", []),
+        ("привет! хочу консультацию", "RU", []),
+        ("", "RU", []),
+    ],
+)
+def test_phones_in_text_finds_numbers_in_russian_and_english(text, region, expected):
+    assert phones_in_text(text, region=region) == expected
+
+
+def test_phones_in_text_uses_the_default_region(settings):
+    settings.DEDUP_DEFAULT_REGION = "US"
+    assert phones_in_text("call (415) 555-0100") == ["+14155550100"]
+    settings.DEDUP_DEFAULT_REGION = "RU"
+    assert phones_in_text("мой номер 8 912 345-67-89") == ["+79123456789"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.none(), st.integers(), st.binary(max_size=50)))
+def test_phones_in_text_never_crashes_and_returns_e164(text):
+    found = phones_in_text(text)
+    assert all(number.startswith("+") and number[1:].isdigit() for number in found)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -617,3 +652,19 @@ def test_fold_token_is_a_fixed_point(word):
     folded = fold_token(word)
     assert fold_token(folded) == folded
     assert folded == "" or (folded.isascii() and folded.isalnum() and folded.islower() or folded.isdigit())
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "expected"),
+    [
+        ("phone", "8 912 345-67-89", "+79123456789"),
+        ("email", " Ivan@Example.COM ", "ivan@example.com"),
+        ("handle", "@Ivan_P", "ivan_p"),
+        ("website", "https://www.Example.com/", "example.com"),
+        ("company_name", "ООО «Ромашка»", company_name_key("Ромашка")),
+        ("no such kind", "  Some   TEXT ", "some text"),
+    ],
+)
+def test_kind_key_keys_each_registry_kind_with_its_own_normaliser(kind, raw, expected):
+    # Given a value of a field of a registry kind, when it is keyed by kind, then its kind's normaliser decides
+    assert kind_key(kind, raw) == expected

@@ -65,12 +65,14 @@ def test_rules_of_an_entity_are_or_ed():
 
 
 def test_rules_inactive_rule_does_not_match():
-    # Given two customers sharing only a phone, and the phone rule switched off
+    # Given two customers sharing only a phone, found by the phone rule
     first = customer_with("Ivan", "Petrov", phones=["+79123456789"])
-    customer_with("Maria", "Sidorova", phones=["+79123456789"])
+    second = customer_with("Maria", "Sidorova", phones=["+79123456789"])
+    assert pks(duplicates_of(first)) == {second.pk}
+
+    # When the phone rule is switched off and the duplicates are looked for again
     Rule.objects.filter(entity="customer", name="Same phone").update(active=False)
 
-    # When the duplicates are looked for
     # Then there are none
     assert duplicates_of(first) == []
 
@@ -175,16 +177,20 @@ def test_rules_must_equal_field_keeps_different_services_apart():
 
 
 def test_rules_must_equal_field_closed_deal_is_not_merged():
-    # Given a won deal and a new deal of one customer for the same service
+    # Given a won deal and two open deals of one customer, all for the same service
     customer = customer_with("Ivan", "Petrov")
     won = factories.StageFactory(name="Won", semantic=Stage.Semantic.WON)
     open_stage = factories.StageFactory(name="New")
     closed = factories.DealFactory(customer=customer, stage=won, pipeline=won.pipeline, service="Consulting")
     fresh = factories.DealFactory(customer=customer, stage=open_stage, pipeline=open_stage.pipeline, service="Consulting")
+    open_again = factories.DealFactory(
+        customer=customer, stage=open_stage, pipeline=open_stage.pipeline, service="Consulting"
+    )
 
     # When the new deal's duplicates are looked for
-    # Then the won deal is not one (repeat sales are kept)
-    assert closed.pk not in pks(duplicates_of(fresh))
+    # Then the other open deal is one, the won deal is not (repeat sales are kept)
+    assert pks(duplicates_of(fresh)) == {open_again.pk}
+    assert closed.pk not in pks(duplicates_of(open_again))
 
 
 def test_evaluate_pure_and_of_conditions():

@@ -33,7 +33,8 @@ def stored_kinds(spec: EntitySpec) -> set[str]:
 # has one-statement writes, a new record's or a save's keys are written by one statement that first checks
 # these are still the stored kinds, and writes nothing when they are not (a rule changed in another process):
 # the write is then redone with the kinds read afresh. So the common save pays no query for them, and a
-# changed rule is never missed.
+# changed rule is never missed. (Kind 3 of the caching rule in docs/ARCHITECTURE.md: rows kept per process,
+# checked by the database on every use.)
 _seen_kinds: dict[tuple[str, str], frozenset[str]] = {}
 
 

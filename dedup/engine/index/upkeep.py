@@ -35,6 +35,8 @@ class _Watch:
         self.related: list[tuple[EntitySpec, Callable[[models.Model], list[int]], frozenset[str]]] = []
 
 
+# Derived from the registry alone (kind 2 of the caching rule in docs/ARCHITECTURE.md), rebuilt when its
+# version changes.
 _watch_map: dict[type[models.Model], _Watch] = {}
 _watch_version = -1
 

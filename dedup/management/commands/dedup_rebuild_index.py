@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import time
 
-from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
+from django.core.management.base import BaseCommand
 
 from dedup import registry
 from dedup.engine import counts, index
+from dedup.management.common import entity_spec, progress_bar
 
 
 class Command(BaseCommand):
@@ -21,36 +21,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, entity=None, no_progress=False, **options):
         if entity:
-            try:
-                specs = [registry.get(entity)]
-            except KeyError:
-                known = ", ".join(sorted(s.key for s in registry.all_specs()))
-                raise CommandError(f"Unknown entity {entity!r}; choose one of: {known}.")
+            specs = [entity_spec(entity)]
         else:
             specs = registry.all_specs()
         for spec in specs:
             started = time.monotonic()
             total = spec.model._base_manager.count()
-            with tqdm(
-                total=total, unit="records", unit_scale=True, desc=f"Indexing {spec.key}", file=_Stream(self.stderr),
-                disable=no_progress, dynamic_ncols=True,
-            ) as bar:
+            desc = f"Indexing {spec.key}"
+            with progress_bar(self, total=total, unit="records", desc=desc, disable=no_progress) as bar:
                 rows = index.rebuild(spec, progress=bar.update)
             pairs = counts.counts_rebuild(entity=spec)
             self.stdout.write(
                 f"{spec.key}: {total} records, {rows} keys, {pairs} duplicate pairs in "
                 f"{time.monotonic() - started:.1f} s."
             )
-
-
-class _Stream:
-    """The command's stderr as tqdm wants it: written as is (no line ending added), flushed."""
-
-    def __init__(self, wrapper):
-        self.wrapper = wrapper
-
-    def write(self, text):
-        self.wrapper.write(text, ending="")
-
-    def flush(self):
-        self.wrapper.flush()

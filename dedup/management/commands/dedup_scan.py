@@ -5,11 +5,11 @@ import json
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from dedup import registry
 from dedup.engine import rules
 from dedup.engine.scan import ScanStats, find_groups, records_count
+from dedup.management.common import entity_spec, progress_bar
 from dedup.models import MatchKey
 
 # Records whose external ids are read per query when writing the JSON.
@@ -25,11 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="Do not draw the progress bar.")
 
     def handle(self, *args, entity, json_path=None, no_progress=False, **options):
-        try:
-            spec = registry.get(entity)
-        except KeyError:
-            known = ", ".join(sorted(s.key for s in registry.all_specs()))
-            raise CommandError(f"Unknown entity {entity!r}; choose one of: {known}.")
+        spec = entity_spec(entity)
         compiled = rules.active_rules(spec.key)
         if not compiled:
             self.stderr.write(f"No active duplicate rule for {spec.key}: nothing to find.")
@@ -37,10 +33,7 @@ class Command(BaseCommand):
         records = records_count(spec)
         expected = self._expected_rows(spec, compiled)
         stats = ScanStats()
-        with tqdm(
-            total=expected, unit="keys", unit_scale=True, desc=f"Scanning {spec.key}", file=_Stream(self.stderr),
-            disable=no_progress, dynamic_ncols=True,
-        ) as bar:
+        with progress_bar(self, total=expected, unit="keys", desc=f"Scanning {spec.key}", disable=no_progress) as bar:
             groups = list(find_groups(spec.key, rules_to_use=compiled, progress=bar.update, stats=stats))
             # The estimate counts every driving key; rules joined on a second field read fewer.
             bar.update(max(0, (bar.total or 0) - bar.n))
@@ -98,16 +91,3 @@ class Command(BaseCommand):
             batch = pks[start : start + EXTERNAL_ID_BATCH]
             found.update(spec.model._base_manager.filter(pk__in=batch).values_list("pk", "external_id"))
         return found
-
-
-class _Stream:
-    """The command's stderr as tqdm wants it: written as is (no line ending added), flushed."""
-
-    def __init__(self, wrapper):
-        self.wrapper = wrapper
-
-    def write(self, text):
-        self.wrapper.write(text, ending="")
-
-    def flush(self):
-        self.wrapper.flush()
