@@ -64,18 +64,36 @@ class TimelineInline(GenericTabularInline):
         return field
 
 
-class NoteForm(forms.ModelForm):
-    """A note the system wrote shows in the reader's language; once edited by hand it is plain text."""
+class StoredTextForm(forms.ModelForm):
+    """Texts the system wrote (``stored_texts``: {text field: its message field}) show in the reader's language;
+    once edited by hand they are plain text."""
+
+    stored_texts: dict[str, str] = {}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk and self.instance.message:
-            self.initial["text"] = self.instance.display_text
+        from dedup.messages import text_of
+
+        for text_field, data_field in self.stored_texts.items():
+            data = getattr(self.instance, data_field, None)
+            if self.instance.pk and data and text_field in self.fields:
+                self.initial[text_field] = text_of(data, getattr(self.instance, text_field))
 
     def save(self, commit=True):
-        if "text" in self.changed_data:
-            self.instance.message = None
+        for text_field, data_field in self.stored_texts.items():
+            if text_field in self.changed_data:
+                setattr(self.instance, data_field, None)
         return super().save(commit)
+
+
+class NoteForm(StoredTextForm):
+    stored_texts = {"text": "message"}
+
+
+class TitleForm(StoredTextForm):
+    """A lead, deal or task whose title the intake wrote."""
+
+    stored_texts = {"title": "title_data"}
 
 
 class NoteFormSet(BaseGenericInlineFormSet):
@@ -105,6 +123,7 @@ class NoteInline(TimelineInline):
 
 class TaskInline(TimelineInline):
     model = Task
+    form = TitleForm
     fields = ["title", "due_at", "assignee", "done", "created_at", "author"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):

@@ -32,6 +32,7 @@ from dedup.engine.finder import duplicate_counts, duplicates_of
 from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.engine.scoring.pairs import pair_scores
 from dedup.engine.selectors import typed_duplicates, typing_fields
+from dedup.messages import Message
 from dedup.merge import (
     MERGE_PERMISSION,
     MergeError,
@@ -90,7 +91,7 @@ class HistoryEntry:
 
     @property
     def error(self) -> str:
-        return self.job.error
+        return self.job.error_text
 
     @property
     def undone_at(self):
@@ -189,8 +190,11 @@ class DuplicateControlAdminMixin:
             return None
         messages.warning(
             request,
-            _("%(record)s was merged into %(survivor)s; its duplicates are that record’s now.")
-            % {"record": record_label(record), "survivor": record_label(survivor)},
+            Message.of(
+                gettext_lazy("%(record)s was merged into %(survivor__ins)s; its duplicates are that record’s now."),
+                record=record,
+                survivor=survivor,
+            ),
         )
         return self._redirect_to_card(survivor)
 
@@ -606,9 +610,9 @@ class DuplicateControlAdminMixin:
                 except (MergeError, ValidationError) as error:
                     messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": _reason(error)})
                 else:
-                    job.refresh_from_db(fields=["status", "error"])
+                    job.refresh_from_db(fields=["status", "error", "error_data"])
                     if job.status == MergeJob.Status.FAILED and not job.snapshot:  # never sent to the workers
-                        messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": job.error})
+                        messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": job.error_text})
                         return self._redirect_to_card(record)
                     messages.success(
                         request,

@@ -18,9 +18,10 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied, Validati
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
+from django.utils.functional import Promise
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext_lazy
 
 from dedup import audit, messages, registry
 from dedup.dispatch import task_send
@@ -56,7 +57,7 @@ JOB_STALLED_AFTER = timedelta(seconds=60)
 # in seconds (DEDUP_JOB_QUEUED_TIMEOUT).
 JOB_QUEUED_TIMEOUT = timedelta(hours=1)
 
-# Stored reasons, rendered in the job's language when they are stored (as every job text is).
+# Stored reasons (as message ids, shown in the reader's language).
 NOT_SENT_REASON = gettext_lazy(
     "The background workers could not be reached (the task queue is down); nothing was changed. "
     "Try again in a few minutes."
@@ -104,10 +105,13 @@ def merge_permission_check(*, user, model: type[models.Model]) -> None:
     change = f"{opts.app_label}.{get_permission_codename('change', opts)}"
     if user is None or not user.is_active or not user.has_perm(change):
         raise PermissionDenied(
-            _("You may not change %(records)s, so you cannot merge them.") % {"records": opts.verbose_name_plural}
+            Message.of(
+                gettext_lazy("You may not change %(records)s, so you cannot merge them."),
+                records=opts.verbose_name_plural,
+            )
         )
     if not user.has_perm(MERGE_PERMISSION):
-        raise PermissionDenied(_("You do not have the permission to merge duplicate records."))
+        raise PermissionDenied(Message.of(gettext_lazy("You do not have the permission to merge duplicate records.")))
 
 
 def related_permission_check(*, user, model: type[models.Model], absorbed_pks: Sequence) -> None:
@@ -132,11 +136,17 @@ def related_permission_check(*, user, model: type[models.Model], absorbed_pks: S
         if content_type_id is None:
             content_type_id = ContentType.objects.get_for_model(model).pk
         if relation_has_rows(relation, owner_pks=absorbed_pks, content_type_id=content_type_id):
-            refused.append(str(opts.verbose_name_plural))
+            refused.append(opts.verbose_name_plural)
     if refused:
+        # A message with its parameters, so that a job this fails in the worker stores it as such.
         raise PermissionDenied(
-            _("The merge would move %(rows)s, which you may not change; ask someone who may to merge these records.")
-            % {"rows": ", ".join(dict.fromkeys(refused))}
+            Message.of(
+                gettext_lazy(
+                    "The merge would move %(rows)s, which you may not change; "
+                    "ask someone who may to merge these records."
+                ),
+                rows=list(dict.fromkeys(refused)),
+            )
         )
 
 
@@ -146,9 +156,9 @@ def _mergeable_model(model: type[models.Model]) -> type[models.Model]:
         model._meta.get_field(merge_fields.ARCHIVED_FIELD)
         model._meta.get_field(merge_fields.MERGED_INTO_FIELD)
     except FieldDoesNotExist:
-        raise MergeError(
-            _("%(records)s cannot be merged: they have no archive for the merged records.")
-            % {"records": capfirst(model._meta.verbose_name_plural)}
+        raise MergeError.of(
+            gettext_lazy("%(records)s cannot be merged: they have no archive for the merged records."),
+            records=model._meta.verbose_name_plural,
         ) from None
     return model
 
@@ -156,7 +166,7 @@ def _mergeable_model(model: type[models.Model]) -> type[models.Model]:
 def _merge_input(model, survivor, absorbed, choices, expected) -> tuple[list, dict, dict[str, str]]:
     """Check a merge's input as the service and the job both take it: (absorbed ids, choices, versions seen)."""
     if survivor.pk is None:
-        raise MergeError(_("Only saved records can be merged."))
+        raise MergeError.of(gettext_lazy("Only saved records can be merged."))
     absorbed_pks = _absorbed_pks(model, survivor, absorbed)
     pks = [survivor.pk, *absorbed_pks]
     return absorbed_pks, merge_fields.clean_choices(model, choices, pks), _clean_expected(expected, pks)
@@ -167,15 +177,15 @@ def _absorbed_pks(model: type[models.Model], survivor: models.Model, absorbed: S
         absorbed = [absorbed]
     absorbed = list(absorbed or [])
     if not absorbed:
-        raise MergeError(_("Choose at least one record to merge into the priority record."))
+        raise MergeError.of(gettext_lazy("Choose at least one record to merge into the priority record."))
     pks = []
     for record in absorbed:
         if record._meta.concrete_model is not model:
-            raise MergeError(_("Only records of one kind can be merged together."))
+            raise MergeError.of(gettext_lazy("Only records of one kind can be merged together."))
         if record.pk is None:
-            raise MergeError(_("Only saved records can be merged."))
+            raise MergeError.of(gettext_lazy("Only saved records can be merged."))
         if record.pk == survivor.pk:
-            raise MergeError(_("The priority record cannot be merged into itself."))
+            raise MergeError.of(gettext_lazy("The priority record cannot be merged into itself."))
         if record.pk not in pks:
             pks.append(record.pk)
     return pks
@@ -191,7 +201,9 @@ def _parse_version(value) -> datetime | None:
     except ValueError:
         parsed = None
     if parsed is None:
-        raise MergeError(_("The record versions sent with the merge are unreadable; reopen the comparison."))
+        raise MergeError.of(
+            gettext_lazy("The record versions sent with the merge are unreadable; reopen the comparison.")
+        )
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)
     return parsed
@@ -211,11 +223,11 @@ def _refuse_missing(model: type[models.Model], pks: Sequence, found: dict) -> No
     """Refuse a merge some of whose records no longer exist, naming them."""
     missing = [str(pk) for pk in pks if pk not in found]
     if missing:
-        raise MergeError(
-            ngettext(
-                "%(model)s #%(ids)s no longer exists.", "%(model)s #%(ids)s no longer exist.", len(missing)
-            )
-            % {"model": capfirst(model._meta.verbose_name), "ids": ", #".join(missing)}
+        raise MergeError.of(
+            ngettext_lazy("%(model)s #%(ids)s no longer exists.", "%(model)s #%(ids)s no longer exist.", "count"),
+            count=len(missing),
+            model=model._meta.verbose_name,
+            ids=", #".join(missing),
         )
 
 
@@ -227,20 +239,21 @@ def _check_current(model: type[models.Model], records: dict, pks: Sequence, expe
         if getattr(record, merge_fields.ARCHIVED_FIELD):
             into = getattr(record, f"{merge_fields.MERGED_INTO_FIELD}_id")
             if into:
-                raise MergeError(
-                    _("%(record)s has already been merged into #%(survivor)s meanwhile; reopen the duplicates.")
-                    % {"record": record_label(record), "survivor": into}
+                raise MergeError.of(
+                    gettext_lazy("%(record)s has already been merged into #%(survivor)s meanwhile; reopen the duplicates."),
+                    record=record,
+                    survivor=into,
                 )
-            raise MergeError(_("%(record)s is archived.") % {"record": record_label(record)})
+            raise MergeError.of(gettext_lazy("%(record)s is archived."), record=record)
         seen = expected.get(str(pk))
         current = getattr(record, merge_fields.VERSION_FIELD, None)
         if seen and current is not None and _parse_version(seen) != current:
-            raise MergeError(
-                _(
+            raise MergeError.of(
+                gettext_lazy(
                     "%(record)s was changed by someone else after you opened the comparison; reopen it to see "
                     "the changes, then merge again."
-                )
-                % {"record": record_label(record)}
+                ),
+                record=record,
             )
 
 
@@ -296,8 +309,8 @@ def _validate_survivor(survivor: models.Model, plan: merge_fields.FieldPlan) -> 
         for name, errors in error.message_dict.items():
             label = merge_fields.field_label(type(survivor), name) if name != "__all__" else ""
             messages.extend(f"{label}: {message}" if label else message for message in errors)
-        raise MergeError(
-            _("The merged record would not be valid: %(errors)s") % {"errors": " ".join(messages)}
+        raise MergeError.of(
+            gettext_lazy("The merged record would not be valid: %(errors)s"), errors=" ".join(messages)
         ) from error
 
 
@@ -373,8 +386,9 @@ def records_merge(
             model=model, survivor=survivor, absorbed=absorbed, user=user, content_type=content_type
         )
     except IntegrityError as error:
-        raise MergeError(
-            _("The merge would break a rule of the stored data (%(error)s); nothing was changed.") % {"error": error}
+        raise MergeError.of(
+            gettext_lazy("The merge would break a rule of the stored data (%(error)s); nothing was changed."),
+            error=str(error),
         ) from error
 
     after = {
@@ -436,9 +450,8 @@ def merge_job_create(
     model = _mergeable_model(type(survivor))
     spec = registry.for_model(model)
     if spec is None:
-        raise MergeError(
-            _("%(records)s do not take part in duplicate control.")
-            % {"records": capfirst(model._meta.verbose_name_plural)}
+        raise MergeError.of(
+            gettext_lazy("%(records)s do not take part in duplicate control."), records=model._meta.verbose_name_plural
         )
     merge_permission_check(user=user, model=model)
     absorbed_pks, choices, expected = _merge_input(model, survivor, absorbed, choices, expected)
@@ -447,9 +460,9 @@ def merge_job_create(
     # Refuse at once what the worker would refuse anyway (the worker checks again, under lock).
     archived = model._base_manager.filter(pk__in=pks, **{merge_fields.ARCHIVED_FIELD: True}).first()
     if archived is not None:
-        raise MergeError(
-            _("%(record)s has already been merged into another record; reopen the duplicates.")
-            % {"record": record_label(archived)}
+        raise MergeError.of(
+            gettext_lazy("%(record)s has already been merged into another record; reopen the duplicates."),
+            record=archived,
         )
     content_type = ContentType.objects.get_for_model(model)
     # Refused before locking: a running merge holds its records locked until it ends. Checked again once locked,
@@ -493,10 +506,10 @@ def _refuse_pending(model, content_type, records: dict, pks: Sequence) -> None:
     if busy is not None:
         record_id, job_id = busy
         record = records.get(record_id) or model._base_manager.filter(pk=record_id).first()
-        label = merge_fields.record_label(record) if record is not None else f"#{record_id}"
-        raise MergeError(
-            _("%(record)s is already in merge #%(job)s, which has not ended yet; wait for it, then try again.")
-            % {"record": label, "job": job_id}
+        raise MergeError.of(
+            gettext_lazy("%(record)s is already in merge #%(job)s, which has not ended yet; wait for it, then try again."),
+            record=record if record is not None else f"#{record_id}",
+            job=job_id,
         )
 
 
@@ -511,7 +524,7 @@ def _job_not_sent(job_id: int, error: Exception) -> None:
 def _job_records(job: MergeJob):
     model = job.content_type.model_class()
     if model is None:
-        raise MergeError(_("The kind of records this merge was for no longer exists."))
+        raise MergeError.of(gettext_lazy("The kind of records this merge was for no longer exists."))
     pks = [job.survivor_id, *job.absorbed_ids]
     found = model._base_manager.in_bulk(pks)
     _refuse_missing(model, pks, found)
@@ -526,7 +539,7 @@ def _job_permission_check(job: MergeJob) -> None:
             user=job.created_by, model=job.content_type.model_class(), absorbed_pks=job.absorbed_ids
         )
     except PermissionDenied as denied:
-        raise MergeError(str(denied)) from None
+        raise MergeError(denied.args[0] if denied.args else str(denied)) from None
 
 
 def _fault_test_delay() -> None:
@@ -592,19 +605,13 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
                 )
                 _fault_test_delay()
             except MergeError as error:
-                job.status = MergeJob.Status.FAILED
-                job.error = str(error)
-                job.finished_at = timezone.now()
-                job.save(update_fields=["status", "error", "finished_at"])
-                _notify(
-                    job, level=Notification.Level.ERROR, message=Message(messages.MERGE_FAILED, reason=str(error))
-                )
+                _job_failed(job, reason=error.message)
                 return job
             job.status = MergeJob.Status.DONE
-            job.error = ""
+            job.error, job.error_data = "", None
             job.snapshot = result.snapshot
             job.finished_at = timezone.now()
-            job.save(update_fields=["status", "error", "snapshot", "finished_at"])
+            job.save(update_fields=["status", "error", "error_data", "snapshot", "finished_at"])
             audit.merge_logged(user=job.created_by, job_id=job.pk, survivor=result.survivor, absorbed=result.absorbed)
             if evidence:
                 scoring_decision_send(entity=type(survivor), pairs=[(survivor.pk, record.pk) for record in absorbed],
@@ -617,18 +624,27 @@ def merge_job_run(*, job_id: int) -> MergeJob | None:
     return job
 
 
+def _job_failed(job: MergeJob, *, reason) -> None:
+    """Fail a job (its row locked) with a reason, stored as a message (a lazy text, a Message or, from code
+    older than the message ids, plain text), and tell the requester."""
+    if isinstance(reason, Promise):
+        reason = Message.of(reason)
+    job.status = MergeJob.Status.FAILED
+    job.error = str(reason)
+    job.error_data = messages.message_data(reason)
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "error", "error_data", "finished_at"])
+    _notify(job, level=Notification.Level.ERROR, message=Message(messages.MERGE_FAILED, reason=reason))
+
+
 @transaction.atomic
-def merge_job_fail(*, job_id: int, reason: str) -> MergeJob | None:
+def merge_job_fail(*, job_id: int, reason) -> MergeJob | None:
     """Mark a queued or running job failed (its task gave up); the records were never changed."""
     job = _locked_jobs().filter(pk=job_id).first()
     if job is None or job.status not in (MergeJob.Status.QUEUED, MergeJob.Status.RUNNING):
         return job
     with translation.override(job.language or None):
-        job.status = MergeJob.Status.FAILED
-        job.error = str(reason)
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "error", "finished_at"])
-        _notify(job, level=Notification.Level.ERROR, message=Message(messages.MERGE_FAILED, reason=job.error))
+        _job_failed(job, reason=reason)
     return job
 
 
@@ -646,11 +662,12 @@ def merge_undo(*, job: MergeJob, user) -> MergeJob:
     job = _locked_jobs().get(pk=job.pk)
     model = job.content_type.model_class()
     if model is None:
-        raise MergeError(_("The kind of records this merge was for no longer exists."))
+        raise MergeError.of(gettext_lazy("The kind of records this merge was for no longer exists."))
     merge_permission_check(user=user, model=model)
     if job.status not in (MergeJob.Status.DONE, MergeJob.Status.UNDOING):
-        raise MergeError(
-            _("Only a finished merge can be undone; this one is %(status)s.") % {"status": job.get_status_display()}
+        raise MergeError.of(
+            gettext_lazy("Only a finished merge can be undone; this one is %(status)s."),
+            status=MergeJob.Status(job.status).label,
         )
     snapshot_restore(model=model, snapshot=job.snapshot)
     job.status = MergeJob.Status.UNDONE
@@ -679,11 +696,12 @@ def merge_undo_request(*, job: MergeJob, user) -> MergeJob:
     job = _locked_jobs().get(pk=job.pk)
     model = job.content_type.model_class()
     if model is None:
-        raise MergeError(_("The kind of records this merge was for no longer exists."))
+        raise MergeError.of(gettext_lazy("The kind of records this merge was for no longer exists."))
     merge_permission_check(user=user, model=model)
     if job.status != MergeJob.Status.DONE:
-        raise MergeError(
-            _("Only a finished merge can be undone; this one is %(status)s.") % {"status": job.get_status_display()}
+        raise MergeError.of(
+            gettext_lazy("Only a finished merge can be undone; this one is %(status)s."),
+            status=MergeJob.Status(job.status).label,
         )
     job.status = MergeJob.Status.UNDOING
     job.undone_by = user
@@ -707,12 +725,12 @@ def merge_undo_run(*, job_id: int) -> MergeJob | None:
         with translation.override(job.language or None):
             try:
                 if model is None:
-                    raise MergeError(_("The kind of records this merge was for no longer exists."))
+                    raise MergeError.of(gettext_lazy("The kind of records this merge was for no longer exists."))
                 with transaction.atomic():  # a refused undo leaves nothing half restored
                     snapshot_restore(model=model, snapshot=job.snapshot)
                     _fault_test_delay()
             except MergeError as error:
-                _undo_back_to_done(job, reason=str(error))
+                _undo_back_to_done(job, reason=error.message)
                 return job
             job.status = MergeJob.Status.UNDONE
             job.undone_at = timezone.now()
@@ -722,13 +740,14 @@ def merge_undo_run(*, job_id: int) -> MergeJob | None:
                 job,
                 user=job.undone_by,
                 level=Notification.Level.SUCCESS,
-                message=_("Undo finished: %(records)s are separate records again.")
-                % {"records": ", ".join(f"#{pk}" for pk in [job.survivor_id, *job.absorbed_ids])},
+                message=Message(messages.UNDO_FINISHED, records=", ".join(
+                    f"#{pk}" for pk in [job.survivor_id, *job.absorbed_ids]
+                )),
             )
     return job
 
 
-def _undo_back_to_done(job: MergeJob, *, reason: str) -> None:
+def _undo_back_to_done(job: MergeJob, *, reason) -> None:
     """The undo did not happen: the merge stands (done, undoable again) and whoever asked is told why."""
     undoer = job.undone_by
     job.status = MergeJob.Status.DONE
@@ -739,18 +758,18 @@ def _undo_back_to_done(job: MergeJob, *, reason: str) -> None:
         job,
         user=undoer,
         level=Notification.Level.ERROR,
-        message=_("The merge was not undone: %(reason)s") % {"reason": reason},
+        message=Message(messages.UNDO_FAILED, reason=Message.of(reason) if isinstance(reason, Promise) else reason),
     )
 
 
 @transaction.atomic
-def merge_undo_fail(*, job_id: int, reason: str) -> MergeJob | None:
+def merge_undo_fail(*, job_id: int, reason) -> MergeJob | None:
     """End an undo that could not run (its task gave up, its worker died): the merge stays done."""
     job = _locked_jobs().select_related("undone_by").filter(pk=job_id).first()
     if job is None or job.status != MergeJob.Status.UNDOING:
         return job
     with translation.override(job.language or None):
-        _undo_back_to_done(job, reason=str(reason))
+        _undo_back_to_done(job, reason=reason)
     return job
 
 
@@ -803,27 +822,11 @@ def merge_jobs_sweep() -> list[MergeJob]:
                 continue  # locked: a worker is at it
             with translation.override(job.language or None):
                 if job.status == MergeJob.Status.RUNNING and job.started_at and job.started_at < limit:
-                    job.status = MergeJob.Status.FAILED
-                    job.error = str(WORKER_LOST_REASON)
-                    job.finished_at = timezone.now()
-                    job.save(update_fields=["status", "error", "finished_at"])
-                    _notify(
-                        job,
-                        level=Notification.Level.ERROR,
-                        message=_("The merge was not done: %(reason)s") % {"reason": job.error},
-                    )
+                    _job_failed(job, reason=WORKER_LOST_REASON)
                 elif job.status == MergeJob.Status.QUEUED and job.created_at < queued_limit:
-                    job.status = MergeJob.Status.FAILED
-                    job.error = str(QUEUE_LOST_REASON)
-                    job.finished_at = timezone.now()
-                    job.save(update_fields=["status", "error", "finished_at"])
-                    _notify(
-                        job,
-                        level=Notification.Level.ERROR,
-                        message=_("The merge was not done: %(reason)s") % {"reason": job.error},
-                    )
+                    _job_failed(job, reason=QUEUE_LOST_REASON)
                 elif job.status == MergeJob.Status.UNDOING and job.undo_requested_at and job.undo_requested_at < limit:
-                    _undo_back_to_done(job, reason=str(WORKER_LOST_REASON))
+                    _undo_back_to_done(job, reason=WORKER_LOST_REASON)
                 else:
                     continue
             logger.warning("Merge job %s ended by the sweeper: its worker died", job.pk)

@@ -5,10 +5,9 @@ from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from dedup.engine.not_duplicates import not_duplicates_forget
-from dedup.records import record_label
 
 from . import fields as merge_fields
 from .errors import MergeError
@@ -21,17 +20,16 @@ def _check_safe(model: type[models.Model], snapshot: dict, records: dict) -> Non
     survivor_pk = snapshot["survivor"]
     survivor = records.get(survivor_pk)
     if survivor is None:
-        raise MergeError(
-            _("%(model)s #%(pk)s, the record the others were merged into, was deleted; the merge cannot be undone.")
-            % {"model": model._meta.verbose_name, "pk": survivor_pk}
+        raise MergeError.of(
+            _("%(model)s #%(pk)s, the record the others were merged into, was deleted; the merge cannot be undone."),
+            model=model._meta.verbose_name,
+            pk=survivor_pk,
         )
     if getattr(survivor, merge_fields.ARCHIVED_FIELD):
-        raise MergeError(
-            _("%(record)s was itself merged into #%(other)s afterwards; undo that merge first.")
-            % {
-                "record": record_label(survivor),
-                "other": getattr(survivor, f"{merge_fields.MERGED_INTO_FIELD}_id") or "?",
-            }
+        raise MergeError.of(
+            _("%(record)s was itself merged into #%(other)s afterwards; undo that merge first."),
+            record=survivor,
+            other=getattr(survivor, f"{merge_fields.MERGED_INTO_FIELD}_id") or "?",
         )
     edited = []
     for name, values in snapshot["survivor_fields"].items():
@@ -39,27 +37,30 @@ def _check_safe(model: type[models.Model], snapshot: dict, records: dict) -> Non
         if merge_fields.dump_value(model_field, getattr(survivor, model_field.attname)) != values["after"]:
             edited.append(merge_fields.field_label(model, name))
     if edited:
-        raise MergeError(
+        raise MergeError.of(
             _(
-                "%(fields)s of %(record)s changed after the merge; undoing it would overwrite those edits. "
+                "%(fields)s of %(record__gen)s changed after the merge; undoing it would overwrite those edits. "
                 "Put the merged value back first if you still want to undo."
-            )
-            % {"fields": ", ".join(edited), "record": record_label(survivor)}
+            ),
+            fields=", ".join(edited),
+            record=survivor,
         )
     for pk in snapshot["absorbed"]:
         record = records.get(pk)
         if record is None:
-            raise MergeError(
-                _("%(model)s #%(pk)s, one of the merged records, was deleted; the merge cannot be undone.")
-                % {"model": model._meta.verbose_name, "pk": pk}
+            raise MergeError.of(
+                _("%(model)s #%(pk)s, one of the merged records, was deleted; the merge cannot be undone."),
+                model=model._meta.verbose_name,
+                pk=pk,
             )
         if (
             not getattr(record, merge_fields.ARCHIVED_FIELD)
             or getattr(record, f"{merge_fields.MERGED_INTO_FIELD}_id") != survivor_pk
         ):
-            raise MergeError(
-                _("%(record)s is no longer archived in %(survivor)s; the merge cannot be undone.")
-                % {"record": record_label(record), "survivor": record_label(survivor)}
+            raise MergeError.of(
+                _("%(record)s is no longer archived in %(survivor__gen)s; the merge cannot be undone."),
+                record=record,
+                survivor=survivor,
             )
 
 
@@ -105,7 +106,7 @@ def snapshot_restore(*, model: type[models.Model], snapshot: dict) -> None:
             restored.append(record)
         model._base_manager.bulk_update(restored, sorted(names))
     except IntegrityError as error:
-        raise MergeError(
-            _("Undoing the merge would break a rule of the stored data (%(error)s); nothing was changed.")
-            % {"error": error}
+        raise MergeError.of(
+            _("Undoing the merge would break a rule of the stored data (%(error)s); nothing was changed."),
+            error=str(error),
         ) from error
