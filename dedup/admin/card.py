@@ -40,12 +40,16 @@ from dedup.merge import (
     merge_job_create,
     merge_undo_request,
     merged_survivor,
+    record_state,
     related_permission_check,
 )
 from dedup.models import MergeJob
 from dedup.records import record_label
 from dedup.registry import for_model
 
+# How often an open card asks whether its record changed (a merge, an undo, an edit elsewhere): two indexed
+# queries per open card, so a few seconds is cheap and soon enough for a manager to notice.
+CARD_STATE_POLL_MS = 5000
 # Records a "Merge selected" list action compares at most: the compare screen shows one column per record.
 MERGE_SELECTED_LIMIT = 10
 
@@ -240,6 +244,7 @@ class DuplicateControlAdminMixin:
             return None
         count = duplicate_counts(self.model, [pk]).get(pk, 0)
         duplicates_url = self._url("duplicates", pk)
+        content_type_id = ContentType.objects.get_for_model(self.model).pk
         return CardContext(
             count=count,
             duplicates_url=duplicates_url,
@@ -248,10 +253,14 @@ class DuplicateControlAdminMixin:
                 "count": count,
                 "duplicatesUrl": f"{duplicates_url}?{urlencode({'fragment': 1})}",
                 "anchors": self._badge_anchors(),
-                "contentType": ContentType.objects.get_for_model(self.model).pk,
+                "contentType": content_type_id,
                 "pk": pk,
+                # The card polls its record's state and compares it with the one it was drawn with.
+                "stateUrl": reverse("dedup:record_state", args=[content_type_id, pk]),
+                "state": record_state(self.model, pk)["stamp"],
+                "stateInterval": CARD_STATE_POLL_MS,
                 "labels": {
-                    "changed": _("A merge changed this record while it was open; your edits are still here"),
+                    "changed": _("This record was changed while it was open; your edits are still here"),
                     "mergedAway": _("This record was merged"),
                     "reload": _("reload"),
                     "loading": _("Loading the duplicates…"),

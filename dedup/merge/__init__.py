@@ -1,6 +1,6 @@
 """The merge engine: one service merges any registered entity's records; background jobs; undo."""
 from .errors import MergeError
-from .selectors import merge_history, merged_survivor
+from .selectors import merge_history, merged_survivor, record_state
 from .services import (
     MERGE_PERMISSION,
     MERGE_TASK,
@@ -38,6 +38,7 @@ __all__ = [
     "merge_undo_request",
     "merge_undo_run",
     "merged_survivor",
+    "record_state",
     "records_merge",
     "related_permission_check",
 ]
