@@ -141,7 +141,7 @@ def test_screens_manager_is_warned_merges_from_the_list_and_sees_the_card_keep_u
     # and the card with an unsaved edit keeps it and says the record changed, with a link to reload
     stale = edited_card.locator("#dedup-stale")
     stale.wait_for(timeout=MERGE_TIMEOUT_MS)
-    assert "A merge changed this record" in stale.inner_text()
+    assert "This record was changed while it was open" in stale.inner_text()
     assert edited_card.locator("#id_position").input_value() == "Head of purchasing"
     screenshot("card_with_edits_told", full_page=False, of=edited_card)
     # and the merged-away record's card says so, with a link to the survivor
