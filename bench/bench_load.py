@@ -171,7 +171,7 @@ def main() -> None:
 
     from crm.models import Customer, Lead
     from dedup import review
-    from dedup.merge.services import merge_job_create
+    from dedup.merge import merge_job_create
     from dedup.models import MergeJob, ScanRun
 
     from bench_scan_workers import build_base, empty_queue  # the same base as the scan benchmark

@@ -12,10 +12,7 @@ from django.db import models
 from django.db.models.fields.files import FieldFile
 from django.utils.duration import duration_iso_string
 from django.utils.text import capfirst
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-
-from dedup.records import record_label
 
 from .errors import MergeError
 

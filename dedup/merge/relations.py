@@ -18,13 +18,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.apps import apps
-from django.contrib.admin.utils import model_ngettext
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRel, GenericRelation
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Case, Q, Value, When
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
+from django.utils.translation import gettext_lazy, ngettext_lazy
 
 from dedup import registry
 from dedup.db import batches

@@ -20,7 +20,7 @@ from dedup.models import MergeJob, MergeJobRecord
 
 from . import fields as merge_fields
 from .errors import MergeError
-from .services import merge_job_run
+from .jobs import merge_job_run
 
 
 @transaction.atomic

@@ -78,6 +78,7 @@ def test_notifications_poll_returns_unread_since_an_id(staff_client, manager):
         "message": "Merge finished",
         "url": "/admin/crm/customer/1/change/",
         "created_at": first.created_at.isoformat(),
+        "popped": False,
         "job": None,
     }
     assert everything["unread"] == 2
