@@ -440,7 +440,7 @@ def group_dismiss(*, group: DuplicateGroup, user) -> DuplicateGroup:
         audit.not_duplicates_logged(
             user=user,
             records=list(spec.model._base_manager.filter(pk__in=existing).order_by("pk")),
-            where=_("(Review queue, group #%(id)s dismissed.)") % {"id": group.pk},
+            where=Message.of(gettext_lazy("(Review queue, group #%(id)s dismissed.)"), id=group.pk),
         )
     group.status = DuplicateGroup.Status.DISMISSED
     _resolve(group, gettext_lazy("Not duplicates."))
