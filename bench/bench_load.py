@@ -91,13 +91,14 @@ def build_intake(password: str) -> str:
     return raw
 
 
-def start_stack(env: dict, *, port: int, web: int, workers: int, logs: Path) -> list[subprocess.Popen]:
-    """Start the processes Procfile.prod names: gunicorn, Celery workers (one process each, niced), beat."""
+def start_stack(env: dict, *, port: int, web: int, threads: int, workers: int, logs: Path) -> list[subprocess.Popen]:
+    """Start the processes Procfile.prod names: gunicorn (its config file), Celery workers (one process each,
+    niced), beat."""
     bin_dir = Path(sys.executable).parent
     log = open(logs, "w")
     commands = [
-        [str(bin_dir / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(web),
-         "--timeout", "60"],
+        [str(bin_dir / "gunicorn"), "config.wsgi", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
+         "--bind", f"127.0.0.1:{port}", "--workers", str(web), "--threads", str(threads)],
         *[
             ["nice", "-n", "10", str(bin_dir / "celery"), "-A", "config", "worker", "--concurrency=1", "--loglevel=WARNING",
              "--without-gossip", "--without-mingle", "-n", f"bench-load-{index}@%h"]
@@ -135,6 +136,23 @@ def wait_healthy(url: str) -> None:
     raise SystemExit(f"the stack did not answer /healthz within {READY_TIMEOUT} s")
 
 
+def ensure_figures() -> None:
+    """Store every customer's duplicates (the badges' and the change list's figures) unless a run already did,
+    and ANALYZE, as the nightly scan leaves a live base; a base built before the figures existed gets them here."""
+    from django.db import connection
+
+    from dedup.engine.counts import counts_rebuild
+    from dedup.models import DuplicatePair
+
+    if DuplicatePair.objects.filter(entity="customer").exists():
+        return
+    started = time.monotonic()
+    pairs = counts_rebuild(entity="customer")
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    print(f"figures stored:  {pairs:,} duplicate pairs in {time.monotonic() - started:.1f} s", flush=True)
+
+
 def read_stats(prefix: str) -> dict[str, dict]:
     rows = {}
     with open(f"{prefix}_stats.csv", newline="") as handle:
@@ -150,6 +168,7 @@ def main() -> None:
     parser.add_argument("--managers", type=int, default=10, help="simultaneous managers (1-3 s between clicks)")
     parser.add_argument("--integrations", type=int, default=3, help="integrations, 2 leads a second each")
     parser.add_argument("--web", type=int, default=3, help="gunicorn processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--merges", type=int, default=100, help="merges queued over the run")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
@@ -160,6 +179,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     secret = secrets.token_urlsafe(50)
     env = stack_env(str(workdir / "static"), secret)
+    env["WEB_THREADS"] = str(args.threads)  # each gunicorn process's pool: one connection per thread
     os.environ.update(env)
 
     import django
@@ -185,6 +205,7 @@ def main() -> None:
             sys.exit(f"{DB_NAME} holds another base; run without --reuse to rebuild it.")
         built = build_base(args.customers)
         print(f"base built:      {built['seconds']:.1f} s by COPY ({built['keys']:,} match keys)", flush=True)
+    ensure_figures()
     customers = Customer.objects.count()
     if args.seed_only:
         return
@@ -199,7 +220,9 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    processes = start_stack(env, port=port, web=args.web, workers=args.workers, logs=workdir / "stack.log")
+    processes = start_stack(
+        env, port=port, web=args.web, threads=args.threads, workers=args.workers, logs=workdir / "stack.log"
+    )
     try:
         wait_healthy(url)
         leads_before = Lead.objects.count()
@@ -265,7 +288,8 @@ def main() -> None:
 
     stats = read_stats(str(workdir / "locust"))
     print(f"database:        PostgreSQL ({DB_NAME}), {customers:,} customers; broker {REDIS}")
-    print(f"stack:           gunicorn {args.web} processes, {args.workers} Celery worker processes, beat; "
+    print(f"stack:           gunicorn {args.web} processes x {args.threads} threads, {args.workers} Celery worker "
+          f"processes, beat; "
           f"production settings; logs in {workdir / 'stack.log'}")
     print(f"load:            {args.managers} managers, {args.integrations} integrations for {args.minutes:g} min")
     print(f"{'kind':<12} {'requests':>9} {'errors':>7} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7}")
