@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import models
 
@@ -51,6 +52,12 @@ class EntitySpec:
     custom_fields_attr: str | None = None
     # A record with this attribute true (merged away, archived) is never a match and has no keys.
     archived_attr: str | None = "is_archived"
+    # Orders: the datetime field that places a record in time, and the window within which two records may be
+    # duplicates at all (RetailCRM's rule: the same order placed twice within a day). A rule may set its own
+    # window (Rule.time_window_hours); records further apart are never duplicates (a repeat purchase). None: no
+    # time check.
+    time_field: str | None = None
+    default_window: timedelta | None = None
 
     def field(self, name: str) -> MatchField:
         for match_field in self.fields:

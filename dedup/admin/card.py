@@ -25,6 +25,7 @@ from dedup.admin.compare import (
     MergeSelectionError,
     compare_table,
     duplicate_rows,
+    key_fields,
 )
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
 from dedup.engine.counts import stored_counts, with_stored_duplicates
@@ -628,6 +629,8 @@ class DuplicateControlAdminMixin:
                 "is_priority": column_record.pk == table.priority.pk,
                 "is_current": column_record.pk == record.pk,
                 "match": scores.get(column_record.pk),
+                # What tells the records apart at a glance: an order's date, total and items.
+                "key_fields": key_fields(column_record),
                 "make_priority_url": "%s?%s"
                 % (
                     self._url("compare", record.pk),

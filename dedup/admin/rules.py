@@ -44,6 +44,15 @@ class RuleAdmin(admin.ModelAdmin):
             _("Leads and deals"),
             {"fields": ["stage_ids", "must_equal"], "description": _("Which records take part, and what must be the same.")},
         ),
+        (
+            _("Orders"),
+            {
+                "fields": ["time_window_hours"],
+                "description": _(
+                    "Orders are duplicates only when placed within this window; a repeat purchase is never one."
+                ),
+            },
+        ),
         (_("Daily scan"), {"fields": ["auto_merge"]}),
     ]
 

@@ -105,6 +105,16 @@ def _rule_pairs_sql(spec: EntitySpec, rule: CompiledRule) -> tuple[str, list]:
             )
             params.append(keys.equal_kind(rule.equal_field))
         where.append(f"COALESCE(ea.{key}, '') = COALESCE(eb.{key}, '')")
+    if rule.window is not None:
+        for alias, owner in (("ta", "a0"), ("tb", "b0")):
+            joins.append(
+                f"JOIN {table} {alias} ON {alias}.{entity} = a0.{entity} "
+                f"AND {alias}.{record_id} = {owner}.{record_id} AND {alias}.{kind} = %s"
+            )
+            params.append(keys.TIME_KIND)
+        # Time keys are zero-padded epoch seconds (keys.time_key): compared as numbers.
+        where.append(f"ABS(CAST(ta.{key} AS BIGINT) - CAST(tb.{key} AS BIGINT)) <= %s")
+        where_params.append(rule.window)
     if rule.contact_only:
         identity = rules.identity_kind(spec)
         for alias, condition in aliases:

@@ -67,6 +67,10 @@ def kinds_reading(
             if spec.stage_field in changed:
                 affected.add(kind)
             continue
+        if mode == "time":
+            if spec.time_field in changed:
+                affected.add(kind)
+            continue
         if mode == "equal" and not spec.has_field(name):
             if name in changed:  # a plain model field compared for equality (read_equal)
                 affected.add(kind)
