@@ -28,6 +28,7 @@ from dedup.admin.compare import (
     key_fields,
 )
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
+from dedup.engine.index.builds import build_state
 from dedup.engine.counts import stored_counts, with_stored_duplicates
 from dedup.engine.finder import duplicate_counts, duplicates_of
 from dedup.engine.not_duplicates import not_duplicate_mark
@@ -491,6 +492,8 @@ class DuplicateControlAdminMixin:
             "candidate_count": len(rows) - 1,
             # Keys that did not count because many people share them ("+7 495 …: shared office number").
             "shared_notes": list(getattr(matches, "notes", [])),
+            # A rebuild of the index not done yet: the list may miss duplicates, and says so.
+            "index_state": build_state(for_model(self.model).key),
             "unticked_count": len(form.unticked_pks) if form.is_bound and hasattr(form, "cleaned_data") else 0,
             "duplicates_url": self._url("duplicates", record.pk),
             "card_url": self._url("change", record.pk),

@@ -22,6 +22,7 @@ from django.utils.translation import ngettext
 
 from dedup import registry, review
 from dedup.admin.compare import key_fields, summary_queryset
+from dedup.engine.index.builds import incomplete_states
 from dedup.engine.scoring.pairs import pair_scores
 from dedup.merge import MERGE_PERMISSION, MergeError
 from dedup.messages import key_range_text, render
@@ -416,6 +417,8 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
             "running_scan": review.scan_running(),
             "can_start_scan": request.user.has_perm(START_PERMISSION),
             "schedule_url": _schedule_url(),
+            # Entities whose index is being rebuilt: their groups may be incomplete until it is done.
+            "index_states": [(state, _entity_label(state.build.entity)) for state in incomplete_states()],
         }
         return super().changelist_view(request, extra_context=extra_context)
 

@@ -36,7 +36,7 @@ STAGE_CLOSED = "closed"
 # switchboard, info@...), which the finder recognises from the data (see rules.SHARED_KEY_MIN_PEOPLE).
 CONTACT_KINDS = frozenset({"phone", "email", "handle"})
 # Registry field kinds a fuzzy condition can compare.
-FUZZY_KINDS = frozenset({"person_name", "company_name", "text", "website"})
+FUZZY_KINDS = frozenset({"person_name", "company_name", "text", "website", "address"})
 
 def norm_kind(field_name: str) -> str:
     return field_name
@@ -72,10 +72,7 @@ def field_of_kind(kind: str) -> tuple[str, str]:
 def normalized(field_kind: str, raw: object, *, fold: bool = False) -> str | None:
     """Return the normalised key of one value of a field of this registry kind, or None (never raises)."""
     try:
-        if field_kind == "email":
-            key = normalize.email_key(raw, fold_provider=fold)
-        else:
-            key = normalize.kind_key(field_kind, raw)
+        key = normalize.match_key(field_kind, raw, fold=fold)
     except Exception:  # a normaliser must never take a save down; the value is simply not matched
         logger.exception("Normaliser %s failed on %r", field_kind, raw)
         return None
@@ -265,7 +262,7 @@ def stored_rows(field: MatchField, record: models.Model) -> list[KeyRow]:
     return [
         KeyRow(norm_kind(field.name), key, collapse(value))
         for key, value in pairs
-        if key and isinstance(key, str) and len(key) <= KEY_MAX_LENGTH
+        if key and isinstance(key, str) and len(key) <= KEY_MAX_LENGTH and not normalize.is_placeholder(value)
     ]
 
 

@@ -252,6 +252,18 @@ def custom_field_keys(spec: EntitySpec, *, sample: int = CUSTOM_FIELDS_SAMPLE) -
     return sorted(found)
 
 
+def custom_field_sample(spec: EntitySpec, key: str, *, sample: int = CUSTOM_FIELDS_SAMPLE) -> list[object]:
+    """Return the values of one custom field on the newest records that have it (text and numbers)."""
+    if not spec.custom_fields_attr:
+        return []
+    values = []
+    for data in spec.model._base_manager.order_by("-pk").values_list(spec.custom_fields_attr, flat=True)[:sample]:
+        value = data.get(key) if isinstance(data, dict) else None
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+            values.append(value)
+    return values
+
+
 def field_choices(spec: EntitySpec, *, extra: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """Return (field name, label) of every field a condition of this entity can use, custom fields included."""
     from django.utils.translation import gettext as _
