@@ -763,13 +763,18 @@ def placeholder_entry(raw: str) -> str:
 
 
 @lru_cache(maxsize=8)  # kind 1: a memo of a pure function of the (few) lists in use
-def _prefixes(placeholders: frozenset[str]) -> tuple[str, ...]:
-    return tuple(sorted(entry[:-1] for entry in placeholders if entry.endswith("*") and len(entry) > 1))
+def _compiled(placeholders: frozenset[str]) -> tuple[tuple[str, ...], int]:
+    """Return the prefix entries (those ending in *) and the length of the longest entry."""
+    prefixes = tuple(sorted(entry[:-1] for entry in placeholders if entry.endswith("*") and len(entry) > 1))
+    return prefixes, max((len(entry) for entry in placeholders), default=0)
 
 
 def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> bool:
     """Tell whether a raw value means "not filled in": None, NaN, an entry of the list (case-folded; one ending
-    in * as a prefix), or one character repeated (1111111, ---). The process's list unless one is given."""
+    in * as a prefix), or one character repeated (1111111, ---). The process's list unless one is given.
+
+    Every key the index writes asks, so the common value (longer than any entry, several different letters,
+    no prefix entries) is told apart before any folding."""
     if raw is None:
         return True
     if isinstance(raw, float) and raw != raw:  # NaN from pandas
@@ -778,12 +783,16 @@ def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> b
         return False
     if placeholders is None:
         placeholders = _active_placeholders
+    prefixes, longest = _compiled(placeholders)
+    if len(raw) > longest + 4 and len(set(raw)) > 3:
+        # Several different characters (not one repeated) and longer than any entry: only a prefix can match,
+        # and the value's first characters tell.
+        return bool(prefixes) and placeholder_entry(raw.lstrip()[: longest + 8]).startswith(prefixes)
     text = placeholder_entry(raw) if len(raw) <= 512 else ""
     if not text:
         return not raw.strip()
     if text in placeholders:
         return True
-    prefixes = _prefixes(placeholders)
     if prefixes and text.startswith(prefixes):
         return True
     compact = text.replace(" ", "")
