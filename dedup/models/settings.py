@@ -82,6 +82,11 @@ class IndexBuild(models.Model):
     entity = models.CharField(_("records"), max_length=32, db_index=True)
     reason = models.CharField(_("why"), max_length=16, choices=Reason.choices, default=Reason.RULE)
     kinds = models.JSONField(_("kinds of keys"), default=list, blank=True)
+    # A large rebuild is split into parts by id range, one task each, so several workers share it; the parts
+    # of one rebuild share `batch` (the first part's id). None: the whole entity in one part.
+    batch = models.BigIntegerField(_("rebuild"), null=True, blank=True, db_index=True)
+    first_id = models.BigIntegerField(_("from record"), null=True, blank=True)
+    last_id = models.BigIntegerField(_("to record"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(_("records"), default=0)
     done = models.PositiveIntegerField(_("records done"), default=0)

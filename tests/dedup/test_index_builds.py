@@ -95,16 +95,17 @@ def test_index_build_progress_is_stored_while_it_runs(monkeypatch):
     build = IndexBuild.objects.create(entity="customer", kinds=[], total=0)
     seen = []
 
-    def backfill_in_tens(spec, kinds, *, progress=None):
-        # The real backfill in batches of 10, looking at the stored progress after each batch as a reader would.
+    original = index.services.reindex
+
+    def reindex_in_tens(spec, pks, *, progress=None, **options):
+        # The real reindex in batches of 10, looking at the stored progress after each batch as a reader would.
         def watch(count):
             progress(count)
             seen.append(IndexBuild.objects.get(pk=build.pk).done)
 
-        return index.reindex(spec, index.services.all_pks(spec), kinds=set(kinds), replace_kinds=True,
-                             batch_size=10, progress=watch)
+        return original(spec, pks, progress=watch, **{**options, "batch_size": 10})
 
-    monkeypatch.setattr(index.services, "backfill", backfill_in_tens)
+    monkeypatch.setattr(index.services, "reindex", reindex_in_tens)
     index.build_run(build_id=build.pk)
 
     build.refresh_from_db()
@@ -141,3 +142,41 @@ def test_index_build_not_sent_is_failed_at_once(monkeypatch, django_capture_on_c
         build = builds.build_queue(spec=registry.get("customer"), kinds=None, reason=IndexBuild.Reason.REBUILD)
     build.refresh_from_db()
     assert build.status == IndexBuild.Status.FAILED and "broker down" in build.error
+
+
+def test_index_build_large_rebuild_is_split_into_parts_workers_share(monkeypatch, admin_client):
+    # Given 25 customers and parts of 10 records
+    monkeypatch.setattr(builds, "PART_RECORDS", 10)
+    customers = [factories.CustomerFactory(custom_fields={"position": f"p{n % 12}"}) for n in range(25)]
+    from dedup import registry
+
+    # When a rebuild is queued (no worker yet)
+    first = builds.build_queue(spec=registry.get("customer"), kinds=None, reason=IndexBuild.Reason.REBUILD)
+
+    # Then it is three parts by id range, one rebuild for the screens
+    parts = list(IndexBuild.objects.filter(batch=first.pk).order_by("id"))
+    assert [(part.first_id, part.last_id) for part in parts] == [
+        (customers[0].pk, customers[9].pk), (customers[10].pk, customers[19].pk), (customers[20].pk, None)
+    ]
+    state = builds.build_state("customer")
+    assert state.status == IndexBuild.Status.QUEUED and len(state.parts) == 3
+
+    # When two workers have run a part each
+    MatchKey.objects.filter(entity="customer").delete()
+    index.build_run(build_id=parts[0].pk)
+    index.build_run(build_id=parts[2].pk)
+
+    # Then the rebuild runs on, with the records done so far, and the card says so
+    state = builds.build_state("customer")
+    assert state.status == IndexBuild.Status.RUNNING and (state.done, state.total) == (15, 25)
+    page = admin_client.get(
+        reverse("admin:crm_customer_duplicates", args=[customers[0].pk]), {"fragment": "1"}
+    ).content.decode()
+    assert "15 of 25 records (60%)" in page
+
+    # And once the last part is done, every record has its keys again and the index is complete
+    index.build_run(build_id=parts[1].pk)
+    assert builds.build_state("customer") is None
+    assert set(MatchKey.objects.filter(entity="customer").values_list("record_id", flat=True)) >= {
+        customer.pk for customer in customers
+    }

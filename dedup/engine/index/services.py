@@ -13,7 +13,7 @@ from dedup.engine import counts, match_settings, rules
 from dedup.models import IndexBuild, IndexedKind, MatchKey
 from dedup.registry import EntitySpec
 
-from .builds import PROGRESS_EVERY, build_queue, entity_records_count
+from .builds import PROGRESS_EVERY, build_queue, entity_records_count, part_pks, part_records_count
 from .load import load_records
 from .plan import SYNCED_MARKER, forget_seen_kinds, key_kinds, kinds_reading, seen_kinds, stored_kinds
 from .write import (
@@ -183,7 +183,7 @@ def build_run(*, build_id: int) -> IndexBuild | None:
             build.save(update_fields=["status", "error", "finished_at"])
             return build
         build.status, build.started_at, build.done = IndexBuild.Status.RUNNING, timezone.now(), 0
-        build.total = entity_records_count(spec)
+        build.total = part_records_count(spec, build)
         build.save(update_fields=["status", "started_at", "done", "total"])
     done = 0
     stored = 0
@@ -199,7 +199,7 @@ def build_run(*, build_id: int) -> IndexBuild | None:
         available = indexed_kinds(spec)
         wanted = set(build.kinds) & available if build.kinds else available  # a rule removed meanwhile
         if wanted:
-            backfill(spec, wanted, progress=progress)
+            reindex(spec, part_pks(spec, build), kinds=wanted, replace_kinds=True, progress=progress)
     except Exception as error:
         IndexBuild.objects.filter(pk=build.pk).update(
             status=IndexBuild.Status.FAILED, finished_at=timezone.now(), done=done, error=str(error)[:2000]
@@ -209,7 +209,11 @@ def build_run(*, build_id: int) -> IndexBuild | None:
         status=IndexBuild.Status.DONE, finished_at=timezone.now(), done=max(done, build.total)
     )
     # The stored figures (change-list counts) may have been re-found while keys were missing: a task of its own
-    # re-finds them (minutes at a million records), as after any rule change; the card reads the keys at once.
-    task_send(counts.REBUILD_TASK, args=[spec.key])
+    # re-finds them (minutes at a million records), as after any rule change, once the last part is done; the
+    # card reads the keys at once.
+    if build.batch is None or not IndexBuild.objects.filter(batch=build.batch).exclude(
+        status=IndexBuild.Status.DONE
+    ).exists():
+        task_send(counts.REBUILD_TASK, args=[spec.key])
     build.refresh_from_db()
     return build
