@@ -1,4 +1,7 @@
 """Register the CRM's entities with duplicate control: the fields that can be matched and how to read them."""
+import hashlib
+from datetime import timedelta
+
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -155,11 +158,67 @@ register(
         custom_fields_attr="custom_fields",
     )
 )
+# Keys of the index are at most this long (dedup.engine.keys.KEY_MAX_LENGTH); a longer items key is hashed.
+_ITEMS_KEY_MAX = 255
+
+
+def _items_keys(order):
+    """Return the order's items as one key: each product (SKU, else name, case-folded) with its quantity, sorted,
+    so the same basket typed in another order of lines is the same key; shown as typed ("Hat ×1, Shoes ×2")."""
+    lines = sorted(
+        ((item.sku or item.name or "").casefold().strip(), item.quantity or 0, item.name or item.sku or "")
+        for item in related(order, "items")
+    )
+    lines = [line for line in lines if line[0]]
+    if not lines:
+        return []
+    key = "; ".join(f"{product} \u00d7{quantity}" for product, quantity, _name in lines)
+    if len(key) > _ITEMS_KEY_MAX:
+        key = "sha1:" + hashlib.sha1(key.encode()).hexdigest()
+    shown = ", ".join(f"{name} \u00d7{quantity}" for _product, quantity, name in lines)
+    return [(key, shown[:_ITEMS_KEY_MAX])]
+
+
+def _total_keys(order):
+    # A zero total is no evidence (an order not priced yet): it is not a key.
+    total = order.total
+    if total is None or total <= 0:
+        return []
+    return [(f"{total:.2f}", f"{total:.2f}")]
+
+
 register(
     EntitySpec(
         key="order",
         model=Order,
         fields=(
+            MatchField(
+                "customer",
+                _("customer"),
+                "identifier",
+                lambda o: [str(o.customer_id)] if o.customer_id else [],
+                read_keys=lambda o: [(str(o.customer_id), f"#{o.customer_id}")] if o.customer_id else [],
+                columns=("customer",),
+            ),
+            # An order's duplicate is the same basket (or the same total) of the same customer or contact placed
+            # within the window (time_field below), as RetailCRM counts it; items and total are compared whole.
+            MatchField(
+                "items",
+                _("items"),
+                "identifier",
+                lambda o: [key for key, _shown in _items_keys(o)],
+                prefetch=("items",),
+                read_keys=_items_keys,
+                columns=("items__name", "items__sku", "items__quantity"),
+            ),
+            MatchField(
+                "total",
+                _("total"),
+                "number",
+                lambda o: [key for key, _shown in _total_keys(o)],
+                read_keys=_total_keys,
+                columns=("total",),
+            ),
             MatchField(
                 "phone",
                 _("phone"),
@@ -170,9 +229,11 @@ register(
             ),
             MatchField("email", _("email"), "email", _single("email"), columns=("email",)),
         ),
-        summary_fields=("number", "customer", "status", "total"),
+        summary_fields=("number", "created_at", "customer", "status", "total", "items"),
         related_counts=("items", *TIMELINE),
         custom_fields_attr="custom_fields",
+        time_field="created_at",
+        default_window=timedelta(hours=24),
     )
 )
 

@@ -281,6 +281,9 @@ from django.utils.translation import ngettext_lazy  # noqa: E402
 
 SAME_VALUE = register("dedup.same_value", _("same %(field)s %(value)s"))
 SIMILAR = register("dedup.similar", _("%(field)s %(score)s%% similar"))
+WITHIN_HOURS = register(
+    "dedup.within_hours", ngettext_lazy("placed within %(count)d hour", "placed within %(count)d hours", "count")
+)
 MERGE_NOTE = register(
     "dedup.merge_note",
     ngettext_lazy(
@@ -342,6 +345,12 @@ DEFAULT_RULE_NAMES = {
         _("Same name"),
         _("Same tax ID"),
         _("Same customer and service"),
+        _("Same customer and items"),
+        _("Same customer and total"),
+        _("Same phone and items"),
+        _("Same phone and total"),
+        _("Same email and items"),
+        _("Same email and total"),
     )
 }
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import models
 
@@ -51,13 +52,20 @@ class EntitySpec:
     custom_fields_attr: str | None = None
     # A record with this attribute true (merged away, archived) is never a match and has no keys.
     archived_attr: str | None = "is_archived"
+    # Orders: the datetime field that places a record in time, and the window within which two records may be
+    # duplicates at all (RetailCRM's rule: the same order placed twice within a day). A rule may set its own
+    # window (Rule.time_window_hours); records further apart are never duplicates (a repeat purchase). None: no
+    # time check.
+    time_field: str | None = None
+    default_window: timedelta | None = None
 
     def field(self, name: str) -> MatchField:
         for match_field in self.fields:
             if match_field.name == name:
                 return match_field
         if self.custom_fields_attr and name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX):
-            return custom_match_field(self.custom_fields_attr, name[len(CUSTOM_PREFIX) :])
+            key = name[len(CUSTOM_PREFIX) :]
+            return custom_match_field(self.custom_fields_attr, key, _custom_kinds.get((self.key, key), "text"))
         raise KeyError(name)
 
     def has_field(self, name: str) -> bool:
@@ -116,8 +124,9 @@ def related(record: models.Model, name: str):
 CUSTOM_PREFIX = "custom:"
 
 
-def custom_match_field(attr: str, key: str) -> MatchField:
-    """Return a MatchField reading one key of a record's custom fields (JSON) as text."""
+def custom_match_field(attr: str, key: str, kind: str = "text") -> MatchField:
+    """Return a MatchField reading one key of a record's custom fields (JSON), normalised as `kind` (the type
+    the administrator set, dedup.models.CustomFieldType; text by default)."""
 
     def read(record):
         value = (getattr(record, attr, None) or {}).get(key)
@@ -125,7 +134,26 @@ def custom_match_field(attr: str, key: str) -> MatchField:
             return []
         return [str(value)]
 
-    return MatchField(f"{CUSTOM_PREFIX}{key}", key, "text", read, columns=(attr,))
+    return MatchField(f"{CUSTOM_PREFIX}{key}", key, kind, read, columns=(attr,))
+
+
+# The types of custom fields the administrator set, {(entity key, custom key): registry kind}, as this process
+# last loaded them (dedup.engine.match_settings, which checks their version before keys are written).
+_custom_kinds: dict[tuple[str, str], str] = {}
+
+
+def set_custom_kinds(kinds: dict[tuple[str, str], str]) -> None:
+    """Use these custom field types from now on; a change bumps `version`, so plans built from fields rebuild."""
+    global version
+    if kinds != _custom_kinds:
+        _custom_kinds.clear()
+        _custom_kinds.update(kinds)
+        version += 1
+
+
+def custom_kinds(entity: str) -> dict[str, str]:
+    """Return {custom key: kind} of the entity's typed custom fields."""
+    return {key: kind for (owner, key), kind in _custom_kinds.items() if owner == entity}
 
 
 _registry: dict[str, EntitySpec] = {}

@@ -16,6 +16,7 @@ from dedup import registry, review
 from dedup.engine import counts, index
 from dedup.engine.counts import REBUILD_TASK as COUNTS_REBUILD_TASK
 from dedup.engine.index import BACKFILL_TASK
+from dedup.engine.index.builds import BUILD_TASK
 from dedup.engine.scoring.decisions import FOLD_TASK, scoring_decision_fold
 from dedup.merge import MERGE_TASK, UNDO_TASK, merge_job_fail, merge_jobs_sweep, merge_undo_fail
 from dedup.merge import merge_job_run as merge_job_run_service
@@ -103,6 +104,20 @@ def index_backfill(entity_key: str, kinds: list[str]) -> int:
     spec = registry.get(entity_key)
     wanted = set(kinds) & index.indexed_kinds(spec)  # a rule removed meanwhile needs them no more
     return index.backfill(spec, wanted) if wanted else 0
+
+
+@shared_task(
+    name=BUILD_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=BACKFILL_MAX_RETRIES,
+)
+def index_build(build_id: int) -> int:
+    """Run a queued rebuild of index keys (index.builds), storing its progress; return the records done."""
+    build = index.build_run(build_id=build_id)
+    return build.done if build is not None else 0
 
 
 @shared_task(

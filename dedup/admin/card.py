@@ -25,8 +25,10 @@ from dedup.admin.compare import (
     MergeSelectionError,
     compare_table,
     duplicate_rows,
+    key_fields,
 )
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
+from dedup.engine.index.builds import build_state
 from dedup.engine.counts import stored_counts, with_stored_duplicates
 from dedup.engine.finder import duplicate_counts, duplicates_of
 from dedup.engine.not_duplicates import not_duplicate_mark
@@ -503,6 +505,8 @@ class DuplicateControlAdminMixin:
             "candidate_count": len(rows) - 1,
             # Keys that did not count because many people share them ("+7 495 …: shared office number").
             "shared_notes": list(getattr(matches, "notes", [])),
+            # A rebuild of the index not done yet: the list may miss duplicates, and says so.
+            "index_state": build_state(for_model(self.model).key),
             "unticked_count": len(form.unticked_pks) if form.is_bound and hasattr(form, "cleaned_data") else 0,
             "duplicates_url": self._url("duplicates", record.pk),
             "card_url": self._url("change", record.pk),
@@ -641,6 +645,8 @@ class DuplicateControlAdminMixin:
                 "is_priority": column_record.pk == table.priority.pk,
                 "is_current": column_record.pk == record.pk,
                 "match": scores.get(column_record.pk),
+                # What tells the records apart at a glance: an order's date, total and items.
+                "key_fields": key_fields(column_record),
                 "make_priority_url": "%s?%s"
                 % (
                     self._url("compare", record.pk),

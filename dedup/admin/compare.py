@@ -59,7 +59,9 @@ def load_records(model: type[models.Model], pks: Sequence[int]) -> list[models.M
         raise MergeSelectionError(_("Choose at least two records to compare."))
     spec = _spec_for(model)
     fk_names = _fk_names(model, [f.name for f in mergeable_fields(model)] + list(spec.summary_fields))
-    by_pk = model._default_manager.select_related(*fk_names).in_bulk(unique_pks)
+    by_pk = model._default_manager.select_related(*fk_names).prefetch_related(*summary_prefetch(spec)).in_bulk(
+        unique_pks
+    )
     missing = [str(pk) for pk in unique_pks if pk not in by_pk]
     if missing:
         raise MergeSelectionError(
@@ -208,18 +210,62 @@ class DuplicateRow:
         return record_label(self.record)
 
 
+def _summary_match_field(model: type[models.Model], spec: EntitySpec, name: str):
+    """Return the registered MatchField a summary name shows (an order's items: a relation, no column), or None
+    when the name is a column of the model."""
+    try:
+        if model._meta.get_field(name).concrete:
+            return None
+    except FieldDoesNotExist:
+        pass
+    return next((match_field for match_field in spec.fields if match_field.name == name), None)
+
+
+def summary_prefetch(spec: EntitySpec) -> list[str]:
+    """Return the relations the summary fields read through their MatchField (an order's items), for one
+    prefetch per list rather than a query per record."""
+    paths = set()
+    for name in spec.summary_fields:
+        match_field = _summary_match_field(spec.model, spec, name)
+        if match_field is not None:
+            paths.update(match_field.prefetch)
+    return sorted(paths)
+
+
+def summary_queryset(spec: EntitySpec, queryset: models.QuerySet) -> models.QuerySet:
+    """Return the queryset loading what the summary fields show: their foreign keys joined, relations prefetched."""
+    return queryset.select_related(*_fk_names(spec.model, spec.summary_fields)).prefetch_related(
+        *summary_prefetch(spec)
+    )
+
+
 def _field_label(model: type[models.Model], spec: EntitySpec, name: str) -> str:
+    match_field = _summary_match_field(model, spec, name)
+    if match_field is not None:
+        return capfirst(match_field.label)
     try:
         return capfirst(model._meta.get_field(name).verbose_name)
     except FieldDoesNotExist:
         pass
-    for match_field in spec.fields:
-        if match_field.name == name:
-            return capfirst(match_field.label)
     return capfirst(name.replace("_", " "))
 
 
-def _display(model: type[models.Model], record: models.Model, name: str) -> str:
+def _match_field_display(match_field, record: models.Model) -> str:
+    """Return a MatchField's values as typed ("Shoes ×1, Socks ×3"), from its stored keys' values when it has them."""
+    try:
+        if match_field.read_keys is not None:
+            values = [str(shown) for _key, shown in match_field.read_keys(record) or [] if shown]
+        else:
+            values = [str(value) for value in match_field.read(record) or [] if value not in (None, "")]
+    except Exception:  # a summary never takes a screen down
+        values = []
+    return ", ".join(values) or EMPTY_DISPLAY
+
+
+def _display(model: type[models.Model], record: models.Model, name: str, spec: EntitySpec | None = None) -> str:
+    match_field = _summary_match_field(model, spec, name) if spec is not None else None
+    if match_field is not None:
+        return _match_field_display(match_field, record)
     try:
         model_field = model._meta.get_field(name)
     except FieldDoesNotExist:
@@ -244,7 +290,9 @@ def key_fields(record: models.Model, spec: EntitySpec | None = None) -> list[Key
     """Return the record's summary fields as (label, shown value) pairs."""
     spec = spec or _spec_for(type(record))
     model = type(record)
-    return [KeyField(_field_label(model, spec, name), _display(model, record, name)) for name in spec.summary_fields]
+    return [
+        KeyField(_field_label(model, spec, name), _display(model, record, name, spec)) for name in spec.summary_fields
+    ]
 
 
 def duplicate_rows(record: models.Model, matches: Sequence) -> list[DuplicateRow]:
@@ -259,7 +307,7 @@ def duplicate_rows(record: models.Model, matches: Sequence) -> list[DuplicateRow
     spec = _spec_for(model)
     pks = [record.pk] + [match.record.pk for match in matches]
     fk_names = _fk_names(model, spec.summary_fields)
-    fresh = model._default_manager.select_related(*fk_names).in_bulk(pks)
+    fresh = model._default_manager.select_related(*fk_names).prefetch_related(*summary_prefetch(spec)).in_bulk(pks)
     counts = related_counts(model, pks)
     current = fresh.get(record.pk, record)
     rows = [

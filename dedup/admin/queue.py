@@ -21,6 +21,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from dedup import registry, review
+from dedup.admin.compare import key_fields, summary_queryset
+from dedup.engine.index.builds import incomplete_states
 from dedup.engine.scoring.pairs import pair_scores
 from dedup.merge import MERGE_PERMISSION, MergeError
 from dedup.messages import key_range_text, render
@@ -423,6 +425,8 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
             "running_scan": review.scan_running(),
             "can_start_scan": request.user.has_perm(START_PERMISSION),
             "schedule_url": _schedule_url(),
+            # Entities whose index is being rebuilt: their groups may be incomplete until it is done.
+            "index_states": [(state, _entity_label(state.build.entity)) for state in incomplete_states()],
         }
         return super().changelist_view(request, extra_context=extra_context)
 
@@ -491,7 +495,12 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
     def member_table(self, group):
         model = _model_of(group.entity)
         members = list(group.members.select_related("owner"))
-        records = model._base_manager.in_bulk([m.record_id for m in members]) if model is not None else {}
+        spec = registry.for_model(model) if model is not None else None
+        records = (
+            summary_queryset(spec, model._base_manager.all()).in_bulk([m.record_id for m in members])
+            if spec is not None
+            else {}
+        )
         # The learned model's probability of each record against the group's first one (None: not learned yet).
         found = [records[m.record_id] for m in members if m.record_id in records]
         scores = (pair_scores(group.entity, found[0], found[1:]) if len(found) > 1 else None) or {}
@@ -504,21 +513,29 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
             state = ""
             if record is not None and getattr(record, "is_archived", False):
                 state = _("archived (merged)")
+            # What tells the records apart at a glance: an order's date, total and items.
+            details = format_html_join(
+                "", "<dt>{}</dt><dd>{}</dd>", ((key.label, key.value) for key in key_fields(record, spec))
+            ) if record is not None and spec is not None else ""
             rows.append(
                 (
                     format_html('<a href="{}">{}</a>', url, label) if url else label,
                     member.record_id,
+                    format_html('<dl class="dedup-keys">{}</dl>', details) if details else "\u2014",
                     member.owner or "\u2014",
                     state,
                     render_to_string("admin/dedup/_match.html", {"match": match}) if match else "\u2014",
                 )
             )
-        body = format_html_join("", "<tr><td>{}</td><td>#{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
+        )
         return format_html(
-            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th><th>{}</th></tr></thead>"
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th><th>{}</th></tr></thead>"
             "<tbody>{}</tbody></table>",
             _("record"),
             _("ID"),
+            _("details"),
             _("responsible manager"),
             _("match probability"),
             body,

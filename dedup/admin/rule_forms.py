@@ -46,7 +46,7 @@ class RuleForm(forms.ModelForm):
 
     class Meta:
         model = Rule
-        fields = ["entity", "name", "active", "position", "stage_ids", "must_equal", "auto_merge"]
+        fields = ["entity", "name", "active", "position", "stage_ids", "must_equal", "time_window_hours", "auto_merge"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,6 +98,9 @@ class RuleForm(forms.ModelForm):
         if must_equal and must_equal not in spec.equal_fields:
             self.add_error("must_equal", _("%(entity)s cannot be required to have an equal %(field)s.")
                            % {"entity": entity_group_label(spec), "field": must_equal})
+        if cleaned.get("time_window_hours") and not spec.time_field:
+            self.add_error("time_window_hours", _("%(entity)s are not placed in time; leave the window empty.")
+                           % {"entity": entity_group_label(spec)})
         return cleaned
 
     def clean_stage_ids(self):

@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 from dedup import registry
 from dedup.admin.rule_forms import ConditionForm, ConditionFormSet, RuleForm, entity_group_label
 from dedup.engine import selectors
+from dedup.engine.index import builds
 from dedup.engine.not_duplicates import not_duplicates_forget_pairs
 from dedup.models import Condition, NotDuplicate, Rule
 from dedup.records import record_admin_url, record_label
@@ -43,6 +44,15 @@ class RuleAdmin(admin.ModelAdmin):
         (
             _("Leads and deals"),
             {"fields": ["stage_ids", "must_equal"], "description": _("Which records take part, and what must be the same.")},
+        ),
+        (
+            _("Orders"),
+            {
+                "fields": ["time_window_hours"],
+                "description": _(
+                    "Orders are duplicates only when placed within this window; a repeat purchase is never one."
+                ),
+            },
         ),
         (_("Daily scan"), {"fields": ["auto_merge"]}),
     ]
@@ -80,6 +90,9 @@ class RuleAdmin(admin.ModelAdmin):
         if rule is not None and request.method == "GET":
             extra_context["rule_preview"] = selectors.rule_preview(rule)
             extra_context["rule_entity_label"] = rule.spec.label_plural if rule.spec else rule.entity
+            # Until the index holds what the rule needs, the preview says it may be incomplete.
+            extra_context["rule_index_state"] = builds.build_state(rule.entity)
+            extra_context["rule_builds"] = builds.recent_builds(rule.entity)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_related(self, request, form, formsets, change):

@@ -4,9 +4,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 import phonenumbers
 from django.db import models
+from django.utils import timezone
 
 from dedup import registry
 from dedup.engine import normalize, similarity
@@ -21,6 +24,10 @@ VALUE_MAX_LENGTH = 255
 BLOCK_SUFFIX = ":block"
 FOLD_SUFFIX = ":fold"
 STAGE_KIND = "_stage"
+# When a record was placed (EntitySpec.time_field): the key is the epoch second, zero-padded so that the index's
+# text order is the time order; the value is the moment in ISO format.
+TIME_KIND = "_time"
+TIME_KEY_DIGITS = 12
 EQUAL_PREFIX = "_eq:"
 STAGE_OPEN = "open"
 STAGE_CLOSED = "closed"
@@ -29,7 +36,7 @@ STAGE_CLOSED = "closed"
 # switchboard, info@...), which the finder recognises from the data (see rules.SHARED_KEY_MIN_PEOPLE).
 CONTACT_KINDS = frozenset({"phone", "email", "handle"})
 # Registry field kinds a fuzzy condition can compare.
-FUZZY_KINDS = frozenset({"person_name", "company_name", "text", "website"})
+FUZZY_KINDS = frozenset({"person_name", "company_name", "text", "website", "address"})
 
 def norm_kind(field_name: str) -> str:
     return field_name
@@ -48,9 +55,11 @@ def equal_kind(field_name: str) -> str:
 
 
 def field_of_kind(kind: str) -> tuple[str, str]:
-    """Split an index kind into (field name, mode): mode is "norm", "fold", "block", "stage" or "equal"."""
+    """Split an index kind into (field name, mode): "norm", "fold", "block", "stage", "time" or "equal"."""
     if kind == STAGE_KIND:
         return "", "stage"
+    if kind == TIME_KIND:
+        return "", "time"
     if kind.startswith(EQUAL_PREFIX):
         return kind[len(EQUAL_PREFIX) :], "equal"
     if kind.endswith(BLOCK_SUFFIX):
@@ -63,10 +72,7 @@ def field_of_kind(kind: str) -> tuple[str, str]:
 def normalized(field_kind: str, raw: object, *, fold: bool = False) -> str | None:
     """Return the normalised key of one value of a field of this registry kind, or None (never raises)."""
     try:
-        if field_kind == "email":
-            key = normalize.email_key(raw, fold_provider=fold)
-        else:
-            key = normalize.kind_key(field_kind, raw)
+        key = normalize.match_key(field_kind, raw, fold=fold)
     except Exception:  # a normaliser must never take a save down; the value is simply not matched
         logger.exception("Normaliser %s failed on %r", field_kind, raw)
         return None
@@ -190,6 +196,7 @@ class _Plan:
     fields: tuple[tuple[MatchField, frozenset[str], bool], ...]  # (field, modes, keys stored by the model)
     stage: bool
     equal: tuple[str, ...]
+    time: bool = False
 
 
 # Derived from the registry alone (kind 2 of the caching rule in docs/ARCHITECTURE.md): keyed by the registry's
@@ -202,17 +209,19 @@ def _plan(spec: EntitySpec, kinds: Iterable[str]) -> _Plan:
     cache_key = (registry.version, spec.key, frozen)
     plan = _plans.get(cache_key)
     if plan is None:
-        fields, stage, equal = [], False, []
+        fields, stage, equal, time = [], False, [], False
         for name, modes in sorted(modes_by_field(frozen).items()):
             if "stage" in modes:
                 stage = True
+            if "time" in modes:
+                time = bool(spec.time_field)
             if "equal" in modes:
                 equal.append(name)
-            modes = frozenset(modes - {"stage", "equal"})
+            modes = frozenset(modes - {"stage", "equal", "time"})
             if modes and name and spec.has_field(name):
                 field = spec.field(name)
                 fields.append((field, modes, field.read_keys is not None and modes == {"norm"}))
-        plan = _Plan(tuple(fields), stage, tuple(equal))
+        plan = _Plan(tuple(fields), stage, tuple(equal), time)
         if len(_plans) > 256:
             _plans.clear()
         _plans[cache_key] = plan
@@ -227,6 +236,11 @@ def record_rows(spec: EntitySpec, record: models.Model, kinds: Iterable[str]) ->
     rows: list[KeyRow] = []
     if plan.stage:
         rows.extend(_stage_rows(spec, record))
+    if plan.time:
+        moment = getattr(record, spec.time_field, None)
+        if moment is None and record.pk is None:
+            moment = timezone.now()  # a record being typed is placed now (auto_now_add fills it on save)
+        rows.extend(time_rows(moment))
     for name in plan.equal:
         rows.extend(equal_rows(name, read_equal(spec, name, record)))
     for field, modes, stored in plan.fields:
@@ -248,7 +262,7 @@ def stored_rows(field: MatchField, record: models.Model) -> list[KeyRow]:
     return [
         KeyRow(norm_kind(field.name), key, collapse(value))
         for key, value in pairs
-        if key and isinstance(key, str) and len(key) <= KEY_MAX_LENGTH
+        if key and isinstance(key, str) and len(key) <= KEY_MAX_LENGTH and not normalize.is_placeholder(value)
     ]
 
 
@@ -259,15 +273,19 @@ def values_rows(
     *,
     stage: models.Model | None = None,
     equal: dict[str, object] | None = None,
+    moment: datetime | None = None,
 ) -> list[KeyRow]:
-    """Return the index rows data not saved yet would have (an incoming lead checked before it is created)."""
+    """Return the index rows data not saved yet would have (an incoming lead checked before it is created);
+    `moment` places it in time (entities with a time field; data not saved yet is placed now by default)."""
     rows: list[KeyRow] = []
     for name, modes in modes_by_field(kinds).items():
         if "stage" in modes and stage is not None:
             rows.append(_stage_row(spec, stage))
+        if "time" in modes and spec.time_field:
+            rows.extend(time_rows(moment or timezone.now()))
         if "equal" in modes:
             rows.extend(equal_rows(name, [(equal or {}).get(name)]))
-        modes = modes - {"stage", "equal"}
+        modes = modes - {"stage", "equal", "time"}
         if modes and name in values and spec.has_field(name):
             rows.extend(field_rows(spec.field(name), [v for v in values[name] if v not in (None, "")], modes))
     return dedupe(rows)
@@ -286,6 +304,31 @@ def equal_rows(name: str, values: Iterable[object]) -> list[KeyRow]:
         if key:
             rows.append(KeyRow(equal_kind(name), key, collapse(value)))
     return rows
+
+
+def time_key(moment: datetime) -> str:
+    """Return the index key of a moment: its epoch second, zero-padded (text order is time order)."""
+    return str(int(moment.timestamp())).zfill(TIME_KEY_DIGITS)
+
+
+def time_rows(moment: object) -> list[KeyRow]:
+    """Return the time row of a record placed at this moment (none for a missing or unreadable one)."""
+    if not isinstance(moment, datetime):
+        return []
+    try:
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, dt_timezone.utc)
+        return [KeyRow(TIME_KIND, time_key(moment), moment.isoformat()[:VALUE_MAX_LENGTH])]
+    except (OverflowError, ValueError, OSError):
+        return []
+
+
+def seconds_apart(first: str, second: str) -> int | None:
+    """Return how many seconds lie between two time keys, or None when one is not a time key."""
+    try:
+        return abs(int(first) - int(second))
+    except (TypeError, ValueError):
+        return None
 
 
 def _stage_rows(spec: EntitySpec, record: models.Model) -> list[KeyRow]:
@@ -333,6 +376,8 @@ def loading_columns(spec: EntitySpec, kinds: Iterable[str]) -> set[str] | None:
     for name, modes in modes_by_field(kinds).items():
         if "stage" in modes and spec.stage_field:
             columns.add(spec.stage_field)
+        if "time" in modes and spec.time_field:
+            columns.add(spec.time_field)
         if not name:
             continue
         if not spec.has_field(name) or spec.field(name).columns is None:

@@ -600,6 +600,98 @@ def website_key(raw: object) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Dates, numbers, identifiers, addresses (typed custom fields)
+
+_DATE_PARTS = re.compile(r"\d+")
+
+
+def date_key(raw: object) -> str | None:
+    """Return a date as ISO ``YYYY-MM-DD``: 1956-04-09, 09.04.1956, 09/04/56, 19560409 (day first; month first
+    when the day says so, 04/29/1956); impossible dates (31/31/2020) and years outside 1850–2100 are None."""
+    from datetime import date, datetime
+
+    if isinstance(raw, datetime):
+        raw = raw.date()
+    if isinstance(raw, date):
+        parsed = raw
+    else:
+        if not isinstance(raw, str) or len(raw) > 64:
+            return None
+        parts = _DATE_PARTS.findall(raw)
+        try:
+            if len(parts) == 1 and len(parts[0]) == 8:
+                year, month, day = int(parts[0][:4]), int(parts[0][4:6]), int(parts[0][6:])
+            elif len(parts) == 3 and len(parts[0]) == 4:
+                year, month, day = (int(part) for part in parts)
+            elif len(parts) == 3 and len(parts[2]) in (2, 4):
+                day, month, year = (int(part) for part in parts)
+                if len(parts[2]) == 2:
+                    year += 2000 if year < 30 else 1900
+                if month > 12 >= day:
+                    day, month = month, day
+            else:
+                return None
+            parsed = date(year, month, day)
+        except (ValueError, OverflowError):
+            return None
+    if not 1850 <= parsed.year <= 2100:
+        return None
+    return parsed.isoformat()
+
+
+_NUMBER_TEXT = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
+
+
+def number_key(raw: object) -> str | None:
+    """Return a number in plain form: ``1 015,50``, ``1015.5`` and ``1015.50`` are ``1015.5``; text is None."""
+    if isinstance(raw, bool):
+        return None
+    try:
+        if isinstance(raw, (int, Decimal)):
+            value = Decimal(raw)
+        elif isinstance(raw, float):
+            if not math.isfinite(raw):
+                return None
+            value = Decimal(str(raw))
+        elif isinstance(raw, str) and len(raw) <= 64:
+            text = "".join(raw.split()).replace("\u00a0", "")
+            if not _NUMBER_TEXT.fullmatch(text):
+                return None
+            value = Decimal(text.replace(",", "."))
+        else:
+            return None
+        if not value.is_finite():
+            return None
+        key = format(value.normalize(), "f")
+    except Exception:
+        return None
+    return key if len(key) <= 64 else None
+
+
+def identifier_key(raw: object) -> str | None:
+    """Return an identifier (a passport, a contract, a SKU) upper-cased with spaces, dashes and dots dropped:
+    ``ab-123 45`` and ``AB12345`` are one."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        return None
+    text = str(raw)
+    if len(text) > _MAX_TEXT_INPUT:
+        return None
+    key = "".join(ch for ch in _nfkc_casefold(_printable(text)) if ch.isalnum()).upper()
+    return key if key and len(key) <= KEY_MAX_LENGTH else None
+
+
+def address_key(raw: object) -> str | None:
+    """Return an address as folded words in their order (script, case and punctuation folded)."""
+    if not isinstance(raw, str) or len(raw) > _MAX_TEXT_INPUT:
+        return None
+    try:
+        key = " ".join(fold_words(raw))
+    except Exception:
+        return None
+    return key if key and len(key) <= KEY_MAX_LENGTH else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # By registry field kind
 
 # The normaliser of each kind a registered MatchField declares (dedup.registry): the index, the merge engine
@@ -612,9 +704,96 @@ KIND_KEYS = {
     "handle": handle_key,
     "website": website_key,
     "text": text_key,
+    "date": date_key,
+    "number": number_key,
+    "identifier": identifier_key,
+    "address": address_key,
 }
 
 
 def kind_key(kind: str, raw: object) -> str | None:
     """Return the key of a value of a field of this registry kind; a kind not in KIND_KEYS is keyed as text."""
     return KIND_KEYS.get(kind, text_key)(raw)
+
+
+def match_key(kind: str, raw: object, *, fold: bool = False, placeholders: frozenset[str] | None = None) -> str | None:
+    """Return the match key of a value (kind_key; emails provider-folded with fold), or None for a placeholder
+    (is_placeholder) or a value that cannot be matched: the index's keys are made here."""
+    if is_placeholder(raw, placeholders):
+        return None
+    if kind == "email":
+        return email_key(raw, fold_provider=fold)
+    return kind_key(kind, raw)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Placeholders
+
+# Values that mean "not filled in" in real exports (Excel, pandas, web forms); compared case-folded and trimmed.
+# The administrator edits the list (dedup.models.MatchSettings, seeded with this one); an entry ending in * is a
+# prefix (noemail@*).
+DEFAULT_PLACEHOLDERS = frozenset({
+    "nan", "none", "null", "nil", "na", "n/a", "n.a.", "n\\a", "unknown", "unknow", "not known", "not specified",
+    "undefined", "empty", "test", "tbd", "-", "--", "---", "?", "??", ".", "x", "xx", "xxx", "0", "00", "000",
+    "0000", "00000", "000000", "0000000", "00000000", "no", "no name", "noname", "no email", "no phone",
+    "нет", "неизвестно", "не указано", "не указан", "нет данных", "без имени", "аноним",
+})
+DEFAULT_PLACEHOLDERS = DEFAULT_PLACEHOLDERS | frozenset({"noemail@*", "no-email@*", "noreply@*", "no-reply@*"})
+
+# The list in force in this process: the default until dedup.engine.match_settings loads the administrator's,
+# which it does whenever the database says the list changed (kind 3 of the caching rule in
+# docs/ARCHITECTURE.md: rows kept per process, checked against a version stored in the index's kinds, which
+# every write of keys verifies). Pure callers may pass a list of their own instead.
+_active_placeholders: frozenset[str] = DEFAULT_PLACEHOLDERS
+
+
+def use_placeholders(values: frozenset[str]) -> None:
+    """Make these the placeholders of this process (dedup.engine.match_settings calls it)."""
+    global _active_placeholders
+    _active_placeholders = frozenset(values)
+
+
+def active_placeholders() -> frozenset[str]:
+    return _active_placeholders
+
+
+def placeholder_entry(raw: str) -> str:
+    """Return a placeholder as it is compared: case-folded, inner whitespace collapsed."""
+    return " ".join(str(raw).split()).casefold()
+
+
+@lru_cache(maxsize=8)  # kind 1: a memo of a pure function of the (few) lists in use
+def _compiled(placeholders: frozenset[str]) -> tuple[tuple[str, ...], int]:
+    """Return the prefix entries (those ending in *) and the length of the longest entry."""
+    prefixes = tuple(sorted(entry[:-1] for entry in placeholders if entry.endswith("*") and len(entry) > 1))
+    return prefixes, max((len(entry) for entry in placeholders), default=0)
+
+
+def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> bool:
+    """Tell whether a raw value means "not filled in": None, NaN, an entry of the list (case-folded; one ending
+    in * as a prefix), or one character repeated (1111111, ---). The process's list unless one is given.
+
+    Every key the index writes asks, so the common value (longer than any entry, several different letters,
+    no prefix entries) is told apart before any folding."""
+    if raw is None:
+        return True
+    if isinstance(raw, float) and raw != raw:  # NaN from pandas
+        return True
+    if not isinstance(raw, str):
+        return False
+    if placeholders is None:
+        placeholders = _active_placeholders
+    prefixes, longest = _compiled(placeholders)
+    if len(raw) > longest + 4 and len(set(raw)) > 3:
+        # Several different characters (not one repeated) and longer than any entry: only a prefix can match,
+        # and the value's first characters tell.
+        return bool(prefixes) and placeholder_entry(raw.lstrip()[: longest + 8]).startswith(prefixes)
+    text = placeholder_entry(raw) if len(raw) <= 512 else ""
+    if not text:
+        return not raw.strip()
+    if text in placeholders:
+        return True
+    if prefixes and text.startswith(prefixes):
+        return True
+    compact = text.replace(" ", "")
+    return len(compact) >= 3 and len(set(compact)) == 1

@@ -72,6 +72,9 @@ class CompiledRule:
     # None: every open stage (won and lost left out); otherwise exactly these stage ids. Only for staged entities.
     stage_ids: frozenset[int] | None = None
     equal_field: str | None = None
+    # Entities placed in time (EntitySpec.time_field): the most seconds two records may lie apart and still be
+    # duplicates (the rule's own window, else the entity's default); None: no time check.
+    window: int | None = None
 
     @property
     def id(self) -> int:
@@ -94,7 +97,16 @@ class CompiledRule:
             kinds.add(keys.STAGE_KIND)
         if self.equal_field:
             kinds.add(keys.equal_kind(self.equal_field))
+        if self.window is not None:
+            kinds.add(keys.TIME_KIND)
         return kinds
+
+    def within_window(self, mine: RecordKeys, other: RecordKeys) -> bool:
+        """Tell whether the two records lie within the rule's window (always, for a rule without one); a record
+        with no time is never within one."""
+        if self.window is None:
+            return True
+        return within(self.window, mine.moment, other.moment)
 
     def in_scope(self, record: RecordKeys) -> bool:
         if not self.staged:
@@ -131,6 +143,11 @@ class RecordKeys:
 
     def equal(self, name: str) -> str:
         return min(self.get(keys.equal_kind(name)), default="")
+
+    @property
+    def moment(self) -> str | None:
+        """The record's time key (entities placed in time), or None."""
+        return min(self.get(keys.TIME_KIND), default=None)
 
     @classmethod
     def from_rows(cls, rows: Iterable[keys.KeyRow]) -> RecordKeys:
@@ -173,7 +190,30 @@ def compile_rule(rule: Rule, conditions: Iterable[Condition], spec: EntitySpec |
     if spec.stage_field and rule.stage_ids:
         stage_ids = frozenset(int(pk) for pk in rule.stage_ids if str(pk).isdigit())
     equal_field = rule.must_equal if rule.must_equal and rule.must_equal in spec.equal_fields else None
-    return CompiledRule(rule, spec, tuple(compiled), stage_ids if spec.stage_field else None, equal_field)
+    return CompiledRule(
+        rule, spec, tuple(compiled), stage_ids if spec.stage_field else None, equal_field, rule_window(rule, spec)
+    )
+
+
+def rule_window(rule: Rule, spec: EntitySpec) -> int | None:
+    """Return the seconds within which the rule's records may be duplicates: its own window, else the entity's
+    default; None for an entity not placed in time."""
+    if not spec.time_field:
+        return None
+    hours = getattr(rule, "time_window_hours", None)
+    if hours:
+        return int(hours) * 3600
+    if spec.default_window is not None:
+        return int(spec.default_window.total_seconds())
+    return None
+
+
+def within(window: int, first: str | None, second: str | None) -> bool:
+    """Tell whether two time keys lie at most `window` seconds apart (False when one is missing)."""
+    if first is None or second is None:
+        return False
+    apart = keys.seconds_apart(first, second)
+    return apart is not None and apart <= window
 
 
 def active_rules(entity_key: str) -> list[CompiledRule]:
@@ -220,6 +260,8 @@ def plan_kinds(spec: EntitySpec) -> set[str]:
         kinds.add(keys.norm_kind(spec.identity_field))
     if spec.stage_field:
         kinds.add(keys.STAGE_KIND)
+    if spec.time_field:
+        kinds.add(keys.TIME_KIND)
     for name in spec.equal_fields:
         kinds.add(keys.equal_kind(name))
     return kinds
@@ -269,6 +311,9 @@ def evaluate(
     """Return how the rule matches the two records, or None; `shared` holds the (kind, key) pairs that are shared."""
     if not (rule.in_scope(mine) and rule.in_scope(other)):
         return None
+    # Outside the window two records are different events (a repeat purchase), whatever else they share.
+    if not rule.within_window(mine, other):
+        return None
     equal_part = None
     if rule.equal_field:
         if mine.equal(rule.equal_field) != other.equal(rule.equal_field):
@@ -287,6 +332,8 @@ def evaluate(
         parts.append(result[1])
     if equal_part:
         parts.append(equal_part)
+    if rule.window is not None:
+        parts.append(Message(messages.WITHIN_HOURS, count=max(1, rule.window // 3600)))
     return RuleMatch(rule, min(scores), Message.join(parts, " + "))
 
 

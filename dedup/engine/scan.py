@@ -304,6 +304,8 @@ class _RuleScan:
             self.payload_kinds.add(keys.STAGE_KIND)
         if rule.equal_field:
             self.payload_kinds.add(keys.equal_kind(rule.equal_field))
+        if rule.window is not None:
+            self.payload_kinds.add(keys.TIME_KIND)
         for condition in self.fuzzy_others:
             self.payload_kinds.add(condition.kind)
         if self.driver.fuzzy:
@@ -443,7 +445,10 @@ class _RuleScan:
         for member in members:
             equal = payload.get(member.record_id, empty).equal(rule.equal_field) if rule.equal_field else ""
             parts[(equal, tuple(member.values[i] for i in exact_positions))].append(member)
-        for part in parts.values():
+        groups_of = list(parts.values())
+        if rule.window is not None:
+            groups_of = [cluster for part in groups_of for cluster in _time_clusters(part, payload, rule.window)]
+        for part in groups_of:
             if len(part) < 2:
                 continue
             if self.driver.fuzzy or self.fuzzy_others:
@@ -545,6 +550,30 @@ class _RuleScan:
                     shared.add(key)
         self.shared_cache[kind] = shared
         return shared
+
+
+def _time_clusters(part: list[_Member], payload: dict[int, RecordKeys], window: int) -> list[list[_Member]]:
+    """Split a part into clusters of records placed within `window` seconds of the cluster's first record.
+
+    Sorted by time, each cluster opens with the earliest record not yet placed and takes every later one placed
+    within the window of it. Not a chain of neighbours: orders at 0 h, 20 h and 40 h with a 24 h window would
+    chain into one group whose first and last are a repeat purchase, which merging would destroy. A record with no
+    time is in no cluster (never a duplicate by a rule with a window).
+    """
+    placed = []
+    for member in part:
+        moment = payload.get(member.record_id, RecordKeys()).moment
+        if moment is not None and moment.isdigit():
+            placed.append((int(moment), member.record_id, member))
+    placed.sort(key=lambda item: item[:2])
+    clusters: list[list[_Member]] = []
+    start = None
+    for moment, _record_id, member in placed:
+        if start is None or moment - start > window:
+            clusters.append([])
+            start = moment
+        clusters[-1].append(member)
+    return clusters
 
 
 def _load_keys(spec: EntitySpec, ids: Iterable[int], kinds: set[str]) -> dict[int, RecordKeys]:

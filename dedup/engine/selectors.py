@@ -105,6 +105,16 @@ def _rule_pairs_sql(spec: EntitySpec, rule: CompiledRule) -> tuple[str, list]:
             )
             params.append(keys.equal_kind(rule.equal_field))
         where.append(f"COALESCE(ea.{key}, '') = COALESCE(eb.{key}, '')")
+    if rule.window is not None:
+        for alias, owner in (("ta", "a0"), ("tb", "b0")):
+            joins.append(
+                f"JOIN {table} {alias} ON {alias}.{entity} = a0.{entity} "
+                f"AND {alias}.{record_id} = {owner}.{record_id} AND {alias}.{kind} = %s"
+            )
+            params.append(keys.TIME_KIND)
+        # Time keys are zero-padded epoch seconds (keys.time_key): compared as numbers.
+        where.append(f"ABS(CAST(ta.{key} AS BIGINT) - CAST(tb.{key} AS BIGINT)) <= %s")
+        where_params.append(rule.window)
     if rule.contact_only:
         identity = rules.identity_kind(spec)
         for alias, condition in aliases:
@@ -240,6 +250,18 @@ def custom_field_keys(spec: EntitySpec, *, sample: int = CUSTOM_FIELDS_SAMPLE) -
                 str(name) for name, value in data.items() if isinstance(value, (str, int, float)) and value != ""
             )
     return sorted(found)
+
+
+def custom_field_sample(spec: EntitySpec, key: str, *, sample: int = CUSTOM_FIELDS_SAMPLE) -> list[object]:
+    """Return the values of one custom field on the newest records that have it (text and numbers)."""
+    if not spec.custom_fields_attr:
+        return []
+    values = []
+    for data in spec.model._base_manager.order_by("-pk").values_list(spec.custom_fields_attr, flat=True)[:sample]:
+        value = data.get(key) if isinstance(data, dict) else None
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+            values.append(value)
+    return values
 
 
 def field_choices(spec: EntitySpec, *, extra: tuple[str, ...] = ()) -> list[tuple[str, str]]:

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from dedup import registry
+
+
+# A window longer than a year would make every repeat purchase of a regular customer a duplicate.
+TIME_WINDOW_MAX_HOURS = 24 * 366
 
 
 def entity_choices():
@@ -32,6 +36,18 @@ class Rule(models.Model):
         blank=True,
         default="",
         help_text=_("Records match only when this field is the same, e.g. the service of a deal."),
+    )
+    # Entities placed in time (orders): records further apart than this are never duplicates (a repeat purchase).
+    # Empty: the entity's default (24 hours for orders, RetailCRM's rule).
+    time_window_hours = models.PositiveIntegerField(
+        _("within (hours)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(TIME_WINDOW_MAX_HOURS)],
+        help_text=_(
+            "Orders only: records placed further apart than this are never duplicates (a repeat purchase). "
+            "Leave empty for the default, 24 hours."
+        ),
     )
     auto_merge = models.BooleanField(
         _("merge automatically"),

@@ -21,13 +21,10 @@ WIDTH = 1366
 def default_rules(transactional_db):
     """The default duplicate rules of the data migration; a database flushed by an earlier transactional test has
     none (serialized rollback restores them only when the whole database was serialized at its creation)."""
-    from importlib import import_module
-
     from dedup.models import Condition, Rule
+    from tests.dedup.engine_helpers import DEFAULT_RULES
 
-    for position, (entity, name, conditions, must_equal) in enumerate(
-        import_module("dedup.migrations.0002_default_rules").DEFAULT_RULES
-    ):
+    for position, (entity, name, conditions, must_equal) in enumerate(DEFAULT_RULES):
         rule, created = Rule.objects.get_or_create(
             entity=entity, name=name, defaults={"position": position, "must_equal": must_equal}
         )

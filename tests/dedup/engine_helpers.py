@@ -9,7 +9,11 @@ from dedup.models import Condition, Rule
 from tests import factories
 
 _defaults = importlib.import_module("dedup.migrations.0002_default_rules")
-DEFAULT_RULES = _defaults.DEFAULT_RULES
+_order_defaults = importlib.import_module("dedup.migrations.0013_order_rules_in_window")
+# The default rules as the migrations leave them: 0012 replaced the orders' phone and email rules.
+DEFAULT_RULES = [rule for rule in _defaults.DEFAULT_RULES if rule[0] != "order"] + [
+    ("order", name, [(field, "normalized") for field in fields], "") for name, fields in _order_defaults.ORDER_RULES
+]
 
 
 def ensure_default_rules() -> None:

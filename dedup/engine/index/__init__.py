@@ -5,6 +5,7 @@ by a full rebuild.
 - `plan`: which kinds of keys an entity keeps, and which a change of some fields touches;
 - `load`: records loaded with exactly what those kinds read;
 - `write`: the write strategies (one statement for a save, COPY for many, delete and insert elsewhere);
+- `builds`: rebuilds in the background and their progress, for the screens;
 - `services`: reindex, reindex after a change, index new records, sync the kinds with the rules, rebuild;
 - `upkeep`: the signal receivers that route saves, deletes, bulk writes and rule changes to the services.
 
@@ -18,6 +19,7 @@ from .services import (
     BACKFILL_INLINE_LIMIT,
     BACKFILL_TASK,
     backfill,
+    build_run,
     index_new_records,
     indexed_kinds,
     rebuild,
@@ -29,7 +31,7 @@ from .upkeep import connect
 from .write import BATCH_SIZE, SMALL_WRITE_ROWS, delete_keys, insert_rows
 
 __all__ = [
-    "BACKFILL_INLINE_LIMIT", "BACKFILL_TASK", "BATCH_SIZE", "SMALL_WRITE_ROWS", "SYNCED_MARKER", "backfill",
+    "BACKFILL_INLINE_LIMIT", "BACKFILL_TASK", "BATCH_SIZE", "SMALL_WRITE_ROWS", "SYNCED_MARKER", "backfill", "build_run",
     "connect", "delete_keys", "index_new_records", "indexed_kinds", "insert_rows", "kinds_reading",
     "load_records", "rebuild", "reindex", "reindex_changed", "sync_plan",
 ]

@@ -6,12 +6,20 @@ from collections.abc import Iterable
 from django.db import connections, router
 
 from dedup import db
-from dedup.engine import keys
+from dedup.engine import keys, match_settings
 from dedup.models import IndexedKind, MatchKey
 from dedup.registry import EntitySpec
 
 # Marks an entity whose plan was synced once (so an entity that needs no kinds is not re-synced on every save).
 SYNCED_MARKER = "*"
+# Stored kinds starting so are markers, not kinds of keys: SYNCED_MARKER and the value settings' version
+# (dedup.engine.match_settings.MARKER_PREFIX).
+MARKER_START = "*"
+
+
+def key_kinds(kinds) -> set[str]:
+    """Return the kinds of keys among stored kinds (markers left out)."""
+    return {kind for kind in kinds if not kind.startswith(MARKER_START)}
 
 
 def stored_kinds(spec: EntitySpec) -> set[str]:
@@ -25,6 +33,8 @@ def stored_kinds(spec: EntitySpec) -> set[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [spec.key])
         kinds = {kind for (kind,) in cursor.fetchall()}
+    # The placeholders and custom field types this process uses must be the version the kinds carry.
+    match_settings.observe(match_settings.version_in(kinds))
     _seen_kinds[(connection.alias, spec.key)] = frozenset(kinds)
     return kinds
 
@@ -65,6 +75,10 @@ def kinds_reading(
         name, mode = keys.field_of_kind(kind)
         if mode == "stage":
             if spec.stage_field in changed:
+                affected.add(kind)
+            continue
+        if mode == "time":
+            if spec.time_field in changed:
                 affected.add(kind)
             continue
         if mode == "equal" and not spec.has_field(name):

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from django.db import models, transaction
+from django.utils import timezone
 
+from dedup import registry
 from dedup.dispatch import task_send
-from dedup.engine import rules
-from dedup.models import IndexedKind, MatchKey
+from dedup.engine import counts, match_settings, rules
+from dedup.models import IndexBuild, IndexedKind, MatchKey
 from dedup.registry import EntitySpec
 
+from .builds import PROGRESS_EVERY, build_queue, entity_records_count, part_pks, part_records_count
 from .load import load_records
-from .plan import SYNCED_MARKER, forget_seen_kinds, kinds_reading, seen_kinds, stored_kinds
+from .plan import SYNCED_MARKER, forget_seen_kinds, key_kinds, kinds_reading, seen_kinds, stored_kinds
 from .write import (
     BATCH_SIZE,
     SMALL_WRITE_ROWS,
@@ -32,16 +35,16 @@ BACKFILL_TASK = "dedup.index_backfill"
 def indexed_kinds(spec: EntitySpec) -> set[str]:
     """Return the kinds the index keeps for this entity; the first call syncs them with the rules."""
     kinds = stored_kinds(spec)
-    if not kinds:
+    if SYNCED_MARKER not in kinds:
         kinds = sync_plan(spec) | {SYNCED_MARKER}
-    return kinds - {SYNCED_MARKER}
+    return key_kinds(kinds)
 
 
 def _kinds_to_write(spec: EntitySpec) -> tuple[set[str], frozenset[str] | None]:
     """Return the kinds to write and the stored kinds the write must find unchanged (None: just read, no check)."""
     seen = seen_kinds(spec)
     if seen:
-        return set(seen) - {SYNCED_MARKER}, seen
+        return key_kinds(seen), seen
     return indexed_kinds(spec), None
 
 
@@ -54,8 +57,9 @@ def sync_plan(spec: EntitySpec, *, inline: bool | None = None) -> set[str]:
     after the rule change commits, so an admin saving a rule never waits minutes.
     """
     needed = rules.plan_kinds(spec)
-    present = set(IndexedKind.objects.select_for_update().filter(entity=spec.key).values_list("kind", flat=True))
-    present.discard(SYNCED_MARKER)
+    present = key_kinds(
+        IndexedKind.objects.select_for_update().filter(entity=spec.key).values_list("kind", flat=True)
+    )
     added, dropped = needed - present, present - needed
     if dropped:
         IndexedKind.objects.filter(entity=spec.key, kind__in=dropped).delete()
@@ -69,10 +73,21 @@ def sync_plan(spec: EntitySpec, *, inline: bool | None = None) -> set[str]:
         if inline:
             backfill(spec, added)
         else:
-            task_send(BACKFILL_TASK, args=[spec.key, sorted(added)])
+            # In the background, with its progress stored: until it is done the screens say the index is
+            # being rebuilt (index.builds).
+            build_queue(spec=spec, kinds=added, reason=IndexBuild.Reason.RULE)
     IndexedKind.objects.get_or_create(entity=spec.key, kind=SYNCED_MARKER)
+    _mark_settings_version(spec)
     forget_seen_kinds(spec.key)
     return needed
+
+
+def _mark_settings_version(spec: EntitySpec) -> None:
+    """Carry the value settings' version in the entity's stored kinds (dedup.engine.match_settings)."""
+    match_settings.refresh()
+    version = match_settings.current_version()
+    if version:
+        IndexedKind.objects.get_or_create(entity=spec.key, kind=match_settings.marker(version))
 
 
 def backfill(spec: EntitySpec, kinds: set[str], *, progress: Callable[[int], None] | None = None) -> int:
@@ -89,6 +104,7 @@ def rebuild(spec: EntitySpec, *, progress: Callable[[int], None] | None = None) 
         IndexedKind.objects.bulk_create(
             [IndexedKind(entity=spec.key, kind=kind) for kind in kinds | {SYNCED_MARKER}]
         )
+        _mark_settings_version(spec)
     # Batches commit one by one: a rebuild of a million records does not hold one huge transaction.
     return reindex(spec, all_pks(spec), kinds=kinds, progress=progress)
 
@@ -152,3 +168,52 @@ def index_new_records(spec: EntitySpec, records: Iterable[models.Model]) -> int:
     rows = key_rows(spec, records, kinds)
     insert_rows(rows)
     return len(rows)
+
+
+def build_run(*, build_id: int) -> IndexBuild | None:
+    """Run a queued rebuild (a redelivered one that is done already does nothing); return its row."""
+    with transaction.atomic():
+        build = IndexBuild.objects.select_for_update().filter(pk=build_id).first()
+        if build is None or build.status == IndexBuild.Status.DONE:
+            return build
+        try:
+            spec = registry.get(build.entity)
+        except KeyError:
+            build.status, build.error, build.finished_at = IndexBuild.Status.FAILED, "unregistered", timezone.now()
+            build.save(update_fields=["status", "error", "finished_at"])
+            return build
+        build.status, build.started_at, build.done = IndexBuild.Status.RUNNING, timezone.now(), 0
+        build.total = part_records_count(spec, build)
+        build.save(update_fields=["status", "started_at", "done", "total"])
+    done = 0
+    stored = 0
+
+    def progress(count: int) -> None:
+        nonlocal done, stored
+        done += count
+        if done - stored >= PROGRESS_EVERY:
+            stored = done
+            IndexBuild.objects.filter(pk=build.pk).update(done=done)
+
+    try:
+        available = indexed_kinds(spec)
+        wanted = set(build.kinds) & available if build.kinds else available  # a rule removed meanwhile
+        if wanted:
+            reindex(spec, part_pks(spec, build), kinds=wanted, replace_kinds=True, progress=progress)
+    except Exception as error:
+        IndexBuild.objects.filter(pk=build.pk).update(
+            status=IndexBuild.Status.FAILED, finished_at=timezone.now(), done=done, error=str(error)[:2000]
+        )
+        raise
+    IndexBuild.objects.filter(pk=build.pk).update(
+        status=IndexBuild.Status.DONE, finished_at=timezone.now(), done=max(done, build.total)
+    )
+    # The stored figures (change-list counts) may have been re-found while keys were missing: a task of its own
+    # re-finds them (minutes at a million records), as after any rule change, once the last part is done; the
+    # card reads the keys at once.
+    if build.batch is None or not IndexBuild.objects.filter(batch=build.batch).exclude(
+        status=IndexBuild.Status.DONE
+    ).exists():
+        task_send(counts.REBUILD_TASK, args=[spec.key])
+    build.refresh_from_db()
+    return build

@@ -55,13 +55,9 @@ FIELD_TYPES = tuple(LEVELS)
 HIGH = 0.92
 MID = 0.80
 
-# Values that mean "not filled in" in real exports (Excel, pandas, web forms); compared case-folded and trimmed.
-DEFAULT_PLACEHOLDERS = frozenset({
-    "nan", "none", "null", "nil", "na", "n/a", "n.a.", "n\\a", "unknown", "unknow", "not known", "not specified",
-    "undefined", "empty", "test", "tbd", "-", "--", "---", "?", "??", ".", "x", "xx", "xxx", "0", "00", "000",
-    "0000", "00000", "000000", "0000000", "00000000", "no", "no name", "noname", "no email", "no phone",
-    "нет", "неизвестно", "не указано", "не указан", "нет данных", "без имени", "аноним",
-})
+# Values that mean "not filled in": one list for the index and scoring, kept in normalize (the default, and the
+# list the administrator edits as this process last read it).
+DEFAULT_PLACEHOLDERS = normalize.DEFAULT_PLACEHOLDERS
 # A value longer than this is a pasted document, not a field value: missing.
 MAX_VALUE_LENGTH = 512
 # A field with more values than this is read on its first values only (a pasted list).
@@ -95,19 +91,10 @@ class Email:
     local: str
 
 
-def is_placeholder(raw: object, placeholders: frozenset[str] = DEFAULT_PLACEHOLDERS) -> bool:
-    """Tell whether a raw value means "not filled in" (a placeholder, or one character repeated: 1111111, ---)."""
-    if raw is None:
-        return True
-    if isinstance(raw, float) and raw != raw:  # NaN from pandas
-        return True
-    if not isinstance(raw, str):
-        return False
-    text = " ".join(raw.split()).casefold()
-    if not text or text in placeholders:
-        return True
-    compact = text.replace(" ", "")
-    return len(compact) >= 3 and len(set(compact)) == 1
+def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> bool:
+    """Tell whether a raw value means "not filled in" (normalize.is_placeholder: the administrator's list unless
+    one is given, or one character repeated: 1111111, ---)."""
+    return normalize.is_placeholder(raw, placeholders)
 
 
 def values_of(raw: object) -> list[object]:
@@ -118,7 +105,7 @@ def values_of(raw: object) -> list[object]:
 
 
 def prepare(field_type: str, raw: object, *, region: str | None = None,
-            placeholders: frozenset[str] = DEFAULT_PLACEHOLDERS) -> tuple | None:
+            placeholders: frozenset[str] | None = None) -> tuple | None:
     """Return a field's values read for comparison (a tuple, one item per usable value), or None when none is.
 
     ``region`` is the record's own country (ISO code) for phones written in its national format.

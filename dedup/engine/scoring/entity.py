@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import models
 
 from dedup import registry
+from dedup.engine import match_settings
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring import matcher, store
 from dedup.models import ScoringModel
@@ -20,7 +21,18 @@ KIND_TYPES = {
     "handle": c.IDENTIFIER,
     "website": c.TEXT,
     "text": c.TEXT,
+    # Kinds of typed custom fields (dedup.models.CustomFieldType) and of fields registered so (an order's items).
+    "date": c.DATE,
+    "number": c.NUMBER,
+    "identifier": c.IDENTIFIER,
+    "address": c.ADDRESS,
 }
+
+
+def scored_fields(spec: registry.EntitySpec) -> list[registry.MatchField]:
+    """Return the entity's registered fields and its custom fields the administrator gave a type."""
+    typed = [spec.field(registry.CUSTOM_PREFIX + key) for key in sorted(registry.custom_kinds(spec.key))]
+    return [*spec.fields, *typed] if spec.custom_fields_attr else list(spec.fields)
 # Records read per query.
 READ_CHUNK = 2000
 
@@ -42,7 +54,7 @@ def entity_schema(spec: registry.EntitySpec) -> list[matcher.FieldSpec]:
     When the entity registers a full name besides first and last name, only the full name is compared (the
     same evidence three times would count three times).
     """
-    fields = [field for field in spec.fields if field.kind in KIND_TYPES]
+    fields = [field for field in scored_fields(spec) if field.kind in KIND_TYPES]
     names = [field for field in fields if field.kind == "person_name"]
     if len(names) > 1 and any(field.name == "full_name" for field in names):
         fields = [field for field in fields if field.kind != "person_name" or field.name == "full_name"]
@@ -55,11 +67,12 @@ def entity_records(spec: registry.EntitySpec, queryset: models.QuerySet | None =
         queryset = spec.model._default_manager.all()
     if spec.archived_attr:
         queryset = queryset.filter(**{spec.archived_attr: False})
-    prefetch = sorted({name for field in spec.fields for name in field.prefetch})
+    fields = scored_fields(spec)
+    prefetch = sorted({name for field in fields for name in field.prefetch})
     queryset = queryset.order_by("pk").prefetch_related(*prefetch)
     for record in queryset.iterator(chunk_size=READ_CHUNK):
         values = {}
-        for field in spec.fields:
+        for field in fields:
             try:
                 values[field.name] = [value for value in field.read(record) if value]
             except Exception:  # a field that cannot be read is missing, never a failed scan
@@ -70,6 +83,7 @@ def entity_records(spec: registry.EntitySpec, queryset: models.QuerySet | None =
 def scoring_learn(*, entity: str, threshold: float | None = None) -> EntityResult:
     """Learn the entity's weights from its own records, store them, and return its groups of duplicates."""
     spec = registry.get(entity)
+    match_settings.refresh()  # the administrator's placeholders and custom field types, as stored now
     schema = entity_schema(spec)
     pks, rows = [], []
     for pk, values in entity_records(spec):
