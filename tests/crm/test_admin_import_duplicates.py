@@ -125,5 +125,5 @@ def test_admin_import_hostile_file_is_a_clear_error(admin_client, ivan):
 
     assert response.status_code == 200
     assert "confirm_form" not in response.context  # nothing to confirm
-    assert "longer than 100 characters" in html.unescape(response.content.decode())
+    assert "at most 100 characters" in html.unescape(response.content.decode())
     assert Customer.objects.count() == 1
