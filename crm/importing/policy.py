@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
 from import_export.results import RowResult
 
 from dedup import registry
@@ -144,7 +145,7 @@ class DuplicatePolicyResourceMixin:
             skipped=counts["skipped"], companies=[],
         )
         ImportRow.objects.bulk_create(ImportRow(batch=batch, **line) for line in self._lines)
-        batch.finished_at = batch.started_at.__class__.now(tz=batch.started_at.tzinfo)
+        batch.finished_at = timezone.now()
         batch.save(update_fields=["finished_at"])
         result.import_batch = batch
 
