@@ -74,8 +74,8 @@ class DuplicatePolicyResourceMixin:
         related: dict[str, list[str]] = {}
         for column, relation in (("phone", "phones"), ("email", "emails"), ("messenger", "messengers")):
             field = self.fields.get(column)
-            if field is None or column not in row:
-                continue
+            if field is None or column not in row or not hasattr(field, "parse"):
+                continue  # none, or a column of the record's own (an order's phone is read with its values)
             try:
                 parsed = field.parse(row.get(column))
             except (cells.CellError, ValueError):

@@ -152,14 +152,14 @@ def _validate_custom_fields(value):
     return value
 
 
-class VisitorIdField(serializers.Field):
-    """The site snippet's visitor id; anything that is none (a number, 500 characters, "<script>") is ignored."""
+class VisitorIdField(serializers.CharField):
+    """The site snippet's visitor id; anything that is none (a number, 500 characters, "<script>") is ignored.
+
+    A CharField for the schema (a string); it never refuses a value, it reads it as "" instead.
+    """
 
     def to_internal_value(self, data):
         return selectors.visitor_id_clean(data)
-
-    def to_representation(self, value):
-        return value
 
 
 def _visitor_id(given: str, request) -> str:
@@ -212,7 +212,7 @@ class LeadInSerializer(StrictSerializer):
         max_length=MAX_TEXT, required=False, allow_blank=True, default="", help_text=_("What the customer wrote.")
     )
     visitor_id = VisitorIdField(
-        required=False, default="", allow_null=True, help_text=_("The site snippet's visitor ID (cookie mw_vid); ignored when malformed.")
+        required=False, default="", allow_null=True, allow_blank=True, help_text=_("The site snippet's visitor ID (cookie mw_vid); ignored when malformed.")
     )
 
     def validate(self, attrs):
