@@ -124,6 +124,8 @@ register(
             MatchField(
                 "company_name", _("company name"), "company_name", _single("company_name"), columns=("company_name",)
             ),
+            # The site snippet's cookie (static/crm/snippet.js): one browser, so one visitor.
+            MatchField("visitor_id", _("visitor ID"), "identifier", _single("visitor_id"), columns=("visitor_id",)),
         ),
         stage_field="stage",
         stage_closed=_stage_closed,

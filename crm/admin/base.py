@@ -152,7 +152,21 @@ class EntityImportExportMixin(ImportExportMixin):
     export_formats = [base_formats.CSV, base_formats.XLSX]
     export_form_class = LabelledExportForm
     import_form_class = import_forms.LimitedImportForm
+    confirm_form_class = import_forms.DuplicatesConfirmImportForm
     import_template_name = "admin/crm/import.html"
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        resource_kwargs = super().get_import_resource_kwargs(request, **kwargs)
+        form = kwargs.get("form")
+        cleaned = getattr(form, "cleaned_data", None) or {}
+        resource_kwargs["policy"] = cleaned.get("duplicates") or None
+        return resource_kwargs
+
+    def get_confirm_form_initial(self, request, import_form):
+        initial = super().get_confirm_form_initial(request, import_form)
+        if import_form is not None:
+            initial["duplicates"] = import_form.cleaned_data.get("duplicates")
+        return initial
 
     def add_data_read_fail_error_to_form(self, form, e):
         if isinstance(e, ImportFileError):
@@ -191,7 +205,15 @@ class EntityImportExportMixin(ImportExportMixin):
 
     def process_result(self, result, request):
         if not (result.has_errors() or result.has_validation_errors()):
-            return super().process_result(result, request)
+            batch = getattr(result, "import_batch", None)
+            if batch is None:
+                return super().process_result(result, request)
+            # The result page of the import: what each row became and why, and its undo.
+            self.generate_log_entries(result, request)
+            self.add_success_message(result, request)
+            return HttpResponseRedirect(
+                reverse("admin:crm_importbatch_change", args=[batch.pk], current_app=self.admin_site.name)
+            )
         messages.error(request, import_failure_message(result))
         info = self.model._meta.app_label, self.model._meta.model_name
         return HttpResponseRedirect(reverse(f"admin:{info[0]}_{info[1]}_import", current_app=self.admin_site.name))

@@ -21,13 +21,21 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.models import Company, Customer, Email, Lead, MessengerHandle, Order, Phone, Pipeline, Tag
+from crm.models import (
+    Company, Customer, DuplicatePolicy, Email, ImportBatch, ImportRow, Lead, MessengerHandle, Order, Phone, Pipeline,
+    Tag,
+)
+from dedup import registry
 from dedup.db import bulk_insert
+from dedup.engine import finder
 from dedup.engine.normalize import phone_e164
+from dedup.merge.fields import dump_value
+from dedup.messages import Message
 from dedup.signals import records_bulk_saved
 
 from . import cells
 from .cells import CellError
+from .duplicates import DEFAULT_POLICY, SAME_EXTERNAL_ID, RowMatch, row_match_values, rows_duplicates
 from .files import ImportFileError, csv_records, decode_text, sniff_delimiter
 
 # Rows written per transaction. Large enough that the per-query and per-commit costs (an fsync on SQLite)
@@ -74,6 +82,15 @@ class ImportReport:
     seconds: float = 0.0
     #: True when the import was all or nothing (``atomic=True``) and a bad row made it write nothing.
     rolled_back: bool = False
+    #: What was done with rows that duplicate a record (DuplicatePolicy).
+    policy: str = DEFAULT_POLICY
+    #: Rows created and flagged as possible duplicates, and rows not imported because they duplicate a record.
+    flagged: int = 0
+    duplicates_skipped: int = 0
+    #: The import batch that can undo this import (None when nothing was written).
+    batch_id: int | None = None
+    #: The rows that met a record (matched, updated, skipped, flagged), in line order, as ImportRow field dicts.
+    lines: list[dict] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[int, int], None]
@@ -88,6 +105,10 @@ def records_import_csv(
     progress: ProgressCallback | None = None,
     batch_size: int = IMPORT_BATCH_SIZE,
     atomic: bool = False,
+    policy: str | None = None,
+    user: models.Model | None = None,
+    source: str = ImportBatch.Source.COMMAND,
+    file_name: str = "",
 ) -> ImportReport:
     """Import a CSV file of ``entity`` records; good rows are written even when others are bad.
 
@@ -101,7 +122,18 @@ def records_import_csv(
     database's write lock for a minute. Whatever goes wrong with a row (a cell, a reference, the database, an
     exception nobody foresaw) is reported with its line, and every other row is imported. With ``atomic`` the
     whole file is one transaction, and nothing is written unless every row is good (``report.rolled_back``).
+
+    ``policy`` (DuplicatePolicy) says what a row that duplicates a record by duplicate control's active rules
+    does: ``skip``, ``update`` the record (its empty fields filled, contacts and tags united, the rest kept) or
+    ``create`` it and flag it (the default). Rows duplicating an earlier row of the file count too. Everything
+    is recorded in an ImportBatch (``report.batch_id``), which crm.importing.undo.import_undo takes back.
     """
+    policy = policy or DEFAULT_POLICY
+    if policy not in DuplicatePolicy.values:
+        raise ImportFileError(
+            _("Unknown duplicate policy %(policy)r: choose one of %(choices)s.")
+            % {"policy": policy, "choices": ", ".join(DuplicatePolicy.values)}
+        )
     importer_class = IMPORTERS.get(entity)
     if importer_class is None:
         raise ImportFileError(
@@ -117,23 +149,53 @@ def records_import_csv(
     if not header or not any(title.strip() for title in header):
         raise ImportFileError(_("The file is empty: the first line must name the columns."))
 
-    importer = importer_class(owner=owner)
+    importer = importer_class(owner=owner, policy=policy)
     columns = importer.map_columns(header)
     importer.prepare()
-    report = ImportReport(entity=entity)
+    report = ImportReport(entity=entity, policy=policy)
+
+    def run() -> None:
+        importer.record = ImportBatch.objects.create(
+            entity=entity, policy=policy, source=source, file_name=str(file_name or path or "")[:255],
+            user=user if getattr(user, "pk", None) else None,
+        )
+        _import_rows(importer, records, columns, report, progress=progress, total=total, batch_size=batch_size)
+        _finish_batch(importer.record, report)
+
     if atomic:
         # One transaction for the file; each batch below is a savepoint of it, so a refused batch is still
         # replayed row by row to report every bad line before everything is rolled back.
         with transaction.atomic():
-            _import_rows(importer, records, columns, report, progress=progress, total=total, batch_size=batch_size)
+            run()
             if report.skipped:
                 transaction.set_rollback(True)
                 report.rolled_back = True
+                report.batch_id = None
     else:
-        _import_rows(importer, records, columns, report, progress=progress, total=total, batch_size=batch_size)
+        run()
     report.skipped.sort(key=lambda error: error.line)
+    report.lines.sort(key=lambda line: line["line"])
     report.seconds = time.monotonic() - started
     return report
+
+
+def _finish_batch(batch: ImportBatch, report: ImportReport) -> None:
+    """Store the rows that were not imported and the import's figures on its batch."""
+    bulk_insert(
+        ImportRow,
+        [
+            {"batch_id": batch.pk, "line": error.line, "action": ImportRow.Action.ERROR, "reasons": error.messages}
+            for error in report.skipped
+        ],
+    )
+    batch.rows = report.rows
+    batch.created = report.created
+    batch.updated = report.updated
+    batch.skipped = report.duplicates_skipped + len(report.skipped)
+    batch.flagged = report.flagged
+    batch.finished_at = timezone.now()
+    batch.save(update_fields=["rows", "created", "updated", "skipped", "flagged", "companies", "finished_at"])
+    report.batch_id = batch.pk
 
 
 def _import_rows(importer, records, columns, report, *, progress, total, batch_size) -> None:
@@ -182,12 +244,28 @@ def _unexpected(exc: BaseException) -> str:
     return _("the row could not be imported: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
+class _SplitAt(Exception):  # noqa: N818  (not an error: a signal to the batch writer)
+    """A row of the batch duplicates an earlier row of it: write the batch in two parts, split before that row."""
+
+    def __init__(self, index: int):
+        super().__init__(index)
+        self.index = index
+
+
 def _write_batch(importer: _Importer, rows: list[_Row], report: ImportReport) -> None:
-    """Write one batch in its own transaction; if it fails for any reason, replay it row by row."""
+    """Write one batch in its own transaction; if it fails for any reason, replay it row by row.
+
+    A row duplicating an earlier row of the same batch cannot be found in the index before that row is written:
+    the batch is rolled back and written in two parts, so that the engine meets the earlier row as a record.
+    """
     batch = _Batch(rows)
     try:
         with transaction.atomic():
             importer.write(batch)
+    except _SplitAt as split:
+        _write_batch(importer, rows[: split.index], report)
+        _write_batch(importer, rows[split.index :], report)
+        return
     except Exception as exc:  # noqa: BLE001  (a database refusal or any other failure: find the row, go on)
         if len(rows) == 1:
             message = (
@@ -201,6 +279,9 @@ def _write_batch(importer: _Importer, rows: list[_Row], report: ImportReport) ->
     report.created += batch.created
     report.updated += batch.updated
     report.companies_created += batch.companies_created
+    report.flagged += batch.flagged
+    report.duplicates_skipped += batch.duplicates_skipped
+    report.lines.extend(line for line in batch.lines if line["action"] != ImportRow.Action.CREATED)
     report.skipped.extend(RowError(row.line, messages) for row, messages in batch.errors.items())
 
 
@@ -296,13 +377,24 @@ class _Batch:
         self.created = 0
         self.updated = 0
         self.companies_created = 0
+        self.flagged = 0
+        self.duplicates_skipped = 0
+        # Duplicate control's answers: the record each row duplicates; rows that only fill a matched record's
+        # empty fields (policy "update"); rows left out as duplicates (policy "skip").
+        self.matches: dict[_Row, RowMatch] = {}
+        self.fill: set[_Row] = set()
+        self.dropped: set[_Row] = set()
+        # Undo data of updated records per row, and what the batch did per row (ImportRow field dicts).
+        self.changes: dict[_Row, dict] = {}
+        self.lines: list[dict] = []
+        self.company_pks: list[int] = []
 
     def fail(self, row: _Row, message: str) -> None:
         self.errors.setdefault(row, []).append(message)
 
     @property
     def good(self) -> list[_Row]:
-        return [row for row in self.rows if row not in self.errors]
+        return [row for row in self.rows if row not in self.errors and row not in self.dropped]
 
 
 # --- Importers -------------------------------------------------------------------------------------------
@@ -329,8 +421,14 @@ class _Importer:
         "messengers": "messenger",
     }
 
-    def __init__(self, *, owner: models.Model | None):
+    def __init__(self, *, owner: models.Model | None, policy: str = DEFAULT_POLICY):
         self.default_owner_id = owner.pk if owner is not None else None
+        self.policy = policy
+        self.spec = registry.for_model(self.model)
+        # The ImportBatch rows are recorded in (set by records_import_csv), and the file line that created each
+        # record of this import, so a duplicate of an earlier row says which line it met.
+        self.record: ImportBatch | None = None
+        self.created_lines: dict[int, int] = {}
         self.parsers = {name: _field_parser(self.model._meta.get_field(name)) for name in self.fields}
         self.known = set(self.fields) | set(self.extra_columns) | {"owner", "tags"}
         if self.has_contacts:
@@ -453,6 +551,7 @@ class _Importer:
         self._resolve_owners(batch)
         self._find_existing(batch)
         self.resolve(batch)
+        self._match_duplicates(batch)
         now = timezone.now()
         created: list[tuple[_Row, dict[str, Any]]] = []
         updated: list[tuple[_Row, models.Model]] = []
@@ -474,10 +573,19 @@ class _Importer:
                 values["owner_id"] = owner_id
             if row.custom:
                 values["custom_fields"] = {**(instance.custom_fields or {}), **row.custom}
+            if row in batch.fill:
+                # A duplicate updated by policy: only what the record lacks is filled; the rest is kept.
+                values = self._fill_only(instance, values, row)
+            before = self._dump(instance, values)
             for name, value in values.items():
                 setattr(instance, name, value)
             for name, value in self.derive(vars(instance)).items():
                 setattr(instance, name, value)
+            after = self._dump(instance, before)
+            batch.changes[row] = {
+                "fields": {name: {"before": before[name], "after": after[name]} for name in before
+                           if before[name] != after[name]},
+            }
             update_fields.update(values)
             updated.append((row, instance))
 
@@ -492,13 +600,120 @@ class _Importer:
         saved = [(row, pk) for (row, _values), pk in zip(created, created_pks, strict=True)]
         saved += [(row, instance.pk) for row, instance in updated]
         if self.has_contacts:
-            self._save_contacts(saved, created_count=len(created))
-        self._save_tags(saved)
+            self._save_contacts(saved, created_count=len(created), batch=batch)
+        self._save_tags(saved, created_count=len(created), batch=batch)
         batch.created, batch.updated = len(created), len(updated)
         pks = list(dict.fromkeys(pk for _row, pk in saved))
         if pks:
             # Bulk writes skip post_save; this keeps the duplicate index current.
             records_bulk_saved.send(sender=self.model, model=self.model, pks=pks, created=not updated)
+        if created_pks:
+            self._check_within_batch(batch, saved[: len(created)])
+        self._record_lines(batch, saved[: len(created)], updated)
+
+    # Duplicates
+
+    def match_values(self, row: _Row, batch: _Batch) -> dict[str, list[str]]:
+        """Return the row as duplicate control's {match field: [values]}."""
+        related = {
+            "phones": [number for number, _e164 in row.phones],
+            "emails": row.emails,
+            "messengers": [
+                f"{channel}:@{username}" if username else f"{channel}:#{chat_id}"
+                for channel, username, chat_id in row.handles
+            ],
+        }
+        return row_match_values(self.spec, values=row.values, related=related)
+
+    def match_stage(self, row: _Row, batch: _Batch):
+        """Return the stage a new record of this row would be in (leads), which scopes the rules; else None."""
+        return None
+
+    def _match_duplicates(self, batch: _Batch) -> None:
+        """Ask duplicate control about each new row; skip, update or flag a duplicate as the policy says."""
+        if self.spec is None:
+            return
+        targets: dict[int, models.Model] = {instance.pk: instance for instance in batch.existing.values()}
+        rows = [row for row in batch.good if row not in batch.existing]
+        found = rows_duplicates(
+            self.spec.key, [(self.match_values(row, batch), self.match_stage(row, batch)) for row in rows]
+        )
+        for row, match in zip(rows, found, strict=True):
+            if match is None:
+                continue
+            batch.matches[row] = match
+            if self.policy == DuplicatePolicy.SKIP:
+                batch.dropped.add(row)
+                batch.duplicates_skipped += 1
+                batch.lines.append(self._line(row, ImportRow.Action.SKIPPED, None, match))
+            elif self.policy == DuplicatePolicy.UPDATE:
+                # Two rows of a batch meeting one record update the same instance, one after the other.
+                batch.existing[row] = targets.setdefault(match.pk, match.record)
+                batch.fill.add(row)
+
+    def _check_within_batch(self, batch: _Batch, created: list[tuple[_Row, int]]) -> None:
+        """Raise _SplitAt when a row created here duplicates an earlier row created in the same batch."""
+        index_of = {pk: batch.rows.index(row) for row, pk in created}
+        later = [
+            index_of[pk]
+            for pk, partners in finder.duplicate_partners(self.model, list(index_of)).items()
+            if any(index_of.get(partner, index_of[pk]) < index_of[pk] for partner in partners)
+        ]
+        if later:
+            raise _SplitAt(min(later))
+
+    def _line(self, row: _Row, action: str, record_id: int | None, match: RowMatch | None) -> dict:
+        line = {"line": row.line, "action": action, "record_id": record_id, "match_id": None, "match_line": None,
+                "reasons": [], "changes": {}}
+        if match is not None:
+            line.update(match_id=match.pk, match_line=self.created_lines.get(match.pk), reasons=match.reasons)
+        return line
+
+    def _record_lines(self, batch: _Batch, created: list[tuple[_Row, int]], updated) -> None:
+        """Say per row what was done and why, and store it with the undo data in the import's batch."""
+        for row, pk in created:
+            self.created_lines[pk] = row.line
+            match = batch.matches.get(row)
+            if match is not None:
+                batch.flagged += 1
+            batch.lines.append(
+                self._line(row, ImportRow.Action.FLAGGED if match else ImportRow.Action.CREATED, pk, match)
+            )
+        for row, instance in updated:
+            match = batch.matches.get(row) or RowMatch(
+                record=instance,
+                reasons=[Message(SAME_EXTERNAL_ID, value=row.values.get("external_id", "")).stored()]
+                if row.values.get("external_id") else [],
+            )
+            line = self._line(row, ImportRow.Action.UPDATED, instance.pk, match)
+            line["changes"] = batch.changes.get(row, {})
+            batch.lines.append(line)
+        if self.record is not None:
+            bulk_insert(ImportRow, [{"batch_id": self.record.pk, **line} for line in batch.lines])
+            if batch.companies_created:
+                self.record.companies.extend(batch.company_pks)
+
+    def _fill_only(self, instance: models.Model, values: dict[str, Any], row: _Row) -> dict[str, Any]:
+        kept = {}
+        for name, value in values.items():
+            if name == "custom_fields":
+                current = instance.custom_fields or {}
+                value = {**row.custom, **current}
+                if value != current:
+                    kept[name] = value
+            elif _is_empty(getattr(instance, name, None)) and not _is_empty(value):
+                kept[name] = value
+        return kept
+
+    def _dump(self, instance: models.Model, names) -> dict[str, Any]:
+        """Return {field name: JSON value} of these fields (names or attnames) and the derived ones."""
+        by_name = {**{f.attname: f for f in self.model._meta.concrete_fields},
+                   **{f.name: f for f in self.model._meta.concrete_fields}}
+        dumped = {}
+        for name in [*names, *self.derived_fields]:
+            model_field = by_name[name]
+            dumped[model_field.name] = dump_value(model_field, getattr(instance, model_field.attname))
+        return dumped
 
     derived_fields: tuple[str, ...] = ()
 
@@ -540,33 +755,36 @@ class _Importer:
             else:
                 batch.existing[row] = instance
 
-    def _save_contacts(self, saved: list[tuple[_Row, int]], *, created_count: int) -> None:
+    def _save_contacts(self, saved: list[tuple[_Row, int]], *, created_count: int, batch: _Batch) -> None:
         # Updated records keep their contacts; only values they do not have yet are added.
         updated_ids = [pk for _row, pk in saved[created_count:]]
         self._add_contacts(
-            Phone, saved, updated_ids,
+            Phone, saved, updated_ids, batch,
             values_of=lambda row: row.phones,
             key_of=lambda number, e164: e164 or number,
             build=lambda number, e164: {"number": number, "e164": e164},
             stored_fields=("number", "e164"),
         )
         self._add_contacts(
-            Email, saved, updated_ids,
+            Email, saved, updated_ids, batch,
             values_of=lambda row: [(address,) for address in row.emails],
             key_of=lambda address: address.lower(),
             build=lambda address: {"address": address},
             stored_fields=("address",),
         )
         self._add_contacts(
-            MessengerHandle, saved, updated_ids,
+            MessengerHandle, saved, updated_ids, batch,
             values_of=lambda row: row.handles,
             key_of=lambda channel, username, chat_id: (channel, username.lower(), chat_id),
             build=lambda channel, username, chat_id: {"channel": channel, "username": username, "chat_id": chat_id},
             stored_fields=("channel", "username", "chat_id"),
         )
 
-    def _add_contacts(self, model, saved, updated_ids, *, values_of, key_of, build, stored_fields) -> None:
-        """Insert the contact rows of one kind; the first of a record that has none becomes its primary one."""
+    def _add_contacts(self, model, saved, updated_ids, batch, *, values_of, key_of, build, stored_fields) -> None:
+        """Insert the contact rows of one kind; the first of a record that has none becomes its primary one.
+
+        The rows added to records that existed are noted in the batch's changes, for the import's undo.
+        """
         if not any(values_of(row) for row, _pk in saved):
             return
         known: dict[int, set] = defaultdict(set)
@@ -577,6 +795,8 @@ class _Importer:
                 known[object_id].add(key_of(*stored))
         content_type_id = self.content_type.pk
         new_rows = []
+        owners: list[_Row] = []
+        updated = set(updated_ids)
         for row, pk in saved:
             seen = known[pk]
             primary = not seen
@@ -588,10 +808,14 @@ class _Importer:
                 new_rows.append(
                     {"content_type_id": content_type_id, "object_id": pk, "is_primary": primary, **build(*value)}
                 )
+                owners.append(row if pk in updated else None)
                 primary = False
-        bulk_insert(model, new_rows)
+        label = model._meta.label_lower
+        for row, contact_pk in zip(owners, bulk_insert(model, new_rows), strict=True):
+            if row is not None:
+                batch.changes.setdefault(row, {}).setdefault("added", {}).setdefault(label, []).append(contact_pk)
 
-    def _save_tags(self, saved: list[tuple[_Row, int]]) -> None:
+    def _save_tags(self, saved: list[tuple[_Row, int]], *, created_count: int, batch: _Batch) -> None:
         names = {name for row, _pk in saved for name in row.tags}
         if not names:
             return
@@ -602,11 +826,27 @@ class _Importer:
             tag_ids.update(Tag.objects.filter(name__in=missing).values_list("name", "pk"))
         relation = self.model._meta.get_field("tags")
         source, target = f"{relation.m2m_field_name()}_id", f"{relation.m2m_reverse_field_name()}_id"
+        updated = saved[created_count:]
+        if updated:
+            # The tags an updated record did not have are noted for the import's undo.
+            had = set(
+                relation.remote_field.through.objects.filter(**{f"{source}__in": [pk for _row, pk in updated]})
+                .values_list(source, target)
+            )
+            for row, pk in updated:
+                added = [tag_ids[name] for name in row.tags if (pk, tag_ids[name]) not in had]
+                had.update((pk, tag) for tag in added)
+                if added:
+                    batch.changes.setdefault(row, {})["tags"] = added
         bulk_insert(
             relation.remote_field.through,
             [{source: pk, target: tag_ids[name]} for row, pk in saved for name in row.tags],
             ignore_conflicts=True,  # an updated record may have the tag already
         )
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == {} or value == []
 
 
 def _by_external_id(model: type[models.Model], external_ids: set[str]) -> models.QuerySet:
@@ -650,6 +890,12 @@ class CustomerImporter(_Importer):
         elif name:
             row.refs["company_name"] = name
 
+    def match_values(self, row: _Row, batch: _Batch) -> dict[str, list[str]]:
+        values = super().match_values(row, batch)
+        if row.refs.get("company_name"):
+            values["company_name"] = [row.refs["company_name"]]
+        return values
+
     def resolve(self, batch: _Batch) -> None:
         """Link customers to the company with exactly that name, creating the companies that are missing."""
         rows = [row for row in batch.good if "company_name" in row.refs]
@@ -666,6 +912,7 @@ class CustomerImporter(_Importer):
             pks = bulk_insert(Company, [{"name": name, "owner_id": self.default_owner_id} for name in missing])
             company_ids.update(zip(missing, pks, strict=True))
             batch.companies_created = len(pks)
+            batch.company_pks = pks
             records_bulk_saved.send(sender=Company, model=Company, pks=pks, created=True)
         for row in rows:
             batch.links[row]["company_id"] = company_ids[row.refs["company_name"]]
@@ -743,6 +990,11 @@ class LeadImporter(_Importer):
                     batch.fail(row, _("title: empty, and there is no name, company or contact to name the lead by"))
                     continue
                 row.values["title"] = title
+
+    def match_stage(self, row: _Row, batch: _Batch):
+        stage_id = batch.links[row].get("stage_id")
+        return next((stage for _pipeline, stages in self.pipelines.values() for stage in stages
+                     if stage.pk == stage_id), None)
 
     def _entry_of(self, pipeline_id: int) -> tuple[Pipeline, list]:
         return next(entry for entry in self.pipelines.values() if entry[0].pk == pipeline_id)

@@ -5,7 +5,10 @@ import tablib
 from django import forms
 from django.utils.translation import gettext as _
 from import_export.formats import base_formats
-from import_export.forms import ImportForm
+from import_export.forms import ConfirmImportForm, ImportForm
+
+from ..models import DuplicatePolicy
+from .duplicates import DEFAULT_POLICY
 
 from .files import FileLimits, ImportFileError, check_size, read_csv, read_header, read_xlsx
 
@@ -35,11 +38,32 @@ class XLSX(base_formats.XLSX):
         return dataset_of(*read_xlsx(in_stream, FileLimits.from_settings()))
 
 
+def duplicates_field(widget=None) -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label=_("Rows that duplicate a record"),
+        choices=DuplicatePolicy.choices,
+        initial=DEFAULT_POLICY,
+        required=False,  # a form posted without it (an older page, a script) takes the default
+        widget=widget,
+        help_text=_(
+            "Duplicate control's rules decide what a duplicate is (the same check as the card's “Duplicates”). "
+            "Update fills only the record's empty fields and adds phones, emails and tags; the rest is kept."
+        ),
+    )
+
+
+class DuplicatesConfirmImportForm(ConfirmImportForm):
+    """The confirm step carries the duplicate policy chosen with the file."""
+
+    duplicates = duplicates_field(forms.HiddenInput)
+
+
 class LimitedImportForm(ImportForm):
     """The import form; a file that is too big or names none of the resource's columns is refused here."""
 
     def __init__(self, formats, resources, **kwargs):
         super().__init__(formats, resources, **kwargs)
+        self.fields["duplicates"] = duplicates_field()
         self.format_classes = formats
         self.resource_classes = resources
 

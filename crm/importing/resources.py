@@ -34,6 +34,7 @@ from ..models import Company, Customer, Email, Lead, MessengerHandle, Order, Pho
 from . import cells
 from .cells import JOINER, cell_text
 from .engine import HANDLE_CHANNELS, IMPORTERS, header_aliases
+from .policy import DuplicatePolicyResourceMixin
 
 
 def split_cell(value) -> list[str]:
@@ -397,7 +398,7 @@ class FileLineResult(Result):
 # --- Resources ----------------------------------------------------------------------------------------------------
 
 
-class EntityResource(resources.ModelResource):
+class EntityResource(DuplicatePolicyResourceMixin, resources.ModelResource):
     """Columns and behaviour every entity's file shares."""
 
     WIDGETS_MAP = {
@@ -482,6 +483,14 @@ class EntityResource(resources.ModelResource):
             and instance.pk is not None
         ):
             return
+        if (
+            self.fill_only()
+            and not is_m2m
+            and field.attribute
+            and field.attribute not in ("phones", "emails", "messengers")
+            and getattr(instance, field.attribute, None) not in (None, "", {}, [])
+        ):
+            return  # a duplicate updated by policy: what the record has is kept, only its empty fields are filled
         super().import_field(field, instance, row, is_m2m, **kwargs)
 
     def export_field(self, field, instance, **kwargs):
@@ -493,7 +502,8 @@ class EntityResource(resources.ModelResource):
             return value
         return cells.formula_escape(value)
 
-    def get_instance(self, instance_loader, row):
+    def lookup_instance(self, row):
+        """Return the record a row names by its external ID or id (lookup_columns), or None."""
         for column in self.lookup_columns:
             value = cell_text(row.get(column))
             if not value:

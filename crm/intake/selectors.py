@@ -1,6 +1,7 @@
 """Select the leads, deals and customers an incoming request matches (read-only; the decisions are in services)."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,21 @@ def matchable_field_choices() -> list[tuple[str, str]]:
     return [(name, str(Lead._meta.get_field(name).verbose_name)) for name in MATCHABLE_LEAD_FIELDS]
 
 
+# A visitor id (the site snippet's cookie, static/crm/snippet.js): 16 to 64 letters, digits, "-" or "_". Anything
+# else is ignored, never refused: a page's script is not an integration that could fix its request.
+VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+VISITOR_COOKIE = "mw_vid"
+VISITOR_HEADER = "X-Visitor-Id"
+
+
+def visitor_id_clean(value: object) -> str:
+    """Return a visitor id as stored and matched, or "" when the value is none (wrong type, length, characters)."""
+    if not isinstance(value, str):
+        return ""
+    value = value.strip()
+    return value if VISITOR_ID.fullmatch(value) else ""
+
+
 @dataclass(frozen=True)
 class ContactKeys:
     """The normalised contact data of an incoming request: what it is matched and locked by."""
@@ -42,6 +58,8 @@ class ContactKeys:
     # (chosen field, its incoming value) for the admin-chosen fields that have a value
     fields: tuple[tuple[str, object], ...] = ()
     service: str = ""
+    # The browser's visitor id (the site snippet's cookie): requests from one browser meet without a phone.
+    visitor: str = ""
 
     @classmethod
     def build(
@@ -52,6 +70,7 @@ class ContactKeys:
         handles: Iterable[dict] = (),
         fields: Iterable[tuple[str, object]] = (),
         service: str = "",
+        visitor: str = "",
     ) -> ContactKeys:
         phone_keys = tuple(dict.fromkeys(filter(None, (phone_e164(phone) for phone in phones))))
         email_keys = tuple(dict.fromkeys(filter(None, (email_key(email) for email in emails))))
@@ -71,7 +90,7 @@ class ContactKeys:
             )
         )
         field_keys = tuple((name, value) for name, value in fields if value not in (None, ""))
-        return cls(phone_keys, email_keys, handle_keys, field_keys, service or "")
+        return cls(phone_keys, email_keys, handle_keys, field_keys, service or "", visitor_id_clean(visitor))
 
     @classmethod
     def of_lead(cls, incoming, *, settings: IntakeSettings) -> ContactKeys:
@@ -82,6 +101,7 @@ class ContactKeys:
             handles=[incoming.messenger] if incoming.messenger else [],
             fields=chosen,
             service=incoming.service,
+            visitor=getattr(incoming, "visitor_id", ""),
         )
 
     def lock_keys(self) -> list[str]:
@@ -93,6 +113,8 @@ class ContactKeys:
             if chat_id:
                 keys.append(f"handle:{channel}:#{chat_id}")
         keys += [f"field:{name}={text_key(value)}" for name, value in self.fields]
+        if self.visitor:
+            keys.append(f"visitor:{self.visitor}")
         return keys
 
     @property
@@ -131,7 +153,7 @@ def describe(matches: Iterable[Match]) -> str:
     return Message.join(parts, "; ")
 
 
-PHONE, EMAIL, HANDLE = "phone", "email", "handle"
+PHONE, EMAIL, HANDLE, VISITOR = "phone", "email", "handle", "visitor"
 
 
 @dataclass
@@ -184,6 +206,8 @@ def contact_hits(keys: ContactKeys, *, models: Iterable[type] = (Lead, Customer)
             reason = Message.of(_("same phone %(phone)s"), phone=matched)
         elif kind == EMAIL:
             reason = Message.of(_("same email %(email)s"), email=matched)
+        elif kind == VISITOR:
+            reason = Message.of(_("same browser (visitor ID %(visitor)s)"), visitor=matched[:8] + "…")
         else:
             channel, username, chat_id = (matched.split(" ") + ["", ""])[:3]
             shown = f"@{username}" if username and username in wanted_users else f"#{chat_id}"
@@ -233,6 +257,14 @@ def _contact_hits_sql(keys: ContactKeys, content_type_ids: list[int]) -> tuple[s
                 values += [handle_channel, handle_chat]
         matched = f"{channel} || ' ' || {username} || ' ' || {chat_id}"
         select(MessengerHandle, HANDLE, matched, " OR ".join(tests), values)
+    lead_type = ContentType.objects.get_for_model(Lead).pk
+    if keys.visitor and lead_type in content_type_ids:
+        # Leads hold the visitor id themselves (a column with an index), not in a contact table.
+        parts.append(
+            f"SELECT %s, {column(Lead, 'id')}, %s, {column(Lead, 'visitor_id')} FROM {quote(Lead._meta.db_table)} "
+            f"WHERE {column(Lead, 'visitor_id')} = %s AND {column(Lead, 'is_archived')} = %s"
+        )
+        params.extend([lead_type, VISITOR, keys.visitor, False])
     if not parts:
         return "", []
     return " UNION ALL ".join(parts) + f" LIMIT {CANDIDATE_LIMIT * 10}", params
@@ -297,7 +329,7 @@ def find_matches(
     kinds = [
         kind
         for kind, switched_on in ((PHONE, settings.match_phone), (EMAIL, settings.match_email),
-                                  (HANDLE, settings.match_messenger))
+                                  (HANDLE, settings.match_messenger), (VISITOR, True))
         if switched_on
     ]
     for lead_id, found in hits.reasons(Lead, kinds=kinds).items():

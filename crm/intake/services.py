@@ -78,6 +78,8 @@ class IncomingLead:
     custom_fields: dict = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     comment: str = ""
+    # The browser's visitor id (crm.intake.selectors.visitor_id_clean), "" when none came.
+    visitor_id: str = ""
 
     @property
     def full_name(self) -> str:
@@ -720,6 +722,7 @@ def _create_record(
         source=incoming.source,
         amount=incoming.amount,
         external_id=incoming.external_id,
+        visitor_id=incoming.visitor_id,
         custom_fields=(
             {**incoming.custom_fields, "service": incoming.service} if incoming.service else incoming.custom_fields
         ),

@@ -2,6 +2,7 @@
 from .base import Entity, Tag
 from .contacts import Email, MessengerHandle, Phone
 from .customers import Company, Customer
+from .imports import DuplicatePolicy, ImportBatch, ImportRow
 from .intake import IncomingRequest, IntakeConfigStamp, IntakeSettings, IntegrationToken, RepeatSalesSettings
 from .orders import Order, OrderItem
 from .sales import Deal, Lead, Pipeline, Stage
@@ -17,6 +18,9 @@ __all__ = [
     "Email",
     "EmailMessage",
     "Entity",
+    "DuplicatePolicy",
+    "ImportBatch",
+    "ImportRow",
     "IncomingRequest",
     "IntakeConfigStamp",
     "IntakeSettings",

@@ -90,6 +90,9 @@ class Lead(ContactsMixin, StagedMixin, Entity):
     company_name = models.CharField(_("company name"), max_length=255, blank=True, default="")
     source = models.CharField(_("source"), max_length=100, blank=True, default="")
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2, null=True, blank=True)
+    # The first-party cookie of the site snippet (static/crm/snippet.js): a match key, so that two requests from
+    # one browser meet even without a phone or an email. Checked by crm.intake.selectors.visitor_id_clean.
+    visitor_id = models.CharField(_("visitor ID"), max_length=64, blank=True, default="", db_index=True)
     customer = models.ForeignKey(
         Customer, verbose_name=_("customer"), null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
     )

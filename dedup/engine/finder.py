@@ -8,7 +8,7 @@ candidates' keys with the pairs marked "not a duplicate", and the matched record
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import connection, models
@@ -23,6 +23,11 @@ ND_TABLE = NotDuplicate._meta.db_table
 # Holders of one key counted at most (data not saved yet): past the rules' own limits (rules.MAX_FUZZY_BLOCK,
 # rules.SHARED_KEY_MAX_HOLDERS) an exact count changes no decision, and counting a very common name costs time.
 HOLDER_COUNT_CAP = 10_000
+# Unsaved records asked about per round of duplicates_of_values_many: their keys' counts are one statement of
+# about five parameters per key (SQLite takes 32,766) and their candidates one query.
+VALUES_CHUNK = 250
+# Keys counted per statement: one SELECT each in a UNION ALL, and SQLite takes at most 500 of them.
+HOLDER_KEYS_CHUNK = 400
 # The kind of the rows that carry "not a duplicate" pairs in the candidates' query (no index kind starts so).
 _NOT_DUPLICATE = "_not_duplicate"
 
@@ -98,6 +103,54 @@ def duplicates_of_values(
         return MatchList()
     rows = keys.values_rows(spec, values, _needed_kinds(spec, compiled), stage=stage, equal=equal)
     return _values_matches(spec, rows, limit=limit, compiled=compiled)
+
+
+def duplicates_of_values_many(
+    entity_key: str,
+    items: Sequence[tuple[dict[str, Iterable[object]], models.Model | None]],
+    *,
+    limit: int = 50,
+) -> list[MatchList]:
+    """Return `duplicates_of_values` of many unsaved records at once ((values, stage) each), in their order.
+
+    The same rules, index and evaluation as one at a time, in a constant number of queries per
+    VALUES_CHUNK records (key counts, candidates, matched records) instead of four per record: an import asks
+    about thousands of rows. Each record is matched against the saved ones only, not against the others given.
+    """
+    spec = registry.get(entity_key)
+    compiled = rules.active_rules(spec.key)
+    results = [MatchList() for _item in items]
+    if not compiled:
+        return results
+    needed, lookup_kinds = _needed_kinds(spec, compiled), _lookup_kinds(compiled)
+    for start in range(0, len(items), VALUES_CHUNK):
+        owners: list[_Owner] = []
+        wanted: set[tuple[str, str]] = set()
+        for index, (values, stage) in enumerate(items[start : start + VALUES_CHUNK], start):
+            rows = keys.values_rows(spec, values, needed, stage=stage)
+            if not rows:
+                continue
+            # A negative number stands for the unsaved record: no saved record has it.
+            owner = _Owner(pk=-(index + 1), keys=RecordKeys.from_rows(rows))
+            owners.append(owner)
+            wanted |= {(row.kind, row.key) for row in rows if row.kind in lookup_kinds}
+        if not owners:
+            continue
+        counts: dict[tuple[str, str], int] = {}
+        wanted_keys = sorted(wanted)
+        for first in range(0, len(wanted_keys), HOLDER_KEYS_CHUNK):
+            counts.update(_holder_counts(spec, wanted_keys[first : first + HOLDER_KEYS_CHUNK]))
+        for owner in owners:
+            owner.holders = {item: counts[item] for kind in lookup_kinds for item in
+                             ((kind, key) for key in owner.keys.get(kind)) if item in counts}
+        found = _match(spec, compiled, owners)
+        pks = {pk for pairs in found.values() for pk in pairs}
+        records = spec.model._default_manager.in_bulk(list(pks)) if pks else {}
+        for owner in owners:
+            results[-owner.pk - 1] = MatchList(
+                _as_matches(spec, found.get(owner.pk, {}), limit, records=records), owner.notes
+            )
+    return results
 
 
 def duplicate_counts(model: type[models.Model], pks: Iterable[int]) -> dict[int, int]:
@@ -250,7 +303,7 @@ def _match(
         f"(SELECT c.{record_id} FROM {table} c WHERE c.{entity} = %s AND ({' OR '.join(wanted)}))"
     )
     params = [spec.key, *needed, spec.key, *params]
-    saved = [owner.pk for owner in owners if owner.pk is not None]
+    saved = [owner.pk for owner in owners if _saved(owner)]
     if saved:
         # The pairs marked "not a duplicate" ride along in the same query, as rows of their own kind.
         nd_table, low, high = (connection.ops.quote_name(name) for name in (ND_TABLE, "low_id", "high_id"))
@@ -351,7 +404,7 @@ def _find_shared(
                     for holder in holder_ids:
                         people |= set(others[holder].get(identity))
                 # The index count includes a saved owner itself; data not saved yet is one more holder.
-                total = max(count + (0 if owner.pk is not None else 1), len(holder_ids) + 1)
+                total = max(count + (0 if _saved(owner) else 1), len(holder_ids) + 1)
                 if rules.is_shared(holders=total, people=len(people)):
                     owner.shared.add(item)
                     owner.notes.append(
@@ -359,8 +412,15 @@ def _find_shared(
                     )
 
 
-def _as_matches(spec: EntitySpec, pairs: dict[int, list[RuleMatch]], limit: int) -> list[Match]:
-    """Order the matched records best first, keep `limit` of them and load them (one query)."""
+def _saved(owner: _Owner) -> bool:
+    """Whether the owner is a saved record (data not saved yet has no pk, or a negative stand-in)."""
+    return owner.pk is not None and owner.pk > 0
+
+
+def _as_matches(
+    spec: EntitySpec, pairs: dict[int, list[RuleMatch]], limit: int, *, records: dict | None = None
+) -> list[Match]:
+    """Order the matched records best first, keep `limit` of them and load them (one query, unless given)."""
     ranked = []
     for pk, matched in pairs.items():
         matched = sorted(matched, key=lambda item: (-item.score, item.rule.rule.position, item.rule.id))
@@ -369,7 +429,8 @@ def _as_matches(spec: EntitySpec, pairs: dict[int, list[RuleMatch]], limit: int)
     ranked = ranked[: max(0, limit)]
     if not ranked:
         return []
-    records = spec.model._default_manager.in_bulk([item[2] for item in ranked])
+    if records is None:
+        records = spec.model._default_manager.in_bulk([item[2] for item in ranked])
     matches = []
     for _score, _count, pk, matched in ranked:
         record = records.get(pk)

@@ -60,7 +60,9 @@ def _import(client, model_name, content, file_format=CSV):
     assert not preview.context["result"].has_validation_errors(), preview.context["result"].invalid_rows
     response = _confirm(client, model_name, preview)
     assert response.status_code == 302
-    assert response.url == reverse(f"admin:crm_{model_name}_changelist")
+    # the result page: the import just made, with what each row became
+    batch = models.ImportBatch.objects.latest("pk")
+    assert response.url == reverse("admin:crm_importbatch_change", args=[batch.pk])
     return response
 
 

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from crm.intake import config as intake_config
+from crm.intake import selectors
 from crm.intake.services import IncomingLead, IncomingMessage
 from crm.models import Lead, MessengerHandle, Pipeline, Stage
 from dedup.engine.normalize import phone_e164
@@ -151,6 +152,29 @@ def _validate_custom_fields(value):
     return value
 
 
+class VisitorIdField(serializers.CharField):
+    """The site snippet's visitor id; anything that is none (a number, 500 characters, "<script>") is ignored.
+
+    A CharField for the schema (a string); it never refuses a value, it reads it as "" instead.
+    """
+
+    def to_internal_value(self, data):
+        return selectors.visitor_id_clean(data)
+
+
+def _visitor_id(given: str, request) -> str:
+    """Return the visitor id of the body, else of the X-Visitor-Id header, else of the snippet's cookie when the
+    request comes from the same site (a cookie sent by a third-party page is no one's own browser id)."""
+    if given or request is None:
+        return given
+    header = selectors.visitor_id_clean(request.headers.get(selectors.VISITOR_HEADER, ""))
+    if header:
+        return header
+    if request.headers.get("Sec-Fetch-Site", "") in ("same-origin", "same-site"):
+        return selectors.visitor_id_clean(request.COOKIES.get(selectors.VISITOR_COOKIE, ""))
+    return ""
+
+
 class LeadInSerializer(StrictSerializer):
     """An incoming lead from a web form, a call tracker or any integration."""
 
@@ -187,6 +211,9 @@ class LeadInSerializer(StrictSerializer):
     comment = serializers.CharField(
         max_length=MAX_TEXT, required=False, allow_blank=True, default="", help_text=_("What the customer wrote.")
     )
+    visitor_id = VisitorIdField(
+        required=False, default="", allow_null=True, allow_blank=True, help_text=_("The site snippet's visitor ID (cookie mw_vid); ignored when malformed.")
+    )
 
     def validate(self, attrs):
         token = self.context["token"]
@@ -200,6 +227,7 @@ class LeadInSerializer(StrictSerializer):
             first_name, last_name = words[0], " ".join(words[1:])
             first_name, last_name = first_name[:100], last_name[:100]
         messenger = attrs.get("messenger")
+        visitor_id = _visitor_id(attrs.get("visitor_id") or "", self.context.get("request"))
         has_something = (
             attrs["phones"] or attrs["emails"] or messenger or first_name or last_name or attrs["company"].strip()
             or attrs["title"].strip()
@@ -229,6 +257,7 @@ class LeadInSerializer(StrictSerializer):
             custom_fields=dict(attrs["custom_fields"]),
             tags=list(dict.fromkeys(tag.strip() for tag in attrs["tags"] if tag.strip())),
             comment=attrs["comment"].strip(),
+            visitor_id=visitor_id,
         )
 
 

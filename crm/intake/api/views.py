@@ -54,7 +54,9 @@ class IntakeView(APIView):
         if replay is not None:
             return self._respond(replay)
         config = getattr(request.user, "config", None) or intake_config.current()
-        serializer = self.serializer_class(data=payload, context={"token": token, "config": config})
+        serializer = self.serializer_class(
+            data=payload, context={"token": token, "config": config, "request": request}
+        )
         serializer.is_valid(raise_exception=True)
         try:
             result = type(self).service(
