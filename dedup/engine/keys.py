@@ -9,7 +9,7 @@ import phonenumbers
 from django.db import models
 
 from dedup import registry
-from dedup.engine import normalize, similarity
+from dedup.engine import normalize, score_keys, similarity
 from dedup.registry import EntitySpec, MatchField
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,8 @@ VALUE_MAX_LENGTH = 255
 BLOCK_SUFFIX = ":block"
 FOLD_SUFFIX = ":fold"
 STAGE_KIND = "_stage"
+# The scored matcher's blocking keys (dedup.engine.score_keys), read from several fields at once.
+SCORE_KIND = score_keys.SCORE_KIND
 EQUAL_PREFIX = "_eq:"
 STAGE_OPEN = "open"
 STAGE_CLOSED = "closed"
@@ -51,6 +53,8 @@ def field_of_kind(kind: str) -> tuple[str, str]:
     """Split an index kind into (field name, mode): mode is "norm", "fold", "block", "stage" or "equal"."""
     if kind == STAGE_KIND:
         return "", "stage"
+    if kind == SCORE_KIND:
+        return "", "score"
     if kind.startswith(EQUAL_PREFIX):
         return kind[len(EQUAL_PREFIX) :], "equal"
     if kind.endswith(BLOCK_SUFFIX):
@@ -190,6 +194,7 @@ class _Plan:
     fields: tuple[tuple[MatchField, frozenset[str], bool], ...]  # (field, modes, keys stored by the model)
     stage: bool
     equal: tuple[str, ...]
+    score: bool = False
 
 
 # Derived from the registry alone (kind 2 of the caching rule in docs/ARCHITECTURE.md): keyed by the registry's
@@ -202,17 +207,19 @@ def _plan(spec: EntitySpec, kinds: Iterable[str]) -> _Plan:
     cache_key = (registry.version, spec.key, frozen)
     plan = _plans.get(cache_key)
     if plan is None:
-        fields, stage, equal = [], False, []
+        fields, stage, equal, score = [], False, [], False
         for name, modes in sorted(modes_by_field(frozen).items()):
             if "stage" in modes:
                 stage = True
+            if "score" in modes:
+                score = True
             if "equal" in modes:
                 equal.append(name)
-            modes = frozenset(modes - {"stage", "equal"})
+            modes = frozenset(modes - {"stage", "equal", "score"})
             if modes and name and spec.has_field(name):
                 field = spec.field(name)
                 fields.append((field, modes, field.read_keys is not None and modes == {"norm"}))
-        plan = _Plan(tuple(fields), stage, tuple(equal))
+        plan = _Plan(tuple(fields), stage, tuple(equal), score)
         if len(_plans) > 256:
             _plans.clear()
         _plans[cache_key] = plan
@@ -234,6 +241,9 @@ def record_rows(spec: EntitySpec, record: models.Model, kinds: Iterable[str]) ->
             rows.extend(stored_rows(field, record))
         else:
             rows.extend(field_rows(field, read_values(field, record), modes))
+    if plan.score:
+        values = {field.name: read_values(field, record) for field in score_keys.fields(spec)}
+        rows.extend(KeyRow(*row) for row in score_keys.rows(spec, values))
     return dedupe(rows)
 
 
@@ -265,9 +275,11 @@ def values_rows(
     for name, modes in modes_by_field(kinds).items():
         if "stage" in modes and stage is not None:
             rows.append(_stage_row(spec, stage))
+        if "score" in modes:
+            rows.extend(KeyRow(*row) for row in score_keys.rows(spec, values))
         if "equal" in modes:
             rows.extend(equal_rows(name, [(equal or {}).get(name)]))
-        modes = modes - {"stage", "equal"}
+        modes = modes - {"stage", "equal", "score"}
         if modes and name in values and spec.has_field(name):
             rows.extend(field_rows(spec.field(name), [v for v in values[name] if v not in (None, "")], modes))
     return dedupe(rows)
@@ -317,9 +329,10 @@ def loading_paths(spec: EntitySpec, kinds: Iterable[str]) -> tuple[list[str], li
     for name, modes in modes_by_field(kinds).items():
         if "stage" in modes and spec.stage_field:
             select.add(spec.stage_field)
-        if not name or not spec.has_field(name):
-            continue
-        for path in spec.field(name).prefetch:
+        paths = set(score_keys.prefetch(spec)) if "score" in modes else set()
+        if name and spec.has_field(name):
+            paths.update(spec.field(name).prefetch)
+        for path in sorted(paths):
             if _is_forward_single(spec.model, path):
                 select.add(path)
             else:
@@ -333,6 +346,11 @@ def loading_columns(spec: EntitySpec, kinds: Iterable[str]) -> set[str] | None:
     for name, modes in modes_by_field(kinds).items():
         if "stage" in modes and spec.stage_field:
             columns.add(spec.stage_field)
+        if "score" in modes:
+            score_columns = score_keys.columns(spec)
+            if score_columns is None:
+                return None
+            columns.update(score_columns)
         if not name:
             continue
         if not spec.has_field(name) or spec.field(name).columns is None:

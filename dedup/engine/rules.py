@@ -9,9 +9,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from dedup import messages, registry
-from dedup.engine import keys
+from dedup.engine import keys, score_keys
 from dedup.messages import Message
-from dedup.models import Condition, Rule
+from django.db.models import Subquery
+
+from dedup.models import Condition, Rule, ScoringModel
 from dedup.registry import EntitySpec, MatchField
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,11 @@ class CompiledRule:
     @property
     def staged(self) -> bool:
         return bool(self.spec.stage_field)
+
+    @property
+    def veto(self) -> bool:
+        """A veto: never a duplicate when one of its fields differs (dedup.engine.decide)."""
+        return self.rule.kind == Rule.Kind.VETO
 
     @property
     def contact_only(self) -> bool:
@@ -176,19 +183,54 @@ def compile_rule(rule: Rule, conditions: Iterable[Condition], spec: EntitySpec |
     return CompiledRule(rule, spec, tuple(compiled), stage_ids if spec.stage_field else None, equal_field)
 
 
-def active_rules(entity_key: str) -> list[CompiledRule]:
-    """Return the active rules of an entity, compiled, in their admin order (one query)."""
+class RuleList(list):
+    """An entity's active duplicate rules (the list) and its active vetoes (``vetoes``), read in one query.
+
+    ``scoring_stamp`` is the stamp of the entity's learned scoring model read with them, (id, updated_at,
+    threshold), or None when it has none; ``stamp_known`` is false when no rule row came back to carry it
+    (dedup.engine.decide.scorer_for then asks itself).
+    """
+
+    def __init__(self, compiled: Iterable[CompiledRule] = (), vetoes: Iterable[CompiledRule] = (), *,
+                 scoring_stamp: tuple | None = None, stamp_known: bool = False):
+        super().__init__(compiled)
+        self.vetoes: list[CompiledRule] = list(vetoes)
+        self.scoring_stamp = scoring_stamp
+        self.stamp_known = stamp_known
+
+
+def active_rules(entity_key: str) -> RuleList:
+    """Return the active duplicate rules of an entity, compiled, in their admin order, with its active vetoes
+    as ``.vetoes`` and the stamp of its scoring model (one query: the stamp rides along as subqueries, so a card
+    pays no query of its own for it)."""
     spec = registry.get(entity_key)
-    conditions = (
+    model = ScoringModel.objects.filter(entity=entity_key)
+    conditions = list(
         Condition.objects.filter(rule__entity=entity_key, rule__active=True)
         .select_related("rule")
+        .annotate(
+            scoring_pk=Subquery(model.values("pk")[:1]),
+            scoring_updated=Subquery(model.values("updated_at")[:1]),
+            scoring_threshold=Subquery(model.values("threshold")[:1]),
+        )
         .order_by("rule__position", "rule__id", "position", "id")
     )
-    return _compile_grouped(spec, conditions)
+    stamp = None
+    if conditions and conditions[0].scoring_pk is not None:
+        first = conditions[0]
+        stamp = (first.scoring_pk, first.scoring_updated, first.scoring_threshold)
+    compiled = _compile_grouped(spec, conditions)
+    return RuleList(
+        [rule for rule in compiled if not rule.veto],
+        [rule for rule in compiled if rule.veto],
+        scoring_stamp=stamp,
+        stamp_known=bool(conditions),
+    )
 
 
 def compile_rules(rules: Iterable[Rule]) -> list[CompiledRule]:
-    """Compile rules given as model instances (their conditions are read, prefetched or not)."""
+    """Compile rules given as model instances (their conditions are read, prefetched or not); a veto is
+    compiled too (its ``veto`` is true): callers that find pairs leave it out."""
     compiled = []
     for rule in rules:
         item = compile_rule(rule, list(rule.conditions.all()))
@@ -222,6 +264,8 @@ def plan_kinds(spec: EntitySpec) -> set[str]:
         kinds.add(keys.STAGE_KIND)
     for name in spec.equal_fields:
         kinds.add(keys.equal_kind(name))
+    # The scored matcher's keys and the fields it compares (dedup.engine.decide), for the entities it serves.
+    kinds |= score_keys.index_kinds(spec)
     return kinds
 
 
@@ -330,3 +374,33 @@ def _evaluate_condition(
     key = common[0]
     shown = keys.display(condition.field, key, other_keys[key])
     return 100, Message(messages.SAME_VALUE, field=label, value=shown)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Vetoes
+
+
+def veto_reason(veto: CompiledRule, mine: RecordKeys, other: RecordKeys) -> str | None:
+    """Return why the veto rules this pair out (a field filled in on both sides and different), or None.
+
+    Normalised and exact conditions: the two records share no key of the field (exact: no key typed alike).
+    Fuzzy conditions: the best similarity of their values is below the threshold. A field missing on either
+    side is no evidence: the veto does not hold on it.
+    """
+    if not (veto.in_scope(mine) and veto.in_scope(other)):
+        return None
+    for condition in veto.conditions:
+        own_keys, other_keys = mine.get(condition.kind), other.get(condition.kind)
+        if not own_keys or not other_keys:
+            continue
+        if condition.fuzzy:
+            best = max(keys.score(condition.field.kind, a, b) for a in own_keys for b in other_keys)
+            differs = best < condition.threshold
+        else:
+            common = set(own_keys) & set(other_keys)
+            if condition.method == Condition.Method.EXACT:
+                common = {key for key in common if own_keys[key] == other_keys[key]}
+            differs = not common
+        if differs:
+            return Message(messages.VETO_DIFFERENT, field=condition.field.label)
+    return None
