@@ -274,12 +274,16 @@ KEY_RANGE_ALL = register("dedup.key_range_all", _("all keys"))
 KEY_RANGE = register("dedup.key_range", _("keys from %(from)s to %(to)s"))
 KEY_RANGE_FROM = register("dedup.key_range_from", _("keys from %(from)s"))
 KEY_RANGE_TO = register("dedup.key_range_to", _("keys up to %(to)s"))
+# The scan's scored pass: one chunk reading every record (dedup/engine/scan_scored.py).
+KEY_RANGE_SCORED = register("dedup.key_range_scored", _("scored matching of all records"))
 
 
 def key_range_text(key_range) -> str:
     """Return a scan chunk's key range ({"from": …, "to": …}, either end open) in words."""
     if not isinstance(key_range, Mapping):
         return render({"id": KEY_RANGE_ALL})
+    if key_range.get("scored"):
+        return render({"id": KEY_RANGE_SCORED})
     start, end = key_range.get("from"), key_range.get("to")
     if start is None and end is None:
         return render({"id": KEY_RANGE_ALL})
