@@ -217,3 +217,31 @@ def test_a_nonsense_threshold_is_a_form_error(admin_client):
     assert response.status_code == 200  # the form again, with the error
     stored.refresh_from_db()
     assert stored.threshold == 0.9
+
+
+def test_the_card_list_the_change_list_and_the_filter_show_a_scored_pair(
+    admin_client, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    # Given a learned model and the name-variant pair saved (figures refreshed on commit)
+    learn_customers()
+    with django_capture_on_commit_callbacks(execute=True):
+        first, second = name_variant_pair()
+        alone = customer_with("Olga", "Sidorova")
+
+    # When the card's duplicates list is opened, it lists the other with its probability and why
+    page = admin_client.get(reverse("admin:crm_customer_duplicates", args=[first.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert reverse("admin:crm_customer_change", args=[second.pk]) in html
+    assert "% match" in html
+
+    # And the change list counts it and the filter keeps the pair only
+    changelist = reverse("admin:crm_customer_changelist")
+    listed = admin_client.get(changelist).content.decode()
+    assert listed.count('class="dedup-count-link"') == 2
+    with_dupes = admin_client.get(changelist, {"has_duplicates": "yes"})
+    assert {c.pk for c in with_dupes.context["cl"].result_list} == {first.pk, second.pk}
+    without = admin_client.get(changelist, {"has_duplicates": "no"})
+    assert [c.pk for c in without.context["cl"].result_list] == [alone.pk]
