@@ -34,7 +34,9 @@ def with_duplicates(queryset: models.QuerySet, has: bool = True) -> models.Query
 
     One SQL query over the match-key index, lazy like any filter: the same rules, stage scopes, must-be-equal
     fields, shared keys and "not a duplicate" pairs as the finder. A fuzzy condition is approximated by a shared
-    blocking key (its similarity threshold is checked only by the finder).
+    blocking key (its similarity threshold is checked only by the finder). Rules only: neither vetoes nor the
+    learned model's pairs (dedup.engine.decide); the screens read the stored figures (counts.with_stored_duplicates),
+    which follow the finder and so the one decision.
     """
     spec = registry.for_model(queryset.model)
     if spec is None:

@@ -245,3 +245,24 @@ def test_the_card_list_the_change_list_and_the_filter_show_a_scored_pair(
     assert {c.pk for c in with_dupes.context["cl"].result_list} == {first.pk, second.pk}
     without = admin_client.get(changelist, {"has_duplicates": "no"})
     assert [c.pk for c in without.context["cl"].result_list] == [alone.pk]
+
+
+def test_a_threshold_change_in_the_admin_rebuilds_the_stored_figures(admin_client, django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    # Given the pair counted as duplicates by the learned model
+    stored = learn_customers()
+    with django_capture_on_commit_callbacks(execute=True):
+        first, second = name_variant_pair()
+    model = type(first)
+    assert counts.stored_counts(model, [first.pk, second.pk]) == {first.pk: 1, second.pk: 1}
+
+    # When an admin raises the review threshold above the pair's probability
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("admin:dedup_scoringmodel_change", args=[stored.pk]), {
+            "threshold": "0.9999", "weights-TOTAL_FORMS": "0", "weights-INITIAL_FORMS": "0",
+        })
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+
+    # Then the figures are rebuilt: the pair is no longer counted
+    assert counts.stored_counts(model, [first.pk, second.pk]) == {first.pk: 0, second.pk: 0}
