@@ -186,8 +186,8 @@ def rule_preview(rule: Rule, *, sample: int = PREVIEW_SAMPLE_GROUPS) -> RulePrev
     """
     spec = rule.spec
     compiled = rules.compile_rules([rule])
-    if spec is None or not compiled:
-        return None
+    if spec is None or not compiled or compiled[0].veto:
+        return None  # a veto finds no groups: it only rules pairs out
     # Kind 4 of the caching rule in docs/ARCHITECTURE.md (the shared Django cache): a result shown to a person,
     # never one a decision depends on, keyed by all that changes it; a deleted record (which writes no new key
     # row) shows at most PREVIEW_CACHE_SECONDS late.

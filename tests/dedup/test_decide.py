@@ -266,3 +266,16 @@ def test_a_threshold_change_in_the_admin_rebuilds_the_stored_figures(admin_clien
 
     # Then the figures are rebuilt: the pair is no longer counted
     assert counts.stored_counts(model, [first.pk, second.pk]) == {first.pk: 0, second.pk: 0}
+
+
+def test_a_veto_has_no_preview_of_groups_and_is_no_duplicate_rule():
+    from dedup.engine import rules as engine_rules
+    from dedup.engine.selectors import rule_preview
+
+    veto = make_rule("customer", "Different birth date", [("custom:birth_date", "normalized")], kind=Rule.Kind.VETO)
+    customer_with("Ivan", "Petrov", custom_fields={"birth_date": "1980-01-02"})
+    customer_with("Ivan", "Petrov", custom_fields={"birth_date": "1980-01-02"})
+    assert rule_preview(veto) is None
+    compiled = engine_rules.active_rules("customer")
+    assert veto.pk not in {rule.id for rule in compiled}
+    assert [rule.id for rule in compiled.vetoes] == [veto.pk]
