@@ -29,6 +29,13 @@ ND_TABLE = NotDuplicate._meta.db_table
 # Holders of one key counted at most (data not saved yet): past the rules' own limits (rules.MAX_FUZZY_BLOCK,
 # rules.SHARED_KEY_MAX_HOLDERS) an exact count changes no decision, and counting a very common name costs time.
 HOLDER_COUNT_CAP = 10_000
+# Holders of a scoring key counted at most: past score_keys.MAX_BLOCK it is not looked up alone, whatever the count.
+SCORE_COUNT_CAP = score_keys.MAX_BLOCK + 1
+
+
+def _count_cap(kind: str) -> int:
+    return SCORE_COUNT_CAP if kind == score_keys.SCORE_KIND else HOLDER_COUNT_CAP
+
 # The kind of the rows that carry "not a duplicate" pairs in the candidates' query (no index kind starts so).
 _NOT_DUPLICATE = "_not_duplicate"
 
@@ -203,7 +210,11 @@ def _load_owners(
         f"SELECT m.{record_id}, m.{kind}, m.{key}, m.{value}, "
         # Counted only for the kinds candidates are looked up by (a stage holds thousands of records), and at
         # most HOLDER_COUNT_CAP (past every limit: a common name's count would cost time and change nothing).
-        f"CASE WHEN m.{kind} IN ({_marks(lookup_kinds)}) THEN (SELECT COUNT(*) FROM (SELECT 1 FROM {table} h "
+        # A scoring key only needs to be told from one held by more than score_keys.MAX_BLOCK records.
+        f"CASE WHEN m.{kind} = %s THEN (SELECT COUNT(*) FROM (SELECT 1 FROM {table} h "
+        f"WHERE h.{entity} = m.{entity} AND h.{kind} = m.{kind} AND h.{key} = m.{key} "
+        f"LIMIT {SCORE_COUNT_CAP}) capped) "
+        f"WHEN m.{kind} IN ({_marks(lookup_kinds)}) THEN (SELECT COUNT(*) FROM (SELECT 1 FROM {table} h "
         f"WHERE h.{entity} = m.{entity} AND h.{kind} = m.{kind} AND h.{key} = m.{key} "
         f"LIMIT {HOLDER_COUNT_CAP}) capped) ELSE 0 END "
         f"FROM {table} m WHERE m.{entity} = %s AND m.{record_id} IN ({_marks(pks)}) AND m.{kind} IN ({_marks(needed)})"
@@ -211,7 +222,7 @@ def _load_owners(
     owners: dict[int, _Owner] = {}
     lookup = set(lookup_kinds)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*lookup_kinds, spec.key, *pks, *needed])
+        cursor.execute(sql, [score_keys.SCORE_KIND, *lookup_kinds, spec.key, *pks, *needed])
         for row_record, row_kind, row_key, row_value, count in cursor.fetchall():
             owner = owners.setdefault(row_record, _Owner(pk=row_record, keys=RecordKeys()))
             owner.keys.add(row_kind, row_key, row_value)
@@ -256,7 +267,7 @@ def _holder_counts(spec: EntitySpec, wanted: list[tuple[str, str]]) -> dict[tupl
     for wanted_kind, wanted_key in wanted:
         parts.append(
             f"SELECT %s, %s, (SELECT COUNT(*) FROM (SELECT 1 FROM {table} h WHERE h.{entity} = %s "
-            f"AND h.{kind} = %s AND h.{key} = %s LIMIT {HOLDER_COUNT_CAP}) capped)"
+            f"AND h.{kind} = %s AND h.{key} = %s LIMIT {_count_cap(wanted_kind)}) capped)"
         )
         params += [wanted_kind, wanted_key, spec.key, wanted_kind, wanted_key]
     with connection.cursor() as cursor:

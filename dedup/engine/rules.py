@@ -11,8 +11,9 @@ from django.utils.translation import ngettext
 from dedup import messages, registry
 from dedup.engine import keys, score_keys
 from dedup.messages import Message
-from django.db.models import Subquery
+from django.db import connections, router
 
+from dedup import db
 from dedup.models import Condition, Rule, ScoringModel
 from dedup.registry import EntitySpec, MatchField
 
@@ -202,30 +203,58 @@ class RuleList(list):
 def active_rules(entity_key: str) -> RuleList:
     """Return the active duplicate rules of an entity, compiled, in their admin order, with its active vetoes
     as ``.vetoes`` and the stamp of its scoring model (one query: the stamp rides along as subqueries, so a card
-    pays no query of its own for it)."""
+    pays no query of its own for it).
+
+    Plain SQL through dedup.db: every card, change-list page, typed warning and intake request reads the rules,
+    and compiling the ORM's join with the stamp's subqueries cost twice the query's own time (bench_finder:
+    26 ms against 13 ms for the join alone on a loaded 2-core machine; the plain statement under 1 ms).
+    """
     spec = registry.get(entity_key)
-    model = ScoringModel.objects.filter(entity=entity_key)
-    conditions = list(
-        Condition.objects.filter(rule__entity=entity_key, rule__active=True)
-        .select_related("rule")
-        .annotate(
-            scoring_pk=Subquery(model.values("pk")[:1]),
-            scoring_updated=Subquery(model.values("updated_at")[:1]),
-            scoring_threshold=Subquery(model.values("threshold")[:1]),
-        )
-        .order_by("rule__position", "rule__id", "position", "id")
-    )
-    stamp = None
-    if conditions and conditions[0].scoring_pk is not None:
-        first = conditions[0]
-        stamp = (first.scoring_pk, first.scoring_updated, first.scoring_threshold)
-    compiled = _compile_grouped(spec, conditions)
+    rows, stamp = _active_rows(entity_key)
+    compiled = _compile_grouped(spec, rows)
     return RuleList(
         [rule for rule in compiled if not rule.veto],
         [rule for rule in compiled if rule.veto],
         scoring_stamp=stamp,
-        stamp_known=bool(conditions),
+        stamp_known=bool(rows),
     )
+
+
+def _active_rows(entity_key: str) -> tuple[list[Condition], tuple | None]:
+    """Read the entity's active conditions with their rules, and its scoring model's (id, updated_at, threshold)."""
+    connection = connections[router.db_for_read(Condition)]
+    c_width, r_width = db.width(Condition), db.width(Rule)
+
+    def col(model, name, alias):
+        return db.column(connection, model, name, alias)
+
+    scoring = db.table(connection, ScoringModel)
+    stamp_columns = [
+        f"(SELECT {col(ScoringModel, name, 's')} FROM {scoring} s WHERE {col(ScoringModel, 'entity', 's')} = %s)"
+        for name in ("id", "updated_at", "threshold")
+    ]
+    sql = (
+        f"SELECT {db.select_list(Condition, 'c')}, {db.select_list(Rule, 'r')}, {', '.join(stamp_columns)} "
+        f"FROM {db.table(connection, Condition)} c JOIN {db.table(connection, Rule)} r "
+        f"ON {col(Rule, 'id', 'r')} = {col(Condition, 'rule', 'c')} "
+        f"WHERE {col(Rule, 'entity', 'r')} = %s AND {col(Rule, 'active', 'r')} "
+        f"ORDER BY {col(Rule, 'position', 'r')}, {col(Rule, 'id', 'r')}, {col(Condition, 'position', 'c')}, "
+        f"{col(Condition, 'id', 'c')}"
+    )
+    conditions: list[Condition] = []
+    rules_by_id: dict[int, Rule] = {}
+    stamp = None
+    for row in db.fetch(Condition, sql, [entity_key, entity_key, entity_key, entity_key]):
+        condition = db.instance(Condition, row[:c_width], "c")
+        rule_row = row[c_width : c_width + r_width]
+        rule = rules_by_id.get(condition.rule_id) or db.instance(Rule, rule_row, "r")
+        rules_by_id[rule.pk] = rule
+        condition.rule = rule
+        conditions.append(condition)
+        scoring_id, updated_at, threshold = row[c_width + r_width :]
+        if scoring_id is not None and stamp is None:
+            stamp = (scoring_id, db.converted(ScoringModel, "updated_at", updated_at), threshold)
+    return conditions, stamp
 
 
 def compile_rules(rules: Iterable[Rule]) -> list[CompiledRule]:

@@ -9,7 +9,7 @@ so what it compares and what brings records together agree:
 - ``n:<the name's sounds>``: every word of the name by its phonetic code, sorted (Micheal / Michael Smith);
 - ``nc:<word token>|<company>``: one word of the name (its phonetic code, or its group of first-name variants:
   Jeffrey / Geoffrey) at one company without its legal form (Acme LLC = Acme Inc): a surname at a company;
-- ``c:<company>``: the company alone (a company's own records; the people of a small company).
+- ``c:<company>``: the company alone (a company's own records, or a record with no person's name).
 
 A key held by more than ``MAX_BLOCK`` records (a common name, a big company) is not looked up alone: the finder
 skips it, as rules skip a fuzzy block over rules.MAX_FUZZY_BLOCK; the composite ``nc:`` key of a surname at that
@@ -78,8 +78,11 @@ def rows(spec: EntitySpec, values: Mapping[str, Iterable[object]]) -> list[tuple
     people = [item for field in name_fields(spec) for item in (_prepared(c.PERSON_NAME, values.get(field.name)))]
     companies = [item for field in company_fields(spec) for item in _prepared(c.COMPANY_NAME, values.get(field.name))]
     found: dict[str, str] = {}
-    for company in companies:
-        found["c:" + company.key] = company.key
+    if not people:
+        # A company's own records (or people without a name): the company alone. People are looked up by a word
+        # of their name at the company instead: all the colleagues of a card would be scored otherwise.
+        for company in companies:
+            found["c:" + company.key] = company.key
     for person in people:
         found["n:" + person.phonetic] = person.key
         for word_token in _word_tokens(person):
