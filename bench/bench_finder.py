@@ -60,6 +60,11 @@ def learn_and_index() -> None:
     started = time.perf_counter()
     sync_plan(spec, inline=True)
     print(f"index: scoring keys written in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    from dedup.models import ScoringModel
+
+    if ScoringModel.objects.filter(entity="customer", records=spec.model.objects.count()).exists():
+        print("model: the one learned by an earlier run on this base", file=sys.stderr, flush=True)
+        return
     started = time.perf_counter()
     learned = scoring_learn(entity="customer")
     print(f"model: learned from {len(learned.pks):,} customers in {time.perf_counter() - started:.1f} s "

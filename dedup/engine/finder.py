@@ -140,7 +140,7 @@ def duplicate_counts(model: type[models.Model], pks: Iterable[int]) -> dict[int,
     if not compiled and scorer is None:
         return counts
     owners = _load_owners(spec, compiled, ids, scorer)
-    for pk, pairs in _match(spec, compiled, list(owners.values()), scorer).items():
+    for pk, pairs in _match(spec, compiled, list(owners.values()), scorer, detail=False).items():
         counts[pk] = len(pairs)
     return counts
 
@@ -158,7 +158,7 @@ def duplicate_partners(model: type[models.Model], pks: Iterable[int]) -> dict[in
     if not compiled and scorer is None:
         return partners
     owners = _load_owners(spec, compiled, ids, scorer)
-    for pk, pairs in _match(spec, compiled, list(owners.values()), scorer).items():
+    for pk, pairs in _match(spec, compiled, list(owners.values()), scorer, detail=False).items():
         if pk is not None:
             partners[pk] = set(pairs)
     return partners
@@ -276,9 +276,13 @@ def _holder_counts(spec: EntitySpec, wanted: list[tuple[str, str]]) -> dict[tupl
 
 
 def _match(
-    spec: EntitySpec, compiled: list[CompiledRule], owners: list[_Owner], scorer: Scorer | None = None
+    spec: EntitySpec, compiled: list[CompiledRule], owners: list[_Owner], scorer: Scorer | None = None,
+    *, detail: bool = True,
 ) -> dict[int | None, dict[int, _Found]]:
-    """Return {owner pk: {other pk: what made it a duplicate}} with one query for all the candidates."""
+    """Return {owner pk: {other pk: what made it a duplicate}} with one query for all the candidates.
+
+    ``detail``: also score the pairs a rule matched and explain the scored ones (what a list shows); counts
+    need neither, only the decision."""
     lookup: dict[str, set[str]] = defaultdict(set)
     scoring_lookup: dict[int | None, set[str]] = {}
     for owner in owners:
@@ -289,7 +293,7 @@ def _match(
             # A key held by too many records is not looked up alone (a common name, a big company).
             own = {
                 key for key in owner.keys.get(score_keys.SCORE_KIND)
-                if 0 < owner.holders.get((score_keys.SCORE_KIND, key), 0) <= score_keys.MAX_BLOCK
+                if 0 < owner.holders.get((score_keys.SCORE_KIND, key), 0) <= score_keys.block_limit(key)
             }
             scoring_lookup[owner.pk] = own
             lookup[score_keys.SCORE_KIND].update(own)
@@ -342,6 +346,9 @@ def _match(
         for kind, key in owner.holders:
             if kind != score_keys.SCORE_KIND:
                 owner.candidates |= holders_of.get((kind, key), set())
+        # The rules can only match the holders of a rule key; the score is asked about the holders of a
+        # scoring key (and, for a list, about the rules' matches too).
+        rule_candidates = set(owner.candidates)
         scored_candidates: set[int] = set()
         for key in scoring_lookup.get(owner.pk, ()):
             scored_candidates |= holders_of.get((score_keys.SCORE_KIND, key), set())
@@ -353,17 +360,19 @@ def _match(
             other = others[other_pk]
             if vetoes and decide.vetoed(vetoes, owner.keys, other) is not None:
                 continue
-            for rule in compiled:
-                result = rules.evaluate(rule, owner.keys, other, owner.shared)
-                if result is not None:
-                    matched.setdefault(other_pk, []).append(result)
-            if scorer is not None and (other_pk in matched or other_pk in scored_candidates):
+            if other_pk in rule_candidates:
+                for rule in compiled:
+                    result = rules.evaluate(rule, owner.keys, other, owner.shared)
+                    if result is not None:
+                        matched.setdefault(other_pk, []).append(result)
+            if scorer is not None and ((detail and other_pk in matched) or
+                                       (other_pk in scored_candidates and other_pk not in matched)):
                 to_score.append((("owner", owner.pk), other_pk))
     scores = {}
     if scorer is not None and to_score:
         records: dict[object, RecordKeys] = {("owner", owner.pk): owner.keys for owner in owners}
         records.update({pk: others[pk] for _owner, pk in to_score})
-        scores = decide.score_batch(scorer, records, to_score)
+        scores = decide.score_batch(scorer, records, to_score, explain_at=None if detail else 2.0)
     for owner in owners:
         found = results[owner.pk]
         for other_pk, matched in matched_of[owner.pk].items():

@@ -44,9 +44,9 @@ def test_index_customer_create_writes_its_keys():
         ("email", "ivan@example.com"),
         ("messenger", "telegram:ivan_p"),
         ("_score", "n:IFN PTRF"),
-        ("_score", "nc:pIFN|romashka"),
-        ("_score", "nc:pPTRF|romashka"),
-        ("_score", "nc:g57|romashka"),
+        ("_score", "nc:pIFN|p|romashka"),
+        ("_score", "nc:pPTRF|i|romashka"),
+        ("_score", "nc:g57|p|romashka"),
     }
 
 
@@ -80,7 +80,7 @@ def test_index_save_with_update_fields_rewrites_only_the_kinds_read_from_them(dj
     after = keys_of(customer)
     assert {row for row in after - before if row[0] != "_score"} == {("full_name", "pavel petrov")}
     assert {row for row in before - after if row[0] != "_score"} == {("full_name", "ivan petrov")}
-    assert ("_score", "n:PFL PTRF") in after and ("_score", "nc:pPTRF|akme") in after
+    assert ("_score", "n:PFL PTRF") in after and ("_score", "nc:pPTRF|p|akme") in after
     index.rebuild(registry.get("customer"))
     assert keys_of(customer) == after
 
