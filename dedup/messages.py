@@ -239,7 +239,7 @@ from django.utils.translation import ngettext_lazy  # noqa: E402
 
 SAME_VALUE = register("dedup.same_value", _("same %(field)s %(value)s"))
 SIMILAR = register("dedup.similar", _("%(field)s %(score)s%% similar"))
-# A veto held: the pair is never a duplicate (dedup.engine.rules.veto_reason).
+# A veto held: the pair is never a duplicate (dedup.engine.decide.veto_reason).
 VETO_DIFFERENT = register("dedup.veto_different", _("different %(field)s"))
 # A scored match: its probability and the fields that speak for it ("87% match: company name: the same, ...").
 SCORED_MATCH = register("dedup.scored_match", _("%(percent)s%% match: %(why)s"))

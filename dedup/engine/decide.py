@@ -11,9 +11,11 @@ and in both cases only when
       after normalisation) and the pair is not marked "not a duplicate" (the callers leave those pairs out
       before asking).
 
-The finder (card, change-list counts and their stored figures, the warning while typing, the intake) and the
-scan ask `pair_decision`; the scorer's values come from the match-key index (the normalised keys of the fields
-it compares, and their values as typed), so scoring a card's candidates needs no query of the records.
+The finder (card, change-list counts and their stored figures, the warning while typing, the intake) decides
+its candidates with these pieces in a batch: `vetoed`, rules.evaluate, `score_batch` and `pair_decision` for
+the pairs only the score speaks for; the scan's groups obey `vetoed` and `in_frame` (dedup/engine/scan_scored.py).
+The scorer's values come from the match-key index (the normalised keys of the fields it compares, and their
+values as typed), so scoring a card's candidates needs no query of the records.
 
 Which entities are scored: those with a person's or company's name (dedup.engine.score_keys.scorable).
 """
@@ -29,7 +31,7 @@ import numpy as np
 import phonenumbers
 from django.utils import translation
 
-from dedup import messages, registry
+from dedup import messages
 from dedup.engine import keys, rules, score_keys
 from dedup.engine.rules import CompiledRule, RecordKeys, RuleMatch
 from dedup.engine.scoring import comparisons as c
@@ -39,7 +41,7 @@ from dedup.engine.scoring.explain import Reason
 from dedup.engine.scoring.model import Model
 from dedup.engine.scoring.store import scoring_model_load
 from dedup.messages import Message
-from dedup.models import ScoringModel
+from dedup.models import Condition, ScoringModel
 from dedup.registry import EntitySpec
 
 # Reasons of a scored match put in its words (the strongest evidence for it).
@@ -250,10 +252,36 @@ def in_frame(compiled: Sequence[CompiledRule], mine: RecordKeys, other: RecordKe
     return False
 
 
+def veto_reason(veto: CompiledRule, mine: RecordKeys, other: RecordKeys) -> str | None:
+    """Return why the veto rules this pair out (a field filled in on both sides and different), or None.
+
+    Normalised and exact conditions: the two records share no key of the field (exact: no key typed alike).
+    Fuzzy conditions: the best similarity of their values is below the threshold. A field missing on either
+    side is no evidence: the veto does not hold on it.
+    """
+    if not (veto.in_scope(mine) and veto.in_scope(other)):
+        return None
+    for condition in veto.conditions:
+        own_keys, other_keys = mine.get(condition.kind), other.get(condition.kind)
+        if not own_keys or not other_keys:
+            continue
+        if condition.fuzzy:
+            best = max(keys.score(condition.field.kind, a, b) for a in own_keys for b in other_keys)
+            differs = best < condition.threshold
+        else:
+            common = set(own_keys) & set(other_keys)
+            if condition.method == Condition.Method.EXACT:
+                common = {key for key in common if own_keys[key] == other_keys[key]}
+            differs = not common
+        if differs:
+            return Message(messages.VETO_DIFFERENT, field=condition.field.label)
+    return None
+
+
 def vetoed(vetoes: Iterable[CompiledRule], mine: RecordKeys, other: RecordKeys) -> str | None:
     """Return why a veto rules the pair out, or None."""
     for veto in vetoes:
-        reason = rules.veto_reason(veto, mine, other)
+        reason = veto_reason(veto, mine, other)
         if reason is not None:
             return reason
     return None
@@ -299,7 +327,3 @@ def pair_decision(
         if in_frame(compiled, mine, other):
             return Decision(True, (), scored)
     return Decision(False, (), scored)
-
-
-def scorer_for_entity(entity_key: str) -> Scorer | None:
-    return scorer_for(registry.get(entity_key))

@@ -404,32 +404,3 @@ def _evaluate_condition(
     shown = keys.display(condition.field, key, other_keys[key])
     return 100, Message(messages.SAME_VALUE, field=label, value=shown)
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# Vetoes
-
-
-def veto_reason(veto: CompiledRule, mine: RecordKeys, other: RecordKeys) -> str | None:
-    """Return why the veto rules this pair out (a field filled in on both sides and different), or None.
-
-    Normalised and exact conditions: the two records share no key of the field (exact: no key typed alike).
-    Fuzzy conditions: the best similarity of their values is below the threshold. A field missing on either
-    side is no evidence: the veto does not hold on it.
-    """
-    if not (veto.in_scope(mine) and veto.in_scope(other)):
-        return None
-    for condition in veto.conditions:
-        own_keys, other_keys = mine.get(condition.kind), other.get(condition.kind)
-        if not own_keys or not other_keys:
-            continue
-        if condition.fuzzy:
-            best = max(keys.score(condition.field.kind, a, b) for a in own_keys for b in other_keys)
-            differs = best < condition.threshold
-        else:
-            common = set(own_keys) & set(other_keys)
-            if condition.method == Condition.Method.EXACT:
-                common = {key for key in common if own_keys[key] == other_keys[key]}
-            differs = not common
-        if differs:
-            return Message(messages.VETO_DIFFERENT, field=condition.field.label)
-    return None
