@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """Benchmark the finder on 1,000,000 customers on PostgreSQL: duplicates_of (queries, ms), page counts, saves.
 
-Runs standalone: `.venv/bin/python bench/bench_finder.py [--customers N] [--rebuild]`.
+Runs standalone: `.venv/bin/python bench/bench_finder.py [--customers N] [--rebuild] [--scored]`.
+With --scored, the customers' scoring model is learned from the base first (dedup.engine.scoring.entity.
+scoring_learn, timed) and the index gets the scoring keys (timed), so duplicates_of also looks candidates up by
+them and scores them (dedup/engine/decide.py): the figures of the one decision every caller asks.
 It uses the database `bench_dedup` on 127.0.0.1:5432 (user postgres; BENCH_PG_URL overrides the server), built
 the way bench/bench_scan.py builds it (COPY of companies, customers, phones, emails and messenger handles with
 planted duplicates and office switchboards, then the engine's bulk index path); a base of the right size left by
@@ -47,6 +50,27 @@ def ensure_base(customers: int, rebuild: bool) -> None:
     bench_scan.analyze()
 
 
+def learn_and_index() -> None:
+    """Learn the customers' model and give the index its scoring keys, printing how long each took."""
+    from dedup import registry
+    from dedup.engine.index import sync_plan
+    from dedup.engine.scoring.entity import scoring_learn
+
+    spec = registry.get("customer")
+    started = time.perf_counter()
+    sync_plan(spec, inline=True)
+    print(f"index: scoring keys written in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    from dedup.models import ScoringModel
+
+    if ScoringModel.objects.filter(entity="customer", records=spec.model.objects.count()).exists():
+        print("model: the one learned by an earlier run on this base", file=sys.stderr, flush=True)
+        return
+    started = time.perf_counter()
+    learned = scoring_learn(entity="customer")
+    print(f"model: learned from {len(learned.pks):,} customers in {time.perf_counter() - started:.1f} s "
+          f"({len(learned.groups):,} groups)", file=sys.stderr, flush=True)
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -76,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--scored", action="store_true", help="learn the scoring model first")
     args = parser.parse_args()
 
     bench_scan.create_database(bench_scan.DB_NAME, reuse=True)
@@ -84,6 +109,8 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     ensure_base(args.customers, args.rebuild)
+    if args.scored:
+        learn_and_index()
 
     from crm.models import Customer, Phone
     from dedup.engine.finder import duplicate_counts, duplicates_of
@@ -112,7 +139,9 @@ def main() -> None:
         times, queries, results = measure(find, sample)
         found = sum(1 for result in results if result)
         noted = sum(1 for result in results if result.notes)
-        report(label, times, queries, f"({len(sample)} records, {found} with matches, {noted} with a shared key)")
+        scored = sum(1 for result in results if any(match.rule is None for match in result))
+        report(label, times, queries, f"({len(sample)} records, {found} with matches, {noted} with a shared key, "
+                                      f"{scored} with a match by the score alone)")
 
     pages = [list(range(start, start + 100)) for start in rng.sample(range(1, n - 100), 20)]
     times, queries, results = measure(lambda page: duplicate_counts(Customer, page), pages)

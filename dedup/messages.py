@@ -284,6 +284,10 @@ SIMILAR = register("dedup.similar", _("%(field)s %(score)s%% similar"))
 WITHIN_HOURS = register(
     "dedup.within_hours", ngettext_lazy("placed within %(count)d hour", "placed within %(count)d hours", "count")
 )
+# A veto held: the pair is never a duplicate (dedup.engine.decide.veto_reason).
+VETO_DIFFERENT = register("dedup.veto_different", _("different %(field)s"))
+# A scored match: its probability and the fields that speak for it ("87% match: company name: the same, ...").
+SCORED_MATCH = register("dedup.scored_match", _("%(percent)s%% match: %(why)s"))
 MERGE_NOTE = register(
     "dedup.merge_note",
     ngettext_lazy(
@@ -317,12 +321,16 @@ KEY_RANGE_ALL = register("dedup.key_range_all", _("all keys"))
 KEY_RANGE = register("dedup.key_range", _("keys from %(from)s to %(to)s"))
 KEY_RANGE_FROM = register("dedup.key_range_from", _("keys from %(from)s"))
 KEY_RANGE_TO = register("dedup.key_range_to", _("keys up to %(to)s"))
+# The scan's scored pass: one chunk reading every record (dedup/engine/scan_scored.py).
+KEY_RANGE_SCORED = register("dedup.key_range_scored", _("scored matching of all records"))
 
 
 def key_range_text(key_range) -> str:
     """Return a scan chunk's key range ({"from": …, "to": …}, either end open) in words."""
     if not isinstance(key_range, Mapping):
         return render({"id": KEY_RANGE_ALL})
+    if key_range.get("scored"):
+        return render({"id": KEY_RANGE_SCORED})
     start, end = key_range.get("from"), key_range.get("to")
     if start is None and end is None:
         return render({"id": KEY_RANGE_ALL})

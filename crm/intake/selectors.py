@@ -314,6 +314,55 @@ def _deals_the_rules_allow(deals: list[Deal], *, incoming) -> set[int]:
     return allowed
 
 
+def _scored_values(incoming) -> dict[str, list]:
+    """The incoming lead's values as the lead's registered fields read a saved lead (crm/dedup_registration.py)."""
+    return {
+        "full_name": [incoming.full_name] if incoming.full_name else [],
+        "first_name": [incoming.first_name] if incoming.first_name else [],
+        "last_name": [incoming.last_name] if incoming.last_name else [],
+        "company_name": [incoming.company_name] if incoming.company_name else [],
+        "phone": list(incoming.phones or ()),
+        "email": list(incoming.emails or ()),
+    }
+
+
+def scored_lock_keys(incoming) -> list[str]:
+    """Lock keys of the scored matcher's name blocks (the name's sounds; a word of it at the company): requests
+    about one person with no contact in common are decided one after another too, like those sharing a phone."""
+    from dedup.engine import score_keys  # the duplicate engine's keys; an import error here fails loudly
+
+    spec = registry.for_model(Lead)
+    if spec is None:
+        return []
+    rows = score_keys.rows(spec, _scored_values(incoming))
+    return [f"score:{key}" for _kind, key, _value in rows if key.startswith(("n:", "nc:"))]
+
+
+def scored_lead_matches(incoming, *, stage_ids: Iterable[int]) -> dict[int, list]:
+    """Return {lead id: reasons} of the leads in these stages that the learned model alone makes duplicates of
+    the incoming lead (the hard rules' contact matches are the intake's own, by its settings).
+
+    Nothing when no model was learned for leads (one query to know). Otherwise the finder for data not saved
+    yet, in the incoming lead's stage (its rules' stage scope, as a saved lead there would have).
+    """
+    from dedup.engine import decide  # the duplicate engine; an import error here fails loudly
+    from dedup.engine.finder import duplicates_of_values
+
+    spec = registry.for_model(Lead)
+    if spec is None or decide.scorer_for(spec) is None:
+        return {}
+    stage = incoming.stage if incoming.stage.pipeline.kind == Pipeline.Kind.LEAD else None
+    if stage is None:
+        return {}
+    stage_ids = set(stage_ids)
+    found = duplicates_of_values(spec.key, values=_scored_values(incoming), stage=stage, limit=CANDIDATE_LIMIT)
+    return {
+        match.pk: list(match.reasons)
+        for match in found
+        if match.rule is None and match.record.stage_id in stage_ids and not match.record.is_archived
+    }
+
+
 def find_matches(
     *, incoming, keys: ContactKeys, settings: IntakeSettings, hits: ContactHits, stage_ids: list[int]
 ) -> list[Match]:
@@ -334,6 +383,11 @@ def find_matches(
     ]
     for lead_id, found in hits.reasons(Lead, kinds=kinds).items():
         reasons[(Lead, lead_id)] += found
+    # The duplicate engine's own decision for what exact contacts miss (a name variant at the same company, no
+    # shared phone): leads its learned model alone finds (dedup.engine.decide), in the searched stages.
+    for lead_id, found in scored_lead_matches(incoming, stage_ids=stage_ids).items():
+        if (Lead, lead_id) not in reasons:
+            reasons[(Lead, lead_id)] += found
     customer_reasons = hits.reasons(Customer, kinds=kinds)
     chosen = [(name, value) for name, value in keys.fields if value not in (None, "")]
     for name, value in chosen:

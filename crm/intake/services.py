@@ -467,7 +467,7 @@ def lead_intake(
     repeat_settings = config.repeat_settings
     settings = config.intake_settings(incoming.pipeline)
     keys = selectors.ContactKeys.of_lead(incoming, settings=settings)
-    _lock_contact_keys(keys.lock_keys())
+    _lock_contact_keys(keys.lock_keys() + (selectors.scored_lock_keys(incoming) if settings.is_enabled else []))
     _mark_token_used(token)
 
     # Who holds these contacts, read once (after the lock) and used for matching and for repeat sales.

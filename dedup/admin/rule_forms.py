@@ -46,11 +46,12 @@ class RuleForm(forms.ModelForm):
 
     class Meta:
         model = Rule
-        fields = ["entity", "name", "active", "position", "stage_ids", "must_equal", "time_window_hours", "auto_merge"]
+        fields = ["entity", "name", "kind", "active", "position", "stage_ids", "must_equal", "time_window_hours", "auto_merge"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["entity"].widget.attrs["class"] = "dedup-entity"
+        self.fields["kind"].required = False
         stage_groups = []
         equal_groups = [("", "---------")]
         for spec in registry.all_specs():
@@ -70,6 +71,10 @@ class RuleForm(forms.ModelForm):
         self.fields["must_equal"].choices = equal_groups
         if self.instance.pk and self.instance.must_equal:
             self.initial["must_equal"] = f"{self.instance.entity}:{self.instance.must_equal}"
+
+    def clean_kind(self):
+        # A form (or an API client) that does not send the kind keeps the rule a duplicate rule, as before vetoes.
+        return self.cleaned_data.get("kind") or Rule.Kind.DUPLICATE
 
     def clean_must_equal(self):
         value = self.cleaned_data.get("must_equal") or ""
@@ -94,6 +99,8 @@ class RuleForm(forms.ModelForm):
             if foreign:
                 self.add_error("stage_ids", _("Choose stages of the %(entity)s pipelines only.")
                                % {"entity": spec.label})
+        if cleaned.get("kind") == Rule.Kind.VETO and cleaned.get("auto_merge"):
+            self.add_error("auto_merge", _("A veto only rules pairs out; it cannot merge anything."))
         must_equal = cleaned.get("must_equal")
         if must_equal and must_equal not in spec.equal_fields:
             self.add_error("must_equal", _("%(entity)s cannot be required to have an equal %(field)s.")

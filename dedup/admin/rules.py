@@ -33,14 +33,16 @@ class ConditionInline(admin.TabularInline):
 class RuleAdmin(admin.ModelAdmin):
     form = RuleForm
     inlines = [ConditionInline]
-    list_display = ["display_name", "entity", "conditions_summary", "scope_summary", "active", "auto_merge", "position"]
+    list_display = [
+        "display_name", "entity", "kind", "conditions_summary", "scope_summary", "active", "auto_merge", "position"
+    ]
     list_display_links = ["display_name"]
     list_editable = ["active"]
-    list_filter = ["entity", "active", "auto_merge"]
+    list_filter = ["entity", "kind", "active", "auto_merge"]
     search_fields = ["name"]
     ordering = ["entity", "position", "id"]
     fieldsets = [
-        (None, {"fields": ["entity", "name", "active", "position"]}),
+        (None, {"fields": ["entity", "name", "kind", "active", "position"]}),
         (
             _("Leads and deals"),
             {"fields": ["stage_ids", "must_equal"], "description": _("Which records take part, and what must be the same.")},

@@ -40,3 +40,12 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # a model is learned (manage.py dedup_score), not created by hand
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if "threshold" in form.changed_data:
+            # The threshold decides which pairs are duplicates (dedup.engine.decide): the stored figures behind
+            # the change-list counts and the filter are rebuilt in the background, as after a rule change.
+            from dedup.engine.counts import counts_rebuild_send
+
+            counts_rebuild_send(entity=obj.entity)

@@ -267,6 +267,16 @@ def _on_rule_change(sender, instance, **kwargs):
         transaction.on_commit(partial(task_send, REBUILD_TASK, args=[spec.key]))
 
 
+def counts_rebuild_send(*, entity: str) -> None:
+    """Rebuild an entity's stored figures in the background once the transaction commits (what decides its pairs
+    changed: a rule, the scoring model's threshold)."""
+    from functools import partial
+
+    from dedup.dispatch import task_send
+
+    transaction.on_commit(partial(task_send, REBUILD_TASK, args=[entity]))
+
+
 def connect() -> None:
     """Keep the stored figures current (called from DedupConfig.ready after the index connects, so the keys
     are written before the duplicates are re-found)."""

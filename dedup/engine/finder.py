@@ -1,9 +1,18 @@
 """Find the duplicates of one record, of a page of records, or of data not saved yet, through the match-key index.
 
-Candidates come from the index in one query (the holders of the record's keys, or of its blocking keys for
-fuzzy conditions); the rules are evaluated in Python on the keys of both records. `duplicates_of` takes at
-most four queries however large the base: the rules, the record's keys with how many records hold each, the
-candidates' keys with the pairs marked "not a duplicate", and the matched records.
+Candidates come from the index in one query: the holders of the record's rule keys (or of its blocking keys for
+fuzzy conditions) and, when the entity has a learned scoring model, of its scoring keys (dedup.engine.score_keys,
+a key held by more than score_keys.MAX_BLOCK records not looked up alone). Each pair is decided in one place,
+dedup.engine.decide: a hard rule, or a match probability at the entity's threshold, unless a veto holds; the
+rules are evaluated and the pairs scored in Python on the index rows of both records (the scorer reads the
+compared fields' values from them, never the records). `duplicates_of` takes at most four queries however large
+the base: the rules (with their vetoes and the scoring model's stamp), the record's keys with how many records
+hold each, the candidates' keys with the pairs marked "not a duplicate", and the matched records (two more,
+once per process after the model was learned again or refined: its weights).
+
+About 500 lines, over the usual 400 for a stated reason: the one query path for a card, a page of records and
+data not saved yet (owners, holder counts, candidates, decision, ordering) reads best in one place, each part
+used by the three entry points above.
 """
 from __future__ import annotations
 
@@ -14,7 +23,8 @@ from dataclasses import dataclass, field
 from django.db import connection, models
 
 from dedup import registry
-from dedup.engine import keys, rules
+from dedup.engine import decide, keys, rules, score_keys
+from dedup.engine.decide import Scored, Scorer
 from dedup.engine.rules import CompiledRule, RecordKeys, RuleMatch
 from dedup.models import MatchKey, NotDuplicate, Rule
 from dedup.registry import EntitySpec
@@ -28,19 +38,31 @@ HOLDER_COUNT_CAP = 10_000
 VALUES_CHUNK = 250
 # Keys counted per statement: one SELECT each in a UNION ALL, and SQLite takes at most 500 of them.
 HOLDER_KEYS_CHUNK = 400
+# Holders of a scoring key counted at most: past score_keys.MAX_BLOCK it is not looked up alone, whatever the count.
+SCORE_COUNT_CAP = score_keys.MAX_BLOCK + 1
+
+
+def _count_cap(kind: str) -> int:
+    return SCORE_COUNT_CAP if kind == score_keys.SCORE_KIND else HOLDER_COUNT_CAP
+
 # The kind of the rows that carry "not a duplicate" pairs in the candidates' query (no index kind starts so).
 _NOT_DUPLICATE = "_not_duplicate"
 
 
 @dataclass
 class Match:
-    """Another record that is a duplicate: the best rule it matched, every reason in words, and the score."""
+    """Another record that is a duplicate: the best rule it matched (None: found by its match probability alone),
+    every reason in words, the score (the rule's, else the probability in percent), and when the entity has a
+    learned model the match probability and its why (each field's contribution in the reader's language)."""
 
     record: models.Model
-    rule: Rule
+    rule: Rule | None
     reasons: list[str]
     score: int
     rules: list[Rule] = field(default_factory=list)
+    probability: float | None = None
+    why: list[str] = field(default_factory=list)
+    scored: Scored | None = None
 
     @property
     def pk(self):
@@ -53,6 +75,14 @@ class MatchList(list):
     def __init__(self, matches: Iterable[Match] = (), notes: Iterable[str] = ()):
         super().__init__(matches)
         self.notes: list[str] = list(notes)
+
+
+@dataclass
+class _Found:
+    """What decided one pair: the rules that matched and the score."""
+
+    matched: list[RuleMatch]
+    scored: Scored | None = None
 
 
 @dataclass
@@ -71,16 +101,17 @@ def duplicates_of(record: models.Model, *, limit: int = 50) -> MatchList:
     """Return the records that are duplicates of this one by the active rules, best first, with the reasons."""
     spec = _spec_for(type(record))
     compiled = rules.active_rules(spec.key)
-    if not compiled:
+    scorer = decide.scorer_for(spec, compiled)
+    if not compiled and scorer is None:
         return MatchList()
     if record.pk is None:
-        rows = keys.record_rows(spec, record, _needed_kinds(spec, compiled))
-        return _values_matches(spec, rows, limit=limit, compiled=compiled)
-    owners = _load_owners(spec, compiled, [record.pk])
+        rows = keys.record_rows(spec, record, _needed_kinds(spec, compiled, scorer))
+        return _values_matches(spec, rows, limit=limit, compiled=compiled, scorer=scorer)
+    owners = _load_owners(spec, compiled, [record.pk], scorer)
     owner = owners.get(record.pk)
     if owner is None:
         return MatchList()
-    found = _match(spec, compiled, [owner])
+    found = _match(spec, compiled, [owner], scorer)
     return MatchList(_as_matches(spec, found.get(record.pk, {}), limit), owner.notes)
 
 
@@ -99,10 +130,11 @@ def duplicates_of_values(
     """
     spec = registry.get(entity_key)
     compiled = rules.active_rules(spec.key)
-    if not compiled:
+    scorer = decide.scorer_for(spec, compiled)
+    if not compiled and scorer is None:
         return MatchList()
-    rows = keys.values_rows(spec, values, _needed_kinds(spec, compiled), stage=stage, equal=equal)
-    return _values_matches(spec, rows, limit=limit, compiled=compiled)
+    rows = keys.values_rows(spec, values, _needed_kinds(spec, compiled, scorer), stage=stage, equal=equal)
+    return _values_matches(spec, rows, limit=limit, compiled=compiled, scorer=scorer)
 
 
 def duplicates_of_values_many(
@@ -119,10 +151,11 @@ def duplicates_of_values_many(
     """
     spec = registry.get(entity_key)
     compiled = rules.active_rules(spec.key)
+    scorer = decide.scorer_for(spec, compiled)
     results = [MatchList() for _item in items]
-    if not compiled:
+    if not compiled and scorer is None:
         return results
-    needed, lookup_kinds = _needed_kinds(spec, compiled), _lookup_kinds(compiled)
+    needed, lookup_kinds = _needed_kinds(spec, compiled, scorer), _lookup_kinds(compiled, scorer)
     for start in range(0, len(items), VALUES_CHUNK):
         owners: list[_Owner] = []
         wanted: set[tuple[str, str]] = set()
@@ -143,7 +176,7 @@ def duplicates_of_values_many(
         for owner in owners:
             owner.holders = {item: counts[item] for kind in lookup_kinds for item in
                              ((kind, key) for key in owner.keys.get(kind)) if item in counts}
-        found = _match(spec, compiled, owners)
+        found = _match(spec, compiled, owners, scorer)
         pks = {pk for pairs in found.values() for pk in pairs}
         records = spec.model._default_manager.in_bulk(list(pks)) if pks else {}
         for owner in owners:
@@ -161,25 +194,29 @@ def duplicate_counts(model: type[models.Model], pks: Iterable[int]) -> dict[int,
     if not ids:
         return counts
     compiled = rules.active_rules(spec.key)
-    if not compiled:
+    scorer = decide.scorer_for(spec, compiled)
+    if not compiled and scorer is None:
         return counts
-    owners = _load_owners(spec, compiled, ids)
-    for pk, pairs in _match(spec, compiled, list(owners.values())).items():
+    owners = _load_owners(spec, compiled, ids, scorer)
+    for pk, pairs in _match(spec, compiled, list(owners.values()), scorer, detail=False).items():
         counts[pk] = len(pairs)
     return counts
 
 
 def duplicate_partners(model: type[models.Model], pks: Iterable[int]) -> dict[int, set[int]]:
-    """Return {pk: the ids of its duplicates} by the active rules, in three queries per call (the stored
-    figures of dedup.engine.counts are built from it)."""
+    """Return {pk: the ids of its duplicates} by the active rules and the learned model, in three queries per
+    call (the stored figures of dedup.engine.counts are built from it)."""
     spec = _spec_for(model)
     ids = [pk for pk in dict.fromkeys(pks) if pk is not None]
     partners: dict[int, set[int]] = {pk: set() for pk in ids}
-    compiled = rules.active_rules(spec.key) if ids else []
-    if not compiled:
+    if not ids:
         return partners
-    owners = _load_owners(spec, compiled, ids)
-    for pk, pairs in _match(spec, compiled, list(owners.values())).items():
+    compiled = rules.active_rules(spec.key)
+    scorer = decide.scorer_for(spec, compiled)
+    if not compiled and scorer is None:
+        return partners
+    owners = _load_owners(spec, compiled, ids, scorer)
+    for pk, pairs in _match(spec, compiled, list(owners.values()), scorer, detail=False).items():
         if pk is not None:
             partners[pk] = set(pairs)
     return partners
@@ -196,38 +233,54 @@ def _spec_for(model: type[models.Model]) -> EntitySpec:
     return spec
 
 
-def _needed_kinds(spec: EntitySpec, compiled: list[CompiledRule]) -> set[str]:
-    kinds = set().union(*(rule.kinds for rule in compiled)) if compiled else set()
+def _needed_kinds(spec: EntitySpec, compiled: list[CompiledRule], scorer: Scorer | None = None) -> set[str]:
+    every = [*compiled, *getattr(compiled, "vetoes", ())]
+    kinds = set().union(*(rule.kinds for rule in every)) if every else set()
     identity = rules.identity_kind(spec)
     if identity:
         kinds.add(identity)
+    if scorer is not None:
+        kinds |= scorer.kinds
+        if spec.stage_field:
+            kinds.add(keys.STAGE_KIND)
     return kinds
 
 
-def _lookup_kinds(compiled: list[CompiledRule]) -> set[str]:
-    return {condition.lookup_kind for rule in compiled for condition in rule.conditions}
+def _lookup_kinds(compiled: list[CompiledRule], scorer: Scorer | None = None) -> set[str]:
+    kinds = {condition.lookup_kind for rule in compiled for condition in rule.conditions}
+    if scorer is not None:
+        kinds.add(score_keys.SCORE_KIND)
+    return kinds
 
 
-def _load_owners(spec: EntitySpec, compiled: list[CompiledRule], pks: list[int]) -> dict[int, _Owner]:
+def _load_owners(
+    spec: EntitySpec, compiled: list[CompiledRule], pks: list[int], scorer: Scorer | None = None
+) -> dict[int, _Owner]:
     """Read the keys of these records from the index with, for each lookup key, how many records hold it.
 
     Plain SQL: this and the candidates' query run on every card and change-list page, and building them with the
     ORM cost more than running them.
     """
-    lookup_kinds = sorted(_lookup_kinds(compiled))
-    needed = sorted(_needed_kinds(spec, compiled))
+    lookup_kinds = sorted(_lookup_kinds(compiled, scorer))
+    needed = sorted(_needed_kinds(spec, compiled, scorer))
     table, entity, record_id, kind, key, value = _names()
     sql = (
         f"SELECT m.{record_id}, m.{kind}, m.{key}, m.{value}, "
-        # Counted only for the kinds candidates are looked up by (a stage holds thousands of records).
-        f"CASE WHEN m.{kind} IN ({_marks(lookup_kinds)}) THEN (SELECT COUNT(*) FROM {table} h "
-        f"WHERE h.{entity} = m.{entity} AND h.{kind} = m.{kind} AND h.{key} = m.{key}) ELSE 0 END "
+        # Counted only for the kinds candidates are looked up by (a stage holds thousands of records), and at
+        # most HOLDER_COUNT_CAP (past every limit: a common name's count would cost time and change nothing).
+        # A scoring key only needs to be told from one held by more than score_keys.MAX_BLOCK records.
+        f"CASE WHEN m.{kind} = %s THEN (SELECT COUNT(*) FROM (SELECT 1 FROM {table} h "
+        f"WHERE h.{entity} = m.{entity} AND h.{kind} = m.{kind} AND h.{key} = m.{key} "
+        f"LIMIT {SCORE_COUNT_CAP}) capped) "
+        f"WHEN m.{kind} IN ({_marks(lookup_kinds)}) THEN (SELECT COUNT(*) FROM (SELECT 1 FROM {table} h "
+        f"WHERE h.{entity} = m.{entity} AND h.{kind} = m.{kind} AND h.{key} = m.{key} "
+        f"LIMIT {HOLDER_COUNT_CAP}) capped) ELSE 0 END "
         f"FROM {table} m WHERE m.{entity} = %s AND m.{record_id} IN ({_marks(pks)}) AND m.{kind} IN ({_marks(needed)})"
     )
     owners: dict[int, _Owner] = {}
     lookup = set(lookup_kinds)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*lookup_kinds, spec.key, *pks, *needed])
+        cursor.execute(sql, [score_keys.SCORE_KIND, *lookup_kinds, spec.key, *pks, *needed])
         for row_record, row_kind, row_key, row_value, count in cursor.fetchall():
             owner = owners.setdefault(row_record, _Owner(pk=row_record, keys=RecordKeys()))
             owner.keys.add(row_kind, row_key, row_value)
@@ -245,16 +298,18 @@ def _marks(values) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _values_matches(spec: EntitySpec, rows: list[keys.KeyRow], *, limit: int, compiled=None) -> MatchList:
+def _values_matches(
+    spec: EntitySpec, rows: list[keys.KeyRow], *, limit: int, compiled=None, scorer: Scorer | None = None
+) -> MatchList:
     compiled = compiled if compiled is not None else rules.active_rules(spec.key)
-    if not compiled or not rows:
+    if (not compiled and scorer is None) or not rows:
         return MatchList()
     owner = _Owner(pk=None, keys=RecordKeys.from_rows(rows))
-    lookup_kinds = _lookup_kinds(compiled)
+    lookup_kinds = _lookup_kinds(compiled, scorer)
     wanted = [(row.kind, row.key) for row in rows if row.kind in lookup_kinds]
     if wanted:
         owner.holders = _holder_counts(spec, wanted)
-    found = _match(spec, compiled, [owner])
+    found = _match(spec, compiled, [owner], scorer)
     return MatchList(_as_matches(spec, found.get(None, {}), limit), owner.notes)
 
 
@@ -270,7 +325,7 @@ def _holder_counts(spec: EntitySpec, wanted: list[tuple[str, str]]) -> dict[tupl
     for wanted_kind, wanted_key in wanted:
         parts.append(
             f"SELECT %s, %s, (SELECT COUNT(*) FROM (SELECT 1 FROM {table} h WHERE h.{entity} = %s "
-            f"AND h.{kind} = %s AND h.{key} = %s LIMIT {HOLDER_COUNT_CAP}) capped)"
+            f"AND h.{kind} = %s AND h.{key} = %s LIMIT {_count_cap(wanted_kind)}) capped)"
         )
         params += [wanted_kind, wanted_key, spec.key, wanted_kind, wanted_key]
     with connection.cursor() as cursor:
@@ -279,15 +334,29 @@ def _holder_counts(spec: EntitySpec, wanted: list[tuple[str, str]]) -> dict[tupl
 
 
 def _match(
-    spec: EntitySpec, compiled: list[CompiledRule], owners: list[_Owner]
-) -> dict[int | None, dict[int, list[RuleMatch]]]:
-    """Return {owner pk: {other pk: [how each rule matched]}} with one query for all the candidates."""
+    spec: EntitySpec, compiled: list[CompiledRule], owners: list[_Owner], scorer: Scorer | None = None,
+    *, detail: bool = True,
+) -> dict[int | None, dict[int, _Found]]:
+    """Return {owner pk: {other pk: what made it a duplicate}} with one query for all the candidates.
+
+    ``detail``: also score the pairs a rule matched and explain the scored ones (what a list shows); counts
+    need neither, only the decision."""
     lookup: dict[str, set[str]] = defaultdict(set)
+    scoring_lookup: dict[int | None, set[str]] = {}
     for owner in owners:
         for rule in compiled:
             for kind, key in _rule_lookup(rule, owner):
                 lookup[kind].add(key)
-    results: dict[int | None, dict[int, list[RuleMatch]]] = {owner.pk: {} for owner in owners}
+        if scorer is not None:
+            # A key held by too many records is not looked up alone (a common name, a big company).
+            own = {
+                key for key in owner.keys.get(score_keys.SCORE_KIND)
+                if 0 < owner.holders.get((score_keys.SCORE_KIND, key), 0) <= score_keys.block_limit(key)
+            }
+            scoring_lookup[owner.pk] = own
+            lookup[score_keys.SCORE_KIND].update(own)
+    results: dict[int | None, dict[int, _Found]] = {owner.pk: {} for owner in owners}
+    lookup = {kind: kind_keys for kind, kind_keys in lookup.items() if kind_keys}
     if not lookup:
         return results
     # The holders of the lookup keys (the candidates), and all the keys of theirs the rules read, in one query.
@@ -296,7 +365,7 @@ def _match(
     for lookup_kind, kind_keys in sorted(lookup.items()):
         wanted.append(f"(c.{kind} = %s AND c.{key} IN ({_marks(kind_keys)}))")
         params += [lookup_kind, *sorted(kind_keys)]
-    needed = sorted(_needed_kinds(spec, compiled))
+    needed = sorted(_needed_kinds(spec, compiled, scorer))
     sql = (
         f"SELECT m.{record_id}, m.{kind}, m.{key}, m.{value} FROM {table} m "
         f"WHERE m.{entity} = %s AND m.{kind} IN ({_marks(needed)}) AND m.{record_id} IN "
@@ -327,19 +396,54 @@ def _match(
                 holders_of[(row_kind, row_key)].add(row_record)
 
     identity = rules.identity_kind(spec)
+    vetoes = getattr(compiled, "vetoes", ())
+    matched_of: dict[int | None, dict[int, list[RuleMatch]]] = {}
+    to_score: list[tuple[object, object]] = []
     for owner in owners:
         _find_shared(compiled, owner, holders_of, others, identity)
         for kind, key in owner.holders:
-            owner.candidates |= holders_of.get((kind, key), set())
+            if kind != score_keys.SCORE_KIND:
+                owner.candidates |= holders_of.get((kind, key), set())
+        # The rules can only match the holders of a rule key; the score is asked about the holders of a
+        # scoring key (and, for a list, about the rules' matches too).
+        rule_candidates = set(owner.candidates)
+        scored_candidates: set[int] = set()
+        for key in scoring_lookup.get(owner.pk, ()):
+            scored_candidates |= holders_of.get((score_keys.SCORE_KIND, key), set())
+        owner.candidates |= scored_candidates
         owner.candidates.discard(owner.pk)
         owner.candidates -= not_duplicates.get(owner.pk, set())
-        matched = results[owner.pk]
+        matched = matched_of.setdefault(owner.pk, {})
         for other_pk in owner.candidates:
             other = others[other_pk]
-            for rule in compiled:
-                result = rules.evaluate(rule, owner.keys, other, owner.shared)
-                if result is not None:
-                    matched.setdefault(other_pk, []).append(result)
+            if vetoes and decide.vetoed(vetoes, owner.keys, other) is not None:
+                continue
+            if other_pk in rule_candidates:
+                for rule in compiled:
+                    result = rules.evaluate(rule, owner.keys, other, owner.shared)
+                    if result is not None:
+                        matched.setdefault(other_pk, []).append(result)
+            if scorer is not None and ((detail and other_pk in matched) or
+                                       (other_pk in scored_candidates and other_pk not in matched)):
+                to_score.append((("owner", owner.pk), other_pk))
+    scores = {}
+    if scorer is not None and to_score:
+        records: dict[object, RecordKeys] = {("owner", owner.pk): owner.keys for owner in owners}
+        records.update({pk: others[pk] for _owner, pk in to_score})
+        scores = decide.score_batch(scorer, records, to_score, explain_at=None if detail else 2.0)
+    for owner in owners:
+        found = results[owner.pk]
+        for other_pk, matched in matched_of[owner.pk].items():
+            found[other_pk] = _Found(matched, scores.get((("owner", owner.pk), other_pk)))
+        if scorer is None:
+            continue
+        for (owner_id, other_pk), scored in scores.items():
+            if owner_id != ("owner", owner.pk) or other_pk in found:
+                continue
+            decision = decide.pair_decision(compiled, owner.keys, others[other_pk], scorer=scorer, scored=scored,
+                                            matched=())
+            if decision.duplicate:
+                found[other_pk] = _Found([], scored)
     return results
 
 
@@ -418,32 +522,40 @@ def _saved(owner: _Owner) -> bool:
 
 
 def _as_matches(
-    spec: EntitySpec, pairs: dict[int, list[RuleMatch]], limit: int, *, records: dict | None = None
+    spec: EntitySpec, pairs: dict[int, _Found], limit: int, *, records: dict | None = None
 ) -> list[Match]:
-    """Order the matched records best first, keep `limit` of them and load them (one query, unless given)."""
+    """Order the matched records best first (a hard rule's score, then the probability), keep `limit` of them and
+    load them (one query, unless given)."""
     ranked = []
-    for pk, matched in pairs.items():
-        matched = sorted(matched, key=lambda item: (-item.score, item.rule.rule.position, item.rule.id))
-        ranked.append((-matched[0].score, -len(matched), pk, matched))
-    ranked.sort(key=lambda item: item[:3])
+    for pk, found in pairs.items():
+        matched = sorted(found.matched, key=lambda item: (-item.score, item.rule.rule.position, item.rule.id))
+        probability = found.scored.probability if found.scored is not None else 0.0
+        best = matched[0].score if matched else 0
+        ranked.append((-best, -probability, -len(matched), pk, matched, found.scored))
+    ranked.sort(key=lambda item: item[:4])
     ranked = ranked[: max(0, limit)]
     if not ranked:
         return []
     if records is None:
-        records = spec.model._default_manager.in_bulk([item[2] for item in ranked])
+        records = spec.model._default_manager.in_bulk([item[3] for item in ranked])
     matches = []
-    for _score, _count, pk, matched in ranked:
+    for _score, _probability, _count, pk, matched, scored in ranked:
         record = records.get(pk)
         if record is None:
             continue  # deleted since the index was read
         reasons = list(dict.fromkeys(item.reason for item in matched))
+        if not matched and scored is not None:
+            reasons.append(scored.message())
         matches.append(
             Match(
                 record=record,
-                rule=matched[0].rule.rule,
+                rule=matched[0].rule.rule if matched else None,
                 reasons=reasons,
-                score=matched[0].score,
+                score=matched[0].score if matched else (scored.percent if scored else 0),
                 rules=[item.rule.rule for item in matched],
+                probability=scored.probability if scored is not None else None,
+                why=scored.why() if scored is not None else [],
+                scored=scored,
             )
         )
     return matches

@@ -12,7 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from dedup import registry
-from dedup.engine import normalize, similarity
+from dedup.engine import normalize, score_keys, similarity
 from dedup.registry import EntitySpec, MatchField
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ STAGE_KIND = "_stage"
 # text order is the time order; the value is the moment in ISO format.
 TIME_KIND = "_time"
 TIME_KEY_DIGITS = 12
+# The scored matcher's blocking keys (dedup.engine.score_keys), read from several fields at once.
+SCORE_KIND = score_keys.SCORE_KIND
 EQUAL_PREFIX = "_eq:"
 STAGE_OPEN = "open"
 STAGE_CLOSED = "closed"
@@ -60,6 +62,8 @@ def field_of_kind(kind: str) -> tuple[str, str]:
         return "", "stage"
     if kind == TIME_KIND:
         return "", "time"
+    if kind == SCORE_KIND:
+        return "", "score"
     if kind.startswith(EQUAL_PREFIX):
         return kind[len(EQUAL_PREFIX) :], "equal"
     if kind.endswith(BLOCK_SUFFIX):
@@ -197,6 +201,7 @@ class _Plan:
     stage: bool
     equal: tuple[str, ...]
     time: bool = False
+    score: bool = False
 
 
 # Derived from the registry alone (kind 2 of the caching rule in docs/ARCHITECTURE.md): keyed by the registry's
@@ -209,19 +214,21 @@ def _plan(spec: EntitySpec, kinds: Iterable[str]) -> _Plan:
     cache_key = (registry.version, spec.key, frozen)
     plan = _plans.get(cache_key)
     if plan is None:
-        fields, stage, equal, time = [], False, [], False
+        fields, stage, equal, time, score = [], False, [], False, False
         for name, modes in sorted(modes_by_field(frozen).items()):
             if "stage" in modes:
                 stage = True
             if "time" in modes:
                 time = bool(spec.time_field)
+            if "score" in modes:
+                score = True
             if "equal" in modes:
                 equal.append(name)
-            modes = frozenset(modes - {"stage", "equal", "time"})
+            modes = frozenset(modes - {"stage", "equal", "time", "score"})
             if modes and name and spec.has_field(name):
                 field = spec.field(name)
                 fields.append((field, modes, field.read_keys is not None and modes == {"norm"}))
-        plan = _Plan(tuple(fields), stage, tuple(equal), time)
+        plan = _Plan(tuple(fields), stage, tuple(equal), time, score)
         if len(_plans) > 256:
             _plans.clear()
         _plans[cache_key] = plan
@@ -248,6 +255,9 @@ def record_rows(spec: EntitySpec, record: models.Model, kinds: Iterable[str]) ->
             rows.extend(stored_rows(field, record))
         else:
             rows.extend(field_rows(field, read_values(field, record), modes))
+    if plan.score:
+        values = {field.name: read_values(field, record) for field in score_keys.fields(spec)}
+        rows.extend(KeyRow(*row) for row in score_keys.rows(spec, values))
     return dedupe(rows)
 
 
@@ -283,9 +293,11 @@ def values_rows(
             rows.append(_stage_row(spec, stage))
         if "time" in modes and spec.time_field:
             rows.extend(time_rows(moment or timezone.now()))
+        if "score" in modes:
+            rows.extend(KeyRow(*row) for row in score_keys.rows(spec, values))
         if "equal" in modes:
             rows.extend(equal_rows(name, [(equal or {}).get(name)]))
-        modes = modes - {"stage", "equal", "time"}
+        modes = modes - {"stage", "equal", "time", "score"}
         if modes and name in values and spec.has_field(name):
             rows.extend(field_rows(spec.field(name), [v for v in values[name] if v not in (None, "")], modes))
     return dedupe(rows)
@@ -360,9 +372,10 @@ def loading_paths(spec: EntitySpec, kinds: Iterable[str]) -> tuple[list[str], li
     for name, modes in modes_by_field(kinds).items():
         if "stage" in modes and spec.stage_field:
             select.add(spec.stage_field)
-        if not name or not spec.has_field(name):
-            continue
-        for path in spec.field(name).prefetch:
+        paths = set(score_keys.prefetch(spec)) if "score" in modes else set()
+        if name and spec.has_field(name):
+            paths.update(spec.field(name).prefetch)
+        for path in sorted(paths):
             if _is_forward_single(spec.model, path):
                 select.add(path)
             else:
@@ -378,6 +391,11 @@ def loading_columns(spec: EntitySpec, kinds: Iterable[str]) -> set[str] | None:
             columns.add(spec.stage_field)
         if "time" in modes and spec.time_field:
             columns.add(spec.time_field)
+        if "score" in modes:
+            score_columns = score_keys.columns(spec)
+            if score_columns is None:
+                return None
+            columns.update(score_columns)
         if not name:
             continue
         if not spec.has_field(name) or spec.field(name).columns is None:

@@ -9,9 +9,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from dedup import messages, registry
-from dedup.engine import keys
+from dedup.engine import keys, score_keys
 from dedup.messages import Message
-from dedup.models import Condition, Rule
+from django.db import connections, router
+
+from dedup import db
+from dedup.models import Condition, Rule, ScoringModel
 from dedup.registry import EntitySpec, MatchField
 
 logger = logging.getLogger(__name__)
@@ -83,6 +86,11 @@ class CompiledRule:
     @property
     def staged(self) -> bool:
         return bool(self.spec.stage_field)
+
+    @property
+    def veto(self) -> bool:
+        """A veto: never a duplicate when one of its fields differs (dedup.engine.decide)."""
+        return self.rule.kind == Rule.Kind.VETO
 
     @property
     def contact_only(self) -> bool:
@@ -216,19 +224,82 @@ def within(window: int, first: str | None, second: str | None) -> bool:
     return apart is not None and apart <= window
 
 
-def active_rules(entity_key: str) -> list[CompiledRule]:
-    """Return the active rules of an entity, compiled, in their admin order (one query)."""
+class RuleList(list):
+    """An entity's active duplicate rules (the list) and its active vetoes (``vetoes``), read in one query.
+
+    ``scoring_stamp`` is the stamp of the entity's learned scoring model read with them, (id, updated_at,
+    threshold), or None when it has none; ``stamp_known`` is false when no rule row came back to carry it
+    (dedup.engine.decide.scorer_for then asks itself).
+    """
+
+    def __init__(self, compiled: Iterable[CompiledRule] = (), vetoes: Iterable[CompiledRule] = (), *,
+                 scoring_stamp: tuple | None = None, stamp_known: bool = False):
+        super().__init__(compiled)
+        self.vetoes: list[CompiledRule] = list(vetoes)
+        self.scoring_stamp = scoring_stamp
+        self.stamp_known = stamp_known
+
+
+def active_rules(entity_key: str) -> RuleList:
+    """Return the active duplicate rules of an entity, compiled, in their admin order, with its active vetoes
+    as ``.vetoes`` and the stamp of its scoring model (one query: the stamp rides along as subqueries, so a card
+    pays no query of its own for it).
+
+    Plain SQL through dedup.db: every card, change-list page, typed warning and intake request reads the rules,
+    and compiling the ORM's join with the stamp's subqueries cost twice the query's own time (bench_finder:
+    26 ms against 13 ms for the join alone on a loaded 2-core machine; the plain statement under 1 ms).
+    """
     spec = registry.get(entity_key)
-    conditions = (
-        Condition.objects.filter(rule__entity=entity_key, rule__active=True)
-        .select_related("rule")
-        .order_by("rule__position", "rule__id", "position", "id")
+    rows, stamp = _active_rows(entity_key)
+    compiled = _compile_grouped(spec, rows)
+    return RuleList(
+        [rule for rule in compiled if not rule.veto],
+        [rule for rule in compiled if rule.veto],
+        scoring_stamp=stamp,
+        stamp_known=bool(rows),
     )
-    return _compile_grouped(spec, conditions)
+
+
+def _active_rows(entity_key: str) -> tuple[list[Condition], tuple | None]:
+    """Read the entity's active conditions with their rules, and its scoring model's (id, updated_at, threshold)."""
+    connection = connections[router.db_for_read(Condition)]
+    c_width, r_width = db.width(Condition), db.width(Rule)
+
+    def col(model, name, alias):
+        return db.column(connection, model, name, alias)
+
+    scoring = db.table(connection, ScoringModel)
+    stamp_columns = [
+        f"(SELECT {col(ScoringModel, name, 's')} FROM {scoring} s WHERE {col(ScoringModel, 'entity', 's')} = %s)"
+        for name in ("id", "updated_at", "threshold")
+    ]
+    sql = (
+        f"SELECT {db.select_list(Condition, 'c')}, {db.select_list(Rule, 'r')}, {', '.join(stamp_columns)} "
+        f"FROM {db.table(connection, Condition)} c JOIN {db.table(connection, Rule)} r "
+        f"ON {col(Rule, 'id', 'r')} = {col(Condition, 'rule', 'c')} "
+        f"WHERE {col(Rule, 'entity', 'r')} = %s AND {col(Rule, 'active', 'r')} "
+        f"ORDER BY {col(Rule, 'position', 'r')}, {col(Rule, 'id', 'r')}, {col(Condition, 'position', 'c')}, "
+        f"{col(Condition, 'id', 'c')}"
+    )
+    conditions: list[Condition] = []
+    rules_by_id: dict[int, Rule] = {}
+    stamp = None
+    for row in db.fetch(Condition, sql, [entity_key, entity_key, entity_key, entity_key]):
+        condition = db.instance(Condition, row[:c_width], "c")
+        rule_row = row[c_width : c_width + r_width]
+        rule = rules_by_id.get(condition.rule_id) or db.instance(Rule, rule_row, "r")
+        rules_by_id[rule.pk] = rule
+        condition.rule = rule
+        conditions.append(condition)
+        scoring_id, updated_at, threshold = row[c_width + r_width :]
+        if scoring_id is not None and stamp is None:
+            stamp = (scoring_id, db.converted(ScoringModel, "updated_at", updated_at), threshold)
+    return conditions, stamp
 
 
 def compile_rules(rules: Iterable[Rule]) -> list[CompiledRule]:
-    """Compile rules given as model instances (their conditions are read, prefetched or not)."""
+    """Compile rules given as model instances (their conditions are read, prefetched or not); a veto is
+    compiled too (its ``veto`` is true): callers that find pairs leave it out."""
     compiled = []
     for rule in rules:
         item = compile_rule(rule, list(rule.conditions.all()))
@@ -264,6 +335,8 @@ def plan_kinds(spec: EntitySpec) -> set[str]:
         kinds.add(keys.TIME_KIND)
     for name in spec.equal_fields:
         kinds.add(keys.equal_kind(name))
+    # The scored matcher's keys and the fields it compares (dedup.engine.decide), for the entities it serves.
+    kinds |= score_keys.index_kinds(spec)
     return kinds
 
 
@@ -377,3 +450,4 @@ def _evaluate_condition(
     key = common[0]
     shown = keys.display(condition.field, key, other_keys[key])
     return 100, Message(messages.SAME_VALUE, field=label, value=shown)
+

@@ -34,7 +34,9 @@ def with_duplicates(queryset: models.QuerySet, has: bool = True) -> models.Query
 
     One SQL query over the match-key index, lazy like any filter: the same rules, stage scopes, must-be-equal
     fields, shared keys and "not a duplicate" pairs as the finder. A fuzzy condition is approximated by a shared
-    blocking key (its similarity threshold is checked only by the finder).
+    blocking key (its similarity threshold is checked only by the finder). Rules only: neither vetoes nor the
+    learned model's pairs (dedup.engine.decide); the screens read the stored figures (counts.with_stored_duplicates),
+    which follow the finder and so the one decision.
     """
     spec = registry.for_model(queryset.model)
     if spec is None:
@@ -194,8 +196,8 @@ def rule_preview(rule: Rule, *, sample: int = PREVIEW_SAMPLE_GROUPS) -> RulePrev
     """
     spec = rule.spec
     compiled = rules.compile_rules([rule])
-    if spec is None or not compiled:
-        return None
+    if spec is None or not compiled or compiled[0].veto:
+        return None  # a veto finds no groups: it only rules pairs out
     # Kind 4 of the caching rule in docs/ARCHITECTURE.md (the shared Django cache): a result shown to a person,
     # never one a decision depends on, keyed by all that changes it; a deleted record (which writes no new key
     # row) shows at most PREVIEW_CACHE_SECONDS late.

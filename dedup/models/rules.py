@@ -21,10 +21,28 @@ def entity_choices():
 
 
 class Rule(models.Model):
-    """A rule of one entity: two records are duplicates when all its conditions hold; an entity's rules are OR-ed."""
+    """A rule of one entity: two records are duplicates when all its conditions hold; an entity's rules are OR-ed.
+
+    A veto (kind "veto") says the opposite: two records are never duplicates when one of its conditions' fields
+    is filled in on both and differs (a different date of birth, a different tax ID), whatever the other rules
+    or the match probability say (dedup.engine.decide)."""
+
+    class Kind(models.TextChoices):
+        DUPLICATE = "duplicate", _("always a duplicate when all conditions hold")
+        VETO = "veto", _("never a duplicate when a field differs (veto)")
 
     entity = models.CharField(_("records"), max_length=32, choices=entity_choices, db_index=True)
     name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(
+        _("kind"),
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.DUPLICATE,
+        help_text=_(
+            "A veto's conditions are the fields that must not differ: records whose values of one of them are both "
+            "filled in and different are never duplicates."
+        ),
+    )
     active = models.BooleanField(_("active"), default=True)
     position = models.PositiveIntegerField(_("order"), default=0)
     # Leads and deals: the ids of the stages whose records take part. Empty means every open stage (won and lost
@@ -64,6 +82,10 @@ class Rule(models.Model):
 
     def __str__(self):
         return self.display_name
+
+    @property
+    def is_veto(self) -> bool:
+        return self.kind == self.Kind.VETO
 
     @property
     def display_name(self) -> str:

@@ -20,6 +20,7 @@ from dedup import registry
 from dedup.dispatch import task_send
 from dedup.engine import rules as dedup_rules
 from dedup.engine import scan as dedup_scan
+from dedup.engine import scan_scored
 from dedup.engine.counts import counts_rebuild
 from dedup.messages import Message, message_data, stored
 from dedup.models import Rule
@@ -91,8 +92,10 @@ def scan_progress(run: ScanRun) -> tuple[int, int]:
 
 
 def scan_groups(*, run: ScanRun, entity: str) -> list[dedup_scan.Group]:
-    """Return the groups one entity's chunks of a run found, joined across chunks (what the command prints)."""
-    return dedup_scan.merge_groups(_chunk_groups(run, entity, "groups"))
+    """Return the groups one entity's chunks of a run found (the rule chunks' and the scored pass's), joined
+    across chunks and split where a veto or "not a duplicate" forbids a pair (what the queue and the command
+    get)."""
+    return scan_scored.groups_obeying(entity, dedup_scan.merge_groups(_chunk_groups(run, entity, "groups")))
 
 
 def _chunk_records_info(run: ScanRun, entity: str) -> dict:
@@ -183,6 +186,9 @@ def scan_plan(*, run_id: int) -> list[int]:
                 records = dedup_scan.records_count(spec)
                 count = min(SCAN_MAX_CHUNKS, max(1, math.ceil(records / _chunk_records())))
                 ranges = dedup_scan.plan_chunks(key, count)
+                if scan_scored.scored_entity(key, records):
+                    # The scored pass: one extra chunk reading every record (dedup/engine/scan_scored.py).
+                    ranges = [*ranges, dict(scan_scored.SCORED_RANGE)]
                 stats[key] = {
                     "records": records,
                     "chunks": len(ranges),
@@ -276,11 +282,14 @@ def scan_chunk_process(*, chunk_id: int) -> tuple[int | None, bool]:
         status=ScanChunk.Status.RUNNING, attempts=models.F("attempts") + 1, started_at=timezone.now(), error=""
     )
     started = time.monotonic()
-    groups = [
-        [group.ids, [stored(reason) for reason in group.reasons], group.rule_ids]
-        for group in dedup_scan.find_groups(chunk.entity, chunk=chunk.key_range)
-    ]
-    trusted = _trusted_rules(chunk.entity)
+    if scan_scored.is_scored_range(chunk.key_range):
+        # The scored pass: groups by the learned model (learned first when due). Never merged automatically.
+        found = scan_scored.scored_groups(chunk.entity)
+        trusted = []
+    else:
+        found = dedup_scan.find_groups(chunk.entity, chunk=chunk.key_range)
+        trusted = _trusted_rules(chunk.entity)
+    groups = [[group.ids, [stored(reason) for reason in group.reasons], group.rule_ids] for group in found]
     # The groups trusted rules (auto-merge on) find by themselves: only those are merged without a manager.
     trusted_groups = (
         [
@@ -478,7 +487,7 @@ def scan_join(*, run_id: int) -> ScanRun | None:
     # Each automatic merge is its own transaction: one that is refused (a record changed meanwhile) leaves its
     # group in the queue and does not undo the others.
     for entity in run.entities:
-        trusted = dedup_scan.merge_groups(_chunk_groups(run, entity, "trusted"))
+        trusted = scan_scored.groups_obeying(entity, dedup_scan.merge_groups(_chunk_groups(run, entity, "trusted")))
         merged = groups_auto_merge(entity=entity, trusted=trusted)
         stats[entity]["auto_merged"] = merged
         # The scan read every record: the stored duplicate figures (list counts, the filter) are rebuilt too.

@@ -190,3 +190,35 @@ def test_counts_filtered_changelist_queries_do_not_grow_with_data(
     assert response.status_code == 200
     if has == "yes":
         assert len(response.context["cl"].result_list) == min(60, response.context["cl"].list_per_page)
+
+
+def test_counts_follow_merge_undo_and_not_duplicate_of_scored_pairs(admin_user, committed):
+    # Given a learned model and a trio found by the score alone (first-name variants at one company, no contacts)
+    from dedup.engine import decide
+    from tests.dedup.scored_helpers import learn_customers
+
+    learn_customers()
+    with committed():
+        company = factories.CompanyFactory(name="Acme LLC")
+        first = customer_with("Micheal", "Smith", company=company)
+        second = customer_with("Michael", "Smith", company=factories.CompanyFactory(name="Acme Inc"))
+        third = customer_with("Michael", "Smith", company=factories.CompanyFactory(name="ACME, Inc."))
+    assert _stored(first, second, third) == [2, 2, 2]
+    # a merge: the absorbed record leaves the index, the others keep one duplicate each
+    with committed():
+        result = records_merge(survivor=first, absorbed=[second], user=admin_user)
+    assert _stored(first, second, third) == [1, 0, 1]
+    # its undo: all three are duplicates again
+    job = MergeJob.objects.create(
+        entity_key="customer", content_type_id=_ct(), survivor_id=first.pk, absorbed_ids=[second.pk],
+        status=MergeJob.Status.DONE, snapshot=result.snapshot, created_by=admin_user,
+    )
+    with committed():
+        merge_undo(job=job, user=admin_user)
+    assert _stored(first, second, third) == [2, 2, 2]
+    # "not a duplicate" removes the scored pair on both sides
+    not_duplicate_mark(entity="customer", pair=(first.pk, third.pk))
+    assert _stored(first, second, third) == [1, 2, 1]
+    # and the stored figures equal the live finder's
+    assert _stored(first, second, third) == _live(first, second, third)
+    decide.scorer_cache_clear()

@@ -244,9 +244,13 @@ def test_chunked_scan_finds_the_same_groups_as_one_chunk(settings, run_scan):
     settings.DEDUP_SCAN_CHUNK_RECORDS = 10
     chunked = run_scan(entities=["customer"])
 
-    # Then the chunks were several, and together they found exactly the same groups, the trio whole
-    assert one_chunk.chunks.count() == 1
-    assert chunked.chunks.count() > 2
+    # Then the chunks were several (besides the scored pass's one chunk, dedup/engine/scan_scored.py), and
+    # together they found exactly the same groups, the trio whole
+    def rule_chunks(run):
+        return [chunk for chunk in run.chunks.all() if not (chunk.key_range or {}).get("scored")]
+
+    assert len(rule_chunks(one_chunk)) == 1
+    assert len(rule_chunks(chunked)) > 2
     assert member_sets(open_groups()) == expected
     assert frozenset({a.pk, b.pk, c.pk}) in expected
     assert chunked.stats["customer"]["groups"] == len(expected) == 25

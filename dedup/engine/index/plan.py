@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from django.db import connections, router
 
 from dedup import db
-from dedup.engine import keys, match_settings
+from dedup.engine import keys, match_settings, score_keys
 from dedup.models import IndexedKind, MatchKey
 from dedup.registry import EntitySpec
 
@@ -73,6 +73,13 @@ def kinds_reading(
     affected: set[str] = set()
     for kind in available:
         name, mode = keys.field_of_kind(kind)
+        if mode == "score":
+            score_columns = score_keys.columns(spec)
+            if score_columns is None:
+                return None
+            if any(column.split("__")[0] in changed for column in score_columns):
+                affected.add(kind)
+            continue
         if mode == "stage":
             if spec.stage_field in changed:
                 affected.add(kind)

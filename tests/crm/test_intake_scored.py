@@ -1,0 +1,57 @@
+"""The intake asks the duplicate engine's one decision (dedup/engine/decide.py): with a learned lead model, a
+lead that shares no phone or email but is the same person (a first-name variant at the same company in another
+legal form) is matched, not created again."""
+import pytest
+
+from crm.models import IncomingRequest, Lead, Stage
+from dedup.engine import decide
+from dedup.engine.scoring import store
+from tests import factories
+from tests.dedup.engine_helpers import ensure_default_rules
+from tests.dedup.scored_helpers import customer_model
+
+LEADS = "/api/leads/"
+
+
+@pytest.fixture(autouse=True)
+def rules_and_fresh_scorer(db):
+    ensure_default_rules()
+    decide.scorer_cache_clear()
+    yield
+    decide.scorer_cache_clear()
+
+
+def _open_lead(pipeline, **fields):
+    stage = Stage.objects.get(pipeline=pipeline, name="New")
+    return factories.LeadFactory(stage=stage, pipeline=pipeline, **fields)
+
+
+def _post(intake_client, name, company):
+    return intake_client.post(LEADS, {"name": name, "company": company, "source": "landing"}, format="json")
+
+
+def test_a_name_variant_at_the_same_company_is_matched_once_a_lead_model_is_learned(intake_client, lead_pipeline):
+    # Given an open lead "Micheal Smith, Acme LLC" with no phone or email
+    existing = _open_lead(lead_pipeline, first_name="Micheal", last_name="Smith", company_name="Acme LLC")
+
+    # When no model is learned, the same person posted as "Michael Smith, Acme Inc" is a new lead (contacts only)
+    first = _post(intake_client, "Michael Smith", "Acme Inc")
+    assert first.status_code == 201, first.content
+    Lead.objects.filter(pk=first.json()["lead"]).delete()
+
+    # When the leads' model is learned, the same request is matched with the existing lead, with why
+    store.scoring_model_save(entity="lead", model=customer_model(), records=100)
+    decide.scorer_cache_clear()
+    second = _post(intake_client, "Michael Smith", "Acme Inc")
+    assert second.status_code == 200, second.content
+    assert second.json()["lead"] == existing.pk
+    request = IncomingRequest.objects.order_by("-pk").first()
+    assert "% match" in request.reason
+
+
+def test_a_stranger_at_the_same_company_is_still_a_new_lead(intake_client, lead_pipeline):
+    _open_lead(lead_pipeline, first_name="Micheal", last_name="Smith", company_name="Acme LLC")
+    store.scoring_model_save(entity="lead", model=customer_model(), records=100)
+    response = _post(intake_client, "John Brown", "Acme Inc")
+    assert response.status_code == 201, response.content
+    assert response.json()["decision"] == "created"
