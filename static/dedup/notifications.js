@@ -38,6 +38,7 @@
         // When the server drew the page, by its own clock (the notifications' times are by the same clock).
         const renderedAt = Date.parse(container.dataset.renderedAt || "") || 0;
         const shown = new Map(); // id -> toast element
+        const claiming = new Map(); // id -> notification whose "popped" claim has not answered yet
         let lastId = 0;
         let timer = null;
         let inFlight = false;
@@ -57,6 +58,9 @@
             // Claim the toasts on the server first: of two browsers polling at once, one shows each toast.
             if (!items.length) return;
             const byId = new Map(items.map(function (item) { return [item.id, item]; }));
+            // Being claimed: a card that reloads itself before the claim answers (the same poll announced the
+            // merge) takes these along too, or the server would count them popped and nobody would see them.
+            items.forEach(function (item) { claiming.set(item.id, item); });
             post(poppedUrl, items.map(function (item) { return item.id; }))
                 .then(function (data) {
                     if (!data) return;
@@ -64,7 +68,10 @@
                         if (byId.has(id)) show(byId.get(id));
                     });
                 })
-                .catch(function () { /* shown on a later poll */ });
+                .catch(function () { /* shown on a later poll */ })
+                .finally(function () {
+                    items.forEach(function (item) { claiming.delete(item.id); });
+                });
         }
 
         function setUnread(count) {
@@ -196,7 +203,8 @@
         }
         window.mwNotifications = {
             replayShownAfterReload: function () {
-                const items = Array.from(shown.values()).map(function (toast) { return toast.mwItem; });
+                const items = Array.from(shown.values()).map(function (toast) { return toast.mwItem; })
+                    .concat(Array.from(claiming.values()).filter(function (item) { return !shown.has(item.id); }));
                 if (session && items.length) session.setItem(REPLAY_KEY, JSON.stringify(items));
             },
         };
