@@ -19,8 +19,9 @@ from dedup.engine.scoring.model import (
     FieldWeights,
     Model,
     exact_share_and_tf,
-    learn_m_and_prior,
     initial_m,
+    learn_m_and_prior,
+    names_agree,
     pair_weights,
     probability,
     u_from_sample,
@@ -231,7 +232,7 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
         weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
         weights.tf = tf
-        weights.tf_floor = 2 / holders if holders else 0.0
+        weights.tf_floor = 1 / (holders - 1) if holders > 1 else 0.0
         fields.append(weights)
     _mark_shared_values(records, fields)
     model = Model(fields=fields, prior=0.05)
@@ -240,7 +241,7 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
     agreed = agreed_values(records, pairs, gammas)
     rare = []
     for weights, values in zip(fields, agreed):
-        limit = VOUCH_MAX_HOLDERS * weights.tf_floor / 2  # tf_floor is the share of two holders
+        limit = (VOUCH_MAX_HOLDERS - 1) * weights.tf_floor  # tf_floor is one other holder's share
         rare.append(np.array([value is None or (weights.tf.get(value, 0.0) <= limit and value not in weights.shared)
                               for value in values], dtype=bool))
     candidate_prior, model.iterations = learn_m_and_prior(gammas, fields, rare=rare)
@@ -321,12 +322,13 @@ def explain(model: Model, records: Records, left: int, right: int) -> tuple[floa
     agreed = agreed_values(records, pair, gammas)
     reasons = []
     total = model.prior_log2
+    agree = bool(names_agree(model, gammas)[0])
     for position, weights in enumerate(model.fields):
         level = int(gammas[0, position])
         if level == c.MISSING:
             reasons.append(Reason(level_message(None, weight=0.0), weights.label, 0.0))
             continue
-        weight = weights.bayes_factor_log2(level, agreed[position][0])
+        weight = weights.bayes_factor_log2(level, agreed[position][0], names_agree=agree)
         total += weight
         message = level_message(weights.levels[level], weight=weight,
                                 average_exact_weight=weights.bayes_factor_log2(0))
