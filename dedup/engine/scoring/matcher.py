@@ -202,9 +202,38 @@ def comparison_levels(records: Records, pairs: np.ndarray) -> np.ndarray:
     gammas = np.empty((len(pairs), len(records.schema)), dtype=np.int8)
     lefts, rights = pairs[:, 0].tolist(), pairs[:, 1].tolist()
     for position, (column, field_type) in enumerate(zip(records.columns, records.types)):
-        compare = c.compare
-        gammas[:, position] = [compare(field_type, column[a], column[b]) for a, b in zip(lefts, rights)]
+        gammas[:, position] = _column_levels(field_type, column, lefts, rights)
     return gammas
+
+
+# Pairs of values graded per field and kept for reuse at most (a big company's name against its own spellings,
+# one common name against another, come up again and again).
+COMPARE_CACHE_MAX = 500_000
+
+
+def _column_levels(field_type: str, column: list, lefts: list[int], rights: list[int]) -> list[int]:
+    """Return one field's level for each pair; a pair of values already graded is looked up, not graded again
+    (read_records shares one prepared object among records typed alike, so identity is equality here)."""
+    compare = c.compare
+    cache: dict[tuple[int, int], int] = {}
+    levels = []
+    append = levels.append
+    for a, b in zip(lefts, rights):
+        left, right = column[a], column[b]
+        if left is None or right is None:
+            append(c.MISSING)
+            continue
+        if left is right:
+            append(0)
+            continue
+        key = (id(left), id(right))
+        level = cache.get(key)
+        if level is None:
+            level = compare(field_type, left, right)
+            if len(cache) < COMPARE_CACHE_MAX:
+                cache[key] = level
+        append(level)
+    return levels
 
 
 def agreed_values(records: Records, pairs: np.ndarray, gammas: np.ndarray) -> list[list[str | None]]:
