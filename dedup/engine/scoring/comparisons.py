@@ -6,6 +6,7 @@ Pure functions, no ORM, never raising: a placeholder ("n/a", "unknown", "0000000
 date "31/31/2020", a 10 kB name) is prepared as None, i.e. missing, and a missing value is no evidence either way.
 
 A field holds one value or several (a customer's phones): the pair's level is the best over all value pairs.
+(About 490 lines, past the usual 400: nine types' readers and graders side by side, each a few lines.)
 """
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 The caller gives plain records (dicts of field -> value, or several values) and a schema (field, type, label);
 ``infer_schema`` guesses the schema from column names and values, so a base needs no configuration at all.
+(About 450 lines, past the usual 400: reading, learning, scoring and grouping share the Records and the
+candidate pairs' arrays, and the other helpers of the package call them as one public surface.)
 """
 from __future__ import annotations
 
