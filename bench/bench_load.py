@@ -91,13 +91,14 @@ def build_intake(password: str) -> str:
     return raw
 
 
-def start_stack(env: dict, *, port: int, web: int, workers: int, logs: Path) -> list[subprocess.Popen]:
-    """Start the processes Procfile.prod names: gunicorn, Celery workers (one process each, niced), beat."""
+def start_stack(env: dict, *, port: int, web: int, threads: int, workers: int, logs: Path) -> list[subprocess.Popen]:
+    """Start the processes Procfile.prod names: gunicorn (its config file), Celery workers (one process each,
+    niced), beat."""
     bin_dir = Path(sys.executable).parent
     log = open(logs, "w")
     commands = [
-        [str(bin_dir / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(web),
-         "--timeout", "60"],
+        [str(bin_dir / "gunicorn"), "config.wsgi", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
+         "--bind", f"127.0.0.1:{port}", "--workers", str(web), "--threads", str(threads)],
         *[
             ["nice", "-n", "10", str(bin_dir / "celery"), "-A", "config", "worker", "--concurrency=1", "--loglevel=WARNING",
              "--without-gossip", "--without-mingle", "-n", f"bench-load-{index}@%h"]
@@ -135,6 +136,85 @@ def wait_healthy(url: str) -> None:
     raise SystemExit(f"the stack did not answer /healthz within {READY_TIMEOUT} s")
 
 
+# The kinds whose shared keys make the planted duplicates of bench_scan_workers' base (a full name alone is shared by
+# hundreds of customers there, and no default rule matches on it alone).
+PAIR_KINDS = ("phone", "email")
+FIGURES_SAMPLE = 2000
+
+
+def manager_sessions(user, count: int) -> list[str]:
+    """Return the keys of `count` fresh sessions logged in as the user, one per simulated manager.
+
+    The managers start the run already logged in, as in the middle of a working day: ten simultaneous logins cost
+    10 s of CPU (PBKDF2, 1,000,000 iterations each) and would fill the run's first 20 seconds on 2 cores.
+    """
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    keys = []
+    for _index in range(count):
+        session = store()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        keys.append(session.session_key)
+    return keys
+
+
+def ensure_figures() -> None:
+    """Store every customer's duplicates (the change list's counts and its filter) unless a run already did.
+
+    `counts_rebuild` (the scan's way) re-finds a million records 300 at a time: 6 minutes on an idle machine and
+    over an hour on this shared one. The base's duplicates are known by construction (customers sharing a phone or
+    an email key), so they are written by one INSERT ... SELECT over the match keys, then checked against the
+    finder (`duplicate_partners`, what counts_rebuild stores) on a sample; any difference stops the benchmark.
+    The scan run during the load rebuilds them the engine's way anyway.
+    """
+    from django.db import connection
+
+    from crm.models import Customer
+    from dedup.engine.finder import duplicate_partners
+    from dedup.models import DuplicatePair, MatchKey
+
+    if DuplicatePair.objects.filter(entity="customer").exists():
+        return
+    started = time.monotonic()
+    keys, pairs = MatchKey._meta.db_table, DuplicatePair._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO "{pairs}" (entity, record_id, other_id)
+                SELECT DISTINCT 'customer', mine.record_id, theirs.record_id
+                FROM "{keys}" mine JOIN "{keys}" theirs
+                  ON theirs.entity = mine.entity AND theirs.kind = mine.kind AND theirs.key = mine.key
+                 AND theirs.record_id <> mine.record_id
+                WHERE mine.entity = 'customer' AND mine.kind = ANY(%s)
+                ON CONFLICT DO NOTHING""",
+            [list(PAIR_KINDS)],
+        )
+        cursor.execute(f'ANALYZE "{pairs}"')
+    stored = DuplicatePair.objects.filter(entity="customer").count()
+    print(f"figures stored:  {stored:,} duplicate pairs in {time.monotonic() - started:.1f} s", flush=True)
+    rng = random.Random(7)
+    last = Customer.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    sample = sorted({rng.randrange(1, last + 1) for _ in range(FIGURES_SAMPLE)} | {19, 20, 32, 33, 98, 99, 100})
+    found = duplicate_partners(Customer, sample)
+    have: dict[int, set[int]] = {pk: set() for pk in sample}
+    for record_id, other_id in DuplicatePair.objects.filter(entity="customer", record_id__in=sample).values_list(
+        "record_id", "other_id"
+    ):
+        have[record_id].add(other_id)
+    wrong = [pk for pk in sample if have[pk] != found.get(pk, set())]
+    if wrong:
+        DuplicatePair.objects.filter(entity="customer").delete()
+        sys.exit(f"The stored figures differ from the finder's for {len(wrong)} of {len(sample)} customers, e.g. "
+                 f"{wrong[0]}: {sorted(have[wrong[0]])} vs {sorted(found.get(wrong[0], set()))}")
+    print(f"figures checked: the finder agrees on {len(sample):,} sampled customers", flush=True)
+
+
 def read_stats(prefix: str) -> dict[str, dict]:
     rows = {}
     with open(f"{prefix}_stats.csv", newline="") as handle:
@@ -150,6 +230,7 @@ def main() -> None:
     parser.add_argument("--managers", type=int, default=10, help="simultaneous managers (1-3 s between clicks)")
     parser.add_argument("--integrations", type=int, default=3, help="integrations, 2 leads a second each")
     parser.add_argument("--web", type=int, default=3, help="gunicorn processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--merges", type=int, default=100, help="merges queued over the run")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
@@ -160,6 +241,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     secret = secrets.token_urlsafe(50)
     env = stack_env(str(workdir / "static"), secret)
+    env["WEB_THREADS"] = str(args.threads)  # each gunicorn process's pool: one connection per thread
     os.environ.update(env)
 
     import django
@@ -171,7 +253,7 @@ def main() -> None:
 
     from crm.models import Customer, Lead
     from dedup import review
-    from dedup.merge.services import merge_job_create
+    from dedup.merge import merge_job_create
     from dedup.models import MergeJob, ScanRun
 
     from bench_scan_workers import build_base, empty_queue  # the same base as the scan benchmark
@@ -180,12 +262,13 @@ def main() -> None:
         sys.exit("The load benchmark needs PostgreSQL.")
     call_command("migrate", verbosity=0)
     built = None
-    if not (reused and Customer.objects.count() >= args.customers):
+    if not (reused and Customer._base_manager.count() >= args.customers):  # merged ones included
         if Customer.objects.exists():
             sys.exit(f"{DB_NAME} holds another base; run without --reuse to rebuild it.")
         built = build_base(args.customers)
         print(f"base built:      {built['seconds']:.1f} s by COPY ({built['keys']:,} match keys)", flush=True)
-    customers = Customer.objects.count()
+    ensure_figures()
+    customers = Customer._base_manager.count()  # ids 1..N, merged ones included
     if args.seed_only:
         return
     password = secrets.token_urlsafe(12)
@@ -196,10 +279,21 @@ def main() -> None:
     from config.celery import app
 
     app.control.purge()
+    # Statistics as autovacuum keeps them on a live base. Without this the planner still sees the leads of earlier
+    # runs' intake as absent from the match-key table (analyzed when it held only customers) and plans the lead
+    # finder's candidate query as a nested loop over every lead key: 1.7 s per intake request after ~1,300 leads
+    # instead of 30-60 ms (bench/README.md).
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
 
+    from django.conf import settings
+
+    sessions = manager_sessions(get_user_model().objects.get(username=USERNAME), max(1, args.managers))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    processes = start_stack(env, port=port, web=args.web, workers=args.workers, logs=workdir / "stack.log")
+    processes = start_stack(
+        env, port=port, web=args.web, threads=args.threads, workers=args.workers, logs=workdir / "stack.log"
+    )
     try:
         wait_healthy(url)
         leads_before = Lead.objects.count()
@@ -216,6 +310,8 @@ def main() -> None:
                 **os.environ,
                 "BENCH_USERNAME": USERNAME,
                 "BENCH_PASSWORD": password,
+                "BENCH_SESSIONS": ",".join(sessions),
+                "BENCH_SESSION_COOKIE": settings.SESSION_COOKIE_NAME,
                 "BENCH_TOKEN": token,
                 "BENCH_CUSTOMERS": str(customers),
                 "BENCH_PAIRS_BELOW": str(customers // 2),
@@ -265,7 +361,8 @@ def main() -> None:
 
     stats = read_stats(str(workdir / "locust"))
     print(f"database:        PostgreSQL ({DB_NAME}), {customers:,} customers; broker {REDIS}")
-    print(f"stack:           gunicorn {args.web} processes, {args.workers} Celery worker processes, beat; "
+    print(f"stack:           gunicorn {args.web} processes x {args.threads} threads, {args.workers} Celery worker "
+          f"processes, beat; "
           f"production settings; logs in {workdir / 'stack.log'}")
     print(f"load:            {args.managers} managers, {args.integrations} integrations for {args.minutes:g} min")
     print(f"{'kind':<12} {'requests':>9} {'errors':>7} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7}")

@@ -1,7 +1,8 @@
 """Locust users for bench/bench_load.py: managers clicking through the admin, integrations posting leads.
 
 Started by bench_load.py (`locust --headless`), which passes the base through the environment: BENCH_USERNAME,
-BENCH_PASSWORD (a superuser), BENCH_TOKEN (an integration token), BENCH_CUSTOMERS (ids 1..N), BENCH_PAIRS_BELOW
+BENCH_PASSWORD (a superuser), BENCH_SESSIONS (its sessions, one per manager, logged in before the run),
+BENCH_TOKEN (an integration token), BENCH_CUSTOMERS (ids 1..N), BENCH_PAIRS_BELOW
 (planted pairs (i-1, i) for i % 20 == 0 below this id are left for the compare screen; the merges take the ones
 above), BENCH_RUN (makes the intake's new phone numbers unique per run). Each request is named by its kind, so
 the statistics come out per kind.
@@ -16,6 +17,8 @@ PAIRS_BELOW = int(os.environ.get("BENCH_PAIRS_BELOW", str(CUSTOMERS // 2)))
 RUN = int(os.environ.get("BENCH_RUN", "0"))
 CHANGE_LIST_PAGES = 200  # managers page through the first pages (100 rows each), sorted as the admin sorts
 MANAGER_THINK_SECONDS = (1.0, 3.0)  # a person reading a screen before the next click
+# Session keys of managers logged in before the run; without them each manager logs in first (about 1 s of CPU).
+SESSIONS = [key for key in os.environ.get("BENCH_SESSIONS", "").split(",") if key]
 INTAKE_PER_USER_PER_SECOND = float(os.environ.get("BENCH_INTAKE_RATE", "2"))
 
 
@@ -26,6 +29,9 @@ class Manager(HttpUser):
     wait_time = between(*MANAGER_THINK_SECONDS)
 
     def on_start(self):
+        if SESSIONS:  # logged in before the run (bench_load.py): one session of its own per manager
+            self.client.cookies.set(os.environ.get("BENCH_SESSION_COOKIE", "sessionid"), SESSIONS.pop())
+            return
         self.client.get("/admin/login/", name="login")
         self.client.post(
             "/admin/login/?next=/admin/",
@@ -39,24 +45,28 @@ class Manager(HttpUser):
             name="login",
         )
 
+    def page(self, url: str, name: str) -> None:
+        """GET an admin page; anything but the page itself (an error, the login page) counts as a failure."""
+        with self.client.get(url, name=name, catch_response=True) as response:
+            if response.status_code != 200 or "/admin/login/" in response.url:
+                response.failure(f"{response.status_code} at {response.url}")
+
     @task(3)
     def change_list(self):
         page = random.randrange(CHANGE_LIST_PAGES)
-        self.client.get(f"/admin/crm/customer/?p={page}", name="change list")
+        self.page(f"/admin/crm/customer/?p={page}", "change list")
 
     @task(4)
     def card(self):
         # One in ten cards is a planted duplicate, whose badges say so.
         pk = random.randrange(1, CUSTOMERS + 1) if random.random() < 0.9 else 20 * random.randrange(1, PAIRS_BELOW // 20)
-        self.client.get(f"/admin/crm/customer/{pk}/change/", name="card")
+        self.page(f"/admin/crm/customer/{pk}/change/", "card")
 
     @task(1)
     def compare(self):
         second = 20 * random.randrange(1, PAIRS_BELOW // 20)
         first = second - 1
-        self.client.get(
-            f"/admin/crm/customer/{first}/compare/?records={first}&records={second}&priority={first}", name="compare"
-        )
+        self.page(f"/admin/crm/customer/{first}/compare/?records={first}&records={second}&priority={first}", "compare")
 
 
 class Integration(HttpUser):

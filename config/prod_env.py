@@ -23,7 +23,8 @@ DEFAULTS = {
     "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/1",
     "WEB_HOST": "127.0.0.1",
     "WEB_PORT": "8000",
-    "WEB_CONCURRENCY": "2",  # gunicorn processes
+    "WEB_CONCURRENCY": "3",  # gunicorn processes (config/gunicorn.conf.py says why)
+    "WEB_THREADS": "4",  # threads per gunicorn process, and database connections per process
     "WORKER_CONCURRENCY": "2",  # Celery worker processes
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     # Plain HTTP on one machine: no HTTPS redirect, no HSTS, cookies without the Secure flag. Behind a TLS proxy

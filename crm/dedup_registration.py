@@ -1,6 +1,8 @@
 """Register the CRM's entities with duplicate control: the fields that can be matched and how to read them."""
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
+from dedup.records import word_forms_register
 from dedup.registry import EntitySpec, MatchField, register, related
 
 from .models import Company, Customer, Deal, Lead, Order, Pipeline, Stage
@@ -172,4 +174,47 @@ register(
         related_counts=("items", *TIMELINE),
         custom_fields_attr="custom_fields",
     )
+)
+
+# How each entity's name reads inside a sentence, per grammatical case (dedup.records): Russian needs them
+# ("объединена с клиентом №12"); in English every form is the plain name.
+word_forms_register(
+    Customer,
+    gen=pgettext_lazy("genitive case", "customer"),
+    dat=pgettext_lazy("dative case", "customer"),
+    acc=pgettext_lazy("accusative case", "customer"),
+    ins=pgettext_lazy("instrumental case", "customer"),
+    pre=pgettext_lazy("prepositional case", "customer"),
+)
+word_forms_register(
+    Company,
+    gen=pgettext_lazy("genitive case", "company"),
+    dat=pgettext_lazy("dative case", "company"),
+    acc=pgettext_lazy("accusative case", "company"),
+    ins=pgettext_lazy("instrumental case", "company"),
+    pre=pgettext_lazy("prepositional case", "company"),
+)
+word_forms_register(
+    Lead,
+    gen=pgettext_lazy("genitive case", "lead"),
+    dat=pgettext_lazy("dative case", "lead"),
+    acc=pgettext_lazy("accusative case", "lead"),
+    ins=pgettext_lazy("instrumental case", "lead"),
+    pre=pgettext_lazy("prepositional case", "lead"),
+)
+word_forms_register(
+    Deal,
+    gen=pgettext_lazy("genitive case", "deal"),
+    dat=pgettext_lazy("dative case", "deal"),
+    acc=pgettext_lazy("accusative case", "deal"),
+    ins=pgettext_lazy("instrumental case", "deal"),
+    pre=pgettext_lazy("prepositional case", "deal"),
+)
+word_forms_register(
+    Order,
+    gen=pgettext_lazy("genitive case", "order"),
+    dat=pgettext_lazy("dative case", "order"),
+    acc=pgettext_lazy("accusative case", "order"),
+    ins=pgettext_lazy("instrumental case", "order"),
+    pre=pgettext_lazy("prepositional case", "order"),
 )

@@ -1,36 +1,48 @@
 """Write what duplicate control did to records into the admin's own log (LogEntry), so each record's History
 page shows its merges, undos and "not a duplicate" decisions next to its ordinary edits.
 
-Django's History page shows a LogEntry's text as stored, so the message is written in the language of the
-user who acted (merges run in the requester's language). Actions without a user (the scheduler's
-auto-merge, the intake) have no LogEntry — LogEntry requires a user — and are in the merge history instead.
+The entry's text is a stored text (dedup.messages): its id and parameters as JSON in ``change_message``, which
+the History page (templates/admin/object_history.html, the ``log_message`` filter) renders in the reader's
+language. Entries written before, and Django's own, read as they always did. Actions without a user (the
+scheduler's auto-merge, the intake) have no LogEntry — LogEntry requires a user — and are in the merge history.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import models
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext_lazy
 
-from dedup.records import record_label
+from dedup.messages import Message, render
 
 
 def _acting(user) -> bool:
     return user is not None and getattr(user, "pk", None) is not None and getattr(user, "is_authenticated", False)
 
 
-def audit_log(*, user, records: Iterable[models.Model], message: str, action_flag: int = CHANGE) -> int:
-    """Log ``message`` on each record for ``user``; return how many entries were written."""
+def log_text(change_message: str) -> str | None:
+    """Return a LogEntry's stored message in the reader's language, or None when it is not one of ours."""
+    if not change_message or not change_message.startswith("{"):
+        return None
+    try:
+        data = json.loads(change_message)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not ({"id", "msg", "join"} & set(data)):
+        return None
+    return render(data)
+
+
+def audit_log(*, user, records: Iterable[models.Model], message, action_flag: int = CHANGE) -> int:
+    """Log ``message`` (a Message, stored as its id and parameters; or plain text) on each record for ``user``;
+    return how many entries were written."""
     records = [record for record in records if record is not None and record.pk is not None]
     if not _acting(user) or not records:
         return 0
-    return len(LogEntry.objects.log_actions(user.pk, records, action_flag, str(message)))
-
-
-def _labels(records: Iterable[models.Model]) -> str:
-    return ", ".join(record_label(record) for record in records)
+    stored = json.dumps(message.data, ensure_ascii=False) if isinstance(message, Message) else str(message)
+    return len(LogEntry.objects.log_actions(user.pk, records, action_flag, stored))
 
 
 def merge_logged(*, user, job_id: int, survivor: models.Model, absorbed: list[models.Model]) -> None:
@@ -38,18 +50,23 @@ def merge_logged(*, user, job_id: int, survivor: models.Model, absorbed: list[mo
     audit_log(
         user=user,
         records=[survivor],
-        message=ngettext(
-            "Merge #%(job)s: %(count)d record merged into this one: %(records)s.",
-            "Merge #%(job)s: %(count)d records merged into this one: %(records)s.",
-            len(absorbed),
-        )
-        % {"job": job_id, "count": len(absorbed), "records": _labels(absorbed)},
+        message=Message.of(
+            ngettext_lazy(
+                "Merge #%(job)s: %(count)d record merged into this one: %(records)s.",
+                "Merge #%(job)s: %(count)d records merged into this one: %(records)s.",
+                "count",
+            ),
+            job=job_id,
+            count=len(absorbed),
+            records=list(absorbed),
+        ),
     )
     audit_log(
         user=user,
         records=absorbed,
-        message=_("Merge #%(job)s: merged into %(record)s and archived.")
-        % {"job": job_id, "record": record_label(survivor)},
+        message=Message.of(
+            gettext_lazy("Merge #%(job)s: merged into %(record)s and archived."), job=job_id, record=survivor
+        ),
     )
 
 
@@ -58,29 +75,36 @@ def undo_logged(*, user, job_id: int, survivor: models.Model, absorbed: list[mod
     audit_log(
         user=user,
         records=[survivor],
-        message=ngettext(
-            "Merge #%(job)s undone: %(count)d record separated again: %(records)s.",
-            "Merge #%(job)s undone: %(count)d records separated again: %(records)s.",
-            len(absorbed),
-        )
-        % {"job": job_id, "count": len(absorbed), "records": _labels(absorbed)},
+        message=Message.of(
+            ngettext_lazy(
+                "Merge #%(job)s undone: %(count)d record separated again: %(records)s.",
+                "Merge #%(job)s undone: %(count)d records separated again: %(records)s.",
+                "count",
+            ),
+            job=job_id,
+            count=len(absorbed),
+            records=list(absorbed),
+        ),
     )
     audit_log(
         user=user,
         records=absorbed,
-        message=_("Merge #%(job)s undone: a record of its own again, no longer part of %(record)s.")
-        % {"job": job_id, "record": record_label(survivor)},
+        message=Message.of(
+            gettext_lazy("Merge #%(job)s undone: a record of its own again, no longer part of %(record)s."),
+            job=job_id,
+            record=survivor,
+        ),
     )
 
 
-def not_duplicates_logged(*, user, records: list[models.Model], forgotten: bool = False, where: str = "") -> None:
+def not_duplicates_logged(*, user, records: list[models.Model], forgotten: bool = False, where="") -> None:
     """Log on each record that it was marked (or no longer marked) as not a duplicate of the others."""
     for record in records:
-        others = _labels(other for other in records if other.pk != record.pk)
+        others = [other for other in records if other.pk != record.pk]
         if forgotten:
-            message = _("No longer marked as not a duplicate of %(records)s.") % {"records": others}
+            message = Message.of(gettext_lazy("No longer marked as not a duplicate of %(records)s."), records=others)
         else:
-            message = _("Marked as not a duplicate of %(records)s.") % {"records": others}
+            message = Message.of(gettext_lazy("Marked as not a duplicate of %(records)s."), records=others)
         if where:
-            message = f"{message} {where}"
+            message = Message.join([message, where], " ")
         audit_log(user=user, records=[record], message=message)

@@ -7,6 +7,11 @@ parameters, each rendered first: a nested message, a translatable word (``{"t": 
 e.g. a field's verbose name), a record (``{"record": [model label, pk, its name]}``), a list (joined), or a
 plain value. Plain strings stored before this scheme render as they are.
 
+A record inside a sentence may need a grammatical case in some language ("объединена с клиентом №12"): the
+template names it after the parameter, ``%(survivor__ins)s`` (gen, dat, acc, ins, pre — dedup.records.CASES),
+in the English text too, since gettext's format check wants the same names in both. English ignores it. A
+sentence that starts with a record starts with a capital letter.
+
 `Message` is what services build: a ``str`` (rendered in the language active when it was made, so code that
 joins or logs it keeps working) that also carries its data for storing (`stored()`).
 """
@@ -15,10 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.apps import apps
+import re
+
 from django.utils import translation
+from django.utils.text import capfirst
 from django.utils.functional import Promise
 from django.utils.translation import gettext, ngettext, pgettext
+
+from dedup.records import CASES, label_of
 
 
 @dataclass(frozen=True)
@@ -79,8 +88,8 @@ def record_ref(record) -> dict:
     return {"record": [record._meta.label_lower, record.pk, str(record)]}
 
 
-def render_value(value) -> str:
-    """Return a stored parameter (or a stored text) as text in the active language."""
+def render_value(value, case: str = "") -> str:
+    """Return a stored parameter (or a stored text) as text in the active language (a record in ``case``)."""
     if value is None:
         return ""
     if isinstance(value, list):
@@ -91,64 +100,78 @@ def render_value(value) -> str:
         if "t" in value:
             return pgettext(value["c"], value["t"]) if value.get("c") else gettext(value["t"])
         if "record" in value:
-            return _render_record(*value["record"])
+            return label_of(*value["record"][:3], case=case)
         if "join" in value:
             return str(value.get("sep", " ")).join(render_value(item) for item in value["join"])
         return ""
     return str(value)
 
 
-def _render_record(label: str, pk, name: str = "") -> str:
-    try:
-        verbose = apps.get_model(label)._meta.verbose_name
-    except (LookupError, ValueError):
-        verbose = label
-    shown = gettext("%(model)s #%(pk)s") % {"model": verbose, "pk": pk}
-    return f"{shown} {name}" if name and name != shown else shown
+_PLACEHOLDER = re.compile(r"%\((\w+?)(?:__(" + "|".join(CASES) + r"))?\)")
 
 
-def _params(data: Mapping) -> dict:
-    """Render a message's parameters; numbers stay numbers (for %(count)d)."""
-    return {
+def _params(data: Mapping, text: str = "") -> dict:
+    """Render a message's parameters for its template ``text``; numbers stay numbers (for %(count)d), and a
+    placeholder with a case (``%(survivor__ins)s``) gets its record in that case."""
+    raw = data.get("params") or {}
+    params = {
         key: item if isinstance(item, (int, float)) and not isinstance(item, bool) else render_value(item)
-        for key, item in (data.get("params") or {}).items()
+        for key, item in raw.items()
     }
+    for name, case in _PLACEHOLDER.findall(text):
+        if case and name in raw:
+            params[f"{name}__{case}"] = render_value(raw[name], case)
+    return params
+
+
+def _fill(text: str, data: Mapping, params: dict) -> str:
+    """Fill a template; a sentence (or a text starting with a record) that starts with a parameter starts with a
+    capital letter."""
+    try:
+        filled = text % params if params or "%(" in text else text
+    except (KeyError, ValueError, TypeError):
+        return text
+    first = _PLACEHOLDER.match(text)
+    if first is None:
+        return filled
+    value = (data.get("params") or {}).get(first.group(1))
+    if text.rstrip().endswith((".", "!", "?")) or (isinstance(value, Mapping) and "record" in value):
+        return capfirst(filled)
+    return filled
 
 
 def _render_msgid(data: Mapping) -> str:
-    params = _params(data)
+    number = None
     if data.get("plural"):
         number = (data.get("params") or {}).get(data.get("n") or "count", 0)
-        params[data.get("n") or "count"] = number
         text = ngettext(data["msg"], data["plural"], int(number or 0))
     elif data.get("c"):
         text = pgettext(data["c"], data["msg"])
     else:
         text = gettext(data["msg"])
-    try:
-        return text % params if params else text
-    except (KeyError, ValueError, TypeError):
-        return text
+    params = _params(data, text)
+    if number is not None:
+        params[data.get("n") or "count"] = number
+    return _fill(text, data, params)
 
 
 def _render_message(data: Mapping) -> str:
     if "msg" in data:
         return _render_msgid(data)
     template = CATALOG.get(data["id"])
-    params = _params(data)
     raw = data.get("params") or {}
     if template is None:  # an id this version no longer knows: show what there is rather than fail
-        return " ".join([data["id"], *params.values()])
+        return " ".join([data["id"], *(str(value) for value in _params(data).values())])
+    number = None
     if template.plural is not None:
         number = raw.get(template.count, 0)
         text = ngettext(str_msgid(template.singular), str_msgid(template.plural), int(number or 0))
-        params[template.count] = number
     else:
         text = gettext(str_msgid(template.singular))
-    try:
-        return text % params if params or "%(" in text else text
-    except (KeyError, ValueError, TypeError):
-        return text
+    params = _params(data, text)
+    if number is not None:
+        params[template.count] = number
+    return _fill(text, data, params)
 
 
 def str_msgid(value) -> str:
@@ -167,6 +190,25 @@ def render(stored) -> str:
     if isinstance(stored, Mapping):
         return render_value(stored)
     return str(stored)
+
+
+def text_of(data, plain: str = "") -> str:
+    """Return a stored text in the reader's language: its message data when it has some, else its plain text
+    (what rows written before the message ids have)."""
+    return render(data) if data else (plain or "")
+
+
+def says(data, text: str, *, max_length: int | None = None) -> bool:
+    """Return whether ``text`` is the message ``data`` in one of the site's languages (cut to ``max_length``), so a
+    text someone edited is told apart from one merely shown in another language."""
+    from django.conf import settings
+
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            rendered = render(data)
+        if (rendered[:max_length] if max_length else rendered) == text:
+            return True
+    return False
 
 
 class Message(str):
@@ -250,8 +292,8 @@ MERGE_NOTE = register(
 MERGE_FINISHED = register(
     "dedup.merge_finished",
     ngettext_lazy(
-        "Merge finished: %(count)d record merged into %(record)s.",
-        "Merge finished: %(count)d records merged into %(record)s.",
+        "Merge finished: %(count)d record merged into %(record__dat)s.",
+        "Merge finished: %(count)d records merged into %(record__dat)s.",
         "count",
     ),
 )
@@ -259,13 +301,15 @@ MERGE_FAILED = register("dedup.merge_failed", _("The merge was not done: %(reaso
 AUTO_MERGED = register(
     "dedup.auto_merged",
     ngettext_lazy(
-        "Duplicates merged automatically: %(count)d record merged into %(record)s (%(reasons)s). "
+        "Duplicates merged automatically: %(count)d record merged into %(record__dat)s (%(reasons)s). "
         "You can undo it from the record's merge history.",
-        "Duplicates merged automatically: %(count)d records merged into %(record)s (%(reasons)s). "
+        "Duplicates merged automatically: %(count)d records merged into %(record__dat)s (%(reasons)s). "
         "You can undo it from the record's merge history.",
         "count",
     ),
 )
+UNDO_FINISHED = register("dedup.undo_finished", _("Undo finished: %(records)s are separate records again."))
+UNDO_FAILED = register("dedup.undo_failed", _("The merge was not undone: %(reason)s"))
 KEY_RANGE_ALL = register("dedup.key_range_all", _("all keys"))
 KEY_RANGE = register("dedup.key_range", _("keys from %(from)s to %(to)s"))
 KEY_RANGE_FROM = register("dedup.key_range_from", _("keys from %(from)s"))

@@ -47,6 +47,17 @@ def notifications_mark_read(*, user, ids: Iterable[int] | None = None) -> int:
     return queryset.update(read_at=timezone.now())
 
 
+@transaction.atomic
+def notifications_mark_popped(*, user, ids: Iterable[int]) -> list[int]:
+    """Note that the user's notifications popped up as toasts; return the ids not noted before (the caller's to
+    show). Kept on the server, so a second browser or device does not pop them again."""
+    queryset = Notification.objects.filter(user=user, pk__in=list(ids), popped_at__isnull=True)
+    fresh = list(queryset.select_for_update().values_list("pk", flat=True))
+    if fresh:
+        Notification.objects.filter(pk__in=fresh, popped_at__isnull=True).update(popped_at=timezone.now())
+    return fresh
+
+
 def notification_payload(notification: Notification) -> dict:
     """Return a notification as the toast script reads it; with its merge, so an open card can keep up."""
     job = notification.job
@@ -56,6 +67,8 @@ def notification_payload(notification: Notification) -> dict:
         "message": notification.text,
         "url": notification.url,
         "created_at": notification.created_at.isoformat(),
+        # Popped up as a toast already (in this or another browser): it lives in the list only.
+        "popped": notification.popped_at is not None,
         "job": None
         if job is None
         else {

@@ -147,7 +147,7 @@ def scan_plan(self, run_id: int) -> int:
         chunk_ids = review.scan_plan(run_id=run_id)
     except Exception as error:
         if self.request.retries >= self.max_retries:
-            review.scan_run_fail(run_id=run_id, reason=str(error) or error.__class__.__name__)
+            review.scan_run_fail(run_id=run_id, reason=error)
             raise
         raise self.retry(exc=error, countdown=2**self.request.retries) from error
     for chunk_id in chunk_ids:
@@ -167,11 +167,10 @@ def scan_chunk(self, chunk_id: int) -> bool:
     try:
         run_id, join_due = review.scan_chunk_process(chunk_id=chunk_id)
     except Exception as error:
-        reason = str(error) or error.__class__.__name__
         if self.request.retries >= self.max_retries:
-            review.scan_chunk_fail(chunk_id=chunk_id, reason=reason)
+            review.scan_chunk_fail(chunk_id=chunk_id, reason=error)
             raise
-        review.scan_chunk_retrying(chunk_id=chunk_id, reason=reason)
+        review.scan_chunk_retrying(chunk_id=chunk_id, reason=error)
         raise self.retry(exc=error, countdown=2**self.request.retries) from error
     if join_due and run_id is not None:
         scan_join.delay(run_id)
@@ -191,7 +190,7 @@ def scan_join(self, run_id: int) -> str | None:
         run = review.scan_join(run_id=run_id)
     except Exception as error:
         if self.request.retries >= self.max_retries:
-            review.scan_run_fail(run_id=run_id, reason=str(error) or error.__class__.__name__)
+            review.scan_run_fail(run_id=run_id, reason=error)
             raise
         raise self.retry(exc=error, countdown=2**self.request.retries) from error
     return run.status if run is not None else None

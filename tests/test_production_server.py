@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -73,7 +74,9 @@ def test_gunicorn_serves_health_admin_and_static_files(server_env, tmp_path):
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "gunicorn.log", "w+")
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        # As Procfile.prod starts it: the config file (gthread, preloaded app), fewer processes for the test.
+        [str(BIN / "gunicorn"), "config.wsgi", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2"],
         cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
@@ -90,6 +93,11 @@ def test_gunicorn_serves_health_admin_and_static_files(server_env, tmp_path):
         assert status == 200, body
         assert body == b'{"status": "ok", "checks": {"database": "ok", "broker": "ok", "migrations": "ok"}}'
         assert fetch(f"{base}/readyz")[0] == 200
+        # Requests at once, more than processes x threads: each thread of each process has its database connection
+        # (the pool), and none fails.
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            statuses = list(pool.map(lambda _i: fetch(f"{base}/healthz")[0], range(36)))
+        assert statuses == [200] * 36
 
         status, headers, body = fetch(f"{base}/admin/login/")
         assert status == 200
@@ -114,5 +122,12 @@ def test_gunicorn_serves_health_admin_and_static_files(server_env, tmp_path):
     assert server.returncode == 0
     log.seek(0)
     lines = log.read()
+    assert "Using worker: gthread" in lines
     # Production logs one JSON line per request.
     assert '"logger": "mergewise.request", "msg": "request", "method": "GET", "path": "/admin/login/", "status": 200' in lines
+
+
+def test_procfile_starts_gunicorn_with_its_config_file():
+    # The settings tested above are the ones the stack runs with.
+    web = next(line for line in (ROOT / "Procfile.prod").read_text().splitlines() if line.startswith("web:"))
+    assert "-c config/gunicorn.conf.py" in web

@@ -59,6 +59,10 @@ TEMPLATES = [
     },
 ]
 
+# Django's form renderer with its commonest widget templates rendered by functions giving the same HTML
+# (config/renderers.py): an admin card renders hundreds of widgets.
+FORM_RENDERER = "config.renderers.FastTemplatesRenderer"
+
 # --- Database ---------------------------------------------------------------
 # SQLite is the embedded default; set DATABASE_URL=postgres://... in production and CI.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mergewise.sqlite3'}")}

@@ -49,15 +49,17 @@ WHITENOISE_USE_FINDERS = False
 
 # --- Database connections ---------------------------------------------------
 # One bounded psycopg pool per process, reused across requests (CONN_MAX_AGE must be 0 with a pool). A gunicorn
-# sync worker or a Celery prefork child serves one request or task at a time, so 2 connections are enough; the
-# whole stack needs at most (web processes + worker processes + beat) x DATABASE_POOL_MAX_SIZE connections,
-# which must stay below PostgreSQL's max_connections (100 by default) with room for psql and migrations.
+# process serves WEB_THREADS requests at once (gthread, config/gunicorn.conf.py), each holding one connection, so
+# its pool holds that many (a thread waiting for a connection would queue the request); a Celery prefork child
+# runs one task at a time and opens only what it uses (min_size 1). The whole stack needs at most
+# (web processes + worker processes + beat) x DATABASE_POOL_MAX_SIZE connections, which must stay below
+# PostgreSQL's max_connections (100 by default) with room for psql and migrations.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool("DATABASE_POOL", default=True):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # with a pool: checked by the pool before it is lent
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
-        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=max(2, env.int("WEB_THREADS", default=4))),
         # Connections above min_size are closed after this long idle.
         "max_idle": env.float("DATABASE_POOL_MAX_IDLE", default=60.0),
         # A request waits this long for a free connection, then fails instead of queueing for ever.

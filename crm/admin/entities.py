@@ -17,7 +17,13 @@ from ..filters import (
 from ..models import Company, Customer, Deal, Lead, Order, Pipeline
 from ..importing.resources import CompanyResource, CustomerResource, LeadResource, OrderResource
 from .base import ContactsAdminMixin, EntityAdmin, EntityImportExportMixin
-from .inlines import CONTACT_INLINES, TIMELINE_INLINES, OrderItemInline
+from .inlines import CONTACT_INLINES, TIMELINE_INLINES, OrderItemInline, TitleForm
+
+
+@admin.display(description=_("title"), ordering="title")
+def title_display(record):
+    """The title in the reader's language (one the intake wrote) or as typed."""
+    return record.display_title
 
 CONTACT_SEARCH_FIELDS = ["phones__number", "phones__e164", "emails__address"]
 RECORD_FIELDSET = (
@@ -85,7 +91,8 @@ class LeadAdmin(
 ):
     resource_classes = [LeadResource]
     pipeline_kind = Pipeline.Kind.LEAD
-    list_display = ["title", "contact_name", "stage", "channel", "kind", "primary_phone", "owner", "created_at"]
+    form = TitleForm
+    list_display = [title_display, "contact_name", "stage", "channel", "kind", "primary_phone", "owner", "created_at"]
     list_select_related = ["stage__pipeline", "owner"]
     list_filter = admin_list_filters(LeadFilterSet)
     search_fields = [
@@ -120,7 +127,8 @@ class LeadAdmin(
 @admin.register(Deal)
 class DealAdmin(MergeableAdminMixin, DuplicateControlAdminMixin, EntityAdmin):
     pipeline_kind = Pipeline.Kind.DEAL
-    list_display = ["title", "customer", "company", "stage", "amount", "service", "kind", "owner", "created_at"]
+    form = TitleForm
+    list_display = [title_display, "customer", "company", "stage", "amount", "service", "kind", "owner", "created_at"]
     list_select_related = ["customer", "company", "stage__pipeline", "owner"]
     list_filter = admin_list_filters(DealFilterSet)
     search_fields = ["title", "service", "customer__last_name", "customer__first_name", "company__name", "=external_id"]

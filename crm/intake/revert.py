@@ -6,10 +6,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.models import IncomingRequest
 from dedup.audit import audit_log
 from dedup.merge.fields import dump_value, field_label, load_value
+from dedup.messages import Message
 from dedup.records import record_label
 from dedup.signals import records_bulk_saved
 
@@ -91,7 +93,9 @@ def incoming_request_revert(*, request: IncomingRequest, user) -> IncomingReques
         audit_log(
             user=user,
             records=[record],
-            message=_("Incoming request #%(id)s reverted: the values it replaced are back.") % {"id": request.pk},
+            message=Message.of(
+                gettext_lazy("Incoming request #%(id)s reverted: the values it replaced are back."), id=request.pk
+            ),
         )
     request.reverted_at = timezone.now()
     request.reverted_by = user if getattr(user, "pk", None) else None

@@ -12,7 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext_lazy
+from django.utils.translation import ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from crm.intake import config as intake_config
@@ -92,11 +92,12 @@ class IncomingLead:
         return getattr(self, name, None)
 
     def display_title(self) -> str:
+        """The title sent, or "Request from …" as a message (stored as such, shown in the reader's language)."""
         who = self.full_name or self.company_name or (self.phones[0] if self.phones else "")
         who = who or (self.emails[0] if self.emails else "")
         if not who and self.messenger:
             who = "@" + self.messenger["username"] if self.messenger.get("username") else self.messenger["chat_id"]
-        return self.title or gettext("Request from %(who)s") % {"who": who or gettext("a new customer")}
+        return self.title or Message.of(_("Request from %(who)s"), who=who or Message.of(_("a new customer")))
 
 
 @dataclass
@@ -243,6 +244,11 @@ def _finish(
         insert_together(groups)
         IncomingRequest.objects.filter(pk=request.pk).update(**outcome)
     return IntakeResult(status_code=status_code, body={"request_id": request.pk, **body})
+
+
+def _title(text) -> dict:
+    """Return a title the intake writes as the fields that store it: the text (cut to fit) and its message."""
+    return {"title": str(text)[:255], "title_data": message_data(text)}
 
 
 def _note(record, text: str) -> Note:
@@ -551,7 +557,7 @@ def _update_records(request, *, incoming, summary, targets, all_matches, setting
                 Task(
                     content_type=ContentType.objects.get_for_model(type(record)),
                     object_id=record.pk,
-                    title=gettext("New request from %(who)s: contact them") % {"who": incoming.display_title()},
+                    **_title(Message.of(_("New request from %(who)s: contact them"), who=incoming.display_title())),
                     assignee_id=record.owner_id,
                     due_at=timezone.now() + TASK_DUE,
                 )
@@ -703,7 +709,7 @@ def _create_record(
         repeat_deal_semantics=known_semantics,
     )
     lead = Lead(
-        title=incoming.display_title()[:255],
+        **_title(incoming.display_title()),
         channel=incoming.channel,
         pipeline=incoming.pipeline,
         stage=incoming.stage,
@@ -768,7 +774,7 @@ def _create_deal(
         customer=customer, company=company, settings=repeat_settings, returning=returning
     )
     deal = Deal(
-        title=incoming.display_title()[:255],
+        **_title(incoming.display_title()),
         pipeline=incoming.pipeline,
         stage=incoming.stage,
         amount=incoming.amount or Decimal("0"),
@@ -875,8 +881,9 @@ def message_intake(
         )
         who = f"@{incoming.username}" if incoming.username else f"#{incoming.chat_id}"
         lead = Lead(
-            title=gettext("%(channel)s chat %(who)s")
-            % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
+            **_title(
+                Message.of(_("%(channel)s chat %(who)s"), channel=MessengerHandle.Channel(incoming.channel).label, who=who)
+            ),
             channel=_LEAD_CHANNELS.get(incoming.channel, Lead.Channel.CHAT),
             pipeline=incoming.pipeline,
             stage=incoming.stage,
@@ -1014,7 +1021,7 @@ def _merge_leads_sharing_phones(*, lead: Lead, phones: list[str], settings: Inta
         Task.objects.create(
             content_type=content_type,
             object_id=survivor.pk,
-            title=gettext("Leads merged after a phone number came in a chat: check the lead"),
+            **_title(Message.of(_("Leads merged after a phone number came in a chat: check the lead"))),
             assignee=survivor.owner,
             due_at=timezone.now() + TASK_DUE,
         )
@@ -1056,8 +1063,9 @@ def _message_to_deal(request, *, token, incoming, handle, phones_found, keys, re
     )
     who = f"@{incoming.username}" if incoming.username else f"#{incoming.chat_id}"
     deal = Deal(
-        title=gettext("%(channel)s chat %(who)s")
-        % {"channel": MessengerHandle.Channel(incoming.channel).label, "who": who},
+        **_title(
+            Message.of(_("%(channel)s chat %(who)s"), channel=MessengerHandle.Channel(incoming.channel).label, who=who)
+        ),
         pipeline=incoming.pipeline,
         stage=incoming.stage,
         customer=customer,

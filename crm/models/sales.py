@@ -4,6 +4,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .base import ContactsMixin, Entity
+from .stored_texts import stored_text, stored_text_keep
 from .customers import Company, Customer
 
 
@@ -79,6 +80,9 @@ class Lead(ContactsMixin, StagedMixin, Entity):
         OTHER = "other", _("other")
 
     title = models.CharField(_("title"), max_length=255)
+    # A title the intake wrote ("Request from …"): its message id and parameters (dedup.messages), shown in the
+    # reader's language until someone changes the title; ``title`` keeps it as written.
+    title_data = models.JSONField(_("title data"), null=True, blank=True, editable=False)
     channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices, default=Channel.WEB_FORM)
     first_name = models.CharField(_("first name"), max_length=100, blank=True, default="")
     last_name = models.CharField(_("last name"), max_length=100, blank=True, default="")
@@ -104,7 +108,16 @@ class Lead(ContactsMixin, StagedMixin, Entity):
         ]
 
     def __str__(self):
-        return self.title
+        return self.display_title
+
+    @property
+    def display_title(self) -> str:
+        """The title in the reader's language (one the intake wrote) or as typed."""
+        return stored_text(self.title_data, self.title)
+
+    def save(self, *args, **kwargs):
+        stored_text_keep(self, "title", "title_data", kwargs)
+        super().save(*args, **kwargs)
 
     @property
     def full_name(self):
@@ -113,6 +126,8 @@ class Lead(ContactsMixin, StagedMixin, Entity):
 
 class Deal(StagedMixin, Entity):
     title = models.CharField(_("title"), max_length=255)
+    # As Lead.title_data: a title the intake wrote, in the reader's language until changed.
+    title_data = models.JSONField(_("title data"), null=True, blank=True, editable=False)
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2, default=0)
     customer = models.ForeignKey(
         Customer, verbose_name=_("customer"), null=True, blank=True, on_delete=models.SET_NULL, related_name="deals"
@@ -147,4 +162,12 @@ class Deal(StagedMixin, Entity):
         ]
 
     def __str__(self):
-        return self.title
+        return self.display_title
+
+    @property
+    def display_title(self) -> str:
+        return stored_text(self.title_data, self.title)
+
+    def save(self, *args, **kwargs):
+        stored_text_keep(self, "title", "title_data", kwargs)
+        super().save(*args, **kwargs)

@@ -7,6 +7,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .stored_texts import stored_text, stored_text_keep
+
 
 class Direction(models.TextChoices):
     INCOMING = "in", _("incoming")
@@ -61,6 +63,8 @@ class Note(TimelineItem):
 
 class Task(TimelineItem):
     title = models.CharField(_("title"), max_length=255)
+    # A task the system set (the intake's "contact them"): shown in the reader's language until edited.
+    title_data = models.JSONField(_("title data"), null=True, blank=True, editable=False)
     due_at = models.DateTimeField(_("due"), null=True, blank=True)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("assignee"), null=True, blank=True, on_delete=models.SET_NULL,
@@ -73,7 +77,15 @@ class Task(TimelineItem):
         verbose_name_plural = _("tasks")
 
     def __str__(self):
-        return self.title
+        return self.display_title
+
+    @property
+    def display_title(self) -> str:
+        return stored_text(self.title_data, self.title)
+
+    def save(self, *args, **kwargs):
+        stored_text_keep(self, "title", "title_data", kwargs)
+        super().save(*args, **kwargs)
 
 
 class Call(TimelineItem):

@@ -32,6 +32,7 @@ from dedup.engine.finder import duplicate_counts, duplicates_of
 from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.engine.scoring.pairs import pair_scores
 from dedup.engine.selectors import typed_duplicates, typing_fields
+from dedup.messages import Message
 from dedup.merge import (
     MERGE_PERMISSION,
     MergeError,
@@ -39,12 +40,16 @@ from dedup.merge import (
     merge_job_create,
     merge_undo_request,
     merged_survivor,
+    record_state,
     related_permission_check,
 )
 from dedup.models import MergeJob
 from dedup.records import record_label
 from dedup.registry import for_model
 
+# How often an open card asks whether its record changed (a merge, an undo, an edit elsewhere): two indexed
+# queries per open card, so a few seconds is cheap and soon enough for a manager to notice.
+CARD_STATE_POLL_MS = 5000
 # Records a "Merge selected" list action compares at most: the compare screen shows one column per record.
 MERGE_SELECTED_LIMIT = 10
 
@@ -90,7 +95,7 @@ class HistoryEntry:
 
     @property
     def error(self) -> str:
-        return self.job.error
+        return self.job.error_text
 
     @property
     def undone_at(self):
@@ -189,8 +194,11 @@ class DuplicateControlAdminMixin:
             return None
         messages.warning(
             request,
-            _("%(record)s was merged into %(survivor)s; its duplicates are that record’s now.")
-            % {"record": record_label(record), "survivor": record_label(survivor)},
+            Message.of(
+                gettext_lazy("%(record)s was merged into %(survivor__ins)s; its duplicates are that record’s now."),
+                record=record,
+                survivor=survivor,
+            ),
         )
         return self._redirect_to_card(survivor)
 
@@ -236,6 +244,7 @@ class DuplicateControlAdminMixin:
             return None
         count = duplicate_counts(self.model, [pk]).get(pk, 0)
         duplicates_url = self._url("duplicates", pk)
+        content_type_id = ContentType.objects.get_for_model(self.model).pk
         return CardContext(
             count=count,
             duplicates_url=duplicates_url,
@@ -244,10 +253,14 @@ class DuplicateControlAdminMixin:
                 "count": count,
                 "duplicatesUrl": f"{duplicates_url}?{urlencode({'fragment': 1})}",
                 "anchors": self._badge_anchors(),
-                "contentType": ContentType.objects.get_for_model(self.model).pk,
+                "contentType": content_type_id,
                 "pk": pk,
+                # The card polls its record's state and compares it with the one it was drawn with.
+                "stateUrl": reverse("dedup:record_state", args=[content_type_id, pk]),
+                "state": record_state(self.model, pk)["stamp"],
+                "stateInterval": CARD_STATE_POLL_MS,
                 "labels": {
-                    "changed": _("A merge changed this record while it was open; your edits are still here"),
+                    "changed": _("This record was changed while it was open; your edits are still here"),
                     "mergedAway": _("This record was merged"),
                     "reload": _("reload"),
                     "loading": _("Loading the duplicates…"),
@@ -606,9 +619,9 @@ class DuplicateControlAdminMixin:
                 except (MergeError, ValidationError) as error:
                     messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": _reason(error)})
                 else:
-                    job.refresh_from_db(fields=["status", "error"])
+                    job.refresh_from_db(fields=["status", "error", "error_data"])
                     if job.status == MergeJob.Status.FAILED and not job.snapshot:  # never sent to the workers
-                        messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": job.error})
+                        messages.error(request, _("The merge was not queued: %(reason)s") % {"reason": job.error_text})
                         return self._redirect_to_card(record)
                     messages.success(
                         request,

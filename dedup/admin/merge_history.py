@@ -23,7 +23,7 @@ def _record_link(job: MergeJob, pk) -> str:
 @admin.register(MergeJob)
 class MergeJobAdmin(admin.ModelAdmin):
     list_display = ["__str__", "entity_label", "survivor_link", "absorbed_links", "status", "created_by", "created_at",
-                    "finished_at", "error"]
+                    "finished_at", "error_text"]
     list_filter = ["status", "entity_key"]
     list_select_related = ["content_type", "created_by"]
     search_fields = ["=survivor_id", "=records__record_id", "created_by__username"]
@@ -31,6 +31,10 @@ class MergeJobAdmin(admin.ModelAdmin):
     actions = ["undo_merges"]
     exclude = ["snapshot"]
     readonly_fields = ["survivor_link", "absorbed_links"]
+
+    @admin.display(description=_("error"))
+    def error_text(self, job):
+        return job.error_text
 
     @admin.display(description=_("records"), ordering="entity_key")
     def entity_label(self, job):

@@ -68,9 +68,9 @@ def _run_now(model_admin: admin.ModelAdmin, request) -> HttpResponse:
     except review.ScanError as error:
         model_admin.message_user(request, str(error), messages.WARNING)
         return HttpResponseRedirect(_local_next(request) or reverse("admin:dedup_scanrun_changelist"))
-    run.refresh_from_db(fields=["status", "failure_reason"])
+    run.refresh_from_db(fields=["status", "failure_reason", "failure_data"])
     if run.status == ScanRun.Status.FAILED:  # its message could not be sent: it failed at once, blocking nothing
-        model_admin.message_user(request, run.failure_reason, messages.ERROR)
+        model_admin.message_user(request, run.failure_text, messages.ERROR)
     elif run.status == ScanRun.Status.DONE:
         model_admin.message_user(request, _("There is no active duplicate rule, so there was nothing to scan."))
     else:
@@ -97,8 +97,12 @@ def _schedule_url() -> str:
 
 class ScanChunkInline(admin.TabularInline):
     model = ScanChunk
-    fields = ["entity", "index", "key_range_text", "status", "attempts", "groups_found", "seconds", "error"]
+    fields = ["entity", "index", "key_range_text", "status", "attempts", "groups_found", "seconds", "error_text"]
     readonly_fields = fields
+
+    @admin.display(description=_("error"))
+    def error_text(self, chunk):
+        return chunk.error_text
 
     @admin.display(description=_("key range"))
     def key_range_text(self, chunk):
@@ -118,14 +122,18 @@ class ScanChunkInline(admin.TabularInline):
 @admin.register(ScanRun)
 class ScanRunAdmin(admin.ModelAdmin):
     list_display = ["run_title", "status", "trigger", "progress", "started_at", "duration", "summary",
-                    "failure_reason"]
+                    "failure_text"]
     list_filter = ["status", "trigger"]
     list_select_related = ["requested_by"]
     date_hierarchy = "started_at"
     fields = ["status", "trigger", "requested_by", "started_at", "finished_at", "duration", "progress", "figures",
-              "failure_reason"]
+              "failure_text"]
     readonly_fields = fields
     inlines = [ScanChunkInline]
+
+    @admin.display(description=_("failure reason"))
+    def failure_text(self, run):
+        return run.failure_text
 
     def get_queryset(self, request):
         return (
@@ -369,7 +377,7 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
     ordering = ["-newest_activity", "-id"]
     actions = ["merge_groups", "dismiss_groups", "open_compare"]
     fields = ["entity_label", "status", "size", "member_table", "reason_list", "rule_list", "newest_activity",
-              "first_run", "last_run", "created_at", "updated_at", "resolution", "resolved_by", "resolved_at",
+              "first_run", "last_run", "created_at", "updated_at", "resolution_text", "resolved_by", "resolved_at",
               "merge_job_link", "auto_merged"]
     readonly_fields = fields
 
@@ -459,6 +467,10 @@ class DuplicateGroupAdmin(admin.ModelAdmin):
         if more > 0:
             links.append(_("and %(count)s more") % {"count": more})
         return format_html_join(mark_safe("<br>"), "{}", ((link,) for link in links))
+
+    @admin.display(description=_("resolution"))
+    def resolution_text(self, group):
+        return group.resolution_text
 
     @admin.display(description=_("why"))
     def reason_list(self, group):

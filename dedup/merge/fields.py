@@ -12,9 +12,7 @@ from django.db import models
 from django.db.models.fields.files import FieldFile
 from django.utils.duration import duration_iso_string
 from django.utils.text import capfirst
-from django.utils.translation import gettext as _
-
-from dedup.records import record_label
+from django.utils.translation import gettext_lazy
 
 from .errors import MergeError
 
@@ -123,7 +121,7 @@ def clean_choices(model: type[models.Model], choices: Mapping | None, record_pks
     if not choices:
         return {}
     if not isinstance(choices, Mapping):
-        raise MergeError(_("The field choices must map field names to records."))
+        raise MergeError.of(gettext_lazy("The field choices must map field names to records."))
     names = {f.name for f in mergeable_fields(model)}
     json_fields = _json_dict_fields(model)
     allowed = {int(pk) for pk in record_pks}
@@ -132,16 +130,16 @@ def clean_choices(model: type[models.Model], choices: Mapping | None, record_pks
         name = str(name)
         base = name.split(KEY_SEPARATOR, 1)[0] if KEY_SEPARATOR in name else name
         if base not in names or (base != name and base not in json_fields):
-            raise MergeError(_("“%(field)s” is not a field that can be chosen when merging.") % {"field": name})
+            raise MergeError.of(gettext_lazy("“%(field)s” is not a field that can be chosen when merging."), field=name)
         try:
             pk = int(pk)
         except (TypeError, ValueError):
-            raise MergeError(
-                _("The record chosen for “%(field)s” is not one of the merged records.") % {"field": name}
+            raise MergeError.of(
+                gettext_lazy("The record chosen for “%(field)s” is not one of the merged records."), field=name
             ) from None
         if pk not in allowed:
-            raise MergeError(
-                _("The record chosen for “%(field)s” is not one of the merged records.") % {"field": name}
+            raise MergeError.of(
+                gettext_lazy("The record chosen for “%(field)s” is not one of the merged records."), field=name
             )
         cleaned[name] = pk
     return cleaned
@@ -261,9 +259,10 @@ def _plan_unique_clear(model, model_field, source: models.Model, plan: FieldPlan
     elif kind == "conditional" and isinstance(model_field, (models.CharField, models.TextField)):
         empty = ""
     else:
-        raise MergeError(
-            _("%(field)s must be unique, so the value of %(record)s cannot be given to another record.")
-            % {"field": capfirst(model_field.verbose_name), "record": record_label(source)}
+        raise MergeError.of(
+            gettext_lazy("%(field)s must be unique, so the value of %(record__gen)s cannot be given to another record."),
+            field=model_field.verbose_name,
+            record=source,
         )
     plan.cleared.setdefault(source.pk, {})[model_field.attname] = empty
 

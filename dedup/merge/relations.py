@@ -18,13 +18,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.apps import apps
-from django.contrib.admin.utils import model_ngettext
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRel, GenericRelation
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Case, Q, Value, When
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext_lazy
 
 from dedup import registry
 from dedup.db import batches
@@ -347,9 +346,9 @@ def relation_move(
             # have no foreign key for the record lock to hold up) would make the snapshot inexact: start over.
             expected = sum(len(ids) for ids in moved.values())
             if moved_count != expected:
-                raise MergeError(
-                    _("The %(rows)s of the merged records changed while they were being merged; try again.")
-                    % {"rows": relation.model._meta.verbose_name_plural}
+                raise MergeError.of(
+                    gettext_lazy("The %(rows)s of the merged records changed while they were being merged; try again."),
+                    rows=relation.model._meta.verbose_name_plural,
                 )
     return {
         "kind": relation.kind,
@@ -417,15 +416,16 @@ def relation_restore(entry: dict, *, survivor_pk, content_type_id: int) -> None:
         )
     if restored != expected:
         missing = expected - restored
-        raise MergeError(
-            ngettext(
+        raise MergeError.of(
+            ngettext_lazy(
                 "%(count)d of the %(rows)s the merge moved was deleted or moved to another record since, so the "
                 "merge cannot be undone exactly.",
                 "%(count)d of the %(rows)s the merge moved were deleted or moved to another record since, so the "
                 "merge cannot be undone exactly.",
-                missing,
-            )
-            % {"count": missing, "rows": model_ngettext(model, expected)}
+                "count",
+            ),
+            count=missing,
+            rows=model._meta.verbose_name_plural,
         )
     for flag, ids in entry["cleared"].items():
         for batch in batches(ids, ID_BATCH):

@@ -7,7 +7,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import QuerySet
 
-from dedup.models import MergeJob
+from dedup.models import MergeJob, MergeJobRecord
 
 # An archived record points at its survivor, which may itself have been merged later: follow at most this
 # many links (a chain longer than that is a loop made by hand in the database).
@@ -40,6 +40,35 @@ def merged_survivor(record: models.Model) -> models.Model | None:
         if current is None:
             return None
     return None
+
+
+def record_state(model: type[models.Model], pk) -> dict:
+    """Return what an open card compares to know its record changed: a stamp of the record's version and of the
+    newest merge or undo it took part in, and where it went if it was merged away. Two indexed queries.
+
+    {"stamp": "…", "merged_into": pk or None, "gone": bool}
+    """
+    from .fields import ARCHIVED_FIELD, MERGED_INTO_FIELD, VERSION_FIELD
+
+    names = {f.attname for f in model._meta.concrete_fields}
+    wanted = [name for name in (VERSION_FIELD, ARCHIVED_FIELD, f"{MERGED_INTO_FIELD}_id") if name in names]
+    row = model._base_manager.filter(pk=pk).values(*wanted).first()
+    if row is None:
+        return {"stamp": "gone", "merged_into": None, "gone": True}
+    content_type = ContentType.objects.get_for_model(model)
+    job = (
+        # Merges that changed data: a queued, running or failed one has changed nothing yet.
+        MergeJobRecord.objects.filter(
+            content_type=content_type, record_id=pk, job__status__in=(MergeJob.Status.DONE, MergeJob.Status.UNDONE)
+        )
+        .order_by("-job_id")
+        .values_list("job_id", "job__status")
+        .first()
+    )
+    version = row.get(VERSION_FIELD)
+    stamp = "|".join([version.isoformat() if version else "", "%s:%s" % job if job else ""])
+    merged_into = row.get(f"{MERGED_INTO_FIELD}_id") if row.get(ARCHIVED_FIELD) else None
+    return {"stamp": stamp, "merged_into": merged_into, "gone": False}
 
 
 def lock_records(model: type[models.Model], pks: Sequence) -> dict:

@@ -13,13 +13,14 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import translation
+from django.utils.translation import gettext_lazy
 
 from dedup import registry
 from dedup.models import MergeJob, MergeJobRecord
 
 from . import fields as merge_fields
 from .errors import MergeError
-from .services import merge_job_run
+from .jobs import merge_job_run
 
 
 @transaction.atomic
@@ -34,7 +35,9 @@ def system_merge_job_create(
     model = type(survivor)._meta.concrete_model
     spec = registry.for_model(model)
     if spec is None:
-        raise MergeError("%s do not take part in duplicate control." % model._meta.verbose_name_plural)
+        raise MergeError.of(
+            gettext_lazy("%(records)s do not take part in duplicate control."), records=model._meta.verbose_name_plural
+        )
     absorbed_pks = [record.pk for record in absorbed]
     content_type = ContentType.objects.get_for_model(model)
     job = MergeJob.objects.create(

@@ -46,6 +46,9 @@ class MergeJob(models.Model):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(_("error"), blank=True, default="")
+    # Why it failed as a message id with parameters (dedup.messages), shown in the reader's language; ``error``
+    # keeps the text as written (all that jobs older than the message ids have).
+    error_data = models.JSONField(_("error data"), null=True, blank=True, editable=False)
     # Everything undo needs: field values before and after, the ids of every moved row per relation, the rows
     # removed as duplicates, the flags cleared and the merge note.
     snapshot = models.JSONField(_("snapshot"), default=dict, blank=True)
@@ -71,6 +74,13 @@ class MergeJob(models.Model):
 
     def __str__(self):
         return _("Merge #%(id)s") % {"id": self.pk}
+
+    @property
+    def error_text(self) -> str:
+        """Why the merge failed, in the reader's language."""
+        from dedup.messages import text_of
+
+        return text_of(self.error_data, self.error)
 
 
 class MergeJobRecord(models.Model):
@@ -125,6 +135,8 @@ class Notification(models.Model):
     )
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
+    # When it popped up as a toast (on any of the user's browsers): from then on it lives only in the list.
+    popped_at = models.DateTimeField(_("shown"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("notification")

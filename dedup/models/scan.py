@@ -40,6 +40,8 @@ class ScanRun(models.Model):
     # Per entity: {"records": N, "groups": N, "new": N, "closed": N, "auto_merged": N, "seconds": S}.
     stats = models.JSONField(_("figures"), default=dict, blank=True)
     failure_reason = models.TextField(_("failure reason"), blank=True, default="")
+    # The reason as a message id with parameters (dedup.messages), shown in the reader's language.
+    failure_data = models.JSONField(_("failure data"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("scan run")
@@ -58,6 +60,13 @@ class ScanRun(models.Model):
             "id": self.pk,
             "started": timezone.localtime(self.started_at).strftime("%Y-%m-%d %H:%M"),
         }
+
+    @property
+    def failure_text(self) -> str:
+        """Why the scan failed, in the reader's language."""
+        from dedup.messages import text_of
+
+        return text_of(self.failure_data, self.failure_reason)
 
     @property
     def seconds(self) -> float | None:
@@ -91,6 +100,7 @@ class ScanChunk(models.Model):
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True, default="")
+    error_data = models.JSONField(_("error data"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("scan chunk")
@@ -102,6 +112,12 @@ class ScanChunk(models.Model):
 
     def __str__(self):
         return f"{self.entity} #{self.index}"
+
+    @property
+    def error_text(self) -> str:
+        from dedup.messages import text_of
+
+        return text_of(self.error_data, self.error)
 
 
 class DuplicateGroup(models.Model):
@@ -142,6 +158,7 @@ class DuplicateGroup(models.Model):
         related_name="+",
     )
     resolution = models.CharField(_("resolution"), max_length=255, blank=True, default="")
+    resolution_data = models.JSONField(_("resolution data"), null=True, blank=True, editable=False)
     # The background merge that resolved (or is resolving) the group; kept as an id so the queue does not
     # depend on the merge models' schema.
     merge_job_id = models.BigIntegerField(_("merge job"), null=True, blank=True)
@@ -158,6 +175,13 @@ class DuplicateGroup(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["entity", "status"], name="dedup_group_entity_status_idx")]
+
+    @property
+    def resolution_text(self) -> str:
+        """How the group was resolved, in the reader's language."""
+        from dedup.messages import text_of
+
+        return text_of(self.resolution_data, self.resolution)
 
     def __str__(self):
         return _("%(entity)s group #%(id)s (%(size)s records)") % {

@@ -13,11 +13,13 @@ from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from dedup import audit, registry
 from dedup.db import insert_rows
 from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.engine.scan import Group, group_signature
+from dedup.messages import Message
 from dedup.merge import merge_job_create
 from dedup.merge.fields import MERGED_INTO_FIELD
 from dedup.models import MergeJob, Rule
@@ -26,6 +28,18 @@ from dedup.registry import EntitySpec
 from dedup.signals import records_bulk_saved
 
 from .errors import ScanError
+
+
+def _resolution(text, **params) -> dict:
+    """Return a group's resolution as the fields that store it: the text as written and its message (shown in
+    the reader's language)."""
+    message = Message.of(text, **params)
+    return {"resolution": str(message)[:255], "resolution_data": message.data}
+
+
+def _resolve(group: DuplicateGroup, text, **params) -> None:
+    for name, value in _resolution(text, **params).items():
+        setattr(group, name, value)
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +167,7 @@ def groups_upsert(
             batch = stale[start : start + DB_BATCH]
             DuplicateGroup.objects.filter(pk__in=batch, status=DuplicateGroup.Status.OPEN).update(
                 status=DuplicateGroup.Status.CLOSED,
-                resolution=_("No longer found by the scan."),
+                **_resolution(gettext_lazy("No longer found by the scan.")),
                 resolved_at=now,
                 updated_at=now,
             )
@@ -306,7 +320,7 @@ def groups_refresh(*, entity: str, record_ids: Iterable[int]) -> int:
         if group.status == DuplicateGroup.Status.MERGED:
             if len(live) >= 2 and group.signature not in open_signatures and len(gone) == 0:
                 group.status = DuplicateGroup.Status.OPEN
-                group.resolution = _("The merge was undone; the records are back in the queue.")
+                _resolve(group, gettext_lazy("The merge was undone; the records are back in the queue."))
                 group.resolved_at = None
                 group.resolved_by = None
                 group.updated_at = now
@@ -320,10 +334,10 @@ def groups_refresh(*, entity: str, record_ids: Iterable[int]) -> int:
         if len(live) <= 1:
             if merged_together and len(live) == 1:
                 group.status = DuplicateGroup.Status.MERGED
-                group.resolution = _("Merged into #%(id)s.") % {"id": live[0]}
+                _resolve(group, gettext_lazy("Merged into #%(id)s."), id=live[0])
             else:
                 group.status = DuplicateGroup.Status.CLOSED
-                group.resolution = _("Its records were merged elsewhere or removed.")
+                _resolve(group, gettext_lazy("Its records were merged elsewhere or removed."))
             group.resolved_at = now
             group.updated_at = now
             group.save()
@@ -331,7 +345,7 @@ def groups_refresh(*, entity: str, record_ids: Iterable[int]) -> int:
             signature = group_signature(live)
             if signature in open_signatures:
                 group.status = DuplicateGroup.Status.CLOSED
-                group.resolution = _("The same records are in another group.")
+                _resolve(group, gettext_lazy("The same records are in another group."))
                 group.resolved_at = now
             else:
                 DuplicateGroupMember.objects.filter(group=group, record_id__in=gone).delete()
@@ -426,13 +440,13 @@ def group_dismiss(*, group: DuplicateGroup, user) -> DuplicateGroup:
         audit.not_duplicates_logged(
             user=user,
             records=list(spec.model._base_manager.filter(pk__in=existing).order_by("pk")),
-            where=_("(Review queue, group #%(id)s dismissed.)") % {"id": group.pk},
+            where=Message.of(gettext_lazy("(Review queue, group #%(id)s dismissed.)"), id=group.pk),
         )
     group.status = DuplicateGroup.Status.DISMISSED
-    group.resolution = _("Not duplicates.")
+    _resolve(group, gettext_lazy("Not duplicates."))
     group.resolved_at = timezone.now()
     group.resolved_by = user if getattr(user, "pk", None) else None
-    group.save(update_fields=["status", "resolution", "resolved_at", "resolved_by", "updated_at"])
+    group.save(update_fields=["status", "resolution", "resolution_data", "resolved_at", "resolved_by", "updated_at"])
     return group
 
 

@@ -14,13 +14,14 @@ from django.utils import timezone
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.utils.functional import Promise
 
 from dedup import registry
 from dedup.dispatch import task_send
 from dedup.engine import rules as dedup_rules
 from dedup.engine import scan as dedup_scan
 from dedup.engine.counts import counts_rebuild
-from dedup.messages import stored
+from dedup.messages import Message, message_data, stored
 from dedup.models import Rule
 from dedup.models import Notification
 from dedup.models.scan import DuplicateGroup, ScanChunk, ScanRun
@@ -55,6 +56,9 @@ SCAN_CHUNK_MAX_ATTEMPTS = 3
 # A run with no chunk planned this long after it started lost its plan message or worker.
 SCAN_PLAN_STALLED_AFTER = timedelta(minutes=15)
 
+# Stored texts (message ids, shown in the reader's language).
+RESOLVED_NO_RULE = gettext_lazy("No active rule finds these records any more.")
+ERROR_REASON = gettext_lazy("It stopped on an error: %(error)s")
 SCAN_NOT_SENT_REASON = gettext_lazy(
     "The background workers could not be reached (the task queue is down), so the scan did not start. "
     "Try again in a few minutes."
@@ -196,7 +200,8 @@ def _close_unscanned(scanned: Sequence[str]) -> None:
     """Close the open groups of entities no active rule scans any more: nothing would ever update them."""
     DuplicateGroup.objects.filter(status=DuplicateGroup.Status.OPEN).exclude(entity__in=list(scanned)).update(
         status=DuplicateGroup.Status.CLOSED,
-        resolution=_("No active rule finds these records any more."),
+        resolution=str(RESOLVED_NO_RULE),
+        resolution_data=stored(Message.of(RESOLVED_NO_RULE)),
         resolved_at=timezone.now(),
         updated_at=timezone.now(),
     )
@@ -208,15 +213,17 @@ def _fail_abandoned() -> None:
     if stuck is not None:
         _run_fail(
             stuck,
-            _("Abandoned: no part of the scan made progress for %(hours)s hours (its workers stopped).")
-            % {"hours": int(SCAN_ABANDONED_AFTER.total_seconds() // 3600)},
+            Message.of(
+                gettext_lazy("Abandoned: no part of the scan made progress for %(hours)s hours (its workers stopped)."),
+                hours=int(SCAN_ABANDONED_AFTER.total_seconds() // 3600),
+            ),
         )
 
 
 def _run_not_sent(run_id: int, error: Exception) -> None:
     """The scan's plan message could not be published: the run fails at once (so it blocks no later scan)."""
     logger.warning("Scan run %s could not be sent to the workers: %s", run_id, error)
-    scan_run_fail(run_id=run_id, reason=str(SCAN_NOT_SENT_REASON))
+    scan_run_fail(run_id=run_id, reason=SCAN_NOT_SENT_REASON)
 
 
 def scan_request(*, trigger: str, user=None) -> ScanRun | None:
@@ -241,7 +248,7 @@ def scan_execute(
         try:
             scan_chunk_process(chunk_id=chunk_id)
         except Exception as error:
-            scan_chunk_fail(chunk_id=chunk_id, reason=str(error) or error.__class__.__name__)
+            scan_chunk_fail(chunk_id=chunk_id, reason=error)
             raise
         if progress is not None:
             progress(ScanChunk.objects.get(pk=chunk_id))
@@ -299,9 +306,9 @@ def scan_chunk_process(*, chunk_id: int) -> tuple[int | None, bool]:
             current.seconds = seconds
             current.status = ScanChunk.Status.DONE
             current.finished_at = timezone.now()
-            current.error = ""
+            current.error, current.error_data = "", None
             current.save(
-                update_fields=["result", "groups_found", "seconds", "status", "finished_at", "error"]
+                update_fields=["result", "groups_found", "seconds", "status", "finished_at", "error", "error_data"]
             )
             run.heartbeat_at = timezone.now()
             run.save(update_fields=["heartbeat_at"])
@@ -316,47 +323,76 @@ def _trusted_rules(entity: str) -> list:
     return [rule for rule in dedup_rules.active_rules(entity) if rule.rule.auto_merge]
 
 
-def scan_chunk_retrying(*, chunk_id: int, reason: str) -> None:
-    """Note on a chunk why its attempt failed; its task will try again."""
-    ScanChunk.objects.filter(pk=chunk_id).update(status=ScanChunk.Status.PENDING, error=str(reason)[:2000])
+def _reason(reason) -> Message | str:
+    """Return why a scan or a chunk failed as a stored text: a message as it is, a lazy text as a message, an
+    exception (a bug, a lost database) as a message quoting its technical text; plain text as it is."""
+    if isinstance(reason, Promise):
+        return Message.of(reason)
+    if isinstance(reason, BaseException):
+        return Message.of(ERROR_REASON, error=(str(reason) or reason.__class__.__name__)[:2000])
+    return reason
+
+
+def scan_chunk_retrying(*, chunk_id: int, reason) -> None:
+    """Note on a chunk why its attempt failed (a message, an exception or text); its task will try again."""
+    reason = _reason(reason)
+    ScanChunk.objects.filter(pk=chunk_id).update(
+        status=ScanChunk.Status.PENDING, error=str(reason)[:2000], error_data=message_data(reason)
+    )
 
 
 @transaction.atomic
-def scan_chunk_fail(*, chunk_id: int, reason: str) -> None:
+def scan_chunk_fail(*, chunk_id: int, reason) -> None:
     """Give up on a chunk after its retries: the chunk and its run fail with the reason."""
     chunk = ScanChunk.objects.select_related("run").filter(pk=chunk_id).first()
     if chunk is None:
         return
+    reason = _reason(reason)
     run = ScanRun.objects.select_for_update().get(pk=chunk.run_id)
     ScanChunk.objects.filter(pk=chunk_id).update(
-        status=ScanChunk.Status.FAILED, error=str(reason)[:2000], finished_at=timezone.now()
+        status=ScanChunk.Status.FAILED, error=str(reason)[:2000], error_data=message_data(reason),
+        finished_at=timezone.now(),
     )
     if run.status == ScanRun.Status.RUNNING:
         _run_fail(
             run,
-            _("Part %(index)s of %(entity)s failed: %(reason)s")
-            % {"index": chunk.index + 1, "entity": chunk.entity, "reason": reason},
+            Message.of(
+                gettext_lazy("Part %(index)s of %(entity)s failed: %(reason)s"),
+                index=chunk.index + 1,
+                entity=_entity_word(chunk.entity),
+                reason=reason,
+            ),
         )
 
 
+def _entity_word(key: str):
+    """Return an entity's plural name (lazy, so it is stored as a message id), or its key if it is gone."""
+    try:
+        return registry.get(key).model._meta.verbose_name_plural
+    except (KeyError, LookupError, AttributeError):
+        return key
+
+
 @transaction.atomic
-def scan_run_fail(*, run_id: int, reason: str) -> None:
+def scan_run_fail(*, run_id: int, reason) -> None:
     """Fail a running scan (its join gave up); the queue keeps what earlier scans found."""
     run = ScanRun.objects.select_for_update().filter(pk=run_id).first()
     if run is not None and run.status == ScanRun.Status.RUNNING:
         _run_fail(run, reason)
 
 
-def _run_fail(run: ScanRun, reason: str) -> None:
+def _run_fail(run: ScanRun, reason) -> None:
+    reason = _reason(reason)
     run.status = ScanRun.Status.FAILED
     run.failure_reason = str(reason)[:4000]
+    run.failure_data = message_data(reason)
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "failure_reason", "finished_at"])
+    run.save(update_fields=["status", "failure_reason", "failure_data", "finished_at"])
     if run.requested_by_id is not None:
         notification_send(
             user=run.requested_by,
             level=Notification.Level.ERROR,
-            message=_("Scan #%(id)s failed: %(reason)s") % {"id": run.pk, "reason": run.failure_reason},
+            message=Message.of(gettext_lazy("Scan #%(id)s failed: %(reason)s"), id=run.pk, reason=reason),
             url=reverse("admin:dedup_scanrun_change", args=[run.pk]),
         )
 
@@ -381,7 +417,9 @@ def scan_sweep() -> dict[str, int]:
         status=ScanChunk.Status.RUNNING, started_at__lt=chunk_limit, run__status=ScanRun.Status.RUNNING
     ).order_by("pk")
     for chunk in stalled:
-        reason = _("Its worker stopped before it finished (attempt %(attempt)s).") % {"attempt": chunk.attempts}
+        reason = Message.of(
+            gettext_lazy("Its worker stopped before it finished (attempt %(attempt)s)."), attempt=chunk.attempts
+        )
         if chunk.attempts >= SCAN_CHUNK_MAX_ATTEMPTS:
             scan_chunk_fail(chunk_id=chunk.pk, reason=reason)
             failed += 1
@@ -389,21 +427,23 @@ def scan_sweep() -> dict[str, int]:
         with transaction.atomic():
             moved = ScanChunk.objects.filter(
                 pk=chunk.pk, status=ScanChunk.Status.RUNNING, started_at__lt=chunk_limit
-            ).update(status=ScanChunk.Status.PENDING, error=reason)
+            ).update(status=ScanChunk.Status.PENDING, error=str(reason), error_data=message_data(reason))
             if moved:
                 task_send(CHUNK_TASK, args=[chunk.pk], on_failure=partial(_chunk_not_sent, chunk.pk))
                 resent += 1
     plan_limit = now - _setting_delta("DEDUP_SCAN_PLAN_STALLED_AFTER", SCAN_PLAN_STALLED_AFTER)
     unplanned = ScanRun.objects.filter(status=ScanRun.Status.RUNNING, started_at__lt=plan_limit, chunks__isnull=True)
     for run_id in unplanned.values_list("pk", flat=True):
-        scan_run_fail(run_id=run_id, reason=_("Its chunks were never planned (the planning worker stopped)."))
+        scan_run_fail(
+            run_id=run_id, reason=gettext_lazy("Its chunks were never planned (the planning worker stopped).")
+        )
         failed += 1
     return {"resent": resent, "failed": failed}
 
 
 def _chunk_not_sent(chunk_id: int, error: Exception) -> None:
     logger.warning("Scan chunk %s could not be sent again: %s", chunk_id, error)
-    scan_chunk_fail(chunk_id=chunk_id, reason=str(SCAN_NOT_SENT_REASON))
+    scan_chunk_fail(chunk_id=chunk_id, reason=SCAN_NOT_SENT_REASON)
 
 
 # --- Joining --------------------------------------------------------------------------------------------------

@@ -250,34 +250,71 @@
     }
 
     function keepUp(config) {
-        // When a merge of this record finishes (the notification poll announces it), a card with no unsaved edits
-        // reloads to show the merged data; one with edits, or a record merged away, says so with a link instead.
+        // The card asks the server every few seconds for its record's state (its version and the newest merge or
+        // undo it took part in), and at once when a notification names it. When the state is no longer the one
+        // the card was drawn with: a card with no unsaved edits reloads to show the new data; one with edits
+        // (never reloaded: they would be lost), or a record merged away, says so with a link instead.
+        if (!config.stateUrl || !window.fetch) return;
         const form = document.querySelector("#content-main form");
         const initial = form ? formState(form) : "";
         const labels = config.labels || {};
-        document.addEventListener("mw:notification", function (event) {
-            const item = event.detail || {};
-            const job = item.job;
-            if (!job || job.content_type !== config.contentType) return;
-            if (job.status !== "done" && job.status !== "undone") return;
-            const pk = String(config.pk);
-            const here = String(job.survivor) === pk;
-            const away = job.absorbed.map(String).indexOf(pk) !== -1;
-            if (!here && !away) return;
+        const interval = config.stateInterval || 5000;
+        let timer = null;
+        let inFlight = false;
+        let stale = false;
+
+        function changed(state) {
+            if (state.merged_into) {
+                showStale(labels.mergedAway, labels.reload, state.url || window.location.href);
+                return;
+            }
             const edited = form && formState(form) !== initial;
-            if (here && !edited) {
-                if (window.mwNotifications) window.mwNotifications.replayAfterReload(item);
+            if (!edited && !stale) {
+                if (window.mwNotifications) window.mwNotifications.replayShownAfterReload();
                 window.location.reload();
                 return;
             }
-            if (here) {
-                showStale(labels.changed, labels.reload, window.location.href);
-            } else if (job.status === "done") {
-                showStale(labels.mergedAway, labels.reload, item.url || window.location.href);
-            } else {
-                showStale(labels.changed, labels.reload, window.location.href);
-            }
+            showStale(labels.changed, labels.reload, window.location.href);
+        }
+
+        function check() {
+            if (timer !== null) window.clearTimeout(timer);
+            timer = null;
+            if (inFlight) return;
+            inFlight = true;
+            fetch(config.stateUrl, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+                .then(function (response) {
+                    const type = response.headers.get("Content-Type") || "";
+                    return response.ok && type.indexOf("application/json") === 0 ? response.json() : null;
+                })
+                .then(function (state) {
+                    if (state && state.stamp !== config.state) {
+                        changed(state);
+                        stale = true;
+                        config.state = state.stamp;  // say it once per change, not on every poll
+                    }
+                })
+                .catch(function () { /* offline or logged out: try again later */ })
+                .finally(function () {
+                    inFlight = false;
+                    schedule();
+                });
+        }
+
+        function schedule() {
+            if (timer === null && !document.hidden) timer = window.setTimeout(check, interval);
+        }
+
+        document.addEventListener("mw:notification", function (event) {
+            const job = (event.detail || {}).job;
+            if (!job || job.content_type !== config.contentType) return;
+            const pk = String(config.pk);
+            if (String(job.survivor) === pk || job.absorbed.map(String).indexOf(pk) !== -1) check();
         });
+        document.addEventListener("visibilitychange", function () {
+            if (!document.hidden) check();
+        });
+        schedule();
     }
 
     ready(function () {

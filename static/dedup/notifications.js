@@ -1,5 +1,7 @@
 /* Poll the user's unread notifications and show each new one once as a toast in the lower right corner; after
-   that it lives in the notification list (the header's counter says how many are unread). Toasts stack, success
+   that it lives in the notification list (the header's counter says how many are unread). "Once" is per user:
+   the server notes a notification popped (POST to the popped URL), so another browser or device does not pop
+   it again. Toasts stack, success
    and information hide by themselves, and the page gets room at its bottom so they never cover its end.
    Each new notification is also announced as a "mw:notification" event, so an open card can keep up with a
    merge of its record (card.js). The container (#mw-toasts) carries the URLs and labels. */
@@ -10,7 +12,7 @@
     const AUTO_HIDE_MS = 8000;
     // Toasts shown at once; older ones leave the stack (they are still in the list).
     const MAX_SHOWN = 3;
-    // A toast to show again on the next page, when the page reloads itself for a notification (card.js).
+    // Toasts to show again on the next page, when a card reloads itself to show new data (card.js).
     const REPLAY_KEY = "mw.notifications.replay";
 
     function csrfToken() {
@@ -22,18 +24,17 @@
         try {
             return window[kind];
         } catch (error) {
-            return null;  // storage disabled: toasts then pop on every page, as unread ones did before
+            return null;  // storage disabled: a card that reloads itself loses its toasts (they are in the list)
         }
     }
 
     function start(container) {
         const pollUrl = container.dataset.pollUrl;
         const readUrl = container.dataset.readUrl;
+        const poppedUrl = container.dataset.poppedUrl;
         const interval = parseInt(container.dataset.interval, 10) || 5000;
         const counter = document.querySelector("#mw-notifications-link .mw-unread-count");
-        const local = storage("localStorage");
         const session = storage("sessionStorage");
-        const poppedKey = "mw.notifications.popped." + (container.dataset.user || "");
         // When the server drew the page, by its own clock (the notifications' times are by the same clock).
         const renderedAt = Date.parse(container.dataset.renderedAt || "") || 0;
         const shown = new Map(); // id -> toast element
@@ -41,12 +42,29 @@
         let timer = null;
         let inFlight = false;
 
-        function popped() {
-            return local ? parseInt(local.getItem(poppedKey), 10) || 0 : 0;
+        function post(url, ids) {
+            return fetch(url, {
+                method: "POST",
+                credentials: "same-origin",
+                headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
+                body: JSON.stringify({ids: ids}),
+            }).then(function (response) {
+                return response.ok ? response.json() : null;
+            });
         }
 
-        function markPopped(id) {
-            if (local && id > popped()) local.setItem(poppedKey, String(id));
+        function pop(items) {
+            // Claim the toasts on the server first: of two browsers polling at once, one shows each toast.
+            if (!items.length) return;
+            const byId = new Map(items.map(function (item) { return [item.id, item]; }));
+            post(poppedUrl, items.map(function (item) { return item.id; }))
+                .then(function (data) {
+                    if (!data) return;
+                    data.popped.slice().sort(function (a, b) { return a - b; }).forEach(function (id) {
+                        if (byId.has(id)) show(byId.get(id));
+                    });
+                })
+                .catch(function () { /* shown on a later poll */ });
         }
 
         function setUnread(count) {
@@ -62,14 +80,7 @@
         }
 
         function markRead(id) {
-            return fetch(readUrl, {
-                method: "POST",
-                credentials: "same-origin",
-                headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
-                body: JSON.stringify({ids: [id]}),
-            }).then(function (response) {
-                return response.ok ? response.json() : null;
-            }).then(function (data) {
+            return post(readUrl, [id]).then(function (data) {
                 if (data) setUnread(data.unread);
             }).catch(function () { /* it stays unread in the list */ });
         }
@@ -119,6 +130,7 @@
 
             toast.appendChild(body);
             toast.appendChild(close);
+            toast.mwItem = item;
             container.appendChild(toast);
             shown.set(item.id, toast);
             while (shown.size > MAX_SHOWN) hide(shown.keys().next().value);
@@ -149,17 +161,16 @@
                 })
                 .then(function (data) {
                     if (!data) return;
-                    const seen = popped();
+                    const fresh = [];
                     // Oldest first, so the newest ends up at the bottom, nearest the corner.
                     data.notifications.slice().reverse().forEach(function (item) {
                         lastId = Math.max(lastId, item.id);
                         // Whatever happened since the server drew this page is news to it (another tab may
                         // have popped the toast already).
                         if (renderedAt && Date.parse(item.created_at) >= renderedAt) announce(item);
-                        if (item.id <= seen) return;  // popped on an earlier page: it is in the list now
-                        markPopped(item.id);
-                        show(item);
+                        if (!item.popped) fresh.push(item);  // a popped one lives in the list now
                     });
+                    pop(fresh);
                     setUnread(data.unread);
                 })
                 .catch(function () { /* offline or logged out: try again later */ })
@@ -173,19 +184,20 @@
             if (timer === null && !document.hidden) timer = window.setTimeout(poll, interval);
         }
 
-        // A page that reloaded itself for a notification shows that notification once more.
+        // A card that reloaded itself to show new data shows the toasts it had on screen once more.
         if (session) {
             const replay = session.getItem(REPLAY_KEY);
             session.removeItem(REPLAY_KEY);
             if (replay) {
                 try {
-                    show(JSON.parse(replay));
+                    JSON.parse(replay).forEach(show);
                 } catch (error) { /* ignore a damaged entry */ }
             }
         }
         window.mwNotifications = {
-            replayAfterReload: function (item) {
-                if (session) session.setItem(REPLAY_KEY, JSON.stringify(item));
+            replayShownAfterReload: function () {
+                const items = Array.from(shown.values()).map(function (toast) { return toast.mwItem; });
+                if (session && items.length) session.setItem(REPLAY_KEY, JSON.stringify(items));
             },
         };
 

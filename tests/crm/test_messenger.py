@@ -186,3 +186,36 @@ def test_message_phone_shared_by_two_leads_follows_the_policy(intake_client, lea
     _message(intake_client, chat_id="42", text="89123456789")
     # then all, the newest or none of them are merged with the chat lead
     assert Lead.objects.filter(is_archived=True).count() == archived
+
+
+def test_message_chat_lead_title_is_stored_as_a_message_and_follows_the_reader(intake_client, lead_pipeline, admin_client):
+    from django.utils import translation
+
+    # given a chat lead the intake titled (the request ran in English)
+    _message(intake_client, chat_id="100777", username="ivan_p")
+    lead = Lead.objects.get()
+    assert lead.title == "Telegram chat @ivan_p" and lead.title_data is not None
+    # then each reader sees it in their language
+    with translation.override("ru"):
+        assert str(lead) == "Чат Telegram: @ivan_p"
+    with translation.override("en"):
+        assert str(lead) == "Telegram chat @ivan_p"
+    # and once a manager changes the title it is plain text in every language
+    lead.title = "Ivan, wants SEO"
+    lead.save()
+    lead.refresh_from_db()
+    assert lead.title_data is None
+    with translation.override("ru"):
+        assert str(lead) == "Ivan, wants SEO"
+
+
+def test_message_lead_title_shown_in_russian_is_kept_as_a_message_when_saved_unchanged(intake_client, lead_pipeline):
+    from django.utils import translation
+
+    _message(intake_client, chat_id="100778", username="petr")
+    lead = Lead.objects.get()
+    with translation.override("ru"):
+        lead.title = str(lead)  # the form showed the Russian title and saved it back untouched
+    lead.save()
+    lead.refresh_from_db()
+    assert lead.title_data is not None

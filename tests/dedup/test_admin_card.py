@@ -699,3 +699,56 @@ def test_order_compare_keeps_priority_number(admin_client, db):
     assert number.count('type="radio"') == 1
     total = re.search(r'data-field="total".*?</tr>', html, re.S).group(0)
     assert total.count('type="radio"') == 2
+
+
+# --- The card keeps up: the state it polls -----------------------------------------------------------------------
+
+
+def _state_url(record):
+    from django.contrib.contenttypes.models import ContentType
+
+    return f"/admin/dedup/records/{ContentType.objects.get_for_model(record).pk}/{record.pk}/state/"
+
+
+@pytest.mark.parametrize("merges", [1, 6])
+def test_card_state_costs_the_same_queries_however_many_merges(admin_client, merges, django_assert_max_num_queries):
+    from dedup.merge import records_merge
+
+    survivor = factories.CustomerFactory()
+    for _index in range(merges):
+        records_merge(survivor=survivor, absorbed=[factories.CustomerFactory()], choices={}, user=None)
+    with django_assert_max_num_queries(4):  # session, user, the record, its newest merge
+        response = admin_client.get(_state_url(survivor))
+    assert response.status_code == 200 and response.json()["merged_into"] is None
+
+
+def test_card_state_changes_with_a_merge_and_says_where_an_absorbed_record_went(admin_client, admin_user):
+    from dedup.merge import merge_job_create, merge_job_run
+
+    survivor, absorbed = factories.CustomerFactory(), factories.CustomerFactory()
+    response = admin_client.get(f"/admin/crm/customer/{survivor.pk}/change/")
+    drawn = response.context["dedup_card"].config["state"]
+    assert response.context["dedup_card"].config["stateUrl"] == _state_url(survivor)
+    assert admin_client.get(_state_url(survivor)).json()["stamp"] == drawn
+
+    job = merge_job_create(user=admin_user, survivor=survivor, absorbed=[absorbed])
+    assert admin_client.get(_state_url(survivor)).json()["stamp"] == drawn  # queued: nothing changed yet
+    merge_job_run(job_id=job.pk)
+
+    assert admin_client.get(_state_url(survivor)).json()["stamp"] != drawn
+    gone = admin_client.get(_state_url(absorbed)).json()
+    assert gone["merged_into"] == survivor.pk and gone["url"] == f"/admin/crm/customer/{survivor.pk}/change/"
+
+
+def test_card_state_refuses_unknown_kinds_bad_ids_and_users_without_permission(client, admin_client):
+    from django.contrib.contenttypes.models import ContentType
+
+    from dedup.models import Rule
+
+    customer = factories.CustomerFactory()
+    rule_type = ContentType.objects.get_for_model(Rule).pk
+    assert admin_client.get(f"/admin/dedup/records/{rule_type}/1/state/").status_code == 404
+    assert admin_client.get(f"/admin/dedup/records/999999/1/state/").status_code == 404
+    assert admin_client.get(_state_url(customer).replace(f"/{customer.pk}/", "/abc/")).status_code == 400
+    client.force_login(factories.UserFactory(is_staff=True))
+    assert client.get(_state_url(customer)).status_code == 403

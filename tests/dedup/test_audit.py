@@ -13,11 +13,15 @@ from tests.dedup.engine_helpers import customer_with, ensure_default_rules
 
 
 def _history(record) -> list[str]:
-    return list(
-        LogEntry.objects.filter(
+    """The record's History entries as a reader in the active language sees them."""
+    from dedup.templatetags.dedup_log import log_message
+
+    return [
+        log_message(entry)
+        for entry in LogEntry.objects.filter(
             content_type=ContentType.objects.get_for_model(record), object_id=str(record.pk)
-        ).order_by("pk").values_list("change_message", flat=True)
-    )
+        ).order_by("pk")
+    ]
 
 
 def test_audit_merge_and_undo_are_in_each_records_history(admin_user, django_capture_on_commit_callbacks):
@@ -28,8 +32,8 @@ def test_audit_merge_and_undo_are_in_each_records_history(admin_user, django_cap
         job = merge_job_create(user=admin_user, survivor=survivor, absorbed=[absorbed])
     merge_job_run(job_id=job.pk)
     # then each record's History says so, naming the other record
-    assert _history(survivor) == [f"Merge #{job.pk}: 1 record merged into this one: Customer #{absorbed.pk} Petrov Ivan."]
-    assert _history(absorbed) == [f"Merge #{job.pk}: merged into Customer #{survivor.pk} Petrov Ivan and archived."]
+    assert _history(survivor) == [f"Merge #{job.pk}: 1 record merged into this one: customer #{absorbed.pk} Petrov Ivan."]
+    assert _history(absorbed) == [f"Merge #{job.pk}: merged into customer #{survivor.pk} Petrov Ivan and archived."]
     # when the merge is undone
     job.refresh_from_db()
     merge_undo(job=job, user=admin_user)
@@ -55,7 +59,12 @@ def test_audit_merge_is_logged_in_the_requesters_language(admin_user, django_cap
     with translation.override("ru"), django_capture_on_commit_callbacks(execute=False):
         job = merge_job_create(user=admin_user, survivor=survivor, absorbed=[absorbed])
     merge_job_run(job_id=job.pk)
-    assert _history(survivor)[0].startswith(f"Объединение №{job.pk}")
+    # stored as a message: each reader sees it in their own language, whoever merged
+    with translation.override("ru"):
+        assert _history(survivor)[0].startswith(f"Объединение №{job.pk}")
+        assert f"клиент №{absorbed.pk} Petrov Ivan" in _history(survivor)[0]
+    with translation.override("en"):
+        assert _history(survivor)[0].startswith(f"Merge #{job.pk}: 1 record merged")
 
 
 def test_audit_review_queue_dismissal_is_in_each_records_history(admin_user, django_capture_on_commit_callbacks):
@@ -70,9 +79,9 @@ def test_audit_review_queue_dismissal_is_in_each_records_history(admin_user, dja
     review.group_dismiss(group=group, user=admin_user)
     # then both records' History say they were marked as not duplicates of each other
     assert _history(first) == [
-        f"Marked as not a duplicate of Customer #{second.pk} Petrov Ivan. (Review queue, group #{group.pk} dismissed.)"
+        f"Marked as not a duplicate of customer #{second.pk} Petrov Ivan. (Review queue, group #{group.pk} dismissed.)"
     ]
-    assert _history(second)[0].startswith(f"Marked as not a duplicate of Customer #{first.pk} Petrov Ivan.")
+    assert _history(second)[0].startswith(f"Marked as not a duplicate of customer #{first.pk} Petrov Ivan.")
 
 
 def test_audit_rule_change_in_the_admin_is_logged(admin_client, admin_user):
@@ -112,7 +121,7 @@ def test_not_duplicate_admin_shows_names_and_links_and_forgets_a_pair(admin_clie
     # then it is gone and both records' History say so
     assert "1 pair forgotten." in response.content.decode()
     assert not NotDuplicate.objects.exists()
-    assert _history(first)[-1] == f"No longer marked as not a duplicate of Customer #{second.pk} Sidorova Anna."
+    assert _history(first)[-1] == f"No longer marked as not a duplicate of customer #{second.pk} Sidorova Anna."
 
 
 def test_not_duplicate_admin_forgetting_needs_the_delete_permission(client, admin_user):

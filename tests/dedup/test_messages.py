@@ -42,8 +42,8 @@ def test_message_record_reference_takes_the_model_name_in_the_readers_language(c
     )
     english, russian = _both(text.data)
     assert english == f"Merge finished: 1 record merged into customer #{customer.pk} Petrov Ivan."
-    # the record follows a colon, so the name of the model needs no case ending
-    assert russian == f"Объединение завершено: 1 запись присоединена к основной записи: клиент №{customer.pk} Petrov Ivan."
+    # the record takes the dative case the Russian sentence asks for ("к клиенту", not "к клиент")
+    assert russian == f"Объединение завершено: 1 запись присоединена к клиенту №{customer.pk} Petrov Ivan."
 
 
 def test_message_default_rule_names_render_translated_and_renamed_rules_as_typed(db):

@@ -78,6 +78,7 @@ def test_notifications_poll_returns_unread_since_an_id(staff_client, manager):
         "message": "Merge finished",
         "url": "/admin/crm/customer/1/change/",
         "created_at": first.created_at.isoformat(),
+        "popped": False,
         "job": None,
     }
     assert everything["unread"] == 2
@@ -199,3 +200,36 @@ def test_notification_list_mark_read_action(staff_client, manager):
     # Then it is read and the list says so
     assert "1 notification marked read." in response.content.decode()
     assert list(notifications_unread(manager)) == [second]
+
+
+POPPED_URL = "/admin/dedup/notifications/popped/"
+
+
+def test_notifications_pop_once_per_user_whichever_browser_asks(manager, client):
+    # Given a notification and two browsers of the same manager
+    notification = notification_send(user=manager, message="Merge finished", level=Notification.Level.SUCCESS)
+    laptop, phone = client, type(client)()
+    laptop.force_login(manager)
+    phone.force_login(manager)
+    assert laptop.get(POLL_URL).json()["notifications"][0]["popped"] is False
+
+    # When the laptop pops it as a toast
+    claimed = laptop.post(POPPED_URL, data=json.dumps({"ids": [notification.pk]}), content_type="application/json")
+
+    # Then the laptop shows it; the phone is told it popped already (it is in the list, unread, not a toast)
+    assert claimed.json() == {"popped": [notification.pk]}
+    polled = phone.get(POLL_URL).json()
+    assert polled["notifications"][0]["popped"] is True and polled["unread"] == 1
+    again = phone.post(POPPED_URL, data=json.dumps({"ids": [notification.pk]}), content_type="application/json")
+    assert again.json() == {"popped": []}
+
+
+def test_notifications_popped_endpoint_touches_only_the_users_own_and_refuses_bad_input(staff_client, manager):
+    other = notification_send(user=factories.UserFactory(username="someone"), message="Not yours")
+    response = staff_client.post(POPPED_URL, data=json.dumps({"ids": [other.pk]}), content_type="application/json")
+    assert response.json() == {"popped": []}
+    other.refresh_from_db()
+    assert other.popped_at is None
+    for body in ("[1]", '{"ids": "1"}', "{}", "not json"):
+        response = staff_client.post(POPPED_URL, data=body, content_type="application/json")
+        assert response.status_code == 400, body

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("dedup", "0010_jobs_sweep_schedule")]
+    dependencies = [("dedup", "0011_stored_texts_popped")]
 
     operations = [
         migrations.AddField(

@@ -1,0 +1,188 @@
+"""The form renderer: Django's own, with its commonest templates (inputs, selects, labels, empty error lists)
+rendered by plain functions that give the same HTML.
+
+Why: an admin card renders 150 to 300 widgets, labels and error lists, and each goes through the template engine
+(input.html including attrs.html, a context pushed and popped per include): at 1,000,000 customers this was a
+third of a card's time (bench/README.md, "The card"). A function here is used only for a template whose source,
+as the renderer's engine loads it, is exactly Django 5.2's (checked once per process, with the templates it
+includes): an upgrade that changes a template or an override of one falls back to the template, never to stale
+HTML. tests/test_renderers.py renders every widget kind and whole admin pages both ways and compares them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.forms.renderers import DjangoTemplates
+from django.template import TemplateDoesNotExist
+from django.utils.formats import localize
+from django.utils.functional import cached_property
+from django.utils.html import conditional_escape, escape
+from django.utils.safestring import SafeData, mark_safe
+from django.utils.timezone import template_localtime
+
+# The stock sources the functions below reproduce (Django 5.2, django/forms/templates/django/forms/).
+ATTRS = (
+    "{% for name, value in widget.attrs.items %}{% if value is not False %} {{ name }}{% if value is not True %}"
+    "=\"{{ value|stringformat:'s' }}\"{% endif %}{% endif %}{% endfor %}"
+)
+FORM_ATTRS = ATTRS.replace("widget.attrs.items", "attrs.items")
+INPUT = (
+    '<input type="{{ widget.type }}" name="{{ widget.name }}"{% if widget.value != None %} '
+    "value=\"{{ widget.value|stringformat:'s' }}\"{% endif %}{% include \"django/forms/widgets/attrs.html\" %}>\n"
+)
+INCLUDE_INPUT = '{% include "django/forms/widgets/input.html" %}\n'
+SELECT = (
+    '<select name="{{ widget.name }}"{% include "django/forms/widgets/attrs.html" %}>{% for group_name, '
+    "group_choices, group_index in widget.optgroups %}{% if group_name %}\n"
+    '  <optgroup label="{{ group_name }}">{% endif %}{% for option in group_choices %}\n'
+    "  {% include option.template_name with widget=option %}{% endfor %}{% if group_name %}\n"
+    "  </optgroup>{% endif %}{% endfor %}\n"
+    "</select>\n"
+)
+SELECT_OPTION = (
+    "<option value=\"{{ widget.value|stringformat:'s' }}\"{% include \"django/forms/widgets/attrs.html\" %}>"
+    "{{ widget.label }}</option>\n"
+)
+TEXTAREA = (
+    '<textarea name="{{ widget.name }}"{% include "django/forms/widgets/attrs.html" %}>\n'
+    "{% if widget.value %}{{ widget.value }}{% endif %}</textarea>\n"
+)
+LABEL = (
+    "{% if use_tag %}<{{ tag }}{% include 'django/forms/attrs.html' %}>{{ label }}</{{ tag }}>{% else %}"
+    "{{ label }}{% endif %}\n"
+)
+ERRORS_UL = (
+    '{% if errors %}<ul class="{{ error_class }}"{% if errors.field_id %} id="{{ errors.field_id }}_error"'
+    "{% endif %}>{% for error in errors %}<li>{{ error }}</li>{% endfor %}</ul>{% endif %}"
+)
+ERRORS_DEFAULT = '{% include "django/forms/errors/list/ul.html" %}'
+
+WIDGETS = "django/forms/widgets/"
+# The input types whose template is only the include of input.html.
+INPUT_KINDS = ["input", "text", "hidden", "number", "email", "url", "password", "tel", "search", "date",
+               "datetime", "time", "color", "checkbox"]
+
+
+def _text(value) -> str:
+    """{{ value }} in an autoescaped template."""
+    value = localize(template_localtime(value))
+    if not issubclass(type(value), str):
+        value = str(value)
+    return conditional_escape(value)
+
+
+def _string(value) -> str:
+    """{{ value|stringformat:'s' }} in an autoescaped template (the filter keeps a safe value safe)."""
+    try:
+        formatted = "%s" % (str(value) if isinstance(value, tuple) else value)
+    except (ValueError, TypeError):
+        formatted = ""
+    return formatted if isinstance(value, SafeData) else escape(formatted)
+
+
+def _attrs(attrs: dict) -> str:
+    return "".join(
+        f" {_text(name)}" if value is True else f' {_text(name)}="{_string(value)}"'
+        for name, value in attrs.items()
+        if value is not False
+    )
+
+
+def _input(context: dict) -> str:
+    widget = context["widget"]
+    value = widget["value"]
+    shown = f' value="{_string(value)}"' if value != None else ""  # noqa: E711  (the template's != None)
+    return f'<input type="{_text(widget["type"])}" name="{_text(widget["name"])}"{shown}{_attrs(widget["attrs"])}>'
+
+
+def _option(option: dict) -> str:
+    return f'<option value="{_string(option["value"])}"{_attrs(option["attrs"])}>{_text(option["label"])}</option>'
+
+
+def _select(context: dict) -> str | None:
+    widget = context["widget"]
+    parts = [f'<select name="{_text(widget["name"])}"{_attrs(widget["attrs"])}>']
+    for group_name, group_choices, _index in widget["optgroups"]:
+        if group_name:
+            parts.append(f'\n  <optgroup label="{_text(group_name)}">')
+        for option in group_choices:
+            if option["template_name"] != WIDGETS + "select_option.html":
+                return None  # an option of its own template: the template renders it
+            parts.append(f"\n  {_option(option)}\n")
+        if group_name:
+            parts.append("\n  </optgroup>")
+    parts.append("\n</select>")
+    return "".join(parts)
+
+
+def _textarea(context: dict) -> str:
+    widget = context["widget"]
+    value = widget["value"]
+    return f'<textarea name="{_text(widget["name"])}"{_attrs(widget["attrs"])}>\n{_text(value) if value else ""}</textarea>'
+
+
+def _label(context: dict) -> str:
+    label = _text(context["label"])
+    if not context["use_tag"]:
+        return label
+    tag = _text(context["tag"])
+    return f"<{tag}{_attrs(context['attrs'])}>{label}</{tag}>"
+
+
+def _errors(context: dict) -> str | None:
+    return "" if not context["errors"] else None  # an error list with errors: the template
+
+
+# Template name -> (its function, the stock sources it and its includes must have).
+FAST: dict[str, tuple[Callable[[dict], str | None], dict[str, str]]] = {
+    **{
+        f"{WIDGETS}{kind}.html": (
+            _input,
+            {f"{WIDGETS}{kind}.html": INPUT if kind == "input" else INCLUDE_INPUT, f"{WIDGETS}input.html": INPUT,
+             f"{WIDGETS}attrs.html": ATTRS},
+        )
+        for kind in INPUT_KINDS
+    },
+    f"{WIDGETS}select.html": (
+        _select,
+        {f"{WIDGETS}select.html": SELECT, f"{WIDGETS}select_option.html": SELECT_OPTION, f"{WIDGETS}attrs.html": ATTRS},
+    ),
+    f"{WIDGETS}textarea.html": (_textarea, {f"{WIDGETS}textarea.html": TEXTAREA, f"{WIDGETS}attrs.html": ATTRS}),
+    "django/forms/label.html": (_label, {"django/forms/label.html": LABEL, "django/forms/attrs.html": FORM_ATTRS}),
+    "django/forms/errors/list/ul.html": (_errors, {"django/forms/errors/list/ul.html": ERRORS_UL}),
+    "django/forms/errors/list/default.html": (
+        _errors,
+        {"django/forms/errors/list/default.html": ERRORS_DEFAULT, "django/forms/errors/list/ul.html": ERRORS_UL},
+    ),
+}
+
+
+class FastTemplatesRenderer(DjangoTemplates):
+    """Django's DjangoTemplates form renderer; the templates of FAST rendered by their functions."""
+
+    @cached_property
+    def fast(self) -> dict[str, Callable[[dict], str | None]]:
+        """The functions whose templates are, as this renderer loads them, the stock ones."""
+        sources: dict[str, str | None] = {}
+
+        def source(name: str) -> str | None:
+            if name not in sources:
+                try:
+                    sources[name] = self.get_template(name).template.source
+                except (TemplateDoesNotExist, AttributeError):
+                    sources[name] = None
+            return sources[name]
+
+        return {
+            name: function
+            for name, (function, stock) in FAST.items()
+            if all(source(part) == text for part, text in stock.items())
+        }
+
+    def render(self, template_name, context, request=None):
+        function = self.fast.get(template_name)
+        if function is not None:
+            html = function(context)
+            if html is not None:
+                return mark_safe(html)
+        return super().render(template_name, context, request=request)
