@@ -88,7 +88,11 @@ def run_ours(records: list[dict]) -> list[list]:
     result = matcher.find_groups(read, threshold=THRESHOLD)
     ids = [record["id"] for record in records]
     print(f"  ours: schema {[(spec.name, spec.type) for spec in schema]}, {len(result.pairs)} candidate pairs, "
-          f"prior {result.model.prior:.4f}, {result.timings}", file=sys.stderr)
+          f"prior {result.model.prior:.4g}, {result.timings}", file=sys.stderr)
+    # The learned weights, log2(m/u) per field and level (the exact level before term-frequency adjustment).
+    print("WEIGHTS " + json.dumps({weights.name: {level: round(weights.bayes_factor_log2(position), 1)
+                                                  for position, level in enumerate(weights.levels)}
+                                   for weights in result.model.fields}))
     return [[ids[row] for row in group] for group in result.groups]
 
 
@@ -217,6 +221,12 @@ def main() -> None:
                   f"F1 {result['f1']:.4f}  {result['seconds']:>6.1f} s  {result['peak_mb']:>6} MB  "
                   f"(pairs found {result['found_pairs']:,}, true {result['true_pairs']:,}, "
                   f"false {result['false_pairs']:,})", flush=True)
+            weights = [line for line in process.stdout.splitlines() if line.startswith("WEIGHTS ")]
+            if weights:
+                result["weights"] = json.loads(weights[-1][len("WEIGHTS "):])
+                print("    learned log2(m/u): " + "; ".join(
+                    f"{name} " + " ".join(f"{level} {value:+.1f}" for level, value in levels.items())
+                    for name, levels in result["weights"].items()), flush=True)
             if result["per_kind"]:
                 print("    recall by kind: " + ", ".join(
                     f"{kind} {found}/{total}" for kind, (found, total) in result["per_kind"].items()), flush=True)

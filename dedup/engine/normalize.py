@@ -257,13 +257,20 @@ def fold_token(raw: str) -> str:
 
 def fold_words(raw: str) -> list[str]:
     """Return the folded words of a text in their order (empty words dropped)."""
+    return [folded for folded, _plain in word_forms(raw)]
+
+
+def word_forms(raw: str) -> list[tuple[str, str]]:
+    """Return each word of a text as (folded, plain): ``fold_token`` and the word only case-folded, in its own
+    script (a typo is one letter there, but may become two after folding: Князева / Кнгзева). Words that fold
+    to nothing are dropped, as in ``fold_words``."""
     text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", raw))
-    words = []
+    forms = []
     for word in _WORD.findall(text):
         folded = fold_token(word)
         if folded:
-            words.append(folded)
-    return words
+            forms.append((folded, word.casefold()))
+    return forms
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -298,13 +305,18 @@ _HYPHENATED_TITLE = re.compile(r"(?<![^\W_])г\s*[-‐‑–]\s*(?:н|жа)(?![^
 
 
 def _name_words(raw: object) -> list[str]:
+    return [folded for folded, _plain in name_word_forms(raw)]
+
+
+def name_word_forms(raw: object) -> list[tuple[str, str]]:
+    """Return a name's words as (folded, plain) pairs (``word_forms``) in their order, titles dropped."""
     if not isinstance(raw, str) or not raw or len(raw) > _MAX_NAME_INPUT:
         return []
     try:
-        words = fold_words(_HYPHENATED_TITLE.sub(" ", raw))
+        forms = word_forms(_HYPHENATED_TITLE.sub(" ", raw))
     except Exception:
         return []
-    return [word for word in words if word not in _TITLES]
+    return [form for form in forms if form[0] not in _TITLES]
 
 
 _TITLES = frozenset(fold_token(title) for title in _TITLES_TEXT)
@@ -453,6 +465,12 @@ _LEGAL_FORM_MAX_WORDS = max(len(form) for form in _LEGAL_FORMS)
 
 def _strip_legal_forms(words: list[str]) -> list[str]:
     """Drop legal forms at either end of the name, repeatedly (``GmbH & Co. KG``), longest form first."""
+    start, end = _legal_form_bounds(words)
+    return words[start:end]
+
+
+def _legal_form_bounds(words: list[str]) -> tuple[int, int]:
+    """Return (start, end) of the name's words between its leading and trailing legal forms."""
     start, end = 0, len(words)
     changed = True
     while changed and start < end:
@@ -467,7 +485,20 @@ def _strip_legal_forms(words: list[str]) -> list[str]:
                 end -= size
                 changed = True
                 break
-    return words[start:end]
+    return start, end
+
+
+def company_word_forms(raw: object) -> list[tuple[str, str]]:
+    """Return the company name's words as (folded, plain) pairs (``word_forms``), legal forms dropped; the
+    folded words joined are ``company_name_key``."""
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_NAME_INPUT:
+        return []
+    try:
+        forms = word_forms(_DOTTED_ABBREVIATION.sub(lambda match: match.group(0).replace(".", ""), raw))
+    except Exception:
+        return []
+    start, end = _legal_form_bounds([folded for folded, _plain in forms])
+    return forms[start:end]
 
 
 def company_name_key(raw: object) -> str | None:

@@ -23,6 +23,10 @@ class ScoringModel(models.Model):
     not_duplicates_folded = models.PositiveIntegerField(_("'not a duplicate' decisions learned from"), default=0)
     learned_at = models.DateTimeField(_("learned"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Per field, what the term-frequency adjustment needs so the screens weigh a pair as the scan does:
+    # {field: {"floor": share of a rare value, "values": {frequent value: share}, "shared": {value: people}}}
+    # (dedup.engine.scoring.store.FREQUENT_VALUES per field at most; a value not listed is rare).
+    frequencies = models.JSONField(_("value frequencies"), default=dict, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("scoring model")

@@ -33,6 +33,13 @@ def level(field_type, left, right, *, left_region=None, right_region=None):
         (c.PERSON_NAME, "Александр Смирнов", "Саша Смирнов", "variant"),
         (c.PERSON_NAME, "Alexander Smirnov", "Саша Смирнов", "variant"),
         (c.PERSON_NAME, "Olga Smirnova", "Olga Smirnvoa", "fuzzy_high"),
+        # a typo is one edit in a word, in the folded or in the typed spelling (folding turns "sch" into "sh")
+        (c.PERSON_NAME, "Roger Henschel", "Roger Henkchel", "fuzzy_high"),
+        (c.PERSON_NAME, "Дарья Князева", "Дарья Кнгзева", "fuzzy_high"),
+        (c.PERSON_NAME, "Ivan Petrov", "Ivan Sergeevich Petrov", "fuzzy_high"),
+        # relatives: one surname, two first names, however alike the whole names look
+        (c.PERSON_NAME, "Мир Исаков", "Максим Исаков", "fuzzy_mid"),
+        (c.PERSON_NAME, "Ivan Petrov", "Ivan", "fuzzy_mid"),
         (c.PERSON_NAME, "Petrov I.", "Ivan Petrov", "initials"),
         (c.PERSON_NAME, "Anna Knight", "Anna Nite", "phonetic"),
         (c.PERSON_NAME, "Olga Smirnova", "Olga Smirnitskaya", "fuzzy_mid"),
@@ -42,6 +49,8 @@ def level(field_type, left, right, *, left_region=None, right_region=None):
         (c.COMPANY_NAME, "ООО «Ромашка»", "Romashka LLC", "exact"),
         (c.COMPANY_NAME, "Altas Retail JSC", "Altas Retail", "exact"),
         (c.COMPANY_NAME, "Atlas Retail LLC", "Altas Retail Inc.", "fuzzy_high"),
+        (c.COMPANY_NAME, "Cedar Limited", "Cdear PLC", "fuzzy_high"),
+        (c.COMPANY_NAME, "ООО «Север»", "Свеер JSC", "fuzzy_high"),
         (c.COMPANY_NAME, "Vector 1552", "Vector 1522", "different"),
         (c.COMPANY_NAME, "Sibir Telecom 773 LLC", "Sibir Telecom 73, Inc.", "different"),
         (c.COMPANY_NAME, "Romashka", "Gvozdika", "different"),

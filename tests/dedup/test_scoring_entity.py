@@ -75,3 +75,29 @@ def test_dedup_score_command_prints_groups_with_reasons(base, capsys):
     assert out.startswith("group #")
     assert "match probability" in out and "for a match" in out
     assert "weights stored for customer" in out
+
+
+@pytest.mark.django_db
+def test_entity_records_whole_base_reads_as_the_orm_does(django_assert_max_num_queries):
+    # Given customers with contacts and a company, and one archived
+    from dedup.engine.scoring.entity import entity_records
+
+    company = factories.CompanyFactory(name="Vector Trade")
+    first = customer("Olga", "Smirnova", phone="+7 903 111-22-33", email="olga@mail.ru", company=company)
+    factories.PhoneFactory(content_object=first, number="+7 903 444-55-66")
+    customer("Ivan", "Petrov", email="ivan@mail.ru")
+    gone = customer("Anna", "Orlova", phone="+7 903 777-88-99")
+    gone.is_archived = True
+    gone.save()
+    spec = registry.get("customer")
+
+    # When the whole base is read (the scan's path) and when the same records are read through a queryset
+    with django_assert_max_num_queries(8):
+        whole = dict(entity_records(spec))
+    through_orm = dict(entity_records(spec, spec.model._default_manager.all()))
+
+    # Then both give the same values per field, the archived record left out, in a constant number of queries
+    assert whole == through_orm
+    assert gone.pk not in whole
+    assert sorted(whole[first.pk]["phone"]) == ["+79031112233", "+79034445566"]
+    assert whole[first.pk]["company_name"] == ["Vector Trade"]

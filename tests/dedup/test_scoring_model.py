@@ -107,6 +107,23 @@ def test_shared_contact_value_weighs_little():
     weights.shared = {"+74951234567": 10}
     assert weights.bayes_factor_log2(0, "+74951234567") < 0.1
     assert weights.bayes_factor_log2(0, "+79123456789") > 10
+    # Unless the two records carry one name: the office is told apart by the name, and these agree.
+    assert weights.bayes_factor_log2(0, "+74951234567", names_agree=True) > 10
+
+
+def test_find_groups_family_mailbox_keeps_a_typo_duplicate_and_leaves_the_relative_out():
+    # A family writing from one mailbox: Olga entered twice (once with a typo in her surname), her husband once.
+    scenario = [
+        {"name": "Olga Smirnova", "phone": "", "email": "smirnovy@mail.ru"},
+        {"name": "Olga Smirnvoa", "phone": "", "email": "smirnovy@mail.ru"},
+        {"name": "Igor Smirnov", "phone": "", "email": "smirnovy@mail.ru"},
+    ]
+    records = scenario + background(400)
+    read = matcher.read_records(records, matcher.infer_schema(records))
+    result = matcher.find_groups(read)
+    assert result.model.field("email").shared["smirnovy@mail.ru"] == 2
+    assert [0, 1] in result.groups
+    assert not any(2 in group for group in result.groups)
 
 
 def test_fold_labels_merge_raises_m_and_not_duplicate_raises_u():

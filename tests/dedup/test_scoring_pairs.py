@@ -210,3 +210,49 @@ def test_not_duplicate_folds_into_the_model_and_nothing_without_a_model(
     stored = ScoringModel.objects.get(entity="customer")
     assert (stored.merges_folded, stored.not_duplicates_folded) == (0, 1)
     assert ScoringWeight.objects.get(field="phone", level="exact").u > phone_exact_u
+
+
+# --- Term frequencies stored with the model --------------------------------------------------------------------
+
+
+def test_pair_scores_weigh_a_rare_surname_more_than_a_common_one():
+    # Given a learned model whose stored frequencies say "ivan petrov" is held by 1 in 100 records and any name
+    # not listed is rare (1 in 100,000)
+    model = customer_model()
+    names = model.field("full_name")
+    names.tf = {"ivan petrov": 0.01}
+    names.tf_floor = 0.00001
+    store.scoring_model_save(entity="customer", model=model)
+    current = customer_with("Ivan", "Petrov")
+    namesake = customer_with("Ivan", "Petrov")
+    rare = customer_with("Evlampiy", "Zaitsev")
+    rare_twin = customer_with("Evlampiy", "Zaitsev")
+
+    # When the screens score both pairs (with the model read back from the database)
+    pair_scores_cache_clear()
+    common = pair_scores("customer", current, [namesake])[namesake.pk]
+    rarer = pair_scores("customer", rare, [rare_twin])[rare_twin.pk]
+
+    # Then agreeing on the rare name counts log2(0.01 / 0.00001) ~ 10 bits more, and the why says which is which
+    assert rarer.reasons[0].weight - common.reasons[0].weight == pytest.approx(10, abs=0.1)
+    assert "full name: the same, a common value" in common.why_text()
+    assert "full name: the same, a rare value" in rarer.why_text()
+
+
+def test_pair_scores_a_shared_phone_weighs_little_unless_the_names_agree():
+    # Given a stored model where one phone is an office line of ten people
+    model = customer_model()
+    model.field("phone").shared = {"+74951234567": 10}
+    store.scoring_model_save(entity="customer", model=model)
+    current = customer_with("Ivan", "Petrov", phones=["+7 495 123-45-67"])
+    colleague = customer_with("Olga", "Smirnova", phones=["+7 495 123-45-67"])
+    same = customer_with("Ivan", "Petrov", phones=["8 495 123 45 67"])
+
+    # When the screens score the pairs
+    pair_scores_cache_clear()
+    scores = pair_scores("customer", current, [colleague, same])
+
+    # Then the colleague gets almost nothing from the line, the same person its full weight
+    phone_weight = {pk: next(r.weight for r in score.reasons if r.field == "phone") for pk, score in scores.items()}
+    assert phone_weight[colleague.pk] < 0.2
+    assert phone_weight[same.pk] > 10

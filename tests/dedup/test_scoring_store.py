@@ -116,3 +116,31 @@ def test_scoring_model_admin_refuses_a_threshold_that_makes_no_sense(admin_clien
     assert response.status_code == 200
     stored.refresh_from_db()
     assert stored.threshold == 0.9
+
+
+@pytest.mark.django_db
+def test_scoring_model_save_keeps_the_value_frequencies():
+    # Given a learned model with term frequencies and a shared office line
+    model = learned_model()
+    model.field("name").tf = {"ivan ivanov": 0.02, "olga smirnova": 0.001, "rare pair": 0.0001}
+    model.field("name").tf_floor = 0.0001
+    model.field("phone").shared = {"+74951234567": 7}
+
+    # When it is stored and read back
+    store.scoring_model_save(entity="customer", model=model)
+    loaded = store.scoring_model_load(entity="customer")
+
+    # Then the frequent values, the floor and the shared line come back; a value at the floor is not stored
+    names = loaded.field("name")
+    assert names.tf == {"ivan ivanov": pytest.approx(0.02), "olga smirnova": pytest.approx(0.001)}
+    assert names.tf_floor == pytest.approx(0.0001)
+    assert loaded.field("phone").shared == {"+74951234567": 7}
+    assert names.bayes_factor_log2(0, "ivan ivanov") < names.bayes_factor_log2(0, "somebody rare")
+
+
+@pytest.mark.django_db
+def test_scoring_model_load_reads_damaged_frequencies_as_none():
+    store.scoring_model_save(entity="customer", model=learned_model())
+    ScoringModel.objects.filter(entity="customer").update(frequencies={"name": {"values": {"x": "many"}}})
+    loaded = store.scoring_model_load(entity="customer")
+    assert loaded.field("name").tf == {} and loaded.field("name").tf_floor == 0.0

@@ -62,22 +62,25 @@ def entity_schema(spec: registry.EntitySpec) -> list[matcher.FieldSpec]:
 
 
 def entity_records(spec: registry.EntitySpec, queryset: models.QuerySet | None = None) -> Iterator[tuple[int, dict]]:
-    """Yield (pk, {field: values}) for the entity's live records, read as the index reads them."""
+    """Yield (pk, {field: values}) for the entity's live records, read as the index reads them.
+
+    The whole base (no ``queryset``) is read as the index loads it (dedup.engine.index.load): per chunk of
+    primary keys one query for the columns the fields declare and one plain SQL query per contact table, not
+    the ORM's whole rows and per-chunk prefetch (a third of the time at 100,000 customers).
+    """
+    fields = scored_fields(spec)
+    if queryset is None and len(fields) == len(spec.fields):
+        # (custom fields with a type are read from the record's custom-fields JSON: the ORM path below)
+        yield from _entity_records_loaded(spec)
+        return
     if queryset is None:
         queryset = spec.model._default_manager.all()
     if spec.archived_attr:
         queryset = queryset.filter(**{spec.archived_attr: False})
-    fields = scored_fields(spec)
     prefetch = sorted({name for field in fields for name in field.prefetch})
     queryset = queryset.order_by("pk").prefetch_related(*prefetch)
     for record in queryset.iterator(chunk_size=READ_CHUNK):
-        values = {}
-        for field in fields:
-            try:
-                values[field.name] = [value for value in field.read(record) if value]
-            except Exception:  # a field that cannot be read is missing, never a failed scan
-                values[field.name] = []
-        yield record.pk, values
+        yield record.pk, _field_values(fields, record)
 
 
 def scoring_learn(*, entity: str, threshold: float | None = None) -> EntityResult:
@@ -97,3 +100,35 @@ def scoring_learn(*, entity: str, threshold: float | None = None) -> EntityResul
                                       candidate_pairs=len(result.pairs))
     groups = [[pks[row] for row in group] for group in result.groups]
     return EntityResult(groups=groups, pks=pks, records=read, result=result, stored=stored)
+
+
+# Primary keys per load_records call: one query per table each, the rows of a chunk held at once.
+LOAD_CHUNK = 5000
+
+
+def _entity_records_loaded(spec: registry.EntitySpec) -> Iterator[tuple[int, dict]]:
+    from dedup.engine.index.load import load_records
+
+    queryset = spec.model._default_manager.all()
+    if spec.archived_attr:
+        queryset = queryset.filter(**{spec.archived_attr: False})
+    pks = list(queryset.order_by("pk").values_list("pk", flat=True))
+    kinds = {field.name for field in spec.fields}
+    for start in range(0, len(pks), LOAD_CHUNK):
+        chunk = pks[start:start + LOAD_CHUNK]
+        loaded = {record.pk: record for record in load_records(spec, chunk, kinds)}
+        for pk in chunk:
+            record = loaded.get(pk)
+            if record is None:  # deleted meanwhile
+                continue
+            yield pk, _field_values(spec.fields, record)
+
+
+def _field_values(fields: list[registry.MatchField], record: models.Model) -> dict:
+    values = {}
+    for field in fields:
+        try:
+            values[field.name] = [value for value in field.read(record) if value]
+        except Exception:  # a field that cannot be read is missing, never a failed scan
+            values[field.name] = []
+    return values

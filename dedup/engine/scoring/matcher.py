@@ -2,6 +2,8 @@
 
 The caller gives plain records (dicts of field -> value, or several values) and a schema (field, type, label);
 ``infer_schema`` guesses the schema from column names and values, so a base needs no configuration at all.
+(About 450 lines, past the usual 400: reading, learning, scoring and grouping share the Records and the
+candidate pairs' arrays, and the other helpers of the package call them as one public surface.)
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from dedup.engine.scoring.model import (
     FieldWeights,
     Model,
     exact_share_and_tf,
-    learn_m_and_prior,
     initial_m,
+    learn_m_and_prior,
+    names_agree,
     pair_weights,
     probability,
     u_from_sample,
@@ -155,6 +158,9 @@ def read_records(records: Sequence[Mapping[str, object]], schema: Sequence[Field
                  region: Callable[[Mapping[str, object]], str | None] | None = None) -> Records:
     """Return the records read for matching; ``region`` gives a record's own country for its phones."""
     columns: list[list[tuple | None]] = [[] for _ in schema]
+    # A value typed the same way again (a country, a big company, a common name) is read once and its prepared
+    # form shared: at a million records that is most of the reading time and of the memory the columns take.
+    seen: list[dict] = [{} for _ in schema]
     for record in records:
         record_region = None
         if region is not None:
@@ -163,8 +169,30 @@ def read_records(records: Sequence[Mapping[str, object]], schema: Sequence[Field
             except Exception:
                 record_region = None
         for position, spec in enumerate(schema):
-            columns[position].append(c.prepare(spec.type, spec.read(record), region=record_region))
+            raw = spec.read(record)
+            key = _read_key(raw, record_region, spec.type)
+            if key is None:
+                columns[position].append(c.prepare(spec.type, raw, region=record_region))
+                continue
+            cache = seen[position]
+            prepared = cache.get(key, _UNREAD)
+            if prepared is _UNREAD:
+                prepared = cache[key] = c.prepare(spec.type, raw, region=record_region)
+            columns[position].append(prepared)
     return Records(list(schema), columns)
+
+
+_UNREAD = object()
+
+
+def _read_key(raw: object, region: str | None, field_type: str):
+    """Return a hashable key of a raw value for the read cache, or None when it is not worth caching."""
+    if isinstance(raw, list) and len(raw) == 1:
+        raw = raw[0]
+    if isinstance(raw, str) and len(raw) <= c.MAX_VALUE_LENGTH:
+        # Only a phone's reading depends on the record's country.
+        return (raw, region) if field_type == c.PHONE else raw
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -176,9 +204,38 @@ def comparison_levels(records: Records, pairs: np.ndarray) -> np.ndarray:
     gammas = np.empty((len(pairs), len(records.schema)), dtype=np.int8)
     lefts, rights = pairs[:, 0].tolist(), pairs[:, 1].tolist()
     for position, (column, field_type) in enumerate(zip(records.columns, records.types)):
-        compare = c.compare
-        gammas[:, position] = [compare(field_type, column[a], column[b]) for a, b in zip(lefts, rights)]
+        gammas[:, position] = _column_levels(field_type, column, lefts, rights)
     return gammas
+
+
+# Pairs of values graded per field and kept for reuse at most (a big company's name against its own spellings,
+# one common name against another, come up again and again).
+COMPARE_CACHE_MAX = 500_000
+
+
+def _column_levels(field_type: str, column: list, lefts: list[int], rights: list[int]) -> list[int]:
+    """Return one field's level for each pair; a pair of values already graded is looked up, not graded again
+    (read_records shares one prepared object among records typed alike, so identity is equality here)."""
+    compare = c.compare
+    cache: dict[tuple[int, int], int] = {}
+    levels = []
+    append = levels.append
+    for a, b in zip(lefts, rights):
+        left, right = column[a], column[b]
+        if left is None or right is None:
+            append(c.MISSING)
+            continue
+        if left is right:
+            append(0)
+            continue
+        key = (id(left), id(right))
+        level = cache.get(key)
+        if level is None:
+            level = compare(field_type, left, right)
+            if len(cache) < COMPARE_CACHE_MAX:
+                cache[key] = level
+        append(level)
+    return levels
 
 
 def agreed_values(records: Records, pairs: np.ndarray, gammas: np.ndarray) -> list[list[str | None]]:
@@ -215,7 +272,7 @@ def random_pairs(size: int, count: int, *, seed: int = 1) -> np.ndarray:
 
 
 def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = U_SAMPLE_PAIRS,
-          seed: int = 1, gammas: np.ndarray | None = None) -> Model:
+          seed: int = 1, gammas: np.ndarray | None = None, agreed: list[list[str | None]] | None = None) -> Model:
     """Return a model learned from the records alone: u by random pairs and frequencies, m and prior by EM.
 
     ``pairs`` are the blocked candidate pairs (found here when not given), ``gammas`` their levels if known.
@@ -231,16 +288,17 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
         weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
         weights.tf = tf
-        weights.tf_floor = 2 / holders if holders else 0.0
+        weights.tf_floor = 1 / (holders - 1) if holders > 1 else 0.0
         fields.append(weights)
     _mark_shared_values(records, fields)
     model = Model(fields=fields, prior=0.05)
     if gammas is None:
         gammas = comparison_levels(records, pairs)
-    agreed = agreed_values(records, pairs, gammas)
+    if agreed is None:
+        agreed = agreed_values(records, pairs, gammas)
     rare = []
     for weights, values in zip(fields, agreed):
-        limit = VOUCH_MAX_HOLDERS * weights.tf_floor / 2  # tf_floor is the share of two holders
+        limit = (VOUCH_MAX_HOLDERS - 1) * weights.tf_floor  # tf_floor is one other holder's share
         rare.append(np.array([value is None or (weights.tf.get(value, 0.0) <= limit and value not in weights.shared)
                               for value in values], dtype=bool))
     candidate_prior, model.iterations = learn_m_and_prior(gammas, fields, rare=rare)
@@ -305,12 +363,14 @@ def _people_among(names: list[c.Person]) -> int:
 # Scoring, explaining, grouping
 
 
-def score(model: Model, records: Records, pairs: np.ndarray,
-          gammas: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def score(model: Model, records: Records, pairs: np.ndarray, gammas: np.ndarray | None = None,
+          agreed: list[list[str | None]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return each pair's match weight (log2 odds, term frequencies applied) and match probability."""
     if gammas is None:
         gammas = comparison_levels(records, pairs)
-    weights = pair_weights(model, gammas, agreed_values(records, pairs, gammas))
+    if agreed is None:
+        agreed = agreed_values(records, pairs, gammas)
+    weights = pair_weights(model, gammas, agreed)
     return weights, probability(weights)
 
 
@@ -321,12 +381,13 @@ def explain(model: Model, records: Records, left: int, right: int) -> tuple[floa
     agreed = agreed_values(records, pair, gammas)
     reasons = []
     total = model.prior_log2
+    agree = bool(names_agree(model, gammas)[0])
     for position, weights in enumerate(model.fields):
         level = int(gammas[0, position])
         if level == c.MISSING:
             reasons.append(Reason(level_message(None, weight=0.0), weights.label, 0.0))
             continue
-        weight = weights.bayes_factor_log2(level, agreed[position][0])
+        weight = weights.bayes_factor_log2(level, agreed[position][0], names_agree=agree)
         total += weight
         message = level_message(weights.levels[level], weight=weight,
                                 average_exact_weight=weights.bayes_factor_log2(0))
@@ -344,13 +405,14 @@ def find_groups(records: Records, *, model: Model | None = None, threshold: floa
     timings["blocking"] = time.perf_counter() - started
     started = time.perf_counter()
     gammas = comparison_levels(records, pairs)
+    agreed = agreed_values(records, pairs, gammas)
     timings["comparing"] = time.perf_counter() - started
     if model is None:
         started = time.perf_counter()
-        model = learn(records, pairs, gammas=gammas)
+        model = learn(records, pairs, gammas=gammas, agreed=agreed)
         timings["learning"] = time.perf_counter() - started
     started = time.perf_counter()
-    _weights, probabilities = score(model, records, pairs, gammas)
+    _weights, probabilities = score(model, records, pairs, gammas, agreed)
     timings["scoring"] = time.perf_counter() - started
     started = time.perf_counter()
     groups = group(model, records, pairs, probabilities, threshold)

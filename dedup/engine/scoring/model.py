@@ -43,7 +43,9 @@ class FieldWeights:
     m: list[float]
     u: list[float]
     label: str = ""
-    # Exact value -> share of the records holding a value of this field that hold this one.
+    # Exact value -> the chance that another record holding this field holds this value too: (count - 1) /
+    # (holders - 1), leave-one-out (a value held by two records is one other record's, not two). Values not
+    # listed are rare: ``tf_floor``, the share of one other record (a stored model keeps only the frequent ones).
     tf: dict[str, float] = field(default_factory=dict)
     tf_floor: float = 0.0
     # Contact values (a phone, an email) held by records of several different people -> how many people: an
@@ -54,14 +56,20 @@ class FieldWeights:
     def levels(self) -> tuple[str, ...]:
         return LEVELS[self.type]
 
-    def bayes_factor_log2(self, level: int, agreed: str | None = None) -> float:
+    def bayes_factor_log2(self, level: int, agreed: str | None = None, *, names_agree: bool = False) -> float:
+        """Return log2(m/u) of a level; ``agreed`` is the value an exact agreement is on (term frequency).
+
+        ``names_agree``: the pair's person names agree (exactly, as variants or with a typo). A shared phone or
+        email then counts at its own frequency: the office or family that shares it is told apart by the name,
+        and these two records carry one name.
+        """
         if level == MISSING:
             return 0.0
         m, u = self.m[level], self.u[level]
         if level == 0 and agreed is not None:
-            if self.tf:
+            if self.tf or self.tf_floor:
                 u = max(self.tf.get(agreed, self.tf_floor), self.tf_floor)
-            people = self.shared.get(agreed)
+            people = None if names_agree else self.shared.get(agreed)
             if people:
                 # The chance that another holder of the value is someone else: 1/2 for a family mailbox, 9/10 for
                 # a switchboard of ten.
@@ -130,7 +138,11 @@ def u_from_sample(field_type: str, sampled_levels: np.ndarray, exact_share: floa
 
 
 def exact_share_and_tf(keys_per_record: Sequence[set[str] | None]) -> tuple[float, dict[str, float], int]:
-    """Return P(two random holders share a value), each value's share of the holders, and the holder count."""
+    """Return P(two random holders share a value), each value's term frequency, and the holder count.
+
+    A value's term frequency is the chance that another holder of the field holds it too, (count - 1) /
+    (holders - 1); only values held by two or more records are listed.
+    """
     counts: dict[str, int] = {}
     holders = 0
     for keys in keys_per_record:
@@ -143,7 +155,7 @@ def exact_share_and_tf(keys_per_record: Sequence[set[str] | None]) -> tuple[floa
         return 0.0, {}, holders
     pairs = holders * (holders - 1)
     share = sum(count * (count - 1) for count in counts.values()) / pairs
-    tf = {key: count / holders for key, count in counts.items() if count > 1}
+    tf = {key: (count - 1) / (holders - 1) for key, count in counts.items() if count > 1}
     return max(share, 1 / pairs), tf, holders
 
 
@@ -312,19 +324,38 @@ def fold_labels(model: Model, gammas: np.ndarray, is_match: Sequence[bool], *,
 # Scoring
 
 
+# Person-name levels at or below this index (exact, variant, typo) say "these records carry one name".
+NAMES_AGREE_LEVEL = 2
+
+
+def names_agree(model: Model, gammas: np.ndarray) -> np.ndarray:
+    """Return, per pair, whether any person-name field agrees (exactly, as variants or with a typo)."""
+    columns = [column for column, weights in enumerate(model.fields) if weights.type == PERSON_NAME]
+    if not columns or not len(gammas):
+        return np.zeros(len(gammas), dtype=bool)
+    levels = gammas[:, columns]
+    return ((levels >= 0) & (levels <= NAMES_AGREE_LEVEL)).any(axis=1)
+
+
 def pair_weights(model: Model, gammas: np.ndarray, agreed: list[list[str | None]] | None = None) -> np.ndarray:
     """Return each pair's match weight (log2 odds) from its levels (pairs x fields).
 
     ``agreed[field][pair]`` is the value the pair shares exactly (term-frequency adjustment), or None.
     """
     total = np.full(len(gammas), model.prior_log2)
+    agree = names_agree(model, gammas) if agreed is not None else None
     for column, weights in enumerate(model.fields):
         table = np.array([weights.bayes_factor_log2(level) for level in range(len(weights.m))] + [0.0])
         levels = gammas[:, column]
         total += table[np.where(levels == MISSING, len(weights.m), levels)]
-        if agreed is not None and (weights.tf or weights.shared):
+        if agreed is not None and (weights.tf or weights.tf_floor or weights.shared):
             exact_weight = table[0]
+            cache: dict[tuple[str, bool], float] = {}
             for row, value in enumerate(agreed[column]):
                 if value is not None:
-                    total[row] += weights.bayes_factor_log2(0, value) - exact_weight
+                    key = (value, bool(agree[row]))
+                    adjusted = cache.get(key)
+                    if adjusted is None:
+                        adjusted = cache[key] = weights.bayes_factor_log2(0, value, names_agree=key[1]) - exact_weight
+                    total[row] += adjusted
     return total

@@ -9,9 +9,10 @@ change (a new learn, a folded decision) one more for the weights, kept in memory
 (id, updated_at), as the caching rule in docs/ARCHITECTURE.md says; plus one query per to-many relation the
 entity's fields read (phones, emails...) for records the caller did not prefetch.
 
-Term frequencies are not stored with the model (they belong to a scan over the whole base), so these
-probabilities use the stored m and u without the term-frequency adjustment: agreeing on a rare surname counts
-as much as on a common one here. The scan's own probabilities (``dedup_score``) do apply it.
+The stored model keeps the value frequencies the learning counted (``ScoringModel.frequencies``: per field
+the frequent values with their share, the rest rare), so these probabilities apply the same term-frequency
+adjustment as the scan: agreeing on a rare surname counts more than on "Ivanov", on a shared switchboard
+almost nothing unless the names agree.
 """
 from __future__ import annotations
 

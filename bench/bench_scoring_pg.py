@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""The scored matcher on PostgreSQL: learn the customers' weights and find their groups, from the database.
+
+Runs standalone: `.venv/bin/python bench/bench_scoring_pg.py [--size 100000] [--reuse]`. Uses its own database
+(BENCH_DB_NAME, default `h_scan_scoring`, on 127.0.0.1:5432, user postgres; BENCH_PG_URL overrides the server).
+The synthetic CRM set of bench/bench_scoring.py (bench/_crm_synth.py, seed 7) is COPYed in as customers with
+their company, phone (E.164 read in the record's own country, as Phone.save stores it) and email, then VACUUM
+ANALYZE. Then, in a child process of its own (its peak memory is its own): `scoring_learn(entity="customer")`,
+which reads the base (entity_records), learns m, u and the prior, scores the candidate pairs, groups them and
+stores the model with its value frequencies. Prints the time of each step, the peak memory and the groups'
+pairwise precision and recall against the planted truth. The customer entity registers name, company, phone,
+email and messenger only (no birth date, no country), so fewer duplicates are findable than in bench_scoring.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from itertools import combinations
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _pg import SERVER, copy_rows, create_database  # noqa: E402
+
+DB_NAME = os.environ.get("BENCH_DB_NAME", "h_scan_scoring")
+
+
+def setup_django() -> None:
+    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    os.environ.setdefault("DJANGO_DEBUG", "false")
+    import django
+
+    django.setup()
+
+
+def build(size: int) -> None:
+    from django.contrib.contenttypes.models import ContentType
+    from django.core.management import call_command
+    from django.db import connection
+    from psycopg.types.json import Jsonb
+
+    from _crm_synth import generate
+    from crm.models import Company, Customer, Email, Phone
+    from dedup.engine import normalize
+
+    call_command("migrate", verbosity=0)
+    began = time.monotonic()
+    records, _people, _kinds = generate(size)
+    print(f"generated {len(records):,} records in {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
+    began = time.monotonic()
+    companies: dict[str, int] = {}
+    for record in records:
+        if record["company"] and record["company"] not in companies:
+            companies[record["company"]] = len(companies) + 1
+    copy_rows(Company, ((pk, name) for name, pk in companies.items()), fields=["id", "name"])
+    copy_rows(Customer, ((record["id"] + 1, record["first_name"], record["last_name"],
+                          companies.get(record["company"]), Jsonb({"country": record["country"]})) for record in records),
+              fields=["id", "first_name", "last_name", "company_id", "custom_fields"])
+    customer_type = ContentType.objects.get_for_model(Customer).pk
+    copy_rows(Phone, ((customer_type, record["id"] + 1, record["phone"],
+                       normalize.phone_e164(record["phone"], record["country"]) or "", True)
+                      for record in records if record["phone"]),
+              fields=["content_type_id", "object_id", "number", "e164", "is_primary"])
+    copy_rows(Email, ((customer_type, record["id"] + 1, record["email"], True)
+                      for record in records if record["email"]),
+              fields=["content_type_id", "object_id", "address", "is_primary"])
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    print(f"COPY and VACUUM ANALYZE in {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
+
+
+def child(size: int) -> None:
+    setup_django()
+    from _crm_synth import generate
+    from dedup import registry
+    from dedup.engine.scoring import entity, matcher
+
+    records, people, kinds = generate(size)
+    spec = registry.get("customer")
+    started = time.perf_counter()
+    pks, rows = [], []
+    for pk, values in entity.entity_records(spec):
+        pks.append(pk)
+        rows.append(values)
+    read_seconds = time.perf_counter() - started
+    del pks, rows
+    started = time.perf_counter()
+    learned = entity.scoring_learn(entity="customer")
+    seconds = time.perf_counter() - started
+    found = {tuple(sorted((a - 1, b - 1))) for group in learned.groups for a, b in combinations(group, 2)}
+    by_person = defaultdict(list)
+    for record, person in zip(records, people):
+        by_person[person].append(record["id"])
+    truth = {pair for ids in by_person.values() for pair in combinations(sorted(ids), 2)}
+    hits = len(found & truth)
+    precision = hits / len(found) if found else 1.0
+    recall = hits / len(truth) if truth else 1.0
+    print("RESULT " + json.dumps({
+        "records": len(learned.pks), "read_seconds": round(read_seconds, 1), "learn_and_scan_seconds": round(seconds, 1),
+        "timings": {key: round(value, 1) for key, value in learned.result.timings.items()},
+        "candidate_pairs": len(learned.result.pairs), "precision": round(precision, 4), "recall": round(recall, 4),
+        "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--reuse", action="store_true", help="keep the database built by an earlier run")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.size)
+        return
+    existed = create_database(DB_NAME, reuse=args.reuse)
+    setup_django()
+    if not existed:
+        build(args.size)
+    process = subprocess.run([sys.executable, __file__, "--child", "--size", str(args.size)],
+                             capture_output=True, text=True)
+    lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
+    if process.returncode or not lines:
+        print(process.stderr[-3000:])
+        sys.exit(1)
+    result = json.loads(lines[-1][len("RESULT "):])
+    print(json.dumps(result))
+    load = os.getloadavg()
+    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
