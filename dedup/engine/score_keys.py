@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from dedup.engine.scoring import comparisons as c
-from dedup.engine.scoring.entity import KIND_TYPES
+from dedup.engine.scoring.schema import KIND_TYPES
 from dedup.registry import EntitySpec, MatchField
 
 SCORE_KIND = "_score"
@@ -129,7 +129,7 @@ def index_kinds(spec: EntitySpec) -> set[str]:
     field it compares (their values are what it scores; see dedup.engine.decide)."""
     if not scorable(spec):
         return set()
-    from dedup.engine.scoring.entity import entity_schema
+    from dedup.engine.scoring.schema import entity_schema
 
     return {SCORE_KIND, *(field.name for field in entity_schema(spec))}
 

@@ -214,8 +214,9 @@ def test_rule_admin_change_page_queries_do_not_grow_with_the_base(admin_client, 
         for _copy in range(2):
             customer_with("Ivan", f"Petrov{index}", phones=[f"+7912000{index:04d}"])
 
-    # When its page (with what it flags) is opened
-    with django_assert_max_num_queries(25):
+    # When its page (with what it flags) is opened (27 queries on PostgreSQL whether 25 or 60 groups: the rule's
+    # index rebuilds and its kind's veto fields are read too)
+    with django_assert_max_num_queries(28):
         response = admin_client.get(reverse("admin:dedup_rule_change", args=[rule.pk]))
 
     # Then the page shows all 25 groups counted, in a number of queries independent of the base
