@@ -91,6 +91,9 @@ def celery_worker(transactional_db):
 
     app.conf.task_always_eager = False
     try:
+        # Messages an earlier test left on the broker (sent while no worker ran) would run against this test's
+        # database: the queue starts empty.
+        app.control.purge()
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
             yield worker
     finally:

@@ -19,6 +19,9 @@ RESULT_TIMEOUT = 30
 def merge_worker():
     """A worker thread consuming from the real broker; tasks are not eager while it runs."""
     app.conf.task_always_eager = False
+    # Messages an earlier test left on the broker (sent while no worker ran) would run against this test's
+    # database: the queue starts empty.
+    app.control.purge()
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
         yield worker
     app.conf.task_always_eager = True
