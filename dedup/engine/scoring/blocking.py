@@ -12,7 +12,7 @@ already meets in the small token's block. So pairs that also agree on another fi
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from array import array
 from collections.abc import Sequence
 
 import numpy as np
@@ -69,56 +69,86 @@ def record_tokens(columns: Sequence[Sequence[tuple | None]], types: Sequence[str
 
 def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[str], *,
                     max_block: int = DEFAULT_MAX_BLOCK) -> np.ndarray:
-    """Return the candidate pairs (an array of [left, right] row numbers, left < right, no repeats)."""
+    """Return the candidate pairs (an array of [left, right] row numbers, left < right, no repeats).
+
+    Tokens are coded as integers (each distinct prepared value's tokens found once), and the blocks are runs of
+    one token after a numpy sort: no dictionary of strings to lists of rows.
+    """
     size = len(columns[0]) if columns else 0
-    tokens_of = [record_tokens(columns, types, row) for row in range(size)]
-    blocks: dict[str, list[int]] = defaultdict(list)
-    for row, tokens in enumerate(tokens_of):
-        for token in tokens:
-            blocks[token].append(row)
+    if size < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    rows, tokens = _coded_tokens(columns, types, size)
+    counts = np.bincount(tokens)
+    chunks = [_block_pairs_sorted(tokens, rows, counts, max_block, size)]
     # A pair sharing an oversized token and a small one already meets in the small one's block: only pairs of
-    # oversized tokens need a combined block.
-    refined: dict[tuple[str, str], list[int]] = defaultdict(list)
-    chunks: list[np.ndarray] = []
-    small_pairs: list[int] = []
-    oversized = set()
-    for token, rows in blocks.items():
-        if len(rows) < 2:
-            continue
-        if len(rows) > max_block:
-            oversized.add(token)
-        elif len(rows) == 2:
-            small_pairs.append(rows[0] * size + rows[1])
-        else:
-            chunks.append(_block_pairs(rows, size))
-    if oversized:
-        for row, tokens in enumerate(tokens_of):
-            big = [token for token in tokens if token in oversized]
-            for first in range(len(big)):
-                for second in range(first + 1, len(big)):
-                    refined[(big[first], big[second])].append(row)
-    for rows in refined.values():
-        if len(rows) == 2:
-            small_pairs.append(rows[0] * size + rows[1])
-        elif 2 < len(rows) <= max_block:
-            chunks.append(_block_pairs(rows, size))
-    chunks.append(np.asarray(small_pairs, dtype=np.int64))
+    # oversized tokens need a combined block, one per pair of a record's oversized tokens (in record order).
+    big = counts[tokens] > max_block
+    big_rows, big_tokens = rows[big], tokens[big]
+    if len(big_rows):
+        per_row = np.bincount(big_rows, minlength=size)
+        keys, key_rows = [], []
+        start_of = np.concatenate([[0], np.cumsum(per_row)])[:-1]
+        for width in range(2, int(per_row.max()) + 1):
+            holders = np.flatnonzero(per_row == width)
+            if not len(holders):
+                continue
+            matrix = big_tokens[start_of[holders][:, None] + np.arange(width)].astype(np.int64)
+            first, second = np.triu_indices(width, 1)
+            keys.append((matrix[:, first] * len(counts) + matrix[:, second]).ravel())
+            key_rows.append(np.repeat(holders, len(first)).reshape(len(holders), len(first)).ravel())
+        if keys:
+            combined, combined_rows = np.concatenate(keys), np.concatenate(key_rows)
+            distinct, inverse = np.unique(combined, return_inverse=True)
+            chunks.append(_block_pairs_sorted(inverse, combined_rows, np.bincount(inverse), max_block, size))
     codes = np.unique(np.concatenate(chunks))
     if not len(codes):
         return np.empty((0, 2), dtype=np.int64)
-    return np.stack([codes // size, codes % size], axis=1) if size else np.empty((0, 2), dtype=np.int64)
+    return np.stack([codes // size, codes % size], axis=1)
 
 
-_PAIR_INDEX_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+def _coded_tokens(columns: Sequence[Sequence[tuple | None]], types: Sequence[str],
+                  size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (row, token code) of every record's tokens (record_tokens' order and cap), rows ascending."""
+    index: dict[str, int] = {}
+    seen: list[dict[int, list[int]]] = [{} for _ in columns]
+    rows, tokens = array("q"), array("q")
+    for row in range(size):
+        found: list[int] = []
+        for position, (column, field_type) in enumerate(zip(columns, types)):
+            value = column[row]
+            if not value:
+                continue
+            cache = seen[position]
+            coded = cache.get(id(value))
+            if coded is None:
+                coded = []
+                for token in sorted(field_tokens(field_type, value)):
+                    name = f"{position}:{token}"
+                    code = index.get(name)
+                    if code is None:
+                        code = index[name] = len(index)
+                    coded.append(code)
+                cache[id(value)] = coded
+            found.extend(coded)
+        found = found[:MAX_TOKENS_PER_RECORD]
+        tokens.extend(found)
+        rows.extend([row] * len(found))
+    return np.frombuffer(rows, dtype=np.int64), np.frombuffer(tokens, dtype=np.int64)
 
 
-def _block_pairs(rows: list[int], size: int) -> np.ndarray:
-    """Return every pair of a block's rows, each encoded as low * size + high."""
-    count = len(rows)
-    cached = _PAIR_INDEX_CACHE.get(count)
-    if cached is None:
-        cached = np.triu_indices(count, 1)
-        _PAIR_INDEX_CACHE[count] = cached
-    array = np.asarray(rows, dtype=np.int64)
-    left, right = array[cached[0]], array[cached[1]]
-    return np.minimum(left, right) * size + np.maximum(left, right)
+def _block_pairs_sorted(tokens: np.ndarray, rows: np.ndarray, counts: np.ndarray, max_block: int,
+                        size: int) -> np.ndarray:
+    """Return every pair of rows sharing a token held by 2 to ``max_block`` rows, each as low * size + high."""
+    order = np.lexsort((rows, tokens))
+    sorted_rows = rows[order]
+    starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
+    chunks = [np.empty(0, dtype=np.int64)]
+    for width in range(2, max_block + 1):
+        blocks = np.flatnonzero(counts == width)
+        if not len(blocks):
+            continue
+        matrix = sorted_rows[starts[blocks][:, None] + np.arange(width)]
+        first, second = np.triu_indices(width, 1)
+        left, right = matrix[:, first].ravel(), matrix[:, second].ravel()
+        chunks.append(np.minimum(left, right) * size + np.maximum(left, right))
+    return np.concatenate(chunks)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup.engine.scoring import blocking, clustering
+from dedup.engine.scoring import blocking, clustering, levels
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring.explain import Reason, level_message
 from dedup.engine.scoring.model import (
@@ -68,6 +68,14 @@ class Records:
 
     schema: list[FieldSpec]
     columns: list[list[tuple | None]]
+    # Each column coded once (levels.code_column), on first need.
+    _coded: dict[int, levels.CodedColumn] = field(default_factory=dict, repr=False, compare=False)
+
+    def coded(self, position: int) -> levels.CodedColumn:
+        coded = self._coded.get(position)
+        if coded is None:
+            coded = self._coded[position] = levels.code_column(self.columns[position])
+        return coded
 
     @property
     def types(self) -> list[str]:
@@ -200,54 +208,20 @@ def _read_key(raw: object, region: str | None, field_type: str):
 
 
 def comparison_levels(records: Records, pairs: np.ndarray) -> np.ndarray:
-    """Return the level of every pair on every field (pairs x fields, MISSING where a side has no value)."""
+    """Return the level of every pair on every field (pairs x fields, MISSING where a side has no value); each
+    distinct pair of values is graded once (levels.column_levels)."""
     gammas = np.empty((len(pairs), len(records.schema)), dtype=np.int8)
-    lefts, rights = pairs[:, 0].tolist(), pairs[:, 1].tolist()
-    for position, (column, field_type) in enumerate(zip(records.columns, records.types)):
-        gammas[:, position] = _column_levels(field_type, column, lefts, rights)
+    lefts, rights = pairs[:, 0], pairs[:, 1]
+    for position, field_type in enumerate(records.types):
+        gammas[:, position] = levels.column_levels(field_type, records.coded(position), lefts, rights)
     return gammas
 
 
-# Pairs of values graded per field and kept for reuse at most (a big company's name against its own spellings,
-# one common name against another, come up again and again).
-COMPARE_CACHE_MAX = 500_000
-
-
-def _column_levels(field_type: str, column: list, lefts: list[int], rights: list[int]) -> list[int]:
-    """Return one field's level for each pair; a pair of values already graded is looked up, not graded again
-    (read_records shares one prepared object among records typed alike, so identity is equality here)."""
-    compare = c.compare
-    cache: dict[tuple[int, int], int] = {}
-    levels = []
-    append = levels.append
-    for a, b in zip(lefts, rights):
-        left, right = column[a], column[b]
-        if left is None or right is None:
-            append(c.MISSING)
-            continue
-        if left is right:
-            append(0)
-            continue
-        key = (id(left), id(right))
-        level = cache.get(key)
-        if level is None:
-            level = compare(field_type, left, right)
-            if len(cache) < COMPARE_CACHE_MAX:
-                cache[key] = level
-        append(level)
-    return levels
-
-
-def agreed_values(records: Records, pairs: np.ndarray, gammas: np.ndarray) -> list[list[str | None]]:
+def agreed_values(records: Records, pairs: np.ndarray, gammas: np.ndarray) -> list[levels.AgreedColumn]:
     """Return, per field, the value each pair shares exactly (None where its level is not exact)."""
-    agreed: list[list[str | None]] = []
-    for position, (column, field_type) in enumerate(zip(records.columns, records.types)):
-        values: list[str | None] = [None] * len(pairs)
-        for row in np.flatnonzero(gammas[:, position] == 0).tolist():
-            a, b = pairs[row]
-            values[row] = c.exact_agreement(field_type, column[a], column[b])
-        agreed.append(values)
-    return agreed
+    lefts, rights = pairs[:, 0], pairs[:, 1]
+    return [levels.column_agreed(field_type, records.coded(position), lefts, rights, gammas[:, position])
+            for position, field_type in enumerate(records.types)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,9 +256,12 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
     sample = random_pairs(len(records), u_sample, seed=seed)
     sampled = comparison_levels(records, sample)
     fields = []
-    for position, (spec, column) in enumerate(zip(records.schema, records.columns)):
-        keys = [{c.exact_key(spec.type, item) for item in value} if value else None for value in column]
-        share, tf, holders = exact_share_and_tf(keys)
+    for position, spec in enumerate(records.schema):
+        coded = records.coded(position)
+        # Counted per distinct value: each value's keys once, weighed by how many records hold it.
+        held = np.bincount(coded.codes[coded.codes >= 0], minlength=len(coded.values)).tolist()
+        keys = [{c.exact_key(spec.type, item) for item in value} for value in coded.values]
+        share, tf, holders = exact_share_and_tf(keys, held)
         u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
         weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
         weights.tf = tf
@@ -299,8 +276,15 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
     rare = []
     for weights, values in zip(fields, agreed):
         limit = (VOUCH_MAX_HOLDERS - 1) * weights.tf_floor  # tf_floor is one other holder's share
-        rare.append(np.array([value is None or (weights.tf.get(value, 0.0) <= limit and value not in weights.shared)
-                              for value in values], dtype=bool))
+
+        def is_rare(value, weights=weights, limit=limit) -> bool:
+            return weights.tf.get(value, 0.0) <= limit and value not in weights.shared
+
+        if isinstance(values, levels.AgreedColumn):
+            flags = np.array([is_rare(value) for value in values.values] + [True], dtype=bool)
+            rare.append(flags[np.where(values.codes < 0, len(values.values), values.codes)])
+        else:
+            rare.append(np.array([value is None or is_rare(value) for value in values], dtype=bool))
     candidate_prior, model.iterations = learn_m_and_prior(gammas, fields, rare=rare)
     # u is the chance of a level between two RANDOM records, so the prior it is weighed against must be the
     # share of matches among all pairs, not among the candidates (blocking made those far likelier to match):
@@ -324,15 +308,21 @@ def _mark_shared_values(records: Records, fields: list[FieldWeights]) -> None:
     identity = next((position for position, spec in enumerate(records.schema) if spec.type == c.PERSON_NAME), None)
     if identity is None:
         return
-    names = [value[0] if value else None for value in records.columns[identity]]
-    for position, (spec, column) in enumerate(zip(records.schema, records.columns)):
+    names = records.coded(identity)
+    for position, spec in enumerate(records.schema):
         if spec.type not in CONTACT_TYPES:
             continue
+        contacts = records.coded(position)
+        # Each distinct (contact value, name) once, in the order the records first hold them.
+        rows = np.flatnonzero((names.codes >= 0) & (contacts.codes >= 0))
+        combined = contacts.codes[rows].astype(np.int64) * max(len(names.values), 1) + names.codes[rows]
+        unique, first = np.unique(combined, return_index=True)
+        unique = unique[np.argsort(first, kind="stable")]
         holders: dict[str, dict[str, c.Person]] = {}
-        for name, value in zip(names, column):
-            if name is None or not value:
-                continue
-            for item in value:
+        width = max(len(names.values), 1)
+        for value_code, name_code in zip((unique // width).tolist(), (unique % width).tolist()):
+            name = names.values[name_code][0]
+            for item in contacts.values[value_code]:
                 known = holders.setdefault(c.exact_key(spec.type, item), {})
                 if len(known) < SHARED_MAX_NAMES:
                     known.setdefault(name.key, name)
@@ -424,9 +414,16 @@ def group(model: Model, records: Records, pairs: np.ndarray, probabilities: np.n
           threshold: float) -> list[list[int]]:
     """Return the groups: components of the pairs above the threshold, split by average linkage."""
     strong = pairs[probabilities >= threshold]
-    known = {(int(a), int(b)): float(p) for (a, b), p in zip(pairs.tolist(), probabilities.tolist()) if p > 0.01}
+    found = clustering.components(map(tuple, strong.tolist()))
+    known: dict[tuple[int, int], float] = {}
+    big = [members for members in found if len(members) > FULL_SCORE_MAX]
+    if big:  # the scored pairs inside big components, looked up below
+        inside = np.zeros(len(records), dtype=bool)
+        inside[[member for members in big for member in members]] = True
+        keep = (probabilities > 0.01) & inside[pairs[:, 0]] & inside[pairs[:, 1]]
+        known = {(a, b): p for (a, b), p in zip(pairs[keep].tolist(), probabilities[keep].tolist())}
     result: list[list[int]] = []
-    for members in clustering.components(map(tuple, strong.tolist())):
+    for members in found:
         if len(members) == 2:
             result.append(members)
             continue

@@ -137,20 +137,23 @@ def u_from_sample(field_type: str, sampled_levels: np.ndarray, exact_share: floa
     return _normalised([max(exact_share, FLOOR), *rest])
 
 
-def exact_share_and_tf(keys_per_record: Sequence[set[str] | None]) -> tuple[float, dict[str, float], int]:
+def exact_share_and_tf(keys_per_record: Sequence[set[str] | None],
+                       records_per_entry: Sequence[int] | None = None) -> tuple[float, dict[str, float], int]:
     """Return P(two random holders share a value), each value's term frequency, and the holder count.
 
     A value's term frequency is the chance that another holder of the field holds it too, (count - 1) /
-    (holders - 1); only values held by two or more records are listed.
+    (holders - 1); only values held by two or more records are listed. ``records_per_entry``: each entry of
+    ``keys_per_record`` stands for this many records (one entry per distinct value); default one each.
     """
     counts: dict[str, int] = {}
     holders = 0
-    for keys in keys_per_record:
-        if not keys:
+    weights = records_per_entry if records_per_entry is not None else [1] * len(keys_per_record)
+    for keys, weight in zip(keys_per_record, weights):
+        if not keys or not weight:
             continue
-        holders += 1
+        holders += weight
         for key in keys:
-            counts[key] = counts.get(key, 0) + 1
+            counts[key] = counts.get(key, 0) + weight
     if holders < 2:
         return 0.0, {}, holders
     pairs = holders * (holders - 1)
@@ -350,6 +353,16 @@ def pair_weights(model: Model, gammas: np.ndarray, agreed: list[list[str | None]
         total += table[np.where(levels == MISSING, len(weights.m), levels)]
         if agreed is not None and (weights.tf or weights.tf_floor or weights.shared):
             exact_weight = table[0]
+            codes = getattr(agreed[column], "codes", None)
+            if codes is not None:  # levels.AgreedColumn: each (value, names agree) adjusted once
+                rows = np.flatnonzero(codes >= 0)
+                if len(rows):
+                    values = agreed[column].values
+                    unique, inverse = np.unique(codes[rows].astype(np.int64) * 2 + agree[rows], return_inverse=True)
+                    adjusted = np.array([weights.bayes_factor_log2(0, values[key // 2], names_agree=bool(key % 2))
+                                         - exact_weight for key in unique.tolist()])
+                    total[rows] += adjusted[inverse]
+                continue
             cache: dict[tuple[str, bool], float] = {}
             for row, value in enumerate(agreed[column]):
                 if value is not None:
