@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 import phonenumbers
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
@@ -283,11 +284,24 @@ def _phone(value, region):
     e164 = normalize.phone_e164(value, region)
     if e164 is None:
         return None
+    return Phone(e164, national_number(e164))
+
+
+def national_number(e164: str) -> str:
+    """Return the national number of a valid E.164 phone: what follows the country code (country codes are
+    prefix-free), without parsing it again; a number with a leading zero (Italy) is parsed as libphonenumber
+    keeps that zero apart."""
+    digits = e164[1:]
+    for length in (1, 2, 3):
+        if digits[:length].isdigit() and int(digits[:length]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            rest = digits[length:]
+            if rest and rest.isdigit() and not rest.startswith("0"):
+                return rest
+            break
     try:
-        national = str(phonenumbers.parse(e164).national_number)
+        return str(phonenumbers.parse(e164).national_number)
     except phonenumbers.NumberParseException:  # pragma: no cover - e164 always parses
-        national = e164
-    return Phone(e164, national)
+        return e164
 
 
 def _email(value, region):
@@ -393,6 +407,8 @@ def one_edit(a: str, b: str, *, min_length: int = 4) -> bool:
     return DamerauLevenshtein.distance(a, b, score_cutoff=1) <= 1
 
 
+# Word pairs come back pair after pair (a common first name against its variants): each is judged once.
+@lru_cache(maxsize=1 << 20)
 def _typo_or_variant(a: tuple[str, str], b: tuple[str, str]) -> bool:
     """Tell whether two name words, each (folded, plain), are one name: equal, variants, or one typo apart in
     either form (long words also by Jaro-Winkler: Kondratyev / Kondratiev, OCR misreads)."""
