@@ -169,6 +169,7 @@ def read_records(records: Sequence[Mapping[str, object]], schema: Sequence[Field
     # A value typed the same way again (a country, a big company, a common name) is read once and its prepared
     # form shared: at a million records that is most of the reading time and of the memory the columns take.
     seen: list[dict] = [{} for _ in schema]
+    placeholder: dict[str, bool] = {}  # a name part's placeholder check, once per distinct part
     for record in records:
         record_region = None
         if region is not None:
@@ -177,7 +178,7 @@ def read_records(records: Sequence[Mapping[str, object]], schema: Sequence[Field
             except Exception:
                 record_region = None
         for position, spec in enumerate(schema):
-            raw = spec.read(record)
+            raw = _joined(spec, record, placeholder) if spec.columns else record.get(spec.name)
             key = _read_key(raw, record_region, spec.type)
             if key is None:
                 columns[position].append(c.prepare(spec.type, raw, region=record_region))
@@ -191,6 +192,22 @@ def read_records(records: Sequence[Mapping[str, object]], schema: Sequence[Field
 
 
 _UNREAD = object()
+
+
+def _joined(spec: FieldSpec, record: Mapping[str, object], placeholder: dict[str, bool]) -> str | None:
+    """Return FieldSpec.read of a field of several columns, each part's placeholder check looked up in
+    ``placeholder`` (a first name comes back on thousands of records)."""
+    parts = []
+    for column in spec.columns:
+        part = record.get(column)
+        if not isinstance(part, str):
+            continue
+        empty = placeholder.get(part)
+        if empty is None:
+            empty = placeholder[part] = c.is_placeholder(part)
+        if not empty:
+            parts.append(part)
+    return " ".join(parts) or None
 
 
 def _read_key(raw: object, region: str | None, field_type: str):
@@ -211,14 +228,29 @@ def comparison_levels(records: Records, pairs: np.ndarray) -> np.ndarray:
     """Return the level of every pair on every field (pairs x fields, MISSING where a side has no value); each
     distinct pair of values is graded once (levels.column_levels)."""
     gammas = np.empty((len(pairs), len(records.schema)), dtype=np.int8)
+    if len(pairs) <= FEW_PAIRS:  # a pair explained, a small group scored: numpy's set-up would cost more
+        rows = pairs.tolist()
+        for position, (column, field_type) in enumerate(zip(records.columns, records.types)):
+            gammas[:, position] = [c.compare(field_type, column[a], column[b]) for a, b in rows]
+        return gammas
     lefts, rights = pairs[:, 0], pairs[:, 1]
     for position, field_type in enumerate(records.types):
         gammas[:, position] = levels.column_levels(field_type, records.coded(position), lefts, rights)
     return gammas
 
 
-def agreed_values(records: Records, pairs: np.ndarray, gammas: np.ndarray) -> list[levels.AgreedColumn]:
-    """Return, per field, the value each pair shares exactly (None where its level is not exact)."""
+# Up to this many pairs are compared one by one (comparisons.compare), more by distinct value pairs.
+FEW_PAIRS = 64
+
+
+def agreed_values(records: Records, pairs: np.ndarray, gammas: np.ndarray) -> list:
+    """Return, per field, the value each pair shares exactly (None where its level is not exact): a list per
+    field for a few pairs, a levels.AgreedColumn (indexed the same way, kept as codes) for many."""
+    if len(pairs) <= FEW_PAIRS:
+        rows = pairs.tolist()
+        return [[c.exact_agreement(field_type, column[a], column[b]) if level == 0 else None
+                 for (a, b), level in zip(rows, gammas[:, position].tolist())]
+                for position, (column, field_type) in enumerate(zip(records.columns, records.types))]
     lefts, rights = pairs[:, 0], pairs[:, 1]
     return [levels.column_agreed(field_type, records.coded(position), lefts, rights, gammas[:, position])
             for position, field_type in enumerate(records.types)]
