@@ -98,7 +98,7 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
             key_rows.append(np.repeat(holders, len(first)).reshape(len(holders), len(first)).ravel())
         if keys:
             combined, combined_rows = np.concatenate(keys), np.concatenate(key_rows)
-            distinct, inverse = np.unique(combined, return_inverse=True)
+            _distinct, inverse = np.unique(combined, return_inverse=True)
             chunks.append(_block_pairs_sorted(inverse, combined_rows, np.bincount(inverse), max_block, size))
     codes = np.unique(np.concatenate(chunks))
     if not len(codes):

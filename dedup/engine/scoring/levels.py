@@ -68,8 +68,9 @@ def column_levels(field_type: str, coded: CodedColumn, lefts: np.ndarray, rights
         return levels
     codes_a, codes_b, inverse = _distinct_pairs(left[rest], right[rest], len(coded.values))
     values, compare = coded.values, c.compare
-    graded = np.fromiter((compare(field_type, values[a], values[b]) for a, b in zip(codes_a.tolist(), codes_b.tolist())),
-                         dtype=np.int8, count=len(codes_a))
+    graded = np.fromiter(
+        (compare(field_type, values[a], values[b]) for a, b in zip(codes_a.tolist(), codes_b.tolist())),
+        dtype=np.int8, count=len(codes_a))
     levels[rest] = graded[inverse]
     return levels
 
