@@ -185,11 +185,13 @@ def evaluate(groups: list[list], truth: set[tuple], kinds: dict) -> dict:
 def child(name: str, engine: str, crm_size: int) -> None:
     setup_django()
     records, truth, kinds = load(name, crm_size)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     groups = run_ours(records) if engine == "ours" else run_splink(name, records)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     result = evaluate(groups, truth, kinds)
-    result.update(set=name, engine=engine, records=len(records), seconds=round(seconds, 1),
+    # CPU seconds of this process (DuckDB's threads included: they are the process's): on a shared machine
+    # the wall time says more about the neighbours than about the engine.
+    result.update(set=name, engine=engine, records=len(records), seconds=round(seconds, 1), cpu_seconds=round(cpu, 1),
                   peak_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
     print("RESULT " + json.dumps(result))
 
@@ -218,7 +220,8 @@ def main() -> None:
             rows.append(result)
             label = f"{name} ({result['records']:,} records)" if name != "crm" else f"crm {args.crm_size:,}"
             print(f"{label:<26} {engine:<7} P {result['precision']:.4f}  R {result['recall']:.4f}  "
-                  f"F1 {result['f1']:.4f}  {result['seconds']:>6.1f} s  {result['peak_mb']:>6} MB  "
+                  f"F1 {result['f1']:.4f}  {result['seconds']:>6.1f} s ({result['cpu_seconds']:.1f} s CPU)  "
+                  f"{result['peak_mb']:>6} MB  "
                   f"(pairs found {result['found_pairs']:,}, true {result['true_pairs']:,}, "
                   f"false {result['false_pairs']:,})", flush=True)
             weights = [line for line in process.stdout.splitlines() if line.startswith("WEIGHTS ")]
@@ -230,7 +233,9 @@ def main() -> None:
             if result["per_kind"]:
                 print("    recall by kind: " + ", ".join(
                     f"{kind} {found}/{total}" for kind, (found, total) in result["per_kind"].items()), flush=True)
-    print(f"\n{date.today().isoformat()}, threshold {THRESHOLD}, {os.cpu_count()} cores")
+    load = os.getloadavg()
+    print(f"\n{date.today().isoformat()}, threshold {THRESHOLD}, {os.cpu_count()} cores, "
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print(json.dumps(rows))
 
 
