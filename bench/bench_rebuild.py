@@ -38,13 +38,33 @@ def run_build(spec, kinds, reason) -> dict:
 
     build = build_queue(spec=spec, kinds=kinds, reason=reason)  # not in a transaction: the task would be sent
     IndexBuild.objects.filter(pk=build.pk).update(status=IndexBuild.Status.QUEUED)
+    server = backend_cpu()
+    cpu = time.process_time()
     began = time.monotonic()
     index.build_run(build_id=build.pk)
     seconds = time.monotonic() - began
+    cpu = time.process_time() - cpu
+    server = backend_cpu() - server
     build.refresh_from_db()
     rows = MatchKey.objects.filter(entity=spec.key, kind__in=kinds).count() if kinds else MatchKey.objects.filter(
         entity=spec.key).count()
-    return {"records": build.total, "done": build.done, "status": build.status, "seconds": seconds, "rows": rows}
+    return {"records": build.total, "done": build.done, "status": build.status, "seconds": seconds, "rows": rows,
+            "cpu": cpu, "server_cpu": server}
+
+
+def backend_cpu() -> float:
+    """CPU seconds (user + system) the PostgreSQL backend serving this process has used so far (read from
+    /proc: the server runs on this machine), or 0 when it cannot be read."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def run_parts(spec, reason, workers: int) -> dict:
@@ -140,12 +160,18 @@ def main() -> None:
     load = os.getloadavg()
     print(f"\nIndex rebuilds in the background (PostgreSQL, {os.cpu_count()} cores, "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})")
-    print(f"{'rebuild':<48} {'records':>9} {'key rows':>10} {'seconds':>8} {'records/s':>10} {'s per 1M':>9} status")
+    print("CPU: this process's CPU seconds, and the PostgreSQL backend's serving it; per CPU second: records per "
+          "CPU second of both together (what one worker and its connection would do on cores of their own)")
+    print(f"{'rebuild':<48} {'records':>9} {'key rows':>10} {'seconds':>8} {'records/s':>10} {'s per 1M':>9} "
+          f"{'CPU':>6} {'PG CPU':>7} {'rec/CPU s':>10} status")
     for name, result in results:
         rate = result["records"] / result["seconds"] if result["seconds"] else 0
         per_million = 1_000_000 / rate if rate else 0
+        cpu, server = result.get("cpu"), result.get("server_cpu")
+        both = (cpu or 0) + (server or 0)
+        cpu_text = f"{cpu:>6.1f} {server:>7.1f} {result['records'] / both:>10,.0f}" if both else f"{'':>6} {'':>7} {'':>10}"
         print(f"{name:<48} {result['records']:>9,} {result['rows']:>10,} {result['seconds']:>8.1f} {rate:>10,.0f} "
-              f"{per_million:>9.0f} {result['status']}")
+              f"{per_million:>9.0f} {cpu_text} {result['status']}")
 
 
 if __name__ == "__main__":

@@ -163,8 +163,46 @@ def read_values(field: MatchField, record: models.Model) -> list[object]:
         return []
 
 
-def field_rows(field: MatchField, values: Iterable[object], modes: set[str]) -> list[KeyRow]:
+class Memo:
+    """The rows of values already keyed during one bulk write (a rebuild's part, a backfill), so each distinct
+    value is normalised once: names, companies and email domains repeat a lot, and normalising was about half
+    of a rebuild's time (bench/README.md, "Index rebuilds"). The rows are the very ones the per-record path
+    makes (the same functions, once). A value's keys depend on the placeholder list in force: the memo forgets
+    everything when that list changes, and bounds its size.
+    """
+
+    LIMIT = 400_000
+
+    __slots__ = ("placeholders", "rows", "score")
+
+    def __init__(self):
+        self.placeholders = normalize.active_placeholders()
+        self.rows: dict[tuple, tuple[KeyRow, ...]] = {}
+        self.score: dict[tuple, object] = {}
+
+    def check(self) -> None:
+        """Forget what was keyed under another placeholder list, or when the memo grew too big."""
+        placeholders = normalize.active_placeholders()
+        if placeholders is not self.placeholders or len(self.rows) + len(self.score) > self.LIMIT:
+            self.placeholders = placeholders
+            self.rows.clear()
+            self.score.clear()
+
+
+def field_rows(field: MatchField, values: Iterable[object], modes: set[str], memo: Memo | None = None) -> list[KeyRow]:
     """Return the index rows of one field's values for the modes wanted ("norm", "fold", "block")."""
+    if memo is not None:
+        rows = []
+        for raw in values:
+            if type(raw) is not str:
+                rows.extend(field_rows(field, [raw], modes))
+                continue
+            cache_key = (field.name, field.kind, modes, raw)
+            found = memo.rows.get(cache_key)
+            if found is None:
+                found = memo.rows[cache_key] = tuple(field_rows(field, [raw], modes))
+            rows.extend(found)
+        return rows
     rows = []
     for raw in values:
         key = normalized(field.kind, raw)
@@ -202,6 +240,7 @@ class _Plan:
     equal: tuple[str, ...]
     time: bool = False
     score: bool = False
+    score_fields: tuple[MatchField, ...] = ()
 
 
 # Derived from the registry alone (kind 2 of the caching rule in docs/ARCHITECTURE.md): keyed by the registry's
@@ -228,15 +267,18 @@ def _plan(spec: EntitySpec, kinds: Iterable[str]) -> _Plan:
             if modes and name and spec.has_field(name):
                 field = spec.field(name)
                 fields.append((field, modes, field.read_keys is not None and modes == {"norm"}))
-        plan = _Plan(tuple(fields), stage, tuple(equal), time, score)
+        plan = _Plan(tuple(fields), stage, tuple(equal), time, score, tuple(score_keys.fields(spec)) if score else ())
         if len(_plans) > 256:
             _plans.clear()
         _plans[cache_key] = plan
     return plan
 
 
-def record_rows(spec: EntitySpec, record: models.Model, kinds: Iterable[str]) -> list[KeyRow]:
-    """Return the index rows of one record for the given kinds; an archived record has none."""
+def record_rows(
+    spec: EntitySpec, record: models.Model, kinds: Iterable[str], memo: Memo | None = None
+) -> list[KeyRow]:
+    """Return the index rows of one record for the given kinds; an archived record has none. With a memo (bulk
+    writes), values keyed before are not normalised again: the rows are the same."""
     if spec.archived_attr and getattr(record, spec.archived_attr, False):
         return []
     plan = _plan(spec, kinds)
@@ -254,10 +296,10 @@ def record_rows(spec: EntitySpec, record: models.Model, kinds: Iterable[str]) ->
         if stored:
             rows.extend(stored_rows(field, record))
         else:
-            rows.extend(field_rows(field, read_values(field, record), modes))
+            rows.extend(field_rows(field, read_values(field, record), modes, memo))
     if plan.score:
-        values = {field.name: read_values(field, record) for field in score_keys.fields(spec)}
-        rows.extend(KeyRow(*row) for row in score_keys.rows(spec, values))
+        values = {field.name: read_values(field, record) for field in plan.score_fields}
+        rows.extend(KeyRow(*row) for row in score_keys.rows(spec, values, memo=None if memo is None else memo.score))
     return dedupe(rows)
 
 

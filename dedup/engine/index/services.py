@@ -28,6 +28,9 @@ from .write import (
 
 # Records up to which a rule change backfills new kinds of keys during the request; above, a Celery task does.
 BACKFILL_INLINE_LIMIT = 20000
+# Records per batch of a background rebuild: a few queries each, and fewer batches cost less per record
+# (bench/bench_rebuild.py); a batch's records and rows are held at once.
+REBUILD_BATCH = 2000
 # The Celery task that backfills new kinds of keys (dedup/tasks.py).
 BACKFILL_TASK = "dedup.index_backfill"
 
@@ -92,7 +95,7 @@ def _mark_settings_version(spec: EntitySpec) -> None:
 
 def backfill(spec: EntitySpec, kinds: set[str], *, progress: Callable[[int], None] | None = None) -> int:
     """Write these kinds of keys for every record of the entity (replacing any of those kinds); return rows."""
-    return reindex(spec, all_pks(spec), kinds=set(kinds), replace_kinds=True, progress=progress)
+    return reindex(spec, all_pks(spec), kinds=set(kinds), replace_kinds=True, compare=True, progress=progress)
 
 
 def rebuild(spec: EntitySpec, *, progress: Callable[[int], None] | None = None) -> int:
@@ -116,20 +119,23 @@ def reindex(
     kinds: set[str] | None = None,
     replace_kinds: bool = False,
     new_records: bool = False,
+    compare: bool = False,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Recompute the keys of these records in batches (a constant number of queries per batch); return rows written.
+    """Recompute the keys of these records in batches (a constant number of queries per batch); return the key
+    rows they have now.
 
     Records that no longer exist or are archived end up with no keys. With replace_kinds, only the given kinds
     are replaced (a backfill); otherwise every key of the records is. new_records: the records were just
-    created and have no keys yet, so none are deleted first.
+    created and have no keys yet, so none are deleted first. compare (rebuilds): the stored keys are read and
+    only the difference is written (write.write_changes).
     """
     if kinds is None:
         kinds = indexed_kinds(spec)
     return write_keys(
-        spec, pks, kinds, replace_kinds=replace_kinds, new_records=new_records, batch_size=batch_size,
-        progress=progress,
+        spec, pks, kinds, replace_kinds=replace_kinds, new_records=new_records, compare=compare,
+        batch_size=batch_size, progress=progress,
     )
 
 
@@ -199,7 +205,10 @@ def build_run(*, build_id: int) -> IndexBuild | None:
         available = indexed_kinds(spec)
         wanted = set(build.kinds) & available if build.kinds else available  # a rule removed meanwhile
         if wanted:
-            reindex(spec, part_pks(spec, build), kinds=wanted, replace_kinds=True, progress=progress)
+            reindex(
+                spec, part_pks(spec, build), kinds=wanted, replace_kinds=True, compare=True,
+                batch_size=REBUILD_BATCH, progress=progress,
+            )
     except Exception as error:
         IndexBuild.objects.filter(pk=build.pk).update(
             status=IndexBuild.Status.FAILED, finished_at=timezone.now(), done=done, error=str(error)[:2000]
