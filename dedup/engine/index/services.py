@@ -52,12 +52,16 @@ def _kinds_to_write(spec: EntitySpec) -> tuple[set[str], frozenset[str] | None]:
 
 
 @transaction.atomic
-def sync_plan(spec: EntitySpec, *, inline: bool | None = None) -> set[str]:
-    """Make the index hold exactly the kinds the entity's rules need: backfill new kinds, drop unused ones.
+def sync_plan(
+    spec: EntitySpec, *, inline: bool | None = None, also: set[str] = frozenset(), reason: str = IndexBuild.Reason.RULE
+) -> set[str]:
+    """Make the index hold exactly the kinds the entity needs (its rules, its scored fields): backfill new
+    kinds, drop unused ones; `also`: kinds kept before to rewrite in the same backfill (a custom field's type
+    changed).
 
     New kinds are kept from now on by every save at once; the records already there get them in a backfill,
     right away for a base of up to BACKFILL_INLINE_LIMIT records (or with inline=True), else in a Celery task
-    after the rule change commits, so an admin saving a rule never waits minutes.
+    after the change commits (one rebuild, with `reason`), so an admin saving a rule never waits minutes.
     """
     needed = rules.plan_kinds(spec)
     present = key_kinds(
@@ -71,14 +75,16 @@ def sync_plan(spec: EntitySpec, *, inline: bool | None = None) -> set[str]:
         IndexedKind.objects.bulk_create(
             [IndexedKind(entity=spec.key, kind=kind) for kind in added], ignore_conflicts=True
         )
+    filled = added | (set(also) & needed)
+    if filled:
         if inline is None:
             inline = spec.model._base_manager.count() <= BACKFILL_INLINE_LIMIT
         if inline:
-            backfill(spec, added)
+            backfill(spec, filled)
         else:
             # In the background, with its progress stored: until it is done the screens say the index is
             # being rebuilt (index.builds).
-            build_queue(spec=spec, kinds=added, reason=IndexBuild.Reason.RULE)
+            build_queue(spec=spec, kinds=filled, reason=reason)
     IndexedKind.objects.get_or_create(entity=spec.key, kind=SYNCED_MARKER)
     _mark_settings_version(spec)
     forget_seen_kinds(spec.key)
