@@ -125,7 +125,12 @@ def instances_where(
     for field, value in equal:
         sql += f"{quote(connection, field.column)} = %s AND "
         params.append(value)
-    test, values = among(connection, [key.get_db_prep_value(value, connection) for value in keys])
+    if isinstance(key, models.IntegerField):
+        # Ids (a batch's thousands of them): an int is what preparing would give; anything else is prepared.
+        prepared = [value if type(value) is int else key.get_db_prep_value(value, connection) for value in keys]
+    else:
+        prepared = [key.get_db_prep_value(value, connection) for value in keys]
+    test, values = among(connection, prepared)
     sql += f"{quote(connection, key.column)} {test}"
     params += values
     converters = _converters_of(fields, opts.db_table, connection)

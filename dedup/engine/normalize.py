@@ -312,11 +312,18 @@ def name_word_forms(raw: object) -> list[tuple[str, str]]:
     """Return a name's words as (folded, plain) pairs (``word_forms``) in their order, titles dropped."""
     if not isinstance(raw, str) or not raw or len(raw) > _MAX_NAME_INPUT:
         return []
+    return list(_name_word_forms(raw))
+
+
+# Kind 1 of the caching rule in docs/ARCHITECTURE.md: a bounded memo of a pure function. One name is read three
+# times in a row when a record is keyed (its key, its blocking keys, the scorer's reading of it).
+@lru_cache(maxsize=4096)
+def _name_word_forms(raw: str) -> tuple[tuple[str, str], ...]:
     try:
         forms = word_forms(_HYPHENATED_TITLE.sub(" ", raw))
     except Exception:
-        return []
-    return [form for form in forms if form[0] not in _TITLES]
+        return ()
+    return tuple(form for form in forms if form[0] not in _TITLES)
 
 
 _TITLES = frozenset(fold_token(title) for title in _TITLES_TEXT)
