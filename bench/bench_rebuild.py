@@ -37,19 +37,25 @@ def run_build(spec, kinds, reason) -> dict:
     from dedup.models import IndexBuild, MatchKey
 
     build = build_queue(spec=spec, kinds=kinds, reason=reason)  # not in a transaction: the task would be sent
-    IndexBuild.objects.filter(pk=build.pk).update(status=IndexBuild.Status.QUEUED)
+    # A base above builds.PART_RECORDS is queued in parts: this process runs them one after the other, as one
+    # worker would.
+    parts = list(IndexBuild.objects.filter(batch=build.pk).order_by("id")) or [build]
     server = backend_cpu()
     cpu = time.process_time()
     began = time.monotonic()
-    index.build_run(build_id=build.pk)
+    for part in parts:
+        index.build_run(build_id=part.pk)
     seconds = time.monotonic() - began
     cpu = time.process_time() - cpu
     server = backend_cpu() - server
-    build.refresh_from_db()
+    finished = IndexBuild.objects.filter(pk__in=[part.pk for part in parts])
+    done = finished.filter(status=IndexBuild.Status.DONE).count()
+    total = sum(finished.values_list("total", flat=True))
     rows = MatchKey.objects.filter(entity=spec.key, kind__in=kinds).count() if kinds else MatchKey.objects.filter(
         entity=spec.key).count()
-    return {"records": build.total, "done": build.done, "status": build.status, "seconds": seconds, "rows": rows,
-            "cpu": cpu, "server_cpu": server}
+    status = IndexBuild.Status.DONE.value if done == len(parts) else f"{done}/{len(parts)} parts done"
+    return {"records": total, "status": status + (f" ({len(parts)} parts)" if len(parts) > 1 else ""),
+            "seconds": seconds, "rows": rows, "cpu": cpu, "server_cpu": server}
 
 
 def backend_cpu() -> float:
@@ -187,7 +193,7 @@ def main() -> None:
         per_million = 1_000_000 / rate if rate else 0
         cpu, server = result.get("cpu"), result.get("server_cpu")
         both = (cpu or 0) + (server or 0)
-        cpu_text = f"{cpu:>6.1f} {server:>7.1f} {result['records'] / both:>10,.0f}" if both else f"{'':>6} {'':>7} {'':>10}"
+        cpu_text = f"{cpu:>6.1f} {server:>7.1f} {result['records'] / both:>10,.0f}" if both else " " * 26
         print(f"{name:<48} {result['records']:>9,} {result['rows']:>10,} {result['seconds']:>8.1f} {rate:>10,.0f} "
               f"{per_million:>9.0f} {cpu_text} {result['status']}")
 

@@ -292,13 +292,19 @@ def record_rows(
         rows.extend(time_rows(moment))
     for name in plan.equal:
         rows.extend(equal_rows(name, read_equal(spec, name, record)))
+    read: dict[str, list[object]] = {}
     for field, modes, stored in plan.fields:
         if stored:
             rows.extend(stored_rows(field, record))
         else:
-            rows.extend(field_rows(field, read_values(field, record), modes, memo))
+            values = read[field.name] = read_values(field, record)
+            rows.extend(field_rows(field, values, modes, memo))
     if plan.score:
-        values = {field.name: read_values(field, record) for field in plan.score_fields}
+        # (a value read above is not read again: the full name is built from three columns each time)
+        values = {
+            field.name: read[field.name] if field.name in read else read_values(field, record)
+            for field in plan.score_fields
+        }
         rows.extend(KeyRow(*row) for row in score_keys.rows(spec, values, memo=None if memo is None else memo.score))
     return dedupe(rows)
 
