@@ -277,5 +277,6 @@ def test_day_chart_keeps_its_first_and_last_date_inside_the_picture():
     assert 'text-anchor="start"' in svg and 'text-anchor="end"' in svg
     import re
 
-    last = re.search(r'<text x="([0-9.]+)" y="[0-9.]+" text-anchor="end"', svg)
-    assert last and float(last.group(1)) == 340 - 6  # the plot's right edge (6 px margin)
+    dates = re.findall(r'<text x="([0-9.]+)" y="144" text-anchor="(\w+)"', svg)  # the labels under the axis
+    assert [anchor for _x, anchor in dates] == ["start", "middle", "end"]
+    assert float(dates[-1][0]) == 340 - 6  # the plot's right edge (6 px margin)
