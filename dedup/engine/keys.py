@@ -163,46 +163,8 @@ def read_values(field: MatchField, record: models.Model) -> list[object]:
         return []
 
 
-class Memo:
-    """The rows of values already keyed during one bulk write (a rebuild's part, a backfill), so each distinct
-    value is normalised once: names, companies and email domains repeat a lot, and normalising was about half
-    of a rebuild's time (bench/README.md, "Index rebuilds"). The rows are the very ones the per-record path
-    makes (the same functions, once). A value's keys depend on the placeholder list in force: the memo forgets
-    everything when that list changes, and bounds its size.
-    """
-
-    LIMIT = 400_000
-
-    __slots__ = ("placeholders", "rows", "score")
-
-    def __init__(self):
-        self.placeholders = normalize.active_placeholders()
-        self.rows: dict[tuple, tuple[KeyRow, ...]] = {}
-        self.score: dict[tuple, object] = {}
-
-    def check(self) -> None:
-        """Forget what was keyed under another placeholder list, or when the memo grew too big."""
-        placeholders = normalize.active_placeholders()
-        if placeholders is not self.placeholders or len(self.rows) + len(self.score) > self.LIMIT:
-            self.placeholders = placeholders
-            self.rows.clear()
-            self.score.clear()
-
-
-def field_rows(field: MatchField, values: Iterable[object], modes: set[str], memo: Memo | None = None) -> list[KeyRow]:
+def field_rows(field: MatchField, values: Iterable[object], modes: set[str]) -> list[KeyRow]:
     """Return the index rows of one field's values for the modes wanted ("norm", "fold", "block")."""
-    if memo is not None:
-        rows = []
-        for raw in values:
-            if type(raw) is not str:
-                rows.extend(field_rows(field, [raw], modes))
-                continue
-            cache_key = (field.name, field.kind, modes, raw)
-            found = memo.rows.get(cache_key)
-            if found is None:
-                found = memo.rows[cache_key] = tuple(field_rows(field, [raw], modes))
-            rows.extend(found)
-        return rows
     rows = []
     for raw in values:
         key = normalized(field.kind, raw)
@@ -274,11 +236,8 @@ def _plan(spec: EntitySpec, kinds: Iterable[str]) -> _Plan:
     return plan
 
 
-def record_rows(
-    spec: EntitySpec, record: models.Model, kinds: Iterable[str], memo: Memo | None = None
-) -> list[KeyRow]:
-    """Return the index rows of one record for the given kinds; an archived record has none. With a memo (bulk
-    writes), values keyed before are not normalised again: the rows are the same."""
+def record_rows(spec: EntitySpec, record: models.Model, kinds: Iterable[str]) -> list[KeyRow]:
+    """Return the index rows of one record for the given kinds; an archived record has none."""
     if spec.archived_attr and getattr(record, spec.archived_attr, False):
         return []
     plan = _plan(spec, kinds)
@@ -298,14 +257,14 @@ def record_rows(
             rows.extend(stored_rows(field, record))
         else:
             values = read[field.name] = read_values(field, record)
-            rows.extend(field_rows(field, values, modes, memo))
+            rows.extend(field_rows(field, values, modes))
     if plan.score:
         # (a value read above is not read again: the full name is built from three columns each time)
         values = {
             field.name: read[field.name] if field.name in read else read_values(field, record)
             for field in plan.score_fields
         }
-        rows.extend(KeyRow(*row) for row in score_keys.rows(spec, values, memo=None if memo is None else memo.score))
+        rows.extend(KeyRow(*row) for row in score_keys.rows(spec, values))
     return dedupe(rows)
 
 

@@ -801,12 +801,11 @@ def placeholder_entry(raw: str) -> str:
 
 
 @lru_cache(maxsize=8)  # kind 1: a memo of a pure function of the (few) lists in use
-def _compiled(placeholders: frozenset[str]) -> tuple[tuple[str, ...], int, frozenset[str], frozenset[str]]:
-    """Return the prefix entries (those ending in *), the length of the longest entry, the first characters of
-    the prefix entries and those of every entry."""
+def _compiled(placeholders: frozenset[str]) -> tuple[tuple[str, ...], int, frozenset[str]]:
+    """Return the prefix entries (those ending in *), the length of the longest entry, and the first
+    characters of the prefix entries."""
     prefixes = tuple(sorted(entry[:-1] for entry in placeholders if entry.endswith("*") and len(entry) > 1))
-    longest = max((len(entry) for entry in placeholders), default=0)
-    return prefixes, longest, frozenset(p[0] for p in prefixes), frozenset(e[0] for e in placeholders if e)
+    return prefixes, max((len(entry) for entry in placeholders), default=0), frozenset(p[0] for p in prefixes)
 
 
 def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> bool:
@@ -823,7 +822,7 @@ def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> b
         return False
     if placeholders is None:
         placeholders = _active_placeholders
-    prefixes, longest, starts, firsts = _compiled(placeholders)
+    prefixes, longest, starts = _compiled(placeholders)
     if len(raw) > longest + 4 and len(set(raw)) > 3:
         # Several different characters (not one repeated) and longer than any entry: only a prefix can match,
         # and the value's first characters tell (the first alone, case-folded on its own as casefold() folds
@@ -832,14 +831,6 @@ def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> b
         if not prefixes or not text or text[0].casefold()[:1] not in starts:
             return False
         return placeholder_entry(text[: longest + 8]).startswith(prefixes)
-    if len(raw) <= 512:
-        first = raw.lstrip()[:1]
-        if first and first.casefold()[:1] not in firsts:
-            # No entry starts so (casefold() folds each character alone): only one character repeated is left,
-            # told by the value's characters case-folded, whitespace aside.
-            folded = raw.casefold()
-            if sum(1 for ch in set(folded) if not ch.isspace()) > 1:
-                return False
     text = placeholder_entry(raw) if len(raw) <= 512 else ""
     if not text:
         return not raw.strip()

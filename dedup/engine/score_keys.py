@@ -82,23 +82,12 @@ def prefetch(spec: EntitySpec) -> set[str]:
     return {path for field in fields(spec) for path in field.prefetch}
 
 
-def rows(
-    spec: EntitySpec, values: Mapping[str, Iterable[object]], *, memo: dict | None = None
-) -> list[tuple[str, str, str]]:
-    """Return the (kind, key, value) index rows of a record's scoring keys from its values {field: [raw]}.
-
-    memo: a dict a bulk write keeps (dedup.engine.keys.Memo) so that each distinct name and company is read
-    once; the rows are the same with or without it."""
+def rows(spec: EntitySpec, values: Mapping[str, Iterable[object]]) -> list[tuple[str, str, str]]:
+    """Return the (kind, key, value) index rows of a record's scoring keys from its values {field: [raw]}."""
     if not scorable(spec):
         return []
-    if memo is None:
-        people = [item for field in name_fields(spec) for item in _prepared(c.PERSON_NAME, values.get(field.name))]
-        companies = [
-            item for field in company_fields(spec) for item in _prepared(c.COMPANY_NAME, values.get(field.name))
-        ]
-    else:
-        people = _prepared_memo(memo, c.PERSON_NAME, name_fields(spec), values)
-        companies = _prepared_memo(memo, c.COMPANY_NAME, company_fields(spec), values)
+    people = [item for field in name_fields(spec) for item in (_prepared(c.PERSON_NAME, values.get(field.name)))]
+    companies = [item for field in company_fields(spec) for item in _prepared(c.COMPANY_NAME, values.get(field.name))]
     found: dict[str, str] = {}
     if not people:
         # A company's own records (or people without a name): the company alone. People are looked up by a word
@@ -107,13 +96,7 @@ def rows(
             found["c:" + company.key] = company.key
     for person in people:
         found["n:" + person.phonetic] = person.key
-        if memo is None:
-            tokens = sorted(_word_tokens(person))  # sorted: the rows' order does not depend on hashing
-        else:
-            tokens = memo.get(person)
-            if tokens is None:
-                tokens = memo[person] = sorted(_word_tokens(person))
-        for word_token, initial in tokens:
+        for word_token, initial in sorted(_word_tokens(person)):  # sorted: the rows' order is not the hash's
             for company in companies:
                 found[f"nc:{word_token}|{initial}|{company.key}"] = person.key
     return [(SCORE_KIND, key, value[:_KEY_MAX]) for key, value in found.items() if key and len(key) <= _KEY_MAX]
@@ -121,31 +104,6 @@ def rows(
 
 def _prepared(field_type: str, raw_values) -> tuple:
     return c.prepare(field_type, [value for value in (raw_values or []) if value not in (None, "")]) or ()
-
-
-def _prepared_memo(memo: dict, field_type: str, match_fields: list[MatchField], values) -> list:
-    """What `_prepared` gives for these fields' values, each distinct value read once (c.prepare reads the
-    values of a list one by one and keeps the first of equal items, as done here)."""
-    items: list = []
-    for field in match_fields:
-        raw_values = [value for value in (values.get(field.name) or []) if value not in (None, "")]
-        field_items: list = []
-        for value in raw_values[: c.MAX_VALUES]:
-            if type(value) is str:
-                cache_key = (field_type, value)
-                item = memo.get(cache_key, _MISSING)
-                if item is _MISSING:
-                    item = memo[cache_key] = c.prepare(field_type, [value])
-            else:
-                item = c.prepare(field_type, [value])
-            for one in item or ():
-                if one not in field_items:
-                    field_items.append(one)
-        items.extend(field_items)
-    return items
-
-
-_MISSING = object()
 
 
 def _word_tokens(person: c.Person) -> set[tuple[str, str]]:

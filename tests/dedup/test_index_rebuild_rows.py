@@ -1,5 +1,5 @@
 """A background rebuild writes exactly the keys the incremental upkeep writes: the same rows, byte for byte, for
-generated records whose names, companies and contacts repeat (the rebuild keys each distinct value once)."""
+generated records whose names, companies and contacts repeat (the rebuild writes only what differs)."""
 import random
 from collections import Counter
 
@@ -7,9 +7,8 @@ import pytest
 
 from crm.models import Customer
 from dedup import registry
-from dedup.engine import index, keys
+from dedup.engine import index
 from dedup.engine.index import builds
-from dedup.engine.index.write import key_rows
 from dedup.models import IndexBuild, MatchKey
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules, make_rule
@@ -95,19 +94,3 @@ def test_index_rebuild_new_kind_adds_only_its_rows(every_mode, monkeypatch):
 
     # Then that kind's rows are back exactly, and no other row was touched
     assert stored_rows() == upkeep
-
-
-def test_index_rebuild_memo_gives_the_rows_of_each_record_alone(every_mode):
-    # Given records whose values repeat
-    generated_customers(40, seed=3)
-    kinds = index.indexed_kinds(every_mode)
-    records = index.load_records(every_mode, list(Customer.objects.values_list("pk", flat=True)), kinds)
-
-    # When their rows are made with one memo for all, and record by record without one
-    memo = keys.Memo()
-    shared = key_rows(every_mode, records, kinds, memo=memo)
-    alone = [row for record in records for row in key_rows(every_mode, [record], kinds)]
-
-    # Then they are the same rows in the same order, and the memo did serve repeated values
-    assert shared == alone
-    assert 0 < len(memo.rows) < sum(1 for row in alone if row[2] != "_score")

@@ -38,26 +38,22 @@ def write_keys(
     """Recompute these kinds of keys of these records in batches (a constant number of queries per batch);
     return the key rows the records have now. See index.reindex; compare: see write_changes."""
     written = 0
-    memo = keys.Memo()  # each distinct value normalised once in this write, however many records share it
     for batch in db.batches(pks, batch_size):
         if compare and not new_records:
-            rows = key_rows(spec, load_records(spec, batch, kinds), kinds, memo=memo) if kinds else []
+            rows = key_rows(spec, load_records(spec, batch, kinds), kinds) if kinds else []
             write_changes(spec, batch, rows, kinds=kinds if replace_kinds else None)
             written += len(rows)
         else:
-            written += _write_batch(
-                spec, batch, kinds, replace_kinds=replace_kinds, new_records=new_records, memo=memo
-            )
+            written += _write_batch(spec, batch, kinds, replace_kinds=replace_kinds, new_records=new_records)
         if progress:
             progress(len(batch))
     return written
 
 
 def _write_batch(
-    spec: EntitySpec, pks: list[int], kinds: set[str], *, replace_kinds: bool, new_records: bool = False,
-    memo: keys.Memo | None = None,
+    spec: EntitySpec, pks: list[int], kinds: set[str], *, replace_kinds: bool, new_records: bool = False
 ) -> int:
-    rows = key_rows(spec, load_records(spec, pks, kinds), kinds, memo=memo) if kinds else []
+    rows = key_rows(spec, load_records(spec, pks, kinds), kinds) if kinds else []
     if new_records:
         insert_rows(rows)
         return len(rows)
@@ -117,17 +113,12 @@ def write_changes(spec: EntitySpec, pks: list[int], rows: list[tuple], *, kinds:
     return len(stale) + len(missing)
 
 
-def key_rows(
-    spec: EntitySpec, records: Iterable[models.Model], kinds: set[str], *, memo: keys.Memo | None = None
-) -> list[tuple]:
-    """Return the index rows (entity, record id, kind, key, value) of these records for these kinds (with a
-    memo, values keyed before in the same bulk write are not normalised again)."""
-    if memo is not None:
-        memo.check()
+def key_rows(spec: EntitySpec, records: Iterable[models.Model], kinds: set[str]) -> list[tuple]:
+    """Return the index rows (entity, record id, kind, key, value) of these records for these kinds."""
     return [
         (spec.key, record.pk, row.kind, row.key, row.value)
         for record in records
-        for row in keys.record_rows(spec, record, kinds, memo)
+        for row in keys.record_rows(spec, record, kinds)
     ]
 
 
