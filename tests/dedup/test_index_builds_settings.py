@@ -14,7 +14,7 @@ from dedup.engine.scoring.entity import scoring_learn
 from dedup.models import CustomFieldType, IndexBuild, IndexedKind, MatchKey, Rule, ScoringModel
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules
-from tests.dedup.test_index_builds import BEING_REBUILT, pages
+from tests.dedup.test_index_builds import BEING_REBUILT, pages, rule_post
 
 pytestmark = pytest.mark.django_db
 
@@ -158,3 +158,27 @@ def test_index_build_scoring_relearned_or_threshold_changed_rebuilds_nothing(adm
     assert keys_after == keys_before
     assert not IndexBuild.objects.exists()
     assert Customer.objects.count() == 4
+
+
+def test_index_build_earlier_rebuild_still_running_is_said_after_a_later_one_ends(admin_client):
+    # Given a rule needing a new kind, then a placeholder change, both waiting for workers
+    first = customer_with("Ivan", "Petrov", custom_fields={"position": "Chief buyer"})
+    customer_with("Olga", "Smirnova", custom_fields={"position": "chief  buyer"})
+    assert rule_post(admin_client).status_code == 302
+    rule_build = latest_build()
+    admin_client.post(reverse("admin:dedup_matchsettings_change", args=[1]), {"placeholders": "n/a"})
+    placeholder_build = latest_build()
+    assert rule_build.pk != placeholder_build.pk
+    rule = Rule.objects.get(name="Same position")
+
+    # When a worker ends the later one first
+    index.build_run(build_id=placeholder_build.pk)
+
+    # Then the screens still say the index is being rebuilt: the rule's new keys are not there yet
+    rule_page, card_list, queue = pages(admin_client, rule, first)
+    assert BEING_REBUILT in rule_page and BEING_REBUILT in card_list and BEING_REBUILT in queue
+
+    # And once the earlier one is done too, they no longer do
+    index.build_run(build_id=rule_build.pk)
+    rule_page, card_list, queue = pages(admin_client, rule, first)
+    assert BEING_REBUILT not in rule_page + card_list + queue
