@@ -12,8 +12,12 @@ otherwise; BENCH_PG_URL overrides the server), then times what an administrator'
 With `--workers N` (N > 1) the placeholder rebuild is queued in parts (`builds.PART_RECORDS` set to split the
 base into N) and each part runs in a process of its own at the same time, as N Celery workers would.
 
-Prints, per rebuild: records, key rows, seconds, records per second, and the time extrapolated to a million
-records (the issue's bound: 2 minutes per million).
+A base above `builds.PART_RECORDS` is queued in parts; this process runs them one after the other, as one worker
+would. `--rebuilds rule` (or `placeholders`) times only that one.
+
+Prints, per rebuild: records, key rows, seconds, records per second, the time extrapolated to a million records
+(the issue's bound: 2 minutes per million), the CPU seconds of this process and of the PostgreSQL backend serving
+it (read from /proc: the server runs on this machine), and records per CPU second of both.
 """
 from __future__ import annotations
 
