@@ -28,8 +28,8 @@ from .write import (
 
 # Records up to which a rule change backfills new kinds of keys during the request; above, a Celery task does.
 BACKFILL_INLINE_LIMIT = 20000
-# Records per batch of a background rebuild: a few queries each, and fewer batches cost less per record
-# (bench/bench_rebuild.py); a batch's records and rows are held at once.
+# Records per batch of a background rebuild (a few queries each; a batch's records and rows are held at once).
+# 1,000, 2,000 and 5,000 measured alike in CPU per record (20,000 customers, every kind, 2026-12-06).
 REBUILD_BATCH = 2000
 # The Celery task that backfills new kinds of keys (dedup/tasks.py).
 BACKFILL_TASK = "dedup.index_backfill"
