@@ -30,7 +30,7 @@ from dedup.engine import decide, keys, rules, score_keys
 from dedup.engine.rules import RecordKeys
 from dedup.engine.scan import Group, _load_keys, records_count
 from dedup.engine.scoring import matcher
-from dedup.engine.scoring.entity import entity_records, entity_schema, scoring_learn
+from dedup.engine.scoring.entity import entity_schema, read_entity, scoring_learn
 from dedup.engine.scoring.store import scoring_model_load
 from dedup.models import NotDuplicate, ScoringModel
 from dedup.registry import EntitySpec
@@ -93,10 +93,6 @@ def scored_groups(entity: str, *, progress: Callable[[int], None] | None = None)
         learned = scoring_learn(entity=entity)
         read, model, found, pks = learned.records, learned.result.model, learned.result.groups, learned.pks
     else:
-        pks, rows = [], []
-        for pk, values in entity_records(spec):
-            pks.append(pk)
-            rows.append(values)
         model = scoring_model_load(entity=entity, labels={field.name: field.label for field in schema})
         by_name = {weights.name: weights for weights in model.fields}
         if any(field.name not in by_name for field in schema):  # a field registered since: learn it
@@ -104,7 +100,7 @@ def scored_groups(entity: str, *, progress: Callable[[int], None] | None = None)
             read, model, found, pks = learned.records, learned.result.model, learned.result.groups, learned.pks
         else:
             model.fields = [by_name[field.name] for field in schema]
-            read = matcher.read_records(rows, schema)
+            pks, read = read_entity(spec, schema)
             found = matcher.find_groups(read, model=model, threshold=stored.threshold).groups
     if progress:
         progress(len(pks))

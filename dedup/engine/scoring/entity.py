@@ -55,11 +55,7 @@ def scoring_learn(*, entity: str, threshold: float | None = None) -> EntityResul
     spec = registry.get(entity)
     match_settings.refresh()  # the administrator's placeholders and custom field types, as stored now
     schema = entity_schema(spec)
-    pks, rows = [], []
-    for pk, values in entity_records(spec):
-        pks.append(pk)
-        rows.append(values)
-    read = matcher.read_records(rows, schema)
+    pks, read = read_entity(spec, schema)
     stored_threshold = ScoringModel.objects.filter(entity=entity).values_list("threshold", flat=True).first()
     threshold = threshold or stored_threshold or matcher.DEFAULT_THRESHOLD
     result = matcher.find_groups(read, threshold=threshold)
@@ -67,6 +63,20 @@ def scoring_learn(*, entity: str, threshold: float | None = None) -> EntityResul
                                       candidate_pairs=len(result.pairs))
     groups = [[pks[row] for row in group] for group in result.groups]
     return EntityResult(groups=groups, pks=pks, records=read, result=result, stored=stored)
+
+
+def read_entity(spec: registry.EntitySpec, schema: list[matcher.FieldSpec]) -> tuple[list[int], matcher.Records]:
+    """Return the primary keys and the read records of the entity's whole base, each record read for matching
+    as it arrives: the raw values of a million records are never held at once (2.3 GB of dicts at 1,000,000)."""
+    pks: list[int] = []
+
+    def rows() -> Iterator[dict]:
+        for pk, values in entity_records(spec):
+            pks.append(pk)
+            yield values
+
+    read = matcher.read_records(rows(), schema)
+    return pks, read
 
 
 # Primary keys per load_records call: one query per table each, the rows of a chunk held at once.

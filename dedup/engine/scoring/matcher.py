@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,7 +162,7 @@ def infer_region(records: Sequence[Mapping[str, object]]) -> Callable[[Mapping[s
     return None
 
 
-def read_records(records: Sequence[Mapping[str, object]], schema: Sequence[FieldSpec], *,
+def read_records(records: Iterable[Mapping[str, object]], schema: Sequence[FieldSpec], *,
                  region: Callable[[Mapping[str, object]], str | None] | None = None) -> Records:
     """Return the records read for matching; ``region`` gives a record's own country for its phones."""
     columns: list[list[tuple | None]] = [[] for _ in schema]
