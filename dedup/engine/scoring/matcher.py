@@ -482,8 +482,33 @@ def group(model: Model, records: Records, pairs: np.ndarray, probabilities: np.n
         else:
             member_set = set(members)
             component = {pair: p for pair, p in known.items() if pair[0] in member_set and pair[1] in member_set}
-        result.extend(clustering.average_linkage(members, component, min(threshold, GROUP_AVERAGE)))
+        bar = min(threshold, GROUP_AVERAGE)
+        result.extend(clustering.average_linkage(
+            members, component, bar, lambda left, right: pooled_probability(model, records, left, right) >= bar))
     return result
+
+
+def pooled_probability(model: Model, records: Records, left: Sequence[int], right: Sequence[int]) -> float:
+    """Return the match probability of two clusters compared as two records, each holding its members' values.
+
+    Pair by pair, a copy that has only a name and a company looks like both of two namesakes at one company and
+    joins them, on average, into one group; pooled, one cluster's phone and email against the other's tell
+    them apart. A record that matches most of a group but misses a field (an old record without a birth date)
+    still joins: the group's other records hold the field.
+    """
+    columns = []
+    for column in records.columns:
+        pooled = []
+        for side in (left, right):
+            values = []
+            for row in side:
+                for item in column[row] or ():
+                    if item not in values:
+                        values.append(item)
+            pooled.append(tuple(values) or None)
+        columns.append(pooled)
+    _weights, probabilities = score(model, Records(records.schema, columns), np.array([[0, 1]], dtype=np.int64))
+    return float(probabilities[0])
 
 
 def group_pairs(groups: Sequence[Sequence[int]]) -> set[tuple[int, int]]:
