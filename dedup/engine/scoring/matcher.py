@@ -26,6 +26,7 @@ from dedup.engine.scoring.model import (
     names_agree,
     pair_weights,
     probability,
+    seen_once_share,
     u_from_sample,
 )
 
@@ -317,13 +318,17 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
     sample = random_pairs(len(records), u_sample, seed=seed)
     sampled = comparison_levels(records, sample, shared=shared)
     fields = []
+    one_other = []  # per field, the share of one other holder (1 / (holders - 1))
     for position, (spec, column) in enumerate(zip(records.schema, records.columns)):
         keys = [{c.exact_key(spec.type, item) for item in value} if value else None for value in column]
         share, tf, holders = exact_share_and_tf(keys)
         u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
         weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
-        weights.tf = tf
-        weights.tf_floor = 1 / (holders - 1) if holders > 1 else 0.0
+        # A value two records share and nobody else: Good-Turing's chance (model.seen_once_share), at most one
+        # other record's share.
+        one_other.append(1 / (holders - 1) if holders > 1 else 0.0)
+        weights.tf = {value: share for value, share in tf.items() if share > one_other[-1]}
+        weights.tf_floor = seen_once_share(keys)
         weights.shared = shared[position]
         fields.append(weights)
     model = Model(fields=fields, prior=0.05)
@@ -332,8 +337,8 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
     if agreed is None:
         agreed = agreed_values(records, pairs, gammas)
     rare = []
-    for weights, values in zip(fields, agreed):
-        limit = (VOUCH_MAX_HOLDERS - 1) * weights.tf_floor  # tf_floor is one other holder's share
+    for weights, values, share in zip(fields, agreed, one_other):
+        limit = (VOUCH_MAX_HOLDERS - 1) * share
         rare.append(np.array([value is None or (weights.tf.get(value, 0.0) <= limit and value not in weights.shared)
                               for value in values], dtype=bool))
     candidate_prior, model.iterations = learn_m_and_prior(gammas, fields, rare=rare)
