@@ -157,7 +157,24 @@ def test_group_weights_of_small_model_unchanged_by_coding():
     assert gammas.tolist() == [[0, c.MISSING], [2, 0], [2, c.MISSING]]
     model = Model([FieldWeights("name", c.PERSON_NAME, [0.7, 0.1, 0.1, 0.02, 0.02, 0.02, 0.04],
                                 [0.001, 0.001, 0.002, 0.002, 0.004, 0.01, 0.98]),
-                   FieldWeights("phone", c.PHONE, [0.85, 0.05, 0.02, 0.08], [0.001, 0.001, 0.002, 0.996])], 0.01)
+                   FieldWeights("phone", c.PHONE, [0.85, 0.05, 0.02, 0.03, 0.05],
+                                [0.001, 0.001, 0.002, 0.006, 0.99])], 0.01)
     weights, _probabilities = matcher.score(model, read, every_pair(3))
     assert weights[1] > weights[2]  # the phone agrees on the second pair only
     assert levels.code_column([None, (1,), ()]).codes.tolist() == [-1, 0, -1]
+
+
+def test_shared_values_split_alike_pair_by_pair_and_in_bulk(read):
+    pairs = every_pair(len(read))
+    shared = matcher.shared_values(read)
+    # a contact value several people give, on each contact field
+    phone, email = read.types.index(c.PHONE), read.types.index(c.EMAIL)
+    shared[phone] = shared[phone] or {"+79123456789": 2}
+    shared[email] = shared[email] or {"ivan@mail.ru": 2}
+    bulk = matcher.comparison_levels(read, pairs, shared=shared)
+    one_by_one = np.concatenate([matcher.comparison_levels(read, pairs[start:start + matcher.FEW_PAIRS],
+                                                           shared=shared)
+                                 for start in range(0, len(pairs), matcher.FEW_PAIRS)])
+    assert np.array_equal(bulk, one_by_one)
+    split = c.LEVELS[c.PHONE].index(c.DIFFERENT_SHARED)
+    assert (bulk[:, phone] == split).any()
