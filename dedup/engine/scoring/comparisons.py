@@ -415,8 +415,9 @@ def one_edit(a: str, b: str, *, min_length: int = 4) -> bool:
     return DamerauLevenshtein.distance(a, b, score_cutoff=1) <= 1
 
 
-# Word pairs come back pair after pair (a common first name against its variants): each is judged once.
-@lru_cache(maxsize=1 << 20)
+# Word pairs come back pair after pair (a common first name against its variants): the recent ones are judged
+# once (bounded: a worker keeps the memo between scans).
+@lru_cache(maxsize=1 << 16)
 def _typo_or_variant(a: tuple[str, str], b: tuple[str, str]) -> bool:
     """Tell whether two name words, each (folded, plain), are one name: equal, variants, or one typo apart in
     either form (long words also by Jaro-Winkler: Kondratyev / Kondratiev, OCR misreads)."""
