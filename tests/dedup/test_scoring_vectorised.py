@@ -178,3 +178,15 @@ def test_shared_values_split_alike_pair_by_pair_and_in_bulk(read):
     assert np.array_equal(bulk, one_by_one)
     split = c.LEVELS[c.PHONE].index(c.DIFFERENT_SHARED)
     assert (bulk[:, phone] == split).any()
+
+
+def test_candidate_pairs_keep_the_first_tokens_of_a_record_with_too_many():
+    rng = random.Random(4)
+    words = ["Anna", "Maria", "Olga", "Irina", "Petrova", "Smirnova", "Ivanova", "Sidorova", "Kuznetsova", "Lee"]
+    records = [{"name": " ".join(rng.sample(words, 8)), "passport": f"AB{rng.randint(1000, 1040)}77",
+                "phone": rng.sample(PHONES[:5], 2), "address": rng.choice(STREETS)} for _ in range(300)]
+    read = matcher.read_records(records, matcher.infer_schema(records))
+    assert max(len(blocking.record_tokens(read.columns, read.types, row)) for row in range(300)) == \
+        blocking.MAX_TOKENS_PER_RECORD
+    found = blocking.candidate_pairs(read.columns, read.types, max_block=10)
+    assert [tuple(pair) for pair in found.tolist()] == reference_candidate_pairs(read.columns, read.types, 10)

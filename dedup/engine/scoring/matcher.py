@@ -332,7 +332,8 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
     (compared with ``shared``, the records' ``shared_values``, found here when not given).
     """
     if pairs is None:
-        pairs = blocking.candidate_pairs(records.columns, records.types)
+        pairs = blocking.candidate_pairs(records.columns, records.types,
+                                         coded=[records.coded(position) for position in range(len(records.schema))])
     if shared is None:
         shared = shared_values(records)
     sample = random_pairs(len(records), u_sample, seed=seed)
@@ -485,7 +486,8 @@ def find_groups(records: Records, *, model: Model | None = None, threshold: floa
     """Return the groups of duplicates among the records (lists of row numbers), learning a model if none given."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    pairs = blocking.candidate_pairs(records.columns, records.types, max_block=max_block)
+    pairs = blocking.candidate_pairs(records.columns, records.types, max_block=max_block,
+                                     coded=[records.coded(position) for position in range(len(records.schema))])
     timings["blocking"] = time.perf_counter() - started
     started = time.perf_counter()
     shared = shared_values(records) if model is None else model_shared(model)
