@@ -12,7 +12,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_site.MergewiseAdminConfig",  # django.contrib.admin, its sidebar kept per user
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
