@@ -407,9 +407,10 @@ def _match(
         # The rules can only match the holders of a rule key; the score is asked about the holders of a
         # scoring key (and, for a list, about the rules' matches too).
         rule_candidates = set(owner.candidates)
-        scored_candidates: set[int] = set()
-        for key in scoring_lookup.get(owner.pk, ()):
-            scored_candidates |= holders_of.get((score_keys.SCORE_KIND, key), set())
+        scored_candidates = _closest_scored(
+            owner, [holders_of.get((score_keys.SCORE_KIND, key), set()) for key in scoring_lookup.get(owner.pk, ())],
+            not_duplicates.get(owner.pk, set()),
+        )
         owner.candidates |= scored_candidates
         owner.candidates.discard(owner.pk)
         owner.candidates -= not_duplicates.get(owner.pk, set())
@@ -445,6 +446,26 @@ def _match(
             if decision.duplicate:
                 found[other_pk] = _Found([], scored)
     return results
+
+
+def _closest_scored(owner: _Owner, blocks: list[set[int]], excluded: set[int]) -> set[int]:
+    """Return the holders of the owner's scoring keys the score is asked about: at most
+    score_keys.MAX_CANDIDATES of them, those sharing the most keys with the owner first (then the oldest).
+
+    Each key's block is bounded already (score_keys.block_limit), but a record has up to nine keys: the bound
+    keeps a card and each record of a change-list page at a fixed number of scored pairs however crowded its
+    name and company are. A duplicate shares several keys (its name's sounds and a word of it at its company), so
+    it is among the first."""
+    shared: dict[int, int] = defaultdict(int)
+    for block in blocks:
+        for pk in block:
+            shared[pk] += 1
+    shared.pop(owner.pk, None)
+    for pk in excluded:
+        shared.pop(pk, None)
+    if len(shared) <= score_keys.MAX_CANDIDATES:
+        return set(shared)
+    return set(sorted(shared, key=lambda pk: (-shared[pk], pk))[: score_keys.MAX_CANDIDATES])
 
 
 def _rule_lookup(rule: CompiledRule, owner: _Owner) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from dedup import review
 from dedup.engine.counts import counts_rebuild, stored_counts, with_stored_duplicates
 from dedup.engine.finder import duplicate_counts
 from dedup.engine.not_duplicates import not_duplicate_clear, not_duplicate_mark
+from dedup.engine.scoring.learned import learned_cache_clear
 from dedup.merge import merge_undo, records_merge
 from dedup.models import Condition, DuplicatePair, MergeJob, Rule
 from tests import factories
@@ -194,7 +195,6 @@ def test_counts_filtered_changelist_queries_do_not_grow_with_data(
 
 def test_counts_follow_merge_undo_and_not_duplicate_of_scored_pairs(admin_user, committed):
     # Given a learned model and a trio found by the score alone (first-name variants at one company, no contacts)
-    from dedup.engine import decide
     from tests.dedup.scored_helpers import learn_customers
 
     learn_customers()
@@ -221,4 +221,4 @@ def test_counts_follow_merge_undo_and_not_duplicate_of_scored_pairs(admin_user, 
     assert _stored(first, second, third) == [1, 2, 1]
     # and the stored figures equal the live finder's
     assert _stored(first, second, third) == _live(first, second, third)
-    decide.scorer_cache_clear()
+    learned_cache_clear()
