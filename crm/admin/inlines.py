@@ -42,7 +42,7 @@ class LatestRowsFormSet(CardInlineFormSet):
     (crm/admin/card_timeline.py). A row posted that is no longer among the latest (one added meanwhile) is still
     the record's own row and is saved as edited."""
 
-    latest = 10
+    latest = 5
 
     def get_queryset(self):
         if not hasattr(self, "_latest_rows"):
