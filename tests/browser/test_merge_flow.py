@@ -178,9 +178,7 @@ def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, new_
     # card reloads itself as soon as the worker finishes, which may be before the test looks)
     page.wait_for_url(card_of_second)
     assert "Merge queued" in landed.value.text()
-    # (the visible part only: a full-page picture of the card takes seconds on a loaded machine, and the toast
-    # below hides itself 8 s after it pops)
-    screenshot("merge_queued", full_page=False)
+    screenshot("merge_queued")
 
     # And the worker's notification appears as a toast in the lower right corner, without a reload
     toast = page.locator("#mw-toasts .mw-toast--success")
