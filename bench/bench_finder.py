@@ -12,8 +12,9 @@ an earlier run is reused unless --rebuild.
 
 Prints, for duplicates_of on a sample of records (duplicates, originals, people on a shared switchboard): the
 queries per call and the time per call (median, 95th percentile, max); for duplicate_counts on change-list pages
-of 100 (the live finder) and for the stored figures the change list reads: queries and time; for saves of a customer and of a phone: the time including the index upkeep; and
-the "has duplicates" filter's count.
+of 100 (the live finder) and for the stored figures the change list reads: queries and time; for saves of a
+customer and of a phone: the time including the index upkeep; and the "has duplicates" filter's count. Every
+figure comes with the CPU time of this process (on a loaded machine the wall time is mostly waiting for a core).
 """
 from __future__ import annotations
 

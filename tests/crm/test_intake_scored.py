@@ -68,7 +68,7 @@ def test_a_phone_the_pipeline_does_not_match_by_carries_no_weight_in_the_score(i
         colleague = _open_lead(lead_pipeline, first_name=first, last_name=last, company_name="")
         factories.PhoneFactory(content_object=colleague, number="+1 415 555 0100")
     store.scoring_model_save(entity="lead", model=customer_model(), records=100)
-    decide.scorer_cache_clear()
+    learned_cache_clear()
     IntakeSettings.objects.update_or_create(pipeline=lead_pipeline, defaults={"match_phone": False})
 
     # When "Michael Smith" writes from that line to a pipeline that does not match by phone
