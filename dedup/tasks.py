@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from dedup import registry, review
 from dedup.engine import counts, index
 from dedup.engine.counts import REBUILD_TASK as COUNTS_REBUILD_TASK
+from dedup.engine.counts import REFRESH_TASK as COUNTS_REFRESH_TASK
 from dedup.engine.index import BACKFILL_TASK
 from dedup.engine.index.builds import BUILD_TASK
 from dedup.engine.scoring.decisions import FOLD_TASK, scoring_decision_fold
@@ -118,6 +119,21 @@ def index_build(build_id: int) -> int:
     """Run a queued rebuild of index keys (index.builds), storing its progress; return the records done."""
     build = index.build_run(build_id=build_id)
     return build.done if build is not None else 0
+
+
+@shared_task(
+    name=COUNTS_REFRESH_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=BACKFILL_MAX_RETRIES,
+)
+def duplicate_counts_refresh(entity_key: str, pks: list[int]) -> int:
+    """Store the duplicates of records a committed change touched (and of their partners and co-holders) afresh;
+    re-finding is idempotent, so a retry or a second delivery is safe. Return how many records were asked about."""
+    counts.counts_refresh(entity=entity_key, pks=pks)
+    return len(pks)
 
 
 @shared_task(

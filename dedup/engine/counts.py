@@ -13,15 +13,19 @@ its holders changes it, after which the remaining holders are duplicates again.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterable
+from functools import partial
 
-from django.db import models, transaction
+from django.conf import settings
+from django.db import connection, models, transaction
 from django.db.models import Count, Exists, OuterRef
 from django.db.models.signals import post_delete, post_save
 
 from dedup import registry
+from dedup.db import lock_until_commit
 from dedup.engine import finder
 from dedup.models import DuplicatePair, MatchKey
 from dedup.registry import EntitySpec
@@ -97,6 +101,11 @@ def co_holders(spec: EntitySpec, pks: Iterable[int]) -> set[int]:
     return set(holders.values_list("record_id", flat=True))
 
 
+def _refresh_lock_id(entity: str) -> int:
+    digest = hashlib.blake2b(f"dedup.counts_refresh:{entity}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 @transaction.atomic
 def counts_refresh(
     *, entity: str | EntitySpec | type[models.Model], pks: Iterable[int], also: Iterable[int] = ()
@@ -107,6 +116,9 @@ def counts_refresh(
     spec = _spec(entity)
     if spec is None:
         return
+    # One refresh of an entity at a time (PostgreSQL; SQLite has one writer anyway): two workers refreshing
+    # overlapping records could otherwise write pairs read before the other's commit, last writer wins.
+    lock_until_commit(connection, [_refresh_lock_id(spec.key)])
     pks = {int(pk) for pk in pks if pk is not None}
     todo = sorted(pks | co_holders(spec, pks) | {int(pk) for pk in also})
     done: set[int] = set()
@@ -212,15 +224,42 @@ def _watched() -> dict[type[models.Model], list[EntitySpec]]:
 # A card saved with its inline phones is one refresh, and the save itself pays nothing for the figures.
 _pending = threading.local()
 
+# The registered name of the refresh task (dedup/tasks.py), on the "interactive" queue (config/settings/base.py).
+REFRESH_TASK = "dedup.counts_refresh"
+# Records per refresh task: a merge or an import can change thousands at once; a task of this many re-finds them
+# in a few seconds and its message stays small (the ids travel as JSON).
+REFRESH_TASK_RECORDS = 2000
+# A change of more records than this (an import, a bulk action) is refreshed on the bulk queue: its seconds of
+# work would otherwise hold up the merges behind it. A save, an intake post, a merge stay on the interactive one.
+REFRESH_INTERACTIVE_MAX = 200
+
 
 def refresh_pending() -> None:
-    """Refresh the figures of the records committed transactions changed (the on_commit callback)."""
+    """Send the refresh of the records committed transactions changed (the on_commit callback).
+
+    The refresh is a task, not part of the request: re-finding the duplicates of a saved record, of its partners
+    and of the other holders of its keys was half of an intake request's time (10 of its 19 queries, bench/README.md
+    2026-12-05). A worker of the "interactive" queue runs it within moments, reading what is committed by then; a
+    broker that refuses the message gets the refresh done here, as before.
+    """
+    from dedup.dispatch import task_send_now
+
     pending = _pending.__dict__.pop("records", {})
     for entity, pks in pending.items():
-        try:
-            counts_refresh(entity=entity, pks=pks)
-        except Exception:  # the figures are repaired by the next scan; never fail what already committed
-            logger.exception("Could not refresh the duplicate figures of %s %s", entity, sorted(pks)[:20])
+        ids = sorted(pks)
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE if len(ids) > REFRESH_INTERACTIVE_MAX else None
+        for start in range(0, len(ids), REFRESH_TASK_RECORDS):
+            batch = ids[start : start + REFRESH_TASK_RECORDS]
+            task_send_now(
+                REFRESH_TASK, args=[entity, batch], queue=queue, on_failure=partial(_refresh_here, entity, batch)
+            )
+
+
+def _refresh_here(entity: str, pks: list[int], error: Exception | None = None) -> None:
+    try:
+        counts_refresh(entity=entity, pks=pks)
+    except Exception:  # the figures are repaired by the next scan; never fail what already committed
+        logger.exception("Could not refresh the duplicate figures of %s %s", entity, pks[:20])
 
 
 def counts_refresh_on_commit(*, entity: str | EntitySpec | type[models.Model], pks: Iterable[int]) -> None:
@@ -230,7 +269,7 @@ def counts_refresh_on_commit(*, entity: str | EntitySpec | type[models.Model], p
         return
     pending = _pending.__dict__.setdefault("records", {})
     pending.setdefault(spec.key, set()).update(int(pk) for pk in pks if pk is not None)
-    # Every change asks: the first callback to run refreshes them all, the others find nothing left. (Records of a
+    # Every change asks: the first callback to run sends them all, the others find nothing left. (Records of a
     # transaction rolled back stay pending and are refreshed with the next commit: harmless.)
     transaction.on_commit(refresh_pending)
 
