@@ -123,6 +123,7 @@ def index_build(build_id: int) -> int:
 
 @shared_task(
     name=COUNTS_REFRESH_TASK,
+    ignore_result=True,  # nobody waits for it; no result stored, no subscription to it when it is sent
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(OperationalError, InterfaceError),
