@@ -130,11 +130,10 @@ def index_build(build_id: int) -> int:
     retry_backoff=True,
     max_retries=BACKFILL_MAX_RETRIES,
 )
-def duplicate_counts_refresh(entity_key: str, pks: list[int]) -> int:
-    """Store the duplicates of records a committed change touched (and of their partners and co-holders) afresh;
-    re-finding is idempotent, so a retry or a second delivery is safe. Return how many records were asked about."""
-    counts.counts_refresh(entity=entity_key, pks=pks)
-    return len(pks)
+def duplicate_counts_refresh(entity_key: str, max_batches: int | None = None) -> int:
+    """Store the duplicates of the records waiting for their figures afresh (and of their partners and
+    co-holders); re-finding is idempotent, so a retry or a second delivery is safe. Return the records refreshed."""
+    return counts.counts_refresh_waiting(entity=entity_key, max_batches=max_batches)
 
 
 @shared_task(
