@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('entity', models.CharField(max_length=32, verbose_name='records')),
                 ('record_id', models.BigIntegerField(verbose_name='record')),
-                ('changed_at', models.DateTimeField(verbose_name='changed')),
+                ('changed_at', models.DateTimeField(verbose_name='when')),
             ],
             options={
                 'verbose_name': 'record waiting for its figures',

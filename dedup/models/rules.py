@@ -245,7 +245,7 @@ class FiguresPending(models.Model):
 
     entity = models.CharField(_("records"), max_length=32)
     record_id = models.BigIntegerField(_("record"))
-    changed_at = models.DateTimeField(_("changed"))
+    changed_at = models.DateTimeField(_("when"))
 
     class Meta:
         verbose_name = _("record waiting for its figures")
