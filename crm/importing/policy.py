@@ -38,6 +38,11 @@ class DuplicatePolicyResourceMixin:
         self._state: dict[str, Any] = {}
         self._lines: list[dict] = []
         self._created_lines: dict[int, int] = {}
+        self._company_pks: list[int] = []  # companies made for company names no company holds (undo removes them)
+
+    def company_created(self, company) -> None:
+        """Note a company the import made for a row's company name, so that undoing the import removes it."""
+        self._company_pks.append(company.pk)
 
     # The row's match
 
@@ -142,7 +147,7 @@ class DuplicatePolicyResourceMixin:
             file_name=str(kwargs.get("file_name") or "")[:255],
             user=user if getattr(user, "pk", None) else None, rows=self._line - 1,
             created=counts["created"] + counts["flagged"], flagged=counts["flagged"], updated=counts["updated"],
-            skipped=counts["skipped"], companies=[],
+            skipped=counts["skipped"], companies=list(self._company_pks),
         )
         ImportRow.objects.bulk_create(ImportRow(batch=batch, **line) for line in self._lines)
         batch.finished_at = timezone.now()

@@ -560,6 +560,7 @@ class CustomerResource(EntityResource):
         name = instance.__dict__.pop("_new_company_name", None)
         if name:
             instance.company = Company.objects.create(name=name, owner=instance.owner)
+            self.company_created(instance.company)
 
 
 class CompanyResource(EntityResource):

@@ -314,15 +314,21 @@ def _deals_the_rules_allow(deals: list[Deal], *, incoming) -> set[int]:
     return allowed
 
 
-def _scored_values(incoming) -> dict[str, list]:
-    """The incoming lead's values as the lead's registered fields read a saved lead (crm/dedup_registration.py)."""
+def _scored_values(incoming, settings: IntakeSettings | None = None) -> dict[str, list]:
+    """The incoming lead's values as the lead's registered fields read a saved lead (crm/dedup_registration.py).
+
+    With the pipeline's settings, a contact it does not match by is left out: an administrator who switched off
+    "match phone numbers" gets no decision that a shared phone carried, in the score as in the exact match.
+    """
+    use_phone = settings is None or settings.match_phone
+    use_email = settings is None or settings.match_email
     return {
         "full_name": [incoming.full_name] if incoming.full_name else [],
         "first_name": [incoming.first_name] if incoming.first_name else [],
         "last_name": [incoming.last_name] if incoming.last_name else [],
         "company_name": [incoming.company_name] if incoming.company_name else [],
-        "phone": list(incoming.phones or ()),
-        "email": list(incoming.emails or ()),
+        "phone": list(incoming.phones or ()) if use_phone else [],
+        "email": list(incoming.emails or ()) if use_email else [],
     }
 
 
@@ -338,7 +344,9 @@ def scored_lock_keys(incoming) -> list[str]:
     return [f"score:{key}" for _kind, key, _value in rows if key.startswith(("n:", "nc:"))]
 
 
-def scored_lead_matches(incoming, *, stage_ids: Iterable[int]) -> dict[int, list]:
+def scored_lead_matches(
+    incoming, *, stage_ids: Iterable[int], settings: IntakeSettings | None = None
+) -> dict[int, list]:
     """Return {lead id: reasons} of the leads in these stages that the learned model alone makes duplicates of
     the incoming lead (the hard rules' contact matches are the intake's own, by its settings).
 
@@ -355,7 +363,9 @@ def scored_lead_matches(incoming, *, stage_ids: Iterable[int]) -> dict[int, list
     if stage is None:
         return {}
     stage_ids = set(stage_ids)
-    found = duplicates_of_values(spec.key, values=_scored_values(incoming), stage=stage, limit=CANDIDATE_LIMIT)
+    found = duplicates_of_values(
+        spec.key, values=_scored_values(incoming, settings), stage=stage, limit=CANDIDATE_LIMIT
+    )
     return {
         match.pk: list(match.reasons)
         for match in found
@@ -385,7 +395,7 @@ def find_matches(
         reasons[(Lead, lead_id)] += found
     # The duplicate engine's own decision for what exact contacts miss (a name variant at the same company, no
     # shared phone): leads its learned model alone finds (dedup.engine.decide), in the searched stages.
-    for lead_id, found in scored_lead_matches(incoming, stage_ids=stage_ids).items():
+    for lead_id, found in scored_lead_matches(incoming, stage_ids=stage_ids, settings=settings).items():
         if (Lead, lead_id) not in reasons:
             reasons[(Lead, lead_id)] += found
     customer_reasons = hits.reasons(Customer, kinds=kinds)

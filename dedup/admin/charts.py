@@ -102,11 +102,19 @@ def day_bar_chart(days: Sequence[tuple[date, int]], *, title: str, empty: str, w
                 date_format(day, "SHORT_DATE_FORMAT"), value,
             )
         )
+    # The first label starts at the axis and the last ends at the plot's edge, so that neither is cut off
+    # (a month's name is longer in some languages: "5 дек.").
     for index in sorted({0, len(days) // 2, len(days) - 1}):
+        if index == len(days) - 1 and index:
+            x, anchor = left + plot_w, "end"
+        elif index == 0:
+            x, anchor = left, "start"
+        else:
+            x, anchor = left + index * slot + slot / 2, "middle"
         parts.append(
             format_html(
-                '<text x="{}" y="{}" text-anchor="middle" style="fill: var(--body-quiet-color)" {}>{}</text>',
-                _n(left + index * slot + slot / 2), height - 6, mark_safe(FONT), date_format(days[index][0], "j M"),
+                '<text x="{}" y="{}" text-anchor="{}" style="fill: var(--body-quiet-color)" {}>{}</text>',
+                _n(x), height - 6, anchor, mark_safe(FONT), date_format(days[index][0], "j M"),
             )
         )
     return _frame(width, height, title, "".join(str(part) for part in parts))

@@ -127,3 +127,27 @@ def test_admin_import_hostile_file_is_a_clear_error(admin_client, ivan):
     assert "confirm_form" not in response.context  # nothing to confirm
     assert "at most 100 characters" in html.unescape(response.content.decode())
     assert Customer.objects.count() == 1
+
+
+def test_admin_import_undo_removes_the_companies_it_created(admin_client, ivan):
+    from crm.models import Company
+
+    kept = factories.CompanyFactory(name="Old Mill")
+    content = (
+        "first_name,last_name,company_name\n"
+        "Maria,Stone,Rocket Works\n"
+        "Oleg,Frost,Old Mill\n"
+    ).encode()
+    confirm(admin_client, preview(admin_client, "create", content))
+    assert set(Company.objects.values_list("name", flat=True)) == {"Old Mill", "Rocket Works"}
+    batch = ImportBatch.objects.get()
+    assert batch.companies == [Company.objects.get(name="Rocket Works").pk]
+
+    admin_client.post(
+        reverse("admin:crm_importbatch_changelist"),
+        {"action": "undo_imports", "_selected_action": [batch.pk]},
+        follow=True,
+    )
+
+    assert list(Company.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert not Customer.objects.filter(first_name__in=["Maria", "Oleg"]).exists()

@@ -55,3 +55,27 @@ def test_a_stranger_at_the_same_company_is_still_a_new_lead(intake_client, lead_
     response = _post(intake_client, "John Brown", "Acme Inc")
     assert response.status_code == 201, response.content
     assert response.json()["decision"] == "created"
+
+
+def test_a_phone_the_pipeline_does_not_match_by_carries_no_weight_in_the_score(intake_client, lead_pipeline):
+    # Given an open lead "Micheal Smith" on an office line two colleagues share (so no rule matches by it), and
+    # the leads' model learned
+    from crm.models import IntakeSettings
+
+    existing = _open_lead(lead_pipeline, first_name="Micheal", last_name="Smith", company_name="")
+    factories.PhoneFactory(content_object=existing, number="+1 415 555 0100")
+    for first, last in (("Olga", "Brown"), ("Pablo", "Garcia")):
+        colleague = _open_lead(lead_pipeline, first_name=first, last_name=last, company_name="")
+        factories.PhoneFactory(content_object=colleague, number="+1 415 555 0100")
+    store.scoring_model_save(entity="lead", model=customer_model(), records=100)
+    decide.scorer_cache_clear()
+    IntakeSettings.objects.update_or_create(pipeline=lead_pipeline, defaults={"match_phone": False})
+
+    # When "Michael Smith" writes from that line to a pipeline that does not match by phone
+    response = intake_client.post(
+        LEADS, {"name": "Michael Smith", "phones": ["+14155550100"], "source": "landing"}, format="json"
+    )
+
+    # Then the phone is no evidence for the learned model either: a name variant alone makes a new lead
+    assert response.status_code == 201, response.content
+    assert response.json()["lead"] != existing.pk

@@ -259,3 +259,24 @@ def test_notification_payload_names_its_merge_for_an_open_card(db):
         "survivor": 1,
         "absorbed": [2],
     }
+
+
+def test_day_chart_keeps_its_first_and_last_date_inside_the_picture():
+    # Given thirty days of merges, read in Russian (a month's short name is longer: "5 дек.")
+    from datetime import date, timedelta
+
+    from django.utils import translation
+
+    from dedup.admin.charts import day_bar_chart
+
+    days = [(date(2026, 11, 6) + timedelta(days=index), index % 3) for index in range(30)]
+    with translation.override("ru"):
+        svg = str(day_bar_chart(days, title="t", empty="e", width=340))
+
+    # Then the first date starts at the axis and the last ends at the plot's right edge
+    assert 'text-anchor="start"' in svg and 'text-anchor="end"' in svg
+    import re
+
+    dates = re.findall(r'<text x="([0-9.]+)" y="144" text-anchor="(\w+)"', svg)  # the labels under the axis
+    assert [anchor for _x, anchor in dates] == ["start", "middle", "end"]
+    assert float(dates[-1][0]) == 340 - 6  # the plot's right edge (6 px margin)
