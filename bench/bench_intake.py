@@ -292,11 +292,13 @@ def drain_tasks(url: str, *, requests: int) -> None:
 
     client = redis.Redis.from_url(url)
     queues = list(app.amqp.queues)
-    waiting = sum(client.llen(name) for name in queues)
+    # Kombu keeps a queue's messages of each priority step in a list of its own ("<queue>\x06\x16<step>").
+    lists = [name if step == 0 else f"{name}\x06\x16{step}" for name in queues for step in (0, 3, 6, 9)]
+    waiting = sum(client.llen(name) for name in lists)
     started, started_cpu = time.perf_counter(), time.process_time()
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=60, queues=queues,
                       hostname="bench-intake@%h"):
-        while sum(client.llen(name) for name in queues):
+        while sum(client.llen(name) for name in lists):
             time.sleep(0.05)
         time.sleep(0.5)  # the last task taken runs to its end before the worker stops
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
