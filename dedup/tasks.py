@@ -121,15 +121,8 @@ def index_build(build_id: int) -> int:
     return build.done if build is not None else 0
 
 
-# The figures' refresh comes after everything else on its queue (Redis: a message of a lower priority is taken only
-# when none of a higher one waits; 0 is the highest): at 1,000,000 customers under load its tasks took most of the
-# interactive worker's time, and merges queued behind them waited 75 s at the median (bench/README.md).
-COUNTS_REFRESH_PRIORITY = 9
-
-
 @shared_task(
     name=COUNTS_REFRESH_TASK,
-    priority=COUNTS_REFRESH_PRIORITY,
     ignore_result=True,  # nobody waits for it; no result stored, no subscription to it when it is sent
     acks_late=True,
     reject_on_worker_lost=True,
