@@ -211,10 +211,22 @@ def says(data, text: str, *, max_length: int | None = None) -> bool:
     return False
 
 
+def _message_restored(cls, text: str, data: dict) -> "Message":
+    """Rebuild a pickled message (a cached rule preview holds some) as it was: its text and its data."""
+    instance = str.__new__(cls, text)
+    instance.data = data
+    return instance
+
+
 class Message(str):
     """A text built from a catalog message: a str in the active language that also keeps its id and parameters."""
 
     data: dict
+
+    def __reduce__(self):
+        # str's own pickling would call __new__ with the rendered text as the message id (a KeyError on reading
+        # a cached rule preview back).
+        return _message_restored, (type(self), str(self), self.data)
 
     def __new__(cls, message_id: str, **params):
         if message_id not in CATALOG:

@@ -202,6 +202,7 @@ class _Plan:
     equal: tuple[str, ...]
     time: bool = False
     score: bool = False
+    score_fields: tuple[MatchField, ...] = ()
 
 
 # Derived from the registry alone (kind 2 of the caching rule in docs/ARCHITECTURE.md): keyed by the registry's
@@ -228,7 +229,7 @@ def _plan(spec: EntitySpec, kinds: Iterable[str]) -> _Plan:
             if modes and name and spec.has_field(name):
                 field = spec.field(name)
                 fields.append((field, modes, field.read_keys is not None and modes == {"norm"}))
-        plan = _Plan(tuple(fields), stage, tuple(equal), time, score)
+        plan = _Plan(tuple(fields), stage, tuple(equal), time, score, tuple(score_keys.fields(spec)) if score else ())
         if len(_plans) > 256:
             _plans.clear()
         _plans[cache_key] = plan
@@ -250,13 +251,19 @@ def record_rows(spec: EntitySpec, record: models.Model, kinds: Iterable[str]) ->
         rows.extend(time_rows(moment))
     for name in plan.equal:
         rows.extend(equal_rows(name, read_equal(spec, name, record)))
+    read: dict[str, list[object]] = {}
     for field, modes, stored in plan.fields:
         if stored:
             rows.extend(stored_rows(field, record))
         else:
-            rows.extend(field_rows(field, read_values(field, record), modes))
+            values = read[field.name] = read_values(field, record)
+            rows.extend(field_rows(field, values, modes))
     if plan.score:
-        values = {field.name: read_values(field, record) for field in score_keys.fields(spec)}
+        # (a value read above is not read again: the full name is built from three columns each time)
+        values = {
+            field.name: read[field.name] if field.name in read else read_values(field, record)
+            for field in plan.score_fields
+        }
         rows.extend(KeyRow(*row) for row in score_keys.rows(spec, values))
     return dedupe(rows)
 

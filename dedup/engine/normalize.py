@@ -312,11 +312,18 @@ def name_word_forms(raw: object) -> list[tuple[str, str]]:
     """Return a name's words as (folded, plain) pairs (``word_forms``) in their order, titles dropped."""
     if not isinstance(raw, str) or not raw or len(raw) > _MAX_NAME_INPUT:
         return []
+    return list(_name_word_forms(raw))
+
+
+# Kind 1 of the caching rule in docs/ARCHITECTURE.md: a bounded memo of a pure function. One name is read three
+# times in a row when a record is keyed (its key, its blocking keys, the scorer's reading of it).
+@lru_cache(maxsize=4096)
+def _name_word_forms(raw: str) -> tuple[tuple[str, str], ...]:
     try:
         forms = word_forms(_HYPHENATED_TITLE.sub(" ", raw))
     except Exception:
-        return []
-    return [form for form in forms if form[0] not in _TITLES]
+        return ()
+    return tuple(form for form in forms if form[0] not in _TITLES)
 
 
 _TITLES = frozenset(fold_token(title) for title in _TITLES_TEXT)
@@ -794,10 +801,11 @@ def placeholder_entry(raw: str) -> str:
 
 
 @lru_cache(maxsize=8)  # kind 1: a memo of a pure function of the (few) lists in use
-def _compiled(placeholders: frozenset[str]) -> tuple[tuple[str, ...], int]:
-    """Return the prefix entries (those ending in *) and the length of the longest entry."""
+def _compiled(placeholders: frozenset[str]) -> tuple[tuple[str, ...], int, frozenset[str]]:
+    """Return the prefix entries (those ending in *), the length of the longest entry, and the first
+    characters of the prefix entries."""
     prefixes = tuple(sorted(entry[:-1] for entry in placeholders if entry.endswith("*") and len(entry) > 1))
-    return prefixes, max((len(entry) for entry in placeholders), default=0)
+    return prefixes, max((len(entry) for entry in placeholders), default=0), frozenset(p[0] for p in prefixes)
 
 
 def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> bool:
@@ -814,11 +822,15 @@ def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> b
         return False
     if placeholders is None:
         placeholders = _active_placeholders
-    prefixes, longest = _compiled(placeholders)
+    prefixes, longest, starts = _compiled(placeholders)
     if len(raw) > longest + 4 and len(set(raw)) > 3:
         # Several different characters (not one repeated) and longer than any entry: only a prefix can match,
-        # and the value's first characters tell.
-        return bool(prefixes) and placeholder_entry(raw.lstrip()[: longest + 8]).startswith(prefixes)
+        # and the value's first characters tell (the first alone, case-folded on its own as casefold() folds
+        # each character alone, rules most values out: a phone's "+", a name's capital).
+        text = raw.lstrip()
+        if not prefixes or not text or text[0].casefold()[:1] not in starts:
+            return False
+        return placeholder_entry(text[: longest + 8]).startswith(prefixes)
     text = placeholder_entry(raw) if len(raw) <= 512 else ""
     if not text:
         return not raw.strip()

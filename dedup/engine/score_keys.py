@@ -96,7 +96,7 @@ def rows(spec: EntitySpec, values: Mapping[str, Iterable[object]]) -> list[tuple
             found["c:" + company.key] = company.key
     for person in people:
         found["n:" + person.phonetic] = person.key
-        for word_token, initial in _word_tokens(person):
+        for word_token, initial in sorted(_word_tokens(person)):  # sorted: the rows' order is not the hash's
             for company in companies:
                 found[f"nc:{word_token}|{initial}|{company.key}"] = person.key
     return [(SCORE_KIND, key, value[:_KEY_MAX]) for key, value in found.items() if key and len(key) <= _KEY_MAX]

@@ -30,13 +30,20 @@ def placeholders_update(*, text: str) -> MatchSettings:
 
 @transaction.atomic
 def custom_field_type_changed(*, entity: str, key: str) -> None:
-    """After a custom field's type was saved or deleted: apply it everywhere and rebuild that field's keys."""
+    """After a custom field's type was saved or deleted: apply it everywhere and rebuild that field's keys.
+
+    A type also puts the field in the scored matcher's schema (and taking it away takes it out), which reads
+    its keys: the index's kinds are synced in the same change, the new ones filled with the others in one
+    rebuild (in the background on a large base), unused ones dropped.
+    """
     match_settings.settings_changed()
     spec = registry.get(entity)
     name = CUSTOM_PREFIX + key
     kinds = {kind for kind in index.indexed_kinds(spec) if keys.field_of_kind(kind)[0] == name}
-    if kinds:
-        _rebuild(spec, kinds, IndexBuild.Reason.FIELD_TYPE)
+    inline = entity_records_count(spec) <= index.BACKFILL_INLINE_LIMIT
+    index.sync_plan(spec, inline=inline, also=kinds, reason=IndexBuild.Reason.FIELD_TYPE)
+    if inline:  # else the rebuild re-finds the figures once done (index.build_run)
+        task_send(counts.REBUILD_TASK, args=[spec.key])
 
 
 def _rebuild(spec: EntitySpec, kinds: Iterable[str] | None, reason: str) -> None:

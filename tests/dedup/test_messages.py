@@ -32,6 +32,19 @@ def test_message_renders_in_the_readers_language_with_plural_and_nested_parts():
     assert _both(text.data) == ("A new chat. 5 records", "Новый чат. 5 записей")
 
 
+def test_message_pickled_and_read_back_is_the_same_message():
+    # (the rule preview is kept in Django's cache, which pickles it)
+    import pickle
+
+    from dedup import messages
+
+    same = Message(messages.SAME_VALUE, field="phone", value="+79123456789")
+    joined = Message.join([Message.of(gettext_lazy("A new chat.")), same], " ")
+    for text in (joined, same, Message.of(gettext_lazy("A new chat."))):
+        restored = pickle.loads(pickle.dumps(text))
+        assert (type(restored), str(restored), restored.data) == (type(text), str(text), text.data)
+
+
 def test_message_old_plain_text_renders_as_it_was():
     assert _both("Merged by hand.") == ("Merged by hand.", "Merged by hand.")
 

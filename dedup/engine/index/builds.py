@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from dedup.dispatch import task_send
@@ -146,14 +147,24 @@ class BuildState:
 
 
 def build_state(entity: str) -> BuildState | None:
-    """Return the state of the entity's latest rebuild when it is not done (waiting, running or failed), else
-    None: the index is complete (one query, two for a rebuild in parts)."""
-    latest = IndexBuild.objects.filter(entity=entity).order_by("-queued_at", "-id").first()
-    if latest is None:
+    """Return the state of the entity's latest rebuild, with any earlier one still waiting or running (a rule
+    changed, then the placeholders: the second may end first), when it is not done (waiting, running or
+    failed), else None: the index is complete (one query, two for a rebuild in parts)."""
+    newest = IndexBuild.objects.filter(entity=entity).order_by("-queued_at", "-id").values("pk")[:1]
+    found = list(
+        IndexBuild.objects.filter(entity=entity)
+        .filter(Q(pk=Subquery(newest)) | Q(status__in=(IndexBuild.Status.QUEUED, IndexBuild.Status.RUNNING)))
+        .order_by("-queued_at", "-id")
+    )
+    if not found:
         return None
+    latest = found[0]
     parts = (latest,)
     if latest.batch is not None:
         parts = tuple(IndexBuild.objects.filter(batch=latest.batch).order_by("id"))
+    # An earlier rebuild still under way leaves keys missing too (a failed one was superseded by the latest).
+    seen = {part.pk for part in parts}
+    parts += tuple(build for build in reversed(found[1:]) if build.pk not in seen)
     waiting = [part for part in parts if part.status == IndexBuild.Status.QUEUED]
     unclaimed = bool(waiting) and min(part.queued_at for part in waiting) < timezone.now() - UNCLAIMED_AFTER
     state = BuildState(parts, unclaimed and not any(p.status == IndexBuild.Status.RUNNING for p in parts))

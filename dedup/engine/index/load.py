@@ -27,6 +27,8 @@ def load_records(spec: EntitySpec, pks: list[int], kinds: set[str]) -> list[mode
         # Only the record's own columns (a name, an archive flag): plain SQL, as for generic rows below; the
         # ORM's compiling cost twice the query.
         records = db.instances_where(spec.model, names=sorted(own), key=spec.model._meta.pk, keys=list(pks))
+    elif len(pks) >= PLAIN_JOIN_MIN and not others and own is not None and _single_steps(spec.model, select, own):
+        records = _load_with_related(spec.model, list(pks), own, select)
     else:
         # No ordering (the rows are matched by pk) and no select_related() without paths: that form follows
         # every non-null foreign key.
@@ -54,6 +56,47 @@ def load_records(spec: EntitySpec, pks: list[int], kinds: set[str]) -> list[mode
     if generic:
         for record in records:
             registry.attach_related(record, loaded[record.pk])
+    return records
+
+
+# Records from which a batch's forward foreign keys (a customer's company, a lead's stage) are loaded by plain
+# SQL, one query per relation, rather than by the ORM's select_related: compiling the ORM's IN list of a
+# rebuild's thousands of ids and building its joined instances cost more than the queries. A save's one record
+# keeps the one joined query.
+PLAIN_JOIN_MIN = 100
+
+
+def _single_steps(model: type[models.Model], select: list[str], own: set[str]) -> bool:
+    """Tell whether every select path is one forward foreign key and every column is the record's own or one
+    of such a key's target."""
+    for path in select:
+        field = _field(model, path)
+        if "__" in path or field is None or not (field.many_to_one or field.one_to_one) or not field.concrete:
+            return False
+    return all("__" not in column or column.split("__", 1)[0] in select and "__" not in column.split("__", 1)[1]
+               for column in own)
+
+
+def _load_with_related(model: type[models.Model], pks: list, own: set[str], select: list[str]) -> list:
+    """Load records with their own columns, then each forward foreign key's rows (with the columns read through
+    it, or whole when a path is selected for itself, as a stage is), set on the records as select_related
+    would."""
+    plain = {column for column in own if "__" not in column}
+    records = db.instances_where(model, names=sorted(plain | set(select)), key=model._meta.pk, keys=pks)
+    for path in select:
+        field = model._meta.get_field(path)
+        through = {column.split("__", 1)[1] for column in own if column.startswith(path + "__")}
+        whole = path in own or not through
+        ids = sorted({value for record in records if (value := getattr(record, field.attname)) is not None})
+        target = field.target_field
+        rows = {}
+        if ids:
+            related_rows = db.instances_where(
+                field.related_model, names=None if whole else sorted(through | {target.name}), key=target, keys=ids
+            )
+            rows = {getattr(row, target.attname): row for row in related_rows}
+        for record in records:
+            field.set_cached_value(record, rows.get(getattr(record, field.attname)))
     return records
 
 

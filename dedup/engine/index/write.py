@@ -31,14 +31,20 @@ def write_keys(
     *,
     replace_kinds: bool = False,
     new_records: bool = False,
+    compare: bool = False,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Recompute these kinds of keys of these records in batches (a constant number of queries per batch);
-    return rows written. See index.reindex."""
+    return the key rows the records have now. See index.reindex; compare: see write_changes."""
     written = 0
     for batch in db.batches(pks, batch_size):
-        written += _write_batch(spec, batch, kinds, replace_kinds=replace_kinds, new_records=new_records)
+        if compare and not new_records:
+            rows = key_rows(spec, load_records(spec, batch, kinds), kinds) if kinds else []
+            write_changes(spec, batch, rows, kinds=kinds if replace_kinds else None)
+            written += len(rows)
+        else:
+            written += _write_batch(spec, batch, kinds, replace_kinds=replace_kinds, new_records=new_records)
         if progress:
             progress(len(batch))
     return written
@@ -64,6 +70,47 @@ def _write_batch(
         stale.delete()
         insert_rows(rows)
     return len(rows)
+
+
+def write_changes(spec: EntitySpec, pks: list[int], rows: list[tuple], *, kinds: set[str] | None = None) -> int:
+    """Make these records' stored keys (of these kinds, or all) exactly `rows`, writing only the difference:
+    the stored rows are read, those no longer wanted deleted by id, the missing ones inserted; return the rows
+    written (deleted and inserted).
+
+    For rebuilds: most of a rebuild's keys come out as they were (a placeholder or a field type changes a few
+    values), and deleting and inserting them all again cost the database as much as computing them cost Python
+    (bench/README.md, "Index rebuilds"). The stored rows are read by record alone, never with their kinds in the
+    condition: with a rare or new kind PostgreSQL chose the (entity, kind, key) index for that and scanned it
+    whole, once per batch.
+    """
+    connection = connections[router.db_for_write(MatchKey)]
+    table = db.table(connection, MatchKey)
+    names = [db.column(connection, MatchKey, name) for name in ("id", *_COLUMNS[1:])]
+    test, params = db.among(connection, pks)
+    wanted = set(rows)
+    kept: set[tuple] = set()
+    stale: list[int] = []
+    # Old rows out and new rows in together: a reader never sees a record without its keys.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(names)} FROM {table} WHERE {db.column(connection, MatchKey, 'entity')} = %s "
+            f"AND {db.column(connection, MatchKey, 'record_id')} {test}",
+            [spec.key, *params],
+        )
+        for pk, record_id, kind, key, value in cursor.fetchall():
+            if kinds is not None and kind not in kinds:
+                continue
+            row = (spec.key, record_id, kind, key, value)
+            if row in wanted and row not in kept:
+                kept.add(row)
+            else:
+                stale.append(pk)  # no longer wanted, or a second copy
+        if stale:
+            test, params = db.among(connection, stale)
+            cursor.execute(f"DELETE FROM {table} WHERE {names[0]} {test}", params)
+        missing = [row for row in rows if row not in kept] if kept else rows
+        insert_rows(missing)
+    return len(stale) + len(missing)
 
 
 def key_rows(spec: EntitySpec, records: Iterable[models.Model], kinds: set[str]) -> list[tuple]:
