@@ -275,7 +275,13 @@ class Generator:
             elif roll < 0.05 and person["email"]:  # a family member writing from the same mailbox
                 relative = self.person() | {"last": person["last"], "email": person["email"],
                                             "country": person["country"]}
-                relative["first"] = self.fakers["en_US" if person["first"].isascii() else "ru_RU"].first_name()
+                # Another first name: the relative is told apart by it (Faker's name list sometimes gives the
+                # person's own first name back, which made a "relative" with the person's full name and mailbox:
+                # a copy of the person labelled as someone else).
+                faker = self.fakers["en_US" if person["first"].isascii() else "ru_RU"]
+                relative["first"] = faker.first_name()
+                while relative["first"] == person["first"]:
+                    relative["first"] = faker.first_name()
                 relative["key"] = f"p{len(self.people)}"
                 self.people.append(relative)
                 self.add(relative, self.record(relative))

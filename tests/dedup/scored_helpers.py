@@ -18,8 +18,8 @@ from tests.dedup.engine_helpers import customer_with
 def customer_model() -> Model:
     return Model(
         fields=[
-            FieldWeights("phone", c.PHONE, [0.85, 0.05, 0.02, 0.08], [0.0002, 0.0001, 0.0004, 0.9993]),
-            FieldWeights("email", c.EMAIL, [0.85, 0.05, 0.10], [0.0002, 0.0001, 0.9997]),
+            FieldWeights("phone", c.PHONE, [0.85, 0.05, 0.02, 0.03, 0.05], [0.0002, 0.0001, 0.0004, 0.0093, 0.99]),
+            FieldWeights("email", c.EMAIL, [0.85, 0.05, 0.03, 0.07], [0.0002, 0.0001, 0.0097, 0.99]),
             FieldWeights("messenger", c.IDENTIFIER, [0.9, 0.02, 0.08], [0.0001, 0.0001, 0.9998]),
             # exact, variant, fuzzy_high, initials, phonetic, fuzzy_mid, different
             FieldWeights("full_name", c.PERSON_NAME, [0.70, 0.12, 0.08, 0.02, 0.02, 0.02, 0.04],

@@ -51,6 +51,11 @@ def level(field_type, left, right, *, left_region=None, right_region=None):
         (c.COMPANY_NAME, "Atlas Retail LLC", "Altas Retail Inc.", "fuzzy_high"),
         (c.COMPANY_NAME, "Cedar Limited", "Cdear PLC", "fuzzy_high"),
         (c.COMPANY_NAME, "ООО «Север»", "Свеер JSC", "fuzzy_high"),
+        # a typo is one edit, in the whole name or in each word; a long common prefix is another company
+        (c.COMPANY_NAME, "Cedar Supply Corp.", "Cdear Suply LLC", "fuzzy_high"),
+        (c.COMPANY_NAME, "Starlight LLC", "Starlightredwood Inc.", "fuzzy_mid"),
+        (c.COMPANY_NAME, "Rheintal Bau GmbH", "Rheintal AG", "fuzzy_mid"),
+        (c.COMPANY_NAME, "Keystonesummit Ltd", "Keystone Limited", "fuzzy_mid"),
         (c.COMPANY_NAME, "Vector 1552", "Vector 1522", "different"),
         (c.COMPANY_NAME, "Sibir Telecom 773 LLC", "Sibir Telecom 73, Inc.", "different"),
         (c.COMPANY_NAME, "Romashka", "Gvozdika", "different"),
@@ -165,3 +170,11 @@ def test_company_name_key_keeps_digits_and_drops_jsc():
     # Repeated letters still fold (Philipp / Filip), digits do not.
     assert normalize.fold_token("Philipp") == normalize.fold_token("Filip")
     assert normalize.fold_token("1552") == "1552"
+
+
+def test_compare_never_grades_different_shared_itself():
+    # "different_shared" needs the base's shared values: the matcher sets it (matcher.split_shared).
+    assert level(c.PHONE, "+7 903 111-22-33", "+7 912 345-67-89") == "different"
+    assert level(c.EMAIL, "ivan@mail.ru", "petr@mail.ru") == "different"
+    assert c.LEVELS[c.PHONE][-1] == c.LEVELS[c.EMAIL][-1] == "different"
+    assert c.DIFFERENT_SHARED in c.LEVELS[c.PHONE] and c.DIFFERENT_SHARED in c.LEVELS[c.EMAIL]

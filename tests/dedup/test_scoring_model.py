@@ -15,6 +15,7 @@ from dedup.engine.scoring.model import (
     initial_m,
     pair_weights,
     probability,
+    seen_once_share,
 )
 
 # Two fields of three levels each (exact, fuzzy, different), known m, u and share of matches.
@@ -103,7 +104,7 @@ def test_pair_weights_apply_term_frequencies():
 
 def test_shared_contact_value_weighs_little():
     # A phone held by ten different people (a switchboard) says "same office", not "same person".
-    weights = FieldWeights("phone", c.PHONE, [0.9, 0.04, 0.03, 0.03], [0.0001, 0.0001, 0.0001, 0.9997])
+    weights = FieldWeights("phone", c.PHONE, [0.9, 0.04, 0.03, 0.01, 0.02], [0.0001, 0.0001, 0.0001, 0.0097, 0.99])
     weights.shared = {"+74951234567": 10}
     assert weights.bayes_factor_log2(0, "+74951234567") < 0.1
     assert weights.bayes_factor_log2(0, "+79123456789") > 10
@@ -249,3 +250,115 @@ def test_find_groups_garbage_everywhere_never_crashes():
 def test_probability_of_weight():
     assert probability(0.0) == pytest.approx(0.5)
     assert probability(10.0) > 0.999
+
+
+def test_phone_different_splits_on_a_shared_line():
+    # Three people at one office give its switchboard; Olga gives her own line on another record, and a namesake
+    # of hers at the same office gives his own line.
+    records = [
+        {"name": "Olga Smirnova", "phone": "+7 495 100-00-01"},
+        {"name": "Petr Kuznetsov", "phone": "+7 495 100-00-01"},
+        {"name": "Anna Belova", "phone": "+7 495 100-00-01"},
+        {"name": "Olga Smirnova", "phone": "+7 912 345-67-89"},
+        {"name": "Olga Smirnova", "phone": "+7 916 000-11-22"},
+    ]
+    read = matcher.read_records(records, matcher.infer_schema(records))
+    shared = matcher.shared_values(read)
+    phone = [spec.name for spec in read.schema].index("phone")
+    assert shared[phone] == {"+74951000001": 3}
+    pairs = np.array([[0, 3], [3, 4], [0, 1]], dtype=np.int64)
+    levels = matcher.comparison_levels(read, pairs, shared=shared)[:, phone]
+    assert [c.LEVELS[c.PHONE][level] for level in levels] == ["different_shared", "different", "exact"]
+    # Without the base's shared values (a caller that has none) the level stays "different".
+    assert c.LEVELS[c.PHONE][matcher.comparison_levels(read, pairs)[0, phone]] == "different"
+
+
+def test_learned_phone_disagreement_on_own_lines_weighs_more_than_on_a_switchboard():
+    # Every third person gives the office switchboard on their first record and their own line on the copy: a
+    # person's records differ on a switchboard often, on two own lines never.
+    records = []
+    for index, record in enumerate(background(300)):
+        if record["phone"] and index % 3 == 0:
+            records.append(record | {"phone": "+7 495 100-00-01"})
+            records.append(record | {"email": ""})
+        else:
+            records.append(record)
+    read = matcher.read_records(records, matcher.infer_schema(records))
+    model = matcher.learn(read)
+    phone = model.field("phone")
+    assert phone.shared.get("+74951000001", 0) > 2
+    assert phone.bayes_factor_log2(c.LEVELS[c.PHONE].index("different")) < phone.bayes_factor_log2(
+        c.LEVELS[c.PHONE].index("different_shared")) - 1
+
+
+def test_seen_once_share_is_good_turing():
+    # Ten values held by one record each, two held by two records: a value seen on one other record is held by
+    # 2 x 2 / 10 of one record's share, not one record's.
+    keys = [{f"v{index}"} for index in range(10)] + [{"a"}, {"a"}, {"b"}, {"b"}, None]
+    assert seen_once_share(keys) == pytest.approx(0.4 / 13)
+    # Every value held twice (no value held once to compare with): one other record's share, never more.
+    assert seen_once_share([{"a"}, {"a"}, {"b"}, {"b"}]) == pytest.approx(1 / 3)
+    assert seen_once_share([{"a"}]) == 0.0
+
+
+def test_learn_weighs_a_name_two_records_share_as_rare_as_the_base_says():
+    records = background(300)
+    read = matcher.read_records(records, matcher.infer_schema(records))
+    model = matcher.learn(read)
+    name = model.field("name")
+    holders = len(records)
+    assert name.tf_floor < 1 / (holders - 1)
+    # A name held by the two records of one pair counts at the floor; a common one by its count.
+    assert all(share > 1 / (holders - 1) for share in name.tf.values())
+
+
+def test_groups_keep_two_namesakes_at_one_company_apart_when_a_copy_has_only_name_and_company():
+    # Two Olga Smirnovas at one company, each with her own phone and email; a copy of the first carries only the
+    # name and the company, so pair by pair it looks like both. Pooled, the namesakes' phones and emails differ.
+    model = Model([
+        FieldWeights("name", c.PERSON_NAME, [0.80, 0.05, 0.05, 0.02, 0.02, 0.02, 0.04],
+                     [0.00002, 0.0004, 0.001, 0.001, 0.002, 0.01, 0.98558]),
+        FieldWeights("company", c.COMPANY_NAME, [0.85, 0.04, 0.01, 0.10], [0.002, 0.001, 0.005, 0.992]),
+        FieldWeights("phone", c.PHONE, [0.85, 0.05, 0.02, 0.07, 0.01], [0.0001, 0.0001, 0.0001, 0.0097, 0.99]),
+        FieldWeights("email", c.EMAIL, [0.85, 0.05, 0.05, 0.05], [0.0001, 0.0001, 0.0098, 0.99]),
+    ], prior=0.00001)
+    records = [
+        {"name": "Olga Smirnova", "company": "Romashka LLC", "phone": "+7 912 345-67-89", "email": "olga@mail.ru"},
+        {"name": "Olga Smirnova", "company": "ООО «Ромашка»", "phone": "", "email": ""},
+        {"name": "Olga Smirnova", "company": "Romashka", "phone": "+7 916 000-11-22", "email": "smirnova@bk.ru"},
+    ]
+    read = matcher.read_records(records, [matcher.FieldSpec("name", c.PERSON_NAME),
+                                          matcher.FieldSpec("company", c.COMPANY_NAME),
+                                          matcher.FieldSpec("phone", c.PHONE), matcher.FieldSpec("email", c.EMAIL)])
+    pairs = np.array([[0, 1], [1, 2], [0, 2]], dtype=np.int64)
+    _weights, probabilities = matcher.score(model, read, pairs)
+    assert probabilities[0] > 0.9 and probabilities[1] > 0.9 and probabilities[2] < 0.1
+    # Pair by pair the average of the copy's two links joins all three (two false pairs); pooled it does not.
+    assert (probabilities[1] + probabilities[2]) / 2 >= matcher.GROUP_AVERAGE
+    groups = matcher.group(model, read, pairs, probabilities, 0.9)
+    assert len(groups) == 1 and len(groups[0]) == 2 and 1 in groups[0]
+    assert matcher.pooled_probability(model, read, [0, 1], [2]) < 0.1
+
+
+def test_average_linkage_asks_accept_before_a_join():
+    probabilities = {(1, 2): 0.99, (2, 3): 0.99, (1, 3): 0.2}
+    assert clustering.average_linkage([1, 2, 3], probabilities, 0.5) == [[1, 2, 3]]
+    refused = clustering.average_linkage([1, 2, 3], probabilities, 0.5,
+                                         accept=lambda left, right: not ({1, 3} <= set(left) | set(right)))
+    assert len(refused) == 1 and len(refused[0]) == 2 and 2 in refused[0]
+
+
+def test_explain_a_phone_differing_on_a_shared_line_in_english_and_russian():
+    records = [
+        {"name": "Olga Smirnova", "phone": "+7 495 100-00-01", "email": "olga.smirnova@mail.ru"},
+        {"name": "Olga Smirnova", "phone": "+7 912 345-67-89", "email": "olga.smirnova@mail.ru"},
+        {"name": "Petr Kuznetsov", "phone": "+7 495 100-00-01", "email": "petr.k@yandex.ru"},
+        {"name": "Anna Belova", "phone": "+7 495 100-00-01", "email": "anna.b@yandex.ru"},
+    ] + background(300)
+    read = matcher.read_records(records, matcher.infer_schema(records))
+    model = matcher.learn(read)
+    _probability, reasons = matcher.explain(model, read, 0, 1)
+    phone = next(reason for reason in reasons if reason.field == "phone")
+    assert phone.text().startswith("phone: different, one of them shared by several people (")
+    with translation.override("ru"):
+        assert phone.text().startswith("телефон: различаются, один из них общий для нескольких человек ("), phone.text()

@@ -35,7 +35,8 @@ def customer_model(phone_m: float = 0.9) -> Model:
     """A learned customer model: a shared phone and the same name are strong evidence, a different name is not."""
     return Model(
         fields=[
-            FieldWeights("phone", c.PHONE, [phone_m, 0.02, 0.02, 1 - phone_m - 0.04], [0.0005, 0.0001, 0.0004, 0.999]),
+            FieldWeights("phone", c.PHONE, [phone_m, 0.02, 0.02, 0.01, 1 - phone_m - 0.05],
+                         [0.0005, 0.0001, 0.0004, 0.0095, 0.99]),
             FieldWeights("email", c.EMAIL, [0.9, 0.05, 0.02, 0.03], [0.0005, 0.0001, 0.0004, 0.999]),
             FieldWeights("full_name", c.PERSON_NAME, [0.80, 0.05, 0.05, 0.02, 0.02, 0.02, 0.04],
                          [0.001, 0.001, 0.002, 0.001, 0.005, 0.01, 0.98]),

@@ -16,7 +16,7 @@ def learned_model() -> Model:
             FieldWeights("name", c.PERSON_NAME, [0.80, 0.05, 0.05, 0.02, 0.02, 0.02, 0.04],
                          [0.001, 0.001, 0.002, 0.001, 0.005, 0.01, 0.98]),
             FieldWeights("company", c.COMPANY_NAME, [0.80, 0.05, 0.05, 0.10], [0.01, 0.005, 0.02, 0.965]),
-            FieldWeights("phone", c.PHONE, [0.90, 0.02, 0.02, 0.06], [0.0005, 0.0001, 0.0004, 0.999]),
+            FieldWeights("phone", c.PHONE, [0.90, 0.02, 0.02, 0.02, 0.04], [0.0005, 0.0001, 0.0004, 0.0095, 0.99]),
         ],
         prior=0.02,
     )
@@ -27,7 +27,7 @@ def test_scoring_model_save_stores_every_field_and_level():
     stored = store.scoring_model_save(entity="customer", model=learned_model(), records=1000, candidate_pairs=5000)
 
     assert stored.prior == pytest.approx(0.02)
-    assert ScoringWeight.objects.filter(model=stored).count() == 7 + 4 + 4
+    assert ScoringWeight.objects.filter(model=stored).count() == 7 + 4 + 5
     phone_exact = ScoringWeight.objects.get(model=stored, field="phone", level="exact")
     assert (phone_exact.m, phone_exact.u, phone_exact.position) == (pytest.approx(0.9), pytest.approx(0.0005), 0)
     loaded = store.scoring_model_load(entity="customer")
@@ -144,3 +144,17 @@ def test_scoring_model_load_reads_damaged_frequencies_as_none():
     ScoringModel.objects.filter(entity="customer").update(frequencies={"name": {"values": {"x": "many"}}})
     loaded = store.scoring_model_load(entity="customer")
     assert loaded.field("name").tf == {} and loaded.field("name").tf_floor == 0.0
+
+
+@pytest.mark.django_db
+def test_scoring_model_load_a_model_stored_before_a_level_was_added():
+    # A model stored when a phone had four levels (no "different_shared"): each level is read by its name, the
+    # new level weighs nothing until the model is learned again.
+    stored = store.scoring_model_save(entity="customer", model=learned_model())
+    ScoringWeight.objects.filter(model=stored, field="phone", level="different_shared").delete()
+    ScoringWeight.objects.filter(model=stored, field="phone", level="different").update(position=3)
+    phone = store.scoring_model_load(entity="customer").field("phone")
+    assert phone.m[c.LEVELS[c.PHONE].index("different")] == pytest.approx(0.04)
+    assert phone.u[c.LEVELS[c.PHONE].index("different")] == pytest.approx(0.99)
+    assert phone.bayes_factor_log2(c.LEVELS[c.PHONE].index("different_shared")) == 0.0
+    assert phone.bayes_factor_log2(c.LEVELS[c.PHONE].index("different")) < -4

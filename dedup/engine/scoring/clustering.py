@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 def components(pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
@@ -44,11 +44,14 @@ def components(pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
 
 
 def average_linkage(
-    members: list[int], probabilities: dict[tuple[int, int], float], threshold: float
+    members: list[int], probabilities: dict[tuple[int, int], float], threshold: float,
+    accept: Callable[[list[int], list[int]], bool] | None = None,
 ) -> list[list[int]]:
     """Split one component into clusters joined only while their average cross-pair probability >= threshold.
 
     ``probabilities`` maps (low, high) id pairs to match probabilities; a missing pair counts as 0.
+    ``accept(cluster, other)``, when given, must also agree to a join (the matcher compares the two clusters'
+    records pooled: the evidence of the whole group, not pair by pair).
     Returns the clusters of two or more members. Each join costs the two clusters' neighbour counts.
     """
     cluster_of = {member: index for index, member in enumerate(members)}
@@ -68,6 +71,8 @@ def average_linkage(
     while heap:
         _negative, a, b, size_a, size_b = heapq.heappop(heap)
         if a not in clusters or b not in clusters or len(clusters[a]) != size_a or len(clusters[b]) != size_b:
+            continue
+        if accept is not None and not accept(clusters[a], clusters[b]):
             continue
         clusters[a] = clusters[a] + clusters.pop(b)
         near_b = links.pop(b, {})

@@ -26,6 +26,7 @@ LEVEL_MESSAGES = {
     "phonetic": gettext_noop("%(field)s: sound the same"),
     "fuzzy_mid": gettext_noop("%(field)s: similar"),
     "different": gettext_noop("%(field)s: different"),
+    "different_shared": gettext_noop("%(field)s: different, one of them shared by several people"),
     "day_month_swapped": gettext_noop("%(field)s: day and month swapped"),
     "one_digit": gettext_noop("%(field)s: one digit differs"),
     "one_char": gettext_noop("%(field)s: one character differs"),

@@ -26,6 +26,7 @@ from dedup.engine.scoring.model import (
     names_agree,
     pair_weights,
     probability,
+    seen_once_share,
     u_from_sample,
 )
 
@@ -199,13 +200,44 @@ def _read_key(raw: object, region: str | None, field_type: str):
 # Comparing pairs
 
 
-def comparison_levels(records: Records, pairs: np.ndarray) -> np.ndarray:
-    """Return the level of every pair on every field (pairs x fields, MISSING where a side has no value)."""
+def comparison_levels(records: Records, pairs: np.ndarray, *,
+                      shared: Sequence[Mapping[str, int] | None] | None = None) -> np.ndarray:
+    """Return the level of every pair on every field (pairs x fields, MISSING where a side has no value).
+
+    ``shared[field]`` are the contact values several people give (``shared_values``, or a model's
+    ``FieldWeights.shared``): a contact field's "different" becomes "different_shared" when one side holds one.
+    """
     gammas = np.empty((len(pairs), len(records.schema)), dtype=np.int8)
     lefts, rights = pairs[:, 0].tolist(), pairs[:, 1].tolist()
     for position, (column, field_type) in enumerate(zip(records.columns, records.types)):
         gammas[:, position] = _column_levels(field_type, column, lefts, rights)
+    if shared is not None:
+        split_shared(records, pairs, gammas, shared)
     return gammas
+
+
+def split_shared(records: Records, pairs: np.ndarray, gammas: np.ndarray,
+                 shared: Sequence[Mapping[str, int] | None]) -> None:
+    """Turn a contact field's "different" into "different_shared" (in place) where one side holds a shared value.
+
+    Two records of one person often differ on a phone when one of them gives the office switchboard (or the
+    family mailbox) and the other the person's own line; they rarely differ on two lines each held by one
+    person, which is what two namesakes at one company show. The independence of the fields fails there (the
+    same company makes a shared switchboard likely), so the two kinds of disagreement get their own m and u.
+    """
+    for position, (column, field_type) in enumerate(zip(records.columns, records.types)):
+        values = shared[position] if position < len(shared) else None
+        if not values or field_type not in CONTACT_TYPES or not len(pairs):
+            continue
+        levels = c.LEVELS[field_type]
+        rows = np.flatnonzero(gammas[:, position] == len(levels) - 1)
+        if not len(rows):
+            continue
+        ends = pairs[rows]
+        holds = {row: any(c.exact_key(field_type, item) in values for item in column[row] or ())
+                 for row in np.unique(ends).tolist()}
+        marked = np.array([holds[a] or holds[b] for a, b in ends.tolist()], dtype=bool)
+        gammas[rows[marked], position] = levels.index(c.DIFFERENT_SHARED)
 
 
 # Pairs of values graded per field and kept for reuse at most (a big company's name against its own spellings,
@@ -272,33 +304,41 @@ def random_pairs(size: int, count: int, *, seed: int = 1) -> np.ndarray:
 
 
 def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = U_SAMPLE_PAIRS,
-          seed: int = 1, gammas: np.ndarray | None = None, agreed: list[list[str | None]] | None = None) -> Model:
+          seed: int = 1, gammas: np.ndarray | None = None, agreed: list[list[str | None]] | None = None,
+          shared: list[dict[str, int]] | None = None) -> Model:
     """Return a model learned from the records alone: u by random pairs and frequencies, m and prior by EM.
 
-    ``pairs`` are the blocked candidate pairs (found here when not given), ``gammas`` their levels if known.
+    ``pairs`` are the blocked candidate pairs (found here when not given), ``gammas`` their levels if known
+    (compared with ``shared``, the records' ``shared_values``, found here when not given).
     """
     if pairs is None:
         pairs = blocking.candidate_pairs(records.columns, records.types)
+    if shared is None:
+        shared = shared_values(records)
     sample = random_pairs(len(records), u_sample, seed=seed)
-    sampled = comparison_levels(records, sample)
+    sampled = comparison_levels(records, sample, shared=shared)
     fields = []
+    one_other = []  # per field, the share of one other holder (1 / (holders - 1))
     for position, (spec, column) in enumerate(zip(records.schema, records.columns)):
         keys = [{c.exact_key(spec.type, item) for item in value} if value else None for value in column]
         share, tf, holders = exact_share_and_tf(keys)
         u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
         weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
-        weights.tf = tf
-        weights.tf_floor = 1 / (holders - 1) if holders > 1 else 0.0
+        # A value two records share and nobody else: Good-Turing's chance (model.seen_once_share), at most one
+        # other record's share.
+        one_other.append(1 / (holders - 1) if holders > 1 else 0.0)
+        weights.tf = {value: share for value, share in tf.items() if share > one_other[-1]}
+        weights.tf_floor = seen_once_share(keys)
+        weights.shared = shared[position]
         fields.append(weights)
-    _mark_shared_values(records, fields)
     model = Model(fields=fields, prior=0.05)
     if gammas is None:
-        gammas = comparison_levels(records, pairs)
+        gammas = comparison_levels(records, pairs, shared=shared)
     if agreed is None:
         agreed = agreed_values(records, pairs, gammas)
     rare = []
-    for weights, values in zip(fields, agreed):
-        limit = (VOUCH_MAX_HOLDERS - 1) * weights.tf_floor  # tf_floor is one other holder's share
+    for weights, values, share in zip(fields, agreed, one_other):
+        limit = (VOUCH_MAX_HOLDERS - 1) * share
         rare.append(np.array([value is None or (weights.tf.get(value, 0.0) <= limit and value not in weights.shared)
                               for value in values], dtype=bool))
     candidate_prior, model.iterations = learn_m_and_prior(gammas, fields, rare=rare)
@@ -319,11 +359,13 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
 CONTACT_TYPES = (c.PHONE, c.EMAIL)
 
 
-def _mark_shared_values(records: Records, fields: list[FieldWeights]) -> None:
-    """Note, per contact field, the values held by records of different people (told apart by their name)."""
+def shared_values(records: Records) -> list[dict[str, int]]:
+    """Return, per field, the contact values held by records of different people (told apart by their name),
+    each with how many people hold it; an empty map for other fields."""
+    result: list[dict[str, int]] = [{} for _spec in records.schema]
     identity = next((position for position, spec in enumerate(records.schema) if spec.type == c.PERSON_NAME), None)
     if identity is None:
-        return
+        return result
     names = [value[0] if value else None for value in records.columns[identity]]
     for position, (spec, column) in enumerate(zip(records.schema, records.columns)):
         if spec.type not in CONTACT_TYPES:
@@ -342,7 +384,13 @@ def _mark_shared_values(records: Records, fields: list[FieldWeights]) -> None:
                 people = _people_among(list(known.values()))
                 if people > 1:
                     shared[key] = people
-        fields[position].shared = shared
+        result[position] = shared
+    return result
+
+
+def model_shared(model: Model) -> list[dict[str, int]]:
+    """Return a model's shared contact values per field (as ``comparison_levels`` takes them)."""
+    return [weights.shared for weights in model.fields]
 
 
 # Names compared per shared value at most (a switchboard of 200 is shared whatever the exact count).
@@ -367,7 +415,7 @@ def score(model: Model, records: Records, pairs: np.ndarray, gammas: np.ndarray 
           agreed: list[list[str | None]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return each pair's match weight (log2 odds, term frequencies applied) and match probability."""
     if gammas is None:
-        gammas = comparison_levels(records, pairs)
+        gammas = comparison_levels(records, pairs, shared=model_shared(model))
     if agreed is None:
         agreed = agreed_values(records, pairs, gammas)
     weights = pair_weights(model, gammas, agreed)
@@ -377,7 +425,7 @@ def score(model: Model, records: Records, pairs: np.ndarray, gammas: np.ndarray 
 def explain(model: Model, records: Records, left: int, right: int) -> tuple[float, list[Reason]]:
     """Return a pair's match probability and each field's contribution, strongest evidence first."""
     pair = np.array([[left, right]], dtype=np.int64)
-    gammas = comparison_levels(records, pair)
+    gammas = comparison_levels(records, pair, shared=model_shared(model))
     agreed = agreed_values(records, pair, gammas)
     reasons = []
     total = model.prior_log2
@@ -404,12 +452,13 @@ def find_groups(records: Records, *, model: Model | None = None, threshold: floa
     pairs = blocking.candidate_pairs(records.columns, records.types, max_block=max_block)
     timings["blocking"] = time.perf_counter() - started
     started = time.perf_counter()
-    gammas = comparison_levels(records, pairs)
+    shared = shared_values(records) if model is None else model_shared(model)
+    gammas = comparison_levels(records, pairs, shared=shared)
     agreed = agreed_values(records, pairs, gammas)
     timings["comparing"] = time.perf_counter() - started
     if model is None:
         started = time.perf_counter()
-        model = learn(records, pairs, gammas=gammas, agreed=agreed)
+        model = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared)
         timings["learning"] = time.perf_counter() - started
     started = time.perf_counter()
     _weights, probabilities = score(model, records, pairs, gammas, agreed)
@@ -438,8 +487,33 @@ def group(model: Model, records: Records, pairs: np.ndarray, probabilities: np.n
         else:
             member_set = set(members)
             component = {pair: p for pair, p in known.items() if pair[0] in member_set and pair[1] in member_set}
-        result.extend(clustering.average_linkage(members, component, min(threshold, GROUP_AVERAGE)))
+        bar = min(threshold, GROUP_AVERAGE)
+        result.extend(clustering.average_linkage(
+            members, component, bar, lambda left, right: pooled_probability(model, records, left, right) >= bar))
     return result
+
+
+def pooled_probability(model: Model, records: Records, left: Sequence[int], right: Sequence[int]) -> float:
+    """Return the match probability of two clusters compared as two records, each holding its members' values.
+
+    Pair by pair, a copy that has only a name and a company looks like both of two namesakes at one company and
+    joins them, on average, into one group; pooled, one cluster's phone and email against the other's tell
+    them apart. A record that matches most of a group but misses a field (an old record without a birth date)
+    still joins: the group's other records hold the field.
+    """
+    columns = []
+    for column in records.columns:
+        pooled = []
+        for side in (left, right):
+            values = []
+            for row in side:
+                for item in column[row] or ():
+                    if item not in values:
+                        values.append(item)
+            pooled.append(tuple(values) or None)
+        columns.append(pooled)
+    _weights, probabilities = score(model, Records(records.schema, columns), np.array([[0, 1]], dtype=np.int64))
+    return float(probabilities[0])
 
 
 def group_pairs(groups: Sequence[Sequence[int]]) -> set[tuple[int, int]]:

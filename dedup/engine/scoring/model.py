@@ -159,6 +159,31 @@ def exact_share_and_tf(keys_per_record: Sequence[set[str] | None]) -> tuple[floa
     return max(share, 1 / pairs), tf, holders
 
 
+def seen_once_share(keys_per_record: Sequence[set[str] | None]) -> float:
+    """Return the Good-Turing estimate of the chance that another record holds a value seen on ONE other record.
+
+    Counted raw that is 1 / (holders - 1). But a value seen once among the others is, on average, rarer than
+    that: most values seen once are seen once by luck of the sample (Good, 1953). Good-Turing's adjusted count of
+    a value seen once is 2 x N2 / N1 (N1, N2: how many values are held by one record, by two), so the chance is
+    min(1, 2 x N2 / N1) / (holders - 1). A full name held by two records is then weighed as rare as names held by
+    one record are in this base, not as common as the pair itself makes it.
+    """
+    counts: dict[str, int] = {}
+    holders = 0
+    for keys in keys_per_record:
+        if not keys:
+            continue
+        holders += 1
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+    if holders < 2:
+        return 0.0
+    once = sum(1 for count in counts.values() if count == 1)
+    twice = sum(1 for count in counts.values() if count == 2)
+    adjusted = min(1.0, 2 * twice / once) if once else 1.0
+    return adjusted / (holders - 1)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # m and the prior by EM
 

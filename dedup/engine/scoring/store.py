@@ -84,9 +84,13 @@ def scoring_model_load(*, entity: str, labels: Mapping[str, str] | None = None) 
             weights = FieldWeights(weight.field, weight.field_type, [0.0] * size, [0.0] * size,
                                    label=(labels or {}).get(weight.field, weight.field))
             by_field[weight.field] = weights
-        if weight.position < len(weights.m):
-            weights.m[weight.position] = weight.m
-            weights.u[weight.position] = weight.u
+        # By the level's name: a model stored before a level was added keeps its other levels in place (the new
+        # one weighs nothing until the model is learned again).
+        levels = weights.levels
+        position = levels.index(weight.level) if weight.level in levels else weight.position
+        if position < len(weights.m):
+            weights.m[position] = weight.m
+            weights.u[position] = weight.u
     model = Model(fields=list(by_field.values()), prior=stored.prior)
     _frequencies_apply(model, stored.frequencies or {})
     return model
@@ -110,7 +114,7 @@ def scoring_decisions_fold(*, entity: str, schema: Sequence[matcher.FieldSpec],
     rows = [record for left, right, _match in pairs for record in (left, right)]
     read = matcher.read_records(rows, schema)
     index = np.arange(len(rows), dtype=np.int64).reshape(-1, 2)
-    gammas = matcher.comparison_levels(read, index)
+    gammas = matcher.comparison_levels(read, index, shared=matcher.model_shared(model))
     labels = [is_match for _left, _right, is_match in pairs]
     fold_labels(model, gammas, labels)
     _weights_replace(stored, model)
