@@ -118,7 +118,16 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=300, help="requests per scenario")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
+    parser.add_argument(
+        "--broker", default="",
+        help="a Redis URL: send the background tasks (the stored figures' refresh) there, as production does, instead "
+             "of running them in the request; a worker thread runs them after the requests and its time is reported",
+    )
     args = parser.parse_args()
+    if args.broker:
+        os.environ.update(
+            {"CELERY_TASK_ALWAYS_EAGER": "false", "CELERY_BROKER_URL": args.broker, "CELERY_RESULT_BACKEND": args.broker}
+        )
 
     reused = create_database(DB_NAME, reuse=args.reuse)
     os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
@@ -270,6 +279,32 @@ def main() -> None:
         print(f"concurrent round {round_index + 1}: {CONCURRENT} requests for one person in {elapsed:.2f} s -> "
               f"{made} lead(s); answers {', '.join(f'{c}x{codes.count(c)}' for c in sorted(set(codes)))}")
     print(f"concurrency:       {'never two leads' if worst == 1 else f'DUPLICATES: up to {worst} leads'}")
+    if args.broker:
+        drain_tasks(args.broker, requests=len(everything) + rounds * CONCURRENT)
+
+
+def drain_tasks(url: str, *, requests: int) -> None:
+    """Run what the requests queued (the stored figures' refresh) through a real worker thread; print its cost."""
+    import redis
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    client = redis.Redis.from_url(url)
+    queues = list(app.amqp.queues)
+    # Kombu keeps a queue's messages of each priority step in a list of its own ("<queue>\x06\x16<step>").
+    lists = [name if step == 0 else f"{name}\x06\x16{step}" for name in queues for step in (0, 3, 6, 9)]
+    waiting = sum(client.llen(name) for name in lists)
+    started, started_cpu = time.perf_counter(), time.process_time()
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=60, queues=queues,
+                      hostname="bench-intake@%h"):
+        while sum(client.llen(name) for name in lists):
+            time.sleep(0.05)
+        time.sleep(0.5)  # the last task taken runs to its end before the worker stops
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
+    print(f"background tasks:  {waiting:,} queued by {requests:,} requests, run by one worker in {seconds:.1f} s "
+          f"({cpu_seconds / max(1, waiting) * 1000:.1f} ms CPU each, {cpu_seconds / max(1, requests) * 1000:.1f} ms per "
+          f"request)")
 
 
 if __name__ == "__main__":

@@ -6,16 +6,16 @@ Runs standalone (the load tool is Locust, in the `bench` extra: `.venv/bin/pip i
 `.venv/bin/python bench/bench_load.py [--customers N] [--minutes M] [--managers U] [--integrations U]
 [--web N] [--workers M] [--merges K] [--reuse] [--seed-only]`.
 
-Everything runs on 127.0.0.1. It (re)creates its own database `bench_prod` on 127.0.0.1:5432 as user postgres
-(BENCH_PG_URL overrides the server) and fills it by COPY with the customers of bench_scan_workers.py (a phone and
+Everything runs on 127.0.0.1. It (re)creates its own database `bench_prod` (BENCH_DB_NAME names another, e.g. a
+copy: `createdb -T bench_prod h_mine_1m`) on 127.0.0.1:5432 as user postgres (BENCH_PG_URL overrides the server) and fills it by COPY with the customers of bench_scan_workers.py (a phone and
 an email each, planted duplicates: pairs (i-1, i) for every i divisible by 20, and more) and their match keys.
 The broker is Redis database 13 (BENCH_REDIS_URL overrides). Then it starts the production stack as
-Procfile.prod does, with `config.settings.production`: gunicorn with N processes, M Celery worker processes,
-beat; waits for /healthz; empties the review queue and starts a full scan of the customers; queues K merges of
+Procfile.prod does, with `config.settings.production`: gunicorn with N processes, a Celery worker on the
+interactive queue (merges, the figures after a save), M Celery worker processes on the bulk queue (the scan), beat; waits for /healthz; empties the review queue and starts a full scan of the customers; queues K merges of
 planted pairs spread over the run; and runs Locust headless for the given minutes: managers (logged in) open
 customer change lists (with their duplicate counts), cards (with badges), compare screens; integrations post
-leads to /api/leads/ with a token. At the end it reports Locust's figures per kind, how far the scan and the
-merges got, and the machine's load.
+leads to /api/leads/ with a token. At the end it reports Locust's figures per kind, how far each queue got (the
+merges done of those queued and their time from queued to done; the scan's chunks), and the machine's load.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import random
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from _pg import SERVER, create_database  # noqa: E402  (bench/ is the script's own folder)
 
-DB_NAME = "bench_prod"  # never the test databases
+# Never the test databases; BENCH_DB_NAME runs it on a copy (createdb -T bench_prod h_mine_1m).
+DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_prod")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 USERNAME = "bench"
 KINDS = ["change list", "card", "compare", "intake"]
@@ -91,17 +93,22 @@ def build_intake(password: str) -> str:
     return raw
 
 
-def start_stack(env: dict, *, port: int, web: int, threads: int, workers: int, logs: Path) -> list[subprocess.Popen]:
-    """Start the processes Procfile.prod names: gunicorn (its config file), Celery workers (one process each,
-    niced), beat."""
+def start_stack(
+    env: dict, *, port: int, web: int, threads: int, workers: int, interactive: int, logs: Path
+) -> list[subprocess.Popen]:
+    """Start the processes Procfile.prod names: gunicorn (its config file), a Celery worker on the interactive queue
+    (`interactive` processes, nice 5), Celery workers on the bulk queue (one process each, nice 10), beat."""
     bin_dir = Path(sys.executable).parent
     log = open(logs, "w")
     commands = [
         [str(bin_dir / "gunicorn"), "config.wsgi", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
          "--bind", f"127.0.0.1:{port}", "--workers", str(web), "--threads", str(threads)],
+        ["nice", "-n", "5", str(bin_dir / "celery"), "-A", "config", "worker", "-Q", "interactive",
+         f"--concurrency={interactive}", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
+         "-n", "bench-load-interactive@%h"],
         *[
-            ["nice", "-n", "10", str(bin_dir / "celery"), "-A", "config", "worker", "--concurrency=1", "--loglevel=WARNING",
-             "--without-gossip", "--without-mingle", "-n", f"bench-load-{index}@%h"]
+            ["nice", "-n", "10", str(bin_dir / "celery"), "-A", "config", "worker", "-Q", "bulk", "--concurrency=1",
+             "--loglevel=WARNING", "--without-gossip", "--without-mingle", "-n", f"bench-load-{index}@%h"]
             for index in range(workers)
         ],
         [str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel=WARNING",
@@ -215,6 +222,11 @@ def ensure_figures() -> None:
     print(f"figures checked: the finder agrees on {len(sample):,} sampled customers", flush=True)
 
 
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
 def read_stats(prefix: str) -> dict[str, dict]:
     rows = {}
     with open(f"{prefix}_stats.csv", newline="") as handle:
@@ -231,7 +243,9 @@ def main() -> None:
     parser.add_argument("--integrations", type=int, default=3, help="integrations, 2 leads a second each")
     parser.add_argument("--web", type=int, default=3, help="gunicorn processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process")
-    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes of the bulk queue (the scan)")
+    parser.add_argument("--interactive", type=int, default=2,
+                        help="processes of the interactive queue's Celery worker (merges, figures after a save)")
     parser.add_argument("--merges", type=int, default=100, help="merges queued over the run")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
     parser.add_argument("--seed-only", action="store_true", help="build the base and stop")
@@ -250,6 +264,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
+    from django.db.models import Count
 
     from crm.models import Customer, Lead
     from dedup import review
@@ -292,7 +307,8 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     processes = start_stack(
-        env, port=port, web=args.web, threads=args.threads, workers=args.workers, logs=workdir / "stack.log"
+        env, port=port, web=args.web, threads=args.threads, workers=args.workers, interactive=args.interactive,
+        logs=workdir / "stack.log",
     )
     try:
         wait_healthy(url)
@@ -350,10 +366,14 @@ def main() -> None:
             time.sleep(0.2)
         load_after = os.getloadavg()
         merges = dict.fromkeys(["done", "queued", "running", "failed"], 0)
-        for status in MergeJob.objects.filter(created_by=admin, created_at__gte=run.started_at).values_list(
-            "status", flat=True
-        ):
+        to_done = []
+        for status, created_at, finished_at in MergeJob.objects.filter(
+            created_by=admin, created_at__gte=run.started_at
+        ).values_list("status", "created_at", "finished_at"):
             merges[status] = merges.get(status, 0) + 1
+            if status == "done" and finished_at is not None:
+                to_done.append((finished_at - created_at).total_seconds())
+        chunks = dict(run.chunks.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
         run.refresh_from_db()
         leads_made = Lead.objects.count() - leads_before
     finally:
@@ -382,7 +402,13 @@ def main() -> None:
     print(f"scan:            {run.status}" + (f" in {scan_seconds:.0f} s under the load" if scan_seconds else
                                                " (still running when the load stopped)")
           + (f", {run.stats['customer']['groups']:,} groups" if "groups" in (run.stats or {}).get("customer", {}) else ""))
-    print(f"merges:          {queued} queued; " + ", ".join(f"{n} {status}" for status, n in merges.items()))
+    print(f"stack workers:   interactive queue 1 worker x {args.interactive} processes; bulk queue {args.workers} "
+          f"worker(s) x 1 process")
+    print(f"interactive:     merges {merges['done']} done of {queued} queued ("
+          + ", ".join(f"{n} {status}" for status, n in merges.items() if status != "done")
+          + (f"); queued to done p50 {statistics.median(to_done):.1f} s, p95 {percentile(to_done, 0.95):.1f} s, "
+             f"max {max(to_done):.1f} s" if to_done else "); none done"))
+    print(f"bulk:            scan chunks " + ", ".join(f"{n} {status}" for status, n in sorted(chunks.items())))
     print(f"intake:          {leads_made:,} leads made")
     print(f"errors:          {errors}")
     print(f"machine load:    {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} (1/5/15 min) on "

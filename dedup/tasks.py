@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from dedup import registry, review
 from dedup.engine import counts, index
 from dedup.engine.counts import REBUILD_TASK as COUNTS_REBUILD_TASK
+from dedup.engine.counts import REFRESH_TASK as COUNTS_REFRESH_TASK
 from dedup.engine.index import BACKFILL_TASK
 from dedup.engine.index.builds import BUILD_TASK
 from dedup.engine.scoring.decisions import FOLD_TASK, scoring_decision_fold
@@ -118,6 +119,21 @@ def index_build(build_id: int) -> int:
     """Run a queued rebuild of index keys (index.builds), storing its progress; return the records done."""
     build = index.build_run(build_id=build_id)
     return build.done if build is not None else 0
+
+
+@shared_task(
+    name=COUNTS_REFRESH_TASK,
+    ignore_result=True,  # nobody waits for it; no result stored, no subscription to it when it is sent
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=BACKFILL_MAX_RETRIES,
+)
+def duplicate_counts_refresh(entity_key: str, max_batches: int | None = None) -> int:
+    """Store the duplicates of the records waiting for their figures afresh (and of their partners and
+    co-holders); re-finding is idempotent, so a retry or a second delivery is safe. Return the records refreshed."""
+    return counts.counts_refresh_waiting(entity=entity_key, max_batches=max_batches)
 
 
 @shared_task(

@@ -12,7 +12,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_site.MergewiseAdminConfig",  # django.contrib.admin, its sidebar kept per user
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -146,6 +146,34 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+# Two queues, so that a click never waits behind a scan: "interactive" for what a person waits for (a merge, an
+# undo, refreshing the stored duplicate figures after a save, folding a "not a duplicate" decision, the sweeper
+# of stalled jobs, the health check) and "bulk" for work over the whole base (the scan's plan, chunks and join,
+# index backfills and rebuilds, rebuilding every record's figures after a rule change). On one queue the workers
+# took tasks in order, and merges queued behind a scan's hundreds of chunks: 7 of 100 done in 5 minutes at
+# 1,000,000 customers (bench/README.md, 2026-12-05 23:47). A worker started without -Q consumes both (the
+# embedded default: its queues are served in turn, so a merge waits for at most the chunk in hand); production
+# runs a worker of its own on "interactive" (Procfile.prod), which a scan can never occupy. A task not named
+# here goes to "bulk", where a long one cannot hold up a merge.
+_INTERACTIVE, _BULK = "interactive", "bulk"
+CELERY_TASK_QUEUES = {name: {"exchange": name, "routing_key": name} for name in (_INTERACTIVE, _BULK)}
+CELERY_TASK_DEFAULT_QUEUE = _BULK
+CELERY_TASK_ROUTES = {
+    **{
+        name: {"queue": _INTERACTIVE}
+        for name in (
+            "dedup.tasks.merge_job_run",
+            "dedup.tasks.merge_undo_run",
+            "dedup.scoring_decisions_fold",
+            "dedup.jobs_sweep",
+            "crm.health_check",
+        )
+    },
+    # The stored figures' refresh comes after everything else on its queue (Redis: a message of a lower priority is
+    # taken only when none of a higher one waits; 0, the default, is the highest): at 1,000,000 customers under load
+    # its tasks took most of the interactive worker's time and merges waited 75 s behind them (bench/README.md).
+    "dedup.counts_refresh": {"queue": _INTERACTIVE, "priority": 9},
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A click must never hang on a broker that is down: sending a task tries twice within about a second, then

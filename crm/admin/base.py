@@ -20,6 +20,7 @@ from ..filters import KindFilter
 from ..importing import forms as import_forms
 from ..importing.files import ImportFileError
 from ..models import Email, Phone, Pipeline, Stage
+from .card_timeline import card_history
 from .inlines import TIMELINE_INLINES
 from .paging import EstimatedCountPaginator
 
@@ -58,6 +59,8 @@ class EntityAdmin(admin.ModelAdmin):
     autocomplete_fields = ["owner", "tags"]
     readonly_fields = ["merged_into", "created_at", "updated_at"]
     inlines = TIMELINE_INLINES
+    # The admin's change form with the record's history (calls, messages, attachments) as read-only tables.
+    change_form_template = "admin/crm/entity_change_form.html"
 
     # --- Lists ---------------------------------------------------------------------------------------------------
 
@@ -93,6 +96,11 @@ class EntityAdmin(admin.ModelAdmin):
         elif db_field.related_model is Pipeline and getattr(self, "pipeline_kind", None):
             kwargs.setdefault("queryset", Pipeline.objects.filter(kind=self.pipeline_kind))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if change and obj is not None:
+            context["crm_history"] = card_history(request, self.admin_site, obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def save_formset(self, request, form, formset, change):
         instances = formset.save(commit=False)

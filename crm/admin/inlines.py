@@ -36,6 +36,27 @@ class CardInlineFormSet(BaseGenericInlineFormSet):
         return super().empty_form
 
 
+class LatestRowsFormSet(CardInlineFormSet):
+    """A card's inline of a record's timeline items that shows only the latest ``latest`` of them (in the inline's
+    order), so the card costs the same for a record with years of notes; the card links to all of them
+    (crm/admin/card_timeline.py). A row posted that is no longer among the latest (one added meanwhile) is still
+    the record's own row and is saved as edited."""
+
+    latest = 5
+
+    def get_queryset(self):
+        if not hasattr(self, "_latest_rows"):
+            self._record_rows = super().get_queryset()
+            self._latest_rows = self._record_rows[: self.latest]
+        return self._latest_rows
+
+    def _existing_object(self, pk):
+        found = super()._existing_object(pk)
+        if found is None and pk is not None:
+            found = self._record_rows.filter(pk=pk).first()
+        return found
+
+
 class PhoneInline(GenericTabularInline):
     model = Phone
     formset = CardInlineFormSet
@@ -62,12 +83,13 @@ CONTACT_INLINES = [PhoneInline, EmailInline, MessengerHandleInline]
 
 
 class TimelineInline(GenericTabularInline):
-    """A kind of timeline item on an entity's card; the author is the user who added it, set on save."""
+    """A kind of timeline item on an entity's card, its latest rows; the author is the user who added it, set on
+    save."""
 
     extra = 0
     show_change_link = True
     readonly_fields = ["author"]
-    formset = CardInlineFormSet
+    formset = LatestRowsFormSet
 
     def get_queryset(self, request):
         # The author is shown on every row: one join instead of a query per row.
@@ -115,7 +137,7 @@ class TitleForm(StoredTextForm):
     stored_texts = {"title": "title_data"}
 
 
-class NoteFormSet(CardInlineFormSet):
+class NoteFormSet(LatestRowsFormSet):
     def clean(self):
         super().clean()
         pinned = [
@@ -149,8 +171,9 @@ class TaskInline(TimelineInline):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name == "assignee" and field is not None:
             # Evaluate the users once for the whole formset: every row's select shares the list instead of
-            # querying the users again (a query per task otherwise).
-            field.choices = list(field.choices)
+            # querying the users again (a query per task otherwise). Through iter(): list() of the choices asks
+            # their length first, a COUNT of the users.
+            field.choices = list(iter(field.choices))
         return field
 
 
@@ -181,15 +204,9 @@ class AttachmentInline(TimelineInline):
     fields = ["file", "name", "created_at", "author"]
 
 
-TIMELINE_INLINES = [
-    NoteInline,
-    TaskInline,
-    CallInline,
-    EmailMessageInline,
-    SmsMessageInline,
-    ChatMessageInline,
-    AttachmentInline,
-]
+# The timeline items managers work on in the card; calls, messages and attachments are its read-only history
+# (crm/admin/card_timeline.py). The other inlines stay for a page that wants them editable.
+TIMELINE_INLINES = [NoteInline, TaskInline]
 
 
 class StageInline(admin.TabularInline):

@@ -10,7 +10,7 @@ from django.contrib.contenttypes.fields import GenericRelation
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, Value
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -110,56 +110,54 @@ def relations(spec: EntitySpec) -> list[Relation]:
     return result
 
 
-def _count_by_owner(model: type[models.Model], name: str, pks: list[int]) -> dict[int, int]:
-    """Count the related rows of each record: one grouped query for one relation."""
+def _counts_by_owner(model: type[models.Model], name: str, pks: list[int], position: int):
+    """The related rows of each record for one relation, grouped: (owner pk, rows, position) rows, or None."""
     model_field = model._meta.get_field(name)
     if isinstance(model_field, GenericRelation):
         related = model_field.related_model
         content_type = ContentType.objects.get_for_model(model)
-        object_id = model_field.object_id_field_name
-        rows = (
-            related._default_manager.filter(
-                **{model_field.content_type_field_name: content_type, f"{object_id}__in": pks}
-            )
-            .order_by()
-            .values(object_id)
-            .annotate(n=Count("pk"))
-            .values_list(object_id, "n")
+        owner = model_field.object_id_field_name
+        rows = related._default_manager.filter(
+            **{model_field.content_type_field_name: content_type, f"{owner}__in": pks}
         )
     elif model_field.many_to_many and model_field.concrete:
-        through = model_field.remote_field.through
-        owner = model_field.m2m_field_name()
-        rows = (
-            through._default_manager.filter(**{f"{owner}__in": pks})
-            .order_by()
-            .values(f"{owner}_id")
-            .annotate(n=Count("pk"))
-            .values_list(f"{owner}_id", "n")
-        )
+        related = model_field.remote_field.through
+        owner = f"{model_field.m2m_field_name()}_id"
+        rows = related._default_manager.filter(**{f"{owner}__in": pks})
     elif model_field.one_to_many:
-        remote = model_field.field
-        rows = (
-            model_field.related_model._default_manager.filter(**{f"{remote.name}__in": pks})
-            .order_by()
-            .values(remote.attname)
-            .annotate(n=Count("pk"))
-            .values_list(remote.attname, "n")
-        )
+        related = model_field.related_model
+        owner = model_field.field.attname
+        rows = related._default_manager.filter(**{f"{owner}__in": pks})
     else:
-        return {}
-    return {int(owner_pk): n for owner_pk, n in rows}
+        return None
+    return (
+        rows.order_by()
+        .values(owner)
+        .annotate(n=Count("pk"), relation=Value(position, output_field=models.IntegerField()))
+        .values_list(owner, "n", "relation")
+    )
 
 
 def related_counts(model: type[models.Model], pks: Iterable[int]) -> dict[int, dict[str, int]]:
-    """Return {pk: {relation name: rows}} for the entity's related_counts, one query per relation."""
+    """Return {pk: {relation name: rows}} for the entity's related_counts, in one query (a UNION ALL of one
+    grouped count per relation: a customer has ten relations, and the compare screen and the list behind the
+    badge paid ten queries for them)."""
     pks = list(pks)
     counts: dict[int, dict[str, int]] = {pk: {} for pk in pks}
     if not pks:
         return counts
-    for relation in relations(_spec_for(model)):
-        by_owner = _count_by_owner(model, relation.name, pks)
-        for pk in pks:
-            counts[pk][relation.name] = by_owner.get(pk, 0)
+    names = [relation.name for relation in relations(_spec_for(model))]
+    for pk in pks:
+        counts[pk] = dict.fromkeys(names, 0)
+    parts = [part for position, name in enumerate(names)
+             if (part := _counts_by_owner(model, name, pks, position)) is not None]
+    if not parts:
+        return counts
+    rows = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    for owner_pk, number, position in rows:
+        owner_pk = int(owner_pk)
+        if owner_pk in counts:
+            counts[owner_pk][names[position]] = number
     return counts
 
 

@@ -23,25 +23,22 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import phonenumbers
-from django.utils import translation
 
 from dedup import messages
 from dedup.engine import keys, rules, score_keys
 from dedup.engine.rules import CompiledRule, RecordKeys, RuleMatch
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring import matcher
-from dedup.engine.scoring.entity import entity_schema
 from dedup.engine.scoring.explain import Reason
+from dedup.engine.scoring.learned import learned_model, model_stamp
 from dedup.engine.scoring.model import Model
-from dedup.engine.scoring.store import scoring_model_load
 from dedup.messages import Message
-from dedup.models import Condition, ScoringModel
+from dedup.models import Condition
 from dedup.registry import EntitySpec
 
 # Reasons of a scored match put in its words (the strongest evidence for it).
@@ -87,59 +84,28 @@ class Scored:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The learned model, per process
-
-
-# entity -> ((model id, updated_at), Scorer without the threshold's freshness); replaced whole. Kind 3 of the
-# caching rule in docs/ARCHITECTURE.md: rows kept per process, checked against the database on every use (the
-# stamp query below runs on every call; a learn, a folded decision or a threshold change moves updated_at).
-_cache: dict[str, tuple[tuple, Scorer]] = {}
-_lock = threading.Lock()
+# The learned model, per process (dedup.engine.scoring.learned: one loader for every caller)
 
 
 def scorer_for(spec: EntitySpec, compiled: rules.RuleList | None = None) -> Scorer | None:
     """Return the entity's scorer, or None (not scored, or no model learned yet).
 
     ``compiled`` (rules.active_rules) carries the model's stamp read with the rules: then no query while the
-    model is unchanged; else one. Two more when the model changed (its weights).
+    model is unchanged; else one. Two more when the model changed (its weights, once per process).
     """
     if not score_keys.scorable(spec):
         return None
     if compiled is not None and getattr(compiled, "stamp_known", False):
         stamp = compiled.scoring_stamp
     else:
-        stamp = ScoringModel.objects.filter(entity=spec.key).values_list("pk", "updated_at", "threshold").first()
+        stamp = model_stamp(spec.key)
     if stamp is None:
         return None
-    cached = _cache.get(spec.key)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    # Field labels as English message ids: Reason.text() translates them on reading, so one scorer serves every
-    # language.
-    with translation.override(None):
-        schema = entity_schema(spec)
-    model = scoring_model_load(entity=spec.key, labels={field.name: field.label for field in schema})
-    if model is None:
+    found = learned_model(spec, stamp)
+    if found is None:
         return None
-    learned = {weights.name: weights for weights in model.fields}
-    schema = [field for field in schema if field.name in learned]
-    if not schema:
-        return None
-    scorer = Scorer(
-        spec=spec,
-        schema=tuple(schema),
-        model=Model(fields=[learned[field.name] for field in schema], prior=model.prior),
-        threshold=float(stamp[2]),
-    )
-    with _lock:
-        _cache[spec.key] = (stamp, scorer)
-    return scorer
-
-
-def scorer_cache_clear() -> None:
-    """Forget the scorers kept in this process (tests)."""
-    with _lock:
-        _cache.clear()
+    # The threshold is read with the stamp on every call: a scorer is a few references, built anew each time.
+    return Scorer(spec=spec, schema=found.schema, model=found.model, threshold=float(stamp[2]))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ used by the three entry points above.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.db import connection, models
@@ -203,9 +203,15 @@ def duplicate_counts(model: type[models.Model], pks: Iterable[int]) -> dict[int,
     return counts
 
 
-def duplicate_partners(model: type[models.Model], pks: Iterable[int]) -> dict[int, set[int]]:
+def duplicate_partners(
+    model: type[models.Model], pks: Iterable[int], *, holders: Mapping[tuple[str, str], int] | None = None
+) -> dict[int, set[int]]:
     """Return {pk: the ids of its duplicates} by the active rules and the learned model, in three queries per
-    call (the stored figures of dedup.engine.counts are built from it)."""
+    call (the stored figures of dedup.engine.counts are built from it).
+
+    ``holders``: how many records hold each shared lookup key, from `shared_key_counts` (a key missing is held by
+    its record alone); given, the records' keys are read without counting their holders again, which is what a
+    rebuild of every record's figures needs (one count of the whole index instead of one per key per batch)."""
     spec = _spec_for(model)
     ids = [pk for pk in dict.fromkeys(pks) if pk is not None]
     partners: dict[int, set[int]] = {pk: set() for pk in ids}
@@ -215,7 +221,7 @@ def duplicate_partners(model: type[models.Model], pks: Iterable[int]) -> dict[in
     scorer = decide.scorer_for(spec, compiled)
     if not compiled and scorer is None:
         return partners
-    owners = _load_owners(spec, compiled, ids, scorer)
+    owners = _load_owners(spec, compiled, ids, scorer, holders=holders)
     for pk, pairs in _match(spec, compiled, list(owners.values()), scorer, detail=False).items():
         if pk is not None:
             partners[pk] = set(pairs)
@@ -253,10 +259,36 @@ def _lookup_kinds(compiled: list[CompiledRule], scorer: Scorer | None = None) ->
     return kinds
 
 
+def shared_key_counts(model: type[models.Model]) -> dict[tuple[str, str], int]:
+    """Return {(kind, key): holders} for every lookup key of the entity that more than one record holds, capped as
+    `_load_owners` caps them: one aggregate over the index (seconds at 1,000,000 records), for `duplicate_partners`
+    over the whole entity."""
+    spec = _spec_for(model)
+    compiled = rules.active_rules(spec.key)
+    scorer = decide.scorer_for(spec, compiled)
+    lookup_kinds = sorted(_lookup_kinds(compiled, scorer))
+    if not lookup_kinds:
+        return {}
+    table, entity, _record_id, kind, key, _value = _names()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {kind}, {key}, COUNT(*) FROM {table} WHERE {entity} = %s AND {kind} IN ({_marks(lookup_kinds)}) "
+            f"GROUP BY {kind}, {key} HAVING COUNT(*) > 1",
+            [spec.key, *lookup_kinds],
+        )
+        return {(row_kind, row_key): min(count, _count_cap(row_kind)) for row_kind, row_key, count in cursor.fetchall()}
+
+
 def _load_owners(
-    spec: EntitySpec, compiled: list[CompiledRule], pks: list[int], scorer: Scorer | None = None
+    spec: EntitySpec,
+    compiled: list[CompiledRule],
+    pks: list[int],
+    scorer: Scorer | None = None,
+    *,
+    holders: Mapping[tuple[str, str], int] | None = None,
 ) -> dict[int, _Owner]:
-    """Read the keys of these records from the index with, for each lookup key, how many records hold it.
+    """Read the keys of these records from the index with, for each lookup key, how many records hold it (counted
+    here, or taken from ``holders``: see duplicate_partners).
 
     Plain SQL: this and the candidates' query run on every card and change-list page, and building them with the
     ORM cost more than running them.
@@ -264,6 +296,21 @@ def _load_owners(
     lookup_kinds = sorted(_lookup_kinds(compiled, scorer))
     needed = sorted(_needed_kinds(spec, compiled, scorer))
     table, entity, record_id, kind, key, value = _names()
+    if holders is not None:
+        owners: dict[int, _Owner] = {}
+        lookup = set(lookup_kinds)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT m.{record_id}, m.{kind}, m.{key}, m.{value} FROM {table} m WHERE m.{entity} = %s "
+                f"AND m.{record_id} IN ({_marks(pks)}) AND m.{kind} IN ({_marks(needed)})",
+                [spec.key, *pks, *needed],
+            )
+            for row_record, row_kind, row_key, row_value in cursor.fetchall():
+                owner = owners.setdefault(row_record, _Owner(pk=row_record, keys=RecordKeys()))
+                owner.keys.add(row_kind, row_key, row_value)
+                if row_kind in lookup:
+                    owner.holders[(row_kind, row_key)] = holders.get((row_kind, row_key), 1)
+        return owners
     sql = (
         f"SELECT m.{record_id}, m.{kind}, m.{key}, m.{value}, "
         # Counted only for the kinds candidates are looked up by (a stage holds thousands of records), and at
@@ -346,7 +393,11 @@ def _match(
     for owner in owners:
         for rule in compiled:
             for kind, key in _rule_lookup(rule, owner):
-                lookup[kind].add(key)
+                # A saved record's key that it alone holds brings no candidate: not asked about. (A page of
+                # records, a rebuild: most phones and emails are one person's, and an IN list of hundreds of
+                # keys made PostgreSQL scan the whole index instead of looking them up.)
+                if not _saved(owner) or owner.holders.get((kind, key), 0) > 1:
+                    lookup[kind].add(key)
         if scorer is not None:
             # A key held by too many records is not looked up alone (a common name, a big company).
             own = {
@@ -407,9 +458,10 @@ def _match(
         # The rules can only match the holders of a rule key; the score is asked about the holders of a
         # scoring key (and, for a list, about the rules' matches too).
         rule_candidates = set(owner.candidates)
-        scored_candidates: set[int] = set()
-        for key in scoring_lookup.get(owner.pk, ()):
-            scored_candidates |= holders_of.get((score_keys.SCORE_KIND, key), set())
+        scored_candidates = _closest_scored(
+            owner, [holders_of.get((score_keys.SCORE_KIND, key), set()) for key in scoring_lookup.get(owner.pk, ())],
+            not_duplicates.get(owner.pk, set()),
+        )
         owner.candidates |= scored_candidates
         owner.candidates.discard(owner.pk)
         owner.candidates -= not_duplicates.get(owner.pk, set())
@@ -445,6 +497,26 @@ def _match(
             if decision.duplicate:
                 found[other_pk] = _Found([], scored)
     return results
+
+
+def _closest_scored(owner: _Owner, blocks: list[set[int]], excluded: set[int]) -> set[int]:
+    """Return the holders of the owner's scoring keys the score is asked about: at most
+    score_keys.MAX_CANDIDATES of them, those sharing the most keys with the owner first (then the oldest).
+
+    Each key's block is bounded already (score_keys.block_limit), but a record has up to nine keys: the bound
+    keeps a card and each record of a change-list page at a fixed number of scored pairs however crowded its
+    name and company are. A duplicate shares several keys (its name's sounds and a word of it at its company), so
+    it is among the first."""
+    shared: dict[int, int] = defaultdict(int)
+    for block in blocks:
+        for pk in block:
+            shared[pk] += 1
+    shared.pop(owner.pk, None)
+    for pk in excluded:
+        shared.pop(pk, None)
+    if len(shared) <= score_keys.MAX_CANDIDATES:
+        return set(shared)
+    return set(sorted(shared, key=lambda pk: (-shared[pk], pk))[: score_keys.MAX_CANDIDATES])
 
 
 def _rule_lookup(rule: CompiledRule, owner: _Owner) -> list[tuple[str, str]]:

@@ -33,6 +33,9 @@ MAX_BLOCK = 30
 # (bench_finder, 50,000 customers: ~40 candidates per record with the n: keys at 30, a few at 10). A same name at
 # a company spelled differently is still found when the name is that rare.
 MAX_NAME_BLOCK = 10
+# Candidates scored per record at most (those sharing the most scoring keys with it first): the blocks above bound
+# each key, this bounds their union, so a card and a change-list page of 100 score a bounded number of pairs.
+MAX_CANDIDATES = 50
 
 
 def block_limit(key: str) -> int:

@@ -2,7 +2,7 @@
 scan runs and the review queue (scan.py), learned scoring weights (scoring.py),
 placeholders, custom field types and index rebuilds (settings.py)."""
 from .merge import MergeJob, MergeJobRecord, Notification  # noqa: F401
-from .rules import Condition, DuplicatePair, IndexedKind, MatchKey, NotDuplicate, Rule  # noqa: F401
+from .rules import Condition, DuplicatePair, FiguresPending, IndexedKind, MatchKey, NotDuplicate, Rule  # noqa: F401
 from .scan import DuplicateGroup, DuplicateGroupMember, ScanChunk, ScanRun  # noqa: F401
 from .scoring import ScoringModel, ScoringWeight  # noqa: F401
 from .settings import CustomFieldType, IndexBuild, MatchSettings  # noqa: F401

@@ -236,3 +236,21 @@ class DuplicatePair(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["entity", "record_id", "other_id"], name="dedup_duplicatepair_unique"),
         ]
+
+
+class FiguresPending(models.Model):
+    """A record whose stored duplicates (DuplicatePair) are to be found again, written when a change to it commits
+    and taken by the refresh task (dedup.engine.counts), which refreshes the records waiting together: many
+    changes in a row cost one refresh, however many requests made them."""
+
+    entity = models.CharField(_("records"), max_length=32)
+    record_id = models.BigIntegerField(_("record"))
+    changed_at = models.DateTimeField(_("when"))
+
+    class Meta:
+        verbose_name = _("record waiting for its figures")
+        verbose_name_plural = _("records waiting for their figures")
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "record_id"], name="dedup_figurespending_unique"),
+        ]
+        indexes = [models.Index(fields=["entity", "changed_at"], name="dedup_figurespending_order")]

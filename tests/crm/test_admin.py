@@ -2,10 +2,15 @@
 from decimal import Decimal
 
 import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
+from django.test import Client
 from django.urls import reverse
 
 from crm import models
+from crm.admin.card_timeline import HISTORY_LATEST
+from crm.admin.inlines import LatestRowsFormSet
 from tests import factories
 
 # Models with their own change list, by admin URL name.
@@ -26,6 +31,9 @@ REGISTERED = [
     "chatmessage",
     "attachment",
 ]
+
+# The timeline kinds the card shows as read-only tables, in their order.
+HISTORY_MODELS = [models.Call, models.EmailMessage, models.SmsMessage, models.ChatMessage, models.Attachment]
 
 # The fixed bounds of the query-count tests: the same for 3 rows as for 30. Measured on SQLite: change lists 11
 # (notes) to 17 (deals), the customer card 25, duplicate control's badges included. A query per row would add
@@ -137,24 +145,32 @@ def test_admin_customer_change_form_shows_contacts_and_timeline(admin_client, re
     # When the card opens
     response = admin_client.get(_url("customer", "change", customer.pk))
     content = response.content.decode()
-    # Then the contacts and every timeline inline are on it
+    # Then the contacts, notes and tasks are inlines of it
     assert "+7 912 345-67-89" in content
     assert "ivan@example.com" in content
     assert "ivanp" in content
     inline_models = {formset.formset.model for formset in response.context["inline_admin_formsets"]}
-    assert inline_models == {
-        models.Phone, models.Email, models.MessengerHandle, models.Note, models.Task, models.Call,
-        models.EmailMessage, models.SmsMessage, models.ChatMessage, models.Attachment,
-    }
+    assert inline_models == {models.Phone, models.Email, models.MessengerHandle, models.Note, models.Task}
+    # and every other timeline kind is a read-only table of it, each item linked
+    history = response.context["crm_history"]
+    assert [table.title for table in history.tables] == [
+        "Calls", "Email messages", "SMS", "Chat messages", "Attachments"
+    ]
+    for table, model in zip(history.tables, HISTORY_MODELS, strict=True):
+        item = model.objects.get(object_id=customer.pk, content_type__model="customer")
+        assert [row.url for row in table.rows] == [_url(model._meta.model_name, "change", item.pk)]
+        assert f'href="{table.rows[0].url}"' in content
+    assert "+79123456789" in content  # the call's phone
 
 
 def test_admin_order_change_form_shows_items_and_timeline(admin_client, records):
     # When an order's card opens
     response = admin_client.get(_url("order", "change", records["order"].pk))
-    # Then its items and its timeline are inlines of it
+    # Then its items, notes and tasks are inlines of it, its attachments a table
     inline_models = {formset.formset.model for formset in response.context["inline_admin_formsets"]}
     assert models.OrderItem in inline_models
-    assert models.Note in inline_models and models.Attachment in inline_models
+    assert models.Note in inline_models and models.Task in inline_models
+    assert [len(table.rows) for table in response.context["crm_history"].tables] == [1, 1, 1, 1, 1]
     assert "Widget" in response.content.decode()
 
 
@@ -377,6 +393,82 @@ def test_admin_customer_form_refuses_a_second_pinned_note(admin_client, admin_us
     assert customer.notes.count() == 1
 
 
+def test_admin_card_history_links_to_all_of_the_records_items_and_to_add_one(admin_client, admin_user):
+    # Given a customer with seven calls and another customer with one
+    customer = factories.CustomerFactory(first_name="Maria", last_name="Ivanova")
+    calls = factories.CallFactory.create_batch(HISTORY_LATEST + 2, content_object=customer, author=admin_user)
+    factories.CallFactory(content_object=factories.CustomerFactory(), author=admin_user)
+    # When the card opens
+    response = admin_client.get(_url("customer", "change", customer.pk))
+    table = response.context["crm_history"].tables[0]
+    # Then its calls table shows the latest five and says there are more
+    assert (len(table.rows), table.more) == (HISTORY_LATEST, True)
+    # and its "All calls" link lists exactly the customer's calls
+    listed = admin_client.get(table.all_url)
+    assert listed.status_code == 200
+    assert set(_listed(listed)) == set(calls)
+    # and its "Add call" link opens the call form for this customer
+    added = admin_client.get(table.add_url)
+    assert added.status_code == 200
+    initial = added.context["adminform"].form.initial
+    customer_type = ContentType.objects.get_for_model(models.Customer)
+    assert (str(initial["content_type"]), str(initial["object_id"])) == (str(customer_type.pk), str(customer.pk))
+
+
+def test_admin_customer_form_saves_a_note_edited_after_it_left_the_latest(admin_client, admin_user):
+    # Given a customer whose card showed its latest notes, the oldest of them edited in the form
+    customer = factories.CustomerFactory(first_name="Maria", last_name="Ivanova")
+    notes = [
+        factories.NoteFactory(content_object=customer, author=admin_user, text=f"Note {index}")
+        for index in range(LatestRowsFormSet.latest)
+    ]
+    oldest = min(notes, key=lambda note: (note.created_at, note.pk))
+    # and a note added by someone else meanwhile (the oldest is no longer among the latest)
+    factories.NoteFactory(content_object=customer, author=admin_user, text="Meanwhile")
+    prefix = "crm-note-content_type-object_id"
+    # When the form is saved with the oldest note changed
+    response = admin_client.post(
+        _url("customer", "change", customer.pk),
+        _customer_form_data(
+            customer,
+            **{
+                f"{prefix}-TOTAL_FORMS": 1,
+                f"{prefix}-INITIAL_FORMS": 1,
+                f"{prefix}-0-id": oldest.pk,
+                f"{prefix}-0-text": "Edited",
+                f"{prefix}-0-created_at_0": "2025-01-10",
+                f"{prefix}-0-created_at_1": "10:00:00",
+            },
+        ),
+    )
+    # Then the edit is saved on that note, and no note is added
+    assert response.status_code == 302, response.context and response.context["errors"]
+    oldest.refresh_from_db()
+    assert oldest.text == "Edited"
+    assert customer.notes.count() == LatestRowsFormSet.latest + 1
+
+
+def test_admin_sidebar_follows_a_permission_granted(db):
+    # Given a staff manager who may view customers but not calls, whose sidebar was drawn once
+    manager = factories.UserFactory(is_staff=True)
+    manager.user_permissions.add(Permission.objects.get(codename="view_customer"))
+    client = Client()
+    client.force_login(manager)
+    calls = _url("call")
+
+    def sidebar_links():
+        response = client.get(_url("customer"))
+        assert response.status_code == 200
+        return {model["admin_url"] for app in response.context["available_apps"] for model in app["models"]}
+
+    assert calls not in sidebar_links()
+    # When they are allowed to view calls
+    manager.user_permissions.add(Permission.objects.get(codename="view_call"))
+    # Then their next page's sidebar lists the calls
+    assert calls in sidebar_links()
+    admin.site.app_list_forget()
+
+
 def test_admin_changelist_columns_show_primary_contacts_and_kind(admin_client, records):
     # Given Ivan with a primary phone and a repeat lead
     models.Lead.objects.filter(pk=records["lead"].pk).update(is_repeat=True)
@@ -452,12 +544,18 @@ def test_admin_customer_change_form_query_count_does_not_grow_with_rows(
     # When the card opens, the same number of queries serves both
     with django_assert_max_num_queries(CHANGE_FORM_MAX_QUERIES):
         response = admin_client.get(_url("customer", "change", customer.pk))
-    # Then every row is on the card
+    # Then every contact is on the card, and the latest notes, tasks and history items with a link to the rest
     assert response.status_code == 200
     formsets = {formset.formset.model: formset.formset for formset in response.context["inline_admin_formsets"]}
     assert len(formsets[models.Phone].initial_forms) == rows
-    assert len(formsets[models.Task].initial_forms) == rows
-    assert len(formsets[models.Attachment].initial_forms) == rows
+    assert len(formsets[models.Task].initial_forms) == min(rows, LatestRowsFormSet.latest)
+    assert len(formsets[models.Note].initial_forms) == min(rows, LatestRowsFormSet.latest)
+    attachments = response.context["crm_history"].tables[-1]
+    assert (len(attachments.rows), attachments.more) == (min(rows, HISTORY_LATEST), rows > HISTORY_LATEST)
+    newest = customer.attachments.order_by("-created_at", "-id").first()
+    assert attachments.rows[0].url == _url("attachment", "change", newest.pk)
+    if rows > HISTORY_LATEST:
+        assert f'href="{attachments.all_url}"' in response.content.decode().replace("&amp;", "&")
 
 
 @pytest.mark.parametrize("rows", [3, 30])

@@ -4,8 +4,8 @@ legal form) is matched, not created again."""
 import pytest
 
 from crm.models import IncomingRequest, Lead, Stage
-from dedup.engine import decide
 from dedup.engine.scoring import store
+from dedup.engine.scoring.learned import learned_cache_clear
 from tests import factories
 from tests.dedup.engine_helpers import ensure_default_rules
 from tests.dedup.scored_helpers import customer_model
@@ -16,9 +16,9 @@ LEADS = "/api/leads/"
 @pytest.fixture(autouse=True)
 def rules_and_fresh_scorer(db):
     ensure_default_rules()
-    decide.scorer_cache_clear()
+    learned_cache_clear()
     yield
-    decide.scorer_cache_clear()
+    learned_cache_clear()
 
 
 def _open_lead(pipeline, **fields):
@@ -41,7 +41,7 @@ def test_a_name_variant_at_the_same_company_is_matched_once_a_lead_model_is_lear
 
     # When the leads' model is learned, the same request is matched with the existing lead, with why
     store.scoring_model_save(entity="lead", model=customer_model(), records=100)
-    decide.scorer_cache_clear()
+    learned_cache_clear()
     second = _post(intake_client, "Michael Smith", "Acme Inc")
     assert second.status_code == 200, second.content
     assert second.json()["lead"] == existing.pk
@@ -68,7 +68,7 @@ def test_a_phone_the_pipeline_does_not_match_by_carries_no_weight_in_the_score(i
         colleague = _open_lead(lead_pipeline, first_name=first, last_name=last, company_name="")
         factories.PhoneFactory(content_object=colleague, number="+1 415 555 0100")
     store.scoring_model_save(entity="lead", model=customer_model(), records=100)
-    decide.scorer_cache_clear()
+    learned_cache_clear()
     IntakeSettings.objects.update_or_create(pipeline=lead_pipeline, defaults={"match_phone": False})
 
     # When "Michael Smith" writes from that line to a pipeline that does not match by phone

@@ -6,9 +6,9 @@ company is evidence against. Stored through the store's own service, as a learn 
 """
 from __future__ import annotations
 
-from dedup.engine import decide
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring import store
+from dedup.engine.scoring.learned import learned_cache_clear
 from dedup.engine.scoring.model import FieldWeights, Model
 from dedup.models import ScoringModel
 from tests import factories
@@ -36,7 +36,7 @@ def learn_customers(threshold: float = 0.9) -> ScoringModel:
     if threshold != stored.threshold:
         stored.threshold = threshold
         stored.save(update_fields=["threshold", "updated_at"])
-    decide.scorer_cache_clear()
+    learned_cache_clear()
     return stored
 
 

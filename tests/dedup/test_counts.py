@@ -1,15 +1,19 @@
 """Stored duplicate figures: each record's duplicates kept current on save, merge, undo, "not a duplicate",
 rule change and scan, so list counts and the "Has duplicates" filter are one indexed lookup."""
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from crm.models import Customer
 from dedup import review
-from dedup.engine.counts import counts_rebuild, stored_counts, with_stored_duplicates
+from dedup.engine.counts import counts_rebuild, counts_refresh_waiting, stored_counts, with_stored_duplicates
 from dedup.engine.finder import duplicate_counts
 from dedup.engine.not_duplicates import not_duplicate_clear, not_duplicate_mark
+from dedup.engine.scoring.learned import learned_cache_clear
 from dedup.merge import merge_undo, records_merge
-from dedup.models import Condition, DuplicatePair, MergeJob, Rule
+from dedup.models import Condition, DuplicatePair, FiguresPending, MergeJob, Rule
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules
 
@@ -194,7 +198,6 @@ def test_counts_filtered_changelist_queries_do_not_grow_with_data(
 
 def test_counts_follow_merge_undo_and_not_duplicate_of_scored_pairs(admin_user, committed):
     # Given a learned model and a trio found by the score alone (first-name variants at one company, no contacts)
-    from dedup.engine import decide
     from tests.dedup.scored_helpers import learn_customers
 
     learn_customers()
@@ -221,4 +224,57 @@ def test_counts_follow_merge_undo_and_not_duplicate_of_scored_pairs(admin_user, 
     assert _stored(first, second, third) == [1, 2, 1]
     # and the stored figures equal the live finder's
     assert _stored(first, second, third) == _live(first, second, third)
-    decide.scorer_cache_clear()
+    learned_cache_clear()
+
+
+@pytest.fixture
+def broker_without_worker():
+    """Tasks sent to the real broker with no worker to run them (as when the workers are busy); emptied after."""
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    app.control.purge()
+    yield
+    app.control.purge()
+    app.conf.task_always_eager = True
+
+
+def test_counts_of_many_commits_wait_together_and_one_task_refreshes_them(
+    committed, broker_without_worker, django_assert_max_num_queries
+):
+    # given two pairs of duplicates saved in eight commits while no worker runs
+    with committed():
+        people = [
+            customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"]),
+            customer_with("Ivan", "Petrov", phones=["8 912 345-67-89"]),
+            customer_with("Anna", "Sidorova", phones=["+7 903 111-22-33"]),
+            customer_with("Anna", "Sidorova", phones=["8 903 111-22-33"]),
+        ]
+    # the commits only marked the records as waiting for their figures
+    assert _stored(*people) == [0, 0, 0, 0]
+    assert sorted(FiguresPending.objects.values_list("record_id", flat=True)) == sorted(p.pk for p in people)
+
+    # when the refresh task runs once
+    with django_assert_max_num_queries(22):  # a batch: the same queries for 1 record or 300
+        refreshed = counts_refresh_waiting(entity="customer")
+
+    # then it refreshed all of them together, and nothing waits any more
+    assert refreshed == 4
+    assert _stored(*people) == [1, 1, 1, 1] == _live(*people)
+    assert not FiguresPending.objects.exists()
+
+
+def test_counts_of_a_record_changed_again_during_its_refresh_wait_for_the_next_task(committed, broker_without_worker):
+    # given a waiting record written again after the task began (another commit's row, stamped later)
+    with committed():
+        first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+        second = customer_with("Ivan", "Petrov", phones=["8 912 345-67-89"])
+    FiguresPending.objects.filter(record_id=second.pk).update(changed_at=timezone.now() + timedelta(minutes=1))
+
+    # when the task runs
+    refreshed = counts_refresh_waiting(entity="customer")
+
+    # then it took the other record (and, as its partner, refreshed both sides), and left the newer row waiting
+    assert refreshed == 1
+    assert _stored(first, second) == [1, 1]
+    assert list(FiguresPending.objects.values_list("record_id", flat=True)) == [second.pk]

@@ -6,9 +6,10 @@ from django.utils import translation
 
 from dedup import registry
 from dedup.admin.rule_forms import RuleForm
-from dedup.engine import counts, decide
+from dedup.engine import counts
 from dedup.engine.finder import duplicate_partners, duplicates_of, duplicates_of_values
 from dedup.engine.not_duplicates import not_duplicate_mark
+from dedup.engine.scoring.learned import learned_cache_clear
 from dedup.engine.selectors import typed_duplicates
 from dedup.models import Rule
 from tests import factories
@@ -21,9 +22,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def rules_and_fresh_scorer():
     ensure_default_rules()
-    decide.scorer_cache_clear()
+    learned_cache_clear()
     yield
-    decide.scorer_cache_clear()
+    learned_cache_clear()
 
 
 def test_a_name_variant_at_the_same_company_is_found_only_once_a_model_is_learned():

@@ -3,11 +3,12 @@ never chaining strangers, obeying vetoes and "not a duplicate"; the model learne
 import pytest
 from django.urls import reverse
 
-from dedup import review
 from crm.models import Customer
-from dedup.engine import decide, scan_scored
+from dedup import review
+from dedup.engine import scan_scored
 from dedup.engine.finder import duplicates_of
 from dedup.engine.not_duplicates import not_duplicate_mark
+from dedup.engine.scoring.learned import learned_cache_clear
 from dedup.models import DuplicateGroup, Rule, ScanRun, ScoringModel
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules, make_rule
@@ -19,9 +20,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def rules_and_fresh_scorer():
     ensure_default_rules()
-    decide.scorer_cache_clear()
+    learned_cache_clear()
     yield
-    decide.scorer_cache_clear()
+    learned_cache_clear()
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def learned_for_this_base():
     """The hand-set customer model, stored as learned now on this very base (so the scan does not learn again)."""
     stored = learn_customers()
     ScoringModel.objects.filter(pk=stored.pk).update(records=Customer.objects.filter(is_archived=False).count())
-    decide.scorer_cache_clear()
+    learned_cache_clear()
 
 
 def open_groups():

@@ -7,11 +7,12 @@ from django.urls import reverse
 from django.utils import translation
 
 from dedup import review
+from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring import store
+from dedup.engine.scoring.learned import learned_cache_clear
 from dedup.engine.scoring.model import FieldWeights, Model
-from dedup.engine.scoring.pairs import pair_scores, pair_scores_cache_clear
-from dedup.engine.not_duplicates import not_duplicate_mark
+from dedup.engine.scoring.pairs import pair_scores
 from dedup.merge import merge_job_create
 from dedup.models import DuplicateGroup, ScoringModel, ScoringWeight
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules
@@ -24,10 +25,10 @@ BADGE_RU = re.compile(r'class="dedup-match-badge"[^>]*>совпадение (\d+
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    pair_scores_cache_clear()
+    learned_cache_clear()
     ensure_default_rules()
     yield
-    pair_scores_cache_clear()
+    learned_cache_clear()
 
 
 def customer_model(phone_m: float = 0.9) -> Model:
@@ -230,7 +231,7 @@ def test_pair_scores_weigh_a_rare_surname_more_than_a_common_one():
     rare_twin = customer_with("Evlampiy", "Zaitsev")
 
     # When the screens score both pairs (with the model read back from the database)
-    pair_scores_cache_clear()
+    learned_cache_clear()
     common = pair_scores("customer", current, [namesake])[namesake.pk]
     rarer = pair_scores("customer", rare, [rare_twin])[rare_twin.pk]
 
@@ -250,7 +251,7 @@ def test_pair_scores_a_shared_phone_weighs_little_unless_the_names_agree():
     same = customer_with("Ivan", "Petrov", phones=["8 495 123 45 67"])
 
     # When the screens score the pairs
-    pair_scores_cache_clear()
+    learned_cache_clear()
     scores = pair_scores("customer", current, [colleague, same])
 
     # Then the colleague gets almost nothing from the line, the same person its full weight

@@ -4,10 +4,9 @@ The card's list, the compare screen and the review queue already hold the record
 scores the current record against each of the others with the entity's stored ``ScoringModel`` and returns
 {other pk: PairScore}, or None when no model has been learned yet (the screens then show no probability).
 
-Cost per request, whatever the number of records: one query for the model's id and ``updated_at``; on a
-change (a new learn, a folded decision) one more for the weights, kept in memory per process keyed on
-(id, updated_at), as the caching rule in docs/ARCHITECTURE.md says; plus one query per to-many relation the
-entity's fields read (phones, emails...) for records the caller did not prefetch.
+Cost per request, whatever the number of records: one query for the model's stamp; the weights are loaded once
+per process and version by dedup.engine.scoring.learned (the finder's loader too); plus one query per to-many
+relation the entity's fields read (phones, emails...) for records the caller did not prefetch.
 
 The stored model keeps the value frequencies the learning counted (``ScoringModel.frequencies``: per field
 the frequent values with their share, the rest rare), so these probabilities apply the same term-frequency
@@ -17,21 +16,16 @@ almost nothing unless the names agree.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import models
-from django.utils import translation
 from django.utils.translation import gettext
 
 from dedup import registry
 from dedup.engine.scoring import matcher
-from dedup.engine.scoring.entity import entity_schema
 from dedup.engine.scoring.explain import Reason, gettext_noop
-from dedup.engine.scoring.model import Model
-from dedup.engine.scoring.store import scoring_model_load
-from dedup.models import ScoringModel
+from dedup.engine.scoring.learned import learned_model
 
 BADGE = gettext_noop("%(percent)s%% match")
 
@@ -59,41 +53,6 @@ class PairScore:
         return "; ".join(self.why())
 
 
-@dataclass(frozen=True)
-class _Loaded:
-    schema: list[matcher.FieldSpec]
-    model: Model
-
-
-# entity -> ((model id, updated_at), what was loaded); replaced whole, so readers never see half an entry.
-_cache: dict[str, tuple[tuple, _Loaded]] = {}
-_lock = threading.Lock()
-
-
-def _load(spec: registry.EntitySpec) -> _Loaded | None:
-    stamp = ScoringModel.objects.filter(entity=spec.key).values_list("pk", "updated_at").first()
-    if stamp is None:
-        return None
-    cached = _cache.get(spec.key)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    # Field labels as English message ids: Reason.text() translates them when it renders, in the reader's
-    # language, so one cached model serves every language.
-    with translation.override(None):
-        schema = entity_schema(spec)
-    model = scoring_model_load(entity=spec.key, labels={field.name: field.label for field in schema})
-    if model is None:
-        return None
-    learned = {weights.name: weights for weights in model.fields}
-    # The schema and the model's fields in one order (explain reads them side by side); a field registered
-    # after the model was learned has no weights yet and is left out.
-    schema = [field for field in schema if field.name in learned]
-    loaded = _Loaded(schema=schema, model=Model(fields=[learned[field.name] for field in schema], prior=model.prior))
-    with _lock:
-        _cache[spec.key] = (stamp, loaded)
-    return loaded
-
-
 def _values(spec: registry.EntitySpec, record: models.Model) -> dict:
     """A record's values per registered field, read as the learning read them (entity.entity_records)."""
     values = {}
@@ -114,8 +73,8 @@ def pair_scores(
     in one query each when the caller has not done it.
     """
     spec = registry.get(entity)
-    loaded = _load(spec)
-    if loaded is None or not loaded.schema:
+    loaded = learned_model(spec)
+    if loaded is None:
         return None
     others = [candidate for candidate in candidates if candidate is not None and candidate.pk != record.pk]
     if not others:
@@ -123,15 +82,9 @@ def pair_scores(
     rows = [record, *others]
     if spec.prefetch:
         models.prefetch_related_objects(rows, *spec.prefetch)
-    read = matcher.read_records([_values(spec, row) for row in rows], loaded.schema)
+    read = matcher.read_records([_values(spec, row) for row in rows], list(loaded.schema))
     scores = {}
     for position, other in enumerate(others, start=1):
         probability, reasons = matcher.explain(loaded.model, read, 0, position)
         scores[other.pk] = PairScore(probability, tuple(reasons))
     return scores
-
-
-def pair_scores_cache_clear() -> None:
-    """Forget the cached models (tests)."""
-    with _lock:
-        _cache.clear()

@@ -1,0 +1,179 @@
+"""Merges never wait behind a scan: the "interactive" and "bulk" queues through real Celery workers and the
+configured broker (Redis in CI, files locally)."""
+import time
+from contextlib import ExitStack, contextmanager
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.db import OperationalError, close_old_connections
+
+from config.celery import app
+from crm.models import Customer
+from dedup import review, tasks
+from dedup.engine.counts import stored_counts
+from dedup.engine.finder import duplicate_counts
+from dedup.merge import merge_job_create
+from dedup.models import MergeJob, ScanChunk, ScanRun
+from tests import factories
+from tests.dedup.engine_helpers import customer_with, ensure_default_rules
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+TIMEOUT = 90
+# Customers per chunk and pairs of duplicates: a scan of 20 chunks, each a task of its own on the bulk queue (a
+# chunk needs 10 keys at least, rules.plan_chunks).
+CHUNK_RECORDS = 6
+PAIRS = 60
+
+
+@pytest.fixture(autouse=True)
+def default_rules():
+    ensure_default_rules()  # a transactional test flushes what the migrations wrote
+
+
+@contextmanager
+def _broker():
+    """Tasks go through the real broker instead of running eagerly, and its queues start empty (messages an
+    earlier test left would run against this test's database)."""
+    app.conf.task_always_eager = False
+    app.control.purge()
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = True
+
+
+@contextmanager
+def _workers(*queues: list[str]):
+    """Real worker threads on the real broker, one per list of queues."""
+    try:
+        with ExitStack() as stack:
+            for names in queues:
+                stack.enter_context(
+                    start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=names,
+                                 hostname=f"{'-'.join(names)}@test")
+                )
+            yield
+    finally:
+        # A worker's queues are selected on the app's own list: the next test's worker consumes every queue again.
+        app.amqp.queues.select(list(app.amqp.queues))
+
+
+def _pairs(count: int) -> list[tuple[Customer, Customer]]:
+    """Pairs of customers with one name and one number (saved eagerly: their figures are refreshed as they are)."""
+    found = []
+    for index in range(count):
+        phone = f"+7 912 {index:03d}-45-67"
+        found.append(
+            (customer_with("Ivan", f"Petrov{index}", phones=[phone]),
+             customer_with("Ivan", f"Petrov{index}", phones=[phone.replace("+7", "8")]))
+        )
+    return found
+
+
+def _poll(read, done, what: str):
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            value = read()
+            if done(value):
+                return value
+        except OperationalError:  # SQLite: a worker holds the write lock for a moment
+            close_old_connections()
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {TIMEOUT} s")
+
+
+def _scan_queued(settings) -> tuple[ScanRun, list[int]]:
+    """Plan a scan of many chunks and send them, as its plan task does: the bulk queue holds them all, as it holds
+    a big base's chunks for minutes while its workers are busy with the first ones."""
+    settings.DEDUP_SCAN_CHUNK_RECORDS = CHUNK_RECORDS
+    run = review.scan_start(entities=["customer"], dispatch=False)
+    chunk_ids = list(run.chunks.order_by("index").values_list("pk", flat=True))
+    assert len(chunk_ids) >= 10
+    for chunk_id in chunk_ids:
+        tasks.scan_chunk.delay(chunk_id)
+    return run, chunk_ids
+
+
+def _wait_for_merge(job: MergeJob) -> MergeJob:
+    return _poll(
+        lambda: MergeJob.objects.get(pk=job.pk),
+        lambda current: current.status in (MergeJob.Status.DONE, MergeJob.Status.FAILED),
+        "the merge was not done",
+    )
+
+
+def _wait_for_scan(run: ScanRun) -> ScanRun:
+    return _poll(
+        lambda: ScanRun.objects.get(pk=run.pk), lambda current: current.status != ScanRun.Status.RUNNING,
+        "the scan did not finish",
+    )
+
+
+def test_merge_runs_on_its_own_worker_while_the_scan_fills_the_bulk_queue(settings):
+    # Given duplicates and, as in production, a scan's chunks filling the bulk queue (its workers all busy)
+    people, manager = _pairs(PAIRS), _manager()
+    survivor, absorbed = people[-1]
+    with _broker():
+        run, chunk_ids = _scan_queued(settings)
+
+        # When a manager merges two customers, and the interactive queue's own worker runs
+        job = merge_job_create(user=manager, survivor=survivor, absorbed=[absorbed])
+        with _workers(["interactive"]):
+            job = _wait_for_merge(job)
+
+        # Then the merge is done while not one chunk of the scan has run (it no longer waits behind them)
+        assert job.status == MergeJob.Status.DONE, job.error
+        absorbed.refresh_from_db()
+        assert absorbed.merged_into_id == survivor.pk
+        assert not ScanChunk.objects.filter(pk__in=chunk_ids, status=ScanChunk.Status.DONE).exists()
+        # and the bulk queue's worker, once free, scans to the end
+        with _workers(["bulk"]):
+            finished = _wait_for_scan(run)
+        assert finished.status == ScanRun.Status.DONE, finished.failure_reason
+
+
+def test_one_worker_on_both_queues_takes_a_merge_between_two_chunks(settings):
+    # Given duplicates and a scan's chunks queued, then a merge queued behind them
+    people, manager = _pairs(PAIRS), _manager()
+    survivor, absorbed = people[-1]
+    with _broker():
+        run, chunk_ids = _scan_queued(settings)
+        job = merge_job_create(user=manager, survivor=survivor, absorbed=[absorbed])
+
+        # When the embedded default's one worker, consuming both queues, runs
+        with _workers(["interactive", "bulk"]):
+            job = _wait_for_merge(job)
+            finished = _wait_for_scan(run)
+
+    # Then it took the merge in turn with the chunks (the queues are served in turn), not after the whole scan
+    assert job.status == MergeJob.Status.DONE, job.error
+    assert finished.status == ScanRun.Status.DONE, finished.failure_reason
+    chunks_after = ScanChunk.objects.filter(pk__in=chunk_ids, finished_at__gt=job.finished_at).count()
+    assert chunks_after >= len(chunk_ids) - 2
+
+
+def test_figures_are_refreshed_by_the_interactive_worker_after_the_commit():
+    # Given two customers of the same name and number saved while no worker runs
+    with _broker():
+        first = customer_with("Anna", "Sidorova", phones=["+7 912 111-22-33"])
+        second = customer_with("Anna", "Sidorova", phones=["8 912 111-22-33"])
+        # the saves committed without refreshing the figures themselves: that is a task on the interactive queue
+        assert stored_counts(Customer, [first.pk, second.pk]) == {first.pk: 0, second.pk: 0}
+
+        # When a worker of the interactive queue runs
+        with _workers(["interactive"]):
+            figures = _poll(
+                lambda: stored_counts(Customer, [first.pk, second.pk]),
+                lambda counts: counts == {first.pk: 1, second.pk: 1},
+                "the figures were not refreshed",
+            )
+
+    # Then the pair is stored on both sides, as the finder sees it
+    assert figures == {first.pk: 1, second.pk: 1}
+    assert duplicate_counts(Customer, [first.pk, second.pk]) == figures
+
+
+def _manager():
+    return factories.UserFactory(username="merger", is_superuser=True, is_staff=True)
