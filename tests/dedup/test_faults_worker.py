@@ -85,7 +85,11 @@ class WorkerProcess:
         self.process.wait(timeout=30)
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+        """The worker's whole log (the stored figures' refreshes that the test's own saves queued can fill it)."""
+        return self.log.read_text(errors="replace")
+
+    def tail(self) -> str:
+        return self.output()[-4000:]
 
 
 @pytest.fixture
@@ -140,9 +144,9 @@ def wait_for_status(job_id: int, statuses, worker: WorkerProcess, timeout: float
         job = _job(job_id)
         if job.status in statuses:
             return job
-        assert worker.process.poll() is None, f"the worker exited:\n{worker.output()}"
+        assert worker.process.poll() is None, f"the worker exited:\n{worker.tail()}"
         time.sleep(0.2)
-    raise AssertionError(f"merge #{job_id} still {job.status} after {timeout} s:\n{worker.output()}")
+    raise AssertionError(f"merge #{job_id} still {job.status} after {timeout} s:\n{worker.tail()}")
 
 
 # --- A worker killed mid-merge ----------------------------------------------------------------------------------
@@ -221,9 +225,9 @@ def wait_until_ready(worker: WorkerProcess, timeout: float = WORKER_START_TIMEOU
     while time.monotonic() < deadline:
         if " ready." in worker.output():
             return
-        assert worker.process.poll() is None, f"the worker exited:\n{worker.output()}"
+        assert worker.process.poll() is None, f"the worker exited:\n{worker.tail()}"
         time.sleep(0.2)
-    raise AssertionError(f"the worker did not start in {timeout} s:\n{worker.output()}")
+    raise AssertionError(f"the worker did not start in {timeout} s:\n{worker.tail()}")
 
 
 def test_worker_killed_mid_undo_the_merge_stands_and_the_user_is_told(worker_processes, merger, settings, capsys):
