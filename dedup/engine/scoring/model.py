@@ -137,14 +137,10 @@ def u_from_sample(field_type: str, sampled_levels: np.ndarray, exact_share: floa
     return _normalised([max(exact_share, FLOOR), *rest])
 
 
-def exact_share_and_tf(keys_per_record: Sequence[set[str] | None],
-                       records_per_entry: Sequence[int] | None = None) -> tuple[float, dict[str, float], int]:
-    """Return P(two random holders share a value), each value's term frequency, and the holder count.
-
-    A value's term frequency is the chance that another holder of the field holds it too, (count - 1) /
-    (holders - 1); only values held by two or more records are listed. ``records_per_entry``: each entry of
-    ``keys_per_record`` stands for this many records (one entry per distinct value); default one each.
-    """
+def _value_counts(keys_per_record: Sequence[set[str] | None],
+                  records_per_entry: Sequence[int] | None) -> tuple[dict[str, int], int]:
+    """Return how many records hold each value, and how many records hold any (each entry weighed by
+    ``records_per_entry``, one record each by default)."""
     counts: dict[str, int] = {}
     holders = 0
     weights = records_per_entry if records_per_entry is not None else [1] * len(keys_per_record)
@@ -154,6 +150,18 @@ def exact_share_and_tf(keys_per_record: Sequence[set[str] | None],
         holders += weight
         for key in keys:
             counts[key] = counts.get(key, 0) + weight
+    return counts, holders
+
+
+def exact_share_and_tf(keys_per_record: Sequence[set[str] | None],
+                       records_per_entry: Sequence[int] | None = None) -> tuple[float, dict[str, float], int]:
+    """Return P(two random holders share a value), each value's term frequency, and the holder count.
+
+    A value's term frequency is the chance that another holder of the field holds it too, (count - 1) /
+    (holders - 1); only values held by two or more records are listed. ``records_per_entry``: each entry of
+    ``keys_per_record`` stands for this many records (one entry per distinct value); default one each.
+    """
+    counts, holders = _value_counts(keys_per_record, records_per_entry)
     if holders < 2:
         return 0.0, {}, holders
     pairs = holders * (holders - 1)
@@ -173,15 +181,7 @@ def seen_once_share(keys_per_record: Sequence[set[str] | None],
     one record are in this base, not as common as the pair itself makes it. ``records_per_entry``: as in
     ``exact_share_and_tf``.
     """
-    counts: dict[str, int] = {}
-    holders = 0
-    weights = records_per_entry if records_per_entry is not None else [1] * len(keys_per_record)
-    for keys, weight in zip(keys_per_record, weights):
-        if not keys or not weight:
-            continue
-        holders += weight
-        for key in keys:
-            counts[key] = counts.get(key, 0) + weight
+    counts, holders = _value_counts(keys_per_record, records_per_entry)
     if holders < 2:
         return 0.0
     once = sum(1 for count in counts.values() if count == 1)
