@@ -4,7 +4,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .base import ContactsMixin, Entity
-from .stored_texts import stored_text, stored_text_keep
+from .stored_texts import StoredTitleMixin
 from .customers import Company, Customer
 
 
@@ -69,7 +69,7 @@ class StagedMixin(models.Model):
             raise ValidationError({"stage": _("This stage belongs to another pipeline.")})
 
 
-class Lead(ContactsMixin, StagedMixin, Entity):
+class Lead(StoredTitleMixin, ContactsMixin, StagedMixin, Entity):
     class Channel(models.TextChoices):
         WEB_FORM = "web_form", _("web form")
         PHONE = "phone", _("phone call")
@@ -110,24 +110,12 @@ class Lead(ContactsMixin, StagedMixin, Entity):
             models.Index(fields=["source"], name="lead_source_idx"),
         ]
 
-    def __str__(self):
-        return self.display_title
-
-    @property
-    def display_title(self) -> str:
-        """The title in the reader's language (one the intake wrote) or as typed."""
-        return stored_text(self.title_data, self.title)
-
-    def save(self, *args, **kwargs):
-        stored_text_keep(self, "title", "title_data", kwargs)
-        super().save(*args, **kwargs)
-
     @property
     def full_name(self):
         return " ".join(part for part in (self.last_name, self.first_name, self.middle_name) if part)
 
 
-class Deal(StagedMixin, Entity):
+class Deal(StoredTitleMixin, StagedMixin, Entity):
     title = models.CharField(_("title"), max_length=255)
     # As Lead.title_data: a title the intake wrote, in the reader's language until changed.
     title_data = models.JSONField(_("title data"), null=True, blank=True, editable=False)
@@ -164,13 +152,3 @@ class Deal(StagedMixin, Entity):
             models.CheckConstraint(condition=models.Q(amount__gte=0), name="deal_amount_not_negative"),
         ]
 
-    def __str__(self):
-        return self.display_title
-
-    @property
-    def display_title(self) -> str:
-        return stored_text(self.title_data, self.title)
-
-    def save(self, *args, **kwargs):
-        stored_text_keep(self, "title", "title_data", kwargs)
-        super().save(*args, **kwargs)

@@ -29,3 +29,20 @@ def stored_text_keep(instance, text_field: str, data_field: str, save_kwargs: di
         setattr(instance, data_field, None)
         if update_fields is not None:
             save_kwargs["update_fields"] = [*update_fields, data_field]
+
+
+class StoredTitleMixin:
+    """A model whose `title` the system may write as a message (`title_data`): shown in the reader's language,
+    dropped once someone changes the title. The model declares both fields."""
+
+    def __str__(self):
+        return self.display_title
+
+    @property
+    def display_title(self) -> str:
+        """The title in the reader's language (one the system wrote) or as typed."""
+        return stored_text(self.title_data, self.title)
+
+    def save(self, *args, **kwargs):
+        stored_text_keep(self, "title", "title_data", kwargs)
+        super().save(*args, **kwargs)

@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .stored_texts import stored_text, stored_text_keep
+from .stored_texts import StoredTitleMixin
 
 
 class Direction(models.TextChoices):
@@ -61,7 +61,7 @@ class Note(TimelineItem):
         return self.text
 
 
-class Task(TimelineItem):
+class Task(StoredTitleMixin, TimelineItem):
     title = models.CharField(_("title"), max_length=255)
     # A task the system set (the intake's "contact them"): shown in the reader's language until edited.
     title_data = models.JSONField(_("title data"), null=True, blank=True, editable=False)
@@ -75,17 +75,6 @@ class Task(TimelineItem):
     class Meta(TimelineItem.Meta):
         verbose_name = _("task")
         verbose_name_plural = _("tasks")
-
-    def __str__(self):
-        return self.display_title
-
-    @property
-    def display_title(self) -> str:
-        return stored_text(self.title_data, self.title)
-
-    def save(self, *args, **kwargs):
-        stored_text_keep(self, "title", "title_data", kwargs)
-        super().save(*args, **kwargs)
 
 
 class Call(TimelineItem):
