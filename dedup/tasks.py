@@ -90,16 +90,18 @@ def scoring_decisions_fold(entity_key: str, pairs: list, is_match: bool) -> bool
 
 # A backfill is idempotent (it replaces the kinds it writes), so a retry after a lost connection is safe.
 BACKFILL_MAX_RETRIES = 5
-
-
-@shared_task(
-    name=BACKFILL_TASK,
+# The index's and the figures' tasks are idempotent: acknowledged only when done (a killed worker's task is
+# delivered again) and retried with backoff after a lost database connection.
+REDELIVERED_AND_RETRIED = dict(
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
     max_retries=BACKFILL_MAX_RETRIES,
 )
+
+
+@shared_task(name=BACKFILL_TASK, **REDELIVERED_AND_RETRIED)
 def index_backfill(entity_key: str, kinds: list[str]) -> int:
     """Write the given kinds of keys for every record of the entity; return the rows written."""
     spec = registry.get(entity_key)
@@ -107,14 +109,7 @@ def index_backfill(entity_key: str, kinds: list[str]) -> int:
     return index.backfill(spec, wanted) if wanted else 0
 
 
-@shared_task(
-    name=BUILD_TASK,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    max_retries=BACKFILL_MAX_RETRIES,
-)
+@shared_task(name=BUILD_TASK, **REDELIVERED_AND_RETRIED)
 def index_build(build_id: int) -> int:
     """Run a queued rebuild of index keys (index.builds), storing its progress; return the records done."""
     build = index.build_run(build_id=build_id)
@@ -124,11 +119,7 @@ def index_build(build_id: int) -> int:
 @shared_task(
     name=COUNTS_REFRESH_TASK,
     ignore_result=True,  # nobody waits for it; no result stored, no subscription to it when it is sent
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    max_retries=BACKFILL_MAX_RETRIES,
+    **REDELIVERED_AND_RETRIED,
 )
 def duplicate_counts_refresh(entity_key: str, max_batches: int | None = None) -> int:
     """Store the duplicates of the records waiting for their figures afresh (and of their partners and
@@ -136,14 +127,7 @@ def duplicate_counts_refresh(entity_key: str, max_batches: int | None = None) ->
     return counts.counts_refresh_waiting(entity=entity_key, max_batches=max_batches)
 
 
-@shared_task(
-    name=COUNTS_REBUILD_TASK,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    max_retries=BACKFILL_MAX_RETRIES,
-)
+@shared_task(name=COUNTS_REBUILD_TASK, **REDELIVERED_AND_RETRIED)
 def duplicate_counts_rebuild(entity_key: str) -> int:
     """Store every record's duplicates afresh after a rule of the entity changed; return the pairs stored."""
     return counts.counts_rebuild(entity=entity_key)
