@@ -90,3 +90,15 @@ def duplicate_rules(db):
                 Condition.objects.create(rule=rule, field=field, method=method, position=position)
         rules.append(rule)
     return rules
+
+
+@pytest.fixture
+def rules_and_fresh_scorer(db):
+    """The default duplicate rules, and no learned model left in this process's cache before or after."""
+    from dedup.engine.scoring.learned import learned_cache_clear
+    from tests.dedup.engine_helpers import ensure_default_rules
+
+    ensure_default_rules()
+    learned_cache_clear()
+    yield
+    learned_cache_clear()

@@ -7,18 +7,12 @@ from crm.models import IncomingRequest, Lead, Stage
 from dedup.engine.scoring import store
 from dedup.engine.scoring.learned import learned_cache_clear
 from tests import factories
-from tests.dedup.engine_helpers import ensure_default_rules
 from tests.dedup.scored_helpers import customer_model
 
 LEADS = "/api/leads/"
 
+pytestmark = pytest.mark.usefixtures("rules_and_fresh_scorer")
 
-@pytest.fixture(autouse=True)
-def rules_and_fresh_scorer(db):
-    ensure_default_rules()
-    learned_cache_clear()
-    yield
-    learned_cache_clear()
 
 
 def _open_lead(pipeline, **fields):

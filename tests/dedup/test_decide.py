@@ -9,22 +9,14 @@ from dedup.admin.rule_forms import RuleForm
 from dedup.engine import counts
 from dedup.engine.finder import duplicate_partners, duplicates_of, duplicates_of_values
 from dedup.engine.not_duplicates import not_duplicate_mark
-from dedup.engine.scoring.learned import learned_cache_clear
 from dedup.engine.selectors import typed_duplicates
 from dedup.models import Rule
 from tests import factories
-from tests.dedup.engine_helpers import customer_with, ensure_default_rules, make_rule, pks
+from tests.dedup.engine_helpers import customer_with, make_rule, pks
 from tests.dedup.scored_helpers import learn_customers, name_variant_pair
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rules_and_fresh_scorer")]
 
-
-@pytest.fixture(autouse=True)
-def rules_and_fresh_scorer():
-    ensure_default_rules()
-    learned_cache_clear()
-    yield
-    learned_cache_clear()
 
 
 def test_a_name_variant_at_the_same_company_is_found_only_once_a_model_is_learned():

@@ -11,18 +11,11 @@ from dedup.engine.not_duplicates import not_duplicate_mark
 from dedup.engine.scoring.learned import learned_cache_clear
 from dedup.models import DuplicateGroup, Rule, ScanRun, ScoringModel
 from tests import factories
-from tests.dedup.engine_helpers import customer_with, ensure_default_rules, make_rule
+from tests.dedup.engine_helpers import customer_with, make_rule
 from tests.dedup.scored_helpers import learn_customers, name_variant_pair
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rules_and_fresh_scorer")]
 
-
-@pytest.fixture(autouse=True)
-def rules_and_fresh_scorer():
-    ensure_default_rules()
-    learned_cache_clear()
-    yield
-    learned_cache_clear()
 
 
 @pytest.fixture
