@@ -408,7 +408,7 @@ def main() -> None:
           + ", ".join(f"{n} {status}" for status, n in merges.items() if status != "done")
           + (f"); queued to done p50 {statistics.median(to_done):.1f} s, p95 {percentile(to_done, 0.95):.1f} s, "
              f"max {max(to_done):.1f} s" if to_done else "); none done"))
-    print(f"bulk:            scan chunks " + ", ".join(f"{n} {status}" for status, n in sorted(chunks.items())))
+    print("bulk:            scan chunks " + ", ".join(f"{n} {status}" for status, n in sorted(chunks.items())))
     print(f"intake:          {leads_made:,} leads made")
     print(f"errors:          {errors}")
     print(f"machine load:    {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} (1/5/15 min) on "

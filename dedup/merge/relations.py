@@ -22,7 +22,6 @@ from django.contrib.contenttypes.fields import GenericForeignKey, GenericRel, Ge
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Case, Q, Value, When
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext_lazy
 
 from dedup import registry

@@ -748,7 +748,7 @@ def test_card_state_refuses_unknown_kinds_bad_ids_and_users_without_permission(c
     customer = factories.CustomerFactory()
     rule_type = ContentType.objects.get_for_model(Rule).pk
     assert admin_client.get(f"/admin/dedup/records/{rule_type}/1/state/").status_code == 404
-    assert admin_client.get(f"/admin/dedup/records/999999/1/state/").status_code == 404
+    assert admin_client.get("/admin/dedup/records/999999/1/state/").status_code == 404
     assert admin_client.get(_state_url(customer).replace(f"/{customer.pk}/", "/abc/")).status_code == 400
     client.force_login(factories.UserFactory(is_staff=True))
     assert client.get(_state_url(customer)).status_code == 403

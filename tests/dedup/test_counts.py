@@ -13,7 +13,7 @@ from dedup.engine.finder import duplicate_counts
 from dedup.engine.not_duplicates import not_duplicate_clear, not_duplicate_mark
 from dedup.engine.scoring.learned import learned_cache_clear
 from dedup.merge import merge_undo, records_merge
-from dedup.models import Condition, DuplicatePair, FiguresPending, MergeJob, Rule
+from dedup.models import DuplicatePair, FiguresPending, MergeJob, Rule
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules
 
@@ -98,22 +98,27 @@ def test_counts_follow_merge_undo_and_not_duplicate(admin_user, committed):
         first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
         second = customer_with("Ivan", "Petrov", phones=["8 912 345-67-89"])
         third = customer_with("Ivan", "Petrov", phones=["+79123456789"])
-    # a merge: the absorbed record is archived, the survivor keeps one duplicate
+    # a merge: the absorbed record is archived (out of the index), the others keep one duplicate each;
+    # its undo: all three are duplicates again
+    _merge_then_undo(first, second, third, admin_user, committed)
+    # "not a duplicate" removes the pair on both sides, forgetting it brings it back
+    not_duplicate_mark(entity="customer", pair=(first.pk, third.pk))
+    assert _stored(first, second, third) == [1, 2, 1]
+    not_duplicate_clear(entity="customer", pair=(first.pk, third.pk))
+    assert _stored(first, second, third) == [2, 2, 2]
+
+
+def _merge_then_undo(first, second, third, admin_user, committed) -> None:
+    """Merge the second into the first, then undo it, checking the three records' stored figures after each."""
     with committed():
         result = records_merge(survivor=first, absorbed=[second], user=admin_user)
     assert _stored(first, second, third) == [1, 0, 1]
-    # its undo: all three are duplicates again
     job = MergeJob.objects.create(
         entity_key="customer", content_type_id=_ct(), survivor_id=first.pk, absorbed_ids=[second.pk],
         status=MergeJob.Status.DONE, snapshot=result.snapshot, created_by=admin_user,
     )
     with committed():
         merge_undo(job=job, user=admin_user)
-    assert _stored(first, second, third) == [2, 2, 2]
-    # "not a duplicate" removes the pair on both sides, forgetting it brings it back
-    not_duplicate_mark(entity="customer", pair=(first.pk, third.pk))
-    assert _stored(first, second, third) == [1, 2, 1]
-    not_duplicate_clear(entity="customer", pair=(first.pk, third.pk))
     assert _stored(first, second, third) == [2, 2, 2]
 
 
@@ -207,18 +212,9 @@ def test_counts_follow_merge_undo_and_not_duplicate_of_scored_pairs(admin_user, 
         second = customer_with("Michael", "Smith", company=factories.CompanyFactory(name="Acme Inc"))
         third = customer_with("Michael", "Smith", company=factories.CompanyFactory(name="ACME, Inc."))
     assert _stored(first, second, third) == [2, 2, 2]
-    # a merge: the absorbed record leaves the index, the others keep one duplicate each
-    with committed():
-        result = records_merge(survivor=first, absorbed=[second], user=admin_user)
-    assert _stored(first, second, third) == [1, 0, 1]
+    # a merge: the absorbed record is archived (out of the index), the others keep one duplicate each;
     # its undo: all three are duplicates again
-    job = MergeJob.objects.create(
-        entity_key="customer", content_type_id=_ct(), survivor_id=first.pk, absorbed_ids=[second.pk],
-        status=MergeJob.Status.DONE, snapshot=result.snapshot, created_by=admin_user,
-    )
-    with committed():
-        merge_undo(job=job, user=admin_user)
-    assert _stored(first, second, third) == [2, 2, 2]
+    _merge_then_undo(first, second, third, admin_user, committed)
     # "not a duplicate" removes the scored pair on both sides
     not_duplicate_mark(entity="customer", pair=(first.pk, third.pk))
     assert _stored(first, second, third) == [1, 2, 1]

@@ -13,7 +13,7 @@ from dedup.engine import counts, match_settings, rules
 from dedup.models import IndexBuild, IndexedKind, MatchKey
 from dedup.registry import EntitySpec
 
-from .builds import PROGRESS_EVERY, build_queue, entity_records_count, part_pks, part_records_count
+from .builds import PROGRESS_EVERY, build_queue, part_pks, part_records_count
 from .load import load_records
 from .plan import SYNCED_MARKER, forget_seen_kinds, key_kinds, kinds_reading, seen_kinds, stored_kinds
 from .write import (

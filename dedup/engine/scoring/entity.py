@@ -8,7 +8,6 @@ from django.db import models
 
 from dedup import registry
 from dedup.engine import match_settings
-from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring import matcher, store
 from dedup.engine.scoring.schema import KIND_TYPES, entity_schema, scored_fields  # noqa: F401 (callers' home)
 from dedup.models import ScoringModel
