@@ -178,10 +178,12 @@ def test_customer_changelist_follows_accept_language(admin_client, db, language,
     [
         ("ru", ["Изменить клиент", "Дубли: 1", "Показать записи, похожие на эту", "Продажи", "Отчество",
                 "Должность", "Пользовательские поля", "Исключить из повторных продаж", "Закреплена",
-                'data-label-open="Открыть"', 'data-label-dismiss="Закрыть"'], "Загрузка дублей…"),
+                'data-label-open="Открыть"', 'data-label-dismiss="Закрыть"', 'class="deletelink">Удалить<'],
+         "Загрузка дублей…"),
         ("en", ["Change customer", "Duplicates: 1", "Show the records that look like this one", "Sales",
                 "Middle name", "Position", "Custom fields", "Exclude from repeat sales", "Pinned",
-                'data-label-open="Open"', 'data-label-dismiss="Dismiss"'], "Loading the duplicates…"),
+                'data-label-open="Open"', 'data-label-dismiss="Dismiss"', 'class="deletelink">Delete<'],
+         "Loading the duplicates…"),
     ],
 )
 def test_customer_change_page_follows_accept_language(admin_client, db, language, expected, loading):
