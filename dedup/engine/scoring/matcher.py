@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup.engine.scoring import blocking, clustering, levels
+from dedup.engine.scoring import blocking, clustering, levels, sampling
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring.explain import Reason, level_message
 from dedup.engine.scoring.model import (
@@ -323,17 +323,24 @@ def random_pairs(size: int, count: int, *, seed: int = 1) -> np.ndarray:
     return np.stack([codes // size, codes % size], axis=1)
 
 
+def candidate_pairs(records: Records, *, max_block: int = blocking.DEFAULT_MAX_BLOCK) -> np.ndarray:
+    """Return the records' blocked candidate pairs (blocking.candidate_pairs on the coded columns)."""
+    return blocking.candidate_pairs(records.columns, records.types, max_block=max_block,
+                                    coded=[records.coded(position) for position in range(len(records.schema))])
+
+
 def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = U_SAMPLE_PAIRS,
-          seed: int = 1, gammas: np.ndarray | None = None, agreed: list[list[str | None]] | None = None,
-          shared: list[dict[str, int]] | None = None) -> Model:
+          em_sample: int = sampling.EM_SAMPLE_PAIRS, seed: int = 1, gammas: np.ndarray | None = None,
+          agreed: list[list[str | None]] | None = None, shared: list[dict[str, int]] | None = None) -> Model:
     """Return a model learned from the records alone: u by random pairs and frequencies, m and prior by EM.
 
     ``pairs`` are the blocked candidate pairs (found here when not given), ``gammas`` their levels if known
-    (compared with ``shared``, the records' ``shared_values``, found here when not given).
+    (compared with ``shared``, the records' ``shared_values``, found here when not given). m and the prior are
+    learned from at most ``em_sample`` of the pairs, a stratified sample each pair of which weighs for the pairs
+    of its stratum (sampling.stratified_sample; every pair when there are fewer): only those are compared.
     """
     if pairs is None:
-        pairs = blocking.candidate_pairs(records.columns, records.types,
-                                         coded=[records.coded(position) for position in range(len(records.schema))])
+        pairs = candidate_pairs(records)
     if shared is None:
         shared = shared_values(records)
     sample = random_pairs(len(records), u_sample, seed=seed)
@@ -356,6 +363,13 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         weights.shared = shared[position]
         fields.append(weights)
     model = Model(fields=fields, prior=0.05)
+    candidates = len(pairs)
+    rows, sample_weights = sampling.stratified_sample(
+        [records.coded(position) for position in range(len(records.schema))], pairs, em_sample, seed=seed)
+    if sample_weights is not None:  # learned from the sample: its levels, compared here unless given
+        pairs = pairs[rows]
+        gammas = gammas[rows] if gammas is not None else None
+        agreed = None
     if gammas is None:
         gammas = comparison_levels(records, pairs, shared=shared)
     if agreed is None:
@@ -372,7 +386,7 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
             rare.append(flags[np.where(values.codes < 0, len(values.values), values.codes)])
         else:
             rare.append(np.array([value is None or is_rare(value) for value in values], dtype=bool))
-    candidate_prior, model.iterations = learn_m_and_prior(gammas, fields, rare=rare)
+    candidate_prior, model.iterations = learn_m_and_prior(gammas, fields, rare=rare, sample_weights=sample_weights)
     # u is the chance of a level between two RANDOM records, so the prior it is weighed against must be the
     # share of matches among all pairs, not among the candidates (blocking made those far likelier to match):
     # matches found ~ candidate prior x candidate pairs, spread over every pair of the base, as Splink's
@@ -380,7 +394,7 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
     # the blocking key twice and makes namesakes look like duplicates.
     all_pairs = len(records) * (len(records) - 1) / 2
     if all_pairs:
-        model.prior = float(np.clip(candidate_prior * len(pairs) / all_pairs, 1e-12, 0.5))
+        model.prior = float(np.clip(candidate_prior * candidates / all_pairs, 1e-12, 0.5))
     else:
         model.prior = candidate_prior
     return model
@@ -482,13 +496,14 @@ def explain(model: Model, records: Records, left: int, right: int) -> tuple[floa
 
 
 def find_groups(records: Records, *, model: Model | None = None, threshold: float = DEFAULT_THRESHOLD,
-                max_block: int = blocking.DEFAULT_MAX_BLOCK) -> Result:
-    """Return the groups of duplicates among the records (lists of row numbers), learning a model if none given."""
+                max_block: int = blocking.DEFAULT_MAX_BLOCK, pairs: np.ndarray | None = None) -> Result:
+    """Return the groups of duplicates among the records (lists of row numbers), learning a model if none given;
+    ``pairs``: the records' candidate pairs when already blocked (by the learning that gave the model)."""
     timings: dict[str, float] = {}
-    started = time.perf_counter()
-    pairs = blocking.candidate_pairs(records.columns, records.types, max_block=max_block,
-                                     coded=[records.coded(position) for position in range(len(records.schema))])
-    timings["blocking"] = time.perf_counter() - started
+    if pairs is None:
+        started = time.perf_counter()
+        pairs = candidate_pairs(records, max_block=max_block)
+        timings["blocking"] = time.perf_counter() - started
     started = time.perf_counter()
     shared = shared_values(records) if model is None else model_shared(model)
     gammas = comparison_levels(records, pairs, shared=shared)

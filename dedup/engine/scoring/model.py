@@ -201,19 +201,27 @@ def initial_m(field_type: str) -> list[float]:
     return _normalised(weights)
 
 
-def distinct_patterns(gammas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def distinct_patterns(gammas: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return the distinct rows of the levels (pairs x fields) in np.unique's order, and how often each occurs.
 
     Each row is packed into one integer (four bits a level, MISSING as 0) and the integers are sorted, which is
     np.unique(axis=0) without its row-by-row comparison (a few hundred patterns among millions of pairs).
+    ``weights``: each row stands for this many pairs (a sampled pair for its stratum); the counts are their sums.
     """
     width = gammas.shape[1]
     if width > 15 or not len(gammas) or gammas.max() >= 15:
-        return np.unique(gammas, axis=0, return_counts=True)
+        if weights is None:
+            return np.unique(gammas, axis=0, return_counts=True)
+        patterns, inverse = np.unique(gammas, axis=0, return_inverse=True)
+        return patterns, np.bincount(inverse.reshape(-1), weights=weights, minlength=len(patterns))
     packed = np.zeros(len(gammas), dtype=np.int64)
     for column in range(width):
         packed = (packed << 4) | (gammas[:, column].astype(np.int64) + 1)
-    unique, counts = np.unique(packed, return_counts=True)
+    if weights is None:
+        unique, counts = np.unique(packed, return_counts=True)
+    else:
+        unique, inverse = np.unique(packed, return_inverse=True)
+        counts = np.bincount(inverse, weights=weights, minlength=len(unique))
     patterns = np.empty((len(unique), width), dtype=gammas.dtype)
     for column in range(width - 1, -1, -1):
         patterns[:, column] = (unique & 15) - 1
@@ -229,15 +237,17 @@ def expectation_maximisation(
     max_iterations: int = EM_MAX_ITERATIONS,
     fixed_m: Sequence[bool] | None = None,
     update_u: bool = False,
+    sample_weights: np.ndarray | None = None,
 ) -> tuple[float, int]:
     """Estimate every field's m and the prior from candidate pairs' levels (pairs x fields), u held fixed.
 
     Updates ``fields`` in place; returns (prior, iterations). ``fixed_m`` marks fields whose m is kept (Splink
     fixes the fields of the blocking rule; here blocking uses several keys at once, so none by default).
+    ``sample_weights``: how many candidate pairs each row stands for (a stratified sample's); one each by default.
     """
     if gammas.size == 0:
         return prior, 0
-    patterns, counts = distinct_patterns(gammas)
+    patterns, counts = distinct_patterns(gammas, sample_weights)
     counts = counts.astype(float)
     present = patterns != MISSING
     safe = np.where(present, patterns, 0)
@@ -286,7 +296,8 @@ WEAK_U_EXACT = 0.1
 
 
 def learn_m_and_prior(gammas: np.ndarray, fields: list[FieldWeights], *, prior: float = 0.05,
-                      rare: Sequence[np.ndarray | None] | None = None) -> tuple[float, int]:
+                      rare: Sequence[np.ndarray | None] | None = None,
+                      sample_weights: np.ndarray | None = None) -> tuple[float, int]:
     """Estimate m (in place) and the prior from the candidate pairs' levels, without labels.
 
     One EM over all candidate pairs with u fixed from random pairs collapses: every candidate agrees on
@@ -301,8 +312,11 @@ def learn_m_and_prior(gammas: np.ndarray, fields: list[FieldWeights], *, prior: 
     starting m of its type (``initial_m``).
 
     ``rare[field]`` marks the pairs whose exact agreement is on a rare value (None: every exact agreement).
+    ``sample_weights``: how many candidate pairs each row stands for (a stratified sample, ``sampling.py``): the
+    vouched counts and the EM weigh each row by it, so a sample gives the whole set's estimates.
     Returns (prior, EM iterations).
     """
+    weight = np.ones(len(gammas)) if sample_weights is None else np.asarray(sample_weights, dtype=float)
     weak = np.array([weights.u[0] > WEAK_U_EXACT for weights in fields])
     agree = np.zeros(gammas.shape, dtype=bool)
     for column in range(len(fields)):
@@ -330,15 +344,16 @@ def learn_m_and_prior(gammas: np.ndarray, fields: list[FieldWeights], *, prior: 
         rows = (others >= 2) & (gammas[:, column] != MISSING)
         if name_agrees is not None and group_of[column] != PERSON_NAME:
             rows &= name_agrees
-        if rows.sum() < SEED_MIN_PAIRS:
+        if weight[rows].sum() < SEED_MIN_PAIRS:
             continue
         size = len(weights.m)
-        counts = np.bincount(gammas[rows, column].astype(np.int64), minlength=size)[:size].astype(float)
+        counts = np.bincount(gammas[rows, column].astype(np.int64), weights=weight[rows], minlength=size)[:size]
         weights.m = _normalised((counts + 0.1) / (counts.sum() + 0.1 * size))
         learned[column] = True
     # Weak fields are learned by EM with the rest fixed; a selective field without enough vouched pairs keeps
     # its starting m (EM over everything is what collapses).
-    prior, iterations = expectation_maximisation(gammas, fields, prior=prior, fixed_m=list(~weak | learned))
+    prior, iterations = expectation_maximisation(gammas, fields, prior=prior, fixed_m=list(~weak | learned),
+                                                 sample_weights=sample_weights)
     # A base where most candidate pairs are matches is one EM misread (too few pairs to tell): cap it.
     return min(prior, MAX_PRIOR), iterations
 
