@@ -79,7 +79,7 @@ def build(size: int) -> None:
     print(f"COPY and VACUUM ANALYZE in {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
 
 
-def child(size: int, truth_too: bool = True) -> None:
+def child(size: int, truth_too: bool = True, learn_only: bool = False) -> None:
     setup_django()
     from _crm_synth import generate
     from dedup import registry
@@ -94,21 +94,26 @@ def child(size: int, truth_too: bool = True) -> None:
     learned = entity.scoring_model_learn(entity="customer")
     learn_seconds, learn_cpu = time.perf_counter() - started, time.process_time() - cpu
     learn_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {
+        "records": len(learned.pks), "read_seconds": round(read_seconds, 1), "read_cpu_seconds": round(read_cpu, 1),
+        "learn_seconds": round(learn_seconds, 1), "learn_cpu_seconds": round(learn_cpu, 1),
+        "learn_peak_mb": round(learn_peak),
+        "learn_timings": {key: round(value, 1) for key, value in learned.timings.items()},
+        "candidate_pairs": len(learned.pairs)}
+    print("LEARNED " + json.dumps(result), flush=True)
+    if learn_only:
+        print("RESULT " + json.dumps(result))
+        return
     # Then what the scan does after learning (scoring_learn): every candidate pair scored with the model, grouped.
     started, cpu = time.perf_counter(), time.process_time()
     found = matcher.find_groups(learned.records, model=learned.model, threshold=learned.stored.threshold,
                                 pairs=learned.pairs)
     scan_seconds, scan_cpu = time.perf_counter() - started, time.process_time() - cpu
     groups = [[learned.pks[row] for row in group] for group in found.groups]
-    result = {
-        "records": len(learned.pks), "read_seconds": round(read_seconds, 1), "read_cpu_seconds": round(read_cpu, 1),
-        "learn_seconds": round(learn_seconds, 1), "learn_cpu_seconds": round(learn_cpu, 1),
-        "learn_peak_mb": round(learn_peak),
-        "learn_timings": {key: round(value, 1) for key, value in learned.timings.items()},
+    result.update({
         "then_scan_seconds": round(scan_seconds, 1), "then_scan_cpu_seconds": round(scan_cpu, 1),
         "scan_timings": {key: round(value, 1) for key, value in found.timings.items()},
-        "candidate_pairs": len(learned.pairs),
-        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
     if truth_too:  # the planted truth: the set generated again (Faker: six CPU-minutes at 1,000,000)
         records, people, _kinds = generate(size)
         found = {tuple(sorted((a - 1, b - 1))) for group in groups for a, b in combinations(group, 2)}
@@ -130,17 +135,19 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the database built by an earlier run")
     parser.add_argument("--no-truth", action="store_true",
                         help="time only: skip generating the set again for precision and recall")
+    parser.add_argument("--learn-only", action="store_true", help="time learning only, not the scan after it")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.size, truth_too=not args.no_truth)
+        child(args.size, truth_too=not args.no_truth, learn_only=args.learn_only)
         return
     existed = create_database(DB_NAME, reuse=args.reuse)
     setup_django()
     if not existed:
         build(args.size)
     process = subprocess.run([sys.executable, __file__, "--child", "--size", str(args.size),
-                              *(["--no-truth"] if args.no_truth else [])], capture_output=True, text=True)
+                              *(["--no-truth"] if args.no_truth else []),
+                              *(["--learn-only"] if args.learn_only else [])], capture_output=True, text=True)
     lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
     if process.returncode or not lines:
         print(process.stderr[-3000:])

@@ -418,11 +418,14 @@ def shared_values(records: Records) -> list[dict[str, int]]:
         contacts = records.coded(position)
         # Each distinct (contact value, name) once, in the order the records first hold them.
         rows = np.flatnonzero((names.codes >= 0) & (contacts.codes >= 0))
-        combined = contacts.codes[rows].astype(np.int64) * max(len(names.values), 1) + names.codes[rows]
+        width = max(len(names.values), 1)
+        combined = contacts.codes[rows].astype(np.int64) * width + names.codes[rows]
         unique, first = np.unique(combined, return_index=True)
         unique = unique[np.argsort(first, kind="stable")]
+        # Only values of which some item (a phone, an email) is held under two names or more can be shared:
+        # the rest (nearly all: one person's own line) are left out before any name is compared.
+        unique = unique[_under_several_names(spec.type, contacts.values, unique // width, unique % width)]
         holders: dict[str, dict[str, c.Person]] = {}
-        width = max(len(names.values), 1)
         for value_code, name_code in zip((unique // width).tolist(), (unique % width).tolist()):
             name = names.values[name_code][0]
             for item in contacts.values[value_code]:
@@ -437,6 +440,30 @@ def shared_values(records: Records) -> list[dict[str, int]]:
                     shared[key] = people
         result[position] = shared
     return result
+
+
+def _under_several_names(field_type: str, values: list, value_codes: np.ndarray, name_codes: np.ndarray) -> np.ndarray:
+    """Return, per distinct (value, name) row, whether one of the value's items is held under another name too."""
+    keys: dict[str, int] = {}
+    items: list[int] = []  # each value's item ids, one run per value (offsets below)
+    sizes = np.zeros(len(values), dtype=np.int64)
+    for code, value in enumerate(values):
+        for item in value:
+            items.append(keys.setdefault(c.exact_key(field_type, item), len(keys)))
+        sizes[code] = len(value)
+    if not len(value_codes):
+        return np.zeros(0, dtype=bool)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    per_row = sizes[value_codes]
+    row_of = np.repeat(np.arange(len(value_codes)), per_row)
+    starts = np.repeat(offsets[value_codes] - (np.cumsum(per_row) - per_row), per_row)
+    item_of = np.asarray(items, dtype=np.int64)[starts + np.arange(len(row_of))]
+    # Distinct (item, name) pairs, then the items that come with two names or more.
+    pairs = np.unique(item_of * max(int(name_codes.max()) + 1, 1) + np.repeat(name_codes, per_row))
+    item_codes, names_per_item = np.unique(pairs // max(int(name_codes.max()) + 1, 1), return_counts=True)
+    several = np.zeros(len(keys), dtype=bool)
+    several[item_codes[names_per_item > 1]] = True
+    return np.bincount(row_of, weights=several[item_of], minlength=len(value_codes)) > 0
 
 
 def model_shared(model: Model) -> list[dict[str, int]]:
