@@ -3,7 +3,7 @@
 
 Runs standalone: `.venv/bin/python bench/bench_finder.py [--customers N] [--rebuild] [--scored]`.
 With --scored, the customers' scoring model is learned from the base first (dedup.engine.scoring.entity.
-scoring_learn, timed) and the index gets the scoring keys (timed), so duplicates_of also looks candidates up by
+scoring_model_learn, timed) and the index gets the scoring keys (timed), so duplicates_of also looks candidates up by
 them and scores them (dedup/engine/decide.py): the figures of the one decision every caller asks.
 It uses the database `bench_dedup` on 127.0.0.1:5432 (user postgres; BENCH_PG_URL overrides the server), built
 the way bench/bench_scan.py builds it (COPY of companies, customers, phones, emails and messenger handles with
@@ -55,7 +55,7 @@ def learn_and_index() -> None:
     """Learn the customers' model and give the index its scoring keys, printing how long each took."""
     from dedup import registry
     from dedup.engine.index import sync_plan
-    from dedup.engine.scoring.entity import scoring_learn
+    from dedup.engine.scoring.entity import scoring_model_learn
 
     spec = registry.get("customer")
     started = time.perf_counter()
@@ -67,9 +67,9 @@ def learn_and_index() -> None:
         print("model: the one learned by an earlier run on this base", file=sys.stderr, flush=True)
         return
     started = time.perf_counter()
-    learned = scoring_learn(entity="customer")
+    learned = scoring_model_learn(entity="customer")
     print(f"model: learned from {len(learned.pks):,} customers in {time.perf_counter() - started:.1f} s "
-          f"({len(learned.groups):,} groups)", file=sys.stderr, flush=True)
+          f"({len(learned.pairs):,} candidate pairs)", file=sys.stderr, flush=True)
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -20,14 +20,13 @@ from dedup.engine.scoring.explain import Reason, level_message
 from dedup.engine.scoring.model import (
     FieldWeights,
     Model,
-    exact_share_and_tf,
     initial_m,
     learn_m_and_prior,
     names_agree,
     pair_weights,
     probability,
-    seen_once_share,
     u_from_sample,
+    value_frequencies,
 )
 
 # Pairs at or above this probability are duplicates (the review threshold an entity starts with).
@@ -352,14 +351,14 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         # Counted per distinct value: each value's keys once, weighed by how many records hold it.
         held = np.bincount(coded.codes[coded.codes >= 0], minlength=len(coded.values)).tolist()
         keys = [{c.exact_key(spec.type, item) for item in value} for value in coded.values]
-        share, tf, holders = exact_share_and_tf(keys, held)
+        share, tf, holders, floor = value_frequencies(keys, held)
         u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
         weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
         # A value two records share and nobody else: Good-Turing's chance (model.seen_once_share), at most one
         # other record's share.
         one_other.append(1 / (holders - 1) if holders > 1 else 0.0)
         weights.tf = {value: share for value, share in tf.items() if share > one_other[-1]}
-        weights.tf_floor = seen_once_share(keys, held)
+        weights.tf_floor = floor
         weights.shared = shared[position]
         fields.append(weights)
     model = Model(fields=fields, prior=0.05)

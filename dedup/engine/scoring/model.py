@@ -161,7 +161,10 @@ def exact_share_and_tf(keys_per_record: Sequence[set[str] | None],
     (holders - 1); only values held by two or more records are listed. ``records_per_entry``: each entry of
     ``keys_per_record`` stands for this many records (one entry per distinct value); default one each.
     """
-    counts, holders = _value_counts(keys_per_record, records_per_entry)
+    return _share_and_tf(*_value_counts(keys_per_record, records_per_entry))
+
+
+def _share_and_tf(counts: dict[str, int], holders: int) -> tuple[float, dict[str, float], int]:
     if holders < 2:
         return 0.0, {}, holders
     pairs = holders * (holders - 1)
@@ -181,13 +184,24 @@ def seen_once_share(keys_per_record: Sequence[set[str] | None],
     one record are in this base, not as common as the pair itself makes it. ``records_per_entry``: as in
     ``exact_share_and_tf``.
     """
-    counts, holders = _value_counts(keys_per_record, records_per_entry)
+    return _seen_once(*_value_counts(keys_per_record, records_per_entry))
+
+
+def _seen_once(counts: dict[str, int], holders: int) -> float:
     if holders < 2:
         return 0.0
     once = sum(1 for count in counts.values() if count == 1)
     twice = sum(1 for count in counts.values() if count == 2)
     adjusted = min(1.0, 2 * twice / once) if once else 1.0
     return adjusted / (holders - 1)
+
+
+def value_frequencies(keys_per_record: Sequence[set[str] | None], records_per_entry: Sequence[int] | None = None
+                      ) -> tuple[float, dict[str, float], int, float]:
+    """Return ``exact_share_and_tf``'s share, term frequencies and holders, and ``seen_once_share``, the values
+    counted once."""
+    counts, holders = _value_counts(keys_per_record, records_per_entry)
+    return (*_share_and_tf(counts, holders), _seen_once(counts, holders))
 
 
 # ---------------------------------------------------------------------------------------------------------------

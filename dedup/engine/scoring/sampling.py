@@ -8,9 +8,10 @@ the pairs it stands for (a Horvitz–Thompson weight), and comparing a few hundr
 A uniform sample would thin out what is rare among the candidates and matters most to the estimate: the pairs
 that agree exactly on several fields at once (the vouched matches of ``model.learn_m_and_prior``) and the
 odd combinations of missing fields. So the pairs are stratified by a pattern that costs no grading: per field,
-missing on a side / the same prepared value (equal codes) / another value. Every stratum keeps up to the same
-number of pairs, the largest number that fits the budget ("water-filling"): small strata are kept whole (their
-weight is 1), only the big ones (mostly pairs that merely share a company or a name token) are thinned.
+missing on a side / the same prepared value (equal codes) / another value. Every stratum keeps about the same
+number of pairs at most, the largest number that fits the budget ("water-filling"): small strata are kept whole
+(their weight is 1), only the big ones (mostly pairs that merely share a company or a name token) are thinned,
+each of their pairs kept by a coin of the stratum's chance (no sort of millions of pairs).
 """
 from __future__ import annotations
 
@@ -51,17 +52,18 @@ def stratum_cap(sizes: np.ndarray, budget: int) -> int:
 def stratified_sample(coded: Sequence[CodedColumn], pairs: np.ndarray, budget: int = EM_SAMPLE_PAIRS, *,
                       seed: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
     """Return the rows of ``pairs`` to learn from (in their order) and each one's weight, the pairs of its stratum
-    it stands for; all rows and no weights when the pairs fit the budget."""
+    it stands for; all rows and no weights when the pairs fit the budget.
+
+    Each pair of a stratum is kept with the same chance, cap / size (1 for a stratum within the cap), so the
+    sample is about ``budget`` pairs and needs no sort of the pairs."""
     if len(pairs) <= budget:
         return np.arange(len(pairs)), None
     stratum = strata(coded, pairs)
-    _kinds, inverse, sizes = np.unique(stratum, return_inverse=True, return_counts=True)
-    cap = stratum_cap(sizes, budget)
-    # A random rank inside each stratum: sort by (stratum, random key) in one int64 key and keep the first cap.
-    generator = np.random.default_rng(seed)
-    order = np.argsort(inverse.astype(np.int64) << 32 | generator.integers(0, 2**32, len(pairs)), kind="stable")
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rank = np.arange(len(pairs)) - starts[inverse[order]]
-    rows = np.sort(order[rank < cap])
-    taken = np.minimum(sizes, cap)
-    return rows, (sizes / taken)[inverse[rows]]
+    if 3 ** len(coded) <= 4 * len(pairs):  # the strata as bincount's slots, else only the ones that occur
+        sizes = np.bincount(stratum)
+    else:
+        _kinds, stratum, sizes = np.unique(stratum, return_inverse=True, return_counts=True)
+    cap = stratum_cap(sizes[sizes > 0], budget)
+    chance = np.minimum(1.0, cap / np.maximum(sizes, 1))
+    rows = np.flatnonzero(np.random.default_rng(seed).random(len(pairs)) < chance[stratum])
+    return rows, 1.0 / chance[stratum[rows]]
