@@ -239,7 +239,7 @@ def main() -> None:
                 capture_output=True, text=True)
             lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
             if process.returncode or not lines:
-                print(f"{name} {engine} failed:\n{process.stderr[-3000:]}")
+                print(f"{name} {engine} failed (exit code {process.returncode}):\n{process.stderr[-3000:]}")
                 continue
             result = json.loads(lines[-1][len("RESULT "):])
             rows.append(result)
