@@ -113,11 +113,14 @@ def values_of(raw: object) -> list[object]:
 
 
 def prepare(field_type: str, raw: object, *, region: str | None = None,
-            placeholders: frozenset[str] | None = None) -> tuple | None:
+            placeholders: frozenset[str] | None = None, stored: bool = False) -> tuple | None:
     """Return a field's values read for comparison (a tuple, one item per usable value), or None when none is.
 
-    ``region`` is the record's own country (ISO code) for phones written in its national format.
+    ``region`` is the record's own country (ISO code) for phones written in its national format. ``stored``:
+    the values are the normalised keys the database keeps (a phone's E.164 column, validated when it was
+    saved), read without normalising them again.
     """
+    preparers = _STORED_PREPARERS if stored else _PREPARERS
     prepared = []
     for value in values_of(raw):
         if is_placeholder(value, placeholders):
@@ -125,7 +128,7 @@ def prepare(field_type: str, raw: object, *, region: str | None = None,
         if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
             continue
         try:
-            item = _PREPARERS[field_type](value, region)
+            item = preparers[field_type](value, region)
         except Exception:  # garbage of a kind nobody foresaw: missing, never a crash
             item = None
         if item is not None and item not in prepared:
@@ -295,6 +298,15 @@ def _phone(value, region):
     return Phone(e164, national_number(e164))
 
 
+def _stored_phone(value, region):
+    """A stored E.164 key read as ``_phone`` reads it, without libphonenumber's parse and validation (a fifth of
+    the time to read a base of a million customers): the key was validated when it was stored, and parsing a
+    valid E.164 number gives it back."""
+    if isinstance(value, str) and len(value) > 1 and value[0] == "+" and value[1:].isdigit():
+        return Phone(value, national_number(value))
+    return _phone(value, region)
+
+
 def national_number(e164: str) -> str:
     """Return the national number of a valid E.164 phone: what follows the country code (country codes are
     prefix-free), without parsing it again; a number with a leading zero (Italy) is parsed as libphonenumber
@@ -316,7 +328,11 @@ def _email(value, region):
     exact = normalize.email_key(value)
     if exact is None:
         return None
-    folded = normalize.email_key(value, fold_provider=True) or exact
+    if exact == value:  # one string kept, not equal copies (a million addresses)
+        exact = value
+    folded = normalize.email_key_folded(exact) or exact
+    if folded == exact:
+        folded = exact
     return Email(exact, folded, folded.split("@", 1)[0])
 
 
@@ -333,6 +349,7 @@ _PREPARERS = {
     TEXT: _text, PERSON_NAME: _person, COMPANY_NAME: _company, DATE: _date, NUMBER: _number,
     IDENTIFIER: _identifier, PHONE: _phone, EMAIL: _email, ADDRESS: _address,
 }
+_STORED_PREPARERS = {**_PREPARERS, PHONE: _stored_phone}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup.engine.scoring import blocking, clustering, levels
+from dedup.engine.scoring import blocking, clustering, coding, levels
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring.explain import Reason, level_message
 from dedup.engine.scoring.model import (
@@ -68,11 +68,18 @@ class Records:
     """Records read for matching: one column of prepared values per schema field."""
 
     schema: list[FieldSpec]
-    columns: list[list[tuple | None]]
+    columns: list[Sequence[tuple | None]]
     # Each column coded once (levels.code_column), on first need.
     _coded: dict[int, levels.CodedColumn] = field(default_factory=dict, repr=False, compare=False)
     # Per (field, shared values' id): which distinct values are shared ones (split_shared), with the values.
     _holds: dict[tuple[int, int], tuple] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_coded(cls, schema: Sequence[FieldSpec], coded: Sequence[levels.CodedColumn]) -> Records:
+        """Return records whose columns were coded as they were read (coding.ColumnCoder)."""
+        records = cls(list(schema), coding.coded_values(coded))
+        records._coded.update(enumerate(coded))
+        return records
 
     def coded(self, position: int) -> levels.CodedColumn:
         coded = self._coded.get(position)
@@ -168,10 +175,9 @@ def infer_region(records: Sequence[Mapping[str, object]]) -> Callable[[Mapping[s
 def read_records(records: Iterable[Mapping[str, object]], schema: Sequence[FieldSpec], *,
                  region: Callable[[Mapping[str, object]], str | None] | None = None) -> Records:
     """Return the records read for matching; ``region`` gives a record's own country for its phones."""
-    columns: list[list[tuple | None]] = [[] for _ in schema]
     # A value typed the same way again (a country, a big company, a common name) is read once and its prepared
     # form shared: at a million records that is most of the reading time and of the memory the columns take.
-    seen: list[dict] = [{} for _ in schema]
+    coders = [coding.ColumnCoder(spec.type) for spec in schema]
     placeholder: dict[str, bool] = {}  # a name part's placeholder check, once per distinct part
     for record in records:
         record_region = None
@@ -180,21 +186,9 @@ def read_records(records: Iterable[Mapping[str, object]], schema: Sequence[Field
                 record_region = region(record) or None
             except Exception:
                 record_region = None
-        for position, spec in enumerate(schema):
-            raw = _joined(spec, record, placeholder) if spec.columns else record.get(spec.name)
-            key = _read_key(raw, record_region, spec.type)
-            if key is None:
-                columns[position].append(c.prepare(spec.type, raw, region=record_region))
-                continue
-            cache = seen[position]
-            prepared = cache.get(key, _UNREAD)
-            if prepared is _UNREAD:
-                prepared = cache[key] = c.prepare(spec.type, raw, region=record_region)
-            columns[position].append(prepared)
-    return Records(list(schema), columns)
-
-
-_UNREAD = object()
+        for spec, coder in zip(schema, coders):
+            coder.add(_joined(spec, record, placeholder) if spec.columns else record.get(spec.name), record_region)
+    return Records.from_coded(schema, [coder.coded() for coder in coders])
 
 
 def _joined(spec: FieldSpec, record: Mapping[str, object], placeholder: dict[str, bool]) -> str | None:
@@ -211,16 +205,6 @@ def _joined(spec: FieldSpec, record: Mapping[str, object], placeholder: dict[str
         if not empty:
             parts.append(part)
     return " ".join(parts) or None
-
-
-def _read_key(raw: object, region: str | None, field_type: str):
-    """Return a hashable key of a raw value for the read cache, or None when it is not worth caching."""
-    if isinstance(raw, list) and len(raw) == 1:
-        raw = raw[0]
-    if isinstance(raw, str) and len(raw) <= c.MAX_VALUE_LENGTH:
-        # Only a phone's reading depends on the record's country.
-        return (raw, region) if field_type == c.PHONE else raw
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------------------
