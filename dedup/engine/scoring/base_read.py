@@ -110,38 +110,39 @@ def _read_records(spec: registry.EntitySpec, plan: _Plan, coders: list[coding.Co
     """Read the records' rows (and the related rows of the fields read by their reader): their primary keys
     and, per field not read from a plain column, each record's code."""
     read = [position for position, item in enumerate(plan.fields) if item.plain is None]
-    merged = sorted({index for position in read for index in plan.fields[position].relations})
+    merged = {index for position in read for index in plan.fields[position].relations}
     codes: list = [array("i") for _item in plan.fields]
-    memos: list[dict] = [{} for _item in plan.fields]
-    getters = [itemgetter(*item.own) if item.own else None for item in plan.fields]
+    # Per field read here: its relations, the key of its own columns, its memo of key -> code, its codes.
+    steps = [(plan.fields[position], coders[position], tuple(plan.fields[position].relations),
+              itemgetter(*plan.fields[position].own) if plan.fields[position].own else _no_key, {},
+              codes[position].append) for position in read]
     builders = _Builders(plan, using)
     queryset = spec.model._default_manager.using(using).all()
     if spec.archived_attr:
         queryset = queryset.filter(**{spec.archived_attr: False})
     rows = queryset.order_by("pk").values_list("pk", *plan.names).iterator(chunk_size=FETCH_SIZE)
-    owned = {index: _Owned(_relation_rows(plan.relations[index], plan.relations[index].attnames, using))
-             for index in merged}
-    pks: list[int] = []
     nothing: list[tuple] = []
+    takers = [_Owned(_relation_rows(relation, relation.attnames, using)).take if index in merged
+              else (lambda _owner: nothing) for index, relation in enumerate(plan.relations)]
+    pks: list[int] = []
     for row in rows:
-        pks.append(row[0])
-        related = [owned[index].take(row[0]) if index in owned else nothing for index in range(len(plan.relations))]
+        pk = row[0]
+        pks.append(pk)
+        related = [take(pk) for take in takers]
         record = None  # the stand-in, built on the first field that needs its reader
-        for position in read:
-            item, coder = plan.fields[position], coders[position]
-            if any(related[index] for index in item.relations):
+        for item, coder, relations, key_of, memo, append in steps:
+            if relations and _any_rows(related, relations):
                 if record is None:
                     record = builders.record(row, related)
-                codes[position].append(coder.code(_values(item, record)))
+                append(coder.code(_values(item, record)))
                 continue
-            getter, memo = getters[position], memos[position]
-            key = getter(row) if getter is not None else ()
+            key = key_of(row)
             code = memo.get(key)
             if code is None:
                 if record is None:
                     record = builders.record(row, related)
                 code = memo[key] = coder.code(_values(item, record))
-            codes[position].append(code)
+            append(code)
     return pks, codes
 
 
@@ -171,6 +172,17 @@ def _plain_codes(relation: _Relation, column: int, coder: coding.ColumnCoder, pk
     known[known] = pks[places[known]] == owner_ids[known]
     codes[places[known]] = np.asarray(found, dtype=np.int32)[known]
     return codes
+
+
+def _no_key(_row: tuple) -> tuple:
+    return ()
+
+
+def _any_rows(related: list[list[tuple]], relations: tuple[int, ...]) -> bool:
+    for index in relations:
+        if related[index]:
+            return True
+    return False
 
 
 def _values(item: _Field, record: models.Model) -> list:
