@@ -20,7 +20,18 @@ from .insert import (
     insert_together,
     instance_values,
 )
-from .rows import column, converted, fetch, instance, instance_builder, instances_where, quote, select_list, table, width
+from .rows import (
+    column,
+    converted,
+    fetch,
+    instance,
+    instance_builder,
+    instances_where,
+    quote,
+    select_list,
+    table,
+    width,
+)
 from .vendor import (
     among,
     arrays,

@@ -11,6 +11,7 @@ A field holds one value or several (a customer's phones): the pair's level is th
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -198,8 +199,23 @@ def _person(value, region):
     if not forms or len(forms) > 8:
         return None
     words = tuple(folded for folded, _plain in forms)
-    return Person(words, tuple(plain for _folded, plain in forms), " ".join(words),
-                  tuple(variant_groups(word) for word in words), " ".join(sorted(phonetic_key(word) for word in words)))
+    # A million names share their words: the typed forms are interned (or are the folded ones), and the tuples
+    # of variant groups are few, so one of each is kept (a base's names are then a third lighter).
+    plain = tuple(folded if plain == folded else sys.intern(plain) for folded, plain in forms)
+    groups = tuple(variant_groups(word) for word in words)
+    shared = _GROUP_TUPLES.get(groups)
+    if shared is None:
+        shared = groups
+        if len(_GROUP_TUPLES) < _GROUP_TUPLES_MAX:
+            _GROUP_TUPLES[groups] = groups
+    return Person(words, words if plain == words else plain, " ".join(words), shared,
+                  " ".join(sorted(phonetic_key(word) for word in words)))
+
+
+# The tuples of variant groups names have, one kept of each (few: most words are in no group or one; bounded,
+# as a worker keeps it between scans: kind 1 of the caching rule in docs/ARCHITECTURE.md).
+_GROUP_TUPLES: dict[tuple[frozenset[int], ...], tuple[frozenset[int], ...]] = {}
+_GROUP_TUPLES_MAX = 1 << 16
 
 
 _DIGITS = re.compile(r"\d+")
