@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import random
 import secrets
@@ -32,13 +33,17 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from _pg import SERVER, create_database  # noqa: E402  (bench/ is the script's own folder)
+from _stack import database_cpu, server_side, stack_cpu  # noqa: E402
 
 # Never the test databases; BENCH_DB_NAME runs it on a copy (createdb -T bench_prod h_mine_1m).
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_prod")
@@ -227,6 +232,48 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
+def request_kind(method: str, path: str) -> str | None:
+    """The Locust name of a request the stack logged (locust_load.py's URLs)."""
+    if method == "POST" and path == "/api/leads/":
+        return "intake"
+    if path == "/admin/crm/customer/":
+        return "change list"
+    if path.startswith("/admin/crm/customer/"):
+        return "card" if path.endswith("/change/") else "compare" if path.endswith("/compare/") else None
+    return None
+
+
+def tasks_logged(log: Path, since: str) -> dict[str, tuple[int, float]]:
+    """Return {task name: (runs, seconds)} from the stack's JSON task lines logged at or after `since`."""
+    runs: dict[str, tuple[int, float]] = {}
+    with open(log, errors="replace") as handle:
+        for line in handle:
+            if '"mergewise.task"' not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("ts", "") >= since:
+                count, seconds = runs.get(entry["task"], (0, 0.0))
+                runs[entry["task"]] = (count + 1, seconds + float(entry.get("duration_ms", 0)) / 1000)
+    return runs
+
+
+def messages_waiting() -> dict[str, int]:
+    """Return the messages left on each Celery queue of the broker (every priority step)."""
+    import redis
+
+    from config.celery import app
+
+    client = redis.Redis.from_url(REDIS)
+    # Kombu keeps a queue's messages of each priority step in a list of its own ("<queue>\x06\x16<step>").
+    return {
+        queue: sum(client.llen(queue if step == 0 else f"{queue}\x06\x16{step}") for step in (0, 3, 6, 9))
+        for queue in app.amqp.queues
+    }
+
+
 def read_stats(prefix: str) -> dict[str, dict]:
     rows = {}
     with open(f"{prefix}_stats.csv", newline="") as handle:
@@ -292,8 +339,10 @@ def main() -> None:
     empty_queue()  # the scan finds every group again, as on its first night
     MergeJob.objects.filter(status__in=["queued", "running"]).update(status="failed")
     from config.celery import app
+    from dedup.models import FiguresRefreshQueued
 
     app.control.purge()
+    FiguresRefreshQueued.objects.all().delete()  # the messages they stood for are gone with the purge
     # Statistics as autovacuum keeps them on a live base. Without this the planner still sees the leads of earlier
     # runs' intake as absent from the match-key table (analyzed when it held only customers) and plans the lead
     # finder's candidate query as a nested loop over every lead key: 1.7 s per intake request after ~1,300 leads
@@ -310,8 +359,17 @@ def main() -> None:
         env, port=port, web=args.web, threads=args.threads, workers=args.workers, interactive=args.interactive,
         logs=workdir / "stack.log",
     )
+    groups = {
+        "web": [processes[0].pid],
+        "interactive": [processes[1].pid],
+        "bulk": [process.pid for process in processes[2:-1]],
+        "beat": [processes[-1].pid],
+    }
     try:
         wait_healthy(url)
+        cpu_before, machine_before = stack_cpu(groups), psutil.cpu_times()
+        load_before = os.getloadavg()
+        since = datetime.now(UTC).isoformat(timespec="milliseconds")
         leads_before = Lead.objects.count()
         started = time.monotonic()
         run = review.scan_start(entities=["customer"], trigger=ScanRun.Trigger.COMMAND)
@@ -365,6 +423,19 @@ def main() -> None:
                     scan_seconds = time.monotonic() - started
             time.sleep(0.2)
         load_after = os.getloadavg()
+        cpu_used = {name: seconds - cpu_before[name] for name, seconds in stack_cpu(groups).items()}
+        machine_after, run_seconds = psutil.cpu_times(), time.monotonic() - started
+        machine_busy = sum(
+            getattr(machine_after, field) - getattr(machine_before, field)
+            for field in ("user", "nice", "system", "irq", "softirq")
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT client_port, pid FROM pg_stat_activity WHERE datname = current_database() AND client_port > 0"
+            )
+            backends = dict(cursor.fetchall())
+        database_used = database_cpu(groups, backends)
+        waiting = messages_waiting()
         merges = dict.fromkeys(["done", "queued", "running", "failed"], 0)
         to_done = []
         for status, created_at, finished_at in MergeJob.objects.filter(
@@ -410,9 +481,25 @@ def main() -> None:
              f"max {max(to_done):.1f} s" if to_done else "); none done"))
     print("bulk:            scan chunks " + ", ".join(f"{n} {status}" for status, n in sorted(chunks.items())))
     print(f"intake:          {leads_made:,} leads made")
+    server = server_side(workdir / "stack.log", request_kind, since)
+    print("server side (the stack's request lines): kind, requests, duration p50 / p95 ms, CPU p50 / p95 / mean ms")
+    for kind in KINDS:
+        row = server.get(kind)
+        if row:
+            print(f"  {kind:<12} {row['count']:>6,} {row['p50']:>7.1f} / {row['p95']:>7.1f}"
+                  + (f"   CPU {row['cpu_p50']:.1f} / {row['cpu_p95']:.1f} / {row['cpu_mean']:.1f}" if "cpu_p50" in row
+                     else ""))
+    print("stack CPU s in the run (processes + children; PostgreSQL backends connected at the end, their life's): "
+          + ", ".join(f"{name} {cpu_used[name]:.0f} + PG {database_used.get(name, 0):.0f}" for name in groups)
+          + f"; the stack {sum(cpu_used.values()) + sum(database_used.values()):.0f}, the whole machine {machine_busy:.0f} "
+          f"of {(os.cpu_count() or 1) * run_seconds:.0f} core-seconds")
+    tasks = tasks_logged(workdir / "stack.log", since)
+    print("tasks run:       " + ", ".join(f"{name.rsplit('.', 1)[-1]} {n:,} ({seconds:.0f} s)"
+                                          for name, (n, seconds) in sorted(tasks.items(), key=lambda item: -item[1][1])))
+    print("left on queues:  " + ", ".join(f"{queue} {n:,}" for queue, n in waiting.items()))
     print(f"errors:          {errors}")
-    print(f"machine load:    {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} (1/5/15 min) on "
-          f"{os.cpu_count()} cores at the end")
+    print(f"machine load:    {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} (1/5/15 min) at the "
+          f"start, {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} at the end, on {os.cpu_count()} cores")
     failures = workdir / "locust_failures.csv"
     if errors and failures.is_file():
         print(failures.read_text()[:3000])
