@@ -99,10 +99,11 @@ def build_intake(password: str) -> str:
 
 
 def start_stack(
-    env: dict, *, port: int, web: int, threads: int, workers: int, interactive: int, logs: Path
+    env: dict, *, port: int, web: int, threads: int, workers: int, interactive: int, logs: Path, backend_nice: bool
 ) -> list[subprocess.Popen]:
     """Start the processes Procfile.prod names: gunicorn (its config file), a Celery worker on the interactive queue
-    (`interactive` processes, nice 5), Celery workers on the bulk queue (one process each, nice 10), beat."""
+    (`interactive` processes, nice 5), Celery workers on the bulk queue (one process each, nice 10), beat; the
+    workers' PostgreSQL backends at their niceness too unless `backend_nice` is off (DATABASE_BACKEND_NICE)."""
     bin_dir = Path(sys.executable).parent
     log = open(logs, "w")
     commands = [
@@ -120,7 +121,13 @@ def start_stack(
          "--schedule", str(logs.with_suffix(".beat")),
          "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
     ]
-    return [subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log) for command in commands]
+
+    def env_of(command: list[str]) -> dict:
+        if backend_nice and command[0] == "nice":  # the workers: their SQL at their own priority, as Procfile.prod
+            return {**env, "DATABASE_BACKEND_NICE": command[2]}
+        return env
+
+    return [subprocess.Popen(command, cwd=ROOT, env=env_of(command), stdout=log, stderr=log) for command in commands]
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -293,6 +300,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes of the bulk queue (the scan)")
     parser.add_argument("--interactive", type=int, default=2,
                         help="processes of the interactive queue's Celery worker (merges, figures after a save)")
+    parser.add_argument("--backend-nice", action=argparse.BooleanOptionalAction, default=True,
+                        help="the workers' PostgreSQL backends at the workers' niceness (DATABASE_BACKEND_NICE)")
     parser.add_argument("--merges", type=int, default=100, help="merges queued over the run")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
     parser.add_argument("--seed-only", action="store_true", help="build the base and stop")
@@ -357,7 +366,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     processes = start_stack(
         env, port=port, web=args.web, threads=args.threads, workers=args.workers, interactive=args.interactive,
-        logs=workdir / "stack.log",
+        logs=workdir / "stack.log", backend_nice=args.backend_nice,
     )
     groups = {
         "web": [processes[0].pid],

@@ -74,6 +74,9 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # - production.py: a psycopg pool per process (DATABASE_POOL_*), bounded, reused across requests.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The CPU niceness of the PostgreSQL backends serving this process, for background workers on the database's own
+# host (Procfile.prod: the bulk worker 10, the interactive one 5); 0 leaves them alone. Why: config/db_priority.py.
+DATABASE_BACKEND_NICE = env.int("DATABASE_BACKEND_NICE", default=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes; the timeout rides out short write locks.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
