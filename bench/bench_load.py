@@ -99,35 +99,42 @@ def build_intake(password: str) -> str:
 
 
 def start_stack(
-    env: dict, *, port: int, web: int, threads: int, workers: int, interactive: int, logs: Path, backend_nice: bool
+    env: dict, *, port: int, web: int, threads: int, workers: int, interactive: int, logs: Path, priority: bool
 ) -> list[subprocess.Popen]:
     """Start the processes Procfile.prod names: gunicorn (its config file), a Celery worker on the interactive queue
-    (`interactive` processes, nice 5), Celery workers on the bulk queue (one process each, nice 10), beat; the
-    workers' PostgreSQL backends at their niceness too unless `backend_nice` is off (DATABASE_BACKEND_NICE)."""
+    (`interactive` processes, priority 5), Celery workers on the bulk queue (one process each, priority idle), beat.
+    Without `priority` the workers run under `nice` 5 and 10 (their own processes only), as before 2026-12-06."""
     bin_dir = Path(sys.executable).parent
     log = open(logs, "w")
-    commands = [
-        [str(bin_dir / "gunicorn"), "config.wsgi", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
-         "--bind", f"127.0.0.1:{port}", "--workers", str(web), "--threads", str(threads)],
-        ["nice", "-n", "5", str(bin_dir / "celery"), "-A", "config", "worker", "-Q", "interactive",
-         f"--concurrency={interactive}", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
-         "-n", "bench-load-interactive@%h"],
-        *[
-            ["nice", "-n", "10", str(bin_dir / "celery"), "-A", "config", "worker", "-Q", "bulk", "--concurrency=1",
-             "--loglevel=WARNING", "--without-gossip", "--without-mingle", "-n", f"bench-load-{index}@%h"]
-            for index in range(workers)
-        ],
-        [str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel=WARNING",
-         "--schedule", str(logs.with_suffix(".beat")),
-         "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
+    celery = [str(bin_dir / "celery"), "-A", "config", "worker", "--loglevel=WARNING", "--without-gossip",
+              "--without-mingle"]
+    workers_started = [
+        ("5", [*celery, "-Q", "interactive", f"--concurrency={interactive}", "-n", "bench-load-interactive@%h"]),
+        *[("idle", [*celery, "-Q", "bulk", "--concurrency=1", "-n", f"bench-load-{index}@%h"])
+          for index in range(workers)],
     ]
-
-    def env_of(command: list[str]) -> dict:
-        if backend_nice and command[0] == "nice":  # the workers: their SQL at their own priority, as Procfile.prod
-            return {**env, "DATABASE_BACKEND_NICE": command[2]}
-        return env
-
-    return [subprocess.Popen(command, cwd=ROOT, env=env_of(command), stdout=log, stderr=log) for command in commands]
+    started = [
+        subprocess.Popen(
+            [str(bin_dir / "gunicorn"), "config.wsgi", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
+             "--bind", f"127.0.0.1:{port}", "--workers", str(web), "--threads", str(threads)],
+            cwd=ROOT, env=env, stdout=log, stderr=log,
+        )
+    ]
+    for level, command in workers_started:
+        if priority:  # as Procfile.prod: WORKER_CPU_PRIORITY (the process and its PostgreSQL backends)
+            started.append(subprocess.Popen(command, cwd=ROOT, env={**env, "WORKER_CPU_PRIORITY": level},
+                                            stdout=log, stderr=log))
+        else:
+            nice = "5" if level == "5" else "10"
+            started.append(subprocess.Popen(["nice", "-n", nice, *command], cwd=ROOT, env=env, stdout=log, stderr=log))
+    started.append(
+        subprocess.Popen(
+            [str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel=WARNING", "--schedule",
+             str(logs.with_suffix(".beat")), "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
+            cwd=ROOT, env=env, stdout=log, stderr=log,
+        )
+    )
+    return started
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -300,8 +307,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes of the bulk queue (the scan)")
     parser.add_argument("--interactive", type=int, default=2,
                         help="processes of the interactive queue's Celery worker (merges, figures after a save)")
-    parser.add_argument("--backend-nice", action=argparse.BooleanOptionalAction, default=True,
-                        help="the workers' PostgreSQL backends at the workers' niceness (DATABASE_BACKEND_NICE)")
+    parser.add_argument("--priority", action=argparse.BooleanOptionalAction, default=True,
+                        help="the workers and their PostgreSQL backends below the web (WORKER_CPU_PRIORITY: "
+                             "interactive 5, bulk idle); --no-priority: nice 5 and 10 on the workers' processes only")
     parser.add_argument("--merges", type=int, default=100, help="merges queued over the run")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
     parser.add_argument("--seed-only", action="store_true", help="build the base and stop")
@@ -366,7 +374,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     processes = start_stack(
         env, port=port, web=args.web, threads=args.threads, workers=args.workers, interactive=args.interactive,
-        logs=workdir / "stack.log", backend_nice=args.backend_nice,
+        logs=workdir / "stack.log", priority=args.priority,
     )
     groups = {
         "web": [processes[0].pid],
@@ -483,7 +491,8 @@ def main() -> None:
                                                " (still running when the load stopped)")
           + (f", {run.stats['customer']['groups']:,} groups" if "groups" in (run.stats or {}).get("customer", {}) else ""))
     print(f"stack workers:   interactive queue 1 worker x {args.interactive} processes; bulk queue {args.workers} "
-          f"worker(s) x 1 process")
+          f"worker(s) x 1 process; " + ("WORKER_CPU_PRIORITY interactive 5, bulk idle (and their PostgreSQL backends)"
+                                        if args.priority else "nice 5 and 10 (the workers' processes only)"))
     print(f"interactive:     merges {merges['done']} done of {queued} queued ("
           + ", ".join(f"{n} {status}" for status, n in merges.items() if status != "done")
           + (f"); queued to done p50 {statistics.median(to_done):.1f} s, p95 {percentile(to_done, 0.95):.1f} s, "

@@ -74,9 +74,6 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # - production.py: a psycopg pool per process (DATABASE_POOL_*), bounded, reused across requests.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# The CPU niceness of the PostgreSQL backends serving this process, for background workers on the database's own
-# host (Procfile.prod: the bulk worker 10, the interactive one 5); 0 leaves them alone. Why: config/db_priority.py.
-DATABASE_BACKEND_NICE = env.int("DATABASE_BACKEND_NICE", default=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes; the timeout rides out short write locks.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -178,6 +175,10 @@ CELERY_TASK_ROUTES = {
     "dedup.counts_refresh": {"queue": _INTERACTIVE, "priority": 9},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A worker's CPU priority, and its PostgreSQL backends' where the database is on this host: "idle" (Linux's
+# SCHED_IDLE) or a niceness; empty leaves them alone. Procfile.prod: the bulk worker idle, the interactive one 5.
+# Why: config/worker_priority.py.
+WORKER_CPU_PRIORITY = env("WORKER_CPU_PRIORITY", default="")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A click must never hang on a broker that is down: sending a task tries twice within about a second, then
 # fails, and the job or scan it was for fails at once with the reason (dedup/dispatch.py `on_failure`).
