@@ -356,7 +356,7 @@ def main() -> None:
     empty_queue()  # the scan finds every group again, as on its first night
     MergeJob.objects.filter(status__in=["queued", "running"]).update(status="failed")
     from config.celery import app
-    from dedup.models import FiguresRefreshQueued
+    from dedup.models import FiguresPending, FiguresRefreshQueued
 
     app.control.purge()
     FiguresRefreshQueued.objects.all().delete()  # the messages they stood for are gone with the purge
@@ -453,6 +453,7 @@ def main() -> None:
             backends = dict(cursor.fetchall())
         database_used = database_cpu(groups, backends)
         waiting = messages_waiting()
+        figures_waiting = FiguresPending.objects.count()
         merges = dict.fromkeys(["done", "queued", "running", "failed"], 0)
         to_done = []
         for status, created_at, finished_at in MergeJob.objects.filter(
@@ -514,7 +515,8 @@ def main() -> None:
     tasks = tasks_logged(workdir / "stack.log", since)
     print("tasks run:       " + ", ".join(f"{name.rsplit('.', 1)[-1]} {n:,} ({seconds:.0f} s)"
                                           for name, (n, seconds) in sorted(tasks.items(), key=lambda item: -item[1][1])))
-    print("left on queues:  " + ", ".join(f"{queue} {n:,}" for queue, n in waiting.items()))
+    print("left on queues:  " + ", ".join(f"{queue} {n:,}" for queue, n in waiting.items())
+          + f"; {figures_waiting:,} records waiting for their figures")
     print(f"errors:          {errors}")
     print(f"machine load:    {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} (1/5/15 min) at the "
           f"start, {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} at the end, on {os.cpu_count()} cores")
