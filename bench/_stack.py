@@ -68,25 +68,33 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
-def server_side(log: Path, kind_of: Callable[[str, str], str | None], since: str) -> dict[str, dict[str, float]]:
-    """Return per kind of request (kind_of(method, path)) the count, p50/p95 duration and p50/p95 CPU milliseconds
-    of the stack's JSON request lines logged at or after `since` (an ISO timestamp)."""
-    durations: dict[str, list[float]] = {}
-    cpus: dict[str, list[float]] = {}
+def log_entries(log: Path, logger: str, since: str):
+    """Yield the stack's JSON lines of a logger (mergewise.request, mergewise.task) logged at or after `since` (an
+    ISO timestamp)."""
     with open(log, errors="replace") as handle:
         for line in handle:
-            if '"mergewise.request"' not in line:
+            if f'"{logger}"' not in line:
                 continue
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            kind = kind_of(entry.get("method", ""), entry.get("path", ""))
-            if kind is None or entry.get("ts", "") < since:
-                continue
-            durations.setdefault(kind, []).append(float(entry["duration_ms"]))
-            if "cpu_ms" in entry:
-                cpus.setdefault(kind, []).append(float(entry["cpu_ms"]))
+            if entry.get("ts", "") >= since:
+                yield entry
+
+
+def server_side(log: Path, kind_of: Callable[[str, str], str | None], since: str) -> dict[str, dict[str, float]]:
+    """Return per kind of request (kind_of(method, path)) the count, p50/p95 duration and p50/p95/mean CPU
+    milliseconds of the stack's request lines logged at or after `since`."""
+    durations: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    for entry in log_entries(log, "mergewise.request", since):
+        kind = kind_of(entry.get("method", ""), entry.get("path", ""))
+        if kind is None:
+            continue
+        durations.setdefault(kind, []).append(float(entry["duration_ms"]))
+        if "cpu_ms" in entry:
+            cpus.setdefault(kind, []).append(float(entry["cpu_ms"]))
     return {
         kind: {
             "count": len(values),
@@ -100,3 +108,12 @@ def server_side(log: Path, kind_of: Callable[[str, str], str | None], since: str
         }
         for kind, values in durations.items()
     }
+
+
+def tasks_logged(log: Path, since: str) -> dict[str, tuple[int, float]]:
+    """Return {task name: (runs, seconds)} from the stack's task lines logged at or after `since`."""
+    runs: dict[str, tuple[int, float]] = {}
+    for entry in log_entries(log, "mergewise.task", since):
+        count, seconds = runs.get(entry["task"], (0, 0.0))
+        runs[entry["task"]] = (count + 1, seconds + float(entry.get("duration_ms", 0)) / 1000)
+    return runs

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import random
 import secrets
@@ -43,7 +42,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from _pg import SERVER, create_database  # noqa: E402  (bench/ is the script's own folder)
-from _stack import database_cpu, server_side, stack_cpu  # noqa: E402
+from _stack import database_cpu, percentile, server_side, stack_cpu, tasks_logged  # noqa: E402
 
 # Never the test databases; BENCH_DB_NAME runs it on a copy (createdb -T bench_prod h_mine_1m).
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_prod")
@@ -241,11 +240,6 @@ def ensure_figures() -> None:
     print(f"figures checked: the finder agrees on {len(sample):,} sampled customers", flush=True)
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
-
-
 def request_kind(method: str, path: str) -> str | None:
     """The Locust name of a request the stack logged (locust_load.py's URLs)."""
     if method == "POST" and path == "/api/leads/":
@@ -255,23 +249,6 @@ def request_kind(method: str, path: str) -> str | None:
     if path.startswith("/admin/crm/customer/"):
         return "card" if path.endswith("/change/") else "compare" if path.endswith("/compare/") else None
     return None
-
-
-def tasks_logged(log: Path, since: str) -> dict[str, tuple[int, float]]:
-    """Return {task name: (runs, seconds)} from the stack's JSON task lines logged at or after `since`."""
-    runs: dict[str, tuple[int, float]] = {}
-    with open(log, errors="replace") as handle:
-        for line in handle:
-            if '"mergewise.task"' not in line:
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("ts", "") >= since:
-                count, seconds = runs.get(entry["task"], (0, 0.0))
-                runs[entry["task"]] = (count + 1, seconds + float(entry.get("duration_ms", 0)) / 1000)
-    return runs
 
 
 def messages_waiting() -> dict[str, int]:

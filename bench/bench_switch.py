@@ -27,13 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _pg import SERVER  # noqa: E402
+from _stack import percentile  # noqa: E402
 
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_prod")
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
 def main() -> None:
