@@ -11,11 +11,15 @@ copy: `createdb -T bench_prod h_mine_1m`) on 127.0.0.1:5432 as user postgres (BE
 an email each, planted duplicates: pairs (i-1, i) for every i divisible by 20, and more) and their match keys.
 The broker is Redis database 13 (BENCH_REDIS_URL overrides). Then it starts the production stack as
 Procfile.prod does, with `config.settings.production`: gunicorn with N processes, a Celery worker on the
-interactive queue (merges, the figures after a save), M Celery worker processes on the bulk queue (the scan), beat; waits for /healthz; empties the review queue and starts a full scan of the customers; queues K merges of
+interactive queue (merges, the figures after a save; WORKER_CPU_PRIORITY 5), M Celery worker processes on the bulk
+queue (the scan; WORKER_CPU_PRIORITY idle; `--no-priority`: nice 5 and 10 as before), beat; waits for /healthz;
+empties the review queue and starts a full scan of the customers; queues K merges of
 planted pairs spread over the run; and runs Locust headless for the given minutes: managers (logged in) open
 customer change lists (with their duplicate counts), cards (with badges), compare screens; integrations post
 leads to /api/leads/ with a token. At the end it reports Locust's figures per kind, how far each queue got (the
-merges done of those queued and their time from queued to done; the scan's chunks), and the machine's load.
+merges done of those queued and their time from queued to done; the scan's chunks), each kind's duration and CPU
+time on the server (the stack's request lines), the CPU seconds of each part of the stack (bench/_stack.py), the
+tasks run, the messages left on the queues, and the machine's load.
 """
 from __future__ import annotations
 
