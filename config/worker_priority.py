@@ -5,10 +5,10 @@ request's p95 is made of those waits (issue 15: the load's tails come from the s
 merges sharing 2 cores with gunicorn). So the workers run at a lower priority, set in the worker (Procfile.prod):
 - ``idle`` (the bulk queue: the scan, index builds, counts_rebuild): Linux's SCHED_IDLE class, which runs only on
   a core nothing else wants and is preempted at once when a request's thread wakes up. ``nice 10`` leaves a task
-  of ordinary class that still gets a tenth of a core's share and finishes its time slice first: measured with 3
-  CPU-bound processes beside a probe of 5 queries and 1 ms of Python, the probe's p95 was about 6 ms alone,
-  17 ms beside them at nice 10 and 13 ms at SCHED_IDLE (bench/README.md, 2026-12-06). Where SCHED_IDLE does not
-  exist the worker takes nice 19.
+  of ordinary class that still gets a tenth of a core's share and finishes its time slice first: with 3 CPU-bound
+  processes beside a probe of 5 queries and 1 ms of Python (bench/bench_priority.py), the probe's p95 was 12 ms
+  alone, 39 ms beside them at nice 10 and 28 ms at SCHED_IDLE (bench/README.md, 2026-12-06). Where SCHED_IDLE does
+  not exist the worker takes nice 19.
 - a number (the interactive queue: merges, undos, the refreshes, 5): that niceness. Merges hold row locks a
   manager's save may wait for, so they keep an ordinary class, only below the web's.
 
