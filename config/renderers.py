@@ -56,6 +56,7 @@ ERRORS_UL = (
     "{% endif %}>{% for error in errors %}<li>{{ error }}</li>{% endfor %}</ul>{% endif %}"
 )
 ERRORS_DEFAULT = '{% include "django/forms/errors/list/ul.html" %}'
+FORM_DIV = '{{ errors }}\n{% if errors and not fields %}\n  <div>{% for field in hidden_fields %}{{ field }}{% endfor %}</div>\n{% endif %}\n{% for field, errors in fields %}\n  <div{% with classes=field.css_classes %}{% if classes %} class="{{ classes }}"{% endif %}{% endwith %}>\n    {{ field.as_field_group }}\n    {% if forloop.last %}\n      {% for field in hidden_fields %}{{ field }}{% endfor %}\n    {% endif %}\n</div>\n{% endfor %}\n{% if not fields and not errors %}\n  {% for field in hidden_fields %}{{ field }}{% endfor %}\n{% endif %}\n'
 
 WIDGETS = "django/forms/widgets/"
 # The input types whose template is only the include of input.html.
@@ -63,7 +64,7 @@ INPUT_KINDS = ["input", "text", "hidden", "number", "email", "url", "password", 
                "datetime", "time", "color", "checkbox"]
 
 
-def _text(value) -> str:
+def text_value(value) -> str:
     """{{ value }} in an autoescaped template."""
     value = localize(template_localtime(value))
     if not issubclass(type(value), str):
@@ -82,7 +83,7 @@ def _string(value) -> str:
 
 def _attrs(attrs: dict) -> str:
     return "".join(
-        f" {_text(name)}" if value is True else f' {_text(name)}="{_string(value)}"'
+        f" {text_value(name)}" if value is True else f' {text_value(name)}="{_string(value)}"'
         for name, value in attrs.items()
         if value is not False
     )
@@ -92,19 +93,19 @@ def _input(context: dict) -> str:
     widget = context["widget"]
     value = widget["value"]
     shown = f' value="{_string(value)}"' if value != None else ""  # noqa: E711  (the template's != None)
-    return f'<input type="{_text(widget["type"])}" name="{_text(widget["name"])}"{shown}{_attrs(widget["attrs"])}>'
+    return f'<input type="{text_value(widget["type"])}" name="{text_value(widget["name"])}"{shown}{_attrs(widget["attrs"])}>'
 
 
 def _option(option: dict) -> str:
-    return f'<option value="{_string(option["value"])}"{_attrs(option["attrs"])}>{_text(option["label"])}</option>'
+    return f'<option value="{_string(option["value"])}"{_attrs(option["attrs"])}>{text_value(option["label"])}</option>'
 
 
 def _select(context: dict) -> str | None:
     widget = context["widget"]
-    parts = [f'<select name="{_text(widget["name"])}"{_attrs(widget["attrs"])}>']
+    parts = [f'<select name="{text_value(widget["name"])}"{_attrs(widget["attrs"])}>']
     for group_name, group_choices, _index in widget["optgroups"]:
         if group_name:
-            parts.append(f'\n  <optgroup label="{_text(group_name)}">')
+            parts.append(f'\n  <optgroup label="{text_value(group_name)}">')
         for option in group_choices:
             if option["template_name"] != WIDGETS + "select_option.html":
                 return None  # an option of its own template: the template renders it
@@ -118,15 +119,22 @@ def _select(context: dict) -> str | None:
 def _textarea(context: dict) -> str:
     widget = context["widget"]
     value = widget["value"]
-    return f'<textarea name="{_text(widget["name"])}"{_attrs(widget["attrs"])}>\n{_text(value) if value else ""}</textarea>'
+    return f'<textarea name="{text_value(widget["name"])}"{_attrs(widget["attrs"])}>\n{text_value(value) if value else ""}</textarea>'
 
 
 def _label(context: dict) -> str:
-    label = _text(context["label"])
+    label = text_value(context["label"])
     if not context["use_tag"]:
         return label
-    tag = _text(context["tag"])
+    tag = text_value(context["tag"])
     return f"<{tag}{_attrs(context['attrs'])}>{label}</{tag}>"
+
+
+def _hidden_form(context: dict) -> str | None:
+    """A form of hidden fields only, without errors (a formset's management form): its fields one after another."""
+    if context["errors"] or context["fields"]:
+        return None
+    return "".join(text_value(field) for field in context["hidden_fields"])
 
 
 def _errors(context: dict) -> str | None:
@@ -149,6 +157,7 @@ FAST: dict[str, tuple[Callable[[dict], str | None], dict[str, str]]] = {
     ),
     f"{WIDGETS}textarea.html": (_textarea, {f"{WIDGETS}textarea.html": TEXTAREA, f"{WIDGETS}attrs.html": ATTRS}),
     "django/forms/label.html": (_label, {"django/forms/label.html": LABEL, "django/forms/attrs.html": FORM_ATTRS}),
+    "django/forms/div.html": (_hidden_form, {"django/forms/div.html": FORM_DIV}),
     "django/forms/errors/list/ul.html": (_errors, {"django/forms/errors/list/ul.html": ERRORS_UL}),
     "django/forms/errors/list/default.html": (
         _errors,
