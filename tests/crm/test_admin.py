@@ -469,6 +469,30 @@ def test_admin_sidebar_follows_a_permission_granted(db):
     admin.site.app_list_forget()
 
 
+def test_admin_sidebar_html_is_the_app_lists_and_marks_each_page(admin_client, records):
+    # Given the sidebar drawn on a customer's card, then kept
+    from django.template import engines
+
+    def sidebar(url):
+        response = admin_client.get(url)
+        html = response.content.decode()
+        start = html.index('<nav class="sticky" id="nav-sidebar"')
+        return response, html[start: html.index("</nav>", start)]
+
+    first, kept = sidebar(_url("customer", "change", records["customer"].pk))
+    _again, kept_again = sidebar(_url("customer", "change", records["customer"].pk))
+    # Then it is Django's app_list.html over the user's list, the customers marked as the current model
+    stock = engines["django"].from_string(
+        "{% include 'admin/app_list.html' with app_list=available_apps show_changelinks=False %}"
+    ).render({"available_apps": first.context["available_apps"]}, request=first.wsgi_request)
+    assert stock.strip() in kept and kept == kept_again
+    assert 'class="model-customer current-model"' in kept
+    # When a deal list opens: the deals are marked, not the customers
+    _deals, on_deals = sidebar(_url("deal"))
+    assert 'class="model-deal current-model"' in on_deals and 'class="model-customer current-model"' not in on_deals
+    admin.site.app_list_forget()
+
+
 def test_admin_changelist_columns_show_primary_contacts_and_kind(admin_client, records):
     # Given Ivan with a primary phone and a repeat lead
     models.Lead.objects.filter(pk=records["lead"].pk).update(is_repeat=True)
