@@ -1,5 +1,5 @@
-"""The form renderer: Django's own, with its commonest templates (inputs, selects, labels, empty error lists)
-rendered by plain functions that give the same HTML.
+"""The form renderer: Django's own, with its commonest templates (inputs, selects, labels, empty error lists, date
+and time pairs, forms of hidden fields) rendered by plain functions that give the same HTML.
 
 Why: an admin card renders 150 to 300 widgets, labels and error lists, and each goes through the template engine
 (input.html including attrs.html, a context pushed and popped per include): at 1,000,000 customers this was a
@@ -16,7 +16,7 @@ from django.forms.renderers import DjangoTemplates
 from django.template import TemplateDoesNotExist
 from django.utils.formats import localize
 from django.utils.functional import cached_property
-from django.utils.html import conditional_escape, escape
+from django.utils.html import conditional_escape, escape, strip_spaces_between_tags
 from django.utils.safestring import SafeData, mark_safe
 from django.utils.timezone import template_localtime
 
@@ -56,6 +56,9 @@ ERRORS_UL = (
     "{% endif %}>{% for error in errors %}<li>{{ error }}</li>{% endfor %}</ul>{% endif %}"
 )
 ERRORS_DEFAULT = '{% include "django/forms/errors/list/ul.html" %}'
+SPLIT_DATETIME = '<p class="datetime">\n  {{ date_label }} {% with widget=widget.subwidgets.0 %}{% include widget.template_name %}{% endwith %}<br>\n  {{ time_label }} {% with widget=widget.subwidgets.1 %}{% include widget.template_name %}{% endwith %}\n</p>\n'
+MULTIWIDGET = '{% spaceless %}{% for widget in widget.subwidgets %}{% include widget.template_name %}{% endfor %}{% endspaceless %}\n'
+SPLIT_HIDDEN_DATETIME = "{% include 'django/forms/widgets/multiwidget.html' %}\n"
 FORM_DIV = '{{ errors }}\n{% if errors and not fields %}\n  <div>{% for field in hidden_fields %}{{ field }}{% endfor %}</div>\n{% endif %}\n{% for field, errors in fields %}\n  <div{% with classes=field.css_classes %}{% if classes %} class="{{ classes }}"{% endif %}{% endwith %}>\n    {{ field.as_field_group }}\n    {% if forloop.last %}\n      {% for field in hidden_fields %}{{ field }}{% endfor %}\n    {% endif %}\n</div>\n{% endfor %}\n{% if not fields and not errors %}\n  {% for field in hidden_fields %}{{ field }}{% endfor %}\n{% endif %}\n'
 
 WIDGETS = "django/forms/widgets/"
@@ -94,6 +97,32 @@ def _input(context: dict) -> str:
     value = widget["value"]
     shown = f' value="{_string(value)}"' if value != None else ""  # noqa: E711  (the template's != None)
     return f'<input type="{text_value(widget["type"])}" name="{text_value(widget["name"])}"{shown}{_attrs(widget["attrs"])}>'
+
+
+def _included_input(widget: dict) -> str | None:
+    """`{% include widget.template_name %}` of a subwidget that is an input, or None for another template."""
+    kind = widget["template_name"].removeprefix(WIDGETS).removesuffix(".html")
+    if widget["template_name"] != f"{WIDGETS}{kind}.html" or kind not in INPUT_KINDS:
+        return None
+    # input.html ends with a newline; the other kinds' templates add theirs after the include.
+    return _input({"widget": widget}) + ("\n" if kind == "input" else "\n\n")
+
+
+def _split_datetime(context: dict) -> str | None:
+    date, time = (_included_input(widget) for widget in context["widget"]["subwidgets"])
+    if date is None or time is None:
+        return None
+    return (
+        f'<p class="datetime">\n  {text_value(context["date_label"])} {date}<br>\n'
+        f'  {text_value(context["time_label"])} {time}\n</p>'
+    )
+
+
+def _multiwidget(context: dict) -> str | None:
+    parts = [_included_input(widget) for widget in context["widget"]["subwidgets"]]
+    if None in parts:
+        return None
+    return strip_spaces_between_tags("".join(parts).strip())
 
 
 def _option(option: dict) -> str:
@@ -141,6 +170,12 @@ def _errors(context: dict) -> str | None:
     return "" if not context["errors"] else None  # an error list with errors: the template
 
 
+# The inputs' templates, which a multi-widget's template includes.
+SUBWIDGETS = {
+    **{f"{WIDGETS}{kind}.html": INPUT if kind == "input" else INCLUDE_INPUT for kind in INPUT_KINDS},
+    f"{WIDGETS}attrs.html": ATTRS,
+}
+
 # Template name -> (its function, the stock sources it and its includes must have).
 FAST: dict[str, tuple[Callable[[dict], str | None], dict[str, str]]] = {
     **{
@@ -157,6 +192,16 @@ FAST: dict[str, tuple[Callable[[dict], str | None], dict[str, str]]] = {
     ),
     f"{WIDGETS}textarea.html": (_textarea, {f"{WIDGETS}textarea.html": TEXTAREA, f"{WIDGETS}attrs.html": ATTRS}),
     "django/forms/label.html": (_label, {"django/forms/label.html": LABEL, "django/forms/attrs.html": FORM_ATTRS}),
+    "admin/widgets/split_datetime.html": (
+        _split_datetime,
+        {"admin/widgets/split_datetime.html": SPLIT_DATETIME, **SUBWIDGETS},
+    ),
+    f"{WIDGETS}multiwidget.html": (_multiwidget, {f"{WIDGETS}multiwidget.html": MULTIWIDGET, **SUBWIDGETS}),
+    f"{WIDGETS}splithiddendatetime.html": (
+        _multiwidget,
+        {f"{WIDGETS}splithiddendatetime.html": SPLIT_HIDDEN_DATETIME, f"{WIDGETS}multiwidget.html": MULTIWIDGET,
+         **SUBWIDGETS},
+    ),
     "django/forms/div.html": (_hidden_form, {"django/forms/div.html": FORM_DIV}),
     "django/forms/errors/list/ul.html": (_errors, {"django/forms/errors/list/ul.html": ERRORS_UL}),
     "django/forms/errors/list/default.html": (

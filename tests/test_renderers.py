@@ -26,6 +26,13 @@ CHOICES = [
 ]
 
 
+class PairWidget(forms.MultiWidget):
+    """A multi-widget of its own template (multiwidget.html): a value shown in both inputs."""
+
+    def decompress(self, value):
+        return [value, value]
+
+
 def _widgets():
     for attrs in ATTRS:
         yield forms.TextInput(attrs=attrs)
@@ -42,6 +49,8 @@ def _widgets():
         yield admin_widgets.AdminTextInputWidget(attrs=attrs)
         yield admin_widgets.AdminDateWidget(attrs=attrs)
         yield admin_widgets.AdminSplitDateTime(attrs=attrs)
+        yield forms.SplitHiddenDateTimeWidget(attrs=attrs)
+        yield PairWidget([forms.TextInput, forms.HiddenInput], attrs=attrs)
         for choices in CHOICES:
             yield forms.Select(attrs=attrs, choices=choices)
             yield forms.SelectMultiple(attrs=attrs, choices=choices)
