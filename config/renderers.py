@@ -14,11 +14,13 @@ from collections.abc import Callable
 
 from django.forms.renderers import DjangoTemplates
 from django.template import TemplateDoesNotExist
+from django.templatetags.static import static
 from django.utils.formats import localize
 from django.utils.functional import cached_property
 from django.utils.html import conditional_escape, escape, strip_spaces_between_tags
 from django.utils.safestring import SafeData, mark_safe
 from django.utils.timezone import template_localtime
+from django.utils.translation import gettext
 
 # The stock sources the functions below reproduce (Django 5.2, django/forms/templates/django/forms/).
 ATTRS = (
@@ -59,6 +61,7 @@ ERRORS_DEFAULT = '{% include "django/forms/errors/list/ul.html" %}'
 SPLIT_DATETIME = '<p class="datetime">\n  {{ date_label }} {% with widget=widget.subwidgets.0 %}{% include widget.template_name %}{% endwith %}<br>\n  {{ time_label }} {% with widget=widget.subwidgets.1 %}{% include widget.template_name %}{% endwith %}\n</p>\n'
 MULTIWIDGET = '{% spaceless %}{% for widget in widget.subwidgets %}{% include widget.template_name %}{% endfor %}{% endspaceless %}\n'
 SPLIT_HIDDEN_DATETIME = "{% include 'django/forms/widgets/multiwidget.html' %}\n"
+RELATED_WIDGET_WRAPPER = '{% load i18n static %}\n<div class="related-widget-wrapper" {% if not model_has_limit_choices_to %}data-model-ref="{{ model_name }}"{% endif %}>\n    {{ rendered_widget }}\n    {% block links %}\n        {% spaceless %}\n        {% if not is_hidden %}\n        {% if can_change_related %}\n        <a class="related-widget-wrapper-link change-related" id="change_id_{{ name }}"\n            data-href-template="{{ change_related_template_url }}?{{ url_params }}"\n            data-popup="yes"\n            title="{% blocktranslate %}Change selected {{ model }}{% endblocktranslate %}">\n            <img src="{% static \'admin/img/icon-changelink.svg\' %}" alt="" width="24" height="24">\n        </a>\n        {% endif %}\n        {% if can_add_related %}\n        <a class="related-widget-wrapper-link add-related" id="add_id_{{ name }}"\n            data-popup="yes"\n            href="{{ add_related_url }}?{{ url_params }}"\n            title="{% blocktranslate %}Add another {{ model }}{% endblocktranslate %}">\n            <img src="{% static \'admin/img/icon-addlink.svg\' %}" alt="" width="24" height="24">\n        </a>\n        {% endif %}\n        {% if can_delete_related %}\n        <a class="related-widget-wrapper-link delete-related" id="delete_id_{{ name }}"\n            data-href-template="{{ delete_related_template_url }}?{{ url_params }}"\n            data-popup="yes"\n            title="{% blocktranslate %}Delete selected {{ model }}{% endblocktranslate %}">\n            <img src="{% static \'admin/img/icon-deletelink.svg\' %}" alt="" width="24" height="24">\n        </a>\n        {% endif %}\n        {% if can_view_related %}\n          <a class="related-widget-wrapper-link view-related" id="view_id_{{ name }}"\n             data-href-template="{{ change_related_template_url }}?{{ view_related_url_params }}"\n             title="{% blocktranslate %}View selected {{ model }}{% endblocktranslate %}">\n            <img src="{% static \'admin/img/icon-viewlink.svg\' %}" alt="" width="24" height="24">\n          </a>\n        {% endif %}\n        {% endif %}\n        {% endspaceless %}\n    {% endblock %}\n</div>\n'
 FORM_DIV = '{{ errors }}\n{% if errors and not fields %}\n  <div>{% for field in hidden_fields %}{{ field }}{% endfor %}</div>\n{% endif %}\n{% for field, errors in fields %}\n  <div{% with classes=field.css_classes %}{% if classes %} class="{{ classes }}"{% endif %}{% endwith %}>\n    {{ field.as_field_group }}\n    {% if forloop.last %}\n      {% for field in hidden_fields %}{{ field }}{% endfor %}\n    {% endif %}\n</div>\n{% endfor %}\n{% if not fields and not errors %}\n  {% for field in hidden_fields %}{{ field }}{% endfor %}\n{% endif %}\n'
 
 WIDGETS = "django/forms/widgets/"
@@ -123,6 +126,52 @@ def _multiwidget(context: dict) -> str | None:
     if None in parts:
         return None
     return strip_spaces_between_tags("".join(parts).strip())
+
+
+def _related_link(context: dict, kind: str, href: str, title: str, *, view: bool = False) -> str:
+    """One link of the related-widget wrapper's, its whitespace as the template's (the spaceless tag keeps what is
+    inside a tag)."""
+    name = text_value(context["name"])
+    # {% blocktranslate %} escapes the model's name, not the translation (the Russian one has quotes).
+    title = gettext(title) % {"model": text_value(context["model"])}
+    icon = conditional_escape(static(f"admin/img/icon-{kind}link.svg"))
+    if view:
+        return (
+            f'<a class="related-widget-wrapper-link view-related" id="view_id_{name}"\n'
+            f'             data-href-template="{href}"\n             title="{title}">'
+            f'<img src="{icon}" alt="" width="24" height="24"></a>'
+        )
+    popup = '\n            data-popup="yes"'
+    target = f'\n            href="{href}"' if kind == "add" else f'\n            data-href-template="{href}"'
+    attributes = popup + target if kind == "add" else target + popup
+    return (
+        f'<a class="related-widget-wrapper-link {kind}-related" id="{kind}_id_{name}"{attributes}\n'
+        f'            title="{title}"><img src="{icon}" alt="" width="24" height="24"></a>'
+    )
+
+
+def _related_widget_wrapper(context: dict) -> str:
+    links = []
+    if not context["is_hidden"]:
+        params = text_value(context["url_params"])
+        if context["can_change_related"]:
+            href = f"{text_value(context.get('change_related_template_url', ''))}?{params}"
+            links.append(_related_link(context, "change", href, "Change selected %(model)s"))
+        if context["can_add_related"]:
+            href = f"{text_value(context.get('add_related_url', ''))}?{params}"
+            links.append(_related_link(context, "add", href, "Add another %(model)s"))
+        if context["can_delete_related"]:
+            href = f"{text_value(context.get('delete_related_template_url', ''))}?{params}"
+            links.append(_related_link(context, "delete", href, "Delete selected %(model)s"))
+        if context["can_view_related"]:
+            href = (f"{text_value(context.get('change_related_template_url', ''))}?"
+                    f"{text_value(context.get('view_related_url_params', ''))}")
+            links.append(_related_link(context, "view", href, "View selected %(model)s", view=True))
+    model_ref = "" if context["model_has_limit_choices_to"] else f'data-model-ref="{text_value(context["model_name"])}"'
+    return (
+        f'<div class="related-widget-wrapper" {model_ref}>\n    {text_value(context["rendered_widget"])}\n    \n'
+        f'        {"".join(links)}\n    \n</div>'
+    )
 
 
 def _option(option: dict) -> str:
@@ -201,6 +250,10 @@ FAST: dict[str, tuple[Callable[[dict], str | None], dict[str, str]]] = {
         _multiwidget,
         {f"{WIDGETS}splithiddendatetime.html": SPLIT_HIDDEN_DATETIME, f"{WIDGETS}multiwidget.html": MULTIWIDGET,
          **SUBWIDGETS},
+    ),
+    "admin/widgets/related_widget_wrapper.html": (
+        _related_widget_wrapper,
+        {"admin/widgets/related_widget_wrapper.html": RELATED_WIDGET_WRAPPER},
     ),
     "django/forms/div.html": (_hidden_form, {"django/forms/div.html": FORM_DIV}),
     "django/forms/errors/list/ul.html": (_errors, {"django/forms/errors/list/ul.html": ERRORS_UL}),
