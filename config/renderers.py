@@ -10,6 +10,7 @@ HTML. tests/test_renderers.py renders every widget kind and whole admin pages bo
 """
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 from django.forms.renderers import DjangoTemplates
@@ -17,8 +18,8 @@ from django.template import TemplateDoesNotExist
 from django.templatetags.static import static
 from django.utils.formats import localize
 from django.utils.functional import cached_property
-from django.utils.html import conditional_escape, escape, strip_spaces_between_tags
-from django.utils.safestring import SafeData, mark_safe
+from django.utils.html import conditional_escape, strip_spaces_between_tags
+from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.utils.timezone import template_localtime
 from django.utils.translation import gettext
 
@@ -72,6 +73,13 @@ INPUT_KINDS = ["input", "text", "hidden", "number", "email", "url", "password", 
 
 def text_value(value) -> str:
     """{{ value }} in an autoescaped template."""
+    # The commonest values first, as Django would end up treating them: a card renders a thousand (localize and
+    # template_localtime give a string back unchanged; escape() is SafeString(html.escape(str)) behind a lazy check).
+    kind = type(value)
+    if kind is SafeString:
+        return value
+    if kind is str:
+        return SafeString(html.escape(value))
     value = localize(template_localtime(value))
     if not issubclass(type(value), str):
         value = str(value)
@@ -84,7 +92,9 @@ def _string(value) -> str:
         formatted = "%s" % (str(value) if isinstance(value, tuple) else value)
     except (ValueError, TypeError):
         formatted = ""
-    return formatted if isinstance(value, SafeData) else escape(formatted)
+    if isinstance(value, SafeData):
+        return formatted
+    return SafeString(html.escape(formatted))  # escape(): formatted is a plain string
 
 
 def _attrs(attrs: dict) -> str:
