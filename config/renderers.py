@@ -59,11 +59,76 @@ ERRORS_UL = (
     "{% endif %}>{% for error in errors %}<li>{{ error }}</li>{% endfor %}</ul>{% endif %}"
 )
 ERRORS_DEFAULT = '{% include "django/forms/errors/list/ul.html" %}'
-SPLIT_DATETIME = '<p class="datetime">\n  {{ date_label }} {% with widget=widget.subwidgets.0 %}{% include widget.template_name %}{% endwith %}<br>\n  {{ time_label }} {% with widget=widget.subwidgets.1 %}{% include widget.template_name %}{% endwith %}\n</p>\n'
-MULTIWIDGET = '{% spaceless %}{% for widget in widget.subwidgets %}{% include widget.template_name %}{% endfor %}{% endspaceless %}\n'
+SPLIT_DATETIME = """\
+<p class="datetime">
+  {{ date_label }} {% with widget=widget.subwidgets.0 %}{% include widget.template_name %}{% endwith %}<br>
+  {{ time_label }} {% with widget=widget.subwidgets.1 %}{% include widget.template_name %}{% endwith %}
+</p>
+"""
+MULTIWIDGET = """\
+{% spaceless %}{% for widget in widget.subwidgets %}{% include widget.template_name %}{% endfor %}{% endspaceless %}
+"""
 SPLIT_HIDDEN_DATETIME = "{% include 'django/forms/widgets/multiwidget.html' %}\n"
-RELATED_WIDGET_WRAPPER = '{% load i18n static %}\n<div class="related-widget-wrapper" {% if not model_has_limit_choices_to %}data-model-ref="{{ model_name }}"{% endif %}>\n    {{ rendered_widget }}\n    {% block links %}\n        {% spaceless %}\n        {% if not is_hidden %}\n        {% if can_change_related %}\n        <a class="related-widget-wrapper-link change-related" id="change_id_{{ name }}"\n            data-href-template="{{ change_related_template_url }}?{{ url_params }}"\n            data-popup="yes"\n            title="{% blocktranslate %}Change selected {{ model }}{% endblocktranslate %}">\n            <img src="{% static \'admin/img/icon-changelink.svg\' %}" alt="" width="24" height="24">\n        </a>\n        {% endif %}\n        {% if can_add_related %}\n        <a class="related-widget-wrapper-link add-related" id="add_id_{{ name }}"\n            data-popup="yes"\n            href="{{ add_related_url }}?{{ url_params }}"\n            title="{% blocktranslate %}Add another {{ model }}{% endblocktranslate %}">\n            <img src="{% static \'admin/img/icon-addlink.svg\' %}" alt="" width="24" height="24">\n        </a>\n        {% endif %}\n        {% if can_delete_related %}\n        <a class="related-widget-wrapper-link delete-related" id="delete_id_{{ name }}"\n            data-href-template="{{ delete_related_template_url }}?{{ url_params }}"\n            data-popup="yes"\n            title="{% blocktranslate %}Delete selected {{ model }}{% endblocktranslate %}">\n            <img src="{% static \'admin/img/icon-deletelink.svg\' %}" alt="" width="24" height="24">\n        </a>\n        {% endif %}\n        {% if can_view_related %}\n          <a class="related-widget-wrapper-link view-related" id="view_id_{{ name }}"\n             data-href-template="{{ change_related_template_url }}?{{ view_related_url_params }}"\n             title="{% blocktranslate %}View selected {{ model }}{% endblocktranslate %}">\n            <img src="{% static \'admin/img/icon-viewlink.svg\' %}" alt="" width="24" height="24">\n          </a>\n        {% endif %}\n        {% endif %}\n        {% endspaceless %}\n    {% endblock %}\n</div>\n'
-FORM_DIV = '{{ errors }}\n{% if errors and not fields %}\n  <div>{% for field in hidden_fields %}{{ field }}{% endfor %}</div>\n{% endif %}\n{% for field, errors in fields %}\n  <div{% with classes=field.css_classes %}{% if classes %} class="{{ classes }}"{% endif %}{% endwith %}>\n    {{ field.as_field_group }}\n    {% if forloop.last %}\n      {% for field in hidden_fields %}{{ field }}{% endfor %}\n    {% endif %}\n</div>\n{% endfor %}\n{% if not fields and not errors %}\n  {% for field in hidden_fields %}{{ field }}{% endfor %}\n{% endif %}\n'
+RELATED_WIDGET_WRAPPER = """\
+{% load i18n static %}
+<div class="related-widget-wrapper" {% if not model_has_limit_choices_to %}data-model-ref="{{ model_name }}"{% endif %}>
+    {{ rendered_widget }}
+    {% block links %}
+        {% spaceless %}
+        {% if not is_hidden %}
+        {% if can_change_related %}
+        <a class="related-widget-wrapper-link change-related" id="change_id_{{ name }}"
+            data-href-template="{{ change_related_template_url }}?{{ url_params }}"
+            data-popup="yes"
+            title="{% blocktranslate %}Change selected {{ model }}{% endblocktranslate %}">
+            <img src="{% static 'admin/img/icon-changelink.svg' %}" alt="" width="24" height="24">
+        </a>
+        {% endif %}
+        {% if can_add_related %}
+        <a class="related-widget-wrapper-link add-related" id="add_id_{{ name }}"
+            data-popup="yes"
+            href="{{ add_related_url }}?{{ url_params }}"
+            title="{% blocktranslate %}Add another {{ model }}{% endblocktranslate %}">
+            <img src="{% static 'admin/img/icon-addlink.svg' %}" alt="" width="24" height="24">
+        </a>
+        {% endif %}
+        {% if can_delete_related %}
+        <a class="related-widget-wrapper-link delete-related" id="delete_id_{{ name }}"
+            data-href-template="{{ delete_related_template_url }}?{{ url_params }}"
+            data-popup="yes"
+            title="{% blocktranslate %}Delete selected {{ model }}{% endblocktranslate %}">
+            <img src="{% static 'admin/img/icon-deletelink.svg' %}" alt="" width="24" height="24">
+        </a>
+        {% endif %}
+        {% if can_view_related %}
+          <a class="related-widget-wrapper-link view-related" id="view_id_{{ name }}"
+             data-href-template="{{ change_related_template_url }}?{{ view_related_url_params }}"
+             title="{% blocktranslate %}View selected {{ model }}{% endblocktranslate %}">
+            <img src="{% static 'admin/img/icon-viewlink.svg' %}" alt="" width="24" height="24">
+          </a>
+        {% endif %}
+        {% endif %}
+        {% endspaceless %}
+    {% endblock %}
+</div>
+"""
+FORM_DIV = """\
+{{ errors }}
+{% if errors and not fields %}
+  <div>{% for field in hidden_fields %}{{ field }}{% endfor %}</div>
+{% endif %}
+{% for field, errors in fields %}
+  <div{% with classes=field.css_classes %}{% if classes %} class="{{ classes }}"{% endif %}{% endwith %}>
+    {{ field.as_field_group }}
+    {% if forloop.last %}
+      {% for field in hidden_fields %}{{ field }}{% endfor %}
+    {% endif %}
+</div>
+{% endfor %}
+{% if not fields and not errors %}
+  {% for field in hidden_fields %}{{ field }}{% endfor %}
+{% endif %}
+"""
 
 WIDGETS = "django/forms/widgets/"
 # The input types whose template is only the include of input.html.
@@ -109,7 +174,8 @@ def _input(context: dict) -> str:
     widget = context["widget"]
     value = widget["value"]
     shown = f' value="{_string(value)}"' if value != None else ""  # noqa: E711  (the template's != None)
-    return f'<input type="{text_value(widget["type"])}" name="{text_value(widget["name"])}"{shown}{_attrs(widget["attrs"])}>'
+    name = text_value(widget["name"])
+    return f'<input type="{text_value(widget["type"])}" name="{name}"{shown}{_attrs(widget["attrs"])}>'
 
 
 def _included_input(widget: dict) -> str | None:
@@ -207,7 +273,8 @@ def _select(context: dict) -> str | None:
 def _textarea(context: dict) -> str:
     widget = context["widget"]
     value = widget["value"]
-    return f'<textarea name="{text_value(widget["name"])}"{_attrs(widget["attrs"])}>\n{text_value(value) if value else ""}</textarea>'
+    shown = text_value(value) if value else ""
+    return f'<textarea name="{text_value(widget["name"])}"{_attrs(widget["attrs"])}>\n{shown}</textarea>'
 
 
 def _label(context: dict) -> str:

@@ -29,5 +29,6 @@ def card_inline(context, inline_admin_formset, last):
     """`{% include inline_admin_formset.opts.template %}` inside the change form's loop over the inlines."""
     name = inline_admin_formset.opts.template
     if name == TABULAR_TEMPLATE and is_stock(context.template.engine, TABULAR_TEMPLATE):
-        return mark_safe(tabular_html(inline_admin_formset, last_related=last, request=context.request))
+        request = getattr(context, "request", None)
+        return mark_safe(tabular_html(inline_admin_formset, last_related=last, request=request))
     return _render_template(context, name)

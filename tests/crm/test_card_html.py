@@ -1,4 +1,5 @@
-"""The card's fieldsets and tabular inlines rendered by functions give the admin templates' HTML (crm/admin/card_html.py)."""
+"""The card's fieldsets and tabular inlines rendered by functions give the admin templates' HTML
+(crm/admin/card_html.py)."""
 import re
 from unittest import mock
 
