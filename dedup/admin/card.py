@@ -259,8 +259,9 @@ class DuplicateControlAdminMixin:
                 "contentType": content_type_id,
                 "pk": pk,
                 # The card polls its record's state and compares it with the one it was drawn with (the stamp
-                # is added with the record and its merges, render_change_form).
+                # is drawn from the record and its merges, render_change_form).
                 "stateUrl": reverse("dedup:record_state", args=[content_type_id, pk]),
+                "state": "",
                 "stateInterval": CARD_STATE_POLL_MS,
                 "labels": {
                     "changed": _("This record was changed while it was open; your edits are still here"),
