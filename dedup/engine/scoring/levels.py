@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dedup.engine.scoring import comparisons as c
+from dedup.engine.scoring import graders
 
 
 @dataclass
@@ -67,11 +68,7 @@ def column_levels(field_type: str, coded: CodedColumn, lefts: np.ndarray, rights
     if not len(rest):
         return levels
     codes_a, codes_b, inverse = _distinct_pairs(left[rest], right[rest], len(coded.values))
-    values, compare = coded.values, c.compare
-    graded = np.fromiter(
-        (compare(field_type, values[a], values[b]) for a, b in zip(codes_a.tolist(), codes_b.tolist())),
-        dtype=np.int8, count=len(codes_a))
-    levels[rest] = graded[inverse]
+    levels[rest] = graders.grade(field_type, coded.values, codes_a, codes_b)[inverse]
     return levels
 
 
