@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup.engine.scoring import blocking, clustering, levels
+from dedup.engine.scoring import blocking, clustering, graders, levels
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring.explain import Reason, level_message
 from dedup.engine.scoring.model import (
@@ -415,12 +415,13 @@ def shared_values(records: Records) -> list[dict[str, int]]:
                 known = holders.setdefault(c.exact_key(spec.type, item), {})
                 if len(known) < SHARED_MAX_NAMES:
                     known.setdefault(name.key, name)
+        candidates = [(key, list(known.values())) for key, known in holders.items() if len(known) > 1]
+        graded = _graded_name_pairs([held_by for _key, held_by in candidates])
         shared = {}
-        for key, known in holders.items():
-            if len(known) > 1:
-                people = _people_among(list(known.values()))
-                if people > 1:
-                    shared[key] = people
+        for key, held_by in candidates:
+            people = _people_among(held_by, graded)
+            if people > 1:
+                shared[key] = people
         result[position] = shared
     return result
 
@@ -434,12 +435,37 @@ def model_shared(model: Model) -> list[dict[str, int]]:
 SHARED_MAX_NAMES = 50
 
 
-def _people_among(names: list[c.Person]) -> int:
-    """Return how many people the names are: spellings of one name (Olga Smirnova / Olga Smirnvoa) are one."""
+def _graded_name_pairs(lists: Sequence[list[c.Person]]) -> dict[tuple[int, int], int]:
+    """Return the level of every pair (later name, earlier name) within each list, by the names' ids, graded in
+    bulk (levels.graders): the switchboards' and mailboxes' holders, compared as _people_among compares them."""
+    index: dict[int, int] = {}
+    values: list[tuple[c.Person]] = []
+    wanted: dict[tuple[int, int], None] = {}
+    for names in lists:
+        codes = []
+        for name in names:
+            code = index.get(id(name))
+            if code is None:
+                code = index[id(name)] = len(values)
+                values.append((name,))
+            codes.append(code)
+        for later in range(1, len(codes)):
+            for earlier in range(later):
+                wanted[(codes[later], codes[earlier])] = None
+    if not wanted:
+        return {}
+    pairs = np.array(list(wanted), dtype=np.int64)
+    found = graders.grade(c.PERSON_NAME, values, pairs[:, 0], pairs[:, 1]).tolist()
+    return {(id(values[a][0]), id(values[b][0])): level for (a, b), level in zip(pairs.tolist(), found)}
+
+
+def _people_among(names: list[c.Person], graded: Mapping[tuple[int, int], int]) -> int:
+    """Return how many people the names are: spellings of one name (Olga Smirnova / Olga Smirnvoa) are one.
+    ``graded``: the level of each (later, earlier) pair of the names, by their ids (_graded_name_pairs)."""
     people: list[c.Person] = []
     different = len(c.LEVELS[c.PERSON_NAME]) - 1
     for name in names:
-        if not any(c.compare(c.PERSON_NAME, (name,), (known,)) < different - 1 for known in people):
+        if not any(graded[(id(name), id(known))] < different - 1 for known in people):
             people.append(name)
     return len(people)
 
