@@ -78,22 +78,28 @@ def _intern(texts: Sequence[str]) -> np.ndarray:
 
 def _phone_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
     """comparisons._grade_phone: exact, same national number, one digit apart (equal length), different."""
-    present = [item for item in items if item is not None]
-    e164 = np.full(len(items), -1, dtype=np.int64)
-    national = np.full(len(items), -1, dtype=np.int64)
-    length = np.zeros(len(items), dtype=np.int64)
-    where = [position for position, item in enumerate(items) if item is not None]
-    e164[where] = _intern([item.e164 for item in present])
-    national[where] = _intern([item.national for item in present])
-    length[where] = [len(item.national) for item in present]
-    levels = np.full(len(codes_a), 4, dtype=np.int8)
+    present = [item if item is not None else c.Phone("", "") for item in items]
+    e164 = _intern([item.e164 for item in present])
+    national_text = np.array([item.national for item in present], dtype=object)
+    national = _intern(national_text.tolist())
+    length = np.fromiter((len(text) for text in national_text.tolist()), dtype=np.int64, count=len(present))
+    levels = np.full(len(codes_a), c.LEVELS[c.PHONE].index("different"), dtype=np.int8)
     same_national = national[codes_a] == national[codes_b]
     near = np.flatnonzero(~same_national & (length[codes_a] == length[codes_b]))
-    one_digit = _distance_at_most_one([items[code].national for code in codes_a[near].tolist()],
-                                      [items[code].national for code in codes_b[near].tolist()])
+    one_digit = _distance_at_most_one(national_text[codes_a[near]].tolist(), national_text[codes_b[near]].tolist())
     levels[near[one_digit]] = 2
     levels[same_national] = 1
     levels[e164[codes_a] == e164[codes_b]] = 0
+    return levels
+
+
+def _email_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """comparisons._grade_email: exact, the same once the provider's dots and tags are folded, different."""
+    present = [item if item is not None else c.Email("", "", "") for item in items]
+    exact, folded = _intern([item.exact for item in present]), _intern([item.folded for item in present])
+    levels = np.full(len(codes_a), c.LEVELS[c.EMAIL].index("different"), dtype=np.int8)
+    levels[folded[codes_a] == folded[codes_b]] = 1
+    levels[exact[codes_a] == exact[codes_b]] = 0
     return levels
 
 
@@ -178,40 +184,46 @@ class _Names:
                                        self.folded[long[similar]].tolist()) >= c.HIGH
         return close
 
-    def gendered(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    def gendered_words(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Return, per pair of word ids, whether one is the other with a feminine ending (Petrov / Petrova)."""
         folded_left, folded_right = self.folded_id[left], self.folded_id[right]
         return ((self.feminine[left] == folded_right[:, None]).any(axis=1)
                 | (self.feminine[right] == folded_left[:, None]).any(axis=1))
 
-    def word_pairs(self, codes_a: np.ndarray, codes_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return, per name pair, whether every word of the shorter name has a close word in the other (the
-        condition of the "variant" and "typo" levels: the per-pair grader's pairing-off needs it and more), and
-        whether the two names are a gendered pair (comparisons.gendered_pair)."""
+    def _any_word(self, test, codes_a: np.ndarray, codes_b: np.ndarray, slot: int, rows: np.ndarray) -> np.ndarray:
+        """Return, for the name pairs ``rows``, whether word ``slot`` of the first name passes ``test`` with any
+        word of the second (each distinct pair of words tested once)."""
+        right = self.words[codes_b[rows], :int(self.count[codes_b[rows]].max())]
+        valid = right >= 0
+        keys = (self.words[codes_a[rows], slot][:, None] * len(self.word_list) + right)[valid]
+        unique, inverse = np.unique(keys, return_inverse=True)
+        found = np.zeros(right.shape, dtype=bool)
+        found[valid] = test(unique // len(self.word_list), unique % len(self.word_list))[inverse]
+        return found.any(axis=1)
+
+    def may_pair_off(self, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+        """Return, per name pair, whether every word of the shorter name has a close word in the other: the
+        condition of the "variant" and "typo" levels (the per-pair grader's pairing-off needs it and more).
+        Word by word of the shorter name: a pair is out at its first word without a close one."""
         swap = self.count[codes_a] > self.count[codes_b]
         short, long = np.where(swap, codes_b, codes_a), np.where(swap, codes_a, codes_b)
-        base = self.words.shape[1] + 1
-        shapes = self.count[short] * base + self.count[long]
-        groups = [(shape, np.flatnonzero(shapes == shape)) for shape in np.unique(shapes).tolist()]
-        keys = []
-        for shape, rows in groups:
-            short_count, long_count = divmod(shape, base)
-            left = self.words[short[rows], :short_count]
-            right = self.words[long[rows], :long_count]
-            keys.append((left[:, :, None] * len(self.word_list) + right[:, None, :]).ravel())
-        unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-        left, right = unique // len(self.word_list), unique % len(self.word_list)
-        close, gendered = self.close(left, right)[inverse], self.gendered(left, right)[inverse]
-        pair_off = np.zeros(len(codes_a), dtype=bool)
-        any_gendered = np.zeros(len(codes_a), dtype=bool)
-        start = 0
-        for shape, rows in groups:
-            short_count, long_count = divmod(shape, base)
-            stop = start + len(rows) * short_count * long_count
-            pair_off[rows] = close[start:stop].reshape(len(rows), short_count, long_count).any(axis=2).all(axis=1)
-            any_gendered[rows] = gendered[start:stop].reshape(len(rows), -1).any(axis=1)
-            start = stop
-        return pair_off, any_gendered
+        alive = np.ones(len(codes_a), dtype=bool)
+        for slot in range(self.words.shape[1]):
+            rows = np.flatnonzero(alive & (self.count[short] > slot))
+            if not len(rows):
+                break
+            alive[rows] = self._any_word(self.close, short, long, slot, rows)
+        return alive
+
+    def gendered(self, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+        """Return, per name pair, comparisons.gendered_pair of the two names' words."""
+        found = np.zeros(len(codes_a), dtype=bool)
+        for slot in range(self.words.shape[1]):
+            rows = np.flatnonzero(~found & (self.count[codes_a] > slot))
+            if not len(rows):
+                break
+            found[rows] = self._any_word(self.gendered_words, codes_a, codes_b, slot, rows)
+        return found
 
 
 def _person_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
@@ -230,18 +242,20 @@ def _person_chunk(names: _Names, codes_a: np.ndarray, codes_b: np.ndarray) -> np
     levels[exact] = 0
     open_ = np.flatnonzero(~exact)
     a, b = codes_a[open_], codes_b[open_]
-    pair_off, gendered = names.word_pairs(a, b)
-    hard = ~gendered & (names.initial[a] | names.initial[b] | (names.phonetic[a] == names.phonetic[b]) | pair_off)
+    hard = names.initial[a] | names.initial[b] | (names.phonetic[a] == names.phonetic[b])
+    hard[~hard] = names.may_pair_off(a[~hard], b[~hard])
     items, grade = names.items, c.grade_person
     hard_rows = open_[hard]
     levels[hard_rows] = np.fromiter(
         (grade(items[x], items[y]) for x, y in zip(codes_a[hard_rows].tolist(), codes_b[hard_rows].tolist())),
         dtype=np.int8, count=len(hard_rows))
     # The rest are "fuzzy_mid" or "different" by the whole names' similarity; a gendered pair is "different".
-    easy = open_[~hard & ~gendered]
-    similar = _jaro_winkler(names.key_text[codes_a[easy]].tolist(), names.key_text[codes_b[easy]].tolist()) >= c.MID
-    levels[easy[similar]] = c.LEVELS[c.PERSON_NAME].index("fuzzy_mid")
+    easy = open_[~hard]
+    similar = easy[_jaro_winkler(names.key_text[codes_a[easy]].tolist(),
+                                 names.key_text[codes_b[easy]].tolist()) >= c.MID]
+    similar = similar[~names.gendered(codes_a[similar], codes_b[similar])]
+    levels[similar] = c.LEVELS[c.PERSON_NAME].index("fuzzy_mid")
     return levels
 
 
-_BULK = {c.PHONE: _phone_levels, c.DATE: _date_levels, c.PERSON_NAME: _person_levels}
+_BULK = {c.PHONE: _phone_levels, c.EMAIL: _email_levels, c.DATE: _date_levels, c.PERSON_NAME: _person_levels}

@@ -7,6 +7,7 @@ candidate pairs' arrays, and the other helpers of the package call them as one p
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,6 +19,7 @@ from dedup.engine.scoring import blocking, clustering, graders, levels
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring.explain import Reason, level_message
 from dedup.engine.scoring.model import (
+    FLOOR,
     FieldWeights,
     Model,
     exact_share_and_tf,
@@ -228,22 +230,27 @@ def _read_key(raw: object, region: str | None, field_type: str):
 
 
 def comparison_levels(records: Records, pairs: np.ndarray, *,
-                      shared: Sequence[Mapping[str, int] | None] | None = None) -> np.ndarray:
+                      shared: Sequence[Mapping[str, int] | None] | None = None,
+                      fields: Sequence[int] | None = None) -> np.ndarray:
     """Return the level of every pair on every field (pairs x fields, MISSING where a side has no value); each
     distinct pair of values is graded once (levels.column_levels).
 
     ``shared[field]`` are the contact values several people give (``shared_values``, or a model's
     ``FieldWeights.shared``): a contact field's "different" becomes "different_shared" when one side holds one.
+    ``fields``: grade only these positions (the others are left MISSING).
     """
-    gammas = np.empty((len(pairs), len(records.schema)), dtype=np.int8)
+    gammas = np.full((len(pairs), len(records.schema)), c.MISSING, dtype=np.int8)
+    positions = range(len(records.schema)) if fields is None else fields
     if len(pairs) <= FEW_PAIRS:  # a pair explained, a small group scored: numpy's set-up would cost more
         rows = pairs.tolist()
-        for position, (column, field_type) in enumerate(zip(records.columns, records.types)):
+        for position in positions:
+            column, field_type = records.columns[position], records.types[position]
             gammas[:, position] = [c.compare(field_type, column[a], column[b]) for a, b in rows]
     else:
         lefts, rights = pairs[:, 0], pairs[:, 1]
-        for position, field_type in enumerate(records.types):
-            gammas[:, position] = levels.column_levels(field_type, records.coded(position), lefts, rights)
+        for position in positions:
+            gammas[:, position] = levels.column_levels(records.types[position], records.coded(position), lefts,
+                                                       rights)
     if shared is not None:
         split_shared(records, pairs, gammas, shared)
     return gammas
@@ -516,9 +523,12 @@ def find_groups(records: Records, *, model: Model | None = None, threshold: floa
                                      coded=[records.coded(position) for position in range(len(records.schema))])
     timings["blocking"] = time.perf_counter() - started
     started = time.perf_counter()
-    shared = shared_values(records) if model is None else model_shared(model)
-    gammas = comparison_levels(records, pairs, shared=shared)
-    agreed = agreed_values(records, pairs, gammas)
+    if model is None:
+        shared = shared_values(records)
+        gammas = comparison_levels(records, pairs, shared=shared)
+        agreed = agreed_values(records, pairs, gammas)
+    else:
+        pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold)
     timings["comparing"] = time.perf_counter() - started
     if model is None:
         started = time.perf_counter()
@@ -531,6 +541,52 @@ def find_groups(records: Records, *, model: Model | None = None, threshold: floa
     groups = group(model, records, pairs, probabilities, threshold)
     timings["grouping"] = time.perf_counter() - started
     return Result(groups, model, pairs, probabilities, timings)
+
+
+# With a known model, a candidate pair that cannot reach this probability whatever its names' level is left out
+# before its names are graded: below the threshold it joins no group, and group() reads the pairs of a big
+# component only above 0.01 (its average linkage counts a pair left out as 0).
+HOPELESS = 0.01
+
+
+def _hopeful_pairs(model: Model, records: Records, pairs: np.ndarray,
+                   threshold: float) -> tuple[np.ndarray, np.ndarray, list]:
+    """Return the candidate pairs that may reach HOPELESS (or the threshold when lower), with their levels and
+    exact agreements: every field but the person names is graded first, the names only for the pairs whose best
+    name level could lift them that far (an exact bound: the best weight a name field can give, term
+    frequencies included, and every shared contact counted as when the names agree)."""
+    names = [position for position, field_type in enumerate(records.types) if field_type == c.PERSON_NAME]
+    shared = model_shared(model)
+    if not names or len(pairs) <= FEW_PAIRS:
+        gammas = comparison_levels(records, pairs, shared=shared)
+        return pairs, gammas, agreed_values(records, pairs, gammas)
+    others = [position for position in range(len(records.schema)) if position not in names]
+    gammas = comparison_levels(records, pairs, shared=shared, fields=others)
+    agreed = agreed_values(records, pairs, gammas)
+    probe = gammas.copy()
+    probe[:, names] = 0  # names agreeing exactly: the shared contacts' weights at their highest
+    bound = pair_weights(model, probe, agreed)
+    for position in names:
+        bound += _best_weight(model.fields[position]) - model.fields[position].bayes_factor_log2(0)
+    lowest = min(HOPELESS, threshold)
+    floor = math.log2(lowest / (1 - lowest)) if lowest > 0 else -math.inf
+    keep = np.flatnonzero(bound >= floor - 1e-9)
+    pairs, gammas = pairs[keep], gammas[keep]
+    gammas[:, names] = comparison_levels(records, pairs, fields=names)[:, names]
+    agreed = [levels.AgreedColumn(column.codes[keep], column.values) if position not in names else
+              levels.column_agreed(records.types[position], records.coded(position), pairs[:, 0], pairs[:, 1],
+                                   gammas[:, position])
+              for position, column in enumerate(agreed)]
+    return pairs, gammas, agreed
+
+
+def _best_weight(weights: FieldWeights) -> float:
+    """Return the highest log2(m/u) a field can give a pair: its best level, or an exact agreement on its rarest
+    value (FieldWeights.bayes_factor_log2 never takes u below ``tf_floor`` there; a shared value only raises u)."""
+    best = max(weights.bayes_factor_log2(level) for level in range(len(weights.m)))
+    if weights.tf or weights.tf_floor:
+        best = max(best, math.log2(max(weights.m[0], FLOOR) / max(weights.tf_floor, FLOOR)))
+    return max(best, 0.0)
 
 
 def group(model: Model, records: Records, pairs: np.ndarray, probabilities: np.ndarray,
