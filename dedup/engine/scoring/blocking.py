@@ -106,7 +106,7 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
             combined, combined_rows = np.concatenate(keys), np.concatenate(key_rows)
             _distinct, inverse = np.unique(combined, return_inverse=True)
             chunks.append(_block_pairs_sorted(inverse, combined_rows, np.bincount(inverse), max_block, size))
-    codes = np.unique(np.concatenate(chunks))
+    codes = levels.distinct(np.concatenate(chunks))
     if not len(codes):
         return np.empty((0, 2), dtype=np.int64)
     return np.stack([codes // size, codes % size], axis=1)

@@ -283,7 +283,7 @@ def split_shared(records: Records, pairs: np.ndarray, gammas: np.ndarray,
 
         ends = pairs[rows]
         if len(pairs) <= FEW_PAIRS:
-            held = {row: holds(column[row]) for row in np.unique(ends).tolist()}
+            held = {row: holds(column[row]) for row in set(ends.ravel().tolist())}
             marked = np.array([held[a] or held[b] for a, b in ends.tolist()], dtype=bool)
         else:  # once per distinct value and shared list (code -1, missing, never holds one)
             coded = records.coded(position)
@@ -326,7 +326,7 @@ def random_pairs(size: int, count: int, *, seed: int = 1) -> np.ndarray:
     right = generator.integers(0, size, count * 2)
     keep = left != right
     low, high = np.minimum(left[keep], right[keep]), np.maximum(left[keep], right[keep])
-    codes = np.unique(low * size + high)[:count]
+    codes = levels.distinct(low * size + high)[:count]
     return np.stack([codes // size, codes % size], axis=1)
 
 
