@@ -414,12 +414,17 @@ def shared_values(records: Records) -> list[dict[str, int]]:
         combined = contacts.codes[rows].astype(np.int64) * max(len(names.values), 1) + names.codes[rows]
         unique, first = np.unique(combined, return_index=True)
         unique = unique[np.argsort(first, kind="stable")]
-        holders: dict[str, dict[str, c.Person]] = {}
         width = max(len(names.values), 1)
+        value_keys = [[c.exact_key(spec.type, item) for item in value] for value in contacts.values]
+        several = _held_under_several_names(value_keys, names, unique // width, unique % width)
+        unique = unique[np.isin(unique // width, several[0])]
+        holders: dict[str, dict[str, c.Person]] = {}
         for value_code, name_code in zip((unique // width).tolist(), (unique % width).tolist()):
             name = names.values[name_code][0]
-            for item in contacts.values[value_code]:
-                known = holders.setdefault(c.exact_key(spec.type, item), {})
+            for key in value_keys[value_code]:
+                if key not in several[1]:
+                    continue
+                known = holders.setdefault(key, {})
                 if len(known) < SHARED_MAX_NAMES:
                     known.setdefault(name.key, name)
         candidates = [(key, list(known.values())) for key, known in holders.items() if len(known) > 1]
@@ -431,6 +436,33 @@ def shared_values(records: Records) -> list[dict[str, int]]:
                 shared[key] = people
         result[position] = shared
     return result
+
+
+def _held_under_several_names(value_keys: list[list[str]], names: levels.CodedColumn, value_codes: np.ndarray,
+                              name_codes: np.ndarray) -> tuple[np.ndarray, set[str]]:
+    """Return the contact values (codes) holding a key that records give under two or more names, and those keys:
+    the only ones shared_values needs to look at (most phones and emails belong to one name)."""
+    index: dict[str, int] = {}
+    flat = [index.setdefault(key, len(index)) for keys in value_keys for key in keys]
+    counts = np.fromiter((len(keys) for keys in value_keys), dtype=np.int64, count=len(value_keys))
+    starts = np.cumsum(counts) - counts
+    name_keys = _intern_keys([value[0].key for value in names.values])
+    per_pair = counts[value_codes]
+    within = np.arange(int(per_pair.sum())) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
+    keys = np.asarray(flat, dtype=np.int64)[np.repeat(starts[value_codes], per_pair) + within]
+    held = levels.distinct(keys * max(len(name_keys), 1) + np.repeat(name_keys[name_codes], per_pair))
+    several = np.flatnonzero(np.bincount(held // max(len(name_keys), 1), minlength=len(index)) > 1)
+    is_several = np.zeros(len(index) + 1, dtype=bool)
+    is_several[several] = True
+    flags = np.logical_or.reduceat(is_several[np.asarray(flat + [len(index)], dtype=np.int64)],
+                                   np.minimum(starts, len(flat))) & (counts > 0)
+    texts = list(index)
+    return np.flatnonzero(flags), {texts[key] for key in several.tolist()}
+
+
+def _intern_keys(texts: list[str]) -> np.ndarray:
+    index: dict[str, int] = {}
+    return np.fromiter((index.setdefault(text, len(index)) for text in texts), dtype=np.int64, count=len(texts))
 
 
 def model_shared(model: Model) -> list[dict[str, int]]:
