@@ -32,10 +32,7 @@ def field_tokens(field_type: str, prepared: tuple | None) -> set[str]:
     for item in prepared:
         if field_type == c.PERSON_NAME:
             for word, groups in zip(item.words, item.groups):
-                if len(word) < 2:
-                    continue
-                tokens.add("g%d" % min(groups) if groups else "w" + word)
-                tokens.add("p" + c.phonetic_key(word))
+                tokens.update(_word_tokens(word, groups))
         elif field_type == c.COMPANY_NAME:
             tokens.add("k" + item.key)
             first = item.key.split(" ", 1)[0]
@@ -124,16 +121,14 @@ def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
     for position, (column, field_type) in enumerate(zip(coded, types)):
         flat: list[int] = []
         lengths: list[int] = []
-        for value in column.values:
-            found = 0
-            for token in sorted(field_tokens(field_type, value)):
+        for tokens in _value_tokens(field_type, column.values):
+            for token in tokens:
                 name = f"{position}:{token}"
                 code = index.get(name)
                 if code is None:
                     code = index[name] = len(index)
                 flat.append(code)
-                found += 1
-            lengths.append(found)
+            lengths.append(len(tokens))
         if not flat:
             continue
         length = np.asarray(lengths, dtype=np.int64)
@@ -154,6 +149,36 @@ def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
     rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
     keep = rank < MAX_TOKENS_PER_RECORD
     return rows[keep], tokens[keep]
+
+
+def _value_tokens(field_type: str, values: Sequence[tuple]) -> list[list[str]]:
+    """Return each distinct value's blocking tokens, sorted (field_tokens): a phone, an email or a date of one
+    value spelled out directly, a name's words' tokens found once per word (a first name is in thousands of names)."""
+    result = []
+    by_word: dict[str, tuple[str, ...]] = {}
+    for value in values:
+        if len(value) != 1 or field_type not in (c.PHONE, c.EMAIL, c.PERSON_NAME):
+            result.append(sorted(field_tokens(field_type, value)))
+        elif field_type == c.PHONE:  # "e+7..." sorts before "n7..."
+            result.append(["e" + value[0].e164, "n" + value[0].national])
+        elif field_type == c.EMAIL:
+            result.append(["e" + value[0].folded])
+        else:
+            tokens: set[str] = set()
+            for word, groups in zip(value[0].words, value[0].groups):
+                found = by_word.get(word)
+                if found is None:
+                    found = by_word[word] = _word_tokens(word, groups)
+                tokens.update(found)
+            result.append(sorted(tokens))
+    return result
+
+
+def _word_tokens(word: str, groups: frozenset[int]) -> tuple[str, ...]:
+    """Return a name word's tokens: its variant group (or the word) and its phonetic key; none for an initial."""
+    if len(word) < 2:
+        return ()
+    return ("g%d" % min(groups) if groups else "w" + word, "p" + c.phonetic_key(word))
 
 
 def _block_pairs_sorted(tokens: np.ndarray, rows: np.ndarray, counts: np.ndarray, max_block: int,
