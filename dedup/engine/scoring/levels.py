@@ -1,11 +1,13 @@
 """Comparison levels and exact agreements of many pairs at once: each DISTINCT pair of prepared values is graded
-once, by the same per-pair function (comparisons.compare), and the grade is spread back over the pairs by numpy.
+once, to the level the per-pair function (comparisons.compare) gives it, and the grade is spread back over the
+pairs by numpy.
 
 A column of prepared values is coded once: every distinct prepared object gets an integer (read_records shares
 one object among records typed alike, so a country, a big company or a common name is one code), and a missing
 value is -1. A block of pairs then becomes two arrays of codes; the pairs whose two codes are equal agree
 exactly without grading, the rest are reduced to their distinct (left code, right code) pairs with np.unique,
-graded one by one, and broadcast back. At 100,000 CRM records the 707,174 candidate pairs hold 2.9 million
+graded (in bulk by scoring/graders.py for names, phones, emails and dates; one by one otherwise), and broadcast
+back. At 100,000 CRM records the 707,174 candidate pairs hold 2.9 million
 field comparisons but far fewer distinct value pairs on every field but the name.
 
 Exact agreements are kept compact too (``AgreedColumn``: a code per pair into the list of agreed values), not
