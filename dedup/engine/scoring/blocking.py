@@ -117,7 +117,7 @@ def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
     (a value's tokens repeated for every record holding it, fields in schema order, capped per record).
     """
     index: dict[str, int] = {}
-    rows_of, field_of, within_of, tokens_of = [], [], [], []
+    rows_of, tokens_of = [], []
     for position, (column, field_type) in enumerate(zip(coded, types)):
         flat: list[int] = []
         lengths: list[int] = []
@@ -138,13 +138,13 @@ def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
         total = int(per_row.sum())
         within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
         rows_of.append(np.repeat(present.astype(np.int64), per_row))
-        field_of.append(np.full(total, position, dtype=np.int64))
-        within_of.append(within)
         tokens_of.append(np.asarray(flat, dtype=np.int64)[np.repeat(start[column.codes[present]], per_row) + within])
     if not rows_of:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    rows, fields, within = np.concatenate(rows_of), np.concatenate(field_of), np.concatenate(within_of)
-    order = np.lexsort((within, fields, rows))
+    # Laid out field after field, each field's rows ascending and a value's tokens in order: a stable sort by row
+    # alone gives (row, field, token) order.
+    rows = np.concatenate(rows_of)
+    order = np.argsort(rows, kind="stable")
     rows, tokens = rows[order], np.concatenate(tokens_of)[order]
     rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
     keep = rank < MAX_TOKENS_PER_RECORD
@@ -183,9 +183,9 @@ def _word_tokens(word: str, groups: frozenset[int]) -> tuple[str, ...]:
 
 def _block_pairs_sorted(tokens: np.ndarray, rows: np.ndarray, counts: np.ndarray, max_block: int,
                         size: int) -> np.ndarray:
-    """Return every pair of rows sharing a token held by 2 to ``max_block`` rows, each as low * size + high."""
-    order = np.lexsort((rows, tokens))
-    sorted_rows = rows[order]
+    """Return every pair of rows sharing a token held by 2 to ``max_block`` rows, each as low * size + high.
+    A row holds a token once, so sorting token * size + row orders the rows by token, then row."""
+    sorted_rows = np.sort(tokens.astype(np.int64) * size + rows) % size
     starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
     chunks = [np.empty(0, dtype=np.int64)]
     for width in range(2, max_block + 1):
