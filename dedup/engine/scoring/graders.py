@@ -66,7 +66,7 @@ def _jaro_winkler(left: list[str], right: list[str]) -> np.ndarray:
     return cpdist(left, right, scorer=JaroWinkler.normalized_similarity, dtype=np.float64)
 
 
-def _intern(texts: Sequence[str]) -> np.ndarray:
+def intern(texts: Sequence[str]) -> np.ndarray:
     """Return an integer per text, equal for equal texts."""
     index: dict[str, int] = {}
     return np.fromiter((index.setdefault(text, len(index)) for text in texts), dtype=np.int64, count=len(texts))
@@ -79,9 +79,9 @@ def _intern(texts: Sequence[str]) -> np.ndarray:
 def _phone_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
     """comparisons._grade_phone: exact, same national number, one digit apart (equal length), different."""
     present = [item if item is not None else c.Phone("", "") for item in items]
-    e164 = _intern([item.e164 for item in present])
+    e164 = intern([item.e164 for item in present])
     national_text = np.array([item.national for item in present], dtype=object)
-    national = _intern(national_text.tolist())
+    national = intern(national_text.tolist())
     length = np.fromiter((len(text) for text in national_text.tolist()), dtype=np.int64, count=len(present))
     levels = np.full(len(codes_a), c.LEVELS[c.PHONE].index("different"), dtype=np.int8)
     same_national = national[codes_a] == national[codes_b]
@@ -96,7 +96,7 @@ def _phone_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.n
 def _email_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
     """comparisons._grade_email: exact, the same once the provider's dots and tags are folded, different."""
     present = [item if item is not None else c.Email("", "", "") for item in items]
-    exact, folded = _intern([item.exact for item in present]), _intern([item.folded for item in present])
+    exact, folded = intern([item.exact for item in present]), intern([item.folded for item in present])
     levels = np.full(len(codes_a), c.LEVELS[c.EMAIL].index("different"), dtype=np.int8)
     levels[folded[codes_a] == folded[codes_b]] = 1
     levels[exact[codes_a] == exact[codes_b]] = 0
@@ -135,9 +135,9 @@ class _Names:
         size = len(items)
         self.items = items
         self.key = np.full(size, -1, dtype=np.int64)
-        self.key[where] = _intern([item.key for item in present])
+        self.key[where] = intern([item.key for item in present])
         self.phonetic = np.full(size, -1, dtype=np.int64)
-        self.phonetic[where] = _intern([item.phonetic for item in present])
+        self.phonetic[where] = intern([item.phonetic for item in present])
         self.initial = np.zeros(size, dtype=bool)
         self.initial[where] = [any(map(normalize.is_initial, item.words)) for item in present]
         self.count = np.zeros(size, dtype=np.int64)
@@ -156,7 +156,7 @@ class _Names:
         self.key_text = np.array([item.key if item is not None else "" for item in items], dtype=object)
         self.folded = np.array([folded for folded, _plain in self.word_list], dtype=object)
         self.plain = np.array([plain for _folded, plain in self.word_list], dtype=object)
-        self.folded_id = _intern(self.folded.tolist())
+        self.folded_id = intern(self.folded.tolist())
         # The folded id of each word's feminine forms (Petrov -> Petrova, Ivan -> Ivana; -1: not a word here),
         # for comparisons.gendered_pair.
         ids = dict(zip(self.folded.tolist(), self.folded_id.tolist()))

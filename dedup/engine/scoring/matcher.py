@@ -2,7 +2,7 @@
 
 The caller gives plain records (dicts of field -> value, or several values) and a schema (field, type, label);
 ``infer_schema`` guesses the schema from column names and values, so a base needs no configuration at all.
-(About 450 lines, past the usual 400: reading, learning, scoring and grouping share the Records and the
+(About 700 lines, past the usual 400: reading, learning, scoring and grouping share the Records and the
 candidate pairs' arrays, and the other helpers of the package call them as one public surface.)
 """
 from __future__ import annotations
@@ -448,7 +448,7 @@ def _held_under_several_names(value_keys: list[list[str]], names: levels.CodedCo
     flat = [index.setdefault(key, len(index)) for keys in value_keys for key in keys]
     counts = np.fromiter((len(keys) for keys in value_keys), dtype=np.int64, count=len(value_keys))
     starts = np.cumsum(counts) - counts
-    name_keys = _intern_keys([value[0].key for value in names.values])
+    name_keys = graders.intern([value[0].key for value in names.values])
     per_pair = counts[value_codes]
     within = np.arange(int(per_pair.sum())) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
     keys = np.asarray(flat, dtype=np.int64)[np.repeat(starts[value_codes], per_pair) + within]
@@ -460,11 +460,6 @@ def _held_under_several_names(value_keys: list[list[str]], names: levels.CodedCo
                                    np.minimum(starts, len(flat))) & (counts > 0)
     texts = list(index)
     return np.flatnonzero(flags), {texts[key] for key in several.tolist()}
-
-
-def _intern_keys(texts: list[str]) -> np.ndarray:
-    index: dict[str, int] = {}
-    return np.fromiter((index.setdefault(text, len(index)) for text in texts), dtype=np.int64, count=len(texts))
 
 
 def model_shared(model: Model) -> list[dict[str, int]]:
