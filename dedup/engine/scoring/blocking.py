@@ -32,10 +32,7 @@ def field_tokens(field_type: str, prepared: tuple | None) -> set[str]:
     for item in prepared:
         if field_type == c.PERSON_NAME:
             for word, groups in zip(item.words, item.groups):
-                if len(word) < 2:
-                    continue
-                tokens.add("g%d" % min(groups) if groups else "w" + word)
-                tokens.add("p" + c.phonetic_key(word))
+                tokens.update(_word_tokens(word, groups))
         elif field_type == c.COMPANY_NAME:
             tokens.add("k" + item.key)
             first = item.key.split(" ", 1)[0]
@@ -106,7 +103,7 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
             combined, combined_rows = np.concatenate(keys), np.concatenate(key_rows)
             _distinct, inverse = np.unique(combined, return_inverse=True)
             chunks.append(_block_pairs_sorted(inverse, combined_rows, np.bincount(inverse), max_block, size))
-    codes = np.unique(np.concatenate(chunks))
+    codes = levels.distinct(np.concatenate(chunks))
     if not len(codes):
         return np.empty((0, 2), dtype=np.int64)
     return np.stack([codes // size, codes % size], axis=1)
@@ -120,20 +117,18 @@ def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
     (a value's tokens repeated for every record holding it, fields in schema order, capped per record).
     """
     index: dict[str, int] = {}
-    rows_of, field_of, within_of, tokens_of = [], [], [], []
+    rows_of, tokens_of = [], []
     for position, (column, field_type) in enumerate(zip(coded, types)):
         flat: list[int] = []
         lengths: list[int] = []
-        for value in column.values:
-            found = 0
-            for token in sorted(field_tokens(field_type, value)):
+        for tokens in _value_tokens(field_type, column.values):
+            for token in tokens:
                 name = f"{position}:{token}"
                 code = index.get(name)
                 if code is None:
                     code = index[name] = len(index)
                 flat.append(code)
-                found += 1
-            lengths.append(found)
+            lengths.append(len(tokens))
         if not flat:
             continue
         length = np.asarray(lengths, dtype=np.int64)
@@ -143,24 +138,54 @@ def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
         total = int(per_row.sum())
         within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
         rows_of.append(np.repeat(present.astype(np.int64), per_row))
-        field_of.append(np.full(total, position, dtype=np.int64))
-        within_of.append(within)
         tokens_of.append(np.asarray(flat, dtype=np.int64)[np.repeat(start[column.codes[present]], per_row) + within])
     if not rows_of:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    rows, fields, within = np.concatenate(rows_of), np.concatenate(field_of), np.concatenate(within_of)
-    order = np.lexsort((within, fields, rows))
+    # Laid out field after field, each field's rows ascending and a value's tokens in order: a stable sort by row
+    # alone gives (row, field, token) order.
+    rows = np.concatenate(rows_of)
+    order = np.argsort(rows, kind="stable")
     rows, tokens = rows[order], np.concatenate(tokens_of)[order]
     rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
     keep = rank < MAX_TOKENS_PER_RECORD
     return rows[keep], tokens[keep]
 
 
+def _value_tokens(field_type: str, values: Sequence[tuple]) -> list[list[str]]:
+    """Return each distinct value's blocking tokens, sorted (field_tokens): a phone, an email or a date of one
+    value spelled out directly, a name's words' tokens found once per word (a first name is in thousands of names)."""
+    result = []
+    by_word: dict[str, tuple[str, ...]] = {}
+    for value in values:
+        if len(value) != 1 or field_type not in (c.PHONE, c.EMAIL, c.PERSON_NAME):
+            result.append(sorted(field_tokens(field_type, value)))
+        elif field_type == c.PHONE:  # "e+7..." sorts before "n7..."
+            result.append(["e" + value[0].e164, "n" + value[0].national])
+        elif field_type == c.EMAIL:
+            result.append(["e" + value[0].folded])
+        else:
+            tokens: set[str] = set()
+            for word, groups in zip(value[0].words, value[0].groups):
+                found = by_word.get(word)
+                if found is None:
+                    found = by_word[word] = _word_tokens(word, groups)
+                tokens.update(found)
+            result.append(sorted(tokens))
+    return result
+
+
+def _word_tokens(word: str, groups: frozenset[int]) -> tuple[str, ...]:
+    """Return a name word's tokens: its variant group (or the word) and its phonetic key; none for an initial."""
+    if len(word) < 2:
+        return ()
+    return ("g%d" % min(groups) if groups else "w" + word, "p" + c.phonetic_key(word))
+
+
 def _block_pairs_sorted(tokens: np.ndarray, rows: np.ndarray, counts: np.ndarray, max_block: int,
                         size: int) -> np.ndarray:
-    """Return every pair of rows sharing a token held by 2 to ``max_block`` rows, each as low * size + high."""
-    order = np.lexsort((rows, tokens))
-    sorted_rows = rows[order]
+    """Return every pair of rows sharing a token held by 2 to ``max_block`` rows, each as low * size + high.
+    A row holds a token once, so sorting token * size + row orders the rows by token, then row."""
+    sorted_rows = np.sort(tokens.astype(np.int64) * size + rows) % size
     starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
     chunks = [np.empty(0, dtype=np.int64)]
     for width in range(2, max_block + 1):

@@ -383,10 +383,10 @@ def _grade_text(a: str, b: str) -> int:
     return 1 if similarity >= HIGH else 2 if similarity >= MID else 3
 
 
-def _grade_person(a: Person, b: Person) -> int:
+def grade_person(a: Person, b: Person) -> int:
     if a.key == b.key:
         return 0
-    if _gendered_pair(a.words, b.words):  # Petrov / Petrova, Ivan / Ivana: in Russian two people, not a typo
+    if gendered_pair(a.words, b.words):  # Petrov / Petrova, Ivan / Ivana: in Russian two people, not a typo
         return len(LEVELS[PERSON_NAME]) - 1
     if len(a.words) == len(b.words) and _pair_variants(a.words, b.words):
         return 1
@@ -406,7 +406,7 @@ def _grade_person(a: Person, b: Person) -> int:
     return 5 if similarity >= MID else 6
 
 
-def _gendered_pair(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+def gendered_pair(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     """Tell whether a word of one name is a word of the other with a feminine ending added (Petrov / Petrova)."""
     words_b = set(b)
     words_a = set(a)
@@ -540,7 +540,7 @@ def _grade_address(a: str, b: str) -> int:
 
 
 _GRADERS = {
-    TEXT: _grade_text, PERSON_NAME: _grade_person, COMPANY_NAME: _grade_company, DATE: _grade_date,
+    TEXT: _grade_text, PERSON_NAME: grade_person, COMPANY_NAME: _grade_company, DATE: _grade_date,
     NUMBER: _grade_number, IDENTIFIER: _grade_identifier, PHONE: _grade_phone, EMAIL: _grade_email,
     ADDRESS: _grade_address,
 }
