@@ -97,7 +97,6 @@ class Phone:
 class Email:
     exact: str
     folded: str
-    local: str
 
 
 def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> bool:
@@ -349,7 +348,7 @@ def _email(value, region):
     folded = normalize.email_key_folded(exact) or exact
     if folded == exact:
         folded = exact
-    return Email(exact, folded, folded.split("@", 1)[0])
+    return Email(exact, folded)
 
 
 def _address(value, region):

@@ -95,7 +95,7 @@ def _phone_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.n
 
 def _email_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
     """comparisons._grade_email: exact, the same once the provider's dots and tags are folded, different."""
-    present = [item if item is not None else c.Email("", "", "") for item in items]
+    present = [item if item is not None else c.Email("", "") for item in items]
     exact, folded = intern([item.exact for item in present]), intern([item.folded for item in present])
     levels = np.full(len(codes_a), c.LEVELS[c.EMAIL].index("different"), dtype=np.int8)
     levels[folded[codes_a] == folded[codes_b]] = 1
