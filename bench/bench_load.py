@@ -11,11 +11,15 @@ copy: `createdb -T bench_prod h_mine_1m`) on 127.0.0.1:5432 as user postgres (BE
 an email each, planted duplicates: pairs (i-1, i) for every i divisible by 20, and more) and their match keys.
 The broker is Redis database 13 (BENCH_REDIS_URL overrides). Then it starts the production stack as
 Procfile.prod does, with `config.settings.production`: gunicorn with N processes, a Celery worker on the
-interactive queue (merges, the figures after a save), M Celery worker processes on the bulk queue (the scan), beat; waits for /healthz; empties the review queue and starts a full scan of the customers; queues K merges of
+interactive queue (merges, the figures after a save; WORKER_CPU_PRIORITY 5), M Celery worker processes on the bulk
+queue (the scan; WORKER_CPU_PRIORITY idle; `--no-priority`: nice 5 and 10 as before), beat; waits for /healthz;
+empties the review queue and starts a full scan of the customers; queues K merges of
 planted pairs spread over the run; and runs Locust headless for the given minutes: managers (logged in) open
 customer change lists (with their duplicate counts), cards (with badges), compare screens; integrations post
 leads to /api/leads/ with a token. At the end it reports Locust's figures per kind, how far each queue got (the
-merges done of those queued and their time from queued to done; the scan's chunks), and the machine's load.
+merges done of those queued and their time from queued to done; the scan's chunks), each kind's duration and CPU
+time on the server (the stack's request lines), the CPU seconds of each part of the stack (bench/_stack.py), the
+tasks run, the messages left on the queues, and the machine's load.
 """
 from __future__ import annotations
 
@@ -32,13 +36,17 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from _pg import SERVER, create_database  # noqa: E402  (bench/ is the script's own folder)
+from _stack import database_cpu, percentile, server_side, stack_cpu, tasks_logged  # noqa: E402
 
 # Never the test databases; BENCH_DB_NAME runs it on a copy (createdb -T bench_prod h_mine_1m).
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_prod")
@@ -94,28 +102,42 @@ def build_intake(password: str) -> str:
 
 
 def start_stack(
-    env: dict, *, port: int, web: int, threads: int, workers: int, interactive: int, logs: Path
+    env: dict, *, port: int, web: int, threads: int, workers: int, interactive: int, logs: Path, priority: bool
 ) -> list[subprocess.Popen]:
     """Start the processes Procfile.prod names: gunicorn (its config file), a Celery worker on the interactive queue
-    (`interactive` processes, nice 5), Celery workers on the bulk queue (one process each, nice 10), beat."""
+    (`interactive` processes, priority 5), Celery workers on the bulk queue (one process each, priority idle), beat.
+    Without `priority` the workers run under `nice` 5 and 10 (their own processes only), as before 2026-12-06."""
     bin_dir = Path(sys.executable).parent
     log = open(logs, "w")
-    commands = [
-        [str(bin_dir / "gunicorn"), "config.wsgi", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
-         "--bind", f"127.0.0.1:{port}", "--workers", str(web), "--threads", str(threads)],
-        ["nice", "-n", "5", str(bin_dir / "celery"), "-A", "config", "worker", "-Q", "interactive",
-         f"--concurrency={interactive}", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
-         "-n", "bench-load-interactive@%h"],
-        *[
-            ["nice", "-n", "10", str(bin_dir / "celery"), "-A", "config", "worker", "-Q", "bulk", "--concurrency=1",
-             "--loglevel=WARNING", "--without-gossip", "--without-mingle", "-n", f"bench-load-{index}@%h"]
-            for index in range(workers)
-        ],
-        [str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel=WARNING",
-         "--schedule", str(logs.with_suffix(".beat")),
-         "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
+    celery = [str(bin_dir / "celery"), "-A", "config", "worker", "--loglevel=WARNING", "--without-gossip",
+              "--without-mingle"]
+    workers_started = [
+        ("5", [*celery, "-Q", "interactive", f"--concurrency={interactive}", "-n", "bench-load-interactive@%h"]),
+        *[("idle", [*celery, "-Q", "bulk", "--concurrency=1", "-n", f"bench-load-{index}@%h"])
+          for index in range(workers)],
     ]
-    return [subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log) for command in commands]
+    started = [
+        subprocess.Popen(
+            [str(bin_dir / "gunicorn"), "config.wsgi", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
+             "--bind", f"127.0.0.1:{port}", "--workers", str(web), "--threads", str(threads)],
+            cwd=ROOT, env=env, stdout=log, stderr=log,
+        )
+    ]
+    for level, command in workers_started:
+        if priority:  # as Procfile.prod: WORKER_CPU_PRIORITY (the process and its PostgreSQL backends)
+            started.append(subprocess.Popen(command, cwd=ROOT, env={**env, "WORKER_CPU_PRIORITY": level},
+                                            stdout=log, stderr=log))
+        else:
+            nice = "5" if level == "5" else "10"
+            started.append(subprocess.Popen(["nice", "-n", nice, *command], cwd=ROOT, env=env, stdout=log, stderr=log))
+    started.append(
+        subprocess.Popen(
+            [str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel=WARNING", "--schedule",
+             str(logs.with_suffix(".beat")), "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
+            cwd=ROOT, env=env, stdout=log, stderr=log,
+        )
+    )
+    return started
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -222,9 +244,29 @@ def ensure_figures() -> None:
     print(f"figures checked: the finder agrees on {len(sample):,} sampled customers", flush=True)
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+def request_kind(method: str, path: str) -> str | None:
+    """The Locust name of a request the stack logged (locust_load.py's URLs)."""
+    if method == "POST" and path == "/api/leads/":
+        return "intake"
+    if path == "/admin/crm/customer/":
+        return "change list"
+    if path.startswith("/admin/crm/customer/"):
+        return "card" if path.endswith("/change/") else "compare" if path.endswith("/compare/") else None
+    return None
+
+
+def messages_waiting() -> dict[str, int]:
+    """Return the messages left on each Celery queue of the broker (every priority step)."""
+    import redis
+
+    from config.celery import app
+
+    client = redis.Redis.from_url(REDIS)
+    # Kombu keeps a queue's messages of each priority step in a list of its own ("<queue>\x06\x16<step>").
+    return {
+        queue: sum(client.llen(queue if step == 0 else f"{queue}\x06\x16{step}") for step in (0, 3, 6, 9))
+        for queue in app.amqp.queues
+    }
 
 
 def read_stats(prefix: str) -> dict[str, dict]:
@@ -246,6 +288,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes of the bulk queue (the scan)")
     parser.add_argument("--interactive", type=int, default=2,
                         help="processes of the interactive queue's Celery worker (merges, figures after a save)")
+    parser.add_argument("--priority", action=argparse.BooleanOptionalAction, default=True,
+                        help="the workers and their PostgreSQL backends below the web (WORKER_CPU_PRIORITY: "
+                             "interactive 5, bulk idle); --no-priority: nice 5 and 10 on the workers' processes only")
     parser.add_argument("--merges", type=int, default=100, help="merges queued over the run")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
     parser.add_argument("--seed-only", action="store_true", help="build the base and stop")
@@ -292,8 +337,10 @@ def main() -> None:
     empty_queue()  # the scan finds every group again, as on its first night
     MergeJob.objects.filter(status__in=["queued", "running"]).update(status="failed")
     from config.celery import app
+    from dedup.models import FiguresPending, FiguresRefreshQueued
 
     app.control.purge()
+    FiguresRefreshQueued.objects.all().delete()  # the messages they stood for are gone with the purge
     # Statistics as autovacuum keeps them on a live base. Without this the planner still sees the leads of earlier
     # runs' intake as absent from the match-key table (analyzed when it held only customers) and plans the lead
     # finder's candidate query as a nested loop over every lead key: 1.7 s per intake request after ~1,300 leads
@@ -308,10 +355,19 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     processes = start_stack(
         env, port=port, web=args.web, threads=args.threads, workers=args.workers, interactive=args.interactive,
-        logs=workdir / "stack.log",
+        logs=workdir / "stack.log", priority=args.priority,
     )
+    groups = {
+        "web": [processes[0].pid],
+        "interactive": [processes[1].pid],
+        "bulk": [process.pid for process in processes[2:-1]],
+        "beat": [processes[-1].pid],
+    }
     try:
         wait_healthy(url)
+        cpu_before, machine_before = stack_cpu(groups), psutil.cpu_times()
+        load_before = os.getloadavg()
+        since = datetime.now(UTC).isoformat(timespec="milliseconds")
         leads_before = Lead.objects.count()
         started = time.monotonic()
         run = review.scan_start(entities=["customer"], trigger=ScanRun.Trigger.COMMAND)
@@ -365,6 +421,20 @@ def main() -> None:
                     scan_seconds = time.monotonic() - started
             time.sleep(0.2)
         load_after = os.getloadavg()
+        cpu_used = {name: seconds - cpu_before[name] for name, seconds in stack_cpu(groups).items()}
+        machine_after, run_seconds = psutil.cpu_times(), time.monotonic() - started
+        machine_busy = sum(
+            getattr(machine_after, field) - getattr(machine_before, field)
+            for field in ("user", "nice", "system", "irq", "softirq")
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT client_port, pid FROM pg_stat_activity WHERE datname = current_database() AND client_port > 0"
+            )
+            backends = dict(cursor.fetchall())
+        database_used = database_cpu(groups, backends)
+        waiting = messages_waiting()
+        figures_waiting = FiguresPending.objects.count()
         merges = dict.fromkeys(["done", "queued", "running", "failed"], 0)
         to_done = []
         for status, created_at, finished_at in MergeJob.objects.filter(
@@ -403,16 +473,34 @@ def main() -> None:
                                                " (still running when the load stopped)")
           + (f", {run.stats['customer']['groups']:,} groups" if "groups" in (run.stats or {}).get("customer", {}) else ""))
     print(f"stack workers:   interactive queue 1 worker x {args.interactive} processes; bulk queue {args.workers} "
-          f"worker(s) x 1 process")
+          f"worker(s) x 1 process; " + ("WORKER_CPU_PRIORITY interactive 5, bulk idle (and their PostgreSQL backends)"
+                                        if args.priority else "nice 5 and 10 (the workers' processes only)"))
     print(f"interactive:     merges {merges['done']} done of {queued} queued ("
           + ", ".join(f"{n} {status}" for status, n in merges.items() if status != "done")
           + (f"); queued to done p50 {statistics.median(to_done):.1f} s, p95 {percentile(to_done, 0.95):.1f} s, "
              f"max {max(to_done):.1f} s" if to_done else "); none done"))
     print("bulk:            scan chunks " + ", ".join(f"{n} {status}" for status, n in sorted(chunks.items())))
     print(f"intake:          {leads_made:,} leads made")
+    server = server_side(workdir / "stack.log", request_kind, since)
+    print("server side (the stack's request lines): kind, requests, duration p50 / p95 ms, CPU p50 / p95 / mean ms")
+    for kind in KINDS:
+        row = server.get(kind)
+        if row:
+            print(f"  {kind:<12} {row['count']:>6,} {row['p50']:>7.1f} / {row['p95']:>7.1f}"
+                  + (f"   CPU {row['cpu_p50']:.1f} / {row['cpu_p95']:.1f} / {row['cpu_mean']:.1f}" if "cpu_p50" in row
+                     else ""))
+    print("stack CPU s in the run (processes + children; PostgreSQL backends connected at the end, their life's): "
+          + ", ".join(f"{name} {cpu_used[name]:.0f} + PG {database_used.get(name, 0):.0f}" for name in groups)
+          + f"; the stack {sum(cpu_used.values()) + sum(database_used.values()):.0f}, the whole machine {machine_busy:.0f} "
+          f"of {(os.cpu_count() or 1) * run_seconds:.0f} core-seconds")
+    tasks = tasks_logged(workdir / "stack.log", since)
+    print("tasks run:       " + ", ".join(f"{name.rsplit('.', 1)[-1]} {n:,} ({seconds:.0f} s)"
+                                          for name, (n, seconds) in sorted(tasks.items(), key=lambda item: -item[1][1])))
+    print("left on queues:  " + ", ".join(f"{queue} {n:,}" for queue, n in waiting.items())
+          + f"; {figures_waiting:,} records waiting for their figures")
     print(f"errors:          {errors}")
-    print(f"machine load:    {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} (1/5/15 min) on "
-          f"{os.cpu_count()} cores at the end")
+    print(f"machine load:    {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} (1/5/15 min) at the "
+          f"start, {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} at the end, on {os.cpu_count()} cores")
     failures = workdir / "locust_failures.csv"
     if errors and failures.is_file():
         print(failures.read_text()[:3000])

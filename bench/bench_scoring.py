@@ -104,12 +104,14 @@ def crm_set(size: int):
 # --- Engines ---------------------------------------------------------------------------------------------------
 
 
-def run_ours(records: list[dict]) -> list[list]:
+def run_ours(records: list[dict]) -> tuple[list[list], dict[str, float]]:
     from dedup.engine.scoring import matcher
 
     schema = matcher.infer_schema(records, skip=["id"])
     region = matcher.infer_region(records)
+    started = time.perf_counter()
     read = matcher.read_records(records, schema, region=region)
+    read_seconds = time.perf_counter() - started
     result = matcher.find_groups(read, threshold=THRESHOLD)
     ids = [record["id"] for record in records]
     print(f"  ours: schema {[(spec.name, spec.type) for spec in schema]}, {len(result.pairs)} candidate pairs, "
@@ -118,10 +120,12 @@ def run_ours(records: list[dict]) -> list[list]:
     print("WEIGHTS " + json.dumps({weights.name: {level: round(weights.bayes_factor_log2(position), 1)
                                                   for position, level in enumerate(weights.levels)}
                                    for weights in result.model.fields}))
-    return [[ids[row] for row in group] for group in result.groups]
+    # Seconds per step (matcher.find_groups's timings), reading the records first.
+    phases = {"reading": read_seconds, **result.timings}
+    return [[ids[row] for row in group] for group in result.groups], phases
 
 
-def run_splink(name: str, records: list[dict]) -> list[list]:
+def run_splink(name: str, records: list[dict]) -> tuple[list[list], dict[str, float]]:
     import logging
 
     import pandas as pd
@@ -180,7 +184,7 @@ def run_splink(name: str, records: list[dict]) -> list[list]:
     groups = defaultdict(list)
     for unique_id, cluster in zip(clusters["unique_id"], clusters["cluster_id"]):
         groups[cluster].append(unique_id)
-    return [ids for ids in groups.values() if len(ids) > 1]
+    return [ids for ids in groups.values() if len(ids) > 1], {}
 
 
 # --- Scoring the result ---------------------------------------------------------------------------------------
@@ -211,13 +215,14 @@ def child(name: str, engine: str, crm_size: int) -> None:
     setup_django()
     records, truth, kinds = load(name, crm_size)
     started, cpu = time.perf_counter(), time.process_time()
-    groups = run_ours(records) if engine == "ours" else run_splink(name, records)
+    groups, phases = run_ours(records) if engine == "ours" else run_splink(name, records)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     result = evaluate(groups, truth, kinds)
     # CPU seconds of this process (DuckDB's threads included: they are the process's): on a shared machine
     # the wall time says more about the neighbours than about the engine.
     result.update(set=name, engine=engine, records=len(records), seconds=round(seconds, 1), cpu_seconds=round(cpu, 1),
-                  peak_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+                  peak_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                  phases={phase: round(seconds, 2) for phase, seconds in phases.items()})
     print("RESULT " + json.dumps(result))
 
 
@@ -249,6 +254,9 @@ def main() -> None:
                   f"{result['peak_mb']:>6} MB  "
                   f"(pairs found {result['found_pairs']:,}, true {result['true_pairs']:,}, "
                   f"false {result['false_pairs']:,})", flush=True)
+            if result["phases"]:
+                print("    wall seconds per step: " + ", ".join(
+                    f"{phase} {seconds:.2f}" for phase, seconds in result["phases"].items()), flush=True)
             weights = [line for line in process.stdout.splitlines() if line.startswith("WEIGHTS ")]
             if weights:
                 result["weights"] = json.loads(weights[-1][len("WEIGHTS "):])

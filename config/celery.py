@@ -26,4 +26,7 @@ def _create_filesystem_folders(sender, **kwargs):
 
 
 # One JSON line per task in production (the handlers log at INFO, which only production's LOGGING shows).
-from config import logs  # noqa: E402,F401  (connects the task signal handlers)
+from config import logs, worker_priority  # noqa: E402,F401  (logs connects the task signal handlers)
+
+# The workers and their SQL below the web's priority where WORKER_CPU_PRIORITY asks for it (Procfile.prod).
+worker_priority.connect()

@@ -1,7 +1,8 @@
 """Structured logs for production: JSON lines, one per request and one per Celery task.
 
 A line is one JSON object (`ts`, `level`, `logger`, `msg` and the event's fields), so a log shipper needs no
-parsing rules. Requests log method, path, status, duration and user; tasks log name, task id, state, duration
+parsing rules. Requests log method, path, status, duration, the CPU time of the thread that served them (so a slow
+answer shows whether it worked or waited: for a core, a lock, PostgreSQL) and user; tasks log name, task id, state, duration
 and the ids they were given (`job_id` of a merge, `run_id` of a scan, `chunk_id` of a scan chunk), which tie a
 line to the job a user sees in the admin.
 """
@@ -45,13 +46,14 @@ class RequestLogMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         response = self.get_response(request)
         fields = {
             "method": request.method,
             "path": request.path,
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "cpu_ms": round((time.thread_time() - started_cpu) * 1000, 1),
         }
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:

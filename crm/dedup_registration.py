@@ -53,9 +53,10 @@ TIMELINE = ("notes", "tasks", "calls", "email_messages", "sms_messages", "chat_m
 
 PHONE = MatchField(
     "phone", _("phone"), "phone", _phones, prefetch=("phones",), read_keys=_phone_keys,
-    columns=("phones__e164", "phones__number"),
+    columns=("phones__e164", "phones__number"), plain_column="phones__e164",
 )
-EMAIL = MatchField("email", _("email"), "email", _emails, prefetch=("emails",), columns=("emails__address",))
+EMAIL = MatchField("email", _("email"), "email", _emails, prefetch=("emails",), columns=("emails__address",),
+                   plain_column="emails__address")
 MESSENGER = MatchField(
     "messenger", _("messenger"), "handle", _messengers, prefetch=("messengers",),
     columns=("messengers__channel", "messengers__username", "messengers__chat_id"),

@@ -25,6 +25,10 @@ class MatchField:
     # columns, about half the cost of whole rows in a bulk import; None loads whole rows. A field read but not
     # listed still works, at one query per record, which the index's query-count tests catch.
     columns: tuple[str, ...] | None = None
+    # Optional: the one path of `columns` whose non-empty values are the field's values, one per related row
+    # (`read_keys`' stored keys when the field has them, as a phone's E.164): a reader of the whole base takes
+    # them from its rows without building an instance per record (dedup.engine.scoring.base_read).
+    plain_column: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from dedup import registry, review
 from dedup.engine import counts, index
 from dedup.engine.counts import REBUILD_TASK as COUNTS_REBUILD_TASK
-from dedup.engine.counts import REFRESH_TASK as COUNTS_REFRESH_TASK
+from dedup.engine.figures_messages import REFRESH_TASK as COUNTS_REFRESH_TASK
+from dedup.engine.figures_messages import refresh_resend_lost
 from dedup.engine.index import BACKFILL_TASK
 from dedup.engine.index.builds import BUILD_TASK
 from dedup.engine.scoring.decisions import FOLD_TASK, scoring_decision_fold
@@ -72,9 +73,10 @@ def merge_undo_run(self, job_id: int) -> str | None:
 
 @shared_task(name=SWEEP_TASK)
 def jobs_sweep() -> dict:
-    """The periodic task "Sweep stalled jobs" (every minute): end merges, undos and scan chunks whose worker died."""
+    """The periodic task "Sweep stalled jobs" (every minute): end merges, undos and scan chunks whose worker died;
+    send the stored figures' refresh again where its message was lost."""
     ended = merge_jobs_sweep()
-    return {"merges_ended": len(ended), **review.scan_sweep()}
+    return {"merges_ended": len(ended), **review.scan_sweep(), "figures_resent": refresh_resend_lost()}
 
 
 # Scored matching
@@ -121,10 +123,10 @@ def index_build(build_id: int) -> int:
     ignore_result=True,  # nobody waits for it; no result stored, no subscription to it when it is sent
     **REDELIVERED_AND_RETRIED,
 )
-def duplicate_counts_refresh(entity_key: str, max_batches: int | None = None) -> int:
+def duplicate_counts_refresh(entity_key: str, max_batches: int | None = None, queue: str | None = None) -> int:
     """Store the duplicates of the records waiting for their figures afresh (and of their partners and
     co-holders); re-finding is idempotent, so a retry or a second delivery is safe. Return the records refreshed."""
-    return counts.counts_refresh_waiting(entity=entity_key, max_batches=max_batches)
+    return counts.counts_refresh_waiting(entity=entity_key, max_batches=max_batches, queue=queue)
 
 
 @shared_task(name=COUNTS_REBUILD_TASK, **REDELIVERED_AND_RETRIED)

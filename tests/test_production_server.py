@@ -1,5 +1,6 @@
 """The real production server process: gunicorn with production settings serves the health check, an admin page
 and the admin's CSS through WhiteNoise (collected, hashed and compressed), then stops."""
+import json
 import os
 import re
 import secrets
@@ -123,8 +124,10 @@ def test_gunicorn_serves_health_admin_and_static_files(server_env, tmp_path):
     log.seek(0)
     lines = log.read()
     assert "Using worker: gthread" in lines
-    # Production logs one JSON line per request.
+    # Production logs one JSON line per request, with its duration and the CPU time of the thread that served it.
     assert '"logger": "mergewise.request", "msg": "request", "method": "GET", "path": "/admin/login/", "status": 200' in lines
+    login = next(json.loads(line) for line in lines.splitlines() if '"path": "/admin/login/"' in line)
+    assert 0 < login["cpu_ms"] <= login["duration_ms"]
 
 
 def test_procfile_starts_gunicorn_with_its_config_file():

@@ -175,6 +175,10 @@ CELERY_TASK_ROUTES = {
     "dedup.counts_refresh": {"queue": _INTERACTIVE, "priority": 9},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A worker's CPU priority, and its PostgreSQL backends' where the database is on this host: "idle" (Linux's
+# SCHED_IDLE) or a niceness; empty leaves them alone. Procfile.prod: the bulk worker idle, the interactive one 5.
+# Why: config/worker_priority.py.
+WORKER_CPU_PRIORITY = env("WORKER_CPU_PRIORITY", default="")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A click must never hang on a broker that is down: sending a task tries twice within about a second, then
 # fails, and the job or scan it was for fails at once with the reason (dedup/dispatch.py `on_failure`).

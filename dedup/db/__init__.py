@@ -20,7 +20,18 @@ from .insert import (
     insert_together,
     instance_values,
 )
-from .rows import column, converted, fetch, instance, instances_where, quote, select_list, table, width
+from .rows import (
+    column,
+    converted,
+    fetch,
+    instance,
+    instance_builder,
+    instances_where,
+    quote,
+    select_list,
+    table,
+    width,
+)
 from .vendor import (
     among,
     arrays,
@@ -34,7 +45,8 @@ from .vendor import (
 
 __all__ = [
     "COPY_MIN_ROWS", "among", "arrays", "batches", "bulk_insert", "bulk_insert_instances", "column", "converted",
-    "copies", "fetch", "insert_rows", "insert_together", "inserts_by_executemany", "instance", "instance_values",
+    "copies", "fetch", "insert_rows", "insert_together", "inserts_by_executemany", "instance", "instance_builder",
+    "instance_values",
     "instances_where", "lock_until_commit", "one_statement_writes", "quote", "samples_tables", "select_list",
     "set_local", "table", "width",
 ]

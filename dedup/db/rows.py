@@ -8,7 +8,7 @@ conditions, and ``is_archived`` where archived records must not be seen.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from django.db import connections, models, router
@@ -141,6 +141,19 @@ def instances_where(
     if _plain_init(model):
         return [_built(model, using, attnames, _convert(row, converters, connection)) for row in rows]
     return [model.from_db(using, attnames, _convert(row, converters, connection)) for row in rows]
+
+
+def instance_builder(model: type[models.Model], attnames: Sequence[str], *,
+                     using: str | None = None) -> Callable[[Sequence], models.Model]:
+    """Return a function building the instance of a row read elsewhere (the values of ``attnames``, already
+    converted), the other fields deferred, as from_db builds it: for many rows of one shape."""
+    using = using or router.db_for_read(model)
+    if _plain_init(model):
+        names = list(attnames)
+        return lambda values: _built(model, using, names, values)
+    order = [field.attname for field in model._meta.concrete_fields if field.attname in set(attnames)]
+    places = [list(attnames).index(name) for name in order]
+    return lambda values: model.from_db(using, order, [values[place] for place in places])
 
 
 def _plain_init(model: type[models.Model]) -> bool:

@@ -19,7 +19,6 @@ import threading
 from collections.abc import Iterable
 from functools import partial
 
-from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django.db.models import Count, Exists, OuterRef
 from django.db.models.signals import post_delete, post_save
@@ -28,6 +27,7 @@ from django.utils import timezone
 from dedup import registry
 from dedup.db import lock_until_commit
 from dedup.engine import finder
+from dedup.engine.figures_messages import refresh_send, refresh_taken
 from dedup.models import DuplicatePair, FiguresPending, MatchKey
 from dedup.registry import EntitySpec
 from dedup.signals import records_bulk_saved
@@ -237,28 +237,22 @@ def _watched() -> dict[type[models.Model], list[EntitySpec]]:
 # A card saved with its inline phones is one refresh, and the save itself pays nothing for the figures.
 _pending = threading.local()
 
-# The registered name of the refresh task (dedup/tasks.py), on the "interactive" queue (config/settings/base.py).
-REFRESH_TASK = "dedup.counts_refresh"
-# Batches of REFRESH_BATCH records one refresh task takes on the interactive queue; what is left (an import, a
-# burst) goes on in a task on the bulk queue, so the merges behind it wait for a second at most.
-INTERACTIVE_DRAIN_BATCHES = 3
 # A change of more records than this (an import, a bulk action) is refreshed on the bulk queue from the start.
 REFRESH_INTERACTIVE_MAX = 200
 
 
 def refresh_pending() -> None:
     """Mark the records committed transactions changed as waiting for their figures, and send the refresh task
-    (the on_commit callback).
+    unless one waits already (the on_commit callback).
 
     The refresh is not part of the request: re-finding the duplicates of a saved record, of its partners and of the
     other holders of its keys was half of an intake request's time (10 of its 19 queries, bench/README.md
-    2026-12-05). The request writes one row per record (FiguresPending) and a message; a worker of the
-    "interactive" queue refreshes every record waiting, REFRESH_BATCH at a time, reading what is committed by
-    then. Under load the records of many requests are refreshed together, so the refreshes never pile up in front
-    of the merges. A broker that refuses the message gets the refresh done here, as before.
+    2026-12-05). The request writes one row per record (FiguresPending) and, when no refresh message of the entity
+    waits on its queue, a message (dedup.engine.figures_messages); a worker of the "interactive" queue refreshes
+    every record waiting, REFRESH_BATCH at a time, reading what is committed by then. Under load the records of
+    many requests are refreshed together by one task, so the refreshes never pile up in front of the merges. A
+    broker that refuses the message gets the refresh done here, as before.
     """
-    from dedup.dispatch import task_send_now
-
     pending = _pending.__dict__.pop("records", {})
     now = timezone.now()
     for entity, pks in pending.items():
@@ -271,11 +265,7 @@ def refresh_pending() -> None:
         except DatabaseError:  # the change is committed; the next scan repairs its figures
             logger.exception("Could not mark the figures of %s %s as waiting", entity, ids[:20])
             continue
-        if len(ids) > REFRESH_INTERACTIVE_MAX:
-            queue, batches = settings.CELERY_TASK_DEFAULT_QUEUE, None
-        else:
-            queue, batches = None, INTERACTIVE_DRAIN_BATCHES
-        task_send_now(REFRESH_TASK, args=[entity, batches], queue=queue, on_failure=partial(_refresh_here, entity))
+        refresh_send(entity=entity, bulk=len(ids) > REFRESH_INTERACTIVE_MAX, on_failure=partial(_refresh_here, entity))
 
 
 def _refresh_here(entity: str, error: Exception | None = None) -> None:
@@ -285,17 +275,16 @@ def _refresh_here(entity: str, error: Exception | None = None) -> None:
         logger.exception("Could not refresh the duplicate figures of %s", entity)
 
 
-def counts_refresh_waiting(*, entity: str, max_batches: int | None = None) -> int:
+def counts_refresh_waiting(*, entity: str, max_batches: int | None = None, queue: str | None = None) -> int:
     """Refresh the figures of the records waiting for them (FiguresPending), oldest first, REFRESH_BATCH at a
     time, each batch in a transaction of its own; stop after ``max_batches`` and hand what is left to a task on the
-    bulk queue. Return how many records were refreshed.
+    bulk queue. ``queue`` names the queue of the message being run: it is marked taken first, so a change committed
+    from then on sends a message of its own. Return how many records were refreshed.
 
     Only rows written before a batch begins are taken, and deleted unless written again meanwhile: a record
-    changed again while its batch was being refreshed keeps its row and is refreshed by the next task, which that
-    change sent.
+    changed again while its batch was being refreshed keeps its row and is refreshed by the next task.
     """
-    from dedup.dispatch import task_send_now
-
+    refresh_taken(entity=entity, queue=queue)
     spec = _spec(entity)
     if spec is None:
         FiguresPending.objects.filter(entity=entity).delete()
@@ -318,7 +307,7 @@ def counts_refresh_waiting(*, entity: str, max_batches: int | None = None) -> in
         refreshed += len(rows)
         batches += 1
     if FiguresPending.objects.filter(entity=spec.key).exists():
-        task_send_now(REFRESH_TASK, args=[spec.key, None], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        refresh_send(entity=spec.key, bulk=True)
     return refreshed
 
 

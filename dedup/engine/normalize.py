@@ -178,16 +178,29 @@ def email_key(raw: object, *, fold_provider: bool = False) -> str | None:
     if labels[-1].isdigit():  # a bare IP "domain" is not an address a customer gives
         return None
     if fold_provider:
-        untagged = local.split("+", 1)[0]
-        local = untagged or local
-        if domain in _GMAIL_DOMAINS:
-            local = local.replace(".", "") or local
-            domain = "gmail.com"
-        elif domain in _YANDEX_DOMAINS:
-            local = local.replace(".", "-")
-            domain = "yandex.ru"
+        local, domain = _provider_folded(local, domain)
     key = f"{local}@{domain}"
     return key if len(key) <= KEY_MAX_LENGTH else None
+
+
+def email_key_folded(key: str) -> str | None:
+    """Return an ``email_key`` (without folding) with provider aliases folded: what ``email_key`` gives with
+    fold_provider for the raw address, without reading the address again."""
+    local, domain = _provider_folded(*key.split("@", 1))
+    folded = f"{local}@{domain}"
+    return folded if len(folded) <= KEY_MAX_LENGTH else None
+
+
+def _provider_folded(local: str, domain: str) -> tuple[str, str]:
+    untagged = local.split("+", 1)[0]
+    local = untagged or local
+    if domain in _GMAIL_DOMAINS:
+        local = local.replace(".", "") or local
+        domain = "gmail.com"
+    elif domain in _YANDEX_DOMAINS:
+        local = local.replace(".", "-")
+        domain = "yandex.ru"
+    return local, domain
 
 
 def _nfkc_casefold(text: str) -> str:

@@ -7,7 +7,7 @@ as a job) → sweep.py (end the jobs whose worker died). fields.py and relations
 from .checks import MERGE_PERMISSION, merge_permission_check, related_permission_check
 from .errors import MergeError
 from .jobs import MERGE_TASK, PENDING_STATUSES, UNDO_TASK, merge_job_create, merge_job_fail, merge_job_run
-from .selectors import merge_history, merged_survivor, record_state
+from .selectors import merge_history, merged_survivor, record_stamp, record_state
 from .services import MergeResult, records_merge
 from .sweep import merge_jobs_sweep
 from .undo import merge_undo, merge_undo_fail, merge_undo_request, merge_undo_run
@@ -30,6 +30,7 @@ __all__ = [
     "merge_undo_request",
     "merge_undo_run",
     "merged_survivor",
+    "record_stamp",
     "record_state",
     "records_merge",
     "related_permission_check",

@@ -65,10 +65,15 @@ def record_state(model: type[models.Model], pk) -> dict:
         .values_list("job_id", "job__status")
         .first()
     )
-    version = row.get(VERSION_FIELD)
-    stamp = "|".join([version.isoformat() if version else "", "%s:%s" % job if job else ""])
+    stamp = record_stamp(row.get(VERSION_FIELD), job)
     merged_into = row.get(f"{MERGED_INTO_FIELD}_id") if row.get(ARCHIVED_FIELD) else None
     return {"stamp": stamp, "merged_into": merged_into, "gone": False}
+
+
+def record_stamp(version, job: tuple | None) -> str:
+    """The stamp of record_state: the record's version and (id, status) of the newest merge or undo that changed it
+    (done or undone), if any. The card draws it from what it has read already (dedup/admin/card.py)."""
+    return "|".join([version.isoformat() if version else "", "%s:%s" % job if job else ""])
 
 
 def lock_records(model: type[models.Model], pks: Sequence) -> dict:

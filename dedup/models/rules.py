@@ -254,3 +254,22 @@ class FiguresPending(models.Model):
             models.UniqueConstraint(fields=["entity", "record_id"], name="dedup_figurespending_unique"),
         ]
         indexes = [models.Index(fields=["entity", "changed_at"], name="dedup_figurespending_order")]
+
+
+class FiguresRefreshQueued(models.Model):
+    """A refresh task for an entity's waiting records (FiguresPending) sent to a queue and not yet taken by a worker.
+
+    While it waits, further changes only add their records to FiguresPending: the one message takes them all when
+    it runs (dedup.engine.counts). Deleted by the task as it starts, so a change committed after that sends again.
+    """
+
+    entity = models.CharField(_("records"), max_length=32)
+    queue = models.CharField(_("queue"), max_length=32)
+    sent_at = models.DateTimeField(_("sent"))
+
+    class Meta:
+        verbose_name = _("queued refresh of figures")
+        verbose_name_plural = _("queued refreshes of figures")
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "queue"], name="dedup_figuresrefreshqueued_unique"),
+        ]

@@ -736,6 +736,9 @@ def test_card_state_changes_with_a_merge_and_says_where_an_absorbed_record_went(
     merge_job_run(job_id=job.pk)
 
     assert admin_client.get(_state_url(survivor)).json()["stamp"] != drawn
+    # The card opened again is drawn with the new state (from the record and the merges it shows)
+    redrawn = admin_client.get(f"/admin/crm/customer/{survivor.pk}/change/").context["dedup_card"].config["state"]
+    assert redrawn != drawn and admin_client.get(_state_url(survivor)).json()["stamp"] == redrawn
     gone = admin_client.get(_state_url(absorbed)).json()
     assert gone["merged_into"] == survivor.pk and gone["url"] == f"/admin/crm/customer/{survivor.pk}/change/"
 

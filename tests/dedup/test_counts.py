@@ -9,11 +9,12 @@ from django.utils import timezone
 from crm.models import Customer
 from dedup import review
 from dedup.engine.counts import counts_rebuild, counts_refresh_waiting, stored_counts, with_stored_duplicates
+from dedup.engine.figures_messages import INTERACTIVE_DRAIN_BATCHES, LOST_AFTER, refresh_resend_lost
 from dedup.engine.finder import duplicate_counts
 from dedup.engine.not_duplicates import not_duplicate_clear, not_duplicate_mark
 from dedup.engine.scoring.learned import learned_cache_clear
 from dedup.merge import merge_undo, records_merge
-from dedup.models import DuplicatePair, FiguresPending, MergeJob, Rule
+from dedup.models import DuplicatePair, FiguresPending, FiguresRefreshQueued, MergeJob, Rule
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules
 
@@ -274,3 +275,66 @@ def test_counts_of_a_record_changed_again_during_its_refresh_wait_for_the_next_t
     assert refreshed == 1
     assert _stored(first, second) == [1, 1]
     assert list(FiguresPending.objects.values_list("record_id", flat=True)) == [second.pk]
+
+
+def _messages(queue: str) -> int:
+    """The messages waiting on a queue of the real broker."""
+    from config.celery import app
+
+    with app.connection_for_read() as connection:
+        return connection.default_channel.queue_declare(queue=queue).message_count
+
+
+def test_counts_of_many_commits_send_one_refresh_message_while_it_waits(committed, broker_without_worker):
+    # given four customers saved in four commits while the refresh message of the first still waits
+    people = []
+    for first, last, phone in [
+        ("Ivan", "Petrov", "+7 912 345-67-89"),
+        ("Ivan", "Petrov", "8 912 345-67-89"),
+        ("Anna", "Sidorova", "+7 903 111-22-33"),
+        ("Anna", "Sidorova", "8 903 111-22-33"),
+    ]:
+        with committed():
+            people.append(customer_with(first, last, phones=[phone]))
+
+    # then one message waits for all four, not four
+    assert _messages("interactive") == 1
+    assert FiguresPending.objects.count() == 4
+    assert list(FiguresRefreshQueued.objects.values_list("entity", "queue")) == [("customer", "interactive")]
+
+    # when a worker takes that message
+    refreshed = counts_refresh_waiting(entity="customer", max_batches=INTERACTIVE_DRAIN_BATCHES, queue="interactive")
+
+    # then it refreshed every record, and the figures are the finder's
+    assert refreshed == 4
+    assert _stored(*people) == [1, 1, 1, 1] == _live(*people)
+    assert not FiguresPending.objects.exists() and not FiguresRefreshQueued.objects.exists()
+    # and a change committed after it took its message sends a message of its own
+    with committed():
+        fifth = customer_with("Petr", "Ivanov", phones=["+7 905 000-00-05"])
+    assert _messages("interactive") == 2
+    assert list(FiguresPending.objects.values_list("record_id", flat=True)) == [fifth.pk]
+
+
+def test_counts_refresh_message_lost_is_sent_again(committed, broker_without_worker):
+    # given a record waiting for its figures whose message the broker lost (purged) long ago
+    with committed():
+        first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+    from config.celery import app
+
+    app.control.purge()
+    long_ago = timezone.now() - LOST_AFTER - timedelta(minutes=1)
+    FiguresPending.objects.update(changed_at=long_ago)
+    FiguresRefreshQueued.objects.update(sent_at=long_ago)
+    assert _messages("interactive") == 0
+
+    # when the sweeper runs, it sends the refresh again, once
+    assert refresh_resend_lost() == ["customer"]
+    assert refresh_resend_lost() == []
+    assert _messages("interactive") == 1
+    # and the message it sent refreshes the record
+    with committed():
+        second = customer_with("Ivan", "Petrov", phones=["8 912 345-67-89"])
+    assert _messages("interactive") == 1  # the second record waits for the same message
+    counts_refresh_waiting(entity="customer", max_batches=INTERACTIVE_DRAIN_BATCHES, queue="interactive")
+    assert _stored(first, second) == [1, 1]

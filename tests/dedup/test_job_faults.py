@@ -240,4 +240,4 @@ def test_sweeper_task_reports_what_it_ended(merger):
 
     result = current_app.tasks["dedup.jobs_sweep"].apply().get()
 
-    assert result == {"merges_ended": 1, "resent": 0, "failed": 0}
+    assert result == {"merges_ended": 1, "resent": 0, "failed": 0, "figures_resent": []}

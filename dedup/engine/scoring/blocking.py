@@ -12,6 +12,7 @@ already meets in the small token's block. So pairs that also agree on another fi
 """
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,8 @@ from dedup.engine.scoring import levels
 # Measured on Febrl 3 (5,000 records): 24 keeps every true pair among 80k candidates, 60 doubles the pairs.
 DEFAULT_MAX_BLOCK = 24
 MAX_TOKENS_PER_RECORD = 24
+# Combined keys looked up per slice (bounds the lookup's own arrays).
+COMBINED_SLICE = 1 << 22
 
 
 def field_tokens(field_type: str, prepared: tuple | None) -> set[str]:
@@ -32,10 +35,7 @@ def field_tokens(field_type: str, prepared: tuple | None) -> set[str]:
     for item in prepared:
         if field_type == c.PERSON_NAME:
             for word, groups in zip(item.words, item.groups):
-                if len(word) < 2:
-                    continue
-                tokens.add("g%d" % min(groups) if groups else "w" + word)
-                tokens.add("p" + c.phonetic_key(word))
+                tokens.update(_word_tokens(word, groups))
         elif field_type == c.COMPANY_NAME:
             tokens.add("k" + item.key)
             first = item.key.split(" ", 1)[0]
@@ -88,28 +88,54 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
     chunks = [_block_pairs_sorted(tokens, rows, counts, max_block, size)]
     # A pair sharing an oversized token and a small one already meets in the small one's block: only pairs of
     # oversized tokens need a combined block, one per pair of a record's oversized tokens (in record order).
-    big = counts[tokens] > max_block
-    big_rows, big_tokens = rows[big], tokens[big]
-    if len(big_rows):
-        per_row = np.bincount(big_rows, minlength=size)
-        keys, key_rows = [], []
-        start_of = np.concatenate([[0], np.cumsum(per_row)])[:-1]
-        for width in range(2, int(per_row.max()) + 1):
-            holders = np.flatnonzero(per_row == width)
-            if not len(holders):
-                continue
-            matrix = big_tokens[start_of[holders][:, None] + np.arange(width)].astype(np.int64)
-            first, second = np.triu_indices(width, 1)
-            keys.append((matrix[:, first] * len(counts) + matrix[:, second]).ravel())
-            key_rows.append(np.repeat(holders, len(first)).reshape(len(holders), len(first)).ravel())
-        if keys:
-            combined, combined_rows = np.concatenate(keys), np.concatenate(key_rows)
-            _distinct, inverse = np.unique(combined, return_inverse=True)
-            chunks.append(_block_pairs_sorted(inverse, combined_rows, np.bincount(inverse), max_block, size))
-    codes = np.unique(np.concatenate(chunks))
+    chunks.append(_combined_block_pairs(rows, tokens, counts, max_block, size))
+    codes = levels.distinct(np.concatenate(chunks))
     if not len(codes):
         return np.empty((0, 2), dtype=np.int64)
     return np.stack([codes // size, codes % size], axis=1)
+
+
+def _combined_block_pairs(rows: np.ndarray, tokens: np.ndarray, counts: np.ndarray, max_block: int,
+                          size: int) -> np.ndarray:
+    """Return the pairs of the combined blocks: one per pair of a record's oversized tokens (in record order).
+
+    Only the combined keys held by 2 to ``max_block`` records are kept before they are coded, in slices: at
+    1,000,000 records most records hold several oversized tokens (a common first name, its phonetic key) and
+    the keys are tens of millions, nearly all of them in blocks too big or of one record.
+    """
+    big = counts[tokens] > max_block
+    big_rows, big_tokens = rows[big], tokens[big]
+    if not len(big_rows):
+        return np.empty(0, dtype=np.int64)
+    per_row = np.bincount(big_rows, minlength=size)
+    keys, key_rows = [], []
+    start_of = np.concatenate([[0], np.cumsum(per_row)])[:-1]
+    for width in range(2, int(per_row.max()) + 1):
+        holders = np.flatnonzero(per_row == width)
+        if not len(holders):
+            continue
+        matrix = big_tokens[start_of[holders][:, None] + np.arange(width)].astype(np.int64)
+        first, second = np.triu_indices(width, 1)
+        keys.append((matrix[:, first] * len(counts) + matrix[:, second]).ravel())
+        key_rows.append(np.repeat(holders.astype(np.int32), len(first)))
+    if not keys:
+        return np.empty(0, dtype=np.int64)
+    combined = np.concatenate(keys)
+    del keys
+    combined_rows = np.concatenate(key_rows)
+    del key_rows
+    distinct, held = np.unique(combined, return_counts=True)
+    wanted = distinct[(held >= 2) & (held <= max_block)]
+    del distinct, held
+    if not len(wanted):
+        return np.empty(0, dtype=np.int64)
+    keep = np.zeros(len(combined), dtype=bool)
+    for start in range(0, len(combined), COMBINED_SLICE):
+        part = combined[start:start + COMBINED_SLICE]
+        found = np.minimum(np.searchsorted(wanted, part), len(wanted) - 1)
+        keep[start:start + COMBINED_SLICE] = wanted[found] == part
+    inverse = np.searchsorted(wanted, combined[keep])
+    return _block_pairs_sorted(inverse, combined_rows[keep], np.bincount(inverse), max_block, size)
 
 
 def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
@@ -119,48 +145,83 @@ def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
     Each distinct value's tokens are found and coded once; the records' token lists are then laid out by numpy
     (a value's tokens repeated for every record holding it, fields in schema order, capped per record).
     """
-    index: dict[str, int] = {}
-    rows_of, field_of, within_of, tokens_of = [], [], [], []
-    for position, (column, field_type) in enumerate(zip(coded, types)):
-        flat: list[int] = []
-        lengths: list[int] = []
-        for value in column.values:
-            found = 0
-            for token in sorted(field_tokens(field_type, value)):
-                name = f"{position}:{token}"
-                code = index.get(name)
-                if code is None:
-                    code = index[name] = len(index)
-                flat.append(code)
-                found += 1
-            lengths.append(found)
+    rows_of, tokens_of = [], []
+    offset = 0  # each field's tokens coded after the fields before it
+    for column, field_type in zip(coded, types):
+        # A distinct value's tokens as 64-bit hashes in a flat array, then coded per field: no dictionary of
+        # millions of token strings (most of blocking's memory at 1,000,000 records). Two tokens of one field
+        # sharing a hash (about 1 in 10^12 at that size) only make one block, whose pairs are scored as any.
+        flat, lengths = array("q"), array("q")
+        for tokens in _value_tokens(field_type, column.values):
+            flat.extend(map(hash, tokens))
+            lengths.append(len(tokens))
         if not flat:
             continue
-        length = np.asarray(lengths, dtype=np.int64)
+        distinct, value_tokens = np.unique(np.frombuffer(flat, dtype=np.int64), return_inverse=True)
+        value_tokens = (value_tokens + offset).astype(np.int32)
+        offset += len(distinct)
+        del flat, distinct
+        length = np.frombuffer(lengths, dtype=np.int64)
         start = np.cumsum(length) - length
         present = np.flatnonzero(column.codes >= 0)
         per_row = length[column.codes[present]]
         total = int(per_row.sum())
         within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-        rows_of.append(np.repeat(present.astype(np.int64), per_row))
-        field_of.append(np.full(total, position, dtype=np.int64))
-        within_of.append(within)
-        tokens_of.append(np.asarray(flat, dtype=np.int64)[np.repeat(start[column.codes[present]], per_row) + within])
+        rows_of.append(np.repeat(present.astype(np.int32), per_row))
+        tokens_of.append(value_tokens[np.repeat(start[column.codes[present]], per_row) + within])
+        del within
     if not rows_of:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    rows, fields, within = np.concatenate(rows_of), np.concatenate(field_of), np.concatenate(within_of)
-    order = np.lexsort((within, fields, rows))
-    rows, tokens = rows[order], np.concatenate(tokens_of)[order]
-    rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
-    keep = rank < MAX_TOKENS_PER_RECORD
-    return rows[keep], tokens[keep]
+        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
+    # Laid out field after field, each field's rows ascending and a value's tokens in order: a stable sort by row
+    # alone gives (row, field, token) order.
+    rows = np.concatenate(rows_of)
+    del rows_of
+    order = np.argsort(rows, kind="stable")
+    rows = rows[order]
+    tokens = np.concatenate(tokens_of)[order]
+    del tokens_of, order
+    if np.bincount(rows).max() > MAX_TOKENS_PER_RECORD:
+        rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+        keep = rank < MAX_TOKENS_PER_RECORD
+        rows, tokens = rows[keep], tokens[keep]
+    return rows, tokens
+
+
+def _value_tokens(field_type: str, values: Sequence[tuple]) -> list[list[str]]:
+    """Return each distinct value's blocking tokens, sorted (field_tokens): a phone, an email or a date of one
+    value spelled out directly, a name's words' tokens found once per word (a first name is in thousands of names)."""
+    result = []
+    by_word: dict[str, tuple[str, ...]] = {}
+    for value in values:
+        if len(value) != 1 or field_type not in (c.PHONE, c.EMAIL, c.PERSON_NAME):
+            result.append(sorted(field_tokens(field_type, value)))
+        elif field_type == c.PHONE:  # "e+7..." sorts before "n7..."
+            result.append(["e" + value[0].e164, "n" + value[0].national])
+        elif field_type == c.EMAIL:
+            result.append(["e" + value[0].folded])
+        else:
+            tokens: set[str] = set()
+            for word, groups in zip(value[0].words, value[0].groups):
+                found = by_word.get(word)
+                if found is None:
+                    found = by_word[word] = _word_tokens(word, groups)
+                tokens.update(found)
+            result.append(sorted(tokens))
+    return result
+
+
+def _word_tokens(word: str, groups: frozenset[int]) -> tuple[str, ...]:
+    """Return a name word's tokens: its variant group (or the word) and its phonetic key; none for an initial."""
+    if len(word) < 2:
+        return ()
+    return ("g%d" % min(groups) if groups else "w" + word, "p" + c.phonetic_key(word))
 
 
 def _block_pairs_sorted(tokens: np.ndarray, rows: np.ndarray, counts: np.ndarray, max_block: int,
                         size: int) -> np.ndarray:
-    """Return every pair of rows sharing a token held by 2 to ``max_block`` rows, each as low * size + high."""
-    order = np.lexsort((rows, tokens))
-    sorted_rows = rows[order]
+    """Return every pair of rows sharing a token held by 2 to ``max_block`` rows, each as low * size + high.
+    A row holds a token once, so sorting token * size + row orders the rows by token, then row."""
+    sorted_rows = np.sort(tokens.astype(np.int64) * size + rows) % size
     starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
     chunks = [np.empty(0, dtype=np.int64)]
     for width in range(2, max_block + 1):

@@ -10,7 +10,7 @@ from django.db import models
 
 from dedup import registry
 from dedup.engine import match_settings
-from dedup.engine.scoring import matcher, store
+from dedup.engine.scoring import base_read, matcher, store
 from dedup.engine.scoring.model import Model
 from dedup.engine.scoring.schema import KIND_TYPES, entity_schema, scored_fields  # noqa: F401 (callers' home)
 from dedup.models import ScoringModel
@@ -101,7 +101,12 @@ def scoring_learn(*, entity: str, threshold: float | None = None) -> EntityResul
 
 def read_entity(spec: registry.EntitySpec, schema: list[matcher.FieldSpec]) -> tuple[list[int], matcher.Records]:
     """Return the primary keys and the read records of the entity's whole base, each record read for matching
-    as it arrives: the raw values of a million records are never held at once (2.3 GB of dicts at 1,000,000)."""
+    as it arrives: the raw values of a million records are never held at once (2.3 GB of dicts at 1,000,000).
+
+    As plain rows (base_read) when the entity's fields allow, else through its model instances."""
+    read = base_read.read_base(spec, schema)
+    if read is not None:
+        return read
     pks: list[int] = []
 
     def rows() -> Iterator[dict]:

@@ -1,0 +1,261 @@
+"""Bulk graders: the levels of many distinct pairs of values of one type at once, each equal to what
+comparisons.compare gives the pair.
+
+Most candidate pairs hold two different people's names: "John Smith" and "Mary Smith" met in the Smith block.
+Graded one by one (comparisons.grade_person) every such pair pays for the word-by-word pairing-off, the
+initials and the phonetic checks before it is found "different". Here the decision is taken in numpy wherever
+it can be taken exactly:
+
+- a name pair can reach "variant" or "typo" only when every word of the shorter name has a close word in the
+  other (equal, a variant, one edit apart in either spelling, or long words alike by Jaro-Winkler): closeness is
+  decided once per distinct pair of words, with rapidfuzz's element-wise ``cpdist`` for the edit distances and
+  the similarities (the same functions the per-pair grader calls);
+- "initials" needs an initial on one side, "phonetic" equal phonetic keys: both read per distinct name;
+- a pair that can reach none of these is "fuzzy_mid" or "different" by the whole names' Jaro-Winkler, unless
+  it is a gendered pair (Petrov / Petrova), which is "different" whatever its similarity.
+
+Every other name pair (a few percent) is graded by the per-pair function. Phones and dates are graded in numpy
+entirely: one substituted digit or two swapped neighbours in strings of equal length is a Damerau-Levenshtein
+distance of 1. A field holding several values on either side goes to the per-pair function too.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
+from rapidfuzz.process import cpdist
+
+from dedup.engine import normalize
+from dedup.engine.scoring import comparisons as c
+from dedup.engine.scoring.names import variant_groups
+
+# Name pairs judged at once: the word pairs of a chunk (about nine per name pair) are held as int64 arrays.
+NAME_CHUNK = 1_000_000
+
+
+def grade(field_type: str, values: Sequence[tuple], codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """Return the level (int8) of each pair of prepared values ``values[codes_a[i]]``, ``values[codes_b[i]]``."""
+    result = np.empty(len(codes_a), dtype=np.int8)
+    bulk = _BULK.get(field_type)
+    single = np.fromiter((len(value) == 1 for value in values), dtype=bool, count=len(values))
+    fast = single[codes_a] & single[codes_b] if bulk is not None else np.zeros(len(codes_a), dtype=bool)
+    slow = np.flatnonzero(~fast)
+    if len(slow):
+        compare = c.compare
+        result[slow] = np.fromiter(
+            (compare(field_type, values[a], values[b]) for a, b in zip(codes_a[slow].tolist(), codes_b[slow].tolist())),
+            dtype=np.int8, count=len(slow))
+    rows = np.flatnonzero(fast)
+    if len(rows):
+        items = [value[0] if len(value) == 1 else None for value in values]
+        result[rows] = bulk(items, codes_a[rows], codes_b[rows])
+    return result
+
+
+def _distance_at_most_one(left: list[str], right: list[str]) -> np.ndarray:
+    """Return, per pair of strings, whether their Damerau-Levenshtein distance is at most 1."""
+    if not left:
+        return np.zeros(0, dtype=bool)
+    return cpdist(left, right, scorer=DamerauLevenshtein.distance, score_cutoff=1, dtype=np.int32) <= 1
+
+
+def _jaro_winkler(left: list[str], right: list[str]) -> np.ndarray:
+    if not left:
+        return np.zeros(0, dtype=np.float64)
+    return cpdist(left, right, scorer=JaroWinkler.normalized_similarity, dtype=np.float64)
+
+
+def intern(texts: Sequence[str]) -> np.ndarray:
+    """Return an integer per text, equal for equal texts."""
+    index: dict[str, int] = {}
+    return np.fromiter((index.setdefault(text, len(index)) for text in texts), dtype=np.int64, count=len(texts))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Phones and dates
+
+
+def _phone_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """comparisons._grade_phone: exact, same national number, one digit apart (equal length), different."""
+    present = [item if item is not None else c.Phone("", "") for item in items]
+    e164 = intern([item.e164 for item in present])
+    national_text = np.array([item.national for item in present], dtype=object)
+    national = intern(national_text.tolist())
+    length = np.fromiter((len(text) for text in national_text.tolist()), dtype=np.int64, count=len(present))
+    levels = np.full(len(codes_a), c.LEVELS[c.PHONE].index("different"), dtype=np.int8)
+    same_national = national[codes_a] == national[codes_b]
+    near = np.flatnonzero(~same_national & (length[codes_a] == length[codes_b]))
+    one_digit = _distance_at_most_one(national_text[codes_a[near]].tolist(), national_text[codes_b[near]].tolist())
+    levels[near[one_digit]] = 2
+    levels[same_national] = 1
+    levels[e164[codes_a] == e164[codes_b]] = 0
+    return levels
+
+
+def _email_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """comparisons._grade_email: exact, the same once the provider's dots and tags are folded, different."""
+    present = [item if item is not None else c.Email("", "") for item in items]
+    exact, folded = intern([item.exact for item in present]), intern([item.folded for item in present])
+    levels = np.full(len(codes_a), c.LEVELS[c.EMAIL].index("different"), dtype=np.int8)
+    levels[folded[codes_a] == folded[codes_b]] = 1
+    levels[exact[codes_a] == exact[codes_b]] = 0
+    return levels
+
+
+def _date_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """comparisons._grade_date: exact, day and month swapped, one digit apart, different."""
+    parts = np.array([item if item is not None else (0, 0, 0) for item in items], dtype=np.int64).reshape(-1, 3)
+    a, b = parts[codes_a], parts[codes_b]
+    exact = (a == b).all(axis=1)
+    swapped = ~exact & (a[:, 0] == b[:, 0]) & (a[:, 1] == b[:, 2]) & (a[:, 2] == b[:, 1])
+    levels = np.full(len(codes_a), 3, dtype=np.int8)
+    rest = np.flatnonzero(~exact & ~swapped)
+    texts = ["%04d%02d%02d" % item if item is not None else "" for item in items]
+    lengths = np.array([len(text) for text in texts], dtype=np.int64)
+    rest = rest[lengths[codes_a[rest]] == lengths[codes_b[rest]]]
+    one_digit = _distance_at_most_one([texts[code] for code in codes_a[rest].tolist()],
+                                      [texts[code] for code in codes_b[rest].tolist()])
+    levels[rest[one_digit]] = 2
+    levels[swapped] = 1
+    levels[exact] = 0
+    return levels
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Person names
+
+
+class _Names:
+    """The distinct names of a column read once: key, phonetic key, initials, words as integer ids."""
+
+    def __init__(self, items: list):
+        present = [item for item in items if item is not None]
+        where = [position for position, item in enumerate(items) if item is not None]
+        size = len(items)
+        self.items = items
+        self.key = np.full(size, -1, dtype=np.int64)
+        self.key[where] = intern([item.key for item in present])
+        self.phonetic = np.full(size, -1, dtype=np.int64)
+        self.phonetic[where] = intern([item.phonetic for item in present])
+        self.initial = np.zeros(size, dtype=bool)
+        self.initial[where] = [any(map(normalize.is_initial, item.words)) for item in present]
+        self.count = np.zeros(size, dtype=np.int64)
+        self.count[where] = [len(item.words) for item in present]
+        width = int(self.count.max()) if size else 0
+        self.words = np.full((size, max(width, 1)), -1, dtype=np.int64)
+        index: dict[tuple[str, str], int] = {}
+        self.word_list: list[tuple[str, str]] = []
+        for position, item in zip(where, present):
+            for slot, word in enumerate(zip(item.words, item.plain)):
+                code = index.get(word)
+                if code is None:
+                    code = index[word] = len(self.word_list)
+                    self.word_list.append(word)
+                self.words[position, slot] = code
+        self.key_text = np.array([item.key if item is not None else "" for item in items], dtype=object)
+        self.folded = np.array([folded for folded, _plain in self.word_list], dtype=object)
+        self.plain = np.array([plain for _folded, plain in self.word_list], dtype=object)
+        self.folded_id = intern(self.folded.tolist())
+        # The folded id of each word's feminine forms (Petrov -> Petrova, Ivan -> Ivana; -1: not a word here),
+        # for comparisons.gendered_pair.
+        ids = dict(zip(self.folded.tolist(), self.folded_id.tolist()))
+        self.feminine = np.array([[ids.get(folded + ending, -1) if len(folded) >= 3 else -1 for ending in ("a", "na")]
+                                  for folded in self.folded.tolist()], dtype=np.int64).reshape(-1, 2)
+        self.folded_length = np.array([len(folded) for folded, _plain in self.word_list], dtype=np.int64)
+        self.plain_length = np.array([len(plain) for _folded, plain in self.word_list], dtype=np.int64)
+        self.grouped = np.array([bool(variant_groups(folded)) for folded, _plain in self.word_list], dtype=bool)
+
+    def close(self, short: np.ndarray, long: np.ndarray) -> np.ndarray:
+        """Return, per pair of word ids, comparisons._typo_or_variant of the two words."""
+        words = self.word_list
+        close = self.folded_id[short] == self.folded_id[long]
+        groups = np.flatnonzero(~close & self.grouped[short] & self.grouped[long])
+        close[groups] = np.fromiter(
+            (bool(variant_groups(words[a][0]) & variant_groups(words[b][0]))
+             for a, b in zip(short[groups].tolist(), long[groups].tolist())), dtype=bool, count=len(groups))
+        for lengths, texts in ((self.folded_length, self.folded), (self.plain_length, self.plain)):
+            edit = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 4)
+                                  & (np.abs(lengths[short] - lengths[long]) <= 1))
+            close[edit] = _distance_at_most_one(texts[short[edit]].tolist(), texts[long[edit]].tolist())
+        lengths = self.folded_length
+        similar = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 6))
+        close[similar] = _jaro_winkler(self.folded[short[similar]].tolist(),
+                                       self.folded[long[similar]].tolist()) >= c.HIGH
+        return close
+
+    def gendered_words(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Return, per pair of word ids, whether one is the other with a feminine ending (Petrov / Petrova)."""
+        folded_left, folded_right = self.folded_id[left], self.folded_id[right]
+        return ((self.feminine[left] == folded_right[:, None]).any(axis=1)
+                | (self.feminine[right] == folded_left[:, None]).any(axis=1))
+
+    def _any_word(self, test, codes_a: np.ndarray, codes_b: np.ndarray, slot: int, rows: np.ndarray) -> np.ndarray:
+        """Return, for the name pairs ``rows``, whether word ``slot`` of the first name passes ``test`` with any
+        word of the second (each distinct pair of words tested once)."""
+        right = self.words[codes_b[rows], :int(self.count[codes_b[rows]].max())]
+        valid = right >= 0
+        keys = (self.words[codes_a[rows], slot][:, None] * len(self.word_list) + right)[valid]
+        unique, inverse = np.unique(keys, return_inverse=True)
+        found = np.zeros(right.shape, dtype=bool)
+        found[valid] = test(unique // len(self.word_list), unique % len(self.word_list))[inverse]
+        return found.any(axis=1)
+
+    def may_pair_off(self, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+        """Return, per name pair, whether every word of the shorter name has a close word in the other: the
+        condition of the "variant" and "typo" levels (the per-pair grader's pairing-off needs it and more).
+        Word by word of the shorter name: a pair is out at its first word without a close one."""
+        swap = self.count[codes_a] > self.count[codes_b]
+        short, long = np.where(swap, codes_b, codes_a), np.where(swap, codes_a, codes_b)
+        alive = np.ones(len(codes_a), dtype=bool)
+        for slot in range(self.words.shape[1]):
+            rows = np.flatnonzero(alive & (self.count[short] > slot))
+            if not len(rows):
+                break
+            alive[rows] = self._any_word(self.close, short, long, slot, rows)
+        return alive
+
+    def gendered(self, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+        """Return, per name pair, comparisons.gendered_pair of the two names' words."""
+        found = np.zeros(len(codes_a), dtype=bool)
+        for slot in range(self.words.shape[1]):
+            rows = np.flatnonzero(~found & (self.count[codes_a] > slot))
+            if not len(rows):
+                break
+            found[rows] = self._any_word(self.gendered_words, codes_a, codes_b, slot, rows)
+        return found
+
+
+def _person_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """comparisons.grade_person, the pairs that can only be "fuzzy_mid" or "different" decided in numpy."""
+    names = _Names(items)
+    levels = np.empty(len(codes_a), dtype=np.int8)
+    for start in range(0, len(codes_a), NAME_CHUNK):
+        stop = start + NAME_CHUNK
+        levels[start:stop] = _person_chunk(names, codes_a[start:stop], codes_b[start:stop])
+    return levels
+
+
+def _person_chunk(names: _Names, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    levels = np.full(len(codes_a), len(c.LEVELS[c.PERSON_NAME]) - 1, dtype=np.int8)
+    exact = names.key[codes_a] == names.key[codes_b]
+    levels[exact] = 0
+    open_ = np.flatnonzero(~exact)
+    a, b = codes_a[open_], codes_b[open_]
+    hard = names.initial[a] | names.initial[b] | (names.phonetic[a] == names.phonetic[b])
+    hard[~hard] = names.may_pair_off(a[~hard], b[~hard])
+    items, grade = names.items, c.grade_person
+    hard_rows = open_[hard]
+    levels[hard_rows] = np.fromiter(
+        (grade(items[x], items[y]) for x, y in zip(codes_a[hard_rows].tolist(), codes_b[hard_rows].tolist())),
+        dtype=np.int8, count=len(hard_rows))
+    # The rest are "fuzzy_mid" or "different" by the whole names' similarity; a gendered pair is "different".
+    easy = open_[~hard]
+    similar = easy[_jaro_winkler(names.key_text[codes_a[easy]].tolist(),
+                                 names.key_text[codes_b[easy]].tolist()) >= c.MID]
+    similar = similar[~names.gendered(codes_a[similar], codes_b[similar])]
+    levels[similar] = c.LEVELS[c.PERSON_NAME].index("fuzzy_mid")
+    return levels
+
+
+_BULK = {c.PHONE: _phone_levels, c.EMAIL: _email_levels, c.DATE: _date_levels, c.PERSON_NAME: _person_levels}
