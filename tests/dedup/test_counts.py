@@ -158,6 +158,27 @@ def test_counts_are_rebuilt_by_a_scan(django_capture_on_commit_callbacks):
     assert _stored(first, second) == [1, 1]
 
 
+def test_a_scan_whose_figures_task_the_broker_refuses_rebuilds_them_itself(
+    django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    from celery import current_app
+    from kombu.exceptions import OperationalError
+
+    from dedup.engine.counts import REBUILD_TASK
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Connection refused")
+
+    first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+    second = customer_with("Anna", "Sidorova", phones=["8 912 345-67-89"])
+    DuplicatePair.objects.all().delete()
+    monkeypatch.setattr(current_app.tasks[REBUILD_TASK], "apply_async", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        review.scan_start()
+    assert _stored(first, second) == [1, 1]
+    assert "could not be queued" in caplog.text
+
+
 def test_counts_stored_figures_equal_the_finder_on_a_mixed_base(committed):
     with committed():
         people = [
