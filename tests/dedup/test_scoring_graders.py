@@ -8,6 +8,7 @@ import pytest
 from dedup.engine.scoring import blocking, graders, levels, matcher
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring.model import probability
+from dedup.engine.scoring.shared import CONTACT_TYPES, SHARED_MAX_NAMES, shared_values
 
 WORDS = ["Ivan", "Ivana", "Michael", "Mike", "Micheal", "Geoffrey", "Jeffrey", "Stephen", "Steven", "Olga", "Olha",
          "Petrov", "Petrova", "Petrvo", "Smirnov", "Smirnova", "Smirmov", "Kondratyev", "Kondratiev", "Sergeevich",
@@ -160,7 +161,7 @@ def reference_shared_values(read) -> list[dict[str, int]]:
     different = len(c.LEVELS[c.PERSON_NAME]) - 1
     result = []
     for position, field_type in enumerate(read.types):
-        if field_type not in matcher.CONTACT_TYPES:
+        if field_type not in CONTACT_TYPES:
             result.append({})
             continue
         holders: dict[str, dict] = {}
@@ -169,7 +170,7 @@ def reference_shared_values(read) -> list[dict[str, int]]:
                 continue
             for item in contact:
                 known = holders.setdefault(c.exact_key(field_type, item), {})
-                if len(known) < matcher.SHARED_MAX_NAMES:
+                if len(known) < SHARED_MAX_NAMES:
                     known.setdefault(name_value[0].key, name_value[0])
         shared = {}
         for key, known in holders.items():
@@ -189,7 +190,7 @@ def test_shared_values_equal_the_record_by_record_count():
         record["email"] = "family@mail.ru"
         record["phone"] = [record["phone"], "+7 495 100-00-02"]
     read = matcher.read_records(records, matcher.infer_schema(records))
-    shared = matcher.shared_values(read)
+    shared = shared_values(read)
     assert shared == reference_shared_values(read)
     assert shared[read.types.index(c.EMAIL)]["family@mail.ru"] > 2
     assert len(shared[read.types.index(c.PHONE)]) >= 2

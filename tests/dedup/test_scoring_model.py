@@ -17,6 +17,7 @@ from dedup.engine.scoring.model import (
     probability,
     seen_once_share,
 )
+from dedup.engine.scoring.shared import shared_values
 
 # Two fields of three levels each (exact, fuzzy, different), known m, u and share of matches.
 TRUE_M = [[0.85, 0.10, 0.05], [0.70, 0.20, 0.10]]
@@ -263,7 +264,7 @@ def test_phone_different_splits_on_a_shared_line():
         {"name": "Olga Smirnova", "phone": "+7 916 000-11-22"},
     ]
     read = matcher.read_records(records, matcher.infer_schema(records))
-    shared = matcher.shared_values(read)
+    shared = shared_values(read)
     phone = [spec.name for spec in read.schema].index("phone")
     assert shared[phone] == {"+74951000001": 3}
     pairs = np.array([[0, 3], [3, 4], [0, 1]], dtype=np.int64)

@@ -11,6 +11,7 @@ from dedup.engine import normalize
 from dedup.engine.scoring import blocking, levels, matcher
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring.model import FieldWeights, Model, distinct_patterns, pair_weights
+from dedup.engine.scoring.shared import shared_values
 
 FIRSTS = ["Ivan", "Ivana", "Иван", "Michael", "Mike", "Micheal", "Olga", "Olha", "Anna", "J.", "Petr", "Pyotr", ""]
 LASTS = ["Petrov", "Petrova", "Petrvo", "Smith", "Smyth", "Smirnov", "Smirnova", "Kuznetsov", "Lee", "n/a"]
@@ -166,7 +167,7 @@ def test_group_weights_of_small_model_unchanged_by_coding():
 
 def test_shared_values_split_alike_pair_by_pair_and_in_bulk(read):
     pairs = every_pair(len(read))
-    shared = matcher.shared_values(read)
+    shared = shared_values(read)
     # a contact value several people give, on each contact field
     phone, email = read.types.index(c.PHONE), read.types.index(c.EMAIL)
     shared[phone] = shared[phone] or {"+79123456789": 2}
