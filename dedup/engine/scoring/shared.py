@@ -7,7 +7,7 @@ disagreement next to a shared value on its own level.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -15,8 +15,13 @@ from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring import graders, levels
 from dedup.engine.scoring.model import Model
 
-if TYPE_CHECKING:
-    from dedup.engine.scoring.matcher import Records
+
+class Records(Protocol):
+    """What is read here of matcher.Records (not imported: the matcher imports this module)."""
+
+    schema: Sequence
+
+    def coded(self, position: int) -> levels.CodedColumn: ...
 
 
 # Contact fields whose values one person owns; a value several people hold is a shared line or mailbox.
