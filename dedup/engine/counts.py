@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Iterable
 from functools import partial
 
@@ -93,9 +94,14 @@ def co_holders(spec: EntitySpec, pks: Iterable[int]) -> set[int]:
         .filter(holders__lte=CO_HOLDERS_MAX)
         .values_list("kind", "key")
     )
+    # One term per kind (its keys in one IN list): a term per key nested past SQLite's expression depth (1,000)
+    # once a batch of 300 records held more keys than that.
+    by_kind: dict[str, set[str]] = defaultdict(set)
+    for kind, key in keys:
+        by_kind[kind].add(key)
     condition = models.Q()
-    for kind, key in set(keys):
-        condition |= models.Q(kind=kind, key=key)
+    for kind, kind_keys in sorted(by_kind.items()):
+        condition |= models.Q(kind=kind, key__in=sorted(kind_keys))
     if not condition:
         return set()
     holders = MatchKey.objects.filter(condition, entity=spec.key).exclude(record_id__in=ids)

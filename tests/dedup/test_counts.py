@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Customer
-from dedup import review
+from dedup import registry, review
 from dedup.engine.counts import counts_rebuild, counts_refresh_waiting, stored_counts, with_stored_duplicates
 from dedup.engine.figures_messages import INTERACTIVE_DRAIN_BATCHES, LOST_AFTER, refresh_resend_lost
 from dedup.engine.finder import duplicate_counts
@@ -359,3 +359,20 @@ def test_counts_refresh_message_lost_is_sent_again(committed, broker_without_wor
     assert _messages("interactive") == 1  # the second record waits for the same message
     counts_refresh_waiting(entity="customer", max_batches=INTERACTIVE_DRAIN_BATCHES, queue="interactive")
     assert _stored(first, second) == [1, 1]
+
+
+def test_co_holders_of_a_batch_with_over_a_thousand_keys():
+    # Given 600 customers, each pair sharing a phone, each with a phone and two emails of its own (1,200 lookup keys
+    # among the 300 asked about: a term per key nested past SQLite's expression depth of 1,000)
+    from dedup.engine.counts import co_holders
+
+    ensure_default_rules()
+    people = [
+        customer_with("Ivan", f"Petrov{n}", phones=[f"+7 912 {n // 2:07d}", f"+7 913 {n:07d}"],
+                      emails=[f"p{n}@example.com", f"q{n}@example.com"])
+        for n in range(600)
+    ]
+    # When the co-holders of the even ones are asked for
+    found = co_holders(registry.get("customer"), [person.pk for person in people[::2]])
+    # Then they are the odd ones, each holding its pair's phone
+    assert found == {person.pk for person in people[1::2]}
