@@ -9,14 +9,14 @@ oversized tokens ("Ivan" + "Smith", a big company + its switchboard); a pair sha
 already meets in the small token's block. So pairs that also agree on another field still meet, while the
 10,000 Ivans are never compared with each other.
 
-A combined block still larger than ``max_block`` (at 1,000,000 customers: 30 to 100 namesakes sharing a first
-and last name, a first name at a big company) is not dropped but sorted by each field's value in turn, and every
-member meets the members up to ``NEIGHBOURS`` places after it that hold another value of that field
-(sorted-neighbourhood blocking inside the block): a namesake whose company has a typo ("Vector" / "Vcetor"), a surname typo at a big
-company sort next to their true partner and meet, while the block's members are not all compared with each
-other (which at that size would triple the candidate pairs). Such a block is sorted only when its two tokens are
-two values of fields that tell people apart (a name and a surname, a name and a company: not a first name's
-variant group and its phonetic key, which are one value; not a name and a country) and it holds at most
+A combined block still larger than ``max_block`` (at 1,000,000 customers: 30 to 100 namesakes sharing a first and
+last name, a first name at a big company) is not dropped but sorted by each field's value in turn, and every member
+meets the members up to ``NEIGHBOURS`` places after it that hold another value of that field (sorted-neighbourhood
+blocking inside the block): a namesake whose company has a typo ("Vector" / "Vcetor"), a surname typo at a big
+company sort next to their true partner and meet, while the block's members are not all compared with each other
+(which at that size would triple the candidate pairs). Such a block is sorted only when its two tokens are two
+values of fields that tell people apart (a name and a surname, a name and a company: not a first name's variant
+group and its phonetic key, which are one value; not a name and a country) and it holds at most
 ``NEIGHBOUR_BLOCK_TIMES`` × ``max_block`` records (past that, a name shared by hundreds: dropped as before).
 """
 from __future__ import annotations
