@@ -136,10 +136,10 @@ def instances_together(parts: Sequence[Rows]) -> list[list[models.Model]]:
     """Return each part's rows as instances (see Rows), read in one statement however many tables they come from.
 
     A save's index upkeep reads a record, its company and its phones, emails and messengers: one round trip
-    instead of five (bench/README.md, "One save"). Each part is a SELECT of the UNION ALL, tagged with its
-    position; its columns take a block of their own, the other parts' blocks NULLs cast to their columns' types
-    (PostgreSQL settles a UNION's column types pairwise, and two untyped NULLs would become text). All parts are
-    read from the first part's database.
+    instead of four (bench/README.md, "one save, part by part"). Each part is a SELECT of the UNION ALL, tagged
+    with its position; its columns take a block of their own, the other parts' blocks NULLs cast to their columns'
+    types (PostgreSQL settles a UNION's column types pairwise, and two untyped NULLs would become text). All parts
+    are read from the first part's database.
     """
     using = router.db_for_read(parts[0].model)
     connection = connections[using]

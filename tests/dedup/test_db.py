@@ -173,7 +173,9 @@ def test_instances_together_reads_several_tables_in_one_query_as_the_orm_does(db
 
     # then each table's rows come back with the values and types the ORM gives, the other fields deferred
     assert (read_customer.pk, read_customer.first_name, read_customer.birthday, read_customer.custom_fields,
-            read_customer.company_id) == (customer.pk, "Ivan", datetime.date(1990, 5, 17), {"colour": "red"}, company.pk)
+            read_customer.company_id) == (
+        customer.pk, "Ivan", datetime.date(1990, 5, 17), {"colour": "red"}, company.pk
+    )
     assert "last_name" in read_customer.get_deferred_fields()
     assert (read_company.pk, read_company.name) == (company.pk, "Acme LLC")
     assert sorted((p.pk, p.number, p.e164) for p in read_phones) == sorted((p.pk, p.number, p.e164) for p in phones)

@@ -54,7 +54,7 @@ def _load_together(
 ) -> list[models.Model]:
     """Load a few records (a save's) with their own columns, the rows of their forward foreign keys and of their
     generic relations, in one statement (db.instances_together): a customer's save read its record and company,
-    emails, messengers and phones in four queries, now one (bench/README.md, "One save")."""
+    emails, messengers and phones in four queries, now one (bench/README.md, "one save, part by part")."""
     model = spec.model
     plain = {column for column in own if "__" not in column}
     parts = [db.Rows(model, key=model._meta.pk, keys=pks, names=sorted(plain | set(select)))]
