@@ -36,12 +36,13 @@ from dedup.engine.scoring.model import (
 
 # Pairs at or above this probability are duplicates (the review threshold an entity starts with).
 DEFAULT_THRESHOLD = 0.9
-# Random record pairs for u: ten per record, at least 50,000 and at most a million (Splink's default). The rare
-# levels of a name (a typo, a variant, initials) come up in a few random pairs per million, and 50,000 pairs saw
-# them 0 or 1 times, so their weight swung by 3 to 4 bits with the draw (the name typo on the CRM set: +15.2 bits
-# at 100,000 records, +11.1 at 1,000,000; with a million pairs +15.2 and +14.5). A small base keeps the 50,000
-# (comparing a million pairs would cost more than the rest of its run). The exact level needs no sample.
-U_SAMPLE_PAIRS = 1_000_000
+# Random record pairs for u: ten per record, at least 50,000 and at most 500,000. The rare levels of a name (a
+# typo, a variant, initials) come up in a few random pairs per million, and 50,000 pairs saw them 0 or 1 times,
+# so their weight swung by 3 to 4 bits with the draw (the name typo on the CRM set: +15.2 bits at 100,000
+# records, +11.1 at 1,000,000; at 1,000,000 with 500,000 pairs +13.4, with a million +14.4 for the same F1 at 8
+# CPU s more). A small base keeps the 50,000 (comparing more would cost more than the rest of its run).
+# The exact level needs no sample.
+U_SAMPLE_PAIRS = 500_000
 U_SAMPLE_MIN = 50_000
 U_PAIRS_PER_RECORD = 10
 # Random pairs compared at a time (bounds the graders' arrays).
