@@ -187,7 +187,7 @@ def read_records(records: Iterable[Mapping[str, object]], schema: Sequence[Field
     coders = [coding.ColumnCoder(spec.type) for spec in schema]
     placeholder: dict[str, bool] = {}  # a name part's placeholder check, once per distinct part
     regional = region is not None and any(spec.type == c.PHONE for spec in schema)
-    with _no_cycle_collection():
+    with no_cycle_collection():
         for batch in _batches(records, READ_BATCH):
             regions = [_record_region(region, record) for record in batch] if regional else None
             for spec, coder in zip(schema, coders):
@@ -201,7 +201,7 @@ def read_records(records: Iterable[Mapping[str, object]], schema: Sequence[Field
 
 
 # Records read per batch (read_records): a batch's raw values are held field by field, never the whole base's.
-READ_BATCH = 50_000
+READ_BATCH = 10_000
 
 
 def _batches(records: Iterable[Mapping[str, object]], size: int) -> Iterator[Sequence[Mapping[str, object]]]:
@@ -365,20 +365,22 @@ def candidate_pairs(records: Records, *, max_block: int = blocking.DEFAULT_MAX_B
 
 def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = U_SAMPLE_PAIRS,
           em_sample: int = sampling.EM_SAMPLE_PAIRS, seed: int = 1, gammas: np.ndarray | None = None,
-          agreed: list[list[str | None]] | None = None, shared: list[dict[str, int]] | None = None) -> Model:
+          agreed: list[list[str | None]] | None = None, shared: list[dict[str, int]] | None = None,
+          sampled: np.ndarray | None = None) -> Model:
     """Return a model learned from the records alone: u by random pairs and frequencies, m and prior by EM.
 
     ``pairs`` are the blocked candidate pairs (found here when not given), ``gammas`` their levels if known
     (compared with ``shared``, the records' ``shared_values``, found here when not given). m and the prior are
     learned from at most ``em_sample`` of the pairs, a stratified sample each pair of which weighs for the pairs
     of its stratum (sampling.stratified_sample; every pair when there are fewer): only those are compared.
+    ``sampled``: the levels of ``random_pairs(len(records), u_sample, seed=seed)`` when compared already.
     """
     if pairs is None:
         pairs = candidate_pairs(records)
     if shared is None:
         shared = shared_values(records)
-    sample = random_pairs(len(records), u_sample, seed=seed)
-    sampled = comparison_levels(records, sample, shared=shared)
+    if sampled is None:
+        sampled = comparison_levels(records, random_pairs(len(records), u_sample, seed=seed), shared=shared)
     fields = []
     one_other = []  # per field, the share of one other holder (1 / (holders - 1))
     for position, spec in enumerate(records.schema):
@@ -475,12 +477,12 @@ def find_groups(records: Records, *, model: Model | None = None, threshold: floa
                 max_block: int = blocking.DEFAULT_MAX_BLOCK, pairs: np.ndarray | None = None) -> Result:
     """Return the groups of duplicates among the records (lists of row numbers), learning a model if none given;
     ``pairs``: the records' candidate pairs when already blocked (by the learning that gave the model)."""
-    with _no_cycle_collection():
+    with no_cycle_collection():
         return _find_groups(records, model=model, threshold=threshold, max_block=max_block, pairs=pairs)
 
 
 @contextmanager
-def _no_cycle_collection():
+def no_cycle_collection():
     """Hold Python's cycle collector off: the steps allocate millions of small objects (token lists, value pairs)
     among the millions the read records hold, and each collection walks them all (CRM 100k: 9.1 -> 7.2 CPU s).
     Reference counting still frees every acyclic object at once; the few cycles wait for the next collection.
@@ -512,14 +514,18 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
     started = time.perf_counter()
     if model is None:
         shared = shared_values(records)
-        gammas = comparison_levels(records, pairs, shared=shared)
+        # The random pairs learning weighs u on are compared with the candidates, in one pass over each column
+        # (a column's distinct values are laid out once, not twice).
+        sample = random_pairs(len(records), U_SAMPLE_PAIRS)
+        both = comparison_levels(records, np.concatenate([pairs, sample]), shared=shared)
+        gammas, sampled = both[:len(pairs)], both[len(pairs):]
         agreed = agreed_values(records, pairs, gammas)
     else:
         pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold)
     timings["comparing"] = time.perf_counter() - started
     if model is None:
         started = time.perf_counter()
-        model = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared)
+        model = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared, sampled=sampled)
         timings["learning"] = time.perf_counter() - started
     started = time.perf_counter()
     _weights, probabilities = score(model, records, pairs, gammas, agreed)
