@@ -846,7 +846,7 @@ def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> b
     if placeholders is None:
         placeholders = _active_placeholders
     prefixes, longest, starts = _compiled(placeholders)
-    if len(raw) > longest + 4 and len(set(raw)) > 3:
+    if len(raw) > longest + 4 and (len(set(raw[:8])) > 3 or len(set(raw)) > 3):  # the head usually tells
         # Several different characters (not one repeated) and longer than any entry: only a prefix can match,
         # and the value's first characters tell (the first alone, case-folded on its own as casefold() folds
         # each character alone, rules most values out: a phone's "+", a name's capital).

@@ -159,6 +159,18 @@ def exact_key(field_type: str, item) -> str:
     return item
 
 
+def exact_keys(field_type: str, value: tuple) -> list[str]:
+    """Return ``exact_key`` of each item of a prepared value, in order (one look-up of the type per value)."""
+    key = _EXACT_KEY_ATTRIBUTE.get(field_type)
+    if key is not None:
+        return [getattr(item, key) for item in value]
+    return [exact_key(field_type, item) for item in value]
+
+
+# The attribute ``exact_key`` reads, per type that has one.
+_EXACT_KEY_ATTRIBUTE = {PERSON_NAME: "key", COMPANY_NAME: "key", PHONE: "e164", EMAIL: "folded"}
+
+
 def compare(field_type: str, left: tuple | None, right: tuple | None) -> int:
     """Return the best level two prepared fields reach (an index into LEVELS[field_type]), MISSING without both."""
     if not left or not right:

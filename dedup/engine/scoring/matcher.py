@@ -306,7 +306,7 @@ def split_shared(records: Records, pairs: np.ndarray, gammas: np.ndarray,
             continue
 
         def holds(value, field_type=field_type, values=values) -> bool:
-            return any(c.exact_key(field_type, item) in values for item in value or ())
+            return any(key in values for key in c.exact_keys(field_type, value or ()))
 
         ends = pairs[rows]
         if len(pairs) <= FEW_PAIRS:
@@ -387,7 +387,7 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         coded = records.coded(position)
         # Counted per distinct value: each value's keys once, weighed by how many records hold it.
         held = np.bincount(coded.codes[coded.codes >= 0], minlength=len(coded.values)).tolist()
-        keys = [{c.exact_key(spec.type, item) for item in value} for value in coded.values]
+        keys = [set(c.exact_keys(spec.type, value)) for value in coded.values]
         share, tf, holders, floor = value_frequencies(keys, held)
         u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
         weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
