@@ -13,10 +13,12 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from operator import attrgetter
 
 import phonenumbers
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
@@ -159,12 +161,13 @@ def exact_key(field_type: str, item) -> str:
     return item
 
 
-def exact_keys(field_type: str, value: tuple) -> list[str]:
-    """Return ``exact_key`` of each item of a prepared value, in order (one look-up of the type per value)."""
-    key = _EXACT_KEY_ATTRIBUTE.get(field_type)
-    if key is not None:
-        return [getattr(item, key) for item in value]
-    return [exact_key(field_type, item) for item in value]
+def column_exact_keys(field_type: str, values: Sequence[tuple]) -> list[list[str]]:
+    """Return ``exact_key`` of each item of each prepared value, in order (a column's distinct values at once)."""
+    attribute = _EXACT_KEY_ATTRIBUTE.get(field_type)
+    if attribute is None:
+        return [[exact_key(field_type, item) for item in value] for value in values]
+    key = attrgetter(attribute)
+    return [list(map(key, value)) for value in values]
 
 
 # The attribute ``exact_key`` reads, per type that has one.

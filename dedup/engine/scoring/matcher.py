@@ -306,7 +306,7 @@ def split_shared(records: Records, pairs: np.ndarray, gammas: np.ndarray,
             continue
 
         def holds(value, field_type=field_type, values=values) -> bool:
-            return any(key in values for key in c.exact_keys(field_type, value or ()))
+            return any(c.exact_key(field_type, item) in values for item in value or ())
 
         ends = pairs[rows]
         if len(pairs) <= FEW_PAIRS:
@@ -316,8 +316,10 @@ def split_shared(records: Records, pairs: np.ndarray, gammas: np.ndarray,
             coded = records.coded(position)
             cached = records._holds.get((position, id(values)))
             if cached is None or cached[0] is not values:
-                cached = records._holds[(position, id(values))] = (
-                    values, np.array([holds(value) for value in coded.values] + [False], dtype=bool))
+                shared_keys = values.keys() if isinstance(values, Mapping) else frozenset(values)
+                cached = records._holds[(position, id(values))] = (values, np.array(
+                    [not shared_keys.isdisjoint(keys) for keys in c.column_exact_keys(field_type, coded.values)]
+                    + [False], dtype=bool))
             held = cached[1]
             marked = held[coded.codes[ends[:, 0]]] | held[coded.codes[ends[:, 1]]]
         gammas[rows[marked], position] = type_levels.index(c.DIFFERENT_SHARED)
@@ -387,7 +389,7 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         coded = records.coded(position)
         # Counted per distinct value: each value's keys once, weighed by how many records hold it.
         held = np.bincount(coded.codes[coded.codes >= 0], minlength=len(coded.values)).tolist()
-        keys = [set(c.exact_keys(spec.type, value)) for value in coded.values]
+        keys = [set(value_keys) for value_keys in c.column_exact_keys(spec.type, coded.values)]
         share, tf, holders, floor = value_frequencies(keys, held)
         u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
         weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)

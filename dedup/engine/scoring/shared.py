@@ -46,7 +46,7 @@ def shared_values(records: Records) -> list[dict[str, int]]:
         unique, first = np.unique(combined, return_index=True)
         unique = unique[np.argsort(first, kind="stable")]
         width = max(len(names.values), 1)
-        value_keys = [c.exact_keys(spec.type, value) for value in contacts.values]
+        value_keys = c.column_exact_keys(spec.type, contacts.values)
         several = _held_under_several_names(value_keys, names, unique // width, unique % width)
         unique = unique[np.isin(unique // width, several[0])]
         holders: dict[str, dict[str, c.Person]] = {}
