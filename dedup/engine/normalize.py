@@ -342,8 +342,8 @@ def name_word_forms(raw: object) -> list[tuple[str, str]]:
 # times in a row when a record is keyed (its key, its blocking keys, the scorer's reading of it).
 @lru_cache(maxsize=4096)
 def _name_word_forms(raw: str) -> tuple[tuple[str, str], ...]:
-    try:
-        forms = word_forms(_HYPHENATED_TITLE.sub(" ", raw))
+    try:  # (the titles' pattern starts with the letter г)
+        forms = word_forms(_HYPHENATED_TITLE.sub(" ", raw) if "г" in raw or "Г" in raw else raw)
     except Exception:
         return ()
     return tuple(form for form in forms if form[0] not in _TITLES)

@@ -225,14 +225,14 @@ def _person(value, region):
     # A million names share their words: the typed forms are interned (or are the folded ones), and the tuples
     # of variant groups are few, so one of each is kept (a base's names are then a third lighter).
     plain = tuple([folded if plain == folded else sys.intern(plain) for folded, plain in forms])
-    groups = tuple([variant_groups(word) for word in words])
+    groups = tuple(map(variant_groups, words))
     shared = _GROUP_TUPLES.get(groups)
     if shared is None:
         shared = groups
         if len(_GROUP_TUPLES) < _GROUP_TUPLES_MAX:
             _GROUP_TUPLES[groups] = groups
     return Person(words, words if plain == words else plain, " ".join(words), shared,
-                  " ".join(sorted([phonetic_key(word) for word in words])))
+                  " ".join(sorted(map(phonetic_key, words))))
 
 
 # The tuples of variant groups names have, one kept of each (few: most words are in no group or one; bounded,
