@@ -389,7 +389,8 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         coded = records.coded(position)
         # Counted per distinct value: each value's keys once, weighed by how many records hold it.
         held = np.bincount(coded.codes[coded.codes >= 0], minlength=len(coded.values)).tolist()
-        keys = [set(value_keys) for value_keys in c.column_exact_keys(spec.type, coded.values)]
+        keys = [value_keys if len(value_keys) == 1 else set(value_keys)  # a key counted once per value
+                for value_keys in c.column_exact_keys(spec.type, coded.values)]
         share, tf, holders, floor = value_frequencies(keys, held)
         u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
         weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
@@ -406,8 +407,11 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         [records.coded(position) for position in range(len(records.schema))], pairs, em_sample, seed=seed)
     if sample_weights is not None:  # learned from the sample: its levels, compared here unless given
         pairs = pairs[rows]
-        gammas = gammas[rows] if gammas is not None else None
-        agreed = None
+        if gammas is not None:
+            gammas = gammas[rows]
+            agreed = _agreed_rows(agreed, rows) if agreed is not None else None
+        else:
+            agreed = None
     if gammas is None:
         gammas = comparison_levels(records, pairs, shared=shared)
     if agreed is None:
@@ -436,6 +440,12 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
     else:
         model.prior = candidate_prior
     return model
+
+
+def _agreed_rows(agreed: list, rows: np.ndarray) -> list:
+    """Return ``agreed_values``' columns of these rows of the pairs only."""
+    return [levels.AgreedColumn(column.codes[rows], column.values) if isinstance(column, levels.AgreedColumn)
+            else [column[row] for row in rows.tolist()] for column in agreed]
 
 
 # ---------------------------------------------------------------------------------------------------------------
