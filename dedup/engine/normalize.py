@@ -862,4 +862,4 @@ def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> b
     if prefixes and text.startswith(prefixes):
         return True
     compact = text.replace(" ", "")
-    return len(compact) >= 3 and len(set(compact)) == 1
+    return len(compact) >= 3 and compact.count(compact[0]) == len(compact)  # one character repeated

@@ -2,8 +2,9 @@
 
 The caller gives plain records (dicts of field -> value, or several values) and a schema (field, type, label);
 ``infer_schema`` guesses the schema from column names and values, so a base needs no configuration at all.
-(About 600 lines, past the usual 400; the shared contact values live in shared.py: reading, learning, scoring and grouping share the Records and the
-candidate pairs' arrays, and the other helpers of the package call them as one public surface.)
+(About 660 lines, past the usual 400; the shared contact values live in shared.py: reading, learning, scoring
+and grouping share the Records and the candidate pairs' arrays, and the other helpers of the package call them
+as one public surface.)
 """
 from __future__ import annotations
 
@@ -233,6 +234,8 @@ def _joined_column(spec: FieldSpec, batch: Sequence[Mapping[str, object]], place
                         (part if isinstance(part, str) and not c.is_placeholder(part) else None) for part in parts])
     if len(columns) == 1:
         return [part or None for part in columns[0]]
+    if len(columns) == 2:  # first and last name
+        return [f"{first} {last}" if first and last else first or last or None for first, last in zip(*columns)]
     return [" ".join([part for part in parts if part]) or None for parts in zip(*columns)]
 
 
