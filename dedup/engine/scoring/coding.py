@@ -46,6 +46,27 @@ class ColumnCoder:
     def add(self, raw: object, region: str | None = None) -> None:
         self.codes.append(self.code(raw, region))
 
+    def add_all(self, raws: Sequence[object], regions: Sequence[str | None] | None = None) -> None:
+        """``add`` each raw value (with its region, for phones): a text read before is looked up at C speed."""
+        phone = regions is not None and self.field_type == c.PHONE
+        if phone:
+            indexes = [self._index if region is None else self._regional(region) for region in regions]
+            found = [index.get(raw) if type(raw) is str else None for raw, index in zip(raws, indexes)]
+        else:
+            get = self._index.get
+            found = [get(raw) if type(raw) is str else None for raw in raws]
+        code = self.code
+        for row, known in enumerate(found):
+            if known is None:  # new, or first seen earlier in this batch, or not a text
+                raw = raws[row]
+                if raw is None:
+                    found[row] = -1
+                elif type(raw) is str and (known := (indexes[row] if phone else self._index).get(raw)) is not None:
+                    found[row] = known
+                else:
+                    found[row] = code(raw, regions[row] if phone else None)
+        self.codes.extend(found)
+
     def coded(self) -> levels.CodedColumn:
         """Return the column added so far, coded (the reading cache is dropped: the column is done)."""
         return self.column(self.codes)
