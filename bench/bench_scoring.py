@@ -127,7 +127,7 @@ def run_ours(records: list[dict]) -> tuple[list[list], dict[str, float], object]
                                    for weights in result.model.fields}))
     # Seconds per step (matcher.find_groups's timings), reading the records first.
     phases = {"reading": read_seconds, **result.timings}
-    return [[ids[row] for row in group] for group in result.groups], phases, lambda: len(result.pairs)
+    return [[ids[row] for row in group] for group in result.groups], phases, result
 
 
 # Splink's CRM configuration (issue 16, 2026-12-06, chosen once for every size; bench/README.md gives the figures
@@ -271,18 +271,53 @@ def die_with_parent() -> None:
         pass
 
 
+def why_missed(records: list[dict], groups: list[list], truth: set[tuple], kinds: dict, found) -> dict:
+    """Return, for the true pairs no group holds, how many were no candidate pair (blocking), a candidate scored
+    below the threshold, or a candidate above it that the clustering split; overall and by the kind of the
+    planted duplicate (a pair whose one record is a planted duplicate)."""
+    import numpy as np
+
+    row_of = {record["id"]: row for row, record in enumerate(records)}
+    size = len(records)
+    codes = found.pairs[:, 0].astype(np.int64) * size + found.pairs[:, 1]
+    order = np.argsort(codes)
+    codes, probabilities = codes[order], found.probabilities[order]
+    together = {tuple(sorted(pair)) for ids in groups for pair in combinations(ids, 2)}
+    missed = sorted(pair for pair in truth if pair not in together)
+    rows = np.array([sorted((row_of[a], row_of[b])) for a, b in missed], dtype=np.int64).reshape(-1, 2)
+    wanted = rows[:, 0] * size + rows[:, 1]
+    at = np.minimum(np.searchsorted(codes, wanted), max(len(codes) - 1, 0))
+    candidate = (codes[at] == wanted) if len(codes) else np.zeros(len(wanted), dtype=bool)
+    above = candidate & (probabilities[at] >= THRESHOLD) if len(codes) else candidate
+    cause = np.where(~candidate, 0, np.where(above, 2, 1))
+    names = ("not a candidate", "below the threshold", "split by clustering")
+    result = {"all": {names[index]: int((cause == index).sum()) for index in range(3)}}
+    for (a, b), reason in zip(missed, cause.tolist()):
+        kind = kinds.get(a) or kinds.get(b)
+        if kind:
+            result.setdefault(kind, dict.fromkeys(names, 0))[names[reason]] += 1
+    return result
+
+
 def child(name: str, engine: str, crm_size: int) -> None:
     die_with_parent()
     setup_django()
     records, truth, kinds = load(name, crm_size)
     started, cpu = time.perf_counter(), time.process_time()
-    groups, phases, pairs_scored = run_ours(records) if engine == "ours" else run_splink(name, records)
+    if engine == "ours":
+        groups, phases, found = run_ours(records)
+        pairs_scored = lambda: len(found.pairs)  # noqa: E731
+    else:
+        (groups, phases, pairs_scored), found = run_splink(name, records), None
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     result = evaluate(groups, truth, kinds)
     # The candidate pairs each engine compared and scored; counted after the timing and the peak (Splink counts
     # them by blocking again).
     result["pairs_scored"] = pairs_scored()
+    if found is not None:
+        result["missed"] = why_missed(records, groups, truth, kinds, found)
+        result.update(candidate_pairs=len(found.pairs), prior=found.model.prior)
     # CPU seconds of this process (DuckDB's threads included: they are the process's): on a shared machine
     # the wall time says more about the neighbours than about the engine.
     result.update(set=name, engine=engine, records=len(records), seconds=round(seconds, 1), cpu_seconds=round(cpu, 1),
@@ -382,6 +417,10 @@ def main() -> None:
                   f"{result['peak_mb']:>6} MB  {result['pairs_scored']:,} pairs scored  "
                   f"(pairs found {result['found_pairs']:,}, true {result['true_pairs']:,}, "
                   f"false {result['false_pairs']:,})", flush=True)
+            if "prior" in result:
+                print(f"    candidate pairs {result['candidate_pairs']:,}, learned prior {result['prior']:.3g} "
+                      f"(true pairs among all pairs {result['true_pairs'] / (result['records'] * (result['records'] - 1) / 2):.3g})",
+                      flush=True)
             if result["phases"]:
                 print("    wall seconds per step: " + ", ".join(
                     f"{phase} {seconds:.2f}" for phase, seconds in result["phases"].items()), flush=True)
@@ -391,6 +430,9 @@ def main() -> None:
                 print("    learned log2(m/u): " + "; ".join(
                     f"{name} " + " ".join(f"{level} {value:+.1f}" for level, value in levels.items())
                     for name, levels in result["weights"].items()), flush=True)
+            for kind, causes in result.get("missed", {}).items():
+                print(f"    missed true pairs, {kind}: " + ", ".join(
+                    f"{cause} {count:,}" for cause, count in causes.items()), flush=True)
             if result["per_kind"]:
                 print("    recall by kind: " + ", ".join(
                     f"{kind} {found}/{total}" for kind, (found, total) in result["per_kind"].items()), flush=True)

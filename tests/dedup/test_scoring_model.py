@@ -229,6 +229,31 @@ def test_candidate_pairs_oversized_key_still_meets_through_another():
     assert len(pairs) < 100  # the 4,950 pairs of all Ivans are never formed
 
 
+def test_candidate_pairs_too_big_combined_block_still_yields_its_near_pair():
+    # 60 namesakes at 60 companies (the first and last name's combined block is too big to compare whole), and a
+    # 61st whose company is the 60th's with two letters swapped: sorted by company inside the block, they meet.
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    companies = [f"{letters[index // 26]}{letters[index % 26]}firm" for index in range(59)] + ["Vector", "Vcetor"]
+    records = [{"first_name": "Irina", "last_name": "Zimina", "company": company} for company in companies]
+    # Irina and Zimina are common on their own too: each token's block holds three times the namesakes.
+    for index in range(120):
+        records.append({"first_name": "Irina", "last_name": f"Zz{letters[index % 26]}{letters[index // 26]}x"})
+        records.append({"first_name": f"Yy{letters[index % 26]}{letters[index // 26]}x", "last_name": "Zimina"})
+    read = matcher.read_records(records, matcher.infer_schema(records))
+    pairs = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
+    assert (59, 60) in pairs
+    namesakes = [pair for pair in pairs if pair[1] < 61]
+    assert len(namesakes) <= 61 * blocking.NEIGHBOURS  # not the 1,830 pairs of every namesake
+    # Without the sorted neighbourhood the block was dropped and the pair never met.
+    old = blocking.NEIGHBOUR_BLOCK_TIMES
+    try:
+        blocking.NEIGHBOUR_BLOCK_TIMES = 0
+        dropped = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
+    finally:
+        blocking.NEIGHBOUR_BLOCK_TIMES = old
+    assert (59, 60) not in dropped
+
+
 def test_infer_schema_joins_person_name_columns_and_guesses_types():
     records = [{"given_name": "Ivan", "surname": "Petrov", "date_of_birth": "19800409", "postcode": "2000",
                 "email": "ivan@mail.ru", "phone_number": "+7 912 345-67-89", "company": "Romashka LLC",

@@ -91,6 +91,26 @@ def reference_candidate_pairs(columns, types, max_block):
     for rows in [*blocks.values(), *refined.values()]:
         if 2 <= len(rows) <= max_block:
             found |= {(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]}
+    # An oversized combined block of two values of fields that tell people apart, up to NEIGHBOUR_BLOCK_TIMES x
+    # max_block records: sorted by each such field's spelling, every member meets the next NEIGHBOURS members
+    # that spell it otherwise.
+    sortable = {str(position) for position, field_type in enumerate(types) if field_type in blocking._SORT_KEY}
+    for (first, second), rows in refined.items():
+        if not max_block < len(rows) <= blocking.NEIGHBOUR_BLOCK_TIMES * max_block:
+            continue
+        if 2 * len(rows) > min(len(blocks[first]), len(blocks[second])):
+            continue
+        if first.split(":")[0] not in sortable or second.split(":")[0] not in sortable:
+            continue
+        for position, field_type in enumerate(types):
+            if field_type not in blocking._SORT_KEY:
+                continue
+            spelled = sorted((blocking._SORT_KEY[field_type](columns[position][row][0]), row)
+                             for row in rows if columns[position][row])
+            for index, (key, row) in enumerate(spelled):
+                for other_key, other in spelled[index + 1:index + 1 + blocking.NEIGHBOURS]:
+                    if other_key != key:
+                        found.add((min(row, other), max(row, other)))
     return sorted(found)
 
 

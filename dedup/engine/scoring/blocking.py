@@ -7,8 +7,17 @@ without legal form ...). Two records are a candidate pair when they share a toke
 company) stops being a key on its own, but its holders are re-blocked on that token *plus* each of their other
 oversized tokens ("Ivan" + "Smith", a big company + its switchboard); a pair sharing it and a small token
 already meets in the small token's block. So pairs that also agree on another field still meet, while the
-10,000 Ivans are never compared with each other. A combined block still larger than ``max_block`` is dropped
-(two values shared by that many records tell nobody apart).
+10,000 Ivans are never compared with each other.
+
+A combined block still larger than ``max_block`` (at 1,000,000 customers: 30 to 100 namesakes sharing a first
+and last name, a first name at a big company) is not dropped but sorted by each field's value in turn, and every
+member meets the members up to ``NEIGHBOURS`` places after it that hold another value of that field
+(sorted-neighbourhood blocking inside the block): a namesake whose company has a typo ("Vector" / "Vcetor"), a surname typo at a big
+company sort next to their true partner and meet, while the block's members are not all compared with each
+other (which at that size would triple the candidate pairs). Such a block is sorted only when its two tokens are
+two values of fields that tell people apart (a name and a surname, a name and a company: not a first name's
+variant group and its phonetic key, which are one value; not a name and a country) and it holds at most
+``NEIGHBOUR_BLOCK_TIMES`` × ``max_block`` records (past that, a name shared by hundreds: dropped as before).
 """
 from __future__ import annotations
 
@@ -25,6 +34,12 @@ DEFAULT_MAX_BLOCK = 24
 MAX_TOKENS_PER_RECORD = 24
 # Combined keys looked up per slice (bounds the lookup's own arrays).
 COMBINED_SLICE = 1 << 22
+# Inside an oversized combined block sorted by one field, each member meets this many next members.
+NEIGHBOURS = 2
+# Oversized combined blocks up to this many times ``max_block`` records are sorted field by field (sorted
+# neighbourhood): 480 records at the default, 30 to 100 namesakes of a common first and last name at 1,000,000
+# customers; past it the block is one value in two tokens, or a name shared by hundreds.
+NEIGHBOUR_BLOCK_TIMES = 20
 
 
 def field_tokens(field_type: str, prepared: tuple | None) -> set[str]:
@@ -81,14 +96,17 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
         return np.empty((0, 2), dtype=np.int64)
     if coded is None:
         coded = [levels.code_column(column) for column in columns]
-    rows, tokens = _coded_tokens(coded, types, size)
+    rows, tokens, firsts = _coded_tokens(coded, types, size)
     if not len(tokens):
         return np.empty((0, 2), dtype=np.int64)
     counts = np.bincount(tokens)
     chunks = [_block_pairs_sorted(tokens, rows, counts, max_block, size)]
     # A pair sharing an oversized token and a small one already meets in the small one's block: only pairs of
     # oversized tokens need a combined block, one per pair of a record's oversized tokens (in record order).
-    chunks.append(_combined_block_pairs(rows, tokens, counts, max_block, size))
+    chunks.append(_combined_block_pairs(rows, tokens, counts, max_block, size, firsts=firsts,
+                                        sortable=np.array([field_type in _SORT_KEY for field_type in types] + [False]),
+                                        order=lambda: [_value_order(column, field_type)
+                                                       for column, field_type in zip(coded, types)]))
     codes = levels.distinct(np.concatenate(chunks))
     if not len(codes):
         return np.empty((0, 2), dtype=np.int64)
@@ -96,7 +114,8 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
 
 
 def _combined_block_pairs(rows: np.ndarray, tokens: np.ndarray, counts: np.ndarray, max_block: int,
-                          size: int) -> np.ndarray:
+                          size: int, *, firsts: np.ndarray | None = None, sortable: np.ndarray | None = None,
+                          order=None) -> np.ndarray:
     """Return the pairs of the combined blocks: one per pair of a record's oversized tokens (in record order).
 
     Only the combined keys held by 2 to ``max_block`` records are kept before they are coded, in slices: at
@@ -126,28 +145,101 @@ def _combined_block_pairs(rows: np.ndarray, tokens: np.ndarray, counts: np.ndarr
     del key_rows
     distinct, held = np.unique(combined, return_counts=True)
     wanted = distinct[(held >= 2) & (held <= max_block)]
+    oversized = distinct[:0]
+    if order is not None and firsts is not None and sortable is not None:
+        # Sorted only when the two tokens are two values (first name and surname, a name and a company): a
+        # combined block holding most of its smaller token's holders is one value in two spellings. And only
+        # when both are of fields whose values tell people apart (a name and a company, not a name and a
+        # country: all Michaels in the US is no sub-block).
+        first, second = distinct // len(counts), distinct % len(counts)
+        either = np.minimum(counts[first], counts[second])
+        keyed = (sortable[np.searchsorted(firsts, first, side="right") - 1]
+                 & sortable[np.searchsorted(firsts, second, side="right") - 1])
+        oversized = distinct[(held > max_block) & (held <= NEIGHBOUR_BLOCK_TIMES * max_block) & (held * 2 <= either)
+                             & keyed]
+        del either, first, second, keyed
     del distinct, held
-    if not len(wanted):
-        return np.empty(0, dtype=np.int64)
+    chunks = [np.empty(0, dtype=np.int64)]
+    if len(wanted):
+        keep = _members(combined, wanted)
+        inverse = np.searchsorted(wanted, combined[keep])
+        chunks.append(_block_pairs_sorted(inverse, combined_rows[keep], np.bincount(inverse), max_block, size))
+    if len(oversized):
+        keep = _members(combined, oversized)
+        chunks.append(_neighbour_pairs(np.searchsorted(oversized, combined[keep]), combined_rows[keep], order(), size))
+    return np.concatenate(chunks)
+
+
+def _members(combined: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Return which of the combined keys are among ``wanted`` (sorted), looked up in slices."""
     keep = np.zeros(len(combined), dtype=bool)
     for start in range(0, len(combined), COMBINED_SLICE):
         part = combined[start:start + COMBINED_SLICE]
         found = np.minimum(np.searchsorted(wanted, part), len(wanted) - 1)
         keep[start:start + COMBINED_SLICE] = wanted[found] == part
-    inverse = np.searchsorted(wanted, combined[keep])
-    return _block_pairs_sorted(inverse, combined_rows[keep], np.bincount(inverse), max_block, size)
+    return keep
+
+
+def _neighbour_pairs(blocks: np.ndarray, rows: np.ndarray, ranks: Sequence[np.ndarray | None],
+                     size: int) -> np.ndarray:
+    """Return the pairs of each block's members that sort within ``NEIGHBOURS`` of each other by one field's value
+    (``ranks[field][row]``: the row's value's place in that field's order, -1 when it has none), field by field.
+
+    What this finds is two members that almost agree (one letter apart in a company, a surname typo) inside a
+    block too big to compare whole; two that agree exactly (equal places) are not paired here."""
+    chunks = [np.empty(0, dtype=np.int64)]
+    for rank in ranks:
+        if rank is None:
+            continue
+        held = rank[rows] >= 0
+        block, row = blocks[held].astype(np.int64), rows[held].astype(np.int64)
+        order = np.lexsort((row, rank[row], block))  # by block, then the field's order, then row
+        block, row = block[order], row[order]
+        for step in range(1, NEIGHBOURS + 1):
+            same = (block[step:] == block[:-step]) & (rank[row[step:]] != rank[row[:-step]])
+            left, right = row[:-step][same], row[step:][same]
+            chunks.append(np.minimum(left, right) * size + np.maximum(left, right))
+    return np.concatenate(chunks)
+
+
+def _value_order(column: levels.CodedColumn, field_type: str) -> np.ndarray | None:
+    """Return each row's place in the order of its field's values (a name or company by its folded words, a phone
+    by its number, ...; -1 when missing), or None for a field whose values say nothing of nearness (a country,
+    a number: sorted neighbours there are strangers)."""
+    if field_type not in _SORT_KEY or not column.values:
+        return None
+    key = _SORT_KEY[field_type]
+    _spelled, place = np.unique(np.array([key(value[0]) for value in column.values], dtype=object),
+                                return_inverse=True)
+    return np.append(place.reshape(-1).astype(np.int64), -1)[column.codes]
+
+
+# How a field's value is spelled for the sorted neighbourhood: the form whose neighbours in alphabetical order are
+# its near misses (a typo past the first letter keeps a name or company among its neighbours).
+_SORT_KEY = {
+    c.PERSON_NAME: lambda item: item.key,
+    c.COMPANY_NAME: lambda item: item.key,
+    c.EMAIL: lambda item: item.folded,
+    c.PHONE: lambda item: item.national,
+    c.DATE: lambda item: "%04d-%02d-%02d" % tuple(item),
+    c.IDENTIFIER: str,
+    c.ADDRESS: str,
+}
 
 
 def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
-                  size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (row, token code) of every record's tokens (record_tokens' order and cap), rows ascending.
+                  size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (row, token code) of every record's tokens (record_tokens' order and cap), rows ascending, and each
+    field's first token code (a field's codes are consecutive; one more entry: the number of codes).
 
     Each distinct value's tokens are found and coded once; the records' token lists are then laid out by numpy
     (a value's tokens repeated for every record holding it, fields in schema order, capped per record).
     """
     rows_of, tokens_of = [], []
     offset = 0  # each field's tokens coded after the fields before it
+    firsts = []
     for column, field_type in zip(coded, types):
+        firsts.append(offset)
         # A distinct value's tokens as 64-bit hashes in a flat array, then coded per field: no dictionary of
         # millions of token strings (most of blocking's memory at 1,000,000 records). Two tokens of one field
         # sharing a hash (about 1 in 10^12 at that size) only make one block, whose pairs are scored as any.
@@ -170,8 +262,9 @@ def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
         rows_of.append(np.repeat(present.astype(np.int32), per_row))
         tokens_of.append(value_tokens[np.repeat(start[column.codes[present]], per_row) + within])
         del within
+    firsts = np.array(firsts + [offset], dtype=np.int64)
     if not rows_of:
-        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
+        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32), firsts
     # Laid out field after field, each field's rows ascending and a value's tokens in order: a stable sort by row
     # alone gives (row, field, token) order.
     rows = np.concatenate(rows_of)
@@ -184,7 +277,7 @@ def _coded_tokens(coded: Sequence[levels.CodedColumn], types: Sequence[str],
         rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
         keep = rank < MAX_TOKENS_PER_RECORD
         rows, tokens = rows[keep], tokens[keep]
-    return rows, tokens
+    return rows, tokens, firsts
 
 
 def _value_tokens(field_type: str, values: Sequence[tuple]) -> list[list[str]]:

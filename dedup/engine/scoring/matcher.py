@@ -38,8 +38,16 @@ from dedup.engine.scoring.model import (
 
 # Pairs at or above this probability are duplicates (the review threshold an entity starts with).
 DEFAULT_THRESHOLD = 0.9
-# Random record pairs for u: enough for levels seen in 1 pair of 10,000; the exact level needs no sample.
-U_SAMPLE_PAIRS = 50_000
+# Random record pairs for u: ten per record, at least 50,000 and at most a million (Splink's default). The rare
+# levels of a name (a typo, a variant, initials) come up in a few random pairs per million, and 50,000 pairs saw
+# them 0 or 1 times, so their weight swung by 3 to 4 bits with the draw (the name typo on the CRM set: +15.2 bits
+# at 100,000 records, +11.1 at 1,000,000; with a million pairs +15.2 and +14.5). A small base keeps the 50,000
+# (comparing a million pairs would cost more than the rest of its run). The exact level needs no sample.
+U_SAMPLE_PAIRS = 1_000_000
+U_SAMPLE_MIN = 50_000
+U_PAIRS_PER_RECORD = 10
+# Random pairs compared at a time (bounds the graders' arrays).
+U_SAMPLE_CHUNK = 200_000
 # Inside a component up to this size every pair is scored before the groups are split (a few ms each).
 FULL_SCORE_MAX = 40
 # Inside a component, two clusters join when their cross pairs' average probability reaches this: a member
@@ -345,6 +353,11 @@ def agreed_values(records: Records, pairs: np.ndarray, gammas: np.ndarray) -> li
 # Learning
 
 
+def u_sample_size(records: int) -> int:
+    """Return how many random pairs learning compares for u on a base of this many records."""
+    return min(U_SAMPLE_PAIRS, max(U_SAMPLE_MIN, U_PAIRS_PER_RECORD * records))
+
+
 def random_pairs(size: int, count: int, *, seed: int = 1) -> np.ndarray:
     """Return up to ``count`` distinct random pairs of distinct rows (all pairs when there are fewer)."""
     if size < 2:
@@ -368,7 +381,7 @@ def candidate_pairs(records: Records, *, max_block: int = blocking.DEFAULT_MAX_B
                                     coded=[records.coded(position) for position in range(len(records.schema))])
 
 
-def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = U_SAMPLE_PAIRS,
+def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | None = None,
           em_sample: int = sampling.EM_SAMPLE_PAIRS, seed: int = 1, gammas: np.ndarray | None = None,
           agreed: list[list[str | None]] | None = None, shared: list[dict[str, int]] | None = None,
           sampled: np.ndarray | None = None) -> Model:
@@ -385,7 +398,9 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
     if shared is None:
         shared = shared_values(records)
     if sampled is None:
-        sampled = comparison_levels(records, random_pairs(len(records), u_sample, seed=seed), shared=shared)
+        sample = random_pairs(len(records), u_sample or u_sample_size(len(records)), seed=seed)
+        sampled = np.concatenate([comparison_levels(records, sample[start:start + U_SAMPLE_CHUNK], shared=shared)
+                                  for start in range(0, max(len(sample), 1), U_SAMPLE_CHUNK)])
     fields = []
     one_other = []  # per field, the share of one other holder (1 / (holders - 1))
     for position, spec in enumerate(records.schema):
@@ -531,7 +546,7 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
         shared = shared_values(records)
         # The random pairs learning weighs u on are compared with the candidates, in one pass over each column
         # (a column's distinct values are laid out once, not twice).
-        sample = random_pairs(len(records), U_SAMPLE_PAIRS)
+        sample = random_pairs(len(records), u_sample_size(len(records)))
         both = comparison_levels(records, np.concatenate([pairs, sample]), shared=shared)
         gammas, sampled = both[:len(pairs)], both[len(pairs):]
         agreed = agreed_values(records, pairs, gammas)
