@@ -66,9 +66,10 @@ def distinct(values: np.ndarray) -> np.ndarray:
 
 def _distinct_pairs(left: np.ndarray, right: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the distinct (left, right) code pairs and, per input pair, the index of its distinct pair."""
-    keys = left.astype(np.int64) * max(size, 1) + right
-    unique, inverse = np.unique(keys, return_inverse=True)
-    return unique // max(size, 1), unique % max(size, 1), inverse
+    size = max(size, 1)
+    keys = left.astype(np.int64) * size + right
+    unique, inverse = graders.distinct_inverse(keys, size * size)
+    return unique // size, unique % size, inverse
 
 
 def column_levels(field_type: str, coded: CodedColumn, lefts: np.ndarray, rights: np.ndarray) -> np.ndarray:
