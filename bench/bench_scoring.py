@@ -287,8 +287,12 @@ def why_missed(records: list[dict], groups: list[list], truth: set[tuple], kinds
     rows = np.array([sorted((row_of[a], row_of[b])) for a, b in missed], dtype=np.int64).reshape(-1, 2)
     wanted = rows[:, 0] * size + rows[:, 1]
     at = np.minimum(np.searchsorted(codes, wanted), max(len(codes) - 1, 0))
-    candidate = (codes[at] == wanted) if len(codes) else np.zeros(len(wanted), dtype=bool)
-    above = candidate & (probabilities[at] >= THRESHOLD) if len(codes) else candidate
+    scored = (codes[at] == wanted) if len(codes) else np.zeros(len(wanted), dtype=bool)
+    above = scored & (probabilities[at] >= THRESHOLD) if len(codes) else scored
+    # A candidate left out unscored (hopeless: it could not reach 0.01) is one below the threshold.
+    candidates = getattr(found, "candidates", None)
+    candidate = scored if candidates is None else np.isin(
+        wanted, candidates[:, 0].astype(np.int64) * size + candidates[:, 1])
     cause = np.where(~candidate, 0, np.where(above, 2, 1))
     names = ("not a candidate", "below the threshold", "split by clustering")
     result = {"all": {names[index]: int((cause == index).sum()) for index in range(3)}}
@@ -317,7 +321,8 @@ def child(name: str, engine: str, crm_size: int) -> None:
     result["pairs_scored"] = pairs_scored()
     if found is not None:
         result["missed"] = why_missed(records, groups, truth, kinds, found)
-        result.update(candidate_pairs=len(found.pairs), prior=found.model.prior)
+        result.update(candidate_pairs=len(found.candidates if found.candidates is not None else found.pairs),
+                      prior=found.model.prior)
     # CPU seconds of this process (DuckDB's threads included: they are the process's): on a shared machine
     # the wall time says more about the neighbours than about the engine.
     result.update(set=name, engine=engine, records=len(records), seconds=round(seconds, 1), cpu_seconds=round(cpu, 1),

@@ -116,6 +116,8 @@ class Result:
     pairs: np.ndarray
     probabilities: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    # Every candidate pair blocked (``pairs`` are those scored: the hopeless ones are left out, _hopeful_pairs).
+    candidates: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -384,7 +386,8 @@ def candidate_pairs(records: Records, *, max_block: int = blocking.DEFAULT_MAX_B
 def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | None = None,
           em_sample: int = sampling.EM_SAMPLE_PAIRS, seed: int = 1, gammas: np.ndarray | None = None,
           agreed: list[list[str | None]] | None = None, shared: list[dict[str, int]] | None = None,
-          sampled: np.ndarray | None = None) -> Model:
+          sampled: np.ndarray | None = None,
+          stratified: tuple[np.ndarray, np.ndarray | None] | None = None) -> Model:
     """Return a model learned from the records alone: u by random pairs and frequencies, m and prior by EM.
 
     ``pairs`` are the blocked candidate pairs (found here when not given), ``gammas`` their levels if known
@@ -392,6 +395,8 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | 
     learned from at most ``em_sample`` of the pairs, a stratified sample each pair of which weighs for the pairs
     of its stratum (sampling.stratified_sample; every pair when there are fewer): only those are compared.
     ``sampled``: the levels of ``random_pairs(len(records), u_sample, seed=seed)`` when compared already.
+    ``stratified``: ``sampling.stratified_sample``'s rows and weights for these pairs when drawn already; then
+    ``gammas`` and ``agreed`` (when given) are those of the sampled rows only.
     """
     if pairs is None:
         pairs = candidate_pairs(records)
@@ -421,10 +426,14 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | 
         fields.append(weights)
     model = Model(fields=fields, prior=0.05)
     candidates = len(pairs)
-    rows, sample_weights = sampling.stratified_sample(
-        [records.coded(position) for position in range(len(records.schema))], pairs, em_sample, seed=seed)
-    if sample_weights is not None:  # learned from the sample: its levels, compared here unless given
-        pairs = pairs[rows]
+    if stratified is not None:  # drawn and compared by the caller
+        rows, sample_weights = stratified
+        pairs = pairs[rows] if sample_weights is not None else pairs
+    else:
+        rows, sample_weights = sampling.stratified_sample(
+            [records.coded(position) for position in range(len(records.schema))], pairs, em_sample, seed=seed)
+    if sample_weights is not None and stratified is None:  # learned from the sample: its levels, compared here
+        pairs = pairs[rows]                                 # unless given
         if gammas is not None:
             gammas = gammas[rows]
             agreed = _agreed_rows(agreed, rows) if agreed is not None else None
@@ -541,29 +550,38 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
         started = time.perf_counter()
         pairs = candidate_pairs(records, max_block=max_block)
         timings["blocking"] = time.perf_counter() - started
+    candidates, model_learned = pairs, None
     started = time.perf_counter()
     if model is None:
+        # Learning reads the levels of a stratified sample of the candidates (m and the prior) and of random
+        # pairs (u): only those are compared first, in one pass over each column (a column's distinct values are
+        # laid out once, not twice). Then every candidate is compared as with a known model: the person names
+        # only where they could lift the pair to HOPELESS (at 1,000,000 CRM records most candidates cannot).
         shared = shared_values(records)
-        # The random pairs learning weighs u on are compared with the candidates, in one pass over each column
-        # (a column's distinct values are laid out once, not twice).
         sample = random_pairs(len(records), u_sample_size(len(records)))
-        both = comparison_levels(records, np.concatenate([pairs, sample]), shared=shared)
-        gammas, sampled = both[:len(pairs)], both[len(pairs):]
-        agreed = agreed_values(records, pairs, gammas)
-    else:
-        pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold)
-    timings["comparing"] = time.perf_counter() - started
-    if model is None:
+        rows, sample_weights = sampling.stratified_sample(
+            [records.coded(position) for position in range(len(records.schema))], pairs)
+        learned = pairs[rows] if sample_weights is not None else pairs
+        both = comparison_levels(records, np.concatenate([learned, sample]), shared=shared)
+        gammas, sampled = both[:len(learned)], both[len(learned):]
+        agreed = agreed_values(records, learned, gammas)
+        timings["comparing"] = time.perf_counter() - started
         started = time.perf_counter()
-        model = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared, sampled=sampled)
+        model = model_learned = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared,
+                                      sampled=sampled, stratified=(rows, sample_weights))
         timings["learning"] = time.perf_counter() - started
+        del sampled, both
+        started = time.perf_counter()
+    if model_learned is None or sample_weights is not None:  # else every candidate is compared already
+        pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold)
+    timings["comparing"] = timings.get("comparing", 0.0) + time.perf_counter() - started
     started = time.perf_counter()
     _weights, probabilities = score(model, records, pairs, gammas, agreed)
     timings["scoring"] = time.perf_counter() - started
     started = time.perf_counter()
     groups = group(model, records, pairs, probabilities, threshold)
     timings["grouping"] = time.perf_counter() - started
-    return Result(groups, model, pairs, probabilities, timings)
+    return Result(groups, model, pairs, probabilities, timings, candidates)
 
 
 # With a known model, a candidate pair that cannot reach this probability whatever its names' level is left out
