@@ -426,19 +426,19 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | 
         fields.append(weights)
     model = Model(fields=fields, prior=0.05)
     candidates = len(pairs)
-    if stratified is not None:  # drawn and compared by the caller
+    if stratified is not None:  # drawn by the caller, who compared those rows only
         rows, sample_weights = stratified
         pairs = pairs[rows] if sample_weights is not None else pairs
     else:
         rows, sample_weights = sampling.stratified_sample(
             [records.coded(position) for position in range(len(records.schema))], pairs, em_sample, seed=seed)
-    if sample_weights is not None and stratified is None:  # learned from the sample: its levels, compared here
-        pairs = pairs[rows]                                 # unless given
-        if gammas is not None:
-            gammas = gammas[rows]
-            agreed = _agreed_rows(agreed, rows) if agreed is not None else None
-        else:
-            agreed = None
+        if sample_weights is not None:  # learned from the sample: its levels, compared here unless given
+            pairs = pairs[rows]
+            if gammas is not None:
+                gammas = gammas[rows]
+                agreed = _agreed_rows(agreed, rows) if agreed is not None else None
+            else:
+                agreed = None
     if gammas is None:
         gammas = comparison_levels(records, pairs, shared=shared)
     if agreed is None:
