@@ -18,8 +18,8 @@ from dedup.engine.scoring import levels
 
 
 class ColumnCoder:
-    """One field's column being read: ``add(raw)`` appends the code of a raw value (a value or a list of them),
-    preparing it only when no equal raw value was read before (comparisons.prepare; -1: missing).
+    """One field's column being read: ``add_all(raws)`` appends the codes of raw values (each a value or a list
+    of them), preparing one only when no equal raw value was read before (comparisons.prepare; -1: missing).
 
     ``stored``: the raw values are keys the database stores normalised (comparisons.prepare's ``stored``).
     """
@@ -43,11 +43,9 @@ class ColumnCoder:
             code = index[key] = self._new(raw, region)
         return code
 
-    def add(self, raw: object, region: str | None = None) -> None:
-        self.codes.append(self.code(raw, region))
-
     def add_all(self, raws: Sequence[object], regions: Sequence[str | None] | None = None) -> None:
-        """``add`` each raw value (with its region, for phones): a text read before is looked up at C speed."""
+        """Append the code of each raw value (with its region, for phones): a text read before is looked up at C
+        speed, the rest go through ``code``."""
         phone = regions is not None and self.field_type == c.PHONE
         if phone:
             indexes = [self._index if region is None else self._regional(region) for region in regions]

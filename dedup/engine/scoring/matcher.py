@@ -233,8 +233,9 @@ def _record_region(region: Callable[[Mapping[str, object]], str | None], record:
 
 
 def _joined_column(spec: FieldSpec, batch: Sequence[Mapping[str, object]], placeholder: dict[str, bool]) -> list:
-    """Return ``_joined`` of each record of the batch, column by column: each column's parts are kept (a text
-    that is no placeholder; the check once per distinct part) or dropped (None), then joined record by record."""
+    """Return ``spec.read`` of each record of the batch (a field of several columns), column by column: each
+    column's parts are kept (a text that is no placeholder, checked once per distinct part: a first name comes
+    back on thousands of records) or dropped (None), then joined record by record."""
     columns = []
     for column in spec.columns:
         parts = [record.get(column) for record in batch]
@@ -247,22 +248,6 @@ def _joined_column(spec: FieldSpec, batch: Sequence[Mapping[str, object]], place
     if len(columns) == 2:  # first and last name
         return [f"{first} {last}" if first and last else first or last or None for first, last in zip(*columns)]
     return [" ".join([part for part in parts if part]) or None for parts in zip(*columns)]
-
-
-def _joined(spec: FieldSpec, record: Mapping[str, object], placeholder: dict[str, bool]) -> str | None:
-    """Return FieldSpec.read of a field of several columns, each part's placeholder check looked up in
-    ``placeholder`` (a first name comes back on thousands of records)."""
-    parts = []
-    for column in spec.columns:
-        part = record.get(column)
-        if not isinstance(part, str):
-            continue
-        empty = placeholder.get(part)
-        if empty is None:
-            empty = placeholder[part] = c.is_placeholder(part)
-        if not empty:
-            parts.append(part)
-    return " ".join(parts) or None
 
 
 # ---------------------------------------------------------------------------------------------------------------
