@@ -37,6 +37,7 @@ from .vendor import (
     arrays,
     copies,
     inserts_by_executemany,
+    lock_if_free,
     lock_until_commit,
     one_statement_writes,
     samples_tables,
@@ -47,7 +48,7 @@ __all__ = [
     "COPY_MIN_ROWS", "among", "arrays", "batches", "bulk_insert", "bulk_insert_instances", "column", "converted",
     "copies", "fetch", "insert_rows", "insert_together", "inserts_by_executemany", "instance", "instance_builder",
     "instance_values",
-    "instances_where", "lock_until_commit", "one_statement_writes", "quote", "samples_tables", "select_list",
+    "instances_where", "lock_if_free", "lock_until_commit", "one_statement_writes", "quote", "samples_tables", "select_list",
     "set_local", "table", "width",
 ]
 
