@@ -21,11 +21,13 @@ from .insert import (
     instance_values,
 )
 from .rows import (
+    Rows,
     column,
     converted,
     fetch,
     instance,
     instance_builder,
+    instances_together,
     instances_where,
     quote,
     select_list,
@@ -45,11 +47,11 @@ from .vendor import (
 )
 
 __all__ = [
-    "COPY_MIN_ROWS", "among", "arrays", "batches", "bulk_insert", "bulk_insert_instances", "column", "converted",
-    "copies", "fetch", "insert_rows", "insert_together", "inserts_by_executemany", "instance", "instance_builder",
-    "instance_values",
-    "instances_where", "lock_if_free", "lock_until_commit", "one_statement_writes", "quote", "samples_tables", "select_list",
-    "set_local", "table", "width",
+    "COPY_MIN_ROWS", "Rows", "among", "arrays", "batches", "bulk_insert", "bulk_insert_instances", "column",
+    "converted", "copies", "fetch", "insert_rows", "insert_together", "inserts_by_executemany", "instance",
+    "instance_builder", "instance_values", "instances_together", "instances_where", "lock_if_free",
+    "lock_until_commit", "one_statement_writes", "quote", "samples_tables", "select_list", "set_local", "table",
+    "width",
 ]
 
 Item = TypeVar("Item")

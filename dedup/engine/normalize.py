@@ -30,6 +30,8 @@ from uuid import UUID
 import phonenumbers
 from anyascii import anyascii
 
+from dedup.engine import phone_fast
+
 # A key must fit a CharField(max_length=255) of the match-key index; a longer normalised value is not matched.
 KEY_MAX_LENGTH = 255
 # Inputs longer than these are garbage (a pasted document), not a name or a phone: never matched, never parsed.
@@ -76,6 +78,9 @@ def phone_e164(raw: object, region: str | None = None) -> str | None:
         return None
 
 
+_NOT_ASCII_DIGITS = re.compile(r"[^0-9]+")
+
+
 # A pure function of its arguments, and an incoming request parses each of its numbers three times (validation,
 # matching, storing): libphonenumber's parse is the costliest step of all three. (Kind 1 of the caching rule in
 # docs/ARCHITECTURE.md: a bounded memo of a pure function; the region is an argument, never read inside.)
@@ -84,7 +89,7 @@ def _phone_e164(raw: str, region: str) -> str | None:
     text = _printable(raw).strip()
     if not text:
         return None
-    digits = "".join(ch for ch in text if "0" <= ch <= "9")
+    digits = _NOT_ASCII_DIGITS.sub("", text)
     if len(digits) < 5:
         return None
     candidates = [text]
@@ -96,6 +101,11 @@ def _phone_e164(raw: str, region: str) -> str | None:
             # "79123456789" typed without the plus is an international number in most CRMs' data.
             candidates.append("+" + digits)
     for candidate in candidates:
+        fast = phone_fast.e164(candidate, region)  # libphonenumber's answer for a plainly written number
+        if fast is not phone_fast.UNHANDLED:
+            if fast is not None:
+                return fast
+            continue
         try:
             number = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException:
@@ -332,8 +342,8 @@ def name_word_forms(raw: object) -> list[tuple[str, str]]:
 # times in a row when a record is keyed (its key, its blocking keys, the scorer's reading of it).
 @lru_cache(maxsize=4096)
 def _name_word_forms(raw: str) -> tuple[tuple[str, str], ...]:
-    try:
-        forms = word_forms(_HYPHENATED_TITLE.sub(" ", raw))
+    try:  # (the titles' pattern starts with the letter г)
+        forms = word_forms(_HYPHENATED_TITLE.sub(" ", raw) if "г" in raw or "Г" in raw else raw)
     except Exception:
         return ()
     return tuple(form for form in forms if form[0] not in _TITLES)
@@ -836,7 +846,7 @@ def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> b
     if placeholders is None:
         placeholders = _active_placeholders
     prefixes, longest, starts = _compiled(placeholders)
-    if len(raw) > longest + 4 and len(set(raw)) > 3:
+    if len(raw) > longest + 4 and (len(set(raw[:8])) > 3 or len(set(raw)) > 3):  # the head usually tells
         # Several different characters (not one repeated) and longer than any entry: only a prefix can match,
         # and the value's first characters tell (the first alone, case-folded on its own as casefold() folds
         # each character alone, rules most values out: a phone's "+", a name's capital).
@@ -852,4 +862,4 @@ def is_placeholder(raw: object, placeholders: frozenset[str] | None = None) -> b
     if prefixes and text.startswith(prefixes):
         return True
     compact = text.replace(" ", "")
-    return len(compact) >= 3 and len(set(compact)) == 1
+    return len(compact) >= 3 and compact.count(compact[0]) == len(compact)  # one character repeated

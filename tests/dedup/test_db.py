@@ -145,3 +145,39 @@ def test_batches_reads_lazily_and_keeps_the_order():
     # then the first batch reads only its own items, and all come in order
     assert next(batched) == [0, 1, 2] and read == [0, 1, 2]
     assert list(batched) == [[3, 4, 5], [6]]
+
+
+def test_instances_together_reads_several_tables_in_one_query_as_the_orm_does(db, django_assert_num_queries):
+    # given a customer with a company, a birthday, custom fields and two phones, and another customer's phone
+    from crm.models import Company
+
+    company = factories.CompanyFactory(name="Acme LLC")
+    customer = factories.CustomerFactory(
+        first_name="Ivan", company=company, birthday=datetime.date(1990, 5, 17), custom_fields={"colour": "red"}
+    )
+    phones = [factories.PhoneFactory(content_object=customer, number=n) for n in ("+79123456789", "8 912 000-00-01")]
+    factories.PhoneFactory(content_object=factories.CustomerFactory(), number="+14155550100")
+    owner_type = phones[0].content_type_id
+
+    # when the customer, its company (through the customer's foreign key) and its phones are read together
+    parts = [
+        db_helpers.Rows(Customer, key=Customer._meta.pk, keys=[customer.pk],
+                        names=["first_name", "birthday", "custom_fields", "company"]),
+        db_helpers.Rows(Company, key=Company._meta.pk, keys=[customer.pk], names=["name"],
+                        via=Customer._meta.get_field("company")),
+        db_helpers.Rows(Phone, key=Phone._meta.get_field("object_id"), keys=[customer.pk], names=["number", "e164"],
+                        equal=[(Phone._meta.get_field("content_type"), owner_type)]),
+    ]
+    with django_assert_num_queries(1):
+        [read_customer], [read_company], read_phones = db_helpers.instances_together(parts)
+
+    # then each table's rows come back with the values and types the ORM gives, the other fields deferred
+    assert (read_customer.pk, read_customer.first_name, read_customer.birthday, read_customer.custom_fields,
+            read_customer.company_id) == (
+        customer.pk, "Ivan", datetime.date(1990, 5, 17), {"colour": "red"}, company.pk
+    )
+    assert "last_name" in read_customer.get_deferred_fields()
+    assert (read_company.pk, read_company.name) == (company.pk, "Acme LLC")
+    assert sorted((p.pk, p.number, p.e164) for p in read_phones) == sorted((p.pk, p.number, p.e164) for p in phones)
+    # and a part alone reads as instances_where does
+    assert [c.pk for c in db_helpers.instances_together(parts[:1])[0]] == [customer.pk]

@@ -191,3 +191,26 @@ def test_candidate_pairs_keep_the_first_tokens_of_a_record_with_too_many():
         blocking.MAX_TOKENS_PER_RECORD
     found = blocking.candidate_pairs(read.columns, read.types, max_block=10)
     assert [tuple(pair) for pair in found.tolist()] == reference_candidate_pairs(read.columns, read.types, 10)
+
+
+@pytest.mark.parametrize("batch", [7, matcher.READ_BATCH])
+def test_read_records_in_batches_gives_each_record_its_prepared_values(monkeypatch, batch):
+    records = generated_records(300, seed=5)
+    for index in range(0, 300, 17):  # odd raw values: missing, placeholders, a non-text, a list of one
+        records[index].update(first_name=None, company="n/a", email=["Ivan@Mail.ru"], birth_date=19800409,
+                              country=None if index % 2 else "xx")
+    schema, region = matcher.infer_schema(records), matcher.infer_region(records)
+    monkeypatch.setattr(matcher, "READ_BATCH", batch)
+    read_list = matcher.read_records(records, schema, region=region)
+    read_stream = matcher.read_records(iter(records), schema, region=region)
+    for position, spec in enumerate(schema):
+        for row, record in enumerate(records):
+            raw = spec.read(record)
+            try:
+                record_region = region(record) or None
+            except Exception:
+                record_region = None
+            expected = c.prepare(spec.type, raw, region=record_region if spec.type == c.PHONE else None)
+            assert read_list.columns[position][row] == expected, (spec.name, row)
+            assert read_stream.columns[position][row] == expected, (spec.name, row)
+        assert read_list.coded(position).codes.tolist() == read_stream.coded(position).codes.tolist()

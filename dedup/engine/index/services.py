@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from dedup import registry
 from dedup.dispatch import task_send
-from dedup.engine import counts, match_settings, rules
+from dedup.engine import counts, keys, match_settings, rules
 from dedup.models import IndexBuild, IndexedKind, MatchKey
 from dedup.registry import EntitySpec
 
@@ -163,6 +163,32 @@ def reindex_changed(spec: EntitySpec, pks: list[int], fields: Iterable[str] | No
         reindex(spec, pks, kinds=kinds)
     elif wanted:
         reindex(spec, pks, kinds=wanted, replace_kinds=True)
+
+
+def reindex_read_through(spec: EntitySpec, pks: list[int], field_names: frozenset[str]) -> None:
+    """Rewrite, for these records, the kinds of keys of the match fields named (the fields reading a changed related
+    row: a phone saved rewrites its owner's phone keys); "" names the stage.
+
+    As reindex_changed: with the kinds this process last read, checked by the write itself, so a phone's save
+    pays a query for its owner and phones and one for the write, none for the kinds.
+    """
+    kinds, expected = _kinds_to_write(spec)
+    if expected is not None and len(pks) <= SMALL_WRITE_ROWS:
+        wanted = _kinds_of_fields(kinds, field_names)
+        rows = key_rows(spec, load_records(spec, pks, wanted), wanted) if wanted else []
+        # With nothing to write, the statement still checks that no kind reads these fields now.
+        if len(rows) <= SMALL_WRITE_ROWS and write_if_kinds_unchanged(
+            spec, expected, rows, delete_pks=pks if wanted else None, delete_kinds=wanted
+        ):
+            return
+        kinds = indexed_kinds(spec)  # changed meanwhile: read afresh
+    wanted = _kinds_of_fields(kinds, field_names)
+    if wanted:
+        reindex(spec, pks, kinds=wanted, replace_kinds=True)
+
+
+def _kinds_of_fields(kinds: set[str], field_names: frozenset[str]) -> set[str]:
+    return {kind for kind in kinds if keys.field_of_kind(kind)[0] in field_names}
 
 
 def index_new_records(spec: EntitySpec, records: Iterable[models.Model]) -> int:

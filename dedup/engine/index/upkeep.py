@@ -14,12 +14,11 @@ from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 
 from dedup import registry
-from dedup.engine import keys
 from dedup.models import Condition, NotDuplicate, Rule
 from dedup.registry import EntitySpec
 from dedup.signals import records_bulk_saved
 
-from .services import index_new_records, indexed_kinds, reindex, reindex_changed, sync_plan
+from .services import index_new_records, reindex, reindex_changed, reindex_read_through, sync_plan
 from .write import delete_keys
 
 logger = logging.getLogger(__name__)
@@ -124,11 +123,8 @@ def _reindex_owners(watch: _Watch, row: models.Model) -> None:
     (a phone saved rewrites its owner's phone keys): fewer rows to load and write, none if no rule reads it."""
     for spec, owners, field_names in watch.related:
         pks = owners(row)  # a generic row (a phone) names one owner's entity: the others end here, unqueried
-        if not pks:
-            continue
-        kinds = {kind for kind in indexed_kinds(spec) if keys.field_of_kind(kind)[0] in field_names}
-        if kinds:
-            reindex(spec, pks, kinds=kinds, replace_kinds=True)
+        if pks:
+            reindex_read_through(spec, pks, field_names)
 
 
 def _on_delete(sender, instance, **kwargs):

@@ -93,7 +93,8 @@ def read_base(spec: registry.EntitySpec, schema: list[matcher.FieldSpec]) -> tup
         return None
     coders = [coding.ColumnCoder(item.spec.type, stored=item.stored) for item in plan.fields]
     using = router.db_for_read(spec.model)
-    with transaction.atomic(using=using):  # server-side cursors stream inside a transaction
+    # Server-side cursors stream inside a transaction; the cycle collector is held off (as in read_records).
+    with transaction.atomic(using=using), matcher.no_cycle_collection():
         pks, codes = _read_records(spec, plan, coders, using)
         # Each column is coded once read, its reading cache dropped before the next is read.
         columns = [None if item.plain else coder.column(column) for item, coder, column in zip(plan.fields, coders, codes)]

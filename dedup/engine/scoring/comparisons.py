@@ -13,10 +13,12 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from operator import attrgetter
 
 import phonenumbers
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
@@ -121,6 +123,14 @@ def prepare(field_type: str, raw: object, *, region: str | None = None,
     saved), read without normalising them again.
     """
     preparers = _STORED_PREPARERS if stored else _PREPARERS
+    if type(raw) is str:  # one text, the usual field: the loop below without its list
+        if len(raw) > MAX_VALUE_LENGTH or is_placeholder(raw, placeholders):
+            return None
+        try:
+            item = preparers[field_type](raw, region)
+        except Exception:
+            return None
+        return None if item is None else (item,)
     prepared = []
     for value in values_of(raw):
         if is_placeholder(value, placeholders):
@@ -149,6 +159,19 @@ def exact_key(field_type: str, item) -> str:
     if field_type == DATE:
         return "%04d-%02d-%02d" % item
     return item
+
+
+def column_exact_keys(field_type: str, values: Sequence[tuple]) -> list[list[str]]:
+    """Return ``exact_key`` of each item of each prepared value, in order (a column's distinct values at once)."""
+    attribute = _EXACT_KEY_ATTRIBUTE.get(field_type)
+    if attribute is None:
+        return [[exact_key(field_type, item) for item in value] for value in values]
+    key = attrgetter(attribute)
+    return [list(map(key, value)) for value in values]
+
+
+# The attribute ``exact_key`` reads, per type that has one.
+_EXACT_KEY_ATTRIBUTE = {PERSON_NAME: "key", COMPANY_NAME: "key", PHONE: "e164", EMAIL: "folded"}
 
 
 def compare(field_type: str, left: tuple | None, right: tuple | None) -> int:
@@ -194,21 +217,22 @@ def _text(value, region):
 def _person(value, region):
     if not isinstance(value, str):
         return None
-    forms = sorted(normalize.name_word_forms(value))
+    forms = normalize.name_word_forms(value)  # a new list
     if not forms or len(forms) > 8:
         return None
-    words = tuple(folded for folded, _plain in forms)
+    forms.sort()
+    words = tuple([folded for folded, _plain in forms])
     # A million names share their words: the typed forms are interned (or are the folded ones), and the tuples
     # of variant groups are few, so one of each is kept (a base's names are then a third lighter).
-    plain = tuple(folded if plain == folded else sys.intern(plain) for folded, plain in forms)
-    groups = tuple(variant_groups(word) for word in words)
+    plain = tuple([folded if plain == folded else sys.intern(plain) for folded, plain in forms])
+    groups = tuple(map(variant_groups, words))
     shared = _GROUP_TUPLES.get(groups)
     if shared is None:
         shared = groups
         if len(_GROUP_TUPLES) < _GROUP_TUPLES_MAX:
             _GROUP_TUPLES[groups] = groups
     return Person(words, words if plain == words else plain, " ".join(words), shared,
-                  " ".join(sorted(phonetic_key(word) for word in words)))
+                  " ".join(sorted(map(phonetic_key, words))))
 
 
 # The tuples of variant groups names have, one kept of each (few: most words are in no group or one; bounded,

@@ -2,8 +2,9 @@
 
 The caller gives plain records (dicts of field -> value, or several values) and a schema (field, type, label);
 ``infer_schema`` guesses the schema from column names and values, so a base needs no configuration at all.
-(About 600 lines, past the usual 400; the shared contact values live in shared.py: reading, learning, scoring and grouping share the Records and the
-candidate pairs' arrays, and the other helpers of the package call them as one public surface.)
+(About 660 lines, past the usual 400; the shared contact values live in shared.py: reading, learning, scoring
+and grouping share the Records and the candidate pairs' arrays, and the other helpers of the package call them
+as one public surface.)
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import gc
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 
@@ -181,34 +183,61 @@ def read_records(records: Iterable[Mapping[str, object]], schema: Sequence[Field
     """Return the records read for matching; ``region`` gives a record's own country for its phones."""
     # A value typed the same way again (a country, a big company, a common name) is read once and its prepared
     # form shared: at a million records that is most of the reading time and of the memory the columns take.
+    # The records are read a batch at a time, field by field (ColumnCoder.add_all), with the cycle collector
+    # held off: every prepared value is a new object among the millions the records hold.
     coders = [coding.ColumnCoder(spec.type) for spec in schema]
     placeholder: dict[str, bool] = {}  # a name part's placeholder check, once per distinct part
-    for record in records:
-        record_region = None
-        if region is not None:
-            try:
-                record_region = region(record) or None
-            except Exception:
-                record_region = None
-        for spec, coder in zip(schema, coders):
-            coder.add(_joined(spec, record, placeholder) if spec.columns else record.get(spec.name), record_region)
-    return Records.from_coded(schema, [coder.coded() for coder in coders])
+    regional = region is not None and any(spec.type == c.PHONE for spec in schema)
+    with no_cycle_collection():
+        for batch in _batches(records, READ_BATCH):
+            regions = [_record_region(region, record) for record in batch] if regional else None
+            for spec, coder in zip(schema, coders):
+                if spec.columns:
+                    raws = _joined_column(spec, batch, placeholder)
+                else:
+                    name = spec.name
+                    raws = [record.get(name) for record in batch]
+                coder.add_all(raws, regions if spec.type == c.PHONE else None)
+        return Records.from_coded(schema, [coder.coded() for coder in coders])
 
 
-def _joined(spec: FieldSpec, record: Mapping[str, object], placeholder: dict[str, bool]) -> str | None:
-    """Return FieldSpec.read of a field of several columns, each part's placeholder check looked up in
-    ``placeholder`` (a first name comes back on thousands of records)."""
-    parts = []
+# Records read per batch (read_records): a batch's raw values are held field by field, never the whole base's.
+READ_BATCH = 10_000
+
+
+def _batches(records: Iterable[Mapping[str, object]], size: int) -> Iterator[Sequence[Mapping[str, object]]]:
+    if isinstance(records, Sequence):
+        for start in range(0, len(records), size):
+            yield records[start:start + size]
+        return
+    iterator = iter(records)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _record_region(region: Callable[[Mapping[str, object]], str | None], record: Mapping[str, object]) -> str | None:
+    try:
+        return region(record) or None
+    except Exception:
+        return None
+
+
+def _joined_column(spec: FieldSpec, batch: Sequence[Mapping[str, object]], placeholder: dict[str, bool]) -> list:
+    """Return ``spec.read`` of each record of the batch (a field of several columns), column by column: each
+    column's parts are kept (a text that is no placeholder, checked once per distinct part: a first name comes
+    back on thousands of records) or dropped (None), then joined record by record."""
+    columns = []
     for column in spec.columns:
-        part = record.get(column)
-        if not isinstance(part, str):
-            continue
-        empty = placeholder.get(part)
-        if empty is None:
-            empty = placeholder[part] = c.is_placeholder(part)
-        if not empty:
-            parts.append(part)
-    return " ".join(parts) or None
+        parts = [record.get(column) for record in batch]
+        for part in dict.fromkeys(part for part in parts if type(part) is str and part not in placeholder):
+            placeholder[part] = c.is_placeholder(part)
+        columns.append([part if type(part) is str and not placeholder[part] else
+                        (part if isinstance(part, str) and not c.is_placeholder(part) else None) for part in parts])
+    if len(columns) == 1:
+        return [part or None for part in columns[0]]
+    if len(columns) == 2:  # first and last name
+        return [f"{first} {last}" if first and last else first or last or None for first, last in zip(*columns)]
+    return [" ".join([part for part in parts if part]) or None for parts in zip(*columns)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -275,8 +304,10 @@ def split_shared(records: Records, pairs: np.ndarray, gammas: np.ndarray,
             coded = records.coded(position)
             cached = records._holds.get((position, id(values)))
             if cached is None or cached[0] is not values:
-                cached = records._holds[(position, id(values))] = (
-                    values, np.array([holds(value) for value in coded.values] + [False], dtype=bool))
+                shared_keys = values.keys() if isinstance(values, Mapping) else frozenset(values)
+                cached = records._holds[(position, id(values))] = (values, np.array(
+                    [not shared_keys.isdisjoint(keys) for keys in c.column_exact_keys(field_type, coded.values)]
+                    + [False], dtype=bool))
             held = cached[1]
             marked = held[coded.codes[ends[:, 0]]] | held[coded.codes[ends[:, 1]]]
         gammas[rows[marked], position] = type_levels.index(c.DIFFERENT_SHARED)
@@ -324,27 +355,30 @@ def candidate_pairs(records: Records, *, max_block: int = blocking.DEFAULT_MAX_B
 
 def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = U_SAMPLE_PAIRS,
           em_sample: int = sampling.EM_SAMPLE_PAIRS, seed: int = 1, gammas: np.ndarray | None = None,
-          agreed: list[list[str | None]] | None = None, shared: list[dict[str, int]] | None = None) -> Model:
+          agreed: list[list[str | None]] | None = None, shared: list[dict[str, int]] | None = None,
+          sampled: np.ndarray | None = None) -> Model:
     """Return a model learned from the records alone: u by random pairs and frequencies, m and prior by EM.
 
     ``pairs`` are the blocked candidate pairs (found here when not given), ``gammas`` their levels if known
     (compared with ``shared``, the records' ``shared_values``, found here when not given). m and the prior are
     learned from at most ``em_sample`` of the pairs, a stratified sample each pair of which weighs for the pairs
     of its stratum (sampling.stratified_sample; every pair when there are fewer): only those are compared.
+    ``sampled``: the levels of ``random_pairs(len(records), u_sample, seed=seed)`` when compared already.
     """
     if pairs is None:
         pairs = candidate_pairs(records)
     if shared is None:
         shared = shared_values(records)
-    sample = random_pairs(len(records), u_sample, seed=seed)
-    sampled = comparison_levels(records, sample, shared=shared)
+    if sampled is None:
+        sampled = comparison_levels(records, random_pairs(len(records), u_sample, seed=seed), shared=shared)
     fields = []
     one_other = []  # per field, the share of one other holder (1 / (holders - 1))
     for position, spec in enumerate(records.schema):
         coded = records.coded(position)
         # Counted per distinct value: each value's keys once, weighed by how many records hold it.
         held = np.bincount(coded.codes[coded.codes >= 0], minlength=len(coded.values)).tolist()
-        keys = [{c.exact_key(spec.type, item) for item in value} for value in coded.values]
+        keys = [value_keys if len(value_keys) == 1 else set(value_keys)  # a key counted once per value
+                for value_keys in c.column_exact_keys(spec.type, coded.values)]
         share, tf, holders, floor = value_frequencies(keys, held)
         u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
         weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
@@ -361,8 +395,11 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
         [records.coded(position) for position in range(len(records.schema))], pairs, em_sample, seed=seed)
     if sample_weights is not None:  # learned from the sample: its levels, compared here unless given
         pairs = pairs[rows]
-        gammas = gammas[rows] if gammas is not None else None
-        agreed = None
+        if gammas is not None:
+            gammas = gammas[rows]
+            agreed = _agreed_rows(agreed, rows) if agreed is not None else None
+        else:
+            agreed = None
     if gammas is None:
         gammas = comparison_levels(records, pairs, shared=shared)
     if agreed is None:
@@ -391,6 +428,12 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int = 
     else:
         model.prior = candidate_prior
     return model
+
+
+def _agreed_rows(agreed: list, rows: np.ndarray) -> list:
+    """Return ``agreed_values``' columns of these rows of the pairs only."""
+    return [levels.AgreedColumn(column.codes[rows], column.values) if isinstance(column, levels.AgreedColumn)
+            else [column[row] for row in rows.tolist()] for column in agreed]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -434,21 +477,30 @@ def find_groups(records: Records, *, model: Model | None = None, threshold: floa
                 max_block: int = blocking.DEFAULT_MAX_BLOCK, pairs: np.ndarray | None = None) -> Result:
     """Return the groups of duplicates among the records (lists of row numbers), learning a model if none given;
     ``pairs``: the records' candidate pairs when already blocked (by the learning that gave the model)."""
-    with _no_cycle_collection():
+    with no_cycle_collection():
         return _find_groups(records, model=model, threshold=threshold, max_block=max_block, pairs=pairs)
 
 
 @contextmanager
-def _no_cycle_collection():
+def no_cycle_collection():
     """Hold Python's cycle collector off: the steps allocate millions of small objects (token lists, value pairs)
     among the millions the read records hold, and each collection walks them all (CRM 100k: 9.1 -> 7.2 CPU s).
-    Reference counting still frees every acyclic object at once; the few cycles wait for the next collection."""
+    Reference counting still frees every acyclic object at once; the few cycles wait for the next collection.
+
+    On the way out, the objects allocated meanwhile are put with the old ones (``gc.freeze`` then ``unfreeze``
+    moves every tracked object to the oldest generation at no cost): otherwise the first young collection
+    after this walks all of them, and counts them towards a full one (CRM 100k: 0.3 CPU s after reading and
+    grouping). Not when something else keeps objects frozen (a server's pre-fork freeze), which ``unfreeze``
+    would undo; the nested uses leave it to the outermost."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -462,14 +514,18 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
     started = time.perf_counter()
     if model is None:
         shared = shared_values(records)
-        gammas = comparison_levels(records, pairs, shared=shared)
+        # The random pairs learning weighs u on are compared with the candidates, in one pass over each column
+        # (a column's distinct values are laid out once, not twice).
+        sample = random_pairs(len(records), U_SAMPLE_PAIRS)
+        both = comparison_levels(records, np.concatenate([pairs, sample]), shared=shared)
+        gammas, sampled = both[:len(pairs)], both[len(pairs):]
         agreed = agreed_values(records, pairs, gammas)
     else:
         pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold)
     timings["comparing"] = time.perf_counter() - started
     if model is None:
         started = time.perf_counter()
-        model = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared)
+        model = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared, sampled=sampled)
         timings["learning"] = time.perf_counter() - started
     started = time.perf_counter()
     _weights, probabilities = score(model, records, pairs, gammas, agreed)

@@ -36,6 +36,7 @@ def shared_values(records: Records) -> list[dict[str, int]]:
     if identity is None:
         return result
     names = records.coded(identity)
+    name_keys = graders.intern([value[0].key for value in names.values])  # a code per distinct name key
     for position, spec in enumerate(records.schema):
         if spec.type not in CONTACT_TYPES:
             continue
@@ -46,8 +47,8 @@ def shared_values(records: Records) -> list[dict[str, int]]:
         unique, first = np.unique(combined, return_index=True)
         unique = unique[np.argsort(first, kind="stable")]
         width = max(len(names.values), 1)
-        value_keys = [[c.exact_key(spec.type, item) for item in value] for value in contacts.values]
-        several = _held_under_several_names(value_keys, names, unique // width, unique % width)
+        value_keys = c.column_exact_keys(spec.type, contacts.values)
+        several = _held_under_several_names(value_keys, name_keys, unique // width, unique % width)
         unique = unique[np.isin(unique // width, several[0])]
         holders: dict[str, dict[str, c.Person]] = {}
         for value_code, name_code in zip((unique // width).tolist(), (unique % width).tolist()):
@@ -69,7 +70,7 @@ def shared_values(records: Records) -> list[dict[str, int]]:
     return result
 
 
-def _held_under_several_names(value_keys: list[list[str]], names: levels.CodedColumn, value_codes: np.ndarray,
+def _held_under_several_names(value_keys: list[list[str]], name_keys: np.ndarray, value_codes: np.ndarray,
                               name_codes: np.ndarray) -> tuple[np.ndarray, set[str]]:
     """Return the contact values (codes) holding a key that records give under two or more names, and those keys:
     the only ones shared_values needs to look at (most phones and emails belong to one name)."""
@@ -77,7 +78,6 @@ def _held_under_several_names(value_keys: list[list[str]], names: levels.CodedCo
     flat = [index.setdefault(key, len(index)) for keys in value_keys for key in keys]
     counts = np.fromiter((len(keys) for keys in value_keys), dtype=np.int64, count=len(value_keys))
     starts = np.cumsum(counts) - counts
-    name_keys = graders.intern([value[0].key for value in names.values])
     per_pair = counts[value_codes]
     within = np.arange(int(per_pair.sum())) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
     keys = np.asarray(flat, dtype=np.int64)[np.repeat(starts[value_codes], per_pair) + within]
