@@ -202,8 +202,9 @@ def test_merge_queued_after_a_backlog_of_refreshes_is_done_by_the_interactive_wo
         # Then the merge is done, and its worker took not one refresh: they all wait for the figures' worker (the
         # merged records among them)
         assert job.status == MergeJob.Status.DONE, job.error
+        _poll(lambda: FiguresPending.objects.filter(record_id__in=[survivor.pk, absorbed.pk]).count(),
+              lambda marked: marked == 2, "the merged records were not left waiting")  # after its commit's callback
         assert _messages("figures") >= REFRESH_BACKLOG
-        assert FiguresPending.objects.filter(record_id__in=[survivor.pk, absorbed.pk]).count() == 2
         # and that worker, once running, takes them and stores the figures the finder finds
         with _workers(["figures"]):
             _poll(lambda: FiguresPending.objects.exists(), lambda waiting: not waiting, "the refreshes did not run")
@@ -238,7 +239,9 @@ def test_merge_is_done_while_a_refresh_waits_for_the_figures_rebuild():
 
                 # Then the merge is done while the figures could not be (the figures' worker is not the merges')
                 assert job.status == MergeJob.Status.DONE, job.error
-                assert FiguresPending.objects.filter(record_id__in=[survivor.pk, absorbed.pk]).exists()
+                # (the merged records marked as waiting once its commit's callback has run)
+                _poll(lambda: FiguresPending.objects.filter(record_id__in=[survivor.pk, absorbed.pk]).count(),
+                      lambda marked: marked == 2, "the merged records were not left waiting")
             finally:
                 rebuild.rollback()  # the rebuild ends (and a worker stopped early is not left waiting)
             # and once the rebuild is over, the next change's refresh takes every record left waiting
