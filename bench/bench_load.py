@@ -11,8 +11,9 @@ copy: `createdb -T bench_prod h_mine_1m`) on 127.0.0.1:5432 as user postgres (BE
 an email each, planted duplicates: pairs (i-1, i) for every i divisible by 20, and more) and their match keys.
 The broker is Redis database 13 (BENCH_REDIS_URL overrides). Then it starts the production stack as
 Procfile.prod does, with `config.settings.production`: gunicorn with N processes, a Celery worker on the
-interactive queue (merges, the figures after a save; WORKER_CPU_PRIORITY 5), M Celery worker processes on the bulk
-queue (the scan; WORKER_CPU_PRIORITY idle; `--no-priority`: nice 5 and 10 as before), beat; waits for /healthz;
+interactive queue (merges; WORKER_CPU_PRIORITY 5), one on the figures queue (the figures after a save; 5), M Celery
+worker processes on the bulk queue (the scan; WORKER_CPU_PRIORITY idle; `--no-priority`: nice 5 and 10 as before),
+beat; waits for /healthz;
 empties the review queue and starts a full scan of the customers; queues K merges of
 planted pairs spread over the run; and runs Locust headless for the given minutes: managers (logged in) open
 customer change lists (with their duplicate counts), cards (with badges), compare screens; integrations post
@@ -102,17 +103,23 @@ def build_intake(password: str) -> str:
 
 
 def start_stack(
-    env: dict, *, port: int, web: int, threads: int, workers: int, interactive: int, logs: Path, priority: bool
+    env: dict, *, port: int, web: int, threads: int, workers: int, interactive: int, figures: int, logs: Path,
+    priority: bool,
 ) -> list[subprocess.Popen]:
     """Start the processes Procfile.prod names: gunicorn (its config file), a Celery worker on the interactive queue
-    (`interactive` processes, priority 5), Celery workers on the bulk queue (one process each, priority idle), beat.
-    Without `priority` the workers run under `nice` 5 and 10 (their own processes only), as before 2026-12-06."""
+    (`interactive` processes, priority 5), one on the figures queue (`figures` processes, 5; none: the interactive
+    worker consumes that queue too, as before 2026-12-06 06:30), Celery workers on the bulk queue (one process each,
+    priority idle), beat. Without `priority` the workers run under `nice` 5 and 10 (their own processes only), as
+    before 2026-12-06."""
     bin_dir = Path(sys.executable).parent
     log = open(logs, "w")
     celery = [str(bin_dir / "celery"), "-A", "config", "worker", "--loglevel=WARNING", "--without-gossip",
               "--without-mingle"]
     workers_started = [
-        ("5", [*celery, "-Q", "interactive", f"--concurrency={interactive}", "-n", "bench-load-interactive@%h"]),
+        ("5", [*celery, "-Q", "interactive" if figures else "interactive,figures", f"--concurrency={interactive}",
+               "-n", "bench-load-interactive@%h"]),
+        *([("5", [*celery, "-Q", "figures", f"--concurrency={figures}", "-n", "bench-load-figures@%h"])]
+          if figures else []),
         *[("idle", [*celery, "-Q", "bulk", "--concurrency=1", "-n", f"bench-load-{index}@%h"])
           for index in range(workers)],
     ]
@@ -288,10 +295,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes of the bulk queue (the scan)")
     parser.add_argument("--interactive", type=int, default=2,
                         help="processes of the interactive queue's Celery worker (merges, figures after a save)")
+    parser.add_argument("--figures", type=int, default=1,
+                        help="processes of the figures queue's Celery worker (0: the interactive worker takes it)")
     parser.add_argument("--priority", action=argparse.BooleanOptionalAction, default=True,
                         help="the workers and their PostgreSQL backends below the web (WORKER_CPU_PRIORITY: "
                              "interactive 5, bulk idle); --no-priority: nice 5 and 10 on the workers' processes only")
     parser.add_argument("--merges", type=int, default=100, help="merges queued over the run")
+    parser.add_argument("--rebuild-figures", action="store_true",
+                        help="rebuild the customers' stored figures from the start, as the scan does after its join")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
     parser.add_argument("--seed-only", action="store_true", help="build the base and stop")
     args = parser.parse_args()
@@ -355,12 +366,14 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     processes = start_stack(
         env, port=port, web=args.web, threads=args.threads, workers=args.workers, interactive=args.interactive,
-        logs=workdir / "stack.log", priority=args.priority,
+        figures=args.figures, logs=workdir / "stack.log", priority=args.priority,
     )
+    first_bulk = 3 if args.figures else 2
     groups = {
         "web": [processes[0].pid],
         "interactive": [processes[1].pid],
-        "bulk": [process.pid for process in processes[2:-1]],
+        **({"figures": [processes[2].pid]} if args.figures else {}),
+        "bulk": [process.pid for process in processes[first_bulk:-1]],
         "beat": [processes[-1].pid],
     }
     try:
@@ -371,6 +384,13 @@ def main() -> None:
         leads_before = Lead.objects.count()
         started = time.monotonic()
         run = review.scan_start(entities=["customer"], trigger=ScanRun.Trigger.COMMAND)
+        if args.rebuild_figures:
+            # What the scan's join sends when it is done (the figures of every customer written afresh, one
+            # transaction holding the entity's stored pairs), from the start instead of after the scan.
+            from dedup.dispatch import task_send_now
+            from dedup.engine.counts import REBUILD_TASK
+
+            task_send_now(REBUILD_TASK, args=["customer"])
         seconds = args.minutes * 60
         locust = subprocess.Popen(
             [str(Path(sys.executable).parent / "locust"), "-f", str(BENCH / "locust_load.py"), "--headless",
@@ -436,13 +456,15 @@ def main() -> None:
         waiting = messages_waiting()
         figures_waiting = FiguresPending.objects.count()
         merges = dict.fromkeys(["done", "queued", "running", "failed"], 0)
-        to_done = []
-        for status, created_at, finished_at in MergeJob.objects.filter(
+        to_done, to_start = [], []
+        for status, created_at, started_at, finished_at in MergeJob.objects.filter(
             created_by=admin, created_at__gte=run.started_at
-        ).values_list("status", "created_at", "finished_at"):
+        ).values_list("status", "created_at", "started_at", "finished_at"):
             merges[status] = merges.get(status, 0) + 1
             if status == "done" and finished_at is not None:
                 to_done.append((finished_at - created_at).total_seconds())
+            if started_at is not None:  # the wait for a worker, without the merge's own time
+                to_start.append((started_at - created_at).total_seconds())
         chunks = dict(run.chunks.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
         run.refresh_from_db()
         leads_made = Lead.objects.count() - leads_before
@@ -472,13 +494,17 @@ def main() -> None:
     print(f"scan:            {run.status}" + (f" in {scan_seconds:.0f} s under the load" if scan_seconds else
                                                " (still running when the load stopped)")
           + (f", {run.stats['customer']['groups']:,} groups" if "groups" in (run.stats or {}).get("customer", {}) else ""))
-    print(f"stack workers:   interactive queue 1 worker x {args.interactive} processes; bulk queue {args.workers} "
+    print(f"stack workers:   interactive queue 1 worker x {args.interactive} processes; "
+          + (f"figures queue 1 worker x {args.figures} processes; " if args.figures else "figures on the interactive "
+             "worker; ") + f"bulk queue {args.workers} "
           f"worker(s) x 1 process; " + ("WORKER_CPU_PRIORITY interactive 5, bulk idle (and their PostgreSQL backends)"
                                         if args.priority else "nice 5 and 10 (the workers' processes only)"))
     print(f"interactive:     merges {merges['done']} done of {queued} queued ("
           + ", ".join(f"{n} {status}" for status, n in merges.items() if status != "done")
           + (f"); queued to done p50 {statistics.median(to_done):.1f} s, p95 {percentile(to_done, 0.95):.1f} s, "
-             f"max {max(to_done):.1f} s" if to_done else "); none done"))
+             f"max {max(to_done):.1f} s" if to_done else "); none done")
+          + (f"; queued to started p50 {statistics.median(to_start):.1f} s, p95 {percentile(to_start, 0.95):.1f} s, "
+             f"max {max(to_start):.1f} s" if to_start else ""))
     print("bulk:            scan chunks " + ", ".join(f"{n} {status}" for status, n in sorted(chunks.items())))
     print(f"intake:          {leads_made:,} leads made")
     server = server_side(workdir / "stack.log", request_kind, since)

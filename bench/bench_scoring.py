@@ -109,7 +109,7 @@ def crm_set(size: int):
 # --- Engines ---------------------------------------------------------------------------------------------------
 
 
-def run_ours(records: list[dict]) -> tuple[list[list], dict[str, float], object, object]:
+def run_ours(records: list[dict]) -> tuple[list[list], dict[str, float], object]:
     from dedup.engine.scoring import matcher
 
     schema = matcher.infer_schema(records, skip=["id"])
@@ -117,12 +117,7 @@ def run_ours(records: list[dict]) -> tuple[list[list], dict[str, float], object,
     started = time.perf_counter()
     read = matcher.read_records(records, schema, region=region)
     read_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    pairs = matcher.candidate_pairs(read)
-    blocking_seconds = time.perf_counter() - started
-    result = matcher.find_groups(read, threshold=THRESHOLD, pairs=pairs)
-    result.timings = {"blocking": blocking_seconds, **result.timings}
-    result.candidates = pairs  # every candidate pair (result.pairs: those not left out as hopeless)
+    result = matcher.find_groups(read, threshold=THRESHOLD)
     ids = [record["id"] for record in records]
     print(f"  ours: schema {[(spec.name, spec.type) for spec in schema]}, {len(result.pairs)} candidate pairs, "
           f"prior {result.model.prior:.4g}, {result.timings}", file=sys.stderr)
@@ -132,7 +127,7 @@ def run_ours(records: list[dict]) -> tuple[list[list], dict[str, float], object,
                                    for weights in result.model.fields}))
     # Seconds per step (matcher.find_groups's timings), reading the records first.
     phases = {"reading": read_seconds, **result.timings}
-    return [[ids[row] for row in group] for group in result.groups], phases, lambda: len(result.candidates), result
+    return [[ids[row] for row in group] for group in result.groups], phases, result
 
 
 # Splink's CRM configuration (issue 16, 2026-12-06, chosen once for every size; bench/README.md gives the figures
@@ -265,37 +260,6 @@ def evaluate(groups: list[list], truth: set[tuple], kinds: dict) -> dict:
             "per_kind": {kind: [per_kind_found[kind], per_kind[kind]] for kind in sorted(per_kind)}}
 
 
-def why_missed(records: list[dict], groups: list[list], truth: set[tuple], kinds: dict, found) -> dict:
-    """Return, for the true pairs no group holds, how many were no candidate pair (blocking), a candidate scored
-    below the threshold, or a candidate above it that the clustering split; overall and by the kind of the
-    planted duplicate (a pair whose one record is a planted duplicate)."""
-    import numpy as np
-
-    row_of = {record["id"]: row for row, record in enumerate(records)}
-    size = len(records)
-    # A candidate pair missing from found.pairs was left out as hopeless (below 0.01): scored low.
-    candidates = np.sort(found.candidates[:, 0].astype(np.int64) * size + found.candidates[:, 1])
-    codes = found.pairs[:, 0].astype(np.int64) * size + found.pairs[:, 1]
-    order = np.argsort(codes)
-    codes, probabilities = codes[order], found.probabilities[order]
-    together = {tuple(sorted(pair)) for ids in groups for pair in combinations(ids, 2)}
-    missed = sorted(pair for pair in truth if pair not in together)
-    rows = np.array([sorted((row_of[a], row_of[b])) for a, b in missed], dtype=np.int64).reshape(-1, 2)
-    wanted = rows[:, 0] * size + rows[:, 1]
-    at = np.minimum(np.searchsorted(candidates, wanted), max(len(candidates) - 1, 0))
-    candidate = (candidates[at] == wanted) if len(candidates) else np.zeros(len(wanted), dtype=bool)
-    at = np.minimum(np.searchsorted(codes, wanted), max(len(codes) - 1, 0))
-    above = candidate & (codes[at] == wanted) & (probabilities[at] >= THRESHOLD) if len(codes) else candidate & False
-    cause = np.where(~candidate, 0, np.where(above, 2, 1))
-    names = ("not a candidate", "below the threshold", "split by clustering")
-    result = {"all": {names[index]: int((cause == index).sum()) for index in range(3)}}
-    for (a, b), reason in zip(missed, cause.tolist()):
-        kind = kinds.get(a) or kinds.get(b)
-        if kind:
-            result.setdefault(kind, dict.fromkeys(names, 0))[names[reason]] += 1
-    return result
-
-
 def die_with_parent() -> None:
     """Have the kernel kill this process when its parent (the memory watchdog) dies: Linux's PR_SET_PDEATHSIG."""
     import ctypes
@@ -307,13 +271,50 @@ def die_with_parent() -> None:
         pass
 
 
+def why_missed(records: list[dict], groups: list[list], truth: set[tuple], kinds: dict, found) -> dict:
+    """Return, for the true pairs no group holds, how many were no candidate pair (blocking), a candidate scored
+    below the threshold, or a candidate above it that the clustering split; overall and by the kind of the
+    planted duplicate (a pair whose one record is a planted duplicate)."""
+    import numpy as np
+
+    row_of = {record["id"]: row for row, record in enumerate(records)}
+    size = len(records)
+    codes = found.pairs[:, 0].astype(np.int64) * size + found.pairs[:, 1]
+    order = np.argsort(codes)
+    codes, probabilities = codes[order], found.probabilities[order]
+    together = {tuple(sorted(pair)) for ids in groups for pair in combinations(ids, 2)}
+    missed = sorted(pair for pair in truth if pair not in together)
+    rows = np.array([sorted((row_of[a], row_of[b])) for a, b in missed], dtype=np.int64).reshape(-1, 2)
+    wanted = rows[:, 0] * size + rows[:, 1]
+    at = np.minimum(np.searchsorted(codes, wanted), max(len(codes) - 1, 0))
+    scored = (codes[at] == wanted) if len(codes) else np.zeros(len(wanted), dtype=bool)
+    above = scored & (probabilities[at] >= THRESHOLD) if len(codes) else scored
+    # A candidate left out unscored (hopeless: it could not reach 0.01) is one below the threshold.
+    candidates = getattr(found, "candidates", None)
+    if candidates is None:
+        candidate = scored
+    else:  # a binary search in the sorted candidates (np.isin sorted all 12 million of them with the few wanted)
+        known = np.sort(candidates[:, 0].astype(np.int64) * size + candidates[:, 1])
+        where = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
+        candidate = (known[where] == wanted) if len(known) else np.zeros(len(wanted), dtype=bool)
+    cause = np.where(~candidate, 0, np.where(above, 2, 1))
+    names = ("not a candidate", "below the threshold", "split by clustering")
+    result = {"all": {names[index]: int((cause == index).sum()) for index in range(3)}}
+    for (a, b), reason in zip(missed, cause.tolist()):
+        kind = kinds.get(a) or kinds.get(b)
+        if kind:
+            result.setdefault(kind, dict.fromkeys(names, 0))[names[reason]] += 1
+    return result
+
+
 def child(name: str, engine: str, crm_size: int) -> None:
     die_with_parent()
     setup_django()
     records, truth, kinds = load(name, crm_size)
     started, cpu = time.perf_counter(), time.process_time()
     if engine == "ours":
-        groups, phases, pairs_scored, found = run_ours(records)
+        groups, phases, found = run_ours(records)
+        pairs_scored = lambda: len(found.pairs)  # noqa: E731
     else:
         (groups, phases, pairs_scored), found = run_splink(name, records), None
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -324,7 +325,8 @@ def child(name: str, engine: str, crm_size: int) -> None:
     result["pairs_scored"] = pairs_scored()
     if found is not None:
         result["missed"] = why_missed(records, groups, truth, kinds, found)
-        result["prior"] = found.model.prior
+        result.update(candidate_pairs=len(found.candidates if found.candidates is not None else found.pairs),
+                      prior=found.model.prior)
     # CPU seconds of this process (DuckDB's threads included: they are the process's): on a shared machine
     # the wall time says more about the neighbours than about the engine.
     result.update(set=name, engine=engine, records=len(records), seconds=round(seconds, 1), cpu_seconds=round(cpu, 1),
@@ -425,8 +427,9 @@ def main() -> None:
                   f"(pairs found {result['found_pairs']:,}, true {result['true_pairs']:,}, "
                   f"false {result['false_pairs']:,})", flush=True)
             if "prior" in result:
-                share = result["true_pairs"] / (result["records"] * (result["records"] - 1) / 2)
-                print(f"    learned prior {result['prior']:.3g} (true pairs among all pairs {share:.3g})", flush=True)
+                print(f"    candidate pairs {result['candidate_pairs']:,}, learned prior {result['prior']:.3g} "
+                      f"(true pairs among all pairs {result['true_pairs'] / (result['records'] * (result['records'] - 1) / 2):.3g})",
+                      flush=True)
             if result["phases"]:
                 print("    wall seconds per step: " + ", ".join(
                     f"{phase} {seconds:.2f}" for phase, seconds in result["phases"].items()), flush=True)

@@ -26,9 +26,12 @@ DEFAULTS = {
     "WEB_CONCURRENCY": "3",  # gunicorn processes (config/gunicorn.conf.py says why)
     "WEB_THREADS": "4",  # threads per gunicorn process, and database connections per process
     "WORKER_CONCURRENCY": "2",  # Celery worker processes of the bulk queue (scans, index rebuilds)
-    # Celery worker processes of the interactive queue (merges, undos, figures after a save): a worker of its own,
+    # Celery worker processes of the interactive queue (merges, undos, decisions): a worker of its own,
     # so a scan never holds them up (config/settings/base.py, CELERY_TASK_ROUTES)
     "INTERACTIVE_CONCURRENCY": "2",
+    # Celery worker processes of the figures queue (the stored duplicate figures after a commit): a worker of its
+    # own, so a refresh waiting for a lock never holds a merge up (config/settings/base.py, CELERY_TASK_ROUTES)
+    "FIGURES_CONCURRENCY": "1",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     # Plain HTTP on one machine: no HTTPS redirect, no HSTS, cookies without the Secure flag. Behind a TLS proxy
     # leave this out (README, "Production").

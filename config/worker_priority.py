@@ -9,8 +9,8 @@ merges sharing 2 cores with gunicorn). So the workers run at a lower priority, s
   processes beside a probe of 5 queries and 1 ms of Python (bench/bench_priority.py), the probe's p95 was 12 ms
   alone, 39 ms beside them at nice 10 and 28 ms at SCHED_IDLE (bench/README.md, 2026-12-06). Where SCHED_IDLE does
   not exist the worker takes nice 19.
-- a number (the interactive queue: merges, undos, the refreshes, 5): that niceness. Merges hold row locks a
-  manager's save may wait for, so they keep an ordinary class, only below the web's.
+- a number (the interactive queue: merges, undos, 5; the figures queue: the refreshes, 5): that niceness. Merges
+  hold row locks a manager's save may wait for, so they keep an ordinary class, only below the web's.
 
 The process's children (prefork pool) inherit it. The SQL a worker sends runs in a PostgreSQL backend at the
 server's priority, and at 1,000,000 customers the scan's join and counts_rebuild spend more time there than in

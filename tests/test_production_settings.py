@@ -91,12 +91,16 @@ def test_production_settings_pool_postgresql_connections(tmp_path):
     )
     result = run_python(
         "import json; from django.conf import settings; import django; django.setup(); "
-        "db = settings.DATABASES['default']; print(json.dumps([db['CONN_MAX_AGE'], db['OPTIONS']['pool']]))", env
+        "from django.db import connection; db = settings.DATABASES['default']; "
+        "check = connection.pool._check; "
+        "print(json.dumps([db['CONN_MAX_AGE'], db['OPTIONS']['pool'], check.__module__ + '.' + check.__name__]))", env
     )
     assert result.returncode == 0, result.stderr
-    conn_max_age, pool = json.loads(result.stdout)
+    conn_max_age, pool, check = json.loads(result.stdout)
     assert conn_max_age == 0
     assert pool["max_size"] == 3 and pool["min_size"] == 1
+    # checked by its socket before it is lent, not by Django's empty query (a round trip per request)
+    assert check == "config.db_pool.check_idle_socket"
 
 
 def test_local_settings_use_short_lived_connections():

@@ -146,17 +146,21 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-# Two queues, so that a click never waits behind a scan: "interactive" for what a person waits for (a merge, an
-# undo, refreshing the stored duplicate figures after a save, folding a "not a duplicate" decision, the sweeper
-# of stalled jobs, the health check) and "bulk" for work over the whole base (the scan's plan, chunks and join,
-# index backfills and rebuilds, rebuilding every record's figures after a rule change). On one queue the workers
-# took tasks in order, and merges queued behind a scan's hundreds of chunks: 7 of 100 done in 5 minutes at
-# 1,000,000 customers (bench/README.md, 2026-12-05 23:47). A worker started without -Q consumes both (the
-# embedded default: its queues are served in turn, so a merge waits for at most the chunk in hand); production
-# runs a worker of its own on "interactive" (Procfile.prod), which a scan can never occupy. A task not named
-# here goes to "bulk", where a long one cannot hold up a merge.
-_INTERACTIVE, _BULK = "interactive", "bulk"
-CELERY_TASK_QUEUES = {name: {"exchange": name, "routing_key": name} for name in (_INTERACTIVE, _BULK)}
+# Three queues, so that a click never waits behind a scan or behind the figures: "interactive" for what a person
+# waits for (a merge, an undo, folding a "not a duplicate" decision, the sweeper of stalled jobs, the health check),
+# "figures" for refreshing the stored duplicate figures after a commit, and "bulk" for work over the whole base (the
+# scan's plan, chunks and join, index backfills and rebuilds, rebuilding every record's figures after a rule
+# change). On one queue the workers took tasks in order, and merges queued behind a scan's hundreds of chunks: 7 of
+# 100 done in 5 minutes at 1,000,000 customers (bench/README.md, 2026-12-05 23:47). With the refreshes on the
+# interactive queue, even at its lowest priority, a merge waited up to 100 s whenever both of its worker's processes
+# were in refreshes that waited for the scan's rebuild of the figures (one transaction of 80 s holding the rows they
+# write; bench/README.md, 2026-12-06, branch wt-intake): a priority decides what is taken next, not what holds the
+# processes. A worker started without -Q consumes every queue (the embedded default: served in turn, so a merge
+# waits for at most the task in hand); production runs a worker of its own on each (Procfile.prod), so neither a
+# scan nor a refresh can occupy the merges' processes. A task not named here goes to "bulk", where a long one
+# cannot hold up a merge.
+_INTERACTIVE, _FIGURES, _BULK = "interactive", "figures", "bulk"
+CELERY_TASK_QUEUES = {name: {"exchange": name, "routing_key": name} for name in (_INTERACTIVE, _FIGURES, _BULK)}
 CELERY_TASK_DEFAULT_QUEUE = _BULK
 CELERY_TASK_ROUTES = {
     **{
@@ -169,14 +173,14 @@ CELERY_TASK_ROUTES = {
             "crm.health_check",
         )
     },
-    # The stored figures' refresh comes after everything else on its queue (Redis: a message of a lower priority is
-    # taken only when none of a higher one waits; 0, the default, is the highest): at 1,000,000 customers under load
-    # its tasks took most of the interactive worker's time and merges waited 75 s behind them (bench/README.md).
-    "dedup.counts_refresh": {"queue": _INTERACTIVE, "priority": 9},
+    # Lowest priority (Redis: a message of a lower priority is taken only when none of a higher one waits; 0, the
+    # default, is the highest) for a worker that consumes the figures' queue with others (-Q interactive,figures).
+    "dedup.counts_refresh": {"queue": _FIGURES, "priority": 9},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # A worker's CPU priority, and its PostgreSQL backends' where the database is on this host: "idle" (Linux's
-# SCHED_IDLE) or a niceness; empty leaves them alone. Procfile.prod: the bulk worker idle, the interactive one 5.
+# SCHED_IDLE) or a niceness; empty leaves them alone. Procfile.prod: the bulk worker idle, the interactive and the
+# figures ones 5.
 # Why: config/worker_priority.py.
 WORKER_CPU_PRIORITY = env("WORKER_CPU_PRIORITY", default="")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -56,7 +56,11 @@ WHITENOISE_USE_FINDERS = False
 # PostgreSQL's max_connections (100 by default) with room for psql and migrations.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool("DATABASE_POOL", default=True):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # with a pool: checked by the pool before it is lent
+    # Checked by the pool before it is lent, by its socket rather than by an empty query (Django's check with
+    # CONN_HEALTH_CHECKS: a round trip more for every request): Django's backend with that check (config/postgresql;
+    # config/db_pool.py says what each check sees).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=max(2, env.int("WEB_THREADS", default=4))),

@@ -332,9 +332,19 @@ def _scored_values(incoming, settings: IntakeSettings | None = None) -> dict[str
     }
 
 
+def lead_scorer():
+    """Return the scorer of the leads' learned model, or None when none was learned (one query to know)."""
+    from dedup.engine import decide  # the duplicate engine; an import error here fails loudly
+
+    spec = registry.for_model(Lead)
+    return decide.scorer_for(spec) if spec is not None else None
+
+
 def scored_lock_keys(incoming) -> list[str]:
     """Lock keys of the scored matcher's name blocks (the name's sounds; a word of it at the company): requests
-    about one person with no contact in common are decided one after another too, like those sharing a phone."""
+    about one person with no contact in common are decided one after another too, like those sharing a phone.
+    Only where a learned model decides by them (lead_scorer): without one they would make every request for an
+    "Ivan Petrov" wait for every other, for nothing."""
     from dedup.engine import score_keys  # the duplicate engine's keys; an import error here fails loudly
 
     spec = registry.for_model(Lead)
@@ -345,19 +355,19 @@ def scored_lock_keys(incoming) -> list[str]:
 
 
 def scored_lead_matches(
-    incoming, *, stage_ids: Iterable[int], settings: IntakeSettings | None = None
+    incoming, *, stage_ids: Iterable[int], scorer, settings: IntakeSettings | None = None
 ) -> dict[int, list]:
     """Return {lead id: reasons} of the leads in these stages that the learned model alone makes duplicates of
     the incoming lead (the hard rules' contact matches are the intake's own, by its settings).
 
-    Nothing when no model was learned for leads (one query to know). Otherwise the finder for data not saved
-    yet, in the incoming lead's stage (its rules' stage scope, as a saved lead there would have).
+    Nothing when no model was learned for leads (``scorer`` None: lead_scorer, read by the caller). Otherwise the
+    finder for data not saved yet, in the incoming lead's stage (its rules' stage scope, as a saved lead there
+    would have).
     """
-    from dedup.engine import decide  # the duplicate engine; an import error here fails loudly
-    from dedup.engine.finder import duplicates_of_values
+    from dedup.engine.finder import duplicates_of_values  # the duplicate engine; an import error fails loudly
 
     spec = registry.for_model(Lead)
-    if spec is None or decide.scorer_for(spec) is None:
+    if spec is None or scorer is None:
         return {}
     stage = incoming.stage if incoming.stage.pipeline.kind == Pipeline.Kind.LEAD else None
     if stage is None:
@@ -374,13 +384,14 @@ def scored_lead_matches(
 
 
 def find_matches(
-    *, incoming, keys: ContactKeys, settings: IntakeSettings, hits: ContactHits, stage_ids: list[int]
+    *, incoming, keys: ContactKeys, settings: IntakeSettings, hits: ContactHits, stage_ids: list[int], scorer
 ) -> list[Match]:
     """Return the leads and deals in the searched stages that the incoming request matches, newest first.
 
     Leads match on their own phones, emails and messenger handles, deals on their customer's; both also on
     the admin-chosen fields. Deals only match when their "must be equal" fields (e.g. service) are equal.
-    ``stage_ids`` are the searched stages, from the configuration snapshot (IntakeConfig.scope_stage_ids).
+    ``stage_ids`` are the searched stages, from the configuration snapshot (IntakeConfig.scope_stage_ids);
+    ``scorer`` the leads' learned model (lead_scorer), None when none was learned.
     """
     if not stage_ids:
         return []
@@ -395,7 +406,9 @@ def find_matches(
         reasons[(Lead, lead_id)] += found
     # The duplicate engine's own decision for what exact contacts miss (a name variant at the same company, no
     # shared phone): leads its learned model alone finds (dedup.engine.decide), in the searched stages.
-    for lead_id, found in scored_lead_matches(incoming, stage_ids=stage_ids, settings=settings).items():
+    for lead_id, found in scored_lead_matches(
+        incoming, stage_ids=stage_ids, scorer=scorer, settings=settings
+    ).items():
         if (Lead, lead_id) not in reasons:
             reasons[(Lead, lead_id)] += found
     customer_reasons = hits.reasons(Customer, kinds=kinds)

@@ -174,6 +174,13 @@ def _open_request(
         return replay
 
 
+def contact_lock_ids(keys: Iterable[str]) -> list[int]:
+    """Return the advisory lock ids of these lock keys (selectors.ContactKeys.lock_keys, scored_lock_keys), sorted."""
+    return sorted(
+        {int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True) for key in keys}
+    )
+
+
 def _lock_contact_keys(keys: Iterable[str]) -> None:
     """Serialise requests about the same person until this transaction ends.
 
@@ -181,10 +188,7 @@ def _lock_contact_keys(keys: Iterable[str]) -> None:
     so two requests sharing several keys cannot deadlock. SQLite has a single writer, and the request row
     written first already holds it.
     """
-    ids = sorted(
-        {int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True) for key in keys}
-    )
-    lock_until_commit(connection, ids)
+    lock_until_commit(connection, contact_lock_ids(keys))
 
 
 def _mark_token_used(token: IntegrationToken) -> None:
@@ -467,14 +471,18 @@ def lead_intake(
     repeat_settings = config.repeat_settings
     settings = config.intake_settings(incoming.pipeline)
     keys = selectors.ContactKeys.of_lead(incoming, settings=settings)
-    _lock_contact_keys(keys.lock_keys() + (selectors.scored_lock_keys(incoming) if settings.is_enabled else []))
+    # Read before the lock: its name blocks are locked only where a learned model decides by them (a model learned
+    # in between is used from the next request on).
+    scorer = selectors.lead_scorer() if settings.is_enabled else None
+    _lock_contact_keys(keys.lock_keys() + (selectors.scored_lock_keys(incoming) if scorer is not None else []))
     _mark_token_used(token)
 
     # Who holds these contacts, read once (after the lock) and used for matching and for repeat sales.
     hits = selectors.contact_hits(keys)
     found = (
         selectors.find_matches(
-            incoming=incoming, keys=keys, settings=settings, hits=hits, stage_ids=config.scope_stage_ids(settings)
+            incoming=incoming, keys=keys, settings=settings, hits=hits, stage_ids=config.scope_stage_ids(settings),
+            scorer=scorer,
         )
         if settings.is_enabled
         else []

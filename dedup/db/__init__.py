@@ -39,6 +39,7 @@ from .vendor import (
     arrays,
     copies,
     inserts_by_executemany,
+    lock_if_free,
     lock_until_commit,
     one_statement_writes,
     samples_tables,
@@ -48,8 +49,9 @@ from .vendor import (
 __all__ = [
     "COPY_MIN_ROWS", "Rows", "among", "arrays", "batches", "bulk_insert", "bulk_insert_instances", "column",
     "converted", "copies", "fetch", "insert_rows", "insert_together", "inserts_by_executemany", "instance",
-    "instance_builder", "instance_values", "instances_together", "instances_where", "lock_until_commit",
-    "one_statement_writes", "quote", "samples_tables", "select_list", "set_local", "table", "width",
+    "instance_builder", "instance_values", "instances_together", "instances_where", "lock_if_free",
+    "lock_until_commit", "one_statement_writes", "quote", "samples_tables", "select_list", "set_local", "table",
+    "width",
 ]
 
 Item = TypeVar("Item")

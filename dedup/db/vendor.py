@@ -62,6 +62,21 @@ def lock_until_commit(connection, ids: Sequence[int]) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [list(ids)])
 
 
+def lock_if_free(connection, ids: Sequence[int], *, lock_timeout: str = "") -> bool:
+    """Take these (64-bit) ids until the current transaction ends if no other transaction holds one; return whether
+    they were taken (PostgreSQL's pg_try_advisory_xact_lock: never waits). ``lock_timeout``: how long the rest of the
+    transaction waits for any other lock (in the same statement). SQLite: always taken (a single writer)."""
+    if not ids or not _postgresql(connection):
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k"
+            + (" CROSS JOIN (SELECT set_config('lock_timeout', %s, true)) AS timeout" if lock_timeout else ""),
+            [list(ids), *([lock_timeout] if lock_timeout else [])],
+        )
+        return all(taken for (taken, *_rest) in cursor.fetchall())
+
+
 def set_local(connection, **settings: str) -> None:
     """Tune the database for the rest of the current transaction (``SET LOCAL``, PostgreSQL's planner and
     memory settings such as work_mem); a database without such settings ignores them."""

@@ -20,13 +20,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from functools import partial
 
-from django.db import DatabaseError, connection, models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Count, Exists, OuterRef
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from dedup import registry
-from dedup.db import lock_until_commit
+from dedup.db import lock_if_free, lock_until_commit
 from dedup.engine import finder
 from dedup.engine.figures_messages import refresh_send, refresh_taken
 from dedup.models import DuplicatePair, FiguresPending, MatchKey
@@ -108,7 +108,8 @@ def co_holders(spec: EntitySpec, pks: Iterable[int]) -> set[int]:
     return set(holders.values_list("record_id", flat=True))
 
 
-def _refresh_lock_id(entity: str) -> int:
+def refresh_lock_id(entity: str) -> int:
+    """The advisory lock id of an entity's figures: held by a refresh batch and by the whole rebuild."""
     digest = hashlib.blake2b(f"dedup.counts_refresh:{entity}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
@@ -125,7 +126,7 @@ def counts_refresh(
         return
     # One refresh of an entity at a time (PostgreSQL; SQLite has one writer anyway): two workers refreshing
     # overlapping records could otherwise write pairs read before the other's commit, last writer wins.
-    lock_until_commit(connection, [_refresh_lock_id(spec.key)])
+    lock_until_commit(connection, [refresh_lock_id(spec.key)])
     pks = {int(pk) for pk in pks if pk is not None}
     todo = sorted(pks | co_holders(spec, pks) | {int(pk) for pk in also})
     done: set[int] = set()
@@ -155,6 +156,10 @@ def counts_rebuild(*, entity: str | EntitySpec | type[models.Model]) -> int:
     spec = _spec(entity)
     if spec is None:
         return 0
+    # The refreshes of the entity wait for the rebuild: it holds every stored pair of the entity until it commits
+    # (80 s at 1,000,000 customers), and a refresh task finding this lock taken comes back later instead of waiting
+    # for those rows (counts_refresh_waiting).
+    lock_until_commit(connection, [refresh_lock_id(spec.key)])
     began = timezone.now()
     holders = finder.shared_key_counts(spec.model)
     DuplicatePair.objects.filter(entity=spec.key).delete()
@@ -168,8 +173,11 @@ def counts_rebuild(*, entity: str | EntitySpec | type[models.Model]) -> int:
             [DuplicatePair(entity=spec.key, record_id=pk, other_id=o) for pk, others in found.items() for o in others],
             ignore_conflicts=True,
         )
-    # Records changed before the rebuild began are done; those changed since wait for their own refresh.
+    # Records changed before the rebuild began are done; those changed since wait for their own refresh, sent once
+    # this commits (their own messages found the rebuild holding the entity and left them waiting).
     FiguresPending.objects.filter(entity=spec.key, changed_at__lte=began).delete()
+    if FiguresPending.objects.filter(entity=spec.key).exists():
+        transaction.on_commit(partial(refresh_send, entity=spec.key, bulk=False))
     return DuplicatePair.objects.filter(entity=spec.key).count()
 
 
@@ -245,6 +253,9 @@ _pending = threading.local()
 
 # A change of more records than this (an import, a bulk action) is refreshed on the bulk queue from the start.
 REFRESH_INTERACTIVE_MAX = 200
+# How long a refresh batch waits for a lock (PostgreSQL's lock_timeout) before its task gives up and retries: a few
+# times a batch's own time under load (1 to 3 s for 300 records), far below the figures' rebuild.
+REFRESH_LOCK_WAIT = "5s"
 
 
 def refresh_pending() -> None:
@@ -254,24 +265,18 @@ def refresh_pending() -> None:
     The refresh is not part of the request: re-finding the duplicates of a saved record, of its partners and of the
     other holders of its keys was half of an intake request's time (10 of its 19 queries, bench/README.md
     2026-12-05). The request writes one row per record (FiguresPending) and, when no refresh message of the entity
-    waits on its queue, a message (dedup.engine.figures_messages); a worker of the "interactive" queue refreshes
-    every record waiting, REFRESH_BATCH at a time, reading what is committed by then. Under load the records of
-    many requests are refreshed together by one task, so the refreshes never pile up in front of the merges. A
-    broker that refuses the message gets the refresh done here, as before.
+    waits on its queue, a message (dedup.engine.figures_messages: the marks and the look for a waiting message are
+    one statement on PostgreSQL); a worker of the "figures" queue refreshes every record waiting, REFRESH_BATCH
+    at a time, reading what is committed by then. Under load the records of many requests are refreshed together
+    by one task, and the merges, on a queue and worker of their own, never wait for them. A broker that refuses
+    the message gets the refresh done here, as before.
     """
     pending = _pending.__dict__.pop("records", {})
-    now = timezone.now()
     for entity, pks in pending.items():
         ids = sorted(pks)
-        try:
-            FiguresPending.objects.bulk_create(
-                [FiguresPending(entity=entity, record_id=pk, changed_at=now) for pk in ids],
-                update_conflicts=True, unique_fields=["entity", "record_id"], update_fields=["changed_at"],
-            )
-        except DatabaseError:  # the change is committed; the next scan repairs its figures
-            logger.exception("Could not mark the figures of %s %s as waiting", entity, ids[:20])
-            continue
-        refresh_send(entity=entity, bulk=len(ids) > REFRESH_INTERACTIVE_MAX, on_failure=partial(_refresh_here, entity))
+        refresh_send(
+            entity=entity, bulk=len(ids) > REFRESH_INTERACTIVE_MAX, on_failure=partial(_refresh_here, entity), waiting=ids
+        )
 
 
 def _refresh_here(entity: str, error: Exception | None = None) -> None:
@@ -296,10 +301,20 @@ def counts_refresh_waiting(*, entity: str, max_batches: int | None = None, queue
         FiguresPending.objects.filter(entity=entity).delete()
         return 0
     refreshed = batches = 0
+    busy = False
     while max_batches is None or batches < max_batches:
         with transaction.atomic():
-            # One refresh of an entity at a time: a second task waits here, then finds the rows taken.
-            lock_until_commit(connection, [_refresh_lock_id(spec.key)])
+            # One refresh of an entity at a time. Taken by the entity's rebuild (counts_rebuild holds it until it
+            # commits, then sends the refresh of what changed meanwhile) or another refresh (which reads the rows
+            # after this task's): a task leaves the records waiting and its worker to the other entities' refreshes;
+            # a direct call waits its turn (then finds the rows taken). Any other lock held
+            # longer than a batch takes (REFRESH_LOCK_WAIT): the batch gives up, the task's retry comes back later
+            # instead of holding its worker (the records stay waiting; nothing is lost).
+            if not lock_if_free(connection, [refresh_lock_id(spec.key)], lock_timeout=REFRESH_LOCK_WAIT):
+                if queue is not None:
+                    busy = True
+                    break
+                lock_until_commit(connection, [refresh_lock_id(spec.key)])
             began = timezone.now()
             rows = list(
                 FiguresPending.objects.filter(entity=spec.key, changed_at__lte=began)
@@ -312,7 +327,7 @@ def counts_refresh_waiting(*, entity: str, max_batches: int | None = None, queue
             FiguresPending.objects.filter(pk__in=[pk for pk, _record_id in rows], changed_at__lte=began).delete()
         refreshed += len(rows)
         batches += 1
-    if FiguresPending.objects.filter(entity=spec.key).exists():
+    if not busy and FiguresPending.objects.filter(entity=spec.key).exists():
         refresh_send(entity=spec.key, bulk=True)
     return refreshed
 

@@ -76,3 +76,53 @@ def test_intake_fifty_concurrent_messages_from_one_chat_make_one_lead(intake_tok
     assert sorted({response.status_code for response in responses}) == [200, 201]
     assert Lead.objects.count() == 1
     assert ChatMessage.objects.count() == WORKERS
+
+
+def _hold_advisory_locks(ids: list[int]):
+    """Another session holding these advisory locks, as a request about one person does until it commits."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    other = psycopg.connect(
+        " ".join(f"{name}={params[name]}" for name in ("host", "port", "user", "password", "dbname") if params.get(name))
+    )
+    other.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [ids])
+    return other
+
+
+@pytest.mark.usefixtures("rules_and_fresh_scorer")
+def test_intake_requests_about_namesakes_wait_for_each_other_only_where_a_lead_model_decides(intake_token):
+    from django.db import OperationalError
+
+    from crm.intake import selectors, services
+    from dedup.engine.scoring import store
+    from dedup.engine.scoring.learned import learned_cache_clear
+    from tests.dedup.scored_helpers import customer_model
+
+    # Given a request about an "Ivan Petrov" in progress: it holds the locks of its name's blocks until it commits
+    name_locks = services.contact_lock_ids(
+        selectors.scored_lock_keys(services.IncomingLead(pipeline=None, stage=None, first_name="Ivan",
+                                                         last_name="Petrov"))
+    )
+    assert name_locks
+    other = _hold_advisory_locks(name_locks)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {intake_token.raw}")
+    body = {"name": "Ivan Petrov", "phones": ["+7 912 000-11-22"], "emails": ["another.ivan@example.com"]}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # a wait for the other request fails instead of hanging
+        # When no model is learned for leads, a request about another Ivan Petrov (no contact in common) does not
+        # wait for it: nothing decides by the name
+        response = client.post("/api/leads/", body, format="json")
+        assert response.status_code == 201, response.content
+
+        # When the leads' model is learned, the name decides, and the same request waits for the one in progress
+        store.scoring_model_save(entity="lead", model=customer_model(), records=100)
+        learned_cache_clear()
+        with pytest.raises(OperationalError, match="lock timeout"):
+            client.post("/api/leads/", {**body, "phones": ["+7 912 000-33-44"]}, format="json")
+    finally:
+        other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")

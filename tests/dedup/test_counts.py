@@ -319,12 +319,12 @@ def test_counts_of_many_commits_send_one_refresh_message_while_it_waits(committe
             people.append(customer_with(first, last, phones=[phone]))
 
     # then one message waits for all four, not four
-    assert _messages("interactive") == 1
+    assert _messages("figures") == 1
     assert FiguresPending.objects.count() == 4
-    assert list(FiguresRefreshQueued.objects.values_list("entity", "queue")) == [("customer", "interactive")]
+    assert list(FiguresRefreshQueued.objects.values_list("entity", "queue")) == [("customer", "figures")]
 
     # when a worker takes that message
-    refreshed = counts_refresh_waiting(entity="customer", max_batches=INTERACTIVE_DRAIN_BATCHES, queue="interactive")
+    refreshed = counts_refresh_waiting(entity="customer", max_batches=INTERACTIVE_DRAIN_BATCHES, queue="figures")
 
     # then it refreshed every record, and the figures are the finder's
     assert refreshed == 4
@@ -333,7 +333,7 @@ def test_counts_of_many_commits_send_one_refresh_message_while_it_waits(committe
     # and a change committed after it took its message sends a message of its own
     with committed():
         fifth = customer_with("Petr", "Ivanov", phones=["+7 905 000-00-05"])
-    assert _messages("interactive") == 2
+    assert _messages("figures") == 2
     assert list(FiguresPending.objects.values_list("record_id", flat=True)) == [fifth.pk]
 
 
@@ -347,17 +347,17 @@ def test_counts_refresh_message_lost_is_sent_again(committed, broker_without_wor
     long_ago = timezone.now() - LOST_AFTER - timedelta(minutes=1)
     FiguresPending.objects.update(changed_at=long_ago)
     FiguresRefreshQueued.objects.update(sent_at=long_ago)
-    assert _messages("interactive") == 0
+    assert _messages("figures") == 0
 
     # when the sweeper runs, it sends the refresh again, once
     assert refresh_resend_lost() == ["customer"]
     assert refresh_resend_lost() == []
-    assert _messages("interactive") == 1
+    assert _messages("figures") == 1
     # and the message it sent refreshes the record
     with committed():
         second = customer_with("Ivan", "Petrov", phones=["8 912 345-67-89"])
-    assert _messages("interactive") == 1  # the second record waits for the same message
-    counts_refresh_waiting(entity="customer", max_batches=INTERACTIVE_DRAIN_BATCHES, queue="interactive")
+    assert _messages("figures") == 1  # the second record waits for the same message
+    counts_refresh_waiting(entity="customer", max_batches=INTERACTIVE_DRAIN_BATCHES, queue="figures")
     assert _stored(first, second) == [1, 1]
 
 
@@ -376,3 +376,91 @@ def test_co_holders_of_a_batch_with_over_a_thousand_keys():
     found = co_holders(registry.get("customer"), [person.pk for person in people[::2]])
     # Then they are the odd ones, each holding its pair's phone
     assert found == {person.pk for person in people[1::2]}
+
+
+def _rebuild_in_progress(*, advisory: bool = True):
+    """Another session holding what the scan's rebuild of the customers' figures holds until it commits (counts_rebuild:
+    the entity's refresh lock, then every stored pair of the entity, deleted to be written afresh)."""
+    import psycopg
+    from django.db import connection
+
+    from dedup.engine.counts import refresh_lock_id
+
+    params = connection.get_connection_params()
+    rebuild = psycopg.connect(
+        " ".join(f"{name}={params[name]}" for name in ("host", "port", "user", "password", "dbname") if params.get(name))
+    )
+    if advisory:
+        rebuild.execute("SELECT pg_advisory_xact_lock(%s)", [refresh_lock_id("customer")])
+    rebuild.execute(f'DELETE FROM "{DuplicatePair._meta.db_table}" WHERE entity = %s', ["customer"])
+    return rebuild
+
+
+def _waiting_customer():
+    """Two customers of one number, the first of them waiting for its figures, and no refresh message sent yet."""
+    from config.celery import app
+
+    first = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+    second = customer_with("Ivan", "Petrov", phones=["8 912 345-67-89"])
+    app.control.purge()
+    FiguresRefreshQueued.objects.all().delete()
+    FiguresPending.objects.all().delete()
+    FiguresPending.objects.create(entity="customer", record_id=first.pk, changed_at=timezone.now())
+    return first, second
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counts_refresh_task_finding_the_figures_rebuilt_leaves_the_records_to_the_rebuild(broker_without_worker):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("another session holding the locks: PostgreSQL")
+    # Given two customers of one number, one of them waiting for its figures, while the scan rebuilds the figures
+    first, second = _waiting_customer()
+    rebuild = _rebuild_in_progress()
+    try:
+        # When the figures' worker takes a refresh message
+        refreshed = counts_refresh_waiting(entity="customer", max_batches=INTERACTIVE_DRAIN_BATCHES, queue="figures")
+
+        # Then it does not wait for the rebuild (its worker stays free for the other entities' refreshes): it
+        # refreshed nothing and the record still waits
+        assert refreshed == 0
+        assert list(FiguresPending.objects.values_list("record_id", flat=True)) == [first.pk]
+    finally:
+        rebuild.rollback()
+        rebuild.close()
+
+    # When a rebuild ends with a record changed while it ran (stamped after it began), it sends that record's refresh
+    FiguresPending.objects.update(changed_at=timezone.now() + timedelta(minutes=1))
+    counts_rebuild(entity="customer")
+    assert _messages("figures") == 1
+    assert list(FiguresRefreshQueued.objects.values_list("entity", "queue")) == [("customer", "figures")]
+    # and that message refreshes it
+    FiguresPending.objects.update(changed_at=timezone.now())
+    assert counts_refresh_waiting(entity="customer", max_batches=INTERACTIVE_DRAIN_BATCHES, queue="figures") == 1
+    assert _stored(first, second) == [1, 1] == _live(first, second)
+    assert not FiguresPending.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counts_refresh_waiting_longer_than_a_batch_for_a_lock_gives_up(monkeypatch):
+    from django.db import OperationalError, connection
+
+    from dedup.engine import counts
+
+    if connection.vendor != "postgresql":
+        pytest.skip("another session holding the rows: PostgreSQL")
+    monkeypatch.setattr(counts, "REFRESH_LOCK_WAIT", "1s")
+    # Given a record waiting for its figures while another session holds the stored pairs (not the refresh lock)
+    first, second = _waiting_customer()
+    rebuild = _rebuild_in_progress(advisory=False)
+    try:
+        # When the refresh runs, then it gives up (the task's retry comes back) and the record still waits
+        with pytest.raises(OperationalError, match="lock timeout"):
+            counts_refresh_waiting(entity="customer")
+        assert list(FiguresPending.objects.values_list("record_id", flat=True)) == [first.pk]
+    finally:
+        rebuild.rollback()
+        rebuild.close()
+    assert counts_refresh_waiting(entity="customer") == 1
+    assert _stored(first, second) == [1, 1] == _live(first, second)

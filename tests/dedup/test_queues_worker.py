@@ -1,19 +1,20 @@
-"""Merges never wait behind a scan: the "interactive" and "bulk" queues through real Celery workers and the
-configured broker (Redis in CI, files locally)."""
+"""Merges never wait behind a scan or behind the figures: the "interactive", "figures" and "bulk" queues through
+real Celery workers and the configured broker (Redis in CI, files locally)."""
 import time
 from contextlib import ExitStack, contextmanager
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.db import OperationalError, close_old_connections
+from django.db import OperationalError, close_old_connections, connection
 
 from config.celery import app
 from crm.models import Customer
 from dedup import review, tasks
 from dedup.engine.counts import stored_counts
+from dedup.engine.figures_messages import INTERACTIVE_DRAIN_BATCHES
 from dedup.engine.finder import duplicate_counts
 from dedup.merge import merge_job_create
-from dedup.models import MergeJob, ScanChunk, ScanRun
+from dedup.models import DuplicatePair, FiguresPending, MergeJob, ScanChunk, ScanRun
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules
 
@@ -154,16 +155,16 @@ def test_one_worker_on_both_queues_takes_a_merge_between_two_chunks(settings):
     assert chunks_after >= len(chunk_ids) - 2
 
 
-def test_figures_are_refreshed_by_the_interactive_worker_after_the_commit():
+def test_figures_are_refreshed_by_the_figures_worker_after_the_commit():
     # Given two customers of the same name and number saved while no worker runs
     with _broker():
         first = customer_with("Anna", "Sidorova", phones=["+7 912 111-22-33"])
         second = customer_with("Anna", "Sidorova", phones=["8 912 111-22-33"])
-        # the saves committed without refreshing the figures themselves: that is a task on the interactive queue
+        # the saves committed without refreshing the figures themselves: that is a task on the figures queue
         assert stored_counts(Customer, [first.pk, second.pk]) == {first.pk: 0, second.pk: 0}
 
-        # When a worker of the interactive queue runs
-        with _workers(["interactive"]):
+        # When a worker of the figures queue runs
+        with _workers(["figures"]):
             figures = _poll(
                 lambda: stored_counts(Customer, [first.pk, second.pk]),
                 lambda counts: counts == {first.pk: 1, second.pk: 1},
@@ -173,6 +174,83 @@ def test_figures_are_refreshed_by_the_interactive_worker_after_the_commit():
     # Then the pair is stored on both sides, as the finder sees it
     assert figures == {first.pk: 1, second.pk: 1}
     assert duplicate_counts(Customer, [first.pk, second.pk]) == figures
+
+
+def _messages(queue: str) -> int:
+    """The messages waiting on a queue of the real broker (every priority)."""
+    with app.connection_for_read() as broker:
+        return broker.default_channel.queue_declare(queue=queue).message_count
+
+
+# A burst of intake posts and saves: refresh messages waiting when a manager clicks "Merge".
+REFRESH_BACKLOG = 40
+
+
+def test_merge_queued_after_a_backlog_of_refreshes_is_done_by_the_interactive_worker():
+    # Given pairs of duplicates, a backlog of refresh messages, and then a manager's merge queued behind them
+    people, manager = _pairs(3), _manager()
+    survivor, absorbed = people[0]
+    with _broker():
+        for _index in range(REFRESH_BACKLOG):
+            tasks.duplicate_counts_refresh.apply_async(args=["customer", INTERACTIVE_DRAIN_BATCHES, "figures"])
+        job = merge_job_create(user=manager, survivor=survivor, absorbed=[absorbed])
+
+        # When the interactive queue's worker runs, as Procfile.prod starts it
+        with _workers(["interactive"]):
+            job = _wait_for_merge(job)
+
+        # Then the merge is done, and its worker took not one refresh: they all wait for the figures' worker (the
+        # merged records among them)
+        assert job.status == MergeJob.Status.DONE, job.error
+        _poll(lambda: FiguresPending.objects.filter(record_id__in=[survivor.pk, absorbed.pk]).count(),
+              lambda marked: marked == 2, "the merged records were not left waiting")  # after its commit's callback
+        assert _messages("figures") >= REFRESH_BACKLOG
+        # and that worker, once running, takes them and stores the figures the finder finds
+        with _workers(["figures"]):
+            _poll(lambda: FiguresPending.objects.exists(), lambda waiting: not waiting, "the refreshes did not run")
+    others = [record.pk for pair in people[1:] for record in pair]
+    assert stored_counts(Customer, [survivor.pk, *others]) == duplicate_counts(Customer, [survivor.pk, *others])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks held by another transaction: PostgreSQL")
+def test_merge_is_done_while_a_refresh_waits_for_the_figures_rebuild():
+    import psycopg
+
+    from dedup.engine.counts import refresh_lock_id
+
+    # Given duplicates whose stored figures are being rebuilt, as the scan's rebuild holds them: the refresh lock and
+    # every stored pair of the entity, until it commits (80 s at 1,000,000 customers)
+    people, manager = _pairs(3), _manager()
+    survivor, absorbed = people[0]
+    params = connection.get_connection_params()
+    rebuild = psycopg.connect(
+        " ".join(f"{name}={params[name]}" for name in ("host", "port", "user", "password", "dbname") if params.get(name))
+    )
+    try:
+        rebuild.execute("SELECT pg_advisory_xact_lock(%s)", [refresh_lock_id("customer")])
+        rebuild.execute(f'DELETE FROM "{DuplicatePair._meta.db_table}" WHERE entity = %s', ["customer"])
+        with _broker(), _workers(["interactive"], ["figures"]):
+            try:
+                # and a refresh of the figures sent meanwhile (a save)
+                customer_with("Ivan", "Petrov0", phones=["+7 912 000-45-67"])
+
+                # When a manager merges two customers
+                job = _wait_for_merge(merge_job_create(user=manager, survivor=survivor, absorbed=[absorbed]))
+
+                # Then the merge is done while the figures could not be (the figures' worker is not the merges')
+                assert job.status == MergeJob.Status.DONE, job.error
+                # (the merged records marked as waiting once its commit's callback has run)
+                _poll(lambda: FiguresPending.objects.filter(record_id__in=[survivor.pk, absorbed.pk]).count(),
+                      lambda marked: marked == 2, "the merged records were not left waiting")
+            finally:
+                rebuild.rollback()  # the rebuild ends (and a worker stopped early is not left waiting)
+            # and once the rebuild is over, the next change's refresh takes every record left waiting
+            customer_with("Ivan", "Petrov1", phones=["+7 912 001-45-67"])
+            _poll(lambda: FiguresPending.objects.exists(), lambda waiting: not waiting, "the refreshes did not run")
+    finally:
+        rebuild.close()
+    others = [record.pk for pair in people[1:] for record in pair]
+    assert stored_counts(Customer, [survivor.pk, *others]) == duplicate_counts(Customer, [survivor.pk, *others])
 
 
 def _manager():

@@ -10,7 +10,6 @@ from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring import entity, matcher, sampling
 from dedup.engine.scoring.levels import code_column
 from dedup.engine.scoring.model import FieldWeights, expectation_maximisation
-from dedup.engine.scoring.shared import shared_values
 from dedup.models import ScoringModel
 from tests.dedup.test_scoring_entity import base  # noqa: F401 (the fixture)
 from tests.dedup.test_scoring_model import TRUE_M, TRUE_PRIOR, TRUE_U, generated_levels
@@ -158,28 +157,3 @@ def test_the_scan_learning_first_reads_and_blocks_the_base_once_and_finds_what_t
     assert learning and {tuple(group.ids) for group in scan_scored.scored_groups("customer")} == {
         tuple(group.ids) for group in learning}
     assert calls == {"read": 2, "block": 2}
-
-
-def test_find_groups_learning_from_a_sample_first_gives_the_groups_of_every_pair_compared(monkeypatch):
-    # Given a base whose candidate pairs are more than the learning sample
-    records = planted_base(3_000)
-    read = matcher.read_records(records, matcher.infer_schema(records))
-    pairs = matcher.candidate_pairs(read)
-    budget = len(pairs) // 4
-    monkeypatch.setattr(sampling, "EM_SAMPLE_PAIRS", budget)
-    monkeypatch.setitem(matcher.learn.__kwdefaults__, "em_sample", budget)
-
-    # When find_groups learns first and grades the names of the hopeful pairs only
-    found = matcher.find_groups(read, pairs=pairs)
-
-    # Then the model and the groups are those of comparing every candidate pair, learning, scoring and grouping
-    shared = shared_values(read)
-    gammas = matcher.comparison_levels(read, pairs, shared=shared)
-    agreed = matcher.agreed_values(read, pairs, gammas)
-    model = matcher.learn(read, pairs, gammas=gammas, agreed=agreed, shared=shared)
-    _weights, probabilities = matcher.score(model, read, pairs, gammas, agreed)
-    expected = matcher.group(model, read, pairs, probabilities, matcher.DEFAULT_THRESHOLD)
-    assert found.model.prior == model.prior
-    assert sorted(map(sorted, found.groups)) == sorted(map(sorted, expected))
-    assert len(expected) > 50
-    assert len(found.pairs) < len(pairs)  # the hopeless pairs were left out

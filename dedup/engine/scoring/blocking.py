@@ -9,14 +9,14 @@ oversized tokens ("Ivan" + "Smith", a big company + its switchboard); a pair sha
 already meets in the small token's block. So pairs that also agree on another field still meet, while the
 10,000 Ivans are never compared with each other.
 
-A combined block still larger than ``max_block`` (at 1,000,000 customers: 30 to 100 namesakes sharing a first and
-last name, a first name at a big company) is not dropped but sorted by each field's value in turn, and every member
-meets the members up to ``NEIGHBOURS`` places after it that hold another value of that field (sorted-neighbourhood
-blocking inside the block): a namesake whose company has a typo ("Vector" / "Vcetor"), a surname typo at a big
-company sort next to their true partner and meet, while the block's members are not all compared with each other
-(which at that size would triple the candidate pairs). Such a block is sorted only when its two tokens are two
-values of fields that tell people apart (a name and a surname, a name and a company: not a first name's variant
-group and its phonetic key, which are one value; not a name and a country) and it holds at most
+A combined block still larger than ``max_block`` (at 1,000,000 customers: 30 to 100 namesakes sharing a first
+and last name, a first name at a big company) is not dropped but sorted by each field's value in turn, and every
+member meets the members up to ``NEIGHBOURS`` places after it that hold another value of that field
+(sorted-neighbourhood blocking inside the block): a namesake whose company has a typo ("Vector" / "Vcetor"), a surname typo at a big
+company sort next to their true partner and meet, while the block's members are not all compared with each
+other (which at that size would triple the candidate pairs). Such a block is sorted only when its two tokens are
+two values of fields that tell people apart (a name and a surname, a name and a company: not a first name's
+variant group and its phonetic key, which are one value; not a name and a country) and it holds at most
 ``NEIGHBOUR_BLOCK_TIMES`` × ``max_block`` records (past that, a name shared by hundreds: dropped as before).
 """
 from __future__ import annotations
@@ -27,13 +27,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from dedup.engine.scoring import comparisons as c
-from dedup.engine.scoring import levels
+from dedup.engine.scoring import graders, levels
 
 # Measured on Febrl 3 (5,000 records): 24 keeps every true pair among 80k candidates, 60 doubles the pairs.
 DEFAULT_MAX_BLOCK = 24
 MAX_TOKENS_PER_RECORD = 24
-# Combined keys looked up per slice (bounds the lookup's own arrays).
-COMBINED_SLICE = 1 << 22
 # Inside an oversized combined block sorted by one field, each member meets this many next members.
 NEIGHBOURS = 2
 # Oversized combined blocks up to this many times ``max_block`` records are sorted field by field (sorted
@@ -105,8 +103,8 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
     # oversized tokens need a combined block, one per pair of a record's oversized tokens (in record order).
     chunks.append(_combined_block_pairs(rows, tokens, counts, max_block, size, firsts=firsts,
                                         sortable=np.array([field_type in _SORT_KEY for field_type in types] + [False]),
-                                        order=lambda members: [_value_order(column, field_type, members)
-                                                               for column, field_type in zip(coded, types)]))
+                                        order=lambda rows: [_value_order(column, field_type, rows)
+                                                            for column, field_type in zip(coded, types)]))
     codes = levels.distinct(np.concatenate(chunks))
     if not len(codes):
         return np.empty((0, 2), dtype=np.int64)
@@ -118,7 +116,7 @@ def _combined_block_pairs(rows: np.ndarray, tokens: np.ndarray, counts: np.ndarr
                           order=None) -> np.ndarray:
     """Return the pairs of the combined blocks: one per pair of a record's oversized tokens (in record order).
 
-    Only the combined keys held by 2 to ``max_block`` records are kept before they are coded, in slices: at
+    Only the combined keys held by 2 to ``max_block`` records are kept, by one sort of the keys: at
     1,000,000 records most records hold several oversized tokens (a common first name, its phonetic key) and
     the keys are tens of millions, nearly all of them in blocks too big or of one record.
     """
@@ -143,9 +141,12 @@ def _combined_block_pairs(rows: np.ndarray, tokens: np.ndarray, counts: np.ndarr
     del keys
     combined_rows = np.concatenate(key_rows)
     del key_rows
-    distinct, held = np.unique(combined, return_counts=True)
-    wanted = distinct[(held >= 2) & (held <= max_block)]
-    oversized = distinct[:0]
+    # Each key's distinct key (one sort, graders.distinct_inverse): the blocks' members are then picked by the
+    # key's index, not looked up again among the wanted keys (two binary searches over tens of millions).
+    distinct, inverse = graders.distinct_inverse(combined, len(counts) ** 2)
+    held = np.bincount(inverse, minlength=len(distinct))
+    wanted = (held >= 2) & (held <= max_block)
+    oversized = np.zeros(len(distinct), dtype=bool)
     if order is not None and firsts is not None and sortable is not None:
         # Sorted only when the two tokens are two values (first name and surname, a name and a company): a
         # combined block holding most of its smaller token's holders is one value in two spellings. And only
@@ -155,30 +156,23 @@ def _combined_block_pairs(rows: np.ndarray, tokens: np.ndarray, counts: np.ndarr
         either = np.minimum(counts[first], counts[second])
         keyed = (sortable[np.searchsorted(firsts, first, side="right") - 1]
                  & sortable[np.searchsorted(firsts, second, side="right") - 1])
-        oversized = distinct[(held > max_block) & (held <= NEIGHBOUR_BLOCK_TIMES * max_block) & (held * 2 <= either)
-                             & keyed]
+        oversized = ((held > max_block) & (held <= NEIGHBOUR_BLOCK_TIMES * max_block) & (held * 2 <= either)
+                     & keyed)
         del either, first, second, keyed
-    del distinct, held
+    del distinct, held, combined
     chunks = [np.empty(0, dtype=np.int64)]
-    if len(wanted):
-        keep = _members(combined, wanted)
-        inverse = np.searchsorted(wanted, combined[keep])
-        chunks.append(_block_pairs_sorted(inverse, combined_rows[keep], np.bincount(inverse), max_block, size))
-    if len(oversized):
-        keep = _members(combined, oversized)
+    for chosen, pairs_of in ((wanted, "blocks"), (oversized, "sorted")):
+        if not chosen.any():
+            continue
+        keep = chosen[inverse]
+        block = (np.cumsum(chosen) - 1)[inverse[keep]]  # the key's place among the chosen keys
         members = combined_rows[keep]
-        chunks.append(_neighbour_pairs(np.searchsorted(oversized, combined[keep]), members, order(members), size))
+        del keep
+        if pairs_of == "blocks":
+            chunks.append(_block_pairs_sorted(block, members, np.bincount(block), max_block, size))
+        else:
+            chunks.append(_neighbour_pairs(block, members, order(members), size))
     return np.concatenate(chunks)
-
-
-def _members(combined: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Return which of the combined keys are among ``wanted`` (sorted), looked up in slices."""
-    keep = np.zeros(len(combined), dtype=bool)
-    for start in range(0, len(combined), COMBINED_SLICE):
-        part = combined[start:start + COMBINED_SLICE]
-        found = np.minimum(np.searchsorted(wanted, part), len(wanted) - 1)
-        keep[start:start + COMBINED_SLICE] = wanted[found] == part
-    return keep
 
 
 def _neighbour_pairs(blocks: np.ndarray, rows: np.ndarray, ranks: Sequence[np.ndarray | None],
@@ -203,22 +197,23 @@ def _neighbour_pairs(blocks: np.ndarray, rows: np.ndarray, ranks: Sequence[np.nd
     return np.concatenate(chunks)
 
 
-def _value_order(column: levels.CodedColumn, field_type: str, members: np.ndarray) -> np.ndarray | None:
+def _value_order(column: levels.CodedColumn, field_type: str, rows: np.ndarray | None = None) -> np.ndarray | None:
     """Return each row's place in the order of its field's values (a name or company by its folded words, a phone
-    by its number, ...; -1 when missing or not among ``members``' values: only the rows of sorted blocks are
-    looked up), or None for a field whose values say nothing of nearness (a country, a number: sorted
-    neighbours there are strangers)."""
+    by its number, ...; -1 when missing), or None for a field whose values say nothing of nearness (a country,
+    a number: sorted neighbours there are strangers). ``rows``: only these rows' places are read (the others
+    come back -1), so only their values are spelled and sorted (at 1,000,000 records the members of the sorted
+    blocks hold a few percent of the values; sorting all of them as Python strings took 6 s)."""
     if field_type not in _SORT_KEY or not column.values:
         return None
     key = _SORT_KEY[field_type]
-    used = np.unique(column.codes[members])
-    used = used[used >= 0]
-    place = np.full(len(column.values) + 1, -1, dtype=np.int64)  # the last slot: code -1, missing
-    if len(used):
-        _spelled, inverse = np.unique(np.array([key(column.values[code][0]) for code in used.tolist()],
-                                               dtype=object), return_inverse=True)
-        place[used] = inverse.reshape(-1)
-    return place[column.codes]
+    codes = column.codes if rows is None else column.codes[rows]
+    used = levels.distinct(codes[codes >= 0]).tolist()
+    values = column.values
+    spelled = [key(values[code][0]) for code in used]
+    place = {text: rank for rank, text in enumerate(sorted(set(spelled)))}
+    ranks = np.full(len(values) + 1, -1, dtype=np.int64)  # the last entry: a missing value's code -1
+    ranks[used] = [place[text] for text in spelled]
+    return ranks[column.codes]
 
 
 # How a field's value is spelled for the sorted neighbourhood: the form whose neighbours in alphabetical order are

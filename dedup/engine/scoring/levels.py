@@ -66,9 +66,10 @@ def distinct(values: np.ndarray) -> np.ndarray:
 
 def _distinct_pairs(left: np.ndarray, right: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the distinct (left, right) code pairs and, per input pair, the index of its distinct pair."""
-    keys = left.astype(np.int64) * max(size, 1) + right
-    unique, inverse = np.unique(keys, return_inverse=True)
-    return unique // max(size, 1), unique % max(size, 1), inverse
+    size = max(size, 1)
+    keys = left.astype(np.int64) * size + right
+    unique, inverse = graders.distinct_inverse(keys, size * size)
+    return unique // size, unique % size, inverse
 
 
 def column_levels(field_type: str, coded: CodedColumn, lefts: np.ndarray, rights: np.ndarray) -> np.ndarray:
@@ -119,20 +120,32 @@ def column_agreed(field_type: str, coded: CodedColumn, lefts: np.ndarray, rights
     values: list[str] = []
     if not len(rows):
         return AgreedColumn(codes, values)
-    codes_a, codes_b, inverse = _distinct_pairs(coded.codes[lefts[rows]], coded.codes[rights[rows]],
-                                                len(coded.values))
+    left, right = coded.codes[lefts[rows]], coded.codes[rights[rows]]
     index: dict[str, int] = {}
-    found = np.empty(len(codes_a), dtype=np.int32)
     prepared = coded.values
-    for position, (a, b) in enumerate(zip(codes_a.tolist(), codes_b.tolist())):
-        value = c.exact_agreement(field_type, prepared[a], prepared[b])
-        if value is None:
-            found[position] = -1
-            continue
-        code = index.get(value)
-        if code is None:
-            code = index[value] = len(values)
-            values.append(value)
-        found[position] = code
-    codes[rows] = found[inverse]
+
+    def found(codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+        result = np.empty(len(codes_a), dtype=np.int32)
+        for position, (a, b) in enumerate(zip(codes_a.tolist(), codes_b.tolist())):
+            value = c.exact_agreement(field_type, prepared[a], prepared[b])
+            if value is None:
+                result[position] = -1
+                continue
+            code = index.get(value)
+            if code is None:
+                code = index[value] = len(values)
+                values.append(value)
+            result[position] = code
+        return result
+
+    # Most exact pairs hold one value (one code) on both sides: those are looked up per value, with no sort.
+    same = left == right
+    alike = rows[same]
+    if len(alike):
+        unique, inverse = graders.distinct_inverse(left[same], len(prepared))
+        codes[alike] = found(unique, unique)[inverse]
+    apart = np.flatnonzero(~same)
+    if len(apart):
+        codes_a, codes_b, inverse = _distinct_pairs(left[apart], right[apart], len(prepared))
+        codes[rows[apart]] = found(codes_a, codes_b)[inverse]
     return AgreedColumn(codes, values)

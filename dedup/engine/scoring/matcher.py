@@ -42,8 +42,8 @@ DEFAULT_THRESHOLD = 0.9
 # typo, a variant, initials) come up in a few random pairs per million, and 50,000 pairs saw them 0 or 1 times,
 # so their weight swung by 3 to 4 bits with the draw (the name typo on the CRM set: +15.2 bits at 100,000
 # records, +11.1 at 1,000,000; at 1,000,000 with 500,000 pairs +13.4, with a million +14.4 for the same F1 at 8
-# CPU s more). A small base keeps the 50,000 (comparing more would cost more than the rest of its run).
-# The exact level needs no sample.
+# CPU s more). A small base keeps the 50,000 (comparing more would cost more than the rest of its run). The
+# exact level needs no sample.
 U_SAMPLE_PAIRS = 500_000
 U_SAMPLE_MIN = 50_000
 U_PAIRS_PER_RECORD = 10
@@ -117,6 +117,8 @@ class Result:
     pairs: np.ndarray
     probabilities: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    # Every candidate pair blocked (``pairs`` are those scored: the hopeless ones are left out, _hopeful_pairs).
+    candidates: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -339,6 +341,11 @@ def agreed_values(records: Records, pairs: np.ndarray, gammas: np.ndarray) -> li
 # Learning
 
 
+def u_sample_size(records: int) -> int:
+    """Return how many random pairs learning compares for u on a base of this many records."""
+    return min(U_SAMPLE_PAIRS, max(U_SAMPLE_MIN, U_PAIRS_PER_RECORD * records))
+
+
 def random_pairs(size: int, count: int, *, seed: int = 1) -> np.ndarray:
     """Return up to ``count`` distinct random pairs of distinct rows (all pairs when there are fewer)."""
     if size < 2:
@@ -356,11 +363,6 @@ def random_pairs(size: int, count: int, *, seed: int = 1) -> np.ndarray:
     return np.stack([codes // size, codes % size], axis=1)
 
 
-def u_sample_size(records: int) -> int:
-    """Return how many random pairs u is weighed on for a base of ``records`` (U_SAMPLE_PAIRS)."""
-    return min(U_SAMPLE_PAIRS, max(U_SAMPLE_MIN, U_PAIRS_PER_RECORD * records))
-
-
 def candidate_pairs(records: Records, *, max_block: int = blocking.DEFAULT_MAX_BLOCK) -> np.ndarray:
     """Return the records' blocked candidate pairs (blocking.candidate_pairs on the coded columns)."""
     return blocking.candidate_pairs(records.columns, records.types, max_block=max_block,
@@ -370,7 +372,8 @@ def candidate_pairs(records: Records, *, max_block: int = blocking.DEFAULT_MAX_B
 def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | None = None,
           em_sample: int = sampling.EM_SAMPLE_PAIRS, seed: int = 1, gammas: np.ndarray | None = None,
           agreed: list[list[str | None]] | None = None, shared: list[dict[str, int]] | None = None,
-          sampled: np.ndarray | None = None) -> Model:
+          sampled: np.ndarray | None = None,
+          stratified: tuple[np.ndarray, np.ndarray | None] | None = None) -> Model:
     """Return a model learned from the records alone: u by random pairs and frequencies, m and prior by EM.
 
     ``pairs`` are the blocked candidate pairs (found here when not given), ``gammas`` their levels if known
@@ -378,14 +381,15 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | 
     learned from at most ``em_sample`` of the pairs, a stratified sample each pair of which weighs for the pairs
     of its stratum (sampling.stratified_sample; every pair when there are fewer): only those are compared.
     ``sampled``: the levels of ``random_pairs(len(records), u_sample, seed=seed)`` when compared already.
+    ``stratified``: ``sampling.stratified_sample``'s rows and weights for these pairs when drawn already; then
+    ``gammas`` and ``agreed`` (when given) are those of the sampled rows only.
     """
     if pairs is None:
         pairs = candidate_pairs(records)
     if shared is None:
         shared = shared_values(records)
     if sampled is None:
-        sample = random_pairs(len(records), u_sample if u_sample is not None else u_sample_size(len(records)),
-                              seed=seed)
+        sample = random_pairs(len(records), u_sample or u_sample_size(len(records)), seed=seed)
         sampled = np.concatenate([comparison_levels(records, sample[start:start + U_SAMPLE_CHUNK], shared=shared)
                                   for start in range(0, max(len(sample), 1), U_SAMPLE_CHUNK)])
     fields = []
@@ -408,15 +412,19 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | 
         fields.append(weights)
     model = Model(fields=fields, prior=0.05)
     candidates = len(pairs)
-    rows, sample_weights = sampling.stratified_sample(
-        [records.coded(position) for position in range(len(records.schema))], pairs, em_sample, seed=seed)
-    if sample_weights is not None:  # learned from the sample: its levels, compared here unless given
-        pairs = pairs[rows]
-        if gammas is not None:
-            gammas = gammas[rows]
-            agreed = _agreed_rows(agreed, rows) if agreed is not None else None
-        else:
-            agreed = None
+    if stratified is not None:  # drawn by the caller, who compared those rows only
+        rows, sample_weights = stratified
+        pairs = pairs[rows] if sample_weights is not None else pairs
+    else:
+        rows, sample_weights = sampling.stratified_sample(
+            [records.coded(position) for position in range(len(records.schema))], pairs, em_sample, seed=seed)
+        if sample_weights is not None:  # learned from the sample: its levels, compared here unless given
+            pairs = pairs[rows]
+            if gammas is not None:
+                gammas = gammas[rows]
+                agreed = _agreed_rows(agreed, rows) if agreed is not None else None
+            else:
+                agreed = None
     if gammas is None:
         gammas = comparison_levels(records, pairs, shared=shared)
     if agreed is None:
@@ -528,36 +536,38 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
         started = time.perf_counter()
         pairs = candidate_pairs(records, max_block=max_block)
         timings["blocking"] = time.perf_counter() - started
-    if model is None and len(pairs) > sampling.EM_SAMPLE_PAIRS:
-        # Learned from a sample of the pairs anyway: learn first (comparing only the sample), then, as with a
-        # stored model, leave the hopeless pairs out before their names are graded (CRM 1,000,000: 12 million
-        # candidate pairs, most of them namesakes that nothing else links). The same groups.
-        started = time.perf_counter()
-        model = learn(records, pairs)
-        timings["learning"] = time.perf_counter() - started
+    candidates, model_learned = pairs, None
     started = time.perf_counter()
     if model is None:
+        # Learning reads the levels of a stratified sample of the candidates (m and the prior) and of random
+        # pairs (u): only those are compared first, in one pass over each column (a column's distinct values are
+        # laid out once, not twice). Then every candidate is compared as with a known model: the person names
+        # only where they could lift the pair to HOPELESS (at 1,000,000 CRM records most candidates cannot).
         shared = shared_values(records)
-        # The random pairs learning weighs u on are compared with the candidates, in one pass over each column
-        # (a column's distinct values are laid out once, not twice).
         sample = random_pairs(len(records), u_sample_size(len(records)))
-        both = comparison_levels(records, np.concatenate([pairs, sample]), shared=shared)
-        gammas, sampled = both[:len(pairs)], both[len(pairs):]
-        agreed = agreed_values(records, pairs, gammas)
-    else:
-        pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold)
-    timings["comparing"] = time.perf_counter() - started
-    if model is None:
+        rows, sample_weights = sampling.stratified_sample(
+            [records.coded(position) for position in range(len(records.schema))], pairs)
+        learned = pairs[rows] if sample_weights is not None else pairs
+        both = comparison_levels(records, np.concatenate([learned, sample]), shared=shared)
+        gammas, sampled = both[:len(learned)], both[len(learned):]
+        agreed = agreed_values(records, learned, gammas)
+        timings["comparing"] = time.perf_counter() - started
         started = time.perf_counter()
-        model = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared, sampled=sampled)
+        model = model_learned = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared,
+                                      sampled=sampled, stratified=(rows, sample_weights))
         timings["learning"] = time.perf_counter() - started
+        del sampled, both
+        started = time.perf_counter()
+    if model_learned is None or sample_weights is not None:  # else every candidate is compared already
+        pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold)
+    timings["comparing"] = timings.get("comparing", 0.0) + time.perf_counter() - started
     started = time.perf_counter()
     _weights, probabilities = score(model, records, pairs, gammas, agreed)
     timings["scoring"] = time.perf_counter() - started
     started = time.perf_counter()
     groups = group(model, records, pairs, probabilities, threshold)
     timings["grouping"] = time.perf_counter() - started
-    return Result(groups, model, pairs, probabilities, timings)
+    return Result(groups, model, pairs, probabilities, timings, candidates)
 
 
 # With a known model, a candidate pair that cannot reach this probability whatever its names' level is left out

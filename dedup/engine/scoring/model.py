@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dedup.engine.scoring.comparisons import LEVELS, MISSING, PERSON_NAME
+from dedup.engine.scoring.graders import distinct_inverse
 
 # Probabilities are kept inside [FLOOR, 1 - FLOOR]: a level never seen is very weak evidence, not infinite.
 FLOOR = 1e-6
@@ -435,7 +436,8 @@ def pair_weights(model: Model, gammas: np.ndarray, agreed: list[list[str | None]
                 rows = np.flatnonzero(codes >= 0)
                 if len(rows):
                     values = agreed[column].values
-                    unique, inverse = np.unique(codes[rows].astype(np.int64) * 2 + agree[rows], return_inverse=True)
+                    unique, inverse = distinct_inverse(codes[rows].astype(np.int64) * 2 + agree[rows],
+                                                       2 * len(values) + 2)
                     adjusted = np.array([weights.bayes_factor_log2(0, values[key // 2], names_agree=bool(key % 2))
                                          - exact_weight for key in unique.tolist()])
                     total[rows] += adjusted[inverse]
