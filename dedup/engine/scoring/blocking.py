@@ -143,7 +143,8 @@ def _combined_block_pairs(rows: np.ndarray, tokens: np.ndarray, counts: np.ndarr
     del key_rows
     # Each key's distinct key (one sort, graders.distinct_inverse): the blocks' members are then picked by the
     # key's index, not looked up again among the wanted keys (two binary searches over tens of millions).
-    distinct, inverse = graders.distinct_inverse(combined, len(counts) ** 2)
+    # The combined keys are not needed after this: their array is the sort's (overwrite).
+    distinct, inverse = graders.distinct_inverse(combined, len(counts) ** 2, overwrite=True)
     held = np.bincount(inverse, minlength=len(distinct))
     wanted = (held >= 2) & (held <= max_block)
     oversized = np.zeros(len(distinct), dtype=bool)
