@@ -7,6 +7,25 @@ import os
 SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 
 
+def setup_django(db_name: str, **environ: str) -> None:
+    """Point Django at this benchmark database on SERVER (local settings, DEBUG off unless the caller's environment
+    says otherwise; ``environ``: more variables set unless already set) and set it up."""
+    os.environ["DATABASE_URL"] = f"{SERVER}/{db_name}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    os.environ.setdefault("DJANGO_DEBUG", "false")
+    for name, value in environ.items():
+        os.environ.setdefault(name, value)
+    import django
+
+    django.setup()
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Return the value at this share of the sorted values (nearest rank between the first and the last)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
 def create_database(name: str, *, reuse: bool) -> bool:
     """Create the database `name` (dropping an old one unless reused); return True when it existed and is kept."""
     import psycopg

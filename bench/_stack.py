@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psutil
 
+from _pg import percentile
+
 
 def _tree(pid: int) -> list[psutil.Process]:
     try:
@@ -61,11 +63,6 @@ def database_cpu(groups: dict[str, list[int]], backends: dict[int, int]) -> dict
                 continue
         totals[name] = seconds
     return totals
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
 def log_entries(log: Path, logger: str, since: str):

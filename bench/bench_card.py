@@ -24,20 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _pg import SERVER  # noqa: E402  (bench/ is the script's own folder)
+from _pg import setup_django  # noqa: E402  (bench/ is the script's own folder)
 
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_prod")
 WARM_UP = 5
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("DJANGO_DEBUG", "false")
-    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
-    import django
-
-    django.setup()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -80,7 +70,7 @@ def main() -> None:
     parser.add_argument("--profile", default="")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
-    setup_django()
+    setup_django(DB_NAME, DJANGO_ALLOWED_HOSTS="testserver,127.0.0.1,localhost")
 
     from django.contrib.auth import get_user_model
     from django.db.models import Max

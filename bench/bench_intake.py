@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _pg import SERVER, copy_rows, create_database  # noqa: E402,F401  (bench/ is the script's own folder)
+from _pg import SERVER, copy_rows, create_database, percentile  # noqa: E402,F401  (bench/ is the script's own folder)
 
 # Never the test databases; BENCH_DB_NAME lets runs side by side (several worktrees) keep apart.
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_intake")
@@ -105,11 +105,6 @@ def build_base(*, customers: int, leads: int) -> dict:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return {"copy_seconds": copied, "index_seconds": indexed, "pipeline": pipeline}
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
 def main() -> None:

@@ -27,15 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _pg import SERVER  # noqa: E402  (bench/ is the script's own folder)
+from _pg import SERVER, percentile  # noqa: E402  (bench/ is the script's own folder)
 
 DB_NAME = os.environ.get("BENCH_DB_NAME", "")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
 def main() -> None:

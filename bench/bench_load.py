@@ -47,7 +47,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from _pg import SERVER, create_database  # noqa: E402  (bench/ is the script's own folder)
-from _stack import database_cpu, percentile, server_side, stack_cpu, tasks_logged  # noqa: E402
+from _pg import percentile  # noqa: E402
+from _stack import database_cpu, server_side, stack_cpu, tasks_logged  # noqa: E402
 
 # Never the test databases; BENCH_DB_NAME runs it on a copy (createdb -T bench_prod h_mine_1m).
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_prod")

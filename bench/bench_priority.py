@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _pg import SERVER  # noqa: E402
-from _stack import percentile  # noqa: E402
+from _pg import percentile  # noqa: E402
 
 HOG = "while True:\n    sum(i * i for i in range(10000))"
 PREFIX = {"none": None, "nice 10": ["nice", "-n", "10"], "idle": ["chrt", "--idle", "0"]}

@@ -34,19 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _pg import SERVER  # noqa: E402  (bench/ is the script's own folder)
+from _pg import setup_django  # noqa: E402  (bench/ is the script's own folder)
 
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_dedup")
 WARM_UP = 10
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("DJANGO_DEBUG", "false")
-    import django
-
-    django.setup()
 
 
 class Parts:
@@ -163,7 +154,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["atomic", "autocommit"], default="atomic")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
-    setup_django()
+    setup_django(DB_NAME)
     from django.db.models import Max
 
     from crm.models import Customer, Phone

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import _pg  # noqa: E402
 from _pg import SERVER, copy_rows, create_database  # noqa: E402,F401  (bench/ is the script's own folder)
 
 # Never the test databases; BENCH_DB_NAME lets runs side by side (several worktrees) keep apart.
@@ -146,12 +147,7 @@ def switchboard(company_id: int) -> tuple[str, str] | None:
 
 
 def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("DJANGO_DEBUG", "false")
-    import django
-
-    django.setup()
+    _pg.setup_django(DB_NAME)
 
 
 def build_range(start: int, stop: int, companies: int) -> dict:

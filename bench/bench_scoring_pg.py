@@ -30,18 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _pg import SERVER, copy_rows, create_database  # noqa: E402
+from _pg import copy_rows, create_database, setup_django  # noqa: E402
 
 DB_NAME = os.environ.get("BENCH_DB_NAME", "h_scan_scoring")
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("DJANGO_DEBUG", "false")
-    import django
-
-    django.setup()
 
 
 def build(size: int) -> None:
@@ -81,7 +72,7 @@ def build(size: int) -> None:
 
 
 def child(size: int, truth_too: bool = True, learn_only: bool = False) -> None:
-    setup_django()
+    setup_django(DB_NAME)
     from _crm_synth import generate
     from dedup import registry
     from dedup.engine.scoring import entity, matcher
@@ -142,7 +133,7 @@ def main() -> None:
         child(args.size, truth_too=not args.no_truth, learn_only=args.learn_only)
         return
     existed = create_database(DB_NAME, reuse=args.reuse)
-    setup_django()
+    setup_django(DB_NAME)
     if not existed:
         build(args.size)
     process = subprocess.run([sys.executable, __file__, "--child", "--size", str(args.size),

@@ -26,19 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _pg import SERVER  # noqa: E402
+from _pg import setup_django  # noqa: E402
 
 DB_NAME = os.environ.get("BENCH_DB_NAME", "h_scan_scoring")
 ENTITY = "customer"
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("DJANGO_DEBUG", "false")
-    import django
-
-    django.setup()
 
 
 def _digest(groups) -> str:
@@ -47,7 +38,7 @@ def _digest(groups) -> str:
 
 
 def child(step: str) -> dict:
-    setup_django()
+    setup_django(DB_NAME)
     from dedup import registry
     from dedup.engine import match_settings
     from dedup.engine.scoring import entity

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _pg import SERVER  # noqa: E402
-from _stack import percentile  # noqa: E402
+from _pg import percentile  # noqa: E402
 
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_prod")
 
