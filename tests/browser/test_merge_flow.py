@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 
 from crm.models import Customer, Email, Note, Order
 from dedup.engine.scoring.entity import scoring_learn
-from dedup.models import MergeJob, NotDuplicate, ScoringModel
+from dedup.models import FiguresPending, MergeJob, NotDuplicate, ScoringModel
 from dedup.records import record_label
 from tests import factories
 
@@ -48,6 +48,16 @@ def _background_customers():
             factories.EmailFactory(content_object=customer, address=f"{first}.{last}{n}@example.com".lower())
 
 
+def _wait_for_figures(seconds: float = 30) -> None:
+    """The change list shows the stored figures, which the worker writes after each commit (and, while a rebuild of
+    the figures holds them, once it commits): wait until no customer waits for its figures, as a manager would see
+    them a moment later."""
+    deadline = time.monotonic() + seconds
+    while FiguresPending.objects.filter(entity="customer").exists():
+        assert time.monotonic() < deadline, f"the customers' figures were not refreshed within {seconds} s"
+        time.sleep(0.2)
+
+
 def _login(page, live_server, next_url="/admin/"):
     page.goto(f"{live_server.url}/admin/login/?next={next_url}")
     page.fill("#id_username", "anna")
@@ -75,6 +85,7 @@ def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, new_
     # and a scored model learned from the customers, as `manage.py dedup_score customer` learns it
     _background_customers()
     scoring_learn(entity="customer")
+    _wait_for_figures()
 
     # When the manager logs in and lists the customers that have duplicates
     page.goto(f"{live_server.url}/admin/login/?next=/admin/crm/customer/%3Fhas_duplicates%3Dyes")
