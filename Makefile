@@ -26,7 +26,8 @@ run: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" WEB_HOST=$(HOST) WEB_PORT=$(PORT) honcho start -f Procfile
 
 # The production-like stack on this machine: PostgreSQL and Redis (started if down), production settings with a
-# secret generated once into var/, migrations, collectstatic, gunicorn (WEB_CONCURRENCY processes), Celery
+# secret generated once into var/, migrations, collectstatic, gunicorn (WEB_CONCURRENCY processes; the intake API
+# on a gunicorn of its own, API_PORT and API_CONCURRENCY), Celery
 # (WORKER_CONCURRENCY processes) and beat. PROD_DATABASE_URL, WEB_PORT, ... override the defaults
 # (config/prod_env.py).
 HONCHO_PROD := PATH="$(abspath $(VENV))/bin:$$PATH" honcho -e var/prod.env
@@ -42,6 +43,7 @@ prod-prepare: install
 		--login-file var/prod_admin_login.txt --url http://$(HOST):$(PORT)/admin/
 
 prod: prod-prepare
+	@echo "intake API (a gunicorn of its own): http://$(HOST):$$(sed -n 's/^API_PORT=//p' var/prod.env)/api/"
 	$(HONCHO_PROD) start -f Procfile.prod
 
 test: install

@@ -10,16 +10,19 @@ Everything runs on 127.0.0.1. It (re)creates its own database `bench_prod` (BENC
 copy: `createdb -T bench_prod h_mine_1m`) on 127.0.0.1:5432 as user postgres (BENCH_PG_URL overrides the server) and fills it by COPY with the customers of bench_scan_workers.py (a phone and
 an email each, planted duplicates: pairs (i-1, i) for every i divisible by 20, and more) and their match keys.
 The broker is Redis database 13 (BENCH_REDIS_URL overrides). Then it starts the production stack as
-Procfile.prod does, with `config.settings.production`: gunicorn with N processes, a Celery worker on the
+Procfile.prod does, with `config.settings.production`: gunicorn with N processes, the intake API's own gunicorn
+(`--api` processes x `--api-threads`; `--api 0`: the integrations post to the web's gunicorn), a Celery worker on the
 interactive queue (merges; WORKER_CPU_PRIORITY 5), one on the figures queue (the figures after a save; 5), M Celery
 worker processes on the bulk queue (the scan; WORKER_CPU_PRIORITY idle; `--no-priority`: nice 5 and 10 as before),
 beat; waits for /healthz;
 empties the review queue and starts a full scan of the customers; queues K merges of
 planted pairs spread over the run; and runs Locust headless for the given minutes: managers (logged in) open
 customer change lists (with their duplicate counts), cards (with badges), compare screens; integrations post
-leads to /api/leads/ with a token. At the end it reports Locust's figures per kind, how far each queue got (the
+leads to /api/leads/ with a token (Locust's FastHttpUser; `--client requests`: HttpUser). At the end it reports
+Locust's figures per kind (client side: p50/p95/p99), how far each queue got (the
 merges done of those queued and their time from queued to done; the scan's chunks), each kind's duration and CPU
-time on the server (the stack's request lines), the CPU seconds of each part of the stack (bench/_stack.py), the
+time on the server (the stack's request lines: p50/p95/p99, CPU), PostgreSQL's round trip and commit times while
+the load ran (a probe of its own), Locust's own CPU, the CPU seconds of each part of the stack (bench/_stack.py), the
 tasks run, the messages left on the queues, and the machine's load.
 """
 from __future__ import annotations
@@ -48,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from _pg import SERVER, create_database  # noqa: E402  (bench/ is the script's own folder)
 from _pg import percentile  # noqa: E402
-from _stack import database_cpu, server_side, stack_cpu, tasks_logged  # noqa: E402
+from _stack import DatabaseProbe, database_cpu, server_side, stack_cpu, tasks_logged  # noqa: E402
 
 # Never the test databases; BENCH_DB_NAME runs it on a copy (createdb -T bench_prod h_mine_1m).
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_prod")
@@ -105,7 +108,7 @@ def build_intake(password: str) -> str:
 
 def start_stack(
     env: dict, *, port: int, web: int, threads: int, workers: int, interactive: int, figures: int, logs: Path,
-    priority: bool,
+    priority: bool, api_port: int = 0, api: int = 0, api_threads: int = 2,
 ) -> list[subprocess.Popen]:
     """Start the processes Procfile.prod names: gunicorn (its config file), a Celery worker on the interactive queue
     (`interactive` processes, priority 5), one on the figures queue (`figures` processes, 5; none: the interactive
@@ -131,6 +134,14 @@ def start_stack(
             cwd=ROOT, env=env, stdout=log, stderr=log,
         )
     ]
+    if api:  # Procfile.prod's api: the intake's own gunicorn (its pool: one connection per thread)
+        started.append(
+            subprocess.Popen(
+                [str(bin_dir / "gunicorn"), "config.wsgi", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
+                 "--bind", f"127.0.0.1:{api_port}", "--workers", str(api), "--threads", str(api_threads)],
+                cwd=ROOT, env={**env, "WEB_THREADS": str(api_threads)}, stdout=log, stderr=log,
+            )
+        )
     for level, command in workers_started:
         if priority:  # as Procfile.prod: WORKER_CPU_PRIORITY (the process and its PostgreSQL backends)
             started.append(subprocess.Popen(command, cwd=ROOT, env={**env, "WORKER_CPU_PRIORITY": level},
@@ -304,6 +315,13 @@ def main() -> None:
     parser.add_argument("--merges", type=int, default=100, help="merges queued over the run")
     parser.add_argument("--rebuild-figures", action="store_true",
                         help="rebuild the customers' stored figures from the start, as the scan does after its join")
+    parser.add_argument("--api", type=int, default=2,
+                        help="processes of the intake API's own gunicorn (Procfile.prod's api; the integrations post "
+                             "there); 0: the integrations post to the web's gunicorn, as before 2026-12-06 10:00")
+    parser.add_argument("--api-threads", type=int, default=2, help="threads per process of the API's gunicorn")
+    parser.add_argument("--client", choices=["fast", "requests"], default="fast",
+                        help="Locust's HTTP client: fast (FastHttpUser, geventhttpclient) or requests (HttpUser, "
+                             "python-requests, the client of every run before 2026-12-06 09:00)")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run")
     parser.add_argument("--seed-only", action="store_true", help="build the base and stop")
     args = parser.parse_args()
@@ -365,24 +383,32 @@ def main() -> None:
     sessions = manager_sessions(get_user_model().objects.get(username=USERNAME), max(1, args.managers))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    api_port = free_port() if args.api else 0
     processes = start_stack(
         env, port=port, web=args.web, threads=args.threads, workers=args.workers, interactive=args.interactive,
-        figures=args.figures, logs=workdir / "stack.log", priority=args.priority,
+        figures=args.figures, logs=workdir / "stack.log", priority=args.priority, api_port=api_port, api=args.api,
+        api_threads=args.api_threads,
     )
-    first_bulk = 3 if args.figures else 2
+    first = 2 if args.api else 1
+    first_bulk = first + (2 if args.figures else 1)
     groups = {
         "web": [processes[0].pid],
-        "interactive": [processes[1].pid],
-        **({"figures": [processes[2].pid]} if args.figures else {}),
+        **({"api": [processes[1].pid]} if args.api else {}),
+        "interactive": [processes[first].pid],
+        **({"figures": [processes[first + 1].pid]} if args.figures else {}),
         "bulk": [process.pid for process in processes[first_bulk:-1]],
         "beat": [processes[-1].pid],
     }
     try:
         wait_healthy(url)
+        if args.api:
+            wait_healthy(f"http://127.0.0.1:{api_port}")
         cpu_before, machine_before = stack_cpu(groups), psutil.cpu_times()
         load_before = os.getloadavg()
         since = datetime.now(UTC).isoformat(timespec="milliseconds")
         leads_before = Lead.objects.count()
+        probe = DatabaseProbe(f"{SERVER}/{DB_NAME}")
+        probe.start()
         started = time.monotonic()
         run = review.scan_start(entities=["customer"], trigger=ScanRun.Trigger.COMMAND)
         if args.rebuild_figures:
@@ -409,6 +435,8 @@ def main() -> None:
                 "BENCH_CUSTOMERS": str(customers),
                 "BENCH_PAIRS_BELOW": str(customers // 2),
                 "BENCH_RUN": str(int(time.time())),
+                "BENCH_CLIENT": args.client,
+                "BENCH_API_HOST": f"http://127.0.0.1:{api_port}" if args.api else "",
                 # Locust picks users by weight: the managers and the integrations in the asked proportion.
                 "BENCH_MANAGER_WEIGHT": str(args.managers),
                 "BENCH_INTEGRATION_WEIGHT": str(args.integrations),
@@ -429,7 +457,13 @@ def main() -> None:
         pairs = pairs[: args.merges]
         interval = seconds / max(1, len(pairs))
         queued, next_merge, scan_seconds = 0, time.monotonic(), None
+        locust_process, locust_cpu = psutil.Process(locust.pid), 0.0
         while locust.poll() is None:
+            try:  # the load tool shares the cores: its own CPU, read while it runs
+                times = locust_process.cpu_times()
+                locust_cpu = times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
             if queued < len(pairs) and time.monotonic() >= next_merge:
                 survivor_pk, absorbed_pk = pairs[queued]
                 survivor = Customer.objects.get(pk=survivor_pk)
@@ -442,6 +476,7 @@ def main() -> None:
                     scan_seconds = time.monotonic() - started
             time.sleep(0.2)
         load_after = os.getloadavg()
+        probed = probe.stop()
         cpu_used = {name: seconds - cpu_before[name] for name, seconds in stack_cpu(groups).items()}
         machine_after, run_seconds = psutil.cpu_times(), time.monotonic() - started
         machine_busy = sum(
@@ -474,10 +509,12 @@ def main() -> None:
 
     stats = read_stats(str(workdir / "locust"))
     print(f"database:        PostgreSQL ({DB_NAME}), {customers:,} customers; broker {REDIS}")
-    print(f"stack:           gunicorn {args.web} processes x {args.threads} threads, {args.workers} Celery worker "
-          f"processes, beat; "
+    print(f"stack:           gunicorn {args.web} processes x {args.threads} threads"
+          + (f", the API's gunicorn {args.api} processes x {args.api_threads} threads" if args.api else
+             " (the intake too)") + f", {args.workers} Celery worker processes, beat; "
           f"production settings; logs in {workdir / 'stack.log'}")
-    print(f"load:            {args.managers} managers, {args.integrations} integrations for {args.minutes:g} min")
+    print(f"load:            {args.managers} managers, {args.integrations} integrations for {args.minutes:g} min; "
+          f"Locust's {'FastHttpUser' if args.client == 'fast' else 'HttpUser'} client")
     print(f"{'kind':<12} {'requests':>9} {'errors':>7} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     errors = 0
     for kind in [*KINDS, "login", "Aggregated"]:
@@ -509,22 +546,29 @@ def main() -> None:
     print("bulk:            scan chunks " + ", ".join(f"{n} {status}" for status, n in sorted(chunks.items())))
     print(f"intake:          {leads_made:,} leads made")
     server = server_side(workdir / "stack.log", request_kind, since)
-    print("server side (the stack's request lines): kind, requests, duration p50 / p95 ms, CPU p50 / p95 / mean ms")
+    print("server side (the stack's request lines): kind, requests, duration p50 / p95 / p99 ms, CPU p50 / p95 / mean "
+          "ms")
     for kind in KINDS:
         row = server.get(kind)
         if row:
-            print(f"  {kind:<12} {row['count']:>6,} {row['p50']:>7.1f} / {row['p95']:>7.1f}"
+            print(f"  {kind:<12} {row['count']:>6,} {row['p50']:>7.1f} / {row['p95']:>7.1f} / {row['p99']:>7.1f}"
                   + (f"   CPU {row['cpu_p50']:.1f} / {row['cpu_p95']:.1f} / {row['cpu_mean']:.1f}" if "cpu_p50" in row
                      else ""))
     print("stack CPU s in the run (processes + children; PostgreSQL backends connected at the end, their life's): "
           + ", ".join(f"{name} {cpu_used[name]:.0f} + PG {database_used.get(name, 0):.0f}" for name in groups)
           + f"; the stack {sum(cpu_used.values()) + sum(database_used.values()):.0f}, the whole machine {machine_busy:.0f} "
           f"of {(os.cpu_count() or 1) * run_seconds:.0f} core-seconds")
+    print(f"PostgreSQL probe ({probed['count']:,} samples, one every 0.1 s on a connection of its own): round trip "
+          f"p50 / p95 / p99 {probed['trip_p50']:.1f} / {probed['trip_p95']:.1f} / {probed['trip_p99']:.1f} ms; "
+          f"commit of one row {probed['commit_p50']:.1f} / {probed['commit_p95']:.1f} / {probed['commit_p99']:.1f} ms")
     tasks = tasks_logged(workdir / "stack.log", since)
     print("tasks run:       " + ", ".join(f"{name.rsplit('.', 1)[-1]} {n:,} ({seconds:.0f} s)"
                                           for name, (n, seconds) in sorted(tasks.items(), key=lambda item: -item[1][1])))
     print("left on queues:  " + ", ".join(f"{queue} {n:,}" for queue, n in waiting.items())
           + f"; {figures_waiting:,} records waiting for their figures")
+    requests_sent = int(stats["Aggregated"]["Request Count"]) if "Aggregated" in stats else 0
+    print(f"Locust's CPU:    {locust_cpu:.1f} s ({locust_cpu * 1000 / max(1, requests_sent):.2f} ms per request), on "
+          "the same cores as the stack")
     print(f"errors:          {errors}")
     print(f"machine load:    {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} (1/5/15 min) at the "
           f"start, {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} at the end, on {os.cpu_count()} cores")

@@ -1,15 +1,18 @@
 #!/usr/bin/env python
 """Benchmark what a short request waits for in a gunicorn process whose other threads render long ones: intake
-posts while cards render in the same process, at several GIL switch intervals.
+posts while cards render in the same process, at several GIL switch intervals, or in another process.
 
 Runs standalone against a base of bench_load.py (`BENCH_DB_NAME=h_mine_1m .venv/bin/python bench/bench_switch.py
-[--seconds S] [--cards N] [--intervals 5 1 0.5]`): one process, as one gunicorn gthread worker, with N threads
-opening customer cards (the admin, logged in) back to back and one thread posting leads to the intake API (the
-load's mix), through the whole Django stack in-process with production settings. For each switch interval (ms) it
-prints the intake's wall time (p50 / p95), its thread's CPU time, and the cards done. A thread coming back from
-the database waits for the GIL until the thread holding it is made to drop it, up to one switch interval (5 ms by
-default) per query, so a 10-query intake request can wait 50 ms behind a card rendering in its process. Phases run
-in turn (each interval twice) so that a machine shared with other work weighs on all alike.
+[--seconds S] [--cards N] [--intervals 5 1 0.5] [--where threads process]`): one process, as one gunicorn gthread
+worker, with N threads opening customer cards (the admin, logged in) back to back and one thread posting leads to
+the intake API (the load's mix), through the whole Django stack in-process with production settings. For each
+switch interval (ms) it prints the intake's wall time (p50 / p95), its thread's CPU time, and the cards done. A
+thread coming back from the database waits for the GIL until the thread holding it is made to drop it, up to one
+switch interval (5 ms by default) per query, so a 10-query intake request can wait 50 ms behind a card rendering
+in its process. `--where process` renders the cards in threads of another process instead (the intake API on a
+gunicorn of its own, Procfile.prod's api): the intake then waits only for a core, which the kernel's scheduler
+gives a thread waking from PostgreSQL at once. Phases run in turn (each twice) so that a machine shared with other
+work weighs on all alike.
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ def main() -> None:
     parser.add_argument("--cards", type=int, default=2, help="threads rendering cards back to back")
     parser.add_argument("--intervals", type=float, nargs="+", default=[5.0, 1.0, 0.5], help="switch intervals, ms")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--where", nargs="+", choices=["threads", "process"], default=["threads"],
+                        help="where the cards render: threads of the intake's process, or of another process")
     args = parser.parse_args()
     os.environ.update(
         {
@@ -97,29 +102,59 @@ def main() -> None:
             time.sleep(0.05)  # integrations post now and then, not back to back
         connections.close_all()
 
+    def cards_elsewhere(stop, done) -> None:
+        """The forked process: the card threads until told to stop; their count in `done`."""
+        renderers = [threading.Thread(target=cards) for _ in range(args.cards)]
+        for thread in renderers:
+            thread.start()
+        stop.wait()
+        state["stop"] = True
+        for thread in renderers:
+            thread.join()
+        done.value = state["cards"]
+
+    import multiprocessing
+
+    forking = multiprocessing.get_context("fork")
     default = sys.getswitchinterval()
-    results: dict[float, dict[str, list[float]]] = {ms: {"wall": [], "cpu": [], "cards": []} for ms in args.intervals}
+    phases = [(where, ms) for where in args.where for ms in args.intervals]
+    results: dict[tuple, dict[str, list[float]]] = {phase: {"wall": [], "cpu": [], "cards": []} for phase in phases}
     intake(3, [], [])  # warm-up: connections, caches, compiled rules
     for _round in range(args.rounds):
-        for ms in args.intervals:
+        for where, ms in phases:
             sys.setswitchinterval(ms / 1000)
             state.update(stop=False, cards=0)
-            renderers = [threading.Thread(target=cards) for _ in range(args.cards)]
-            for thread in renderers:
-                thread.start()
-            intake(args.seconds, results[ms]["wall"], results[ms]["cpu"])
-            state["stop"] = True
-            for thread in renderers:
-                thread.join()
-            results[ms]["cards"].append(state["cards"] / args.seconds)
+            if where == "threads":
+                renderers = [threading.Thread(target=cards) for _ in range(args.cards)]
+                for thread in renderers:
+                    thread.start()
+                intake(args.seconds, results[where, ms]["wall"], results[where, ms]["cpu"])
+                state["stop"] = True
+                for thread in renderers:
+                    thread.join()
+                done = state["cards"]
+            else:
+                for connection in connections.all(initialized_only=True):  # the child opens its own (gunicorn's
+                    connection.close()  # when_ready does the same before it forks)
+                    if getattr(connection, "_connection_pools", {}).get(connection.alias) is not None:
+                        connection.close_pool()
+                stop, count = forking.Event(), forking.Value("i", 0)
+                child = forking.Process(target=cards_elsewhere, args=(stop, count))
+                child.start()
+                intake(args.seconds, results[where, ms]["wall"], results[where, ms]["cpu"])
+                stop.set()
+                child.join()
+                done = count.value
+            results[where, ms]["cards"].append(done / args.seconds)
     sys.setswitchinterval(default)
-    print(f"database:   PostgreSQL ({DB_NAME}); {args.cards} card threads + 1 intake thread in one process, "
-          f"{args.rounds} x {args.seconds:g} s per interval")
-    print(f"{'switch ms':>9} {'intake n':>9} {'wall p50':>9} {'wall p95':>9} {'CPU p50':>8} {'cards/s':>8}")
-    for ms, row in results.items():
-        print(f"{ms:>9g} {len(row['wall']):>9} {statistics.median(row['wall']):>9.1f} "
-              f"{percentile(row['wall'], 0.95):>9.1f} {statistics.median(row['cpu']):>8.1f} "
-              f"{statistics.fmean(row['cards']):>8.1f}")
+    print(f"database:   PostgreSQL ({DB_NAME}); {args.cards} card threads (in the intake's process or another) + 1 "
+          f"intake thread, {args.rounds} x {args.seconds:g} s per phase")
+    print(f"{'cards in':>9} {'switch ms':>9} {'intake n':>9} {'wall p50':>9} {'wall p95':>9} {'wall p99':>9} "
+          f"{'CPU p50':>8} {'cards/s':>8}")
+    for (where, ms), row in results.items():
+        print(f"{where:>9} {ms:>9g} {len(row['wall']):>9} {statistics.median(row['wall']):>9.1f} "
+              f"{percentile(row['wall'], 0.95):>9.1f} {percentile(row['wall'], 0.99):>9.1f} "
+              f"{statistics.median(row['cpu']):>8.1f} {statistics.fmean(row['cards']):>8.1f}")
     load = os.getloadavg()
     print(f"machine load: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores at the end")
 

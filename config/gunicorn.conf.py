@@ -7,12 +7,26 @@ under load"):
   with sync workers an intake post (10 ms) waits for a whole card or change list (40-80 ms) whenever every
   process is busy; with threads it is accepted at once and interleaves with them. Two or three processes use both
   cores (the GIL holds one per process) while the others wait on PostgreSQL.
+- **The intake API on a gunicorn of its own** (Procfile.prod's `api`: the same file with WEB_PORT=API_PORT 8001,
+  WEB_CONCURRENCY=API_CONCURRENCY 2 and WEB_THREADS=API_THREADS 2; a proxy sends `/api/` there, or the
+  integrations are given its address). In one process an intake post waits for the GIL behind a card or a
+  change list another thread renders: each of its ten round trips to PostgreSQL ends with a wait of up to one
+  switch interval (5 ms) for the GIL, and keep-alive pins an integration's connection to one process, so its posts
+  meet the renders of the managers pinned there. In a process of its own the post waits only for a core, which
+  the kernel's scheduler gives at once to a thread waking from PostgreSQL (wakeup preemption), something the GIL
+  does not do. Under the 5-minute load (bench/README.md, 2026-12-06 09:10-10:15, runs with and without it in turn
+  on the shared machine): the intake's server p95 158-216 ms against 260-296 ms, its time inside the statements
+  (the GIL waits after each answer) p95 110-159 against 201-223 ms, the cards no slower.
+  Two processes of two threads: about 6 posts a second of 8 to 10 ms CPU each keep one process a tenth busy, and
+  two threads let a post in while another waits for PostgreSQL on the same connection's process. A shorter
+  switch interval instead (1 ms, `sys.setswitchinterval`) made no difference measurable on the quiet machine
+  (04:20 run) and costs the renders.
 - **The app is loaded once in the master (preload_app)** and forked: a worker recycled by max_requests (a guard
   against slow leaks) is back in milliseconds instead of importing Django again on a busy machine. The master
   must hold no database connection when it forks: `when_ready` closes any it opened (and its pool).
 - **Database connections**: production.py gives each process a psycopg pool of at most DATABASE_POOL_MAX_SIZE
   connections, by default one per thread (WEB_THREADS), so no thread waits for a connection; the stack's total is
-  processes x threads + workers + beat (about 20 here), far below PostgreSQL's 100.
+  processes x threads (the API's server too) + workers + beat (about 25 here), far below PostgreSQL's 100.
 Command-line options win over these (`gunicorn ... --workers 2`).
 """
 import os

@@ -2,7 +2,9 @@
 
 A line is one JSON object (`ts`, `level`, `logger`, `msg` and the event's fields), so a log shipper needs no
 parsing rules. Requests log method, path, status, duration, the CPU time of the thread that served them (so a slow
-answer shows whether it worked or waited: for a core, a lock, PostgreSQL) and user; tasks log name, task id, state, duration
+answer shows whether it worked or waited: for a core, a lock, PostgreSQL), the number of SQL statements and the time
+from sending each to having its answer back in Python (`db_ms`: PostgreSQL's work, the wait for the server's
+core and, with threads, for the GIL once the answer is in; the commits are not statements and not in it) and user; tasks log name, task id, state, duration
 and the ids they were given (`job_id` of a merge, `run_id` of a scan, `chunk_id` of a scan chunk), which tie a
 line to the job a user sees in the admin.
 """
@@ -47,13 +49,19 @@ class RequestLogMiddleware:
 
     def __call__(self, request):
         started, started_cpu = time.perf_counter(), time.thread_time()
-        response = self.get_response(request)
+        from django.db import connection
+
+        timer = _StatementTimer()
+        with connection.execute_wrapper(timer):
+            response = self.get_response(request)
         fields = {
             "method": request.method,
             "path": request.path,
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
             "cpu_ms": round((time.thread_time() - started_cpu) * 1000, 1),
+            "queries": timer.count,
+            "db_ms": round(timer.seconds * 1000, 1),
         }
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
@@ -68,6 +76,23 @@ class RequestLogMiddleware:
         fields.update(_ids(request.GET))
         request_logger.info("request", extra=fields)
         return response
+
+
+class _StatementTimer:
+    """An execute wrapper (the default database's, for one request): counts the statements and adds up their time."""
+
+    __slots__ = ("count", "seconds")
+
+    def __init__(self):
+        self.count, self.seconds = 0, 0.0
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.count += 1
 
 
 def _ids(values) -> dict:

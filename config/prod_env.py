@@ -25,6 +25,11 @@ DEFAULTS = {
     "WEB_PORT": "8000",
     "WEB_CONCURRENCY": "3",  # gunicorn processes (config/gunicorn.conf.py says why)
     "WEB_THREADS": "4",  # threads per gunicorn process, and database connections per process
+    # The intake API's own gunicorn (Procfile.prod's api; config/gunicorn.conf.py says why): its port, processes
+    # and threads per process (and database connections per process)
+    "API_PORT": "8001",
+    "API_CONCURRENCY": "2",
+    "API_THREADS": "2",
     "WORKER_CONCURRENCY": "2",  # Celery worker processes of the bulk queue (scans, index rebuilds)
     # Celery worker processes of the interactive queue (merges, undos, decisions): a worker of its own,
     # so a scan never holds them up (config/settings/base.py, CELERY_TASK_ROUTES)

@@ -128,9 +128,50 @@ def test_gunicorn_serves_health_admin_and_static_files(server_env, tmp_path):
     assert '"logger": "mergewise.request", "msg": "request", "method": "GET", "path": "/admin/login/", "status": 200' in lines
     login = next(json.loads(line) for line in lines.splitlines() if '"path": "/admin/login/"' in line)
     assert 0 < login["cpu_ms"] <= login["duration_ms"]
+    # and the SQL statements it sent, with their time (the health check reads the database and its migrations)
+    health = next(json.loads(line) for line in lines.splitlines() if '"path": "/healthz"' in line)
+    assert health["queries"] >= 2
+    assert 0 < health["db_ms"] <= health["duration_ms"]
 
 
 def test_procfile_starts_gunicorn_with_its_config_file():
     # The settings tested above are the ones the stack runs with.
     web = next(line for line in (ROOT / "Procfile.prod").read_text().splitlines() if line.startswith("web:"))
     assert "-c config/gunicorn.conf.py" in web
+
+
+def _procfile(name: str) -> str:
+    return next(line for line in (ROOT / "Procfile.prod").read_text().splitlines() if line.startswith(f"{name}:"))[
+        len(name) + 1 :
+    ].strip()
+
+
+def _gunicorn_settings(command: str, **environ: str) -> dict[str, str]:
+    """Run a Procfile command as honcho does (a shell) with gunicorn's --print-config: the settings it would serve
+    with."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("WEB_", "API_"))}
+    env.update(environ, PATH=f"{BIN}:{env.get('PATH', '')}")
+    printed = subprocess.run(["sh", "-c", f"{command} --print-config"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=120, check=True).stdout
+    settings = dict(re.findall(r"^(\w+)\s+= (.*)$", printed, re.MULTILINE))
+    return {name: settings[name] for name in ("bind", "workers", "threads", "worker_class", "preload_app")}
+
+
+def test_procfile_serves_the_intake_api_on_a_gunicorn_of_its_own():
+    # The web's server and the API's are the same app and config file, with their own port, processes and threads.
+    web, api = _procfile("web"), _procfile("api")
+    assert _gunicorn_settings(web) == {
+        "bind": "['127.0.0.1:8000']", "workers": "3", "threads": "4", "worker_class": "gthread", "preload_app": "True",
+    }
+    assert "gunicorn config.wsgi -c config/gunicorn.conf.py" in api
+    assert _gunicorn_settings(api) == {
+        "bind": "['127.0.0.1:8001']", "workers": "2", "threads": "2", "worker_class": "gthread", "preload_app": "True",
+    }
+    # make prod's environment (var/prod.env) names the same defaults, and they move the API's server only
+    from config.prod_env import DEFAULTS
+
+    assert (DEFAULTS["API_PORT"], DEFAULTS["API_CONCURRENCY"], DEFAULTS["API_THREADS"]) == ("8001", "2", "2")
+    moved = {"API_PORT": "8123", "API_CONCURRENCY": "1", "API_THREADS": "3", "WEB_HOST": "127.0.0.2"}
+    api_moved = _gunicorn_settings(api, **moved)
+    assert (api_moved["bind"], api_moved["workers"], api_moved["threads"]) == ("['127.0.0.2:8123']", "1", "3")
+    assert _gunicorn_settings(web, **moved)["bind"] == "['127.0.0.2:8000']"

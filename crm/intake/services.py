@@ -39,6 +39,7 @@ from crm.models import (
 from crm.models.intake import MAX_MERGED_MATCHES
 from crm.services import repeat_sales
 from dedup.db import bulk_insert_instances, insert_together, lock_until_commit
+from dedup.engine.counts import counts_mark_now
 from dedup.engine.normalize import email_key, phone_e164, phones_in_text
 from dedup.merge.fields import dump_value, is_shorter_form
 from dedup.messages import Message, message_data
@@ -249,6 +250,8 @@ def _finish(
     else:
         insert_together(groups)
         IncomingRequest.objects.filter(pk=request.pk).update(**outcome)
+    # The request's last write: its records wait for their figures from the same commit (one WAL flush, not two).
+    counts_mark_now()
     return IntakeResult(status_code=status_code, body={"request_id": request.pk, **body})
 
 

@@ -28,7 +28,7 @@ from django.utils import timezone
 from dedup import registry
 from dedup.db import lock_if_free, lock_until_commit
 from dedup.engine import finder
-from dedup.engine.figures_messages import refresh_send, refresh_taken
+from dedup.engine.figures_messages import refresh_mark_in_transaction, refresh_send, refresh_taken
 from dedup.models import DuplicatePair, FiguresPending, MatchKey
 from dedup.registry import EntitySpec
 from dedup.signals import records_bulk_saved
@@ -276,6 +276,22 @@ def refresh_pending() -> None:
         ids = sorted(pks)
         refresh_send(
             entity=entity, bulk=len(ids) > REFRESH_INTERACTIVE_MAX, on_failure=partial(_refresh_here, entity), waiting=ids
+        )
+
+
+def counts_mark_now() -> None:
+    """Mark the records the current transaction changed so far as waiting for their figures within it; the refresh
+    task is sent once it commits unless one waits (figures_messages.refresh_mark_in_transaction).
+
+    For a service whose last write is done (the intake's answer): refresh_pending after the commit is a second
+    commit, a second wait for the WAL's flush. Records changed after this call are marked after the commit as
+    before (the callbacks already registered find nothing left of these).
+    """
+    pending = _pending.__dict__.pop("records", {})
+    for entity, pks in pending.items():
+        ids = sorted(pks)
+        refresh_mark_in_transaction(
+            entity=entity, waiting=ids, bulk=len(ids) > REFRESH_INTERACTIVE_MAX, on_failure=partial(_refresh_here, entity)
         )
 
 

@@ -50,9 +50,10 @@ def test_intake_query_count_does_not_grow_with_the_base(
 
 # PostgreSQL, every round trip a request makes before its answer (Django lists BEGIN and COMMIT among the queries), the
 # work after its commit included: the token, BEGIN, the leads' model stamp, the locks, the contact lookup, the lead,
-# its keys, its contacts with the note and the request's row in one statement, COMMIT, the figures' mark with the look
-# for a waiting refresh message. 13 before 2026-12-06 (and a pool check: 14; the mark was BEGIN, INSERT, COMMIT and a
-# lookup of its own; bench/bench_intake_trips.py, bench/README.md).
+# its keys, its contacts with the note and the request's row in one statement, the figures' mark with the look for a
+# waiting refresh message, COMMIT. 13 before 2026-12-06 (and a pool check: 14; the mark was BEGIN, INSERT, COMMIT and a
+# lookup of its own; bench/bench_intake_trips.py, bench/README.md); until 09:00 that day the mark was a second
+# transaction after the COMMIT, a second wait for the WAL's flush.
 INTAKE_NEW_PERSON_QUERIES = 10
 INTAKE_RETURNING_QUERIES = 11  # + the customer with its company and deals
 
@@ -73,16 +74,23 @@ def test_intake_query_count_with_the_work_after_its_commit(
         customer = _crowd(lead_pipeline, 3)
         intake_client.post(LEADS, {"name": "Warm Up", "phones": ["+79169999999"]}, format="json")
         # When a new person posts, then the whole request, its work after the commit included, is 10 round trips
-        with django_assert_max_num_queries(INTAKE_NEW_PERSON_QUERIES):
+        with django_assert_max_num_queries(INTAKE_NEW_PERSON_QUERIES) as captured:
             created = intake_client.post(
                 LEADS, {"name": "New Person", "phones": ["+79162000001"], "emails": ["new1@example.net"]}, format="json"
             )
+        # and one commit, the last of them, with the records' marks in its transaction (one wait for the WAL's flush)
+        statements = [query["sql"] for query in captured.captured_queries]
+        assert [sql for sql in statements if sql == "COMMIT"] == ["COMMIT"], statements
+        assert statements[-1] == "COMMIT", statements
+        assert any("figurespending" in sql.lower() for sql in statements[statements.index("BEGIN"):-1]), statements
         # and a returning customer's request one more
         phone, email = customer.phones.get().number, customer.emails.get().address
-        with django_assert_max_num_queries(INTAKE_RETURNING_QUERIES):
+        with django_assert_max_num_queries(INTAKE_RETURNING_QUERIES) as captured:
             returning = intake_client.post(
                 LEADS, {"name": "Back Again", "phones": [phone], "emails": [email]}, format="json"
             )
+        statements = [query["sql"] for query in captured.captured_queries]
+        assert [sql for sql in statements if sql == "COMMIT"] == ["COMMIT"] and statements[-1] == "COMMIT", statements
     finally:
         app.control.purge()
         app.conf.task_always_eager = True
