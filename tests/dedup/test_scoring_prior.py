@@ -74,6 +74,13 @@ def test_prior_over_all_pairs_weighs_a_sample_for_its_stratum():
     assert sampled == pytest.approx(every, rel=0.05)
 
 
+def test_prior_over_all_pairs_keeps_a_start_below_the_candidates_matches():
+    # Every candidate a sure match, the start (an EM prior capped at one half, scaled) short of them all
+    evidence = np.full(1_000, 40.0)
+
+    assert prior_over_all_pairs(evidence, 1e9, start=0.5 * 1_000 / 1e9) == pytest.approx(0.5e-6)
+
+
 def test_prior_over_all_pairs_without_evidence_of_a_match_is_the_lowest():
     evidence = np.full(1_000, -20.0)
 

@@ -399,8 +399,10 @@ def prior_over_all_pairs(bayes_factors_log2: np.ndarray, all_pairs: float, *, st
 
     The right-hand side grows with lambda more slowly than lambda itself once lambda exceeds it (each term is
     at most 1 and concave in lambda), so the largest solution at or below ``start`` (the EM's scaled prior,
-    an upper bound) is found by bisection on log lambda. ``sample_weights``: the candidates each row stands for
-    (sampling.stratified_sample).
+    an upper bound) is found by bisection on log lambda. When the candidates hold more matches than ``start``
+    says (the EM's prior was capped at MAX_PRIOR: most candidates are matches), ``start`` is kept: at most a
+    factor 1 / MAX_PRIOR below the solution, on the side of fewer duplicates. ``sample_weights``: the candidates
+    each row stands for (sampling.stratified_sample).
     """
     if all_pairs <= 0 or not len(bayes_factors_log2):
         return start
