@@ -95,7 +95,7 @@ def instrument(parts: Parts) -> None:
         assert not others, f"unexpected receivers of {model.__name__}: {others}"
         for dispatch_uid, receiver, name in wanted:
             post_save.connect(parts.timed(name, receiver), sender=model, dispatch_uid=dispatch_uid, weak=False)
-    # Looked up by name when the on-commit callback is registered (counts.counts_refresh_on_commit).
+    # Looked up by name when the transaction's on-commit callback runs (counts.PendingRefresh).
     counts.refresh_pending = parts.timed("figures", counts.refresh_pending)
 
 
