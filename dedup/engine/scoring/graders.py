@@ -269,8 +269,9 @@ class _Names:
     def gendered_words(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Return, per pair of word ids, whether one is the other with a feminine ending (Petrov / Petrova)."""
         folded_left, folded_right = self.folded_id[left], self.folded_id[right]
-        return ((self.feminine[left] == folded_right[:, None]).any(axis=1)
-                | (self.feminine[right] == folded_left[:, None]).any(axis=1))
+        return (((self.feminine[left] == folded_right[:, None]).any(axis=1)
+                 | (self.feminine[right] == folded_left[:, None]).any(axis=1))
+                & (self.plain_length[left] != self.plain_length[right]))
 
     def _any_word(self, test, codes_a: np.ndarray, codes_b: np.ndarray, slot: int, rows: np.ndarray) -> np.ndarray:
         """Return, for the name pairs ``rows``, whether word ``slot`` of the first name passes ``test`` with any
