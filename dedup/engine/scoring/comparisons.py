@@ -493,7 +493,19 @@ def _typo_or_variant(a: tuple[str, str], b: tuple[str, str]) -> bool:
     either form (long words also by Jaro-Winkler: Kondratyev / Kondratiev, OCR misreads)."""
     (folded_a, plain_a), (folded_b, plain_b) = a, b
     return (are_variants(folded_a, folded_b) or one_edit(folded_a, folded_b) or one_edit(plain_a, plain_b)
+            or short_typo(plain_a, plain_b)
             or (min(len(folded_a), len(folded_b)) >= 6 and _jaro_winkler(folded_a, folded_b) >= HIGH))
+
+
+def short_typo(a: str, b: str) -> bool:
+    """Tell whether two typed three-letter words are one letter apart past the first (Cox / Cok, Lee / Lke, May /
+    Mac): a typo in a short surname. The first letter and a length change are not (Cox / Fox, Lee / Le)."""
+    return (len(a) == len(b) == SHORT_TYPO_LENGTH and a[0] == b[0]
+            and (a[1] != b[1]) + (a[2] != b[2]) == 1)
+
+
+# The length of the typed words ``short_typo`` judges (one_edit judges four letters and more).
+SHORT_TYPO_LENGTH = 3
 
 
 def _grade_company(a: Company, b: Company) -> int:

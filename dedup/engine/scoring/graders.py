@@ -260,6 +260,12 @@ class _Names:
             edit = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 4)
                                   & (np.abs(lengths[short] - lengths[long]) <= 1))
             close[edit] = _distance_at_most_one(texts[short[edit]].tolist(), texts[long[edit]].tolist())
+        lengths = self.plain_length
+        three = np.flatnonzero(~close & (lengths[short] == c.SHORT_TYPO_LENGTH)
+                               & (lengths[long] == c.SHORT_TYPO_LENGTH))
+        close[three] = np.fromiter((c.short_typo(a, b) for a, b in zip(self.plain[short[three]].tolist(),
+                                                                       self.plain[long[three]].tolist())),
+                                   dtype=bool, count=len(three))
         lengths = self.folded_length
         similar = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 6))
         close[similar] = _jaro_winkler(self.folded[short[similar]].tolist(),
