@@ -13,9 +13,9 @@ A combined block still larger than ``max_block`` (at 1,000,000 customers: 30 to 
 and last name, a first name at a big company) is not dropped but sorted by each field's value in turn (a company
 also by its spelling backwards), and the holders of each value meet those of the ``NEIGHBOURS`` next values
 (sorted-neighbourhood blocking inside the block, counted in distinct values): a namesake whose company has a
-typo ("Vector" / "Vcetor", "Orion" / "Oroin" backwards), a surname typo at a big company sort next to their true
-partner and meet, while the block's members are not all compared with each other (which at that size would
-triple the candidate pairs). Such a block is sorted only when its two tokens are
+typo ("Vector" / "Vcetor"; "Agrokompleks 9506" / "Argokompleks 9506" backwards), a surname typo at a big company
+sort next to their true partner and meet, while the block's members are not all compared with each other (which
+at that size would triple the candidate pairs). Such a block is sorted only when its two tokens are
 two values of fields that tell people apart (a name and a surname, a name and a company: not a first name's
 variant group and its phonetic key, which are one value; not a name and a country) and it holds at most
 ``NEIGHBOUR_BLOCK_TIMES`` × ``max_block`` records (past that, a name shared by hundreds: dropped as before).
@@ -229,8 +229,7 @@ def _neighbour_pairs(blocks: np.ndarray, rows: np.ndarray, ranks: Sequence[np.nd
             left_members, partner_run = left_members[same], partner_run[same]
             count = run_length[partner_run]
             left = np.repeat(row[left_members], count)
-            offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-            right = row[np.repeat(run_start[partner_run], count) + offsets]
+            right = row[np.repeat(run_start[partner_run], count) + _within(count)]
             chunks.append(np.minimum(left, right) * size + np.maximum(left, right))
     return np.concatenate(chunks)
 
@@ -247,7 +246,7 @@ def _value_order(column: levels.CodedColumn, field_type: str, rows: np.ndarray |
     a number: sorted neighbours there are strangers). ``rows``: only these rows' places are read (the others
     come back -1), so only their values are spelled and sorted (at 1,000,000 records the members of the sorted
     blocks hold a few percent of the values; sorting all of them as Python strings took 6 s). ``backwards``: the
-    order of the values spelled backwards (a typo near the start of a word keeps its end: "Sever" / "Svere")."""
+    order of the values spelled backwards (a typo near the start of a name keeps its end in place)."""
     if field_type not in _SORT_KEY or not column.values:
         return None
     key = _SORT_KEY[field_type]
@@ -266,8 +265,9 @@ def _value_order(column: levels.CodedColumn, field_type: str, rows: np.ndarray |
 def _field_orders(coded: Sequence[levels.CodedColumn], types: Sequence[str],
                   rows: np.ndarray) -> list[np.ndarray | None]:
     """Return the orders the sorted blocks' members are paired by: every field's values (``_value_order``), and a
-    company's spelled backwards too (``BACKWARDS``: a typo in the first letters sorts a company away from
-    its own spelling, "Orion" / "Oroin", "Agrokompleks" / "Argokompleks", but not backwards)."""
+    company's spelled backwards too (``BACKWARDS``: a typo in the first letters sorts a company away from its own
+    spelling among the namesakes' companies, "Agrokompleks 9506" / "Argokompleks 9506", "Tekhnosfera Logistik" /
+    "Tekhonsfera Logistik", but not backwards)."""
     orders = [_value_order(column, field_type, rows) for column, field_type in zip(coded, types)]
     orders += [_value_order(column, field_type, rows, backwards=True)
                for column, field_type in zip(coded, types) if field_type in BACKWARDS]
