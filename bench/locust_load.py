@@ -44,8 +44,12 @@ class Manager(BaseUser):
     def on_start(self):
         if SESSIONS:  # logged in before the run (bench_load.py): one session of its own per manager
             cookie, key = os.environ.get("BENCH_SESSION_COOKIE", "sessionid"), SESSIONS.pop()
-            if FAST:
-                self.client.client.default_headers["Cookie"] = f"{cookie}={key}"  # sent with every request
+            if FAST:  # in the jar, so the cookie goes with a followed redirect too (a merged customer's card)
+                from urllib.parse import urlsplit
+
+                from requests.cookies import create_cookie
+
+                self.client.cookiejar.set_cookie(create_cookie(cookie, key, domain=urlsplit(self.host).hostname))
             else:
                 self.client.cookies.set(cookie, key)
             return
