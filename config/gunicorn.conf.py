@@ -14,7 +14,7 @@ under load"):
   switch interval (5 ms) for the GIL, and keep-alive pins an integration's connection to one process, so its posts
   meet the renders of the managers pinned there. In a process of its own the post waits only for a core, which
   the kernel's scheduler gives at once to a thread waking from PostgreSQL (wakeup preemption), something the GIL
-  does not do. Under the 5-minute load (bench/README.md, 2026-12-06 09:10-10:15, runs with and without it in turn
+  does not do. Under the 5-minute load (bench/README.md, 2026-12-06 09:10-10:40, runs with and without it in turn
   on the shared machine): the intake's server p95 158-216 ms against 260-296 ms, its time inside the statements
   (the GIL waits after each answer) p95 110-159 against 201-223 ms, the cards no slower.
   Two processes of two threads: about 6 posts a second of 8 to 10 ms CPU each keep one process a tenth busy, and
