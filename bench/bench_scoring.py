@@ -114,9 +114,11 @@ def run_ours(records: list[dict]) -> tuple[list[list], dict[str, float], object]
 
     schema = matcher.infer_schema(records, skip=["id"])
     region = matcher.infer_region(records)
-    started = time.perf_counter()
+    started, cpu, child_cpu = time.perf_counter(), time.process_time(), children_cpu()
     read = matcher.read_records(records, schema, region=region)
     read_seconds = time.perf_counter() - started
+    # The CPU of the child process that read the phones meanwhile (read_apart) counts with the reading.
+    read_cpu = time.process_time() - cpu + children_cpu() - child_cpu
     result = matcher.find_groups(read, threshold=THRESHOLD)
     ids = [record["id"] for record in records]
     print(f"  ours: schema {[(spec.name, spec.type) for spec in schema]}, {len(result.pairs)} candidate pairs, "
@@ -125,9 +127,17 @@ def run_ours(records: list[dict]) -> tuple[list[list], dict[str, float], object]
     print("WEIGHTS " + json.dumps({weights.name: {level: round(weights.bayes_factor_log2(position), 1)
                                                   for position, level in enumerate(weights.levels)}
                                    for weights in result.model.fields}))
-    # Seconds per step (matcher.find_groups's timings), reading the records first.
-    phases = {"reading": read_seconds, **result.timings}
+    # Wall and CPU seconds per step (matcher.find_groups's timings), reading the records first.
+    phases = {"reading": [read_seconds, read_cpu],
+              **{step: [seconds, result.cpu_timings.get(step, 0.0)] for step, seconds in result.timings.items()}}
+    result.reading_child_mb = read.child_memory_kb / 1024
     return [[ids[row] for row in group] for group in result.groups], phases, result
+
+
+def children_cpu() -> float:
+    """Return the CPU seconds of this process's children that ended (the reading child of read_apart)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # Splink's CRM configuration (issue 16, 2026-12-06, chosen once for every size; bench/README.md gives the figures
@@ -311,14 +321,17 @@ def child(name: str, engine: str, crm_size: int) -> None:
     die_with_parent()
     setup_django()
     records, truth, kinds = load(name, crm_size)
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, child_cpu = time.perf_counter(), time.process_time(), children_cpu()
     if engine == "ours":
         groups, phases, found = run_ours(records)
         pairs_scored = lambda: len(found.pairs)  # noqa: E731
     else:
         (groups, phases, pairs_scored), found = run_splink(name, records), None
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu + children_cpu() - child_cpu
+    # A reading child's peak is added to this process's whole peak (an upper bound: the child ends while the
+    # records are read, before the pairs are blocked and compared).
+    child_mb = getattr(found, "reading_child_mb", 0)
+    peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + child_mb)
     result = evaluate(groups, truth, kinds)
     # The candidate pairs each engine compared and scored; counted after the timing and the peak (Splink counts
     # them by blocking again).
@@ -330,8 +343,8 @@ def child(name: str, engine: str, crm_size: int) -> None:
     # CPU seconds of this process (DuckDB's threads included: they are the process's): on a shared machine
     # the wall time says more about the neighbours than about the engine.
     result.update(set=name, engine=engine, records=len(records), seconds=round(seconds, 1), cpu_seconds=round(cpu, 1),
-                  peak_mb=peak_mb,
-                  phases={phase: round(seconds, 2) for phase, seconds in phases.items()})
+                  peak_mb=peak_mb, reading_child_mb=round(child_mb),
+                  phases={phase: [round(value, 2) for value in seconds] for phase, seconds in phases.items()})
     print("RESULT " + json.dumps(result))
 
 
@@ -431,8 +444,10 @@ def main() -> None:
                       f"(true pairs among all pairs {result['true_pairs'] / (result['records'] * (result['records'] - 1) / 2):.3g})",
                       flush=True)
             if result["phases"]:
-                print("    wall seconds per step: " + ", ".join(
-                    f"{phase} {seconds:.2f}" for phase, seconds in result["phases"].items()), flush=True)
+                print("    seconds per step, wall / CPU: " + ", ".join(
+                    f"{phase} {wall:.2f} / {cpu:.2f}" for phase, (wall, cpu) in result["phases"].items())
+                      + (f"; peak of the reading child {result['reading_child_mb']:,} MB (in the peak)"
+                         if result.get("reading_child_mb") else ""), flush=True)
             weights = [line for line in process.stdout.splitlines() if line.startswith("WEIGHTS ")]
             if weights:
                 result["weights"] = json.loads(weights[-1][len("WEIGHTS "):])

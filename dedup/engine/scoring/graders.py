@@ -28,10 +28,13 @@ from rapidfuzz.process import cpdist
 
 from dedup.engine import normalize
 from dedup.engine.scoring import comparisons as c
+from dedup.engine.scoring import workers
 from dedup.engine.scoring.names import variant_groups
 
 # Name pairs judged at once: the word pairs of a chunk (about nine per name pair) are held as int64 arrays.
 NAME_CHUNK = 1_000_000
+# Fewer name pairs are graded on the calling thread (a thread's start would cost more than it saves).
+NAME_PARALLEL_MIN = 20_000
 
 
 def grade(field_type: str, values: Sequence[tuple], codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
@@ -312,9 +315,16 @@ def _person_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.
     """comparisons.grade_person, the pairs that can only be "fuzzy_mid" or "different" decided in numpy."""
     names = _Names(items)
     levels = np.empty(len(codes_a), dtype=np.int8)
-    for start in range(0, len(codes_a), NAME_CHUNK):
-        stop = start + NAME_CHUNK
+    # The chunks on the workers' threads (the distinct names read once, shared), each worker's chunks smaller
+    # in proportion: the word pairs held at once stay those of one NAME_CHUNK.
+    pieces = -(-len(codes_a) // NAME_CHUNK) * (workers.count() if len(codes_a) >= NAME_PARALLEL_MIN else 1)
+    step = max(-(-len(codes_a) // max(pieces, 1)), 1)
+
+    def grade_chunk(start: int) -> None:
+        stop = start + step
         levels[start:stop] = _person_chunk(names, codes_a[start:stop], codes_b[start:stop])
+
+    workers.run_map(grade_chunk, range(0, len(codes_a), step))
     return levels
 
 
