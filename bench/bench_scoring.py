@@ -9,15 +9,19 @@ Runs standalone: `.venv/bin/python bench/bench_scoring.py [--sets febrl1 febrl2 
   synthetic multi-country CRM base (bench/_crm_synth.py: planted duplicates of nine kinds, hard negatives).
 - This engine: NO configuration. The schema (field types) is guessed from column names and values
   (dedup.engine.scoring.matcher.infer_schema), the country column chooses each record's phone region, and the
-  weights are learned from the base itself; groups at the default threshold.
+  weights are learned from the base itself; groups at the default threshold. It uses the machine's cores as
+  the engine does by default (DEDUP_SCORING_WORKERS: threads, and a child process reading the phones of a
+  large base); `DEDUP_SCORING_WORKERS=1` in the environment runs it on one.
 - Splink 5 (DuckDB): the comparisons and blocking rules of its own Febrl tutorial, and for the CRM base the
   equivalent on cleaned columns (names and emails lower-cased, phones as digits; Splink's forename-surname
   comparison; blocking rules that stay near 6 million pairs at 1,000,000 records, CRM_BLOCKING); u by random
   sampling, the prior from deterministic rules, m by EM over blocking rules; clusters at the same threshold.
   DuckDB gets half the memory cap, a spill directory and one thread per core.
 - Pairs: two records are a found pair when one group holds both (groups' pairwise precision and recall).
-Each (set, engine) runs in its own process, so its peak memory (max RSS, data loading included) is its own; the
-parent kills a process whose resident memory passes --max-rss-gb (default 7) and reports it "killed at N GB".
+Each (set, engine) runs in its own process, so its peak memory (max RSS, data loading included) is its own (with
+its children's: the larger of its own max RSS and the sum the parent samples every 50 ms); the parent kills a
+process whose resident memory passes --max-rss-gb (default 7) and reports it "killed at N GB". Wall and CPU
+seconds are printed per step of this engine (a child's CPU counted with its step).
 """
 from __future__ import annotations
 
@@ -328,10 +332,10 @@ def child(name: str, engine: str, crm_size: int) -> None:
     else:
         (groups, phases, pairs_scored), found = run_splink(name, records), None
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu + children_cpu() - child_cpu
-    # A reading child's peak is added to this process's whole peak (an upper bound: the child ends while the
-    # records are read, before the pairs are blocked and compared).
+    # This process's own peak; the parent reports the larger of it and the peak it sampled of this process and
+    # its children together (the child that reads the phones meanwhile, read_apart).
     child_mb = getattr(found, "reading_child_mb", 0)
-    peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + child_mb)
+    peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     result = evaluate(groups, truth, kinds)
     # The candidate pairs each engine compared and scored; counted after the timing and the peak (Splink counts
     # them by blocking again).
@@ -384,9 +388,10 @@ def run_capped(command: list[str], *, max_rss: int) -> tuple[subprocess.Complete
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True,
                                    env={**os.environ, "BENCH_MAX_RSS_BYTES": str(max_rss)})
-        killed_at = 0
+        killed_at = peak = 0
         while process.poll() is None:
             rss = rss_bytes(process.pid)
+            peak = max(peak, rss)
             if rss > max_rss:
                 process.kill()
                 process.wait()
@@ -397,6 +402,7 @@ def run_capped(command: list[str], *, max_rss: int) -> tuple[subprocess.Complete
         err.seek(0)
         completed = subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())
     completed.seconds = time.perf_counter() - started
+    completed.peak_rss = peak  # sampled every RSS_POLL_SECONDS, the process and its children together
     return completed, killed_at
 
 
@@ -432,6 +438,9 @@ def main() -> None:
                 print(f"{name} {engine} failed (exit code {process.returncode}):\n{process.stderr[-3000:]}")
                 continue
             result = json.loads(lines[-1][len("RESULT "):])
+            # The peak of the engine's process and its children together, when it passed the process's own.
+            result["own_peak_mb"] = result["peak_mb"]
+            result["peak_mb"] = max(result["peak_mb"], round(process.peak_rss / 2**20))
             rows.append(result)
             label = f"{name} ({result['records']:,} records)" if name != "crm" else f"crm {crm_size:,}"
             print(f"{label:<26} {engine:<7} P {result['precision']:.4f}  R {result['recall']:.4f}  "
@@ -446,7 +455,8 @@ def main() -> None:
             if result["phases"]:
                 print("    seconds per step, wall / CPU: " + ", ".join(
                     f"{phase} {wall:.2f} / {cpu:.2f}" for phase, (wall, cpu) in result["phases"].items())
-                      + (f"; peak of the reading child {result['reading_child_mb']:,} MB (in the peak)"
+                      + (f"; peak: the engine's process {result['own_peak_mb']:,} MB, the child that read the "
+                         f"phones {result['reading_child_mb']:,} MB, both together {result['peak_mb']:,} MB"
                          if result.get("reading_child_mb") else ""), flush=True)
             weights = [line for line in process.stdout.splitlines() if line.startswith("WEIGHTS ")]
             if weights:

@@ -88,9 +88,23 @@ class Records:
     _coded: dict[int, levels.CodedColumn] = field(default_factory=dict, repr=False, compare=False)
     # Per (field, shared values' id): which distinct values are shared ones (split_shared), with the values.
     _holds: dict[tuple[int, int], tuple] = field(default_factory=dict, repr=False, compare=False)
-    # The memory of the child process that read some columns (read_apart), its own pages only, in kB: the
-    # bench counts it with this process's peak.
+    # The peak memory of the child process that read some columns (read_apart), in kB, for the bench.
     child_memory_kb: int = field(default=0, repr=False, compare=False)
+    # Per field, what the graders read once per distinct value, kept between the passes inside laid_out_kept().
+    _laid_out: dict[int, dict] | None = field(default=None, repr=False, compare=False)
+
+    @contextmanager
+    def laid_out_kept(self):
+        """Keep each column's per-value arrays for the graders (a name's words, a phone's interned numbers)
+        between the comparing passes inside (learning's, then scoring's), dropped on the way out."""
+        outermost = self._laid_out is None
+        if outermost:
+            self._laid_out = {}
+        try:
+            yield
+        finally:
+            if outermost:
+                self._laid_out = None
 
     @classmethod
     def from_coded(cls, schema: Sequence[FieldSpec], coded: Sequence[levels.CodedColumn]) -> Records:
@@ -303,9 +317,12 @@ def comparison_levels(records: Records, pairs: np.ndarray, *,
         # Field by field on the workers' threads, the costliest first (each writes its own column).
         ordered = sorted(positions, key=lambda position: _GRADING_ORDER.get(records.types[position], 9))
 
+        kept = records._laid_out
+
         def grade(position: int) -> None:
+            cache = kept.setdefault(position, {}) if kept is not None else None
             gammas[:, position] = levels.column_levels(records.types[position], records.coded(position), lefts,
-                                                       rights)
+                                                       rights, cache=cache)
 
         workers.run_map(grade, ordered)
     if shared is not None:
@@ -539,7 +556,10 @@ def find_groups(records: Records, *, model: Model | None = None, threshold: floa
     """Return the groups of duplicates among the records (lists of row numbers), learning a model if none given;
     ``pairs``: the records' candidate pairs when already blocked (by the learning that gave the model)."""
     with no_cycle_collection():
-        return _find_groups(records, model=model, threshold=threshold, max_block=max_block, pairs=pairs)
+        if model is not None:  # one comparing pass: nothing to keep between passes
+            return _find_groups(records, model=model, threshold=threshold, max_block=max_block, pairs=pairs)
+        with records.laid_out_kept():
+            return _find_groups(records, model=model, threshold=threshold, max_block=max_block, pairs=pairs)
 
 
 @contextmanager
@@ -568,10 +588,9 @@ def no_cycle_collection():
 def _find_groups(records: Records, *, model: Model | None, threshold: float, max_block: int,
                  pairs: np.ndarray | None) -> Result:
     clock = _Clock()
-    # Learning needs the shared contact values and the levels of random pairs (for u), which blocking does not
-    # change: with several workers they are found on a thread of their own while the pairs are blocked (mostly
-    # numpy sorts, which leave the GIL to it), and graded without the shared values (split_shared adds those).
-    unblocked = workers.background(lambda: _unblocked_learning(records)) if model is None else None
+    # Learning needs the shared contact values, which blocking does not change: with several workers they are
+    # found on a thread of their own while the pairs are blocked (mostly numpy sorts, which leave it the GIL).
+    shared_found = workers.background(lambda: shared_values(records)) if model is None else None
     if pairs is None:
         clock.lap()
         pairs = candidate_pairs(records, max_block=max_block)
@@ -580,23 +599,26 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
     clock.lap()
     if model is None:
         # Learning reads the levels of a stratified sample of the candidates (m and the prior) and of random
-        # pairs (u): only those are compared first. Then every candidate is compared as with a known model: the
-        # person names only where they could lift the pair to HOPELESS (at 1,000,000 CRM records most
-        # candidates cannot).
-        shared, sample, sampled = unblocked()
-        split_shared(records, sample, sampled, shared)
+        # pairs (u): only those are compared first, in one pass over each column (a column's distinct values are
+        # laid out once, not twice). Then every candidate is compared as with a known model: the person names
+        # only where they could lift the pair to HOPELESS (at 1,000,000 CRM records most candidates cannot).
+        shared = shared_found()
+        sample = random_pairs(len(records), u_sample_size(len(records)))
         rows, sample_weights = sampling.stratified_sample(
             [records.coded(position) for position in range(len(records.schema))], pairs)
         learned = pairs[rows] if sample_weights is not None else pairs
-        gammas = comparison_levels(records, learned, shared=shared)
+        both = comparison_levels(records, np.concatenate([learned, sample]), shared=shared)
+        gammas, sampled = both[:len(learned)], both[len(learned):]
         agreed = agreed_values(records, learned, gammas)
         clock.lap("comparing")
         model = model_learned = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared,
                                       sampled=sampled, stratified=(rows, sample_weights))
         clock.lap("learning")
-        del sampled
+        del sampled, both
     if model_learned is None or sample_weights is not None:  # else every candidate is compared already
         pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold)
+    if records._laid_out:  # compared: the graders' arrays are not read again
+        records._laid_out.clear()
     clock.lap("comparing")
     _weights, probabilities = score(model, records, pairs, gammas, agreed)
     clock.lap("scoring")
@@ -619,13 +641,6 @@ class _Clock:
             self.wall[name] = self.wall.get(name, 0.0) + wall - self._wall
             self.cpu[name] = self.cpu.get(name, 0.0) + cpu - self._cpu
         self._wall, self._cpu = wall, cpu
-
-
-def _unblocked_learning(records: Records) -> tuple[list[dict[str, int]], np.ndarray, np.ndarray]:
-    """Return what learning needs that blocking does not change: the records' shared contact values, the random
-    pairs for u and their levels before split_shared."""
-    sample = random_pairs(len(records), u_sample_size(len(records)))
-    return shared_values(records), sample, comparison_levels(records, sample)
 
 
 # With a known model, a candidate pair that cannot reach this probability whatever its names' level is left out
