@@ -24,15 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _pg import setup_django  # noqa: E402  (bench/ is the script's own folder)
+from _pg import percentile, setup_django  # noqa: E402  (bench/ is the script's own folder)
 
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_prod")
 WARM_UP = 5
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def timed_get(client, url: str) -> tuple[float, float, int, int]:

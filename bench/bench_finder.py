@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_scan  # noqa: E402  (the base builder shared with the scan benchmark)
+from _pg import percentile  # noqa: E402  (bench/ is the script's own folder)
 
 BUILD_STEP = 100_000
 SAMPLE_PER_KIND = 150
@@ -71,11 +72,6 @@ def learn_and_index() -> None:
     learned = scoring_model_learn(entity="customer")
     print(f"model: learned from {len(learned.pks):,} customers in {time.perf_counter() - started:.1f} s "
           f"({len(learned.pairs):,} candidate pairs)", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def measure(call, items) -> tuple[list[float], list[int], list]:

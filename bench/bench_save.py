@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _pg import setup_django  # noqa: E402  (bench/ is the script's own folder)
+from _pg import percentile, setup_django  # noqa: E402  (bench/ is the script's own folder)
 
 DB_NAME = os.environ.get("BENCH_DB_NAME", "bench_dedup")
 WARM_UP = 10
@@ -95,13 +95,8 @@ def instrument(parts: Parts) -> None:
         assert not others, f"unexpected receivers of {model.__name__}: {others}"
         for dispatch_uid, receiver, name in wanted:
             post_save.connect(parts.timed(name, receiver), sender=model, dispatch_uid=dispatch_uid, weak=False)
-    # Looked up by name when the on-commit callback is registered (counts.counts_refresh_on_commit).
+    # Looked up by name when the transaction's on-commit callback runs (counts.PendingRefresh).
     counts.refresh_pending = parts.timed("figures", counts.refresh_pending)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def run(label: str, items, change, mode: str, parts: Parts) -> None:

@@ -13,8 +13,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self):
         pool = super().pool
-        # psycopg_pool keeps the check it calls in getconn() as `_check` (3.2 and later); tests/test_db_pool.py
-        # checks that the pool production builds refuses a connection the server ended.
-        if pool is not None and getattr(pool, "_check", None) is None:
+        # psycopg_pool's public way to give the check is its constructor's `check` (3.2 and later; 3.3 installed),
+        # but Django 5.2 builds the pool itself, passing check= (psycopg's empty query or None) together with
+        # OPTIONS["pool"], so a "check" there fails with "got multiple values for keyword argument 'check'".
+        # Building the pool here instead would copy Django's pool property and lean on two of its private names
+        # (_connection_pools, _configure_connection) to spare one of psycopg_pool's. So the pool keeps the check
+        # it calls in getconn() as `_check` (3.2 to 3.3), read without a default: a psycopg_pool that renamed it
+        # fails at the first connection (AttributeError) rather than lending unchecked connections.
+        # tests/test_production_settings.py reads the check back from the pool production builds.
+        if pool is not None and pool._check is None:
             pool._check = check_idle_socket
         return pool

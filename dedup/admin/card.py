@@ -10,6 +10,7 @@ from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
 from django.contrib.contenttypes.fields import GenericRelation
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.db import router
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.loader import select_template
 from django.template.response import TemplateResponse
@@ -28,6 +29,7 @@ from dedup.admin.compare import (
     key_fields,
 )
 from dedup.admin.merge_forms import DuplicateSelectionForm, MergeForm
+from dedup.engine import index
 from dedup.engine.index.builds import build_state
 from dedup.engine.counts import stored_counts, with_stored_duplicates
 from dedup.engine.finder import duplicate_counts, duplicates_of
@@ -272,6 +274,15 @@ class DuplicateControlAdminMixin:
                 },
             },
         )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method != "POST":
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        # A card saved with its inline rows (phones, emails, messengers) kept the record's keys once per row saved:
+        # held until the save is done and kept once per record, inside the transaction (ModelAdmin's own atomic
+        # becomes a savepoint of this one: two queries, against a load and a write per row).
+        with index.upkeep_once(using=router.db_for_write(self.model)):
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})

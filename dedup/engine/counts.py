@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import partial
@@ -247,9 +248,33 @@ def _watched() -> dict[type[models.Model], list[EntitySpec]]:
     return watched
 
 
-# Records whose figures a transaction changed, refreshed once when it commits: {entity key: pks}, per thread.
-# A card saved with its inline phones is one refresh, and the save itself pays nothing for the figures.
-_pending = threading.local()
+class PendingRefresh:
+    """The records whose figures a transaction changed, by entity, refreshed once it commits: the transaction's
+    on_commit callback itself. A card saved with its inline phones is one refresh, and the save itself pays nothing
+    for the figures.
+
+    Django holds the callback until the transaction ends and drops it with a rollback, so the records of a
+    rolled-back transaction go with it; the thread keeps only a weak reference, to add the rest of the
+    transaction's records. (A per-thread set kept them before: a rolled-back transaction's records were sent by
+    the next commit on the thread, and a test that saved without committing left its records to the next test.)
+    A savepoint rolled back inside a transaction that commits leaves its records to that commit's refresh, which
+    re-finds their figures as they are: harmless.
+    """
+
+    def __init__(self) -> None:
+        self.records: dict[str, set[int]] = {}
+
+    def add(self, entity: str, pks: Iterable[int]) -> None:
+        self.records.setdefault(entity, set()).update(int(pk) for pk in pks if pk is not None)
+
+    def __call__(self) -> None:
+        # Registered with every change: the first call sends them all, the others find nothing left.
+        records, self.records = self.records, {}
+        refresh_pending(records)
+
+
+# The current transaction's PendingRefresh, per thread (a weak reference: Django's on_commit list owns it).
+_current = threading.local()
 
 # A change of more records than this (an import, a bulk action) is refreshed on the bulk queue from the start.
 REFRESH_INTERACTIVE_MAX = 200
@@ -258,9 +283,9 @@ REFRESH_INTERACTIVE_MAX = 200
 REFRESH_LOCK_WAIT = "5s"
 
 
-def refresh_pending() -> None:
-    """Mark the records committed transactions changed as waiting for their figures, and send the refresh task
-    unless one waits already (the on_commit callback).
+def refresh_pending(records: dict[str, set[int]]) -> None:
+    """Mark the records a committed transaction changed ({entity key: pks}) as waiting for their figures, and send
+    the refresh task unless one waits already (called by the transaction's PendingRefresh, on commit).
 
     The refresh is not part of the request: re-finding the duplicates of a saved record, of its partners and of the
     other holders of its keys was half of an intake request's time (10 of its 19 queries, bench/README.md
@@ -271,8 +296,7 @@ def refresh_pending() -> None:
     by one task, and the merges, on a queue and worker of their own, never wait for them. A broker that refuses
     the message gets the refresh done here, as before.
     """
-    pending = _pending.__dict__.pop("records", {})
-    for entity, pks in pending.items():
+    for entity, pks in records.items():
         ids = sorted(pks)
         refresh_send(
             entity=entity, bulk=len(ids) > REFRESH_INTERACTIVE_MAX, on_failure=partial(_refresh_here, entity), waiting=ids
@@ -337,11 +361,15 @@ def counts_refresh_on_commit(*, entity: str | EntitySpec | type[models.Model], p
     spec = _spec(entity)
     if spec is None:
         return
-    pending = _pending.__dict__.setdefault("records", {})
-    pending.setdefault(spec.key, set()).update(int(pk) for pk in pks if pk is not None)
-    # Every change asks: the first callback to run sends them all, the others find nothing left. (Records of a
-    # transaction rolled back stay pending and are refreshed with the next commit: harmless.)
-    transaction.on_commit(refresh_pending)
+    current = getattr(_current, "refresh", None)
+    pending = current() if current is not None else None
+    if pending is None:  # the first change of this transaction, or the last one's callback is gone
+        pending = PendingRefresh()
+        _current.refresh = weakref.ref(pending)
+    pending.add(spec.key, pks)
+    # Registered with every change, so a callback registered inside a savepoint that is rolled back does not take
+    # the records of the transaction's other changes with it (and outside a transaction it runs at once).
+    transaction.on_commit(pending)
 
 
 def _on_change(sender, instance, raw=False, **kwargs):

@@ -10,10 +10,10 @@ class ScoringModel(models.Model):
     """An entity's Fellegi–Sunter model: learned without labels, refined by managers' decisions."""
 
     entity = models.CharField(_("records"), max_length=32, unique=True)
-    prior = models.FloatField(_("share of matches among candidate pairs"))
+    prior = models.FloatField(_("probability that two random records match"))
     threshold = models.FloatField(
         _("review threshold"),
-        default=0.9,
+        default=0.5,
         validators=[MinValueValidator(0.5), MaxValueValidator(0.9999)],
         help_text=_("Pairs with at least this match probability are duplicates."),
     )

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from crm.models import Customer, Email, Note, Order
+from dedup.engine.counts import stored_counts
 from dedup.engine.scoring.entity import scoring_learn
 from dedup.models import FiguresPending, MergeJob, NotDuplicate, ScoringModel
 from dedup.records import record_label
@@ -48,13 +49,18 @@ def _background_customers():
             factories.EmailFactory(content_object=customer, address=f"{first}.{last}{n}@example.com".lower())
 
 
-def _wait_for_figures(seconds: float = 30) -> None:
-    """The change list shows the stored figures, which the worker writes after each commit (and, while a rebuild of
-    the figures holds them, once it commits): wait until no customer waits for its figures, as a manager would see
-    them a moment later."""
+def _wait_for_figures(look_alikes: list, seconds: float = 60) -> None:
+    """The change list shows the stored figures, which the worker writes in the background: after each commit,
+    and once more when the learned model's rebuild of the entity's figures commits (the rebuild may still be on its
+    way when no record waits for a refresh). Wait until the look-alikes' figures are stored, as a manager would see
+    them a moment later; the page is then checked for them."""
     deadline = time.monotonic() + seconds
-    while FiguresPending.objects.filter(entity="customer").exists():
-        assert time.monotonic() < deadline, f"the customers' figures were not refreshed within {seconds} s"
+    pks = [customer.pk for customer in look_alikes]
+    expected = {pk: len(pks) - 1 for pk in pks}
+    while FiguresPending.objects.filter(entity="customer").exists() or stored_counts(Customer, pks) != expected:
+        assert time.monotonic() < deadline, (
+            f"the customers' figures were not stored within {seconds} s: {stored_counts(Customer, pks)}"
+        )
         time.sleep(0.2)
 
 
@@ -85,7 +91,7 @@ def test_merge_flow_manager_merges_duplicates_and_undoes(live_server, page, new_
     # and a scored model learned from the customers, as `manage.py dedup_score customer` learns it
     _background_customers()
     scoring_learn(entity="customer")
-    _wait_for_figures()
+    _wait_for_figures([current, second, namesake, fourth])
 
     # When the manager logs in and lists the customers that have duplicates
     page.goto(f"{live_server.url}/admin/login/?next=/admin/crm/customer/%3Fhas_duplicates%3Dyes")

@@ -393,6 +393,47 @@ def test_admin_customer_form_refuses_a_second_pinned_note(admin_client, admin_us
     assert customer.notes.count() == 1
 
 
+def _contacts_saved_on_card(admin_client, customer, *, phones: int, emails: int):
+    """Post the customer's card with new phones and emails; return the response."""
+    phone_rows, email_rows = "crm-phone-content_type-object_id", "crm-email-content_type-object_id"
+    data = {f"{phone_rows}-TOTAL_FORMS": phones, f"{email_rows}-TOTAL_FORMS": emails}
+    for row in range(phones):
+        data |= {f"{phone_rows}-{row}-number": f"8 (912) {customer.pk:03d}-11-{row:02d}", f"{phone_rows}-{row}-kind": "mobile"}
+    for row in range(emails):
+        data[f"{email_rows}-{row}-address"] = f"client{customer.pk}.{row}@example.com"
+    return admin_client.post(_url("customer", "change", customer.pk), _customer_form_data(customer, **data))
+
+
+def test_admin_customer_card_save_keeps_the_index_once_however_many_contact_rows(
+    admin_client, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from dedup import registry
+    from dedup.engine import index
+    from dedup.models import MatchKey
+
+    # Given the queries of a card saved with one new phone and one new email (after a first save warmed the caches)
+    warm, one, five = factories.CustomerFactory.create_batch(3, first_name="Maria", last_name="Ivanova")
+    assert _contacts_saved_on_card(admin_client, warm, phones=1, emails=1).status_code == 302
+    with CaptureQueriesContext(connection) as one_each:
+        assert _contacts_saved_on_card(admin_client, one, phones=1, emails=1).status_code == 302
+    # When another card is saved with 3 phones and 2 emails, then it costs only the 3 more rows' own INSERTs: the
+    # customer's keys are kept once for the save, not once more per row (a load and a write each, 15 queries more)
+    with django_assert_max_num_queries(len(one_each) + 3):
+        response = _contacts_saved_on_card(admin_client, five, phones=3, emails=2)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    # and the keys written are the customer's whole keys, the same as reindexing it from scratch writes
+    def keys():
+        return sorted(MatchKey.objects.filter(entity="customer", record_id=five.pk).values_list("kind", "key"))
+
+    written = keys()
+    assert [kind for kind, _key in written].count("phone") == 3 and [kind for kind, _key in written].count("email") == 2
+    index.reindex(registry.get("customer"), [five.pk])
+    assert keys() == written
+
+
 def test_admin_card_history_links_to_all_of_the_records_items_and_to_add_one(admin_client, admin_user):
     # Given a customer with seven calls and another customer with one
     customer = factories.CustomerFactory(first_name="Maria", last_name="Ivanova")

@@ -266,9 +266,9 @@ def test_intake_config_token_last_use_is_read_on_every_request(
 
 def _token_writes(callbacks):
     """The callbacks a request left after its commit, but the duplicate figures' refresh (dedup.engine.counts)."""
-    from dedup.engine.counts import refresh_pending
+    from dedup.engine.counts import PendingRefresh
 
-    return [callback for callback in callbacks if callback is not refresh_pending]
+    return [callback for callback in callbacks if not isinstance(callback, PendingRefresh)]
 
 
 # --- A change made by another process -----------------------------------------------------------------

@@ -3,6 +3,7 @@ rule change and scan, so list counts and the "Has duplicates" filter are one ind
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -280,6 +281,22 @@ def test_counts_of_many_commits_wait_together_and_one_task_refreshes_them(
     assert refreshed == 4
     assert _stored(*people) == [1, 1, 1, 1] == _live(*people)
     assert not FiguresPending.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counts_of_a_rolled_back_transaction_are_not_marked_by_the_next_commit(broker_without_worker):
+    # given a customer saved (and committed), its figures' mark cleared as a refresh would
+    kept = customer_with("Ivan", "Petrov", phones=["+7 912 345-67-89"])
+    FiguresPending.objects.all().delete()
+    # when a change of it is rolled back
+    with pytest.raises(RuntimeError), transaction.atomic():
+        kept.first_name = "Oleg"
+        kept.save()
+        raise RuntimeError("the request failed")
+    # and another customer is saved and committed on the same thread
+    other = customer_with("Anna", "Sidorova", phones=["+7 903 111-22-33"])
+    # then only the committed change waits for its figures: the rolled-back one left nothing behind
+    assert list(FiguresPending.objects.values_list("record_id", flat=True)) == [other.pk]
 
 
 def test_counts_of_a_record_changed_again_during_its_refresh_wait_for_the_next_task(committed, broker_without_worker):

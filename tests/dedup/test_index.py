@@ -147,6 +147,38 @@ def test_index_phone_row_create_update_delete_follow_the_owner():
     assert after_delete == set()
 
 
+def test_index_upkeep_once_keeps_a_records_keys_at_the_end_of_the_block():
+    # Given a customer with a phone
+    customer = customer_with("Ivan", "Petrov", phones=["8 912 345-67-89"])
+    phone = customer.phones.get()
+    # When, in one block, it is renamed, its phone changed, a phone added and an email deleted... the keys wait
+    with index.upkeep_once():
+        customer.first_name = "Oleg"
+        customer.save()
+        phone.number = "+1 (415) 555-0100"
+        phone.save()
+        factories.PhoneFactory(content_object=customer, number="8 903 111-22-33")
+        held = keys_of(customer, "phone")
+    # Then inside the block nothing was rewritten, and at its end the keys are the record's as it is
+    assert held == {("phone", "+79123456789")}
+    assert keys_of(customer, "phone") == {("phone", "+14155550100"), ("phone", "+79031112233")}
+    kept = keys_of(customer)
+    index.reindex(registry.get("customer"), [customer.pk])
+    assert keys_of(customer) == kept
+
+
+def test_index_upkeep_once_failing_block_holds_nothing_after_it():
+    # Given a block that fails after a phone was added (its transaction rolled back)
+    customer = customer_with("Ivan", "Petrov")
+    with pytest.raises(RuntimeError), index.upkeep_once():
+        factories.PhoneFactory(content_object=customer, number="8 912 345-67-89")
+        raise RuntimeError("the save failed")
+    assert not customer.phones.exists()
+    # When a phone is added after it, then its keys are written at once, as outside any block
+    factories.PhoneFactory(content_object=customer, number="8 903 111-22-33")
+    assert keys_of(customer, "phone") == {("phone", "+79031112233")}
+
+
 def test_index_email_row_of_another_entity_does_not_touch_customers():
     # Given a customer and a company with the same id and an email added to the company
     customer = customer_with("Ivan", "Petrov")

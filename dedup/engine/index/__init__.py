@@ -7,7 +7,8 @@ by a full rebuild.
 - `write`: the write strategies (one statement for a save, COPY for many, delete and insert elsewhere);
 - `builds`: rebuilds in the background and their progress, for the screens;
 - `services`: reindex, reindex after a change, index new records, sync the kinds with the rules, rebuild;
-- `upkeep`: the signal receivers that route saves, deletes, bulk writes and rule changes to the services.
+- `upkeep`: the signal receivers that route saves, deletes, bulk writes and rule changes to the services, and
+  `upkeep_once`, which holds a block's upkeep for its end (a card saved with its phones is indexed once).
 
 Callers use this package: ``from dedup.engine import index; index.reindex(spec, pks)``.
 """
@@ -27,11 +28,11 @@ from .services import (
     reindex_changed,
     sync_plan,
 )
-from .upkeep import connect
+from .upkeep import connect, upkeep_once
 from .write import BATCH_SIZE, SMALL_WRITE_ROWS, delete_keys, insert_rows
 
 __all__ = [
     "BACKFILL_INLINE_LIMIT", "BACKFILL_TASK", "BATCH_SIZE", "SMALL_WRITE_ROWS", "SYNCED_MARKER", "backfill", "build_run",
     "connect", "delete_keys", "index_new_records", "indexed_kinds", "insert_rows", "kinds_reading",
-    "load_records", "rebuild", "reindex", "reindex_changed", "sync_plan",
+    "load_records", "rebuild", "reindex", "reindex_changed", "sync_plan", "upkeep_once",
 ]

@@ -1,15 +1,18 @@
 """Route saves and deletes to the index: which saved row touches which records' keys (the records themselves,
 the owners of a changed phone, the records of a changed stage), bulk writes (records_bulk_saved) and rule
-changes (the kinds are synced)."""
+changes (the kinds are synced); and hold a save's upkeep until it is done (upkeep_once), so a record saved with its
+rows is indexed once."""
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.contrib.contenttypes.fields import GenericRelation
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 
@@ -107,23 +110,70 @@ def _owners_by_fk(spec: EntitySpec, name: str, pk) -> list[int]:
     return list(spec.model._base_manager.filter(**{name: pk}).values_list("pk", flat=True))
 
 
+# The records whose keys the current upkeep_once block holds for its end: {entity key: (spec, pks)}; None outside
+# such a block.
+_held: ContextVar[dict[str, tuple[EntitySpec, set[int]]] | None] = ContextVar("dedup_index_held", default=None)
+
+
+@contextmanager
+def upkeep_once(using: str | None = None) -> Iterator[None]:
+    """Run the block in a transaction, keeping the keys of every record it changes once, at its end, before the
+    commit, instead of after each row saved.
+
+    A customer card saved with 3 phones and 2 emails kept the customer's keys six times, a load and a write each
+    (6 + 4 x 5 queries on SQLite, 2 + 2 x 5 on PostgreSQL); held, each record changed is reindexed once, whole,
+    whatever its rows. The keys are still written inside the transaction, so no reader sees a committed record
+    without them. Deleted records lose their keys at once, as outside the block. Nested blocks join the outer one.
+    """
+    if _held.get() is not None:
+        with transaction.atomic(using=using):
+            yield
+        return
+    held: dict[str, tuple[EntitySpec, set[int]]] = {}
+    token = _held.set(held)
+    try:
+        with transaction.atomic(using=using):
+            yield
+            _held.reset(token)
+            token = None
+            for spec, pks in held.values():
+                reindex_changed(spec, sorted(pks), None)
+    finally:
+        if token is not None:
+            _held.reset(token)
+
+
+def _hold(held: dict[str, tuple[EntitySpec, set[int]]], spec: EntitySpec, pks) -> None:
+    held.setdefault(spec.key, (spec, set()))[1].update(pks)
+
+
 def _on_save(sender, instance, raw=False, update_fields=None, **kwargs):
     if raw:
         return  # fixtures: rows may point at rows not loaded yet; `dedup_rebuild_index` after loading
     watch = _watches().get(sender)
     if watch is None:
         return
+    held = _held.get()
     for spec in watch.records:
-        reindex_changed(spec, [instance.pk], update_fields)
+        if held is not None:
+            _hold(held, spec, [instance.pk])
+        else:
+            reindex_changed(spec, [instance.pk], update_fields)
     _reindex_owners(watch, instance)
 
 
 def _reindex_owners(watch: _Watch, row: models.Model) -> None:
     """Rewrite, for the records a changed related row belongs to, only the kinds of keys read through that row
-    (a phone saved rewrites its owner's phone keys): fewer rows to load and write, none if no rule reads it."""
+    (a phone saved rewrites its owner's phone keys): fewer rows to load and write, none if no rule reads it.
+    In an upkeep_once block the records are held for its end."""
+    held = _held.get()
     for spec, owners, field_names in watch.related:
         pks = owners(row)  # a generic row (a phone) names one owner's entity: the others end here, unqueried
-        if pks:
+        if not pks:
+            continue
+        if held is not None:
+            _hold(held, spec, pks)
+        else:
             reindex_read_through(spec, pks, field_names)
 
 

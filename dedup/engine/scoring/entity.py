@@ -12,7 +12,7 @@ from dedup import registry
 from dedup.engine import match_settings
 from dedup.engine.scoring import base_read, matcher, store
 from dedup.engine.scoring.model import Model
-from dedup.engine.scoring.schema import KIND_TYPES, entity_schema, scored_fields  # noqa: F401 (callers' home)
+from dedup.engine.scoring.schema import entity_schema, scored_fields
 from dedup.models import ScoringModel
 
 # Records read per query.
