@@ -237,9 +237,9 @@ def read_records(records: Iterable[Mapping[str, object]], schema: Sequence[Field
                 here = _read_fields(records, schema, region, only=apart.positions)
                 found = {position: here[position] for position in apart.positions}
             coded = [found.get(position, column) for position, column in enumerate(coded)]
-        records = Records.from_coded(schema, coded)
-        records.child_memory_kb = apart.private_kb if apart is not None else 0
-        return records
+        read = Records.from_coded(schema, coded)
+        read.child_memory_kb = apart.peak_kb if apart is not None else 0
+        return read
 
 
 def _read_fields(records: Iterable[Mapping[str, object]], schema: Sequence[FieldSpec],
@@ -327,8 +327,7 @@ def comparison_levels(records: Records, pairs: np.ndarray, *,
         lefts, rights = pairs[:, 0], pairs[:, 1]
         # Field by field on the workers' threads, the costliest first (each writes its own column).
         ordered = sorted(positions, key=lambda position: _GRADING_ORDER.get(records.types[position], 9))
-
-        kept = records._laid_out
+        kept = records._laid_out  # learning's and scoring's passes share the graders' per-value arrays
 
         def grade(position: int) -> None:
             cache = kept.setdefault(position, {}) if kept is not None else None

@@ -55,14 +55,14 @@ class Pending:
         self._process = process
         self._directory = directory
         # The child's peak memory (max RSS: a fresh process, nothing shared with this one), in kB.
-        self.private_kb = 0
+        self.peak_kb = 0
 
     def result(self) -> dict[int, levels.CodedColumn] | None:
         try:
             if self._process.wait() != 0:
                 return None
             with open(os.path.join(self._directory.name, "out"), "rb") as stream:
-                found, self.private_kb = pickle.load(stream)
+                found, self.peak_kb = pickle.load(stream)
             return {position: _decoded(*encoded) for position, encoded in found.items()}
         except Exception:
             return None
