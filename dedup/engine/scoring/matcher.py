@@ -606,6 +606,8 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
     clock = _Clock()
     # Learning needs the shared contact values, which blocking does not change: with several workers they are
     # found on a thread of their own while the pairs are blocked (mostly numpy sorts, which leave it the GIL).
+    for position in range(len(records.schema)):  # each column coded once, here, before the threads read it
+        records.coded(position)
     shared_found = workers.background(lambda: shared_values(records)) if model is None else None
     if pairs is None:
         clock.lap()
