@@ -42,6 +42,9 @@
         let lastId = 0;
         let timer = null;
         let inFlight = false;
+        // A card asked to reload itself (card.js): the page stays until the new one arrives, which on a slow server
+        // takes a while, but claims nothing more; a toast it claimed now would be counted popped and lost with it.
+        let leaving = false;
 
         function post(url, ids) {
             return fetch(url, {
@@ -56,7 +59,7 @@
 
         function pop(items) {
             // Claim the toasts on the server first: of two browsers polling at once, one shows each toast.
-            if (!items.length) return;
+            if (!items.length || leaving) return;  // the next page claims them
             const byId = new Map(items.map(function (item) { return [item.id, item]; }));
             // Being claimed: a card that reloads itself before the claim answers (the same poll announced the
             // merge) takes these along too, or the server would count them popped and nobody would see them.
@@ -159,7 +162,7 @@
         function poll() {
             if (timer !== null) window.clearTimeout(timer);
             timer = null;
-            if (inFlight) return;
+            if (inFlight || leaving) return;
             inFlight = true;
             fetch(pollUrl + "?after=" + lastId, {credentials: "same-origin", headers: {"Accept": "application/json"}})
                 .then(function (response) {
@@ -202,7 +205,11 @@
             }
         }
         window.mwNotifications = {
+            // Called by a card just before it reloads itself: the toasts on screen and those whose claim has not
+            // answered yet go along to the next page, and from now on this page claims no more (a poll answering
+            // meanwhile leaves its toasts to the next page, which polls at once).
             replayShownAfterReload: function () {
+                leaving = true;
                 const items = Array.from(shown.values()).map(function (toast) { return toast.mwItem; })
                     .concat(Array.from(claiming.values()).filter(function (item) { return !shown.has(item.id); }));
                 if (session && items.length) session.setItem(REPLAY_KEY, JSON.stringify(items));

@@ -45,6 +45,16 @@ def level(field_type, left, right, *, left_region=None, right_region=None):
         (c.PERSON_NAME, "Olga Smirnova", "Olga Smirnitskaya", "fuzzy_mid"),
         (c.PERSON_NAME, "Ivan Petrov", "Anna Sidorova", "different"),
         (c.PERSON_NAME, "Ivan Petrov", "Ivanna Petrova", "different"),
+        (c.PERSON_NAME, "Petrov Ivan", "Петрова Ivan", "different"),
+        # a typo of the last letter that folds like a feminine ending ("smith" / "smita" fold to "smit" / "smita"):
+        # the typed words have one length, a feminine ending adds letters
+        (c.PERSON_NAME, "Steven Smith", "Steven Smita", "fuzzy_high"),
+        (c.PERSON_NAME, "Юлия Шилова", "Юлия Шиловв", "fuzzy_high"),
+        (c.PERSON_NAME, "John Ball", "John Bala", "fuzzy_high"),
+        # a three-letter word one letter apart past the first is a typo too; the first letter is not
+        (c.PERSON_NAME, "Mary Cox", "Mary Cok", "fuzzy_high"),
+        (c.PERSON_NAME, "Lisa Lee", "Lisa Lke", "fuzzy_high"),
+        (c.PERSON_NAME, "Mary Cox", "Mary Fox", "fuzzy_mid"),
         # company names: legal forms go, digits stay
         (c.COMPANY_NAME, "ООО «Ромашка»", "Romashka LLC", "exact"),
         (c.COMPANY_NAME, "Altas Retail JSC", "Altas Retail", "exact"),

@@ -194,3 +194,23 @@ def test_shared_values_equal_the_record_by_record_count():
     assert shared == reference_shared_values(read)
     assert shared[read.types.index(c.EMAIL)]["family@mail.ru"] > 2
     assert len(shared[read.types.index(c.PHONE)]) >= 2
+
+
+def test_bulk_gendered_and_short_names_equal_the_per_pair_grader():
+    # A feminine ending adds letters to the typed word (Petrov / Petrova, Иван / Ивана, across scripts too); a typo
+    # of the last letter keeps its length however it folds (Smith / Smita fold to "smit" / "smita").
+    raw = ["Ivan Petrov", "Ivan Petrova", "Иван Петрова", "Ivana Petrov", "Steven Smith", "Steven Smita",
+           "John Ball", "John Bala", "Юлия Шилова", "Юлия Шиловв", "Юлия Шилов", "Anna Lee", "Anna Lke", "Anna Fee",
+           "Иван Ким", "Иван Кип"]
+    values, codes_a, codes_b = all_pairs_of_distinct(c.PERSON_NAME, raw)
+    bulk = graders.grade(c.PERSON_NAME, values, codes_a, codes_b)
+    assert bulk.tolist() == per_pair(c.PERSON_NAME, values, codes_a, codes_b)
+    level = {(raw[a], raw[b]): c.LEVELS[c.PERSON_NAME][found]
+             for a, b, found in zip(codes_a.tolist(), codes_b.tolist(), bulk.tolist())}
+    assert level[("Ivan Petrov", "Ivan Petrova")] == level[("Ivan Petrov", "Иван Петрова")] == "different"
+    assert level[("Ivan Petrov", "Ivana Petrov")] == level[("Юлия Шилова", "Юлия Шилов")] == "different"
+    assert level[("Steven Smith", "Steven Smita")] == level[("John Ball", "John Bala")] == "fuzzy_high"
+    assert level[("Юлия Шилова", "Юлия Шиловв")] == "fuzzy_high"
+    # a three-letter word one letter apart past the first (comparisons.short_typo)
+    assert level[("Anna Lee", "Anna Lke")] == level[("Иван Ким", "Иван Кип")] == "fuzzy_high"
+    assert level[("Anna Lee", "Anna Fee")] != "fuzzy_high"

@@ -92,9 +92,14 @@ def reference_candidate_pairs(columns, types, max_block):
         if 2 <= len(rows) <= max_block:
             found |= {(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]}
     # An oversized combined block of two values of fields that tell people apart, up to NEIGHBOUR_BLOCK_TIMES x
-    # max_block records: sorted by each such field's spelling, every member meets the next NEIGHBOURS members
-    # that spell it otherwise.
+    # max_block records: sorted by each such field's spelling (a name's and a company's also spelled backwards),
+    # the holders of each value (its first NEIGHBOUR_HOLDERS by row) meet those of the next NEIGHBOURS values, and
+    # the holders of a value held by at most SAME_VALUE_HOLDERS of the block meet each other.
     sortable = {str(position) for position, field_type in enumerate(types) if field_type in blocking._SORT_KEY}
+    orders = [(position, field_type, False) for position, field_type in enumerate(types)
+              if field_type in blocking._SORT_KEY]
+    orders += [(position, field_type, True) for position, field_type in enumerate(types)
+               if field_type in blocking.BACKWARDS]
     for (first, second), rows in refined.items():
         if not max_block < len(rows) <= blocking.NEIGHBOUR_BLOCK_TIMES * max_block:
             continue
@@ -102,15 +107,21 @@ def reference_candidate_pairs(columns, types, max_block):
             continue
         if first.split(":")[0] not in sortable or second.split(":")[0] not in sortable:
             continue
-        for position, field_type in enumerate(types):
-            if field_type not in blocking._SORT_KEY:
-                continue
-            spelled = sorted((blocking._SORT_KEY[field_type](columns[position][row][0]), row)
-                             for row in rows if columns[position][row])
-            for index, (key, row) in enumerate(spelled):
-                for other_key, other in spelled[index + 1:index + 1 + blocking.NEIGHBOURS]:
-                    if other_key != key:
-                        found.add((min(row, other), max(row, other)))
+        for position, field_type, backwards in orders:
+            holders = defaultdict(list)
+            for row in sorted(rows):
+                if columns[position][row]:
+                    spelled = blocking._SORT_KEY[field_type](columns[position][row][0])
+                    holders[spelled[::-1] if backwards else spelled].append(row)
+            values = sorted(holders)
+            for value in values:
+                if len(holders[value]) <= blocking.SAME_VALUE_HOLDERS:
+                    found |= {(a, b) for i, a in enumerate(holders[value]) for b in holders[value][i + 1:]}
+            for index, value in enumerate(values):
+                for other_value in values[index + 1:index + 1 + blocking.NEIGHBOURS]:
+                    for row in holders[value][:blocking.NEIGHBOUR_HOLDERS]:
+                        for other in holders[other_value][:blocking.NEIGHBOUR_HOLDERS]:
+                            found.add((min(row, other), max(row, other)))
     return sorted(found)
 
 

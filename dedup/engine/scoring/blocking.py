@@ -10,11 +10,12 @@ already meets in the small token's block. So pairs that also agree on another fi
 10,000 Ivans are never compared with each other.
 
 A combined block still larger than ``max_block`` (at 1,000,000 customers: 30 to 100 namesakes sharing a first
-and last name, a first name at a big company) is not dropped but sorted by each field's value in turn, and every
-member meets the members up to ``NEIGHBOURS`` places after it that hold another value of that field
-(sorted-neighbourhood blocking inside the block): a namesake whose company has a typo ("Vector" / "Vcetor"), a surname typo at a big
-company sort next to their true partner and meet, while the block's members are not all compared with each
-other (which at that size would triple the candidate pairs). Such a block is sorted only when its two tokens are
+and last name, a first name at a big company) is not dropped but sorted by each field's value in turn (a company
+also by its spelling backwards), and the holders of each value meet those of the ``NEIGHBOURS`` next values
+(sorted-neighbourhood blocking inside the block, counted in distinct values): a namesake whose company has a
+typo ("Vector" / "Vcetor"; "Agrokompleks 9506" / "Argokompleks 9506" backwards), a surname typo at a big company
+sort next to their true partner and meet, while the block's members are not all compared with each other (which
+at that size would triple the candidate pairs). Such a block is sorted only when its two tokens are
 two values of fields that tell people apart (a name and a surname, a name and a company: not a first name's
 variant group and its phonetic key, which are one value; not a name and a country) and it holds at most
 ``NEIGHBOUR_BLOCK_TIMES`` × ``max_block`` records (past that, a name shared by hundreds: dropped as before).
@@ -32,12 +33,19 @@ from dedup.engine.scoring import graders, levels
 # Measured on Febrl 3 (5,000 records): 24 keeps every true pair among 80k candidates, 60 doubles the pairs.
 DEFAULT_MAX_BLOCK = 24
 MAX_TOKENS_PER_RECORD = 24
-# Inside an oversized combined block sorted by one field, each member meets this many next members.
+# Inside an oversized combined block sorted by one field, the holders of each value meet those of this many next
+# values.
 NEIGHBOURS = 2
 # Oversized combined blocks up to this many times ``max_block`` records are sorted field by field (sorted
 # neighbourhood): 480 records at the default, 30 to 100 namesakes of a common first and last name at 1,000,000
 # customers; past it the block is one value in two tokens, or a name shared by hundreds.
 NEIGHBOUR_BLOCK_TIMES = 20
+# Inside a sorted block, a value held by more members than this meets its neighbours' values with its first ones
+# only (namesakes at one big company: a few each).
+NEIGHBOUR_HOLDERS = 2
+# Inside a sorted block, the holders of one value meet each other when they are at most this many (two Stephen Smiths
+# in the block of the Stephens at a big company: the block of their name is too big to compare whole); 0: never.
+SAME_VALUE_HOLDERS = 3
 
 
 def field_tokens(field_type: str, prepared: tuple | None) -> set[str]:
@@ -103,8 +111,7 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
     # oversized tokens need a combined block, one per pair of a record's oversized tokens (in record order).
     chunks.append(_combined_block_pairs(rows, tokens, counts, max_block, size, firsts=firsts,
                                         sortable=np.array([field_type in _SORT_KEY for field_type in types] + [False]),
-                                        order=lambda rows: [_value_order(column, field_type, rows)
-                                                            for column, field_type in zip(coded, types)]))
+                                        order=lambda rows: _field_orders(coded, types, rows)))
     codes = levels.distinct(np.concatenate(chunks))
     if not len(codes):
         return np.empty((0, 2), dtype=np.int64)
@@ -178,32 +185,68 @@ def _combined_block_pairs(rows: np.ndarray, tokens: np.ndarray, counts: np.ndarr
 
 def _neighbour_pairs(blocks: np.ndarray, rows: np.ndarray, ranks: Sequence[np.ndarray | None],
                      size: int) -> np.ndarray:
-    """Return the pairs of each block's members that sort within ``NEIGHBOURS`` of each other by one field's value
-    (``ranks[field][row]``: the row's value's place in that field's order, -1 when it has none), field by field.
+    """Return the pairs of each block's members whose values of one field are within ``NEIGHBOURS`` distinct values
+    of each other in that field's order (``ranks[field][row]``: the row's value's place in the order, -1 when it
+    has none), field by field.
 
     What this finds is two members that almost agree (one letter apart in a company, a surname typo) inside a
-    block too big to compare whole; two that agree exactly (equal places) are not paired here."""
+    block too big to compare whole. Neighbours are counted in distinct values, not in members: when two namesakes
+    work at "Orion" and the third's copy is at "Oroin", the copy meets both whatever their order (counted in
+    members, it met the nearest only when the namesakes' rows came first). A value held by more than
+    ``NEIGHBOUR_HOLDERS`` members of a block takes part with its first ones only. Two members that agree exactly
+    (equal places) meet when their value has at most ``SAME_VALUE_HOLDERS`` holders in the block (two Stephen
+    Smiths among the Stephens at a big company), never in a block of one value (60 namesakes sorted by name)."""
     chunks = [np.empty(0, dtype=np.int64)]
     for rank in ranks:
         if rank is None:
             continue
         held = rank[rows] >= 0
         block, row = blocks[held].astype(np.int64), rows[held].astype(np.int64)
+        if not len(row):
+            continue
         order = np.lexsort((row, rank[row], block))  # by block, then the field's order, then row
         block, row = block[order], row[order]
+        value = rank[row]
+        # Runs of one value in one block; each member's place in its run.
+        new_run = np.concatenate([[True], (block[1:] != block[:-1]) | (value[1:] != value[:-1])])
+        run_start = np.flatnonzero(new_run)
+        run_of = np.cumsum(new_run) - 1
+        held_by = np.diff(np.append(run_start, len(row)))  # each value's holders in the block
+        run_length = np.minimum(held_by, NEIGHBOUR_HOLDERS)
+        member = np.flatnonzero(np.arange(len(row)) - run_start[run_of] < NEIGHBOUR_HOLDERS)
+        if SAME_VALUE_HOLDERS >= 2:  # the few holders of one value meet each other (step 0)
+            few = np.flatnonzero(held_by <= SAME_VALUE_HOLDERS)
+            for offset in range(1, SAME_VALUE_HOLDERS):
+                inside = few[held_by[few] > offset]
+                first = np.repeat(run_start[inside], held_by[inside] - offset) + _within(held_by[inside] - offset)
+                left, right = row[first], row[first + offset]
+                chunks.append(np.minimum(left, right) * size + np.maximum(left, right))
         for step in range(1, NEIGHBOURS + 1):
-            same = (block[step:] == block[:-step]) & (rank[row[step:]] != rank[row[:-step]])
-            left, right = row[:-step][same], row[step:][same]
+            partner_run = run_of[member] + step
+            valid = partner_run < len(run_start)
+            left_members, partner_run = member[valid], partner_run[valid]
+            same = block[run_start[partner_run]] == block[left_members]
+            left_members, partner_run = left_members[same], partner_run[same]
+            count = run_length[partner_run]
+            left = np.repeat(row[left_members], count)
+            right = row[np.repeat(run_start[partner_run], count) + _within(count)]
             chunks.append(np.minimum(left, right) * size + np.maximum(left, right))
     return np.concatenate(chunks)
 
 
-def _value_order(column: levels.CodedColumn, field_type: str, rows: np.ndarray | None = None) -> np.ndarray | None:
+def _within(count: np.ndarray) -> np.ndarray:
+    """Return 0 .. count[i] - 1 for each i in turn, concatenated."""
+    return np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+
+
+def _value_order(column: levels.CodedColumn, field_type: str, rows: np.ndarray | None = None, *,
+                 backwards: bool = False) -> np.ndarray | None:
     """Return each row's place in the order of its field's values (a name or company by its folded words, a phone
     by its number, ...; -1 when missing), or None for a field whose values say nothing of nearness (a country,
     a number: sorted neighbours there are strangers). ``rows``: only these rows' places are read (the others
     come back -1), so only their values are spelled and sorted (at 1,000,000 records the members of the sorted
-    blocks hold a few percent of the values; sorting all of them as Python strings took 6 s)."""
+    blocks hold a few percent of the values; sorting all of them as Python strings took 6 s). ``backwards``: the
+    order of the values spelled backwards (a typo near the start of a name keeps its end in place)."""
     if field_type not in _SORT_KEY or not column.values:
         return None
     key = _SORT_KEY[field_type]
@@ -211,10 +254,28 @@ def _value_order(column: levels.CodedColumn, field_type: str, rows: np.ndarray |
     used = levels.distinct(codes[codes >= 0]).tolist()
     values = column.values
     spelled = [key(values[code][0]) for code in used]
+    if backwards:
+        spelled = [text[::-1] for text in spelled]
     place = {text: rank for rank, text in enumerate(sorted(set(spelled)))}
     ranks = np.full(len(values) + 1, -1, dtype=np.int64)  # the last entry: a missing value's code -1
     ranks[used] = [place[text] for text in spelled]
     return ranks[column.codes]
+
+
+def _field_orders(coded: Sequence[levels.CodedColumn], types: Sequence[str],
+                  rows: np.ndarray) -> list[np.ndarray | None]:
+    """Return the orders the sorted blocks' members are paired by: every field's values (``_value_order``), and a
+    company's spelled backwards too (``BACKWARDS``: a typo in the first letters sorts a company away from its own
+    spelling among the namesakes' companies, "Agrokompleks 9506" / "Argokompleks 9506", "Tekhnosfera Logistik" /
+    "Tekhonsfera Logistik", but not backwards)."""
+    orders = [_value_order(column, field_type, rows) for column, field_type in zip(coded, types)]
+    orders += [_value_order(column, field_type, rows, backwards=True)
+               for column, field_type in zip(coded, types) if field_type in BACKWARDS]
+    return orders
+
+
+# The field types whose sorted blocks are also paired in the order of their values spelled backwards.
+BACKWARDS = frozenset({c.COMPANY_NAME})
 
 
 # How a field's value is spelled for the sorted neighbourhood: the form whose neighbours in alphabetical order are

@@ -409,7 +409,7 @@ def _grade_text(a: str, b: str) -> int:
 def grade_person(a: Person, b: Person) -> int:
     if a.key == b.key:
         return 0
-    if gendered_pair(a.words, b.words):  # Petrov / Petrova, Ivan / Ivana: in Russian two people, not a typo
+    if gendered_pair(a, b):  # Petrov / Petrova, Ivan / Ivana: in Russian two people, not a typo
         return len(LEVELS[PERSON_NAME]) - 1
     if len(a.words) == len(b.words) and _pair_variants(a.words, b.words):
         return 1
@@ -429,12 +429,26 @@ def grade_person(a: Person, b: Person) -> int:
     return 5 if similarity >= MID else 6
 
 
-def gendered_pair(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    """Tell whether a word of one name is a word of the other with a feminine ending added (Petrov / Petrova)."""
-    words_b = set(b)
-    words_a = set(a)
-    return any(len(word) >= 3 and (word + "a" in words_b or word + "na" in words_b) for word in words_a) or any(
-        len(word) >= 3 and (word + "a" in words_a or word + "na" in words_a) for word in words_b)
+def gendered_pair(a: Person, b: Person) -> bool:
+    """Tell whether a word of one name is a word of the other with a feminine ending added (Petrov / Petrova).
+
+    Judged on the folded words, but an ending adds letters to the typed word too: two typed words of one length
+    are a typo of the last letter, not a gender (Smith / Smita fold to "smit" / "smita", Шиловв / Шилова to
+    "shilov" / "shilova", Ball / Bala to "bal" / "bala")."""
+    return _gendered_words(a, b) or _gendered_words(b, a)
+
+
+def _gendered_words(a: Person, b: Person) -> bool:
+    """Tell whether a word of ``b`` is a word of ``a`` with "a" or "na" added, typed longer."""
+    typed_b = dict(zip(b.words, b.plain))
+    for word, plain in zip(a.words, a.plain):
+        if len(word) < 3:
+            continue
+        for ending in ("a", "na"):
+            other = typed_b.get(word + ending)
+            if other is not None and len(other) != len(plain):
+                return True
+    return False
 
 
 def _initials_fit(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
@@ -479,7 +493,19 @@ def _typo_or_variant(a: tuple[str, str], b: tuple[str, str]) -> bool:
     either form (long words also by Jaro-Winkler: Kondratyev / Kondratiev, OCR misreads)."""
     (folded_a, plain_a), (folded_b, plain_b) = a, b
     return (are_variants(folded_a, folded_b) or one_edit(folded_a, folded_b) or one_edit(plain_a, plain_b)
+            or short_typo(plain_a, plain_b)
             or (min(len(folded_a), len(folded_b)) >= 6 and _jaro_winkler(folded_a, folded_b) >= HIGH))
+
+
+def short_typo(a: str, b: str) -> bool:
+    """Tell whether two typed three-letter words are one letter apart past the first (Cox / Cok, Lee / Lke, May /
+    Mac): a typo in a short surname. The first letter and a length change are not (Cox / Fox, Lee / Le)."""
+    return (len(a) == len(b) == SHORT_TYPO_LENGTH and a[0] == b[0]
+            and (a[1] != b[1]) + (a[2] != b[2]) == 1)
+
+
+# The length of the typed words ``short_typo`` judges (one_edit judges four letters and more).
+SHORT_TYPO_LENGTH = 3
 
 
 def _grade_company(a: Company, b: Company) -> int:

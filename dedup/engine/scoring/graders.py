@@ -293,6 +293,12 @@ class _Names:
             edit = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 4)
                                   & (np.abs(lengths[short] - lengths[long]) <= 1))
             close[edit] = _distance_at_most_one(texts[short[edit]].tolist(), texts[long[edit]].tolist())
+        lengths = self.plain_length
+        three = np.flatnonzero(~close & (lengths[short] == c.SHORT_TYPO_LENGTH)
+                               & (lengths[long] == c.SHORT_TYPO_LENGTH))
+        close[three] = np.fromiter((c.short_typo(a, b) for a, b in zip(self.plain[short[three]].tolist(),
+                                                                       self.plain[long[three]].tolist())),
+                                   dtype=bool, count=len(three))
         lengths = self.folded_length
         similar = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 6))
         close[similar] = _jaro_winkler(self.folded[short[similar]].tolist(),
@@ -302,8 +308,9 @@ class _Names:
     def gendered_words(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Return, per pair of word ids, whether one is the other with a feminine ending (Petrov / Petrova)."""
         folded_left, folded_right = self.folded_id[left], self.folded_id[right]
-        return ((self.feminine[left] == folded_right[:, None]).any(axis=1)
-                | (self.feminine[right] == folded_left[:, None]).any(axis=1))
+        return (((self.feminine[left] == folded_right[:, None]).any(axis=1)
+                 | (self.feminine[right] == folded_left[:, None]).any(axis=1))
+                & (self.plain_length[left] != self.plain_length[right]))
 
     def _any_word(self, test, codes_a: np.ndarray, codes_b: np.ndarray, slot: int, rows: np.ndarray) -> np.ndarray:
         """Return, for the name pairs ``rows``, whether word ``slot`` of the first name passes ``test`` with any
