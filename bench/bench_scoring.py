@@ -9,15 +9,19 @@ Runs standalone: `.venv/bin/python bench/bench_scoring.py [--sets febrl1 febrl2 
   synthetic multi-country CRM base (bench/_crm_synth.py: planted duplicates of nine kinds, hard negatives).
 - This engine: NO configuration. The schema (field types) is guessed from column names and values
   (dedup.engine.scoring.matcher.infer_schema), the country column chooses each record's phone region, and the
-  weights are learned from the base itself; groups at the default threshold.
+  weights are learned from the base itself; groups at the default threshold. It uses the machine's cores as
+  the engine does by default (DEDUP_SCORING_WORKERS: threads, and a child process reading the phones of a
+  large base); `DEDUP_SCORING_WORKERS=1` in the environment runs it on one.
 - Splink 5 (DuckDB): the comparisons and blocking rules of its own Febrl tutorial, and for the CRM base the
   equivalent on cleaned columns (names and emails lower-cased, phones as digits; Splink's forename-surname
   comparison; blocking rules that stay near 6 million pairs at 1,000,000 records, CRM_BLOCKING); u by random
   sampling, the prior from deterministic rules, m by EM over blocking rules; clusters at the same threshold.
   DuckDB gets half the memory cap, a spill directory and one thread per core.
 - Pairs: two records are a found pair when one group holds both (groups' pairwise precision and recall).
-Each (set, engine) runs in its own process, so its peak memory (max RSS, data loading included) is its own; the
-parent kills a process whose resident memory passes --max-rss-gb (default 7) and reports it "killed at N GB".
+Each (set, engine) runs in its own process, so its peak memory (max RSS, data loading included) is its own (with
+its children's: the larger of its own max RSS and the sum the parent samples every 50 ms); the parent kills a
+process whose resident memory passes --max-rss-gb (default 7) and reports it "killed at N GB". Wall and CPU
+seconds are printed per step of this engine (a child's CPU counted with its step).
 """
 from __future__ import annotations
 
@@ -117,9 +121,11 @@ def run_ours(records: list[dict]) -> tuple[list[list], dict[str, float], object]
 
     schema = matcher.infer_schema(records, skip=["id"])
     region = matcher.infer_region(records)
-    started = time.perf_counter()
+    started, cpu, child_cpu = time.perf_counter(), time.process_time(), children_cpu()
     read = matcher.read_records(records, schema, region=region)
     read_seconds = time.perf_counter() - started
+    # The CPU of the child process that read the phones meanwhile (read_apart) counts with the reading.
+    read_cpu = time.process_time() - cpu + children_cpu() - child_cpu
     result = matcher.find_groups(read, threshold=THRESHOLD)
     ids = [record["id"] for record in records]
     print(f"  ours: schema {[(spec.name, spec.type) for spec in schema]}, {len(result.pairs)} candidate pairs, "
@@ -128,9 +134,17 @@ def run_ours(records: list[dict]) -> tuple[list[list], dict[str, float], object]
     print("WEIGHTS " + json.dumps({weights.name: {level: round(weights.bayes_factor_log2(position), 1)
                                                   for position, level in enumerate(weights.levels)}
                                    for weights in result.model.fields}))
-    # Seconds per step (matcher.find_groups's timings), reading the records first.
-    phases = {"reading": read_seconds, **result.timings}
+    # Wall and CPU seconds per step (matcher.find_groups's timings), reading the records first.
+    phases = {"reading": [read_seconds, read_cpu],
+              **{step: [seconds, result.cpu_timings.get(step, 0.0)] for step, seconds in result.timings.items()}}
+    result.reading_child_mb = read.child_memory_kb / 1024
     return [[ids[row] for row in group] for group in result.groups], phases, result
+
+
+def children_cpu() -> float:
+    """Return the CPU seconds of this process's children that ended (the reading child of read_apart)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # Splink's CRM configuration (issue 16, 2026-12-06, chosen once for every size; bench/README.md gives the figures
@@ -314,13 +328,16 @@ def child(name: str, engine: str, crm_size: int) -> None:
     die_with_parent()
     setup_django()
     records, truth, kinds = load(name, crm_size)
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, child_cpu = time.perf_counter(), time.process_time(), children_cpu()
     if engine == "ours":
         groups, phases, found = run_ours(records)
         pairs_scored = lambda: len(found.pairs)  # noqa: E731
     else:
         (groups, phases, pairs_scored), found = run_splink(name, records), None
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu + children_cpu() - child_cpu
+    # This process's own peak; the parent reports the larger of it and the peak it sampled of this process and
+    # its children together (the child that reads the phones meanwhile, read_apart).
+    child_mb = getattr(found, "reading_child_mb", 0)
     peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     result = evaluate(groups, truth, kinds)
     # The candidate pairs each engine compared and scored; counted after the timing and the peak (Splink counts
@@ -333,8 +350,8 @@ def child(name: str, engine: str, crm_size: int) -> None:
     # CPU seconds of this process (DuckDB's threads included: they are the process's): on a shared machine
     # the wall time says more about the neighbours than about the engine.
     result.update(set=name, engine=engine, records=len(records), seconds=round(seconds, 1), cpu_seconds=round(cpu, 1),
-                  peak_mb=peak_mb,
-                  phases={phase: round(seconds, 2) for phase, seconds in phases.items()})
+                  peak_mb=peak_mb, reading_child_mb=round(child_mb),
+                  phases={phase: [round(value, 2) for value in seconds] for phase, seconds in phases.items()})
     print("RESULT " + json.dumps(result))
 
 
@@ -374,9 +391,10 @@ def run_capped(command: list[str], *, max_rss: int) -> tuple[subprocess.Complete
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True,
                                    env={**os.environ, "BENCH_MAX_RSS_BYTES": str(max_rss)})
-        killed_at = 0
+        killed_at = peak = 0
         while process.poll() is None:
             rss = rss_bytes(process.pid)
+            peak = max(peak, rss)
             if rss > max_rss:
                 process.kill()
                 process.wait()
@@ -387,6 +405,7 @@ def run_capped(command: list[str], *, max_rss: int) -> tuple[subprocess.Complete
         err.seek(0)
         completed = subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())
     completed.seconds = time.perf_counter() - started
+    completed.peak_rss = peak  # sampled every RSS_POLL_SECONDS, the process and its children together
     return completed, killed_at
 
 
@@ -422,6 +441,9 @@ def main() -> None:
                 print(f"{name} {engine} failed (exit code {process.returncode}):\n{process.stderr[-3000:]}")
                 continue
             result = json.loads(lines[-1][len("RESULT "):])
+            # The peak of the engine's process and its children together, when it passed the process's own.
+            result["own_peak_mb"] = result["peak_mb"]
+            result["peak_mb"] = max(result["peak_mb"], round(process.peak_rss / 2**20))
             rows.append(result)
             label = f"{name} ({result['records']:,} records)" if name != "crm" else f"crm {crm_size:,}"
             print(f"{label:<26} {engine:<7} P {result['precision']:.4f}  R {result['recall']:.4f}  "
@@ -434,8 +456,11 @@ def main() -> None:
                       f"(true pairs among all pairs {result['true_pairs'] / (result['records'] * (result['records'] - 1) / 2):.3g})",
                       flush=True)
             if result["phases"]:
-                print("    wall seconds per step: " + ", ".join(
-                    f"{phase} {seconds:.2f}" for phase, seconds in result["phases"].items()), flush=True)
+                print("    seconds per step, wall / CPU: " + ", ".join(
+                    f"{phase} {wall:.2f} / {cpu:.2f}" for phase, (wall, cpu) in result["phases"].items())
+                      + (f"; peak: the engine's process {result['own_peak_mb']:,} MB, the child that read the "
+                         f"phones {result['reading_child_mb']:,} MB, both together {result['peak_mb']:,} MB"
+                         if result.get("reading_child_mb") else ""), flush=True)
             weights = [line for line in process.stdout.splitlines() if line.startswith("WEIGHTS ")]
             if weights:
                 result["weights"] = json.loads(weights[-1][len("WEIGHTS "):])

@@ -213,6 +213,10 @@ IMPORT_PREVIEW_ROWS = env.int("IMPORT_PREVIEW_ROWS", default=100)
 # --- Phones and duplicate control -------------------------------------------
 # National numbers without a country code ("8 912 345-67-89") are read in this region.
 DEDUP_DEFAULT_REGION = env("DEDUP_DEFAULT_REGION", default="RU")
+# Threads the scored matcher grades fields and blocks on, and whether a large base's phones are read by a
+# child process meanwhile (dedup/engine/scoring/workers.py): 0 = the cores this process may use (at most 4),
+# 1 = one thread and no child, as before.
+DEDUP_SCORING_WORKERS = env.int("DEDUP_SCORING_WORKERS", default=0)
 
 # --- Intake API -------------------------------------------------------------
 # Integrations authenticate with a per-integration token created in the admin; nothing else is accepted.

@@ -28,17 +28,33 @@ from rapidfuzz.process import cpdist
 
 from dedup.engine import normalize
 from dedup.engine.scoring import comparisons as c
+from dedup.engine.scoring import workers
 from dedup.engine.scoring.names import variant_groups
 
 # Name pairs judged at once: the word pairs of a chunk (about nine per name pair) are held as int64 arrays.
 NAME_CHUNK = 1_000_000
+# Fewer name pairs are graded on the calling thread (a thread's start would cost more than it saves).
+NAME_PARALLEL_MIN = 20_000
 
 
-def grade(field_type: str, values: Sequence[tuple], codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
-    """Return the level (int8) of each pair of prepared values ``values[codes_a[i]]``, ``values[codes_b[i]]``."""
+def grade(field_type: str, values: Sequence[tuple], codes_a: np.ndarray, codes_b: np.ndarray, *,
+          cache: dict | None = None) -> np.ndarray:
+    """Return the level (int8) of each pair of prepared values ``values[codes_a[i]]``, ``values[codes_b[i]]``.
+
+    ``cache``: a dict kept with the column (levels.CodedColumn.laid_out) for what is read once per distinct
+    value (a name's words, a phone's interned numbers): the next call on the same values reads it from there."""
     result = np.empty(len(codes_a), dtype=np.int8)
     bulk = _BULK.get(field_type)
-    single = np.fromiter((len(value) == 1 for value in values), dtype=bool, count=len(values))
+    laid_out = cache.get(field_type) if cache is not None else None
+    if laid_out is None:
+        single = np.fromiter((len(value) == 1 for value in values), dtype=bool, count=len(values))
+        setup = None
+        if bulk is not None:
+            setup = bulk[0]([value[0] if len(value) == 1 else None for value in values])
+        laid_out = (single, setup)
+        if cache is not None:
+            cache[field_type] = laid_out
+    single, setup = laid_out
     fast = single[codes_a] & single[codes_b] if bulk is not None else np.zeros(len(codes_a), dtype=bool)
     slow = np.flatnonzero(~fast)
     if len(slow):
@@ -48,8 +64,7 @@ def grade(field_type: str, values: Sequence[tuple], codes_a: np.ndarray, codes_b
             dtype=np.int8, count=len(slow))
     rows = np.flatnonzero(fast)
     if len(rows):
-        items = [value[0] if len(value) == 1 else None for value in values]
-        result[rows] = bulk(items, codes_a[rows], codes_b[rows])
+        result[rows] = bulk[1](setup, codes_a[rows], codes_b[rows])
     return result
 
 
@@ -60,18 +75,16 @@ def _distance_at_most_one(left: list[str], right: list[str]) -> np.ndarray:
     return cpdist(left, right, scorer=DamerauLevenshtein.distance, score_cutoff=1, dtype=np.int32) <= 1
 
 
-def _same_length_one_apart(texts: Sequence[str], codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
-    """Return, per pair of DIFFERENT texts of equal length ``texts[codes_a[i]]``, ``texts[codes_b[i]]``, whether
-    their Damerau-Levenshtein distance is 1: one character substituted, or two neighbours swapped (an insertion
-    or a deletion changes the length). What ``_distance_at_most_one`` gives such pairs, decided in numpy on the
-    characters' codes (at 1,000,000 CRM records: 12 s of rapidfuzz calls on the phones' near pairs)."""
+def _same_length_one_apart(chars: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """Return, per pair of DIFFERENT texts of equal length (rows ``codes_a[i]``, ``codes_b[i]`` of ``chars``, the
+    texts' characters: _characters), whether their Damerau-Levenshtein distance is 1: one character
+    substituted, or two neighbours swapped (an insertion or a deletion changes the length). What
+    ``_distance_at_most_one`` gives such pairs, decided in numpy on the characters' codes (at 1,000,000 CRM
+    records: 12 s of rapidfuzz calls on the phones' near pairs)."""
     found = np.zeros(len(codes_a), dtype=bool)
     if not len(codes_a):
         return found
-    width = max(max(map(len, texts), default=0), 1)
-    chars = np.array(texts, dtype=f"<U{width}").view(np.uint32).reshape(len(texts), width)
-    if chars.size and int(chars.max()) < 256:
-        chars = chars.astype(np.uint8)
+    width = chars.shape[1]
     for start in range(0, len(codes_a), SAME_LENGTH_CHUNK):
         a, b = chars[codes_a[start:start + SAME_LENGTH_CHUNK]], chars[codes_b[start:start + SAME_LENGTH_CHUNK]]
         differ = a != b
@@ -85,6 +98,15 @@ def _same_length_one_apart(texts: Sequence[str], codes_a: np.ndarray, codes_b: n
         one[two[swapped]] = True
         found[start:start + SAME_LENGTH_CHUNK] = one
     return found
+
+
+def _characters(texts: Sequence[str]) -> np.ndarray:
+    """Return the texts' characters as a matrix (a row per text, padded; bytes when every code fits)."""
+    width = max(max(map(len, texts), default=0), 1)
+    chars = np.array(texts, dtype=f"<U{width}").view(np.uint32).reshape(len(texts), width)
+    if chars.size and int(chars.max()) < 256:
+        chars = chars.astype(np.uint8)
+    return chars
 
 
 # Pairs of texts compared at a time by _same_length_one_apart (two arrays of chunk x longest text).
@@ -158,43 +180,54 @@ def intern(texts: Sequence[str]) -> np.ndarray:
 # Phones and dates
 
 
-def _phone_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
-    """comparisons._grade_phone: exact, same national number, one digit apart (equal length), different."""
+def _phone_setup(items: list) -> tuple:
     present = [item if item is not None else c.Phone("", "") for item in items]
-    e164 = intern([item.e164 for item in present])
-    national_text = np.array([item.national for item in present], dtype=object)
-    national = intern(national_text.tolist())
-    length = np.fromiter((len(text) for text in national_text.tolist()), dtype=np.int64, count=len(present))
+    national_text = [item.national for item in present]
+    length = np.fromiter((len(text) for text in national_text), dtype=np.int64, count=len(present))
+    return (intern([item.e164 for item in present]), intern(national_text), length, _characters(national_text))
+
+
+def _phone_levels(setup: tuple, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """comparisons._grade_phone: exact, same national number, one digit apart (equal length), different."""
+    e164, national, length, chars = setup
     levels = np.full(len(codes_a), c.LEVELS[c.PHONE].index("different"), dtype=np.int8)
     same_national = national[codes_a] == national[codes_b]
     near = np.flatnonzero(~same_national & (length[codes_a] == length[codes_b]))
-    one_digit = _same_length_one_apart(national_text.tolist(), codes_a[near], codes_b[near])
+    one_digit = _same_length_one_apart(chars, codes_a[near], codes_b[near])
     levels[near[one_digit]] = 2
     levels[same_national] = 1
     levels[e164[codes_a] == e164[codes_b]] = 0
     return levels
 
 
-def _email_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
-    """comparisons._grade_email: exact, the same once the provider's dots and tags are folded, different."""
+def _email_setup(items: list) -> tuple:
     present = [item if item is not None else c.Email("", "") for item in items]
-    exact, folded = intern([item.exact for item in present]), intern([item.folded for item in present])
+    return intern([item.exact for item in present]), intern([item.folded for item in present])
+
+
+def _email_levels(setup: tuple, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """comparisons._grade_email: exact, the same once the provider's dots and tags are folded, different."""
+    exact, folded = setup
     levels = np.full(len(codes_a), c.LEVELS[c.EMAIL].index("different"), dtype=np.int8)
     levels[folded[codes_a] == folded[codes_b]] = 1
     levels[exact[codes_a] == exact[codes_b]] = 0
     return levels
 
 
-def _date_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
-    """comparisons._grade_date: exact, day and month swapped, one digit apart, different."""
+def _date_setup(items: list) -> tuple:
     parts = np.array([item if item is not None else (0, 0, 0) for item in items], dtype=np.int64).reshape(-1, 3)
+    texts = ["%04d%02d%02d" % item if item is not None else "" for item in items]
+    return parts, texts, np.array([len(text) for text in texts], dtype=np.int64)
+
+
+def _date_levels(setup: tuple, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """comparisons._grade_date: exact, day and month swapped, one digit apart, different."""
+    parts, texts, lengths = setup
     a, b = parts[codes_a], parts[codes_b]
     exact = (a == b).all(axis=1)
     swapped = ~exact & (a[:, 0] == b[:, 0]) & (a[:, 1] == b[:, 2]) & (a[:, 2] == b[:, 1])
     levels = np.full(len(codes_a), 3, dtype=np.int8)
     rest = np.flatnonzero(~exact & ~swapped)
-    texts = ["%04d%02d%02d" % item if item is not None else "" for item in items]
-    lengths = np.array([len(text) for text in texts], dtype=np.int64)
     rest = rest[lengths[codes_a[rest]] == lengths[codes_b[rest]]]
     one_digit = _distance_at_most_one([texts[code] for code in codes_a[rest].tolist()],
                                       [texts[code] for code in codes_b[rest].tolist()])
@@ -315,13 +348,19 @@ class _Names:
         return found
 
 
-def _person_levels(items: list, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+def _person_levels(names: _Names, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
     """comparisons.grade_person, the pairs that can only be "fuzzy_mid" or "different" decided in numpy."""
-    names = _Names(items)
     levels = np.empty(len(codes_a), dtype=np.int8)
-    for start in range(0, len(codes_a), NAME_CHUNK):
-        stop = start + NAME_CHUNK
+    # The chunks on the workers' threads (the distinct names read once, shared), each worker's chunks smaller
+    # in proportion: the word pairs held at once stay those of one NAME_CHUNK.
+    pieces = -(-len(codes_a) // NAME_CHUNK) * (workers.count() if len(codes_a) >= NAME_PARALLEL_MIN else 1)
+    step = max(-(-len(codes_a) // max(pieces, 1)), 1)
+
+    def grade_chunk(start: int) -> None:
+        stop = start + step
         levels[start:stop] = _person_chunk(names, codes_a[start:stop], codes_b[start:stop])
+
+    workers.run_map(grade_chunk, range(0, len(codes_a), step))
     return levels
 
 
@@ -347,4 +386,7 @@ def _person_chunk(names: _Names, codes_a: np.ndarray, codes_b: np.ndarray) -> np
     return levels
 
 
-_BULK = {c.PHONE: _phone_levels, c.EMAIL: _email_levels, c.DATE: _date_levels, c.PERSON_NAME: _person_levels}
+# Per type graded in bulk: what is read once per distinct value (of the values' single items, None for a value
+# of several), and the grader of the pairs of single items given it.
+_BULK = {c.PHONE: (_phone_setup, _phone_levels), c.EMAIL: (_email_setup, _email_levels),
+         c.DATE: (_date_setup, _date_levels), c.PERSON_NAME: (_Names, _person_levels)}

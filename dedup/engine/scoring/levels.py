@@ -72,8 +72,10 @@ def _distinct_pairs(left: np.ndarray, right: np.ndarray, size: int) -> tuple[np.
     return unique // size, unique % size, inverse
 
 
-def column_levels(field_type: str, coded: CodedColumn, lefts: np.ndarray, rights: np.ndarray) -> np.ndarray:
-    """Return one field's level (int8) for each pair of rows, MISSING where a side has no value."""
+def column_levels(field_type: str, coded: CodedColumn, lefts: np.ndarray, rights: np.ndarray, *,
+                  cache: dict | None = None) -> np.ndarray:
+    """Return one field's level (int8) for each pair of rows, MISSING where a side has no value (``cache``: kept
+    by the caller between calls on the same column, graders.grade's)."""
     left, right = coded.codes[lefts], coded.codes[rights]
     levels = np.full(len(left), c.MISSING, dtype=np.int8)
     both = (left >= 0) & (right >= 0)
@@ -83,7 +85,7 @@ def column_levels(field_type: str, coded: CodedColumn, lefts: np.ndarray, rights
     if not len(rest):
         return levels
     codes_a, codes_b, inverse = _distinct_pairs(left[rest], right[rest], len(coded.values))
-    levels[rest] = graders.grade(field_type, coded.values, codes_a, codes_b)[inverse]
+    levels[rest] = graders.grade(field_type, coded.values, codes_a, codes_b, cache=cache)[inverse]
     return levels
 
 

@@ -1,0 +1,128 @@
+"""The scored matcher gives the same records, levels, pairs, weights and groups with one worker and with two:
+fields graded on threads, name chunks side by side, learning's unblocked part during blocking, and the phones
+read by a child process (pure, no database)."""
+import random
+
+import numpy as np
+import pytest
+
+from dedup.engine.scoring import graders, matcher, read_apart, workers
+
+FIRSTS = ["Ivan", "Ivana", "Иван", "Michael", "Mike", "Micheal", "Olga", "Olha", "Anna", "Petr", "Pyotr", "Jonathan"]
+LASTS = ["Petrov", "Petrova", "Smith", "Smyth", "Smirnov", "Smirnova", "Kuznetsov", "Lee", "Ivanov", "Orlov"]
+COMPANIES = ["Romashka LLC", "OOO Romashka", "Vector 1552", "Vector 1522", "Acme Inc", "Sever", ""]
+
+
+def typo(text: str, rng: random.Random) -> str:
+    if len(text) < 4:
+        return text
+    at = rng.randrange(1, len(text) - 1)
+    return text[:at] + text[at + 1] + text[at] + text[at + 2:]
+
+
+def people_with_copies(count: int, seed: int) -> list[dict]:
+    """Return ``count`` people's records, a third of them with a second record (a typo, another phone format,
+    a missing email), shuffled: enough distinct names and phones for every bulk path."""
+    rng = random.Random(seed)
+    records = []
+    for person in range(count):
+        digits = "".join(rng.choice("0123456789") for _ in range(7))
+        record = {"first_name": rng.choice(FIRSTS), "last_name": rng.choice(LASTS) + rng.choice(["", "", "a", "ov"]),
+                  "company": rng.choice(COMPANIES), "phone": f"+7 912 {digits}", "country": rng.choice(["RU", "GB"]),
+                  "email": f"user{person}@mail.ru", "birth_date": f"19{rng.randint(50, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"}
+        records.append(record)
+        if rng.random() < 0.34:
+            copy = dict(record, first_name=typo(record["first_name"], rng), phone=f"8 912 {digits}",
+                        email=rng.choice([record["email"], None]))
+            records.append(copy)
+    rng.shuffle(records)
+    return [dict(record, id=row) for row, record in enumerate(records)]
+
+
+@pytest.fixture(scope="module")
+def records():
+    return people_with_copies(3000, seed=5)
+
+
+@pytest.fixture
+def small_thresholds(monkeypatch):
+    """Let a few thousand records take the paths a million take: the reading child and name chunks on threads."""
+    monkeypatch.setattr(read_apart, "MIN_RECORDS", 0)
+    monkeypatch.setattr(graders, "NAME_PARALLEL_MIN", 0)
+    monkeypatch.setattr(graders, "NAME_CHUNK", 5000)
+
+
+def read_with(records: list[dict], count: int) -> matcher.Records:
+    schema = matcher.infer_schema(records, skip=["id"])
+    with workers.using(count):
+        return matcher.read_records(records, schema, region=matcher.infer_region(records))
+
+
+def test_read_records_phones_read_by_a_child_equal_those_read_here(records, small_thresholds):
+    # given the same records read by one worker and by two (the phones then by a child process)
+    alone, apart = read_with(records, 1), read_with(records, 2)
+    # then the child ran and every column has the same codes and the same prepared values
+    assert apart.child_memory_kb > 0 and alone.child_memory_kb == 0
+    phone = [spec.type for spec in apart.schema].index("phone")
+    assert len(apart.coded(phone).values) > 3000
+    for position in range(len(alone.schema)):
+        assert np.array_equal(alone.coded(position).codes, apart.coded(position).codes)
+        assert alone.coded(position).values == apart.coded(position).values
+
+
+def test_read_records_child_that_fails_leaves_its_fields_read_here(records, small_thresholds, monkeypatch):
+    # given a child that cannot start its interpreter's module (it exits with an error)
+    monkeypatch.setattr(read_apart.sys, "executable", "/bin/false")
+    # when the records are read with two workers
+    apart, alone = read_with(records, 2), read_with(records, 1)
+    # then the phones were read here, as with one worker
+    assert apart.child_memory_kb == 0
+    for position in range(len(alone.schema)):
+        assert np.array_equal(alone.coded(position).codes, apart.coded(position).codes)
+        assert alone.coded(position).values == apart.coded(position).values
+
+
+def test_find_groups_equal_with_one_and_two_workers(records, small_thresholds):
+    # given the records read once, grouped with one worker and with two (learning included)
+    read = read_with(records, 1)
+    with workers.using(1):
+        alone = matcher.find_groups(read)
+    with workers.using(2):
+        together = matcher.find_groups(read)
+    # then the candidate pairs, their probabilities, the learned weights and the groups are the same
+    assert alone.groups and len(alone.groups) > 300
+    assert np.array_equal(alone.candidates, together.candidates)
+    assert np.array_equal(alone.pairs, together.pairs)
+    assert np.array_equal(alone.probabilities, together.probabilities)
+    assert alone.model.prior == together.model.prior
+    assert [(weights.m, weights.u, weights.tf) for weights in alone.model.fields] == \
+        [(weights.m, weights.u, weights.tf) for weights in together.model.fields]
+    assert sorted(map(sorted, alone.groups)) == sorted(map(sorted, together.groups))
+    # and two workers report each step's CPU beside its wall time
+    assert set(together.cpu_timings) == set(together.timings) >= {"blocking", "comparing", "learning"}
+
+
+def test_comparison_levels_equal_with_one_and_two_workers(records, small_thresholds):
+    # given every candidate pair graded on every field with one worker and with two
+    read = read_with(records, 1)
+    pairs = matcher.candidate_pairs(read)
+    with workers.using(1):
+        alone = matcher.comparison_levels(read, pairs)
+    with workers.using(2):
+        together = matcher.comparison_levels(read, pairs)
+    # then every level is the same (the name pairs graded in several chunks on threads)
+    assert len(pairs) > 5000
+    assert np.array_equal(alone, together)
+
+
+def test_workers_count_follows_the_setting(settings):
+    settings.DEDUP_SCORING_WORKERS = 1
+    assert workers.count() == 1
+    settings.DEDUP_SCORING_WORKERS = 3
+    assert workers.count() == 3
+    settings.DEDUP_SCORING_WORKERS = 0  # the cores this process may use, at most MAX_WORKERS
+    assert 1 <= workers.count() <= workers.MAX_WORKERS
+    with workers.using(2):
+        assert workers.count() == 2
+        # a step on a worker's thread runs its own parts in that thread
+        assert workers.run_map(lambda _item: workers.count(), range(3)) == [1, 1, 1]
