@@ -16,7 +16,8 @@ under load"):
   the kernel's scheduler gives at once to a thread waking from PostgreSQL (wakeup preemption), something the GIL
   does not do. Under the 5-minute load (bench/README.md, 2026-12-06 09:10-10:40, runs with and without it in turn
   on the shared machine): the intake's server p95 158-216 ms against 260-296 ms, its time inside the statements
-  (the GIL waits after each answer) p95 110-159 against 201-223 ms, the cards no slower.
+  (the GIL waits after each answer) p95 110-159 against 201-223 ms, the cards no slower; on the quiet machine
+  (10:28-10:38) server p95 35.4 against 44.0 ms, client 42 against 49 ms.
   Two processes of two threads: about 6 posts a second of 8 to 10 ms CPU each keep one process a tenth busy, and
   two threads let a post in while another waits for PostgreSQL on the same connection's process. A shorter
   switch interval instead (1 ms, `sys.setswitchinterval`) made no difference measurable on the quiet machine
