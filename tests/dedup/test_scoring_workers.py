@@ -1,12 +1,15 @@
 """The scored matcher gives the same records, levels, pairs, weights and groups with one worker and with two:
-fields graded on threads, name chunks side by side, learning's unblocked part during blocking, and the phones
-read by a child process (pure, no database)."""
+fields graded on threads, name chunks side by side, learning's unblocked part during blocking, the phones
+read by a child process, the pairs blocked and half of them compared by forked children (pure, no database)."""
+import os
 import random
+import signal
+import time
 
 import numpy as np
 import pytest
 
-from dedup.engine.scoring import graders, matcher, read_apart, workers
+from dedup.engine.scoring import forked, graders, matcher, read_apart, sampling, workers
 
 FIRSTS = ["Ivan", "Ivana", "Иван", "Michael", "Mike", "Micheal", "Olga", "Olha", "Anna", "Petr", "Pyotr", "Jonathan"]
 LASTS = ["Petrov", "Petrova", "Smith", "Smyth", "Smirnov", "Smirnova", "Kuznetsov", "Lee", "Ivanov", "Orlov"]
@@ -46,8 +49,15 @@ def records():
 
 @pytest.fixture
 def small_thresholds(monkeypatch):
-    """Let a few thousand records take the paths a million take: the reading child and name chunks on threads."""
+    """Let a few thousand records take the paths a million take: the reading child, name chunks on threads, the
+    forked children that block and compare."""
     monkeypatch.setattr(read_apart, "MIN_RECORDS", 0)
+    monkeypatch.setattr(matcher, "FORK_MIN_RECORDS", 0)
+    monkeypatch.setattr(matcher, "FORK_MIN_PAIRS", 1000)
+    # learned from a sample of the pairs, so that every candidate is compared afterwards (in two halves)
+    sample = sampling.stratified_sample
+    monkeypatch.setattr(sampling, "stratified_sample", lambda coded, pairs, budget=0, **kwargs: sample(
+        coded, pairs, 3000, **kwargs))
     monkeypatch.setattr(graders, "NAME_PARALLEL_MIN", 0)
     monkeypatch.setattr(graders, "NAME_CHUNK", 5000)
 
@@ -82,13 +92,20 @@ def test_read_records_child_that_fails_leaves_its_fields_read_here(records, smal
         assert alone.coded(position).values == apart.coded(position).values
 
 
-def test_find_groups_equal_with_one_and_two_workers(records, small_thresholds):
-    # given the records read once, grouped with one worker and with two (learning included)
+def test_find_groups_equal_with_one_and_two_workers(records, small_thresholds, monkeypatch):
+    # given the records read once, grouped with one worker and with two (learning included), the children
+    # forked with two counted
     read = read_with(records, 1)
+    started = []
+    start = forked.start
+    monkeypatch.setattr(forked, "start", lambda function, *, name: started.append(name) or start(function, name=name))
     with workers.using(1):
         alone = matcher.find_groups(read)
+    assert started == []
     with workers.using(2):
         together = matcher.find_groups(read)
+    # then the pairs were blocked by a child and half of them compared by another
+    assert started == ["blocking", "comparing"]
     # then the candidate pairs, their probabilities, the learned weights and the groups are the same
     assert alone.groups and len(alone.groups) > 300
     assert np.array_equal(alone.candidates, together.candidates)
@@ -126,3 +143,90 @@ def test_workers_count_follows_the_setting(settings):
         assert workers.count() == 2
         # a step on a worker's thread runs its own parts in that thread
         assert workers.run_map(lambda _item: workers.count(), range(3)) == [1, 1, 1]
+
+
+def test_find_groups_with_a_known_model_forks_no_child(records, small_thresholds, monkeypatch):
+    # given a model learned, then the records grouped with it and two workers (the scan's scored chunk)
+    read = read_with(records, 1)
+    model = matcher.find_groups(read).model
+    started = []
+    start = forked.start
+    monkeypatch.setattr(forked, "start", lambda function, *, name: started.append(name) or start(function, name=name))
+    with workers.using(2):
+        matcher.find_groups(read, model=model)
+    # then no child was forked: the scan's worker keeps its memory to itself
+    assert started == []
+
+
+def test_forked_child_result_comes_back():
+    # given a child that computes an array
+    child = forked.start(lambda: np.arange(1_000_000) * 2, name="test")
+    # then its result arrives whole (more than a pipe's buffer), with its CPU time
+    assert np.array_equal(child.result(), np.arange(1_000_000) * 2)
+    assert child.cpu_seconds >= 0
+
+
+def test_forked_child_exception_raises_a_clear_error():
+    # given a child whose step raises
+    child = forked.start(lambda: 1 / 0, name="test")
+    # then reading its result raises ChildFailed naming the step, with the child's traceback
+    with pytest.raises(forked.ChildFailed, match=r"(?s)matcher's test failed.*ZeroDivisionError"):
+        child.result()
+
+
+def test_forked_child_killed_raises_a_clear_error_not_a_hang():
+    # given a child killed before it sends anything (as the kernel's OOM killer would)
+    child = forked.start(lambda: os.kill(os.getpid(), signal.SIGKILL), name="test")
+    started = time.monotonic()
+    # then its result raises at once, saying so
+    with pytest.raises(forked.ChildFailed, match="killed by signal 9"):
+        child.result()
+    assert time.monotonic() - started < 10
+
+
+def test_forked_child_cancelled_ends_at_once():
+    # given a child that would run for a minute, no longer wanted
+    child = forked.start(lambda: time.sleep(60), name="test")
+    started = time.monotonic()
+    child.cancel()
+    # then it is gone (waited for: no zombie) well before
+    assert time.monotonic() - started < 10
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_find_groups_blocking_child_that_fails_raises_a_clear_error(records, small_thresholds, monkeypatch):
+    # given blocking that fails in the forked child only
+    read = read_with(records, 1)
+    parent = os.getpid()
+    blocked = matcher.candidate_pairs
+
+    def failing(*args, **kwargs):
+        if os.getpid() != parent:
+            raise MemoryError("no room to block")
+        return blocked(*args, **kwargs)
+
+    monkeypatch.setattr(matcher, "candidate_pairs", failing)
+    # when the records are grouped with two workers
+    # then the failure reaches the caller with the child's error, and no child is left behind
+    with workers.using(2), pytest.raises(forked.ChildFailed, match=r"(?s)blocking failed.*no room to block"):
+        matcher.find_groups(read)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_find_groups_comparing_child_killed_raises_a_clear_error(records, small_thresholds, monkeypatch):
+    # given comparing whose forked child is killed midway
+    read = read_with(records, 1)
+    parent = os.getpid()
+    levels_of = matcher.comparison_levels
+
+    def dying(*args, **kwargs):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return levels_of(*args, **kwargs)
+
+    monkeypatch.setattr(matcher, "comparison_levels", dying)
+    # then grouping with two workers raises, naming the step and the signal
+    with workers.using(2), pytest.raises(forked.ChildFailed, match="comparing was killed by signal 9"):
+        matcher.find_groups(read)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import math
 import re
+import resource
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from itertools import islice
 
 import numpy as np
 
-from dedup.engine.scoring import blocking, clustering, coding, levels, read_apart, sampling, workers
+from dedup.engine.scoring import blocking, clustering, coding, forked, levels, read_apart, sampling, workers
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring.explain import Reason, level_message
 from dedup.engine.scoring.shared import CONTACT_TYPES, model_shared, shared_values
@@ -614,7 +615,29 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
     # found on a thread of their own while the pairs are blocked (mostly numpy sorts, which leave it the GIL).
     for position in range(len(records.schema)):  # each column coded once, here, before the threads read it
         records.coded(position)
-    shared_found = workers.background(lambda: shared_values(records)) if model is None else None
+    # A large base learned from scratch has its pairs blocked, and later half of them compared, by a forked
+    # child (forked.py) while this process does what does not depend on them; not with a known model (the
+    # scan's scored chunk, whose worker must stay within its memory bound, a child's pages counted too).
+    apart = model is None and _forks(records)
+    sampled = None
+    if apart and pairs is None:
+        # The child blocks; meanwhile this process finds the shared contact values and compares learning's
+        # random pairs (u), which lays out each column's distinct values for the graders: the blocking step's
+        # wall time covers both, its CPU time both processes'.
+        clock.lap()
+        blocked = forked.start(lambda: candidate_pairs(records, max_block=max_block), name="blocking")
+        try:
+            shared = shared_values(records)
+            sampled = comparison_levels(records, random_pairs(len(records), u_sample_size(len(records))),
+                                        shared=shared)
+            pairs = blocked.result()
+        except BaseException:
+            blocked.cancel()
+            raise
+        clock.lap("blocking")
+        shared_found = lambda: shared  # noqa: E731
+    else:
+        shared_found = workers.background(lambda: shared_values(records)) if model is None else None
     if pairs is None:
         clock.lap()
         pairs = candidate_pairs(records, max_block=max_block)
@@ -627,20 +650,24 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
         # laid out once, not twice). Then every candidate is compared as with a known model: the person names
         # only where they could lift the pair to HOPELESS (at 1,000,000 CRM records most candidates cannot).
         shared = shared_found()
-        sample = random_pairs(len(records), u_sample_size(len(records)))
         rows, sample_weights = sampling.stratified_sample(
             [records.coded(position) for position in range(len(records.schema))], pairs)
         learned = pairs[rows] if sample_weights is not None else pairs
-        both = comparison_levels(records, np.concatenate([learned, sample]), shared=shared)
-        gammas, sampled = both[:len(learned)], both[len(learned):]
+        if sampled is None:
+            sample = random_pairs(len(records), u_sample_size(len(records)))
+            both = comparison_levels(records, np.concatenate([learned, sample]), shared=shared)
+            gammas, sampled = both[:len(learned)], both[len(learned):]
+            del both
+        else:  # the random pairs compared during blocking
+            gammas = comparison_levels(records, learned, shared=shared)
         agreed = agreed_values(records, learned, gammas)
         clock.lap("comparing")
         model = model_learned = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared,
                                       sampled=sampled, stratified=(rows, sample_weights))
         clock.lap("learning")
-        del sampled, both
+        del sampled
     if model_learned is None or sample_weights is not None:  # else every candidate is compared already
-        pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold)
+        pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold, apart=apart)
     if records._laid_out:  # compared: the graders' arrays are not read again
         records._laid_out.clear()
     clock.lap("comparing")
@@ -652,15 +679,21 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
 
 
 class _Clock:
-    """Wall and CPU seconds per step, a step being the time since the previous lap (added up per name)."""
+    """Wall and CPU seconds per step, a step being the time since the previous lap (added up per name); the CPU
+    of this process and of the children it waited for meanwhile (forked.py's)."""
 
     def __init__(self):
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        self._wall, self._cpu = time.perf_counter(), self._cpu_now()
+
+    @staticmethod
+    def _cpu_now() -> float:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
 
     def lap(self, name: str | None = None) -> None:
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), self._cpu_now()
         if name is not None:
             self.wall[name] = self.wall.get(name, 0.0) + wall - self._wall
             self.cpu[name] = self.cpu.get(name, 0.0) + cpu - self._cpu
@@ -673,12 +706,25 @@ class _Clock:
 HOPELESS = 0.01
 
 
-def _hopeful_pairs(model: Model, records: Records, pairs: np.ndarray,
-                   threshold: float) -> tuple[np.ndarray, np.ndarray, list]:
+def _hopeful_pairs(model: Model, records: Records, pairs: np.ndarray, threshold: float, *,
+                   apart: bool = False) -> tuple[np.ndarray, np.ndarray, list]:
     """Return the candidate pairs that may reach HOPELESS (or the threshold when lower), with their levels and
     exact agreements: every field but the person names is graded first, the names only for the pairs whose best
     name level could lift them that far (an exact bound: the best weight a name field can give, term
-    frequencies included, and every shared contact counted as when the names agree)."""
+    frequencies included, and every shared contact counted as when the names agree).
+
+    ``apart``: the second half of the pairs is done by a forked child meanwhile (each pair's levels depend on
+    that pair alone, so the halves joined are what one pass gives)."""
+    if apart and len(pairs) >= FORK_MIN_PAIRS:
+        half = len(pairs) // 2
+        child = forked.start(lambda: _hopeful_pairs(model, records, pairs[half:], threshold), name="comparing")
+        try:
+            first = _hopeful_pairs(model, records, pairs[:half], threshold)
+            second = child.result()
+        except BaseException:
+            child.cancel()
+            raise
+        return _joined(first, second)
     names = [position for position, field_type in enumerate(records.types) if field_type == c.PERSON_NAME]
     shared = model_shared(model)
     if not names or len(pairs) <= FEW_PAIRS:
@@ -702,6 +748,33 @@ def _hopeful_pairs(model: Model, records: Records, pairs: np.ndarray,
                                    gammas[:, position])
               for position, column in enumerate(agreed)]
     return pairs, gammas, agreed
+
+
+def _joined(first: tuple[np.ndarray, np.ndarray, list], second: tuple[np.ndarray, np.ndarray, list]):
+    """Return two halves' (pairs, levels, exact agreements) as one, the second half's agreements recoded."""
+    agreed = []
+    for left, right in zip(first[2], second[2]):
+        values = list(left.values)
+        index = {value: code for code, value in enumerate(values)}
+        for value in right.values:
+            if value not in index:
+                index[value] = len(values)
+                values.append(value)
+        recode = np.array([index[value] for value in right.values] + [-1], dtype=np.int32)
+        agreed.append(levels.AgreedColumn(np.concatenate([left.codes, recode[right.codes]]), values))
+    return np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]]), agreed
+
+
+def _forks(records: Records) -> bool:
+    """Tell whether a base this large may have its steps shared with forked children (forked.py)."""
+    return len(records) >= FORK_MIN_RECORDS and workers.count() > 1 and forked.available()
+
+
+# Records at least for the forked children (forked.py): below, a child's start and the pickled arrays cost more
+# than it saves (as read_apart.MIN_RECORDS).
+FORK_MIN_RECORDS = 100_000
+# Candidate pairs at least for comparing in two halves.
+FORK_MIN_PAIRS = 200_000
 
 
 def _best_weight(weights: FieldWeights) -> float:
