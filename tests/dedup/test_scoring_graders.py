@@ -71,6 +71,11 @@ def test_bulk_name_levels_of_a_field_with_several_names_equal_the_per_pair_grade
                "+7 912 345-67-8"]),
     (c.DATE, ["1980-04-09", "1980-09-04", "1980-04-08", "09.04.1980", "1981-04-09", "1980-04-90", "1908-04-09",
               "2001-12-01", "2001-01-12", "2001-12-10"]),
+    (c.COMPANY_NAME, ["Romashka LLC", "OOO Romashka", "Romaska", "Romashka", "Vector 1552", "Vector 1522",
+                      "Vcetor 1552", "Cedar Supply", "Cdear Suply", "Cedar Suply", "Supply Cedar", "Sever", "Sveer",
+                      "Starlight", "Starlightredwood", "Rheintal", "Rheintal Bau", "Агрокомплекс 9506",
+                      "Аргокомплекс 9506", "Agrokompleks 9506", "Acme Inc", "Acme", "Tekhnosfera Logistik",
+                      "Tekhonsfera Logistik", "Tehnosfera Logistic"]),
     (c.EMAIL, ["ivan.petrov@gmail.com", "IvanPetrov+tag@gmail.com", "ivanpetrov@gmail.com", "ivan@mail.ru",
                "Ivan@Mail.ru", "olga@yandex.ru", "o.lga@yandex.ru"]),
 ])

@@ -517,12 +517,12 @@ def _grade_company(a: Company, b: Company) -> int:
     # one per word ("Cedar Supply" / "Cdear Suply"). A whole-name similarity is no typo: "Starlight" and
     # "Starlightredwood", "Rheintal" and "Rheintal Bau" share a long prefix (Jaro-Winkler 0.92+) and are two
     # companies (CRM 100k candidates: 12,486 such pairs, none of one company).
-    if one_edit(a.key, b.key, min_length=5) or one_edit(a.plain, b.plain, min_length=5) or _words_one_edit(a, b):
+    if one_edit(a.key, b.key, min_length=5) or one_edit(a.plain, b.plain, min_length=5) or words_one_edit(a, b):
         return 1
     return 2 if _jaro_winkler(a.key, b.key) >= MID else 3
 
 
-def _words_one_edit(a: Company, b: Company) -> bool:
+def words_one_edit(a: Company, b: Company) -> bool:
     """Tell whether two company names have as many words, each equal or one typo from its own word of the other."""
     words_a, words_b = a.key.split(" "), b.key.split(" ")
     plain_a, plain_b = a.plain.split(" "), b.plain.split(" ")

@@ -238,6 +238,50 @@ def _date_levels(setup: tuple, codes_a: np.ndarray, codes_b: np.ndarray) -> np.n
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Company names
+
+
+def _company_setup(items: list) -> tuple:
+    present = [item if item is not None else c.Company("", "") for item in items]
+    keys = [item.key for item in present]
+    plains = [item.plain for item in present]
+    # A name's words in its folded and its typed spelling (comparisons._words_one_edit pairs them off).
+    words = np.fromiter((key.count(" ") + 1 for key in keys), dtype=np.int64, count=len(keys))
+    typed_words = np.fromiter((plain.count(" ") + 1 for plain in plains), dtype=np.int64, count=len(plains))
+    return (present, intern(keys), intern([item.digits for item in present]),
+            np.array(keys, dtype=object), np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)),
+            np.array(plains, dtype=object), np.fromiter(map(len, plains), dtype=np.int64, count=len(plains)),
+            np.where(typed_words == words, words, 0))
+
+
+def _company_levels(setup: tuple, codes_a: np.ndarray, codes_b: np.ndarray) -> np.ndarray:
+    """comparisons._grade_company: exact; different digits; one typo in the folded or the typed spelling (edit
+    distances by rapidfuzz's cpdist, the per-pair function's own scorer), or one per word (the few pairs of as
+    many words, pair by pair); else fuzzy_mid or different by Jaro-Winkler."""
+    items, key, digits, key_text, key_length, plain_text, plain_length, words = setup
+    levels = np.full(len(codes_a), 3, dtype=np.int8)
+    exact = key[codes_a] == key[codes_b]
+    levels[exact] = 0
+    rest = np.flatnonzero(~exact & (digits[codes_a] == digits[codes_b]))
+    a, b = codes_a[rest], codes_b[rest]
+    typo = np.zeros(len(rest), dtype=bool)
+    for lengths, texts in ((key_length, key_text), (plain_length, plain_text)):
+        near = np.flatnonzero(~typo & (np.minimum(lengths[a], lengths[b]) >= 5)
+                              & (np.abs(lengths[a] - lengths[b]) <= 1))
+        typo[near] = _distance_at_most_one(texts[a[near]].tolist(), texts[b[near]].tolist())
+    per_word = np.flatnonzero(~typo & (words[a] >= 2) & (words[a] == words[b]))
+    words_one_edit = c.words_one_edit
+    typo[per_word] = np.fromiter((words_one_edit(items[x], items[y])
+                                  for x, y in zip(a[per_word].tolist(), b[per_word].tolist())),
+                                 dtype=bool, count=len(per_word))
+    levels[rest[typo]] = 1
+    other = np.flatnonzero(~typo)
+    similar = _jaro_winkler(key_text[a[other]].tolist(), key_text[b[other]].tolist()) >= c.MID
+    levels[rest[other[similar]]] = 2
+    return levels
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Person names
 
 
@@ -389,4 +433,5 @@ def _person_chunk(names: _Names, codes_a: np.ndarray, codes_b: np.ndarray) -> np
 # Per type graded in bulk: what is read once per distinct value (of the values' single items, None for a value
 # of several), and the grader of the pairs of single items given it.
 _BULK = {c.PHONE: (_phone_setup, _phone_levels), c.EMAIL: (_email_setup, _email_levels),
-         c.DATE: (_date_setup, _date_levels), c.PERSON_NAME: (_Names, _person_levels)}
+         c.DATE: (_date_setup, _date_levels), c.PERSON_NAME: (_Names, _person_levels),
+         c.COMPANY_NAME: (_company_setup, _company_levels)}

@@ -443,7 +443,8 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | 
           em_sample: int = sampling.EM_SAMPLE_PAIRS, seed: int = 1, gammas: np.ndarray | None = None,
           agreed: list[list[str | None]] | None = None, shared: list[dict[str, int]] | None = None,
           sampled: np.ndarray | None = None,
-          stratified: tuple[np.ndarray, np.ndarray | None] | None = None) -> Model:
+          stratified: tuple[np.ndarray, np.ndarray | None] | None = None,
+          weighed: tuple[list[FieldWeights], list[float]] | None = None) -> Model:
     """Return a model learned from the records alone: u by random pairs and frequencies, m by vouched pairs and EM,
     the prior as the probability that two random records match (model.prior_over_all_pairs).
 
@@ -453,7 +454,8 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | 
     of its stratum (sampling.stratified_sample; every pair when there are fewer): only those are compared.
     ``sampled``: the levels of ``random_pairs(len(records), u_sample, seed=seed)`` when compared already.
     ``stratified``: ``sampling.stratified_sample``'s rows and weights for these pairs when drawn already; then
-    ``gammas`` and ``agreed`` (when given) are those of the sampled rows only.
+    ``gammas`` and ``agreed`` (when given) are those of the sampled rows only. ``weighed``: ``field_weights`` of
+    these records, ``sampled`` and ``shared`` when found already (learning sets their m: used once).
     """
     if pairs is None:
         pairs = candidate_pairs(records)
@@ -463,24 +465,7 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | 
         sample = random_pairs(len(records), u_sample or u_sample_size(len(records)), seed=seed)
         sampled = np.concatenate([comparison_levels(records, sample[start:start + U_SAMPLE_CHUNK], shared=shared)
                                   for start in range(0, max(len(sample), 1), U_SAMPLE_CHUNK)])
-    fields = []
-    one_other = []  # per field, the share of one other holder (1 / (holders - 1))
-    for position, spec in enumerate(records.schema):
-        coded = records.coded(position)
-        # Counted per distinct value: each value's keys once, weighed by how many records hold it.
-        held = np.bincount(coded.codes[coded.codes >= 0], minlength=len(coded.values)).tolist()
-        keys = [value_keys if len(value_keys) == 1 else set(value_keys)  # a key counted once per value
-                for value_keys in c.column_exact_keys(spec.type, coded.values)]
-        share, tf, holders, floor = value_frequencies(keys, held)
-        u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
-        weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
-        # A value two records share and nobody else: Good-Turing's chance (model.seen_once_share), at most one
-        # other record's share.
-        one_other.append(1 / (holders - 1) if holders > 1 else 0.0)
-        weights.tf = {value: share for value, share in tf.items() if share > one_other[-1]}
-        weights.tf_floor = floor
-        weights.shared = shared[position]
-        fields.append(weights)
+    fields, one_other = weighed if weighed is not None else field_weights(records, sampled, shared)
     model = Model(fields=fields, prior=0.05)
     candidates = len(pairs)
     if stratified is not None:  # drawn by the caller, who compared those rows only
@@ -529,6 +514,32 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | 
     else:
         model.prior = candidate_prior
     return model
+
+
+def field_weights(records: Records, sampled: np.ndarray,
+                  shared: list[dict[str, int]]) -> tuple[list[FieldWeights], list[float]]:
+    """Return each field's weights before m is learned (u from the random pairs' levels ``sampled``, the term
+    frequencies, the shared contacts), and each field's share of one other holder (1 / (holders - 1)): what
+    learning needs of the records alone, not of the candidate pairs."""
+    fields = []
+    one_other = []
+    for position, spec in enumerate(records.schema):
+        coded = records.coded(position)
+        # Counted per distinct value: each value's keys once, weighed by how many records hold it.
+        held = np.bincount(coded.codes[coded.codes >= 0], minlength=len(coded.values)).tolist()
+        keys = [value_keys if len(value_keys) == 1 else set(value_keys)  # a key counted once per value
+                for value_keys in c.column_exact_keys(spec.type, coded.values)]
+        share, tf, holders, floor = value_frequencies(keys, held)
+        u = u_from_sample(spec.type, sampled[:, position], share if holders >= 2 else None)
+        weights = FieldWeights(spec.name, spec.type, initial_m(spec.type), u, label=spec.label or spec.name)
+        # A value two records share and nobody else: Good-Turing's chance (model.seen_once_share), at most one
+        # other record's share.
+        one_other.append(1 / (holders - 1) if holders > 1 else 0.0)
+        weights.tf = {value: share for value, share in tf.items() if share > one_other[-1]}
+        weights.tf_floor = floor
+        weights.shared = shared[position]
+        fields.append(weights)
+    return fields, one_other
 
 
 def _agreed_rows(agreed: list, rows: np.ndarray) -> list:
@@ -619,17 +630,18 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
     # child (forked.py) while this process does what does not depend on them; not with a known model (the
     # scan's scored chunk, whose worker must stay within its memory bound, a child's pages counted too).
     apart = model is None and _forks(records)
-    sampled = None
+    sampled = weighed = None
     if apart and pairs is None:
-        # The child blocks; meanwhile this process finds the shared contact values and compares learning's
-        # random pairs (u), which lays out each column's distinct values for the graders: the blocking step's
-        # wall time covers both, its CPU time both processes'.
+        # The child blocks; meanwhile this process finds the shared contact values, compares learning's random
+        # pairs (u; it lays out each column's distinct values for the graders) and weighs each field by them and
+        # by its values' frequencies: the blocking step's wall time covers both, its CPU time both processes'.
         clock.lap()
         blocked = forked.start(lambda: candidate_pairs(records, max_block=max_block), name="blocking")
         try:
             shared = shared_values(records)
             sampled = comparison_levels(records, random_pairs(len(records), u_sample_size(len(records))),
                                         shared=shared)
+            weighed = field_weights(records, sampled, shared)
             pairs = blocked.result()
         except BaseException:
             blocked.cancel()
@@ -663,7 +675,7 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
         agreed = agreed_values(records, learned, gammas)
         clock.lap("comparing")
         model = model_learned = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared,
-                                      sampled=sampled, stratified=(rows, sample_weights))
+                                      sampled=sampled, stratified=(rows, sample_weights), weighed=weighed)
         clock.lap("learning")
         del sampled
     if model_learned is None or sample_weights is not None:  # else every candidate is compared already
