@@ -160,15 +160,39 @@ def test_find_groups_with_a_known_model_forks_no_child(records, small_thresholds
 
 def test_forked_child_result_comes_back():
     # given a child that computes an array
-    child = forked.start(lambda: np.arange(1_000_000) * 2, name="test")
+    child = forked.start(lambda _link: np.arange(1_000_000) * 2, name="test")
     # then its result arrives whole (more than a pipe's buffer), with its CPU time
     assert np.array_equal(child.result(), np.arange(1_000_000) * 2)
     assert child.cpu_seconds >= 0
 
 
+def test_forked_child_sends_before_its_end_and_takes_what_it_is_sent():
+    # given a child that sends a first value, then waits for one from the parent and returns its double
+    def step(link):
+        link.send("first")
+        return link.receive() * 2
+
+    child = forked.start(step, name="test")
+    # then the parent reads the first value, sends one (more than a pipe's buffer) and gets its double back
+    assert child.receive() == "first"
+    child.send(np.arange(500_000))
+    assert np.array_equal(child.result(), np.arange(500_000) * 2)
+
+
+def test_forked_child_waiting_for_a_value_that_never_comes_ends_when_cancelled():
+    # given a child waiting for a value from its parent, and a parent that fails before sending it
+    child = forked.start(lambda link: link.receive(), name="test")
+    started = time.monotonic()
+    child.cancel()
+    # then the child is ended and waited for, at once
+    assert time.monotonic() - started < 10
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
 def test_forked_child_exception_raises_a_clear_error():
     # given a child whose step raises
-    child = forked.start(lambda: 1 / 0, name="test")
+    child = forked.start(lambda _link: 1 / 0, name="test")
     # then reading its result raises ChildFailed naming the step, with the child's traceback
     with pytest.raises(forked.ChildFailed, match=r"(?s)matcher's test failed.*ZeroDivisionError"):
         child.result()
@@ -176,7 +200,7 @@ def test_forked_child_exception_raises_a_clear_error():
 
 def test_forked_child_killed_raises_a_clear_error_not_a_hang():
     # given a child killed before it sends anything (as the kernel's OOM killer would)
-    child = forked.start(lambda: os.kill(os.getpid(), signal.SIGKILL), name="test")
+    child = forked.start(lambda _link: os.kill(os.getpid(), signal.SIGKILL), name="test")
     started = time.monotonic()
     # then its result raises at once, saying so
     with pytest.raises(forked.ChildFailed, match="killed by signal 9"):
@@ -186,7 +210,7 @@ def test_forked_child_killed_raises_a_clear_error_not_a_hang():
 
 def test_forked_child_cancelled_ends_at_once():
     # given a child that would run for a minute, no longer wanted
-    child = forked.start(lambda: time.sleep(60), name="test")
+    child = forked.start(lambda _link: time.sleep(60), name="test")
     started = time.monotonic()
     child.cancel()
     # then it is gone (waited for: no zombie) well before

@@ -622,21 +622,22 @@ def no_cycle_collection():
 def _find_groups(records: Records, *, model: Model | None, threshold: float, max_block: int,
                  pairs: np.ndarray | None) -> Result:
     clock = _Clock()
-    # Learning needs the shared contact values, which blocking does not change: with several workers they are
-    # found on a thread of their own while the pairs are blocked (mostly numpy sorts, which leave it the GIL).
     for position in range(len(records.schema)):  # each column coded once, here, before the threads read it
         records.coded(position)
-    # A large base learned from scratch has its pairs blocked, and later half of them compared, by a forked
-    # child (forked.py) while this process does what does not depend on them; not with a known model (the
-    # scan's scored chunk, whose worker must stay within its memory bound, a child's pages counted too).
+    # A large base learned from scratch shares its steps with forked children (forked.py): one blocks while this
+    # process does what does not depend on the pairs; another, forked once they are known, compares its share
+    # of them (every field but the names) while this process learns, then takes the learned model and finishes
+    # its share. Not with a known model (the scan's scored chunk, whose worker must stay within its memory
+    # bound, a child's pages counted too).
     apart = model is None and _forks(records)
     sampled = weighed = None
     if apart and pairs is None:
-        # The child blocks; meanwhile this process finds the shared contact values, compares learning's random
-        # pairs (u; it lays out each column's distinct values for the graders) and weighs each field by them and
-        # by its values' frequencies: the blocking step's wall time covers both, its CPU time both processes'.
+        # Meanwhile this process finds the shared contact values, compares learning's random pairs (u; it lays
+        # out each column's distinct values for the graders, which the comparing child then inherits) and weighs
+        # each field by them and by its values' frequencies: the blocking step's wall time covers both, its CPU
+        # time both processes'.
         clock.lap()
-        blocked = forked.start(lambda: candidate_pairs(records, max_block=max_block), name="blocking")
+        blocked = forked.start(lambda _link: candidate_pairs(records, max_block=max_block), name="blocking")
         try:
             shared = shared_values(records)
             sampled = comparison_levels(records, random_pairs(len(records), u_sample_size(len(records))),
@@ -649,37 +650,35 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
         clock.lap("blocking")
         shared_found = lambda: shared  # noqa: E731
     else:
+        # Learning needs the shared contact values, which blocking does not change: with several workers they
+        # are found on a thread of their own while the pairs are blocked.
         shared_found = workers.background(lambda: shared_values(records)) if model is None else None
     if pairs is None:
         clock.lap()
         pairs = candidate_pairs(records, max_block=max_block)
         clock.lap("blocking")
-    candidates, model_learned = pairs, None
     clock.lap()
-    if model is None:
-        # Learning reads the levels of a stratified sample of the candidates (m and the prior) and of random
-        # pairs (u): only those are compared first, in one pass over each column (a column's distinct values are
-        # laid out once, not twice). Then every candidate is compared as with a known model: the person names
-        # only where they could lift the pair to HOPELESS (at 1,000,000 CRM records most candidates cannot).
-        shared = shared_found()
-        rows, sample_weights = sampling.stratified_sample(
-            [records.coded(position) for position in range(len(records.schema))], pairs)
-        learned = pairs[rows] if sample_weights is not None else pairs
-        if sampled is None:
-            sample = random_pairs(len(records), u_sample_size(len(records)))
-            both = comparison_levels(records, np.concatenate([learned, sample]), shared=shared)
-            gammas, sampled = both[:len(learned)], both[len(learned):]
-            del both
-        else:  # the random pairs compared during blocking
-            gammas = comparison_levels(records, learned, shared=shared)
-        agreed = agreed_values(records, learned, gammas)
-        clock.lap("comparing")
-        model = model_learned = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared,
-                                      sampled=sampled, stratified=(rows, sample_weights), weighed=weighed)
-        clock.lap("learning")
-        del sampled
-    if model_learned is None or sample_weights is not None:  # else every candidate is compared already
-        pairs, gammas, agreed = _hopeful_pairs(model, records, pairs, threshold, apart=apart)
+    share = _child_share(len(pairs)) if apart else 0
+    child = forked.start(lambda link: _compared_apart(records, pairs[len(pairs) - share:], threshold, link),
+                         name="comparing") if share else None
+    try:
+        model, model_learned, sample_weights, compared = _learned(records, model, pairs, shared_found, sampled,
+                                                                  weighed, clock)
+        if model_learned is None or sample_weights is not None:  # else every candidate is compared already
+            if child is not None:
+                child.send((model, _shared_flags(records, model)))
+                mine = _hopeful_pairs(model, records, pairs[:len(pairs) - share], threshold)
+                compared = _joined(mine, child.result())
+            else:
+                compared = _hopeful_pairs(model, records, pairs, threshold)
+        elif child is not None:
+            child.send(None)
+            child.result()
+    except BaseException:
+        if child is not None:
+            child.cancel()
+        raise
+    candidates, (pairs, gammas, agreed) = pairs, compared
     if records._laid_out:  # compared: the graders' arrays are not read again
         records._laid_out.clear()
     clock.lap("comparing")
@@ -688,6 +687,35 @@ def _find_groups(records: Records, *, model: Model | None, threshold: float, max
     groups = group(model, records, pairs, probabilities, threshold)
     clock.lap("grouping")
     return Result(groups, model, pairs, probabilities, clock.wall, candidates, clock.cpu)
+
+
+def _learned(records: Records, model: Model | None, pairs: np.ndarray, shared_found, sampled: np.ndarray | None,
+             weighed, clock: _Clock) -> tuple[Model, Model | None, np.ndarray | None, tuple | None]:
+    """Return the model (learned when none is given), the one learned (or None), the learning sample's weights
+    (None when every candidate was compared) and, in that case, the candidates' (pairs, levels, agreements)."""
+    if model is not None:
+        return model, None, None, None
+    # Learning reads the levels of a stratified sample of the candidates (m and the prior) and of random pairs
+    # (u): only those are compared first, in one pass over each column (a column's distinct values are laid out
+    # once, not twice). Then every candidate is compared as with a known model: the person names only where they
+    # could lift the pair to HOPELESS (at 1,000,000 CRM records most candidates cannot).
+    shared = shared_found()
+    rows, sample_weights = sampling.stratified_sample(
+        [records.coded(position) for position in range(len(records.schema))], pairs)
+    learned = pairs[rows] if sample_weights is not None else pairs
+    if sampled is None:
+        sample = random_pairs(len(records), u_sample_size(len(records)))
+        both = comparison_levels(records, np.concatenate([learned, sample]), shared=shared)
+        gammas, sampled = both[:len(learned)], both[len(learned):]
+        del both
+    else:  # the random pairs compared during blocking
+        gammas = comparison_levels(records, learned, shared=shared)
+    agreed = agreed_values(records, learned, gammas)
+    clock.lap("comparing")
+    model = learn(records, pairs, gammas=gammas, agreed=agreed, shared=shared, sampled=sampled,
+                  stratified=(rows, sample_weights), weighed=weighed)
+    clock.lap("learning")
+    return model, model, sample_weights, (pairs, gammas, agreed) if sample_weights is None else None
 
 
 class _Clock:
@@ -719,32 +747,20 @@ HOPELESS = 0.01
 
 
 def _hopeful_pairs(model: Model, records: Records, pairs: np.ndarray, threshold: float, *,
-                   apart: bool = False) -> tuple[np.ndarray, np.ndarray, list]:
+                   early: tuple[np.ndarray, list] | None = None) -> tuple[np.ndarray, np.ndarray, list]:
     """Return the candidate pairs that may reach HOPELESS (or the threshold when lower), with their levels and
     exact agreements: every field but the person names is graded first, the names only for the pairs whose best
     name level could lift them that far (an exact bound: the best weight a name field can give, term
     frequencies included, and every shared contact counted as when the names agree).
 
-    ``apart``: the second half of the pairs is done by a forked child meanwhile (each pair's levels depend on
-    that pair alone, so the halves joined are what one pass gives)."""
-    if apart and len(pairs) >= FORK_MIN_PAIRS:
-        half = len(pairs) // 2
-        child = forked.start(lambda: _hopeful_pairs(model, records, pairs[half:], threshold), name="comparing")
-        try:
-            first = _hopeful_pairs(model, records, pairs[:half], threshold)
-            second = child.result()
-        except BaseException:
-            child.cancel()
-            raise
-        return _joined(first, second)
-    names = [position for position, field_type in enumerate(records.types) if field_type == c.PERSON_NAME]
+    ``early``: ``_levels_but_names`` of these pairs, found before the model was known."""
+    names = _name_fields(records)
     shared = model_shared(model)
     if not names or len(pairs) <= FEW_PAIRS:
         gammas = comparison_levels(records, pairs, shared=shared)
         return pairs, gammas, agreed_values(records, pairs, gammas)
-    others = [position for position in range(len(records.schema)) if position not in names]
-    gammas = comparison_levels(records, pairs, shared=shared, fields=others)
-    agreed = agreed_values(records, pairs, gammas)
+    gammas, agreed = early if early is not None else _levels_but_names(records, pairs)
+    split_shared(records, pairs, gammas, shared)
     probe = gammas.copy()
     probe[:, names] = 0  # names agreeing exactly: the shared contacts' weights at their highest
     bound = pair_weights(model, probe, agreed)
@@ -760,6 +776,52 @@ def _hopeful_pairs(model: Model, records: Records, pairs: np.ndarray, threshold:
                                    gammas[:, position])
               for position, column in enumerate(agreed)]
     return pairs, gammas, agreed
+
+
+def _name_fields(records: Records) -> list[int]:
+    return [position for position, field_type in enumerate(records.types) if field_type == c.PERSON_NAME]
+
+
+def _levels_but_names(records: Records, pairs: np.ndarray) -> tuple[np.ndarray, list]:
+    """Return the pairs' levels on every field but the person names (MISSING there), before the shared contacts
+    are split off (split_shared: it changes no exact level), and their exact agreements."""
+    names = _name_fields(records)
+    others = [position for position in range(len(records.schema)) if position not in names]
+    gammas = comparison_levels(records, pairs, fields=others)
+    return gammas, agreed_values(records, pairs, gammas)
+
+
+def _compared_apart(records: Records, pairs: np.ndarray, threshold: float,
+                    link: forked.Link) -> tuple[np.ndarray, np.ndarray, list] | None:
+    """In a forked child: compare these pairs on every field but the names, then take the learned model (and the
+    shared contacts' flags, _shared_flags) from the parent and return ``_hopeful_pairs`` of them; None when the
+    parent sends no model (every candidate was compared while learning)."""
+    early = _levels_but_names(records, pairs) if _name_fields(records) and len(pairs) > FEW_PAIRS else None
+    sent = link.receive()
+    if sent is None:
+        return None
+    model, flags = sent
+    for position, held in flags.items():  # under the unpickled model's own shared values
+        values = model.fields[position].shared
+        records._holds[(position, id(values))] = (values, held)
+    return _hopeful_pairs(model, records, pairs, threshold, early=early)
+
+
+def _shared_flags(records: Records, model: Model) -> dict[int, np.ndarray]:
+    """Return split_shared's flags of which distinct values are shared ones, found already for this model's
+    shared values: a forked child keeps them under the model it unpickles (at 1,000,000 CRM records they take a
+    second to find again)."""
+    found = {}
+    for position, weights in enumerate(model.fields):
+        cached = records._holds.get((position, id(weights.shared)))
+        if cached is not None and cached[0] is weights.shared:
+            found[position] = cached[1]
+    return found
+
+
+def _child_share(pairs: int) -> int:
+    """Return how many of the candidate pairs (the last ones) a forked child compares: none of a few."""
+    return round(pairs * CHILD_SHARE) if pairs >= FORK_MIN_PAIRS else 0
 
 
 def _joined(first: tuple[np.ndarray, np.ndarray, list], second: tuple[np.ndarray, np.ndarray, list]):
@@ -785,8 +847,11 @@ def _forks(records: Records) -> bool:
 # Records at least for the forked children (forked.py): below, a child's start and the pickled arrays cost more
 # than it saves (as read_apart.MIN_RECORDS).
 FORK_MIN_RECORDS = 100_000
-# Candidate pairs at least for comparing in two halves.
+# Candidate pairs at least for comparing in two shares.
 FORK_MIN_PAIRS = 200_000
+# The comparing child's share of the candidate pairs: it starts while this process learns (the stratified
+# sample, its levels and EM: at 1,000,000 CRM records about 5 s), so it takes more than half.
+CHILD_SHARE = 0.6
 
 
 def _best_weight(weights: FieldWeights) -> float:
