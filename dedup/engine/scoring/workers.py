@@ -2,15 +2,17 @@
 
 The heavy parts of comparing and blocking are numpy (sorts, gathers, comparisons) and rapidfuzz's ``cpdist``,
 which release the GIL while they run: a second thread gets a second core there, with no process to start and
-nothing pickled (the records and the pair arrays are shared as they are). Threads, not processes, also because
-Celery's prefork workers are daemonic and may not start children. What runs in Python (a company graded pair by
-pair, a distinct value prepared) still takes the GIL in turn, so the gain is below the cores' count.
+nothing pickled (the records and the pair arrays are shared as they are). What runs in Python (a name's hard
+cases, a distinct value prepared) still takes the GIL in turn, so the gain is below the cores' count; a large
+base learned from scratch has its blocking and most of its comparing done by forked children besides
+(forked.py: os.fork, which Celery's daemonic prefork workers may call, unlike multiprocessing).
 
 Every step run here computes the same values in any order (each call writes only its own result), so the
 groups are the same with one worker or several (tests/dedup/test_scoring_workers.py).
 
 ``DEDUP_SCORING_WORKERS`` (settings, from the environment) sets how many threads: 0, the default, means the
-cores this process may use, at most ``MAX_WORKERS``; 1 runs everything in the calling thread, as before.
+cores this process may use, at most ``MAX_WORKERS``; 1 runs everything in the calling thread, as before (and
+forks no child).
 """
 from __future__ import annotations
 
