@@ -150,3 +150,26 @@ def test_scoring_model_save_and_load_keep_the_split():
     assert loaded.m_contact == pytest.approx(expected.m_contact)
     assert loaded.u_contact == pytest.approx(expected.u_contact)
     assert store.scoring_model_load(entity="customer").field("phone").m_contact is None
+
+
+@pytest.mark.django_db
+def test_scoring_model_admin_shows_each_name_levels_evidence_on_both_sides(admin_client):
+    # Given a stored model whose name is weighed with the contacts
+    from django.urls import reverse
+
+    stored = store.scoring_model_save(entity="customer", model=split_model())
+
+    # When the administrator opens it
+    page = admin_client.get(reverse("admin:dedup_scoringmodel_change", args=[stored.pk])).content.decode()
+
+    # Then a name typo's evidence is shown for two records with a phone (weak) and otherwise (strong)
+    name = split_model().field("name")
+    assert "both records giving a phone or an email" in page
+    weak, strong = name.bayes_factor_log2(TYPO, contact=True), name.bayes_factor_log2(TYPO, contact=False)
+    assert weak < 3 < 16 < strong
+    assert "%+.1f" % weak in page
+    assert "%+.1f" % strong in page
+    with translation.override("ru"):
+        page = admin_client.get(reverse("admin:dedup_scoringmodel_change", args=[stored.pk]),
+                                HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert "телефон или почта в обеих записях" in page
