@@ -409,9 +409,11 @@ def _private_bytes(pid: int) -> int:
                                                                                        "Private_Dirty:")))
 
 
-# The descendants' private memory is read every this many polls (RSS_POLL_SECONDS each), the last figure kept
-# between: smaps_rollup walks a forked child's page tables, a few milliseconds at a few GB.
-PRIVATE_POLLS = 5
+# The descendants' private memory is read every this many polls (RSS_POLL_SECONDS each: 2 s), the last figure
+# kept between: smaps_rollup walks a forked child's page tables holding its memory map's lock, which the child's
+# own allocations then wait for. Read every 0.25 s it stalled the matcher's forked children (CRM 1M, 2026-12-06:
+# the comparing step 19-21 s wall for 20-22 CPU s in four runs, 10.4 s for 20.0 with the children read once).
+PRIVATE_POLLS = 40
 
 
 def run_capped(command: list[str], *, max_rss: int) -> tuple[subprocess.CompletedProcess, int]:
