@@ -463,17 +463,31 @@ def _pair_variants(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
     return _pair_off(short, long, are_variants)
 
 
-def _pair_off(short: tuple[str, ...], long: tuple[str, ...], fits) -> bool:
-    """Tell whether every word of ``short`` pairs off with its own word of ``long`` under ``fits``."""
-    remaining = list(long)
-    for word in short:
-        for position, other in enumerate(remaining):
-            if fits(word, other):
-                del remaining[position]
-                break
-        else:
-            return False
-    return True
+def _pair_off(short: tuple, long: tuple, fits) -> bool:
+    """Tell whether every word of ``short`` pairs off with its own word of ``long`` under ``fits``.
+
+    Not greedily: a word that fits two words of the other name must take the one the others leave ("Danny
+    Daniel" / "Danny Dbniel": Daniel is a variant of Danny, and took it from Danny, left with "Dbniel"). Names
+    have a few words (at most eight), so the search over the few fitting words is short."""
+    if len(short) > len(long):
+        return False
+    options = [[position for position, other in enumerate(long) if fits(word, other)] for word in short]
+    if not all(options):
+        return False
+    taken = [False] * len(long)
+
+    def place(index: int) -> bool:
+        if index == len(options):
+            return True
+        for position in options[index]:
+            if not taken[position]:
+                taken[position] = True
+                if place(index + 1):
+                    return True
+                taken[position] = False
+        return False
+
+    return place(0)
 
 
 def one_edit(a: str, b: str, *, min_length: int = 4) -> bool:
