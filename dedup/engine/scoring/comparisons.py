@@ -504,11 +504,25 @@ def one_edit(a: str, b: str, *, min_length: int = 4) -> bool:
 @lru_cache(maxsize=1 << 16)
 def _typo_or_variant(a: tuple[str, str], b: tuple[str, str]) -> bool:
     """Tell whether two name words, each (folded, plain), are one name: equal, variants, or one typo apart in
-    either form (long words also by Jaro-Winkler: Kondratyev / Kondratiev, OCR misreads)."""
+    either form (long words also by Jaro-Winkler: Kondratyev / Kondratiev, OCR misreads, when their lengths
+    differ by a letter at most: ``alike_long``)."""
     (folded_a, plain_a), (folded_b, plain_b) = a, b
     return (are_variants(folded_a, folded_b) or one_edit(folded_a, folded_b) or one_edit(plain_a, plain_b)
-            or short_typo(plain_a, plain_b)
-            or (min(len(folded_a), len(folded_b)) >= 6 and _jaro_winkler(folded_a, folded_b) >= HIGH))
+            or short_typo(plain_a, plain_b) or alike_long(folded_a, folded_b))
+
+
+def alike_long(a: str, b: str) -> bool:
+    """Tell whether two long folded words (``LONG_WORD`` letters and more) are alike by Jaro-Winkler, as a typo
+    or a misread: at most ``LONG_WORD_LENGTHS_APART`` letters longer or shorter. Jaro-Winkler favours a shared
+    start, and a word with a syllable more is another name (Martin / Martinez, Williams / Williamson, Komarov /
+    Komissarov, Stephen / Stephanie: at 1,000,000 CRM records these made namesakes' "typos")."""
+    return (min(len(a), len(b)) >= LONG_WORD and abs(len(a) - len(b)) <= LONG_WORD_LENGTHS_APART
+            and _jaro_winkler(a, b) >= HIGH)
+
+
+# Name words this long are also compared by Jaro-Winkler (``alike_long``), when this many letters apart at most.
+LONG_WORD = 6
+LONG_WORD_LENGTHS_APART = 1
 
 
 def short_typo(a: str, b: str) -> bool:

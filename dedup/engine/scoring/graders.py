@@ -300,7 +300,8 @@ class _Names:
                                                                        self.plain[long[three]].tolist())),
                                    dtype=bool, count=len(three))
         lengths = self.folded_length
-        similar = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 6))
+        similar = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= c.LONG_WORD)
+                                 & (np.abs(lengths[short] - lengths[long]) <= c.LONG_WORD_LENGTHS_APART))
         close[similar] = _jaro_winkler(self.folded[short[similar]].tolist(),
                                        self.folded[long[similar]].tolist()) >= c.HIGH
         return close
