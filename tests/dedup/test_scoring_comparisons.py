@@ -67,6 +67,9 @@ def level(field_type, left, right, *, left_region=None, right_region=None):
         (c.PERSON_NAME, "Danny Daniel", "Danny Dbniel", "fuzzy_high"),
         # a typo in a word with ß is one letter in the typed spelling
         (c.PERSON_NAME, "Klemens Heß", "Klemens Heh", "fuzzy_high"),
+        # two first names of the variants table one letter apart are two names: two sisters, not a typo
+        (c.PERSON_NAME, "Мария Елисеева", "Дарья Елисеева", "different"),
+        (c.PERSON_NAME, "Maria Smirnova", "Daria Smirnova", "fuzzy_mid"),
         # Jaro-Winkler alike but a syllable longer: another name, not a typo
         (c.PERSON_NAME, "Anthony Martinez", "Anthony Martin", "fuzzy_mid"),
         (c.PERSON_NAME, "Jon Williamson", "Jon Williams", "fuzzy_mid"),

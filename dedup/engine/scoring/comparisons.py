@@ -507,8 +507,19 @@ def _typo_or_variant(a: tuple[str, str], b: tuple[str, str]) -> bool:
     either form (long words also by Jaro-Winkler: Kondratyev / Kondratiev, OCR misreads, when their lengths
     differ by a letter at most: ``alike_long``)."""
     (folded_a, plain_a), (folded_b, plain_b) = a, b
-    return (are_variants(folded_a, folded_b) or one_edit(folded_a, folded_b) or one_edit(plain_a, plain_b)
-            or short_typo(plain_a, plain_b) or alike_long(folded_a, folded_b))
+    if are_variants(folded_a, folded_b):
+        return True
+    if known_apart(folded_a, folded_b):
+        return False
+    return (one_edit(folded_a, folded_b) or one_edit(plain_a, plain_b) or short_typo(plain_a, plain_b)
+            or alike_long(folded_a, folded_b))
+
+
+def known_apart(folded_a: str, folded_b: str) -> bool:
+    """Tell whether two words are first names of the variants table in different groups: two names, not a typo of
+    one another (Мария / Дарья, Maria / Daria: one letter apart, two women)."""
+    groups_a, groups_b = variant_groups(folded_a), variant_groups(folded_b)
+    return bool(groups_a) and bool(groups_b) and not groups_a & groups_b
 
 
 def alike_long(a: str, b: str) -> bool:

@@ -289,6 +289,10 @@ class _Names:
         close[groups] = np.fromiter(
             (bool(variant_groups(words[a][0]) & variant_groups(words[b][0]))
              for a, b in zip(short[groups].tolist(), long[groups].tolist())), dtype=bool, count=len(groups))
+        # Two names of the table in different groups are two names, whatever their spelling (comparisons.known_apart).
+        apart = np.zeros(len(close), dtype=bool)
+        apart[groups] = ~close[groups]
+        close |= apart  # kept out of the edit and similarity tests below, then cleared
         for lengths, texts in ((self.folded_length, self.folded), (self.plain_length, self.plain)):
             edit = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 4)
                                   & (np.abs(lengths[short] - lengths[long]) <= 1))
@@ -304,6 +308,7 @@ class _Names:
                                  & (np.abs(lengths[short] - lengths[long]) <= c.LONG_WORD_LENGTHS_APART))
         close[similar] = _jaro_winkler(self.folded[short[similar]].tolist(),
                                        self.folded[long[similar]].tolist()) >= c.HIGH
+        close[apart] = False
         return close
 
     def gendered_words(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
