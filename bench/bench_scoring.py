@@ -17,7 +17,8 @@ Runs standalone: `.venv/bin/python bench/bench_scoring.py [--sets febrl1 febrl2 
   comparison; blocking rules that stay near 6 million pairs at 1,000,000 records, CRM_BLOCKING); u by random
   sampling, the prior from deterministic rules, m by EM over blocking rules; clusters at the same threshold.
   DuckDB gets half the memory cap, a spill directory and one thread per core.
-- Pairs: two records are a found pair when one group holds both (groups' pairwise precision and recall).
+- Pairs: two records are a found pair when one group holds both (groups' pairwise precision and recall); recall
+  and precision are also given by kind of planted duplicate (a false pair by the kind of the copy it holds).
 Each (set, engine) runs in its own process, so its peak memory (max RSS, data loading included) is its own (with
 its children's: the larger of its own max RSS and the sum the parent samples every 50 ms); the parent kills a
 process whose resident memory passes --max-rss-gb (default 7) and reports it "killed at N GB". Wall and CPU
@@ -272,7 +273,13 @@ def evaluate(groups: list[list], truth: set[tuple], kinds: dict) -> dict:
         per_kind[kind] += 1
         if pk in group_of and any(group_of.get(other) == group_of[pk] for other in partners[pk]):
             per_kind_found[kind] += 1
+    # Precision by kind: the found pairs by the kind of their planted duplicate (either record), the pairs of two
+    # records none of which is a planted copy (namesakes, relatives, colleagues: all false) on their own.
+    found_by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for a, b in found:
+        found_by_kind[kinds.get(a) or kinds.get(b) or "no planted copy"][(a, b) not in truth] += 1
     return {"precision": precision, "recall": recall, "f1": f1, "found_pairs": len(found), "true_pairs": len(truth),
+            "precision_by_kind": {kind: found_by_kind[kind] for kind in sorted(found_by_kind)},
             "false_pairs": len(found) - hits,
             "per_kind": {kind: [per_kind_found[kind], per_kind[kind]] for kind in sorted(per_kind)}}
 
@@ -473,6 +480,9 @@ def main() -> None:
             if result["per_kind"]:
                 print("    recall by kind: " + ", ".join(
                     f"{kind} {found}/{total}" for kind, (found, total) in result["per_kind"].items()), flush=True)
+                print("    precision by kind (true / false pairs found): " + ", ".join(
+                    f"{kind} {true:,}/{false:,}" + (f" ({true / (true + false):.4f})" if true else "")
+                    for kind, (true, false) in result["precision_by_kind"].items()), flush=True)
     load = os.getloadavg()
     print(f"\n{date.today().isoformat()}, threshold {THRESHOLD} (Splink {SPLINK_THRESHOLD}), {os.cpu_count()} cores, "
           f"load average at the start {started_load[0]:.1f}, at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "

@@ -7,9 +7,13 @@ from django.utils.translation import gettext_lazy as _
 from dedup.models import ScoringModel, ScoringWeight
 
 
+def _bits(m: float, u: float) -> str:
+    return "%+.1f" % math.log2(m / u) if m > 0 and u > 0 else "—"
+
+
 class ScoringWeightInline(admin.TabularInline):
     model = ScoringWeight
-    fields = ["field", "field_type", "level", "m", "u", "evidence"]
+    fields = ["field", "field_type", "level", "m", "u", "evidence", "evidence_contact", "evidence_no_contact"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -20,6 +24,20 @@ class ScoringWeightInline(admin.TabularInline):
         if weight.m <= 0 or weight.u <= 0:
             return "—"
         return "%+.1f" % math.log2(weight.m / weight.u)
+
+    # A person name is weighed with whether both records hold a contact (ScoringWeight.m_contact): what the level
+    # gives on each side, that part included.
+    @admin.display(description=_("evidence, bits, both records giving a phone or an email"))
+    def evidence_contact(self, weight):
+        if weight.m_contact is None or weight.u_contact is None:
+            return "—"
+        return _bits(weight.m_contact, weight.u_contact)
+
+    @admin.display(description=_("evidence, bits, otherwise"))
+    def evidence_no_contact(self, weight):
+        if weight.m_contact is None or weight.u_contact is None:
+            return "—"
+        return _bits(weight.m - weight.m_contact, weight.u - weight.u_contact)
 
     def has_add_permission(self, request, obj=None):
         return False

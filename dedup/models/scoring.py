@@ -46,6 +46,11 @@ class ScoringWeight(models.Model):
     position = models.PositiveSmallIntegerField(_("level order"))
     m = models.FloatField(_("m: share among matches"))
     u = models.FloatField(_("u: share among non-matches"))
+    # A person name's level counted with whether both records hold a phone or an email (model.FieldWeights.
+    # m_contact): the shares of matches and of non-matches that reach the level AND both hold one; empty when
+    # the field weighs alone.
+    m_contact = models.FloatField(_("m, both records giving a contact"), null=True, blank=True)
+    u_contact = models.FloatField(_("u, both records giving a contact"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("scoring weight")

@@ -5,6 +5,7 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from kombu.asynchronous import set_event_loop
 from django.db import OperationalError, close_old_connections, connection
 
 from config.celery import app
@@ -50,6 +51,11 @@ def _workers(*queues: list[str]):
     try:
         with ExitStack() as stack:
             for names in queues:
+                # Each worker its own event loop. A worker takes kombu's process-wide loop when one is set, so a
+                # second worker thread would run the first one's hub too: two threads polling the same sockets, one
+                # blocked reading the other's (the merge never received, or a worker that cannot stop). In production
+                # every worker is a process of its own.
+                set_event_loop(None)
                 stack.enter_context(
                     start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=names,
                                  hostname=f"{'-'.join(names)}@test")

@@ -34,6 +34,12 @@ LEVEL_MESSAGES = {
     "provider_folded": gettext_noop("%(field)s: the same mailbox (dots or a +tag)"),
     "missing": gettext_noop("%(field)s: missing on one side, no evidence"),
 }
+# The part of a person name's weight that whether both records hold a contact (a phone or an email) gives:
+# model.FieldWeights.m_contact, shown as a reason of its own beside the name's level.
+CONTACT_MESSAGES = {
+    True: gettext_noop("%(field)s: both records give a phone or an email"),
+    False: gettext_noop("%(field)s: at most one of the records gives a phone or an email"),
+}
 EVIDENCE_FOR = gettext_noop("%(reason)s (%(weight)s for a match)")
 EVIDENCE_AGAINST = gettext_noop("%(reason)s (%(weight)s against a match)")
 SUMMARY = gettext_noop("match probability %(percent)s%%")
@@ -68,6 +74,11 @@ def level_message(level_name: str | None, *, weight: float, average_exact_weight
         if weight <= average_exact_weight - 2:
             return LEVEL_MESSAGES["exact_common"]
     return LEVEL_MESSAGES[level_name]
+
+
+def contact_message(contact: bool) -> str:
+    """Return the message id of the contacts' being there on both records (True) or not (False)."""
+    return CONTACT_MESSAGES[bool(contact)]
 
 
 def summary_text(probability: float) -> str:

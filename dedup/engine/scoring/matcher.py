@@ -21,7 +21,7 @@ import numpy as np
 
 from dedup.engine.scoring import blocking, clustering, coding, levels, read_apart, sampling, workers
 from dedup.engine.scoring import comparisons as c
-from dedup.engine.scoring.explain import Reason, level_message
+from dedup.engine.scoring.explain import Reason, contact_message, level_message
 from dedup.engine.scoring.shared import CONTACT_TYPES, model_shared, shared_values
 from dedup.engine.scoring.model import (
     FLOOR,
@@ -29,6 +29,7 @@ from dedup.engine.scoring.model import (
     PRIOR_LOWEST,
     FieldWeights,
     Model,
+    contact_compared,
     initial_m,
     learn_m_and_prior,
     names_agree,
@@ -524,10 +525,21 @@ def learn(records: Records, pairs: np.ndarray | None = None, *, u_sample: int | 
     if all_pairs:
         start = float(np.clip(candidate_prior * candidates / all_pairs, PRIOR_LOWEST, MAX_PRIOR))
         model.prior = start
-        refine_names(model, gammas, agreed, all_pairs, start=start, sample_weights=sample_weights)
+        refine_names(model, gammas, agreed, all_pairs, start=start, sample_weights=sample_weights,
+                     contact_share=contact_share(model, sampled))
     else:
         model.prior = candidate_prior
     return model
+
+
+def contact_share(model: Model, sampled: np.ndarray) -> float | None:
+    """Return the share of the random pairs with person names on both records whose records both hold a contact
+    (model.contact_compared), or None when there are none."""
+    names = [position for position, weights in enumerate(model.fields) if weights.type == c.PERSON_NAME]
+    if not names or not len(sampled):
+        return None
+    named = sampled[(sampled[:, names] != c.MISSING).any(axis=1)]
+    return float(contact_compared(model, named).mean()) if len(named) else None
 
 
 def _agreed_rows(agreed: list, rows: np.ndarray) -> list:
@@ -559,16 +571,21 @@ def explain(model: Model, records: Records, left: int, right: int) -> tuple[floa
     reasons = []
     total = model.prior_log2
     agree = bool(names_agree(model, gammas)[0])
+    contact = bool(contact_compared(model, gammas)[0])
     for position, weights in enumerate(model.fields):
         level = int(gammas[0, position])
         if level == c.MISSING:
             reasons.append(Reason(level_message(None, weight=0.0), weights.label, 0.0))
             continue
-        weight = weights.bayes_factor_log2(level, agreed[position][0], names_agree=agree)
+        weight = weights.bayes_factor_log2(level, agreed[position][0], names_agree=agree, contact=contact)
         total += weight
-        message = level_message(weights.levels[level], weight=weight,
-                                average_exact_weight=weights.bayes_factor_log2(0))
-        reasons.append(Reason(message, weights.label, weight))
+        # A name weighed with the contacts' being there (FieldWeights.m_contact): that part is a reason of its own.
+        apart = weights.contact_log2(contact)
+        message = level_message(weights.levels[level], weight=weight - apart,
+                                average_exact_weight=weights.bayes_factor_log2(0, contact=contact) - apart)
+        reasons.append(Reason(message, weights.label, weight - apart))
+        if weights.m_contact is not None:
+            reasons.append(Reason(contact_message(contact), weights.label, apart))
     reasons.sort(key=lambda reason: -abs(reason.weight))
     return float(probability(total)), reasons
 
@@ -707,9 +724,12 @@ def _hopeful_pairs(model: Model, records: Records, pairs: np.ndarray,
 def _best_weight(weights: FieldWeights) -> float:
     """Return the highest log2(m/u) a field can give a pair: its best level, or an exact agreement on its rarest
     value (FieldWeights.bayes_factor_log2 never takes u below ``tf_floor`` there; a shared value only raises u)."""
-    best = max(weights.bayes_factor_log2(level) for level in range(len(weights.m)))
+    sides = (None,) if weights.m_contact is None else (False, True)
+    best = max(weights.bayes_factor_log2(level, contact=side) for level in range(len(weights.m)) for side in sides)
     if weights.tf or weights.tf_floor:
-        best = max(best, math.log2(max(weights.m[0], FLOOR) / max(weights.tf_floor, FLOOR)))
+        # The rarest value's weight: the level's best side with u at the floor's share of it.
+        best = max(best, *(weights.bayes_factor_log2(0, contact=side) + math.log2(
+            max(weights.u[0], FLOOR) / max(weights.tf_floor, FLOOR)) for side in sides))
     return max(best, 0.0)
 
 

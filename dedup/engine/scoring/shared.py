@@ -13,7 +13,7 @@ import numpy as np
 
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring import graders, levels
-from dedup.engine.scoring.model import Model
+from dedup.engine.scoring.model import CONTACT_TYPES, Model
 
 
 class Records(Protocol):
@@ -23,9 +23,6 @@ class Records(Protocol):
 
     def coded(self, position: int) -> levels.CodedColumn: ...
 
-
-# Contact fields whose values one person owns; a value several people hold is a shared line or mailbox.
-CONTACT_TYPES = (c.PHONE, c.EMAIL)
 
 
 def shared_values(records: Records) -> list[dict[str, int]]:

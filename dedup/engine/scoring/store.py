@@ -65,7 +65,9 @@ def _weights_replace(stored: ScoringModel, model: Model) -> None:
     stored.weights.all().delete()
     ScoringWeight.objects.bulk_create(
         ScoringWeight(model=stored, field=weights.name, field_type=weights.type, level=level, position=position,
-                      m=weights.m[position], u=weights.u[position])
+                      m=weights.m[position], u=weights.u[position],
+                      m_contact=weights.m_contact[position] if weights.m_contact is not None else None,
+                      u_contact=weights.u_contact[position] if weights.u_contact is not None else None)
         for weights in model.fields
         for position, level in enumerate(weights.levels)
     )
@@ -91,6 +93,11 @@ def scoring_model_load(*, entity: str, labels: Mapping[str, str] | None = None) 
         if position < len(weights.m):
             weights.m[position] = weight.m
             weights.u[position] = weight.u
+            if weight.m_contact is not None and weight.u_contact is not None:
+                if weights.m_contact is None:
+                    weights.m_contact, weights.u_contact = [0.0] * len(weights.m), [0.0] * len(weights.u)
+                weights.m_contact[position] = weight.m_contact
+                weights.u_contact[position] = weight.u_contact
     model = Model(fields=list(by_field.values()), prior=stored.prior)
     _frequencies_apply(model, stored.frequencies or {})
     return model
