@@ -25,7 +25,7 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 from rapidfuzz.fuzz import token_set_ratio
 
 from dedup.engine import normalize
-from dedup.engine.scoring.names import are_variants, phonetic_key, variant_groups
+from dedup.engine.scoring.names import are_variants, known_apart, phonetic_key, variant_groups
 
 MISSING = -1
 
@@ -509,17 +509,10 @@ def _typo_or_variant(a: tuple[str, str], b: tuple[str, str]) -> bool:
     (folded_a, plain_a), (folded_b, plain_b) = a, b
     if are_variants(folded_a, folded_b):
         return True
-    if known_apart(folded_a, folded_b):
+    if known_apart(a, b):
         return False
     return (one_edit(folded_a, folded_b) or one_edit(plain_a, plain_b) or short_typo(plain_a, plain_b)
             or alike_long(folded_a, folded_b))
-
-
-def known_apart(folded_a: str, folded_b: str) -> bool:
-    """Tell whether two words are first names of the variants table in different groups: two names, not a typo of
-    one another (Мария / Дарья, Maria / Daria: one letter apart, two women)."""
-    groups_a, groups_b = variant_groups(folded_a), variant_groups(folded_b)
-    return bool(groups_a) and bool(groups_b) and not groups_a & groups_b
 
 
 def alike_long(a: str, b: str) -> bool:

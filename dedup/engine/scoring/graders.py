@@ -29,7 +29,7 @@ from rapidfuzz.process import cpdist
 from dedup.engine import normalize
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring import workers
-from dedup.engine.scoring.names import variant_groups
+from dedup.engine.scoring.names import known_apart, variant_groups
 
 # Name pairs judged at once: the word pairs of a chunk (about nine per name pair) are held as int64 arrays.
 NAME_CHUNK = 1_000_000
@@ -291,7 +291,10 @@ class _Names:
              for a, b in zip(short[groups].tolist(), long[groups].tolist())), dtype=bool, count=len(groups))
         # Two names of the table in different groups are two names, whatever their spelling (comparisons.known_apart).
         apart = np.zeros(len(close), dtype=bool)
-        apart[groups] = ~close[groups]
+        unlike = groups[~close[groups]]
+        apart[unlike] = np.fromiter((known_apart(words[a], words[b]) for a, b in zip(short[unlike].tolist(),
+                                                                                     long[unlike].tolist())),
+                                    dtype=bool, count=len(unlike))
         close |= apart  # kept out of the edit and similarity tests below, then cleared
         for lengths, texts in ((self.folded_length, self.folded), (self.plain_length, self.plain)):
             edit = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 4)
