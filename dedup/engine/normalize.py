@@ -284,15 +284,16 @@ def fold_words(raw: str) -> list[str]:
 
 
 def word_forms(raw: str) -> list[tuple[str, str]]:
-    """Return each word of a text as (folded, plain): ``fold_token`` and the word only case-folded, in its own
-    script (a typo is one letter there, but may become two after folding: Князева / Кнгзева). Words that fold
-    to nothing are dropped, as in ``fold_words``."""
+    """Return each word of a text as (folded, plain): ``fold_token`` and the word only lower-cased, in its own
+    script (a typo is one letter there, but may become two after folding: Князева / Кнгзева). Lower-cased, not
+    case-folded: case folding spells ß as "ss", and a typo in "Heß" (Hes, Heс) was then two letters from "hess".
+    Words that fold to nothing are dropped, as in ``fold_words``."""
     text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", raw))
     forms = []
     for word in _WORD.findall(text):
         folded = fold_token(word)
         if folded:
-            forms.append((folded, word.casefold()))
+            forms.append((folded, word.lower()))
     return forms
 
 
@@ -346,10 +347,14 @@ def _name_word_forms(raw: str) -> tuple[tuple[str, str], ...]:
         forms = word_forms(_HYPHENATED_TITLE.sub(" ", raw) if "г" in raw or "Г" in raw else raw)
     except Exception:
         return ()
-    return tuple(form for form in forms if form[0] not in _TITLES)
+    return tuple(form for form in forms if form[0] not in _FOLDED_TITLES or transliterate(form[1]) not in _TITLES)
 
 
-_TITLES = frozenset(fold_token(title) for title in _TITLES_TEXT)
+# Titles are recognised as typed (transliterated, lower-cased), not by their folded form: the spelling rules fold
+# real surnames onto a title ("Dyer" -> "dr", a typo "Dрrr" -> "dr", "Miss" and "Mis" -> "mis"), and a surname
+# dropped as a title left "Ashley Dyer" with her first name alone.
+_TITLES = frozenset(transliterate(title) for title in _TITLES_TEXT)
+_FOLDED_TITLES = frozenset(fold_token(title) for title in _TITLES_TEXT)  # a first look, before transliterating
 
 
 def is_initial(word: str) -> bool:

@@ -46,6 +46,15 @@ def custom_field_type_changed(*, entity: str, key: str) -> None:
         task_send(counts.REBUILD_TASK, args=[spec.key])
 
 
+def keys_rewrite_after_update() -> None:
+    """After an update changed how values are read into keys (a release's normalisers: a surname once taken for a
+    title, say), rewrite every entity's keys: now on a small base, else in the background with progress, the
+    screens saying so until it is done. Run by the migration that ships such a change."""
+    for spec in registry.all_specs():
+        if entity_records_count(spec):
+            _rebuild(spec, None, IndexBuild.Reason.UPDATE)
+
+
 def _rebuild(spec: EntitySpec, kinds: Iterable[str] | None, reason: str) -> None:
     """Rewrite these kinds (None: all) of the entity's keys: now on a small base, else in the background."""
     if entity_records_count(spec) <= index.BACKFILL_INLINE_LIMIT:

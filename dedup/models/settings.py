@@ -78,6 +78,7 @@ class IndexBuild(models.Model):
         PLACEHOLDERS = "placeholders", _("the placeholder values changed")
         FIELD_TYPE = "field_type", _("a custom field's type changed")
         REBUILD = "rebuild", _("a full rebuild")
+        UPDATE = "update", _("an update reads values differently")
 
     entity = models.CharField(_("records"), max_length=32, db_index=True)
     reason = models.CharField(_("why"), max_length=16, choices=Reason.choices, default=Reason.RULE)

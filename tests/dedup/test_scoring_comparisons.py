@@ -55,6 +55,27 @@ def level(field_type, left, right, *, left_region=None, right_region=None):
         (c.PERSON_NAME, "Mary Cox", "Mary Cok", "fuzzy_high"),
         (c.PERSON_NAME, "Lisa Lee", "Lisa Lke", "fuzzy_high"),
         (c.PERSON_NAME, "Mary Cox", "Mary Fox", "fuzzy_mid"),
+        # transliterations of one Russian name are one name, whichever system spelled it
+        (c.PERSON_NAME, "Юлия Суханова", "Yuliya Sukhanova", "exact"),
+        (c.PERSON_NAME, "Юлия Суханова", "Iuliia Sukhanova", "exact"),
+        (c.PERSON_NAME, "Алексей Хохлов", "Alexey Hohlov", "exact"),
+        (c.PERSON_NAME, "Наталья Соловьёва", "Natalia Solovyova", "exact"),
+        # a surname that folds like a title ("Dyer" -> "dr") is kept: its typo is a typo, not a different name
+        (c.PERSON_NAME, "Ashley Dyer", "Ashley Dyep", "fuzzy_high"),
+        (c.PERSON_NAME, "Ashley Dyer", "Ashley", "fuzzy_mid"),
+        # the words pair off by search: Daniel is also a variant of Danny, but the typo needs it
+        (c.PERSON_NAME, "Danny Daniel", "Danny Dbniel", "fuzzy_high"),
+        # a typo in a word with ß is one letter in the typed spelling
+        (c.PERSON_NAME, "Klemens Heß", "Klemens Heh", "fuzzy_high"),
+        # two first names of the variants table one letter apart are two names: two sisters, not a typo
+        (c.PERSON_NAME, "Мария Елисеева", "Дарья Елисеева", "different"),
+        (c.PERSON_NAME, "Maria Smirnova", "Daria Smirnova", "fuzzy_mid"),
+        # ... as typed: "Bien" / "Biet" fold like Ben / Beth, but neither is a name of the table: a surname's typo
+        (c.PERSON_NAME, "Ada Bien", "Ada Biet", "fuzzy_high"),
+        # Jaro-Winkler alike but a syllable longer: another name, not a typo
+        (c.PERSON_NAME, "Anthony Martinez", "Anthony Martin", "fuzzy_mid"),
+        (c.PERSON_NAME, "Jon Williamson", "Jon Williams", "fuzzy_mid"),
+        (c.PERSON_NAME, "Алексей Комаров", "Алексей Комиссаров", "fuzzy_mid"),
         # company names: legal forms go, digits stay
         (c.COMPANY_NAME, "ООО «Ромашка»", "Romashka LLC", "exact"),
         (c.COMPANY_NAME, "Altas Retail JSC", "Altas Retail", "exact"),

@@ -257,6 +257,57 @@ def test_candidate_pairs_too_big_combined_block_still_yields_its_near_pair():
     assert (59, 60) not in dropped
 
 
+def test_candidate_pairs_typo_next_to_a_value_few_namesakes_hold_meets_each_of_them():
+    # 60 Irina Zimina at 60 companies (the combined block of the name is too big to compare whole), three of them
+    # at "Vector", and a copy of the third at "Vectro": sorted by company, the typo's one holder meets all three
+    # holders of its neighbour, not only the first two by row.
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    companies = [f"{letters[index // 26]}{letters[index % 26]}firm" for index in range(57)]
+    companies += ["Vector", "Vector", "Vector", "Vectro"]
+    records = [{"first_name": "Irina", "last_name": "Zimina", "company": company} for company in companies]
+    for index in range(120):
+        records.append({"first_name": "Irina", "last_name": f"Zz{letters[index % 26]}{letters[index // 26]}x"})
+        records.append({"first_name": f"Yy{letters[index % 26]}{letters[index // 26]}x", "last_name": "Zimina"})
+    read = matcher.read_records(records, matcher.infer_schema(records))
+    pairs = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
+    assert {(57, 60), (58, 60), (59, 60)} <= pairs
+    # Only a few holders meet holder by holder: the block's other namesakes are not all compared.
+    assert len([pair for pair in pairs if pair[1] < 61]) <= 61 * blocking.NEIGHBOURS * 2 * 2
+    old = blocking.NEIGHBOUR_PAIRS
+    try:
+        blocking.NEIGHBOUR_PAIRS = 0
+        first_ones = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
+    finally:
+        blocking.NEIGHBOUR_PAIRS = old
+    assert (59, 60) not in first_ones
+
+
+def test_candidate_pairs_few_holders_of_one_value_in_a_sorted_block_meet_each_other():
+    # Five namesakes at one "Harbor" among 60 in the name's block: they meet each other (one may be the other's copy
+    # with its first name as a nickname); six would not.
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    companies = [f"{letters[index // 26]}{letters[index % 26]}firm" for index in range(55)] + ["Harbor"] * 5
+    records = [{"first_name": "Rebecca", "last_name": "Johnson", "company": company} for company in companies]
+    for index in range(120):
+        records.append({"first_name": "Rebecca", "last_name": f"Zz{letters[index % 26]}{letters[index // 26]}x"})
+        records.append({"first_name": f"Yy{letters[index % 26]}{letters[index // 26]}x", "last_name": "Johnson"})
+    # Harbor is big, with many Rebeccas and many Johnsons: no block of the company with either name is small.
+    for index in range(25):
+        records.append({"first_name": "Rebecca", "last_name": f"Ww{letters[index]}x", "company": "Harbor"})
+        records.append({"first_name": f"Vv{letters[index]}x", "last_name": "Johnson", "company": "Harbor"})
+    read = matcher.read_records(records, matcher.infer_schema(records))
+    pairs = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
+    five = {(55 + a, 55 + b) for a in range(5) for b in range(a + 1, 5)}
+    assert five <= pairs
+    old = blocking.SAME_VALUE_HOLDERS
+    try:
+        blocking.SAME_VALUE_HOLDERS = 3
+        fewer = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
+    finally:
+        blocking.SAME_VALUE_HOLDERS = old
+    assert not five <= fewer
+
+
 def test_infer_schema_joins_person_name_columns_and_guesses_types():
     records = [{"given_name": "Ivan", "surname": "Petrov", "date_of_birth": "19800409", "postcode": "2000",
                 "email": "ivan@mail.ru", "phone_number": "+7 912 345-67-89", "company": "Romashka LLC",

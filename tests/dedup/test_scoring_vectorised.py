@@ -93,8 +93,9 @@ def reference_candidate_pairs(columns, types, max_block):
             found |= {(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]}
     # An oversized combined block of two values of fields that tell people apart, up to NEIGHBOUR_BLOCK_TIMES x
     # max_block records: sorted by each such field's spelling (a name's and a company's also spelled backwards),
-    # the holders of each value (its first NEIGHBOUR_HOLDERS by row) meet those of the next NEIGHBOURS values, and
-    # the holders of a value held by at most SAME_VALUE_HOLDERS of the block meet each other.
+    # the holders of each value (its first NEIGHBOUR_HOLDERS by row, or all of both values' when they make at most
+    # NEIGHBOUR_PAIRS pairs) meet those of the next NEIGHBOURS values, and the holders of a value held by at most
+    # SAME_VALUE_HOLDERS of the block meet each other.
     sortable = {str(position) for position, field_type in enumerate(types) if field_type in blocking._SORT_KEY}
     orders = [(position, field_type, False) for position, field_type in enumerate(types)
               if field_type in blocking._SORT_KEY]
@@ -119,8 +120,10 @@ def reference_candidate_pairs(columns, types, max_block):
                     found |= {(a, b) for i, a in enumerate(holders[value]) for b in holders[value][i + 1:]}
             for index, value in enumerate(values):
                 for other_value in values[index + 1:index + 1 + blocking.NEIGHBOURS]:
-                    for row in holders[value][:blocking.NEIGHBOUR_HOLDERS]:
-                        for other in holders[other_value][:blocking.NEIGHBOUR_HOLDERS]:
+                    # Few holders on both sides (at most NEIGHBOUR_PAIRS pairs): all of them meet.
+                    few = len(holders[value]) * len(holders[other_value]) <= blocking.NEIGHBOUR_PAIRS
+                    for row in holders[value][:None if few else blocking.NEIGHBOUR_HOLDERS]:
+                        for other in holders[other_value][:None if few else blocking.NEIGHBOUR_HOLDERS]:
                             found.add((min(row, other), max(row, other)))
     return sorted(found)
 

@@ -11,7 +11,7 @@ from dedup.engine.scoring import comparisons
 from dedup.engine.scoring.entity import entity_schema
 from dedup.models import CustomFieldType, IndexBuild, MatchKey, MatchSettings
 from tests import factories
-from tests.dedup.engine_helpers import ensure_default_rules, only_rules, pks
+from tests.dedup.engine_helpers import customer_with, ensure_default_rules, only_rules, pks
 
 pytestmark = pytest.mark.django_db
 
@@ -195,3 +195,47 @@ def test_custom_field_type_admin_refuses_nonsense(admin_client):
     assert accepted.status_code == 302
     assert CustomFieldType.objects.filter(entity="customer", key="colour", type="text").exists()
     assert Customer.objects.count() == 3
+
+
+def _stale_name_keys(*records):
+    """The full-name keys as the release before wrote them: "Dyer" taken for "Dr." and dropped."""
+    MatchKey.objects.filter(record_id__in=[record.pk for record in records], kind="full_name").update(key="ashlei")
+
+
+def _name_keys(*records):
+    return set(MatchKey.objects.filter(record_id__in=[record.pk for record in records], kind="full_name")
+               .values_list("key", flat=True))
+
+
+def test_update_rewrites_the_keys_an_older_release_wrote():
+    # Given two Ashley Dyers keyed by the older reading, and a third saved by this one
+    old = [customer_with("Ashley", "Dyer", phones=[f"+7 912 000-45-6{index}"]) for index in range(2)]
+    _stale_name_keys(*old)
+    new = customer_with("Ashley", "Dyer", phones=["+7 912 000-45-69"])
+    assert _name_keys(*old) == {"ashlei"} and _name_keys(new) == {"ashlei dr"}
+
+    # When the update's migration rewrites the keys (a small base: at once)
+    value_settings.keys_rewrite_after_update()
+
+    # Then every record carries the new reading, and nothing was queued
+    assert _name_keys(*old, new) == {"ashlei dr"}
+    assert not IndexBuild.objects.exists()
+
+
+def test_update_rewrites_a_large_base_in_the_background_with_progress(monkeypatch, django_capture_on_commit_callbacks):
+    # Given a base larger than what is rebuilt at once, keyed by the older reading
+    monkeypatch.setattr(index, "BACKFILL_INLINE_LIMIT", 1)
+    old = [customer_with("Ashley", "Dyer", phones=[f"+7 912 000-45-6{index}"]) for index in range(2)]
+    _stale_name_keys(*old)
+
+    # When the update's migration rewrites the keys, and a worker runs the rebuild
+    with django_capture_on_commit_callbacks(execute=True):
+        value_settings.keys_rewrite_after_update()
+
+    # Then a rebuild of the customers' keys ran to the end under the update's reason (entities without records
+    # have nothing to rewrite), and the keys follow the new reading
+    builds = IndexBuild.objects.filter(reason=IndexBuild.Reason.UPDATE)
+    assert set(builds.values_list("entity", flat=True)) == {"customer"}
+    build = builds.get()
+    assert build.status == IndexBuild.Status.DONE and build.done == build.total == Customer.objects.count()
+    assert _name_keys(*old) == {"ashlei dr"}

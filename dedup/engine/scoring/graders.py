@@ -29,7 +29,7 @@ from rapidfuzz.process import cpdist
 from dedup.engine import normalize
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring import workers
-from dedup.engine.scoring.names import variant_groups
+from dedup.engine.scoring.names import known_apart, variant_groups
 
 # Name pairs judged at once: the word pairs of a chunk (about nine per name pair) are held as int64 arrays.
 NAME_CHUNK = 1_000_000
@@ -348,6 +348,13 @@ class _Names:
         close[groups] = np.fromiter(
             (bool(variant_groups(words[a][0]) & variant_groups(words[b][0]))
              for a, b in zip(short[groups].tolist(), long[groups].tolist())), dtype=bool, count=len(groups))
+        # Two names of the table in different groups are two names, whatever their spelling (comparisons.known_apart).
+        apart = np.zeros(len(close), dtype=bool)
+        unlike = groups[~close[groups]]
+        apart[unlike] = np.fromiter((known_apart(words[a], words[b]) for a, b in zip(short[unlike].tolist(),
+                                                                                     long[unlike].tolist())),
+                                    dtype=bool, count=len(unlike))
+        close |= apart  # kept out of the edit and similarity tests below, then cleared
         for lengths, texts in ((self.folded_length, self.folded), (self.plain_length, self.plain)):
             edit = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 4)
                                   & (np.abs(lengths[short] - lengths[long]) <= 1))
@@ -359,9 +366,11 @@ class _Names:
                                                                        self.plain[long[three]].tolist())),
                                    dtype=bool, count=len(three))
         lengths = self.folded_length
-        similar = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= 6))
+        similar = np.flatnonzero(~close & (np.minimum(lengths[short], lengths[long]) >= c.LONG_WORD)
+                                 & (np.abs(lengths[short] - lengths[long]) <= c.LONG_WORD_LENGTHS_APART))
         close[similar] = _jaro_winkler(self.folded[short[similar]].tolist(),
                                        self.folded[long[similar]].tolist()) >= c.HIGH
+        close[apart] = False
         return close
 
     def gendered_words(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
