@@ -861,9 +861,10 @@ def _forks(records: Records) -> bool:
     return len(records) >= FORK_MIN_RECORDS and workers.count() > 1 and forked.available()
 
 
-# Records at least for the forked children (forked.py): below, a child's start and the pickled arrays cost more
-# than it saves (as read_apart.MIN_RECORDS).
-FORK_MIN_RECORDS = 100_000
+# Records at least for the forked children (forked.py): below, the children's copy-on-write faults and pickled
+# arrays cost about what they save (CRM 100,000, 2026-12-06, back to back with main: 4.9 / 5.5 s against 4.8 /
+# 5.3 s, the same CPU); at 1,000,000 they take 20 s off find_groups.
+FORK_MIN_RECORDS = 200_000
 # Candidate pairs at least for comparing in two shares.
 FORK_MIN_PAIRS = 200_000
 # The comparing child's share of the candidate pairs: it starts while this process learns (the stratified
