@@ -89,6 +89,7 @@ def scored_groups(entity: str, *, progress: Callable[[int], None] | None = None)
     _ensure_index_kinds(spec)
     stored = ScoringModel.objects.filter(entity=entity).first()
     schema = entity_schema(spec)
+    learned = None
     if stored is None or needs_learning(spec, records_count(spec)):
         learned = scoring_learn(entity=entity)
         read, model, found, pks = learned.records, learned.result.model, learned.result.groups, learned.pks
@@ -104,22 +105,43 @@ def scored_groups(entity: str, *, progress: Callable[[int], None] | None = None)
             found = matcher.find_groups(read, model=model, threshold=stored.threshold).groups
     if progress:
         progress(len(pks))
-    groups = []
-    for members in found:
-        # the members' rows in the order of their primary keys (no map of every pk to its row: 100 MB at 1M)
-        rows = sorted(members, key=pks.__getitem__)
-        groups.append(Group([pks[row] for row in rows], [_group_reason(model, read, rows)], []))
+    # the members' rows in the order of their primary keys (no map of every pk to its row: 100 MB at 1M)
+    ordered = [sorted(members, key=pks.__getitem__) for members in found]
+    del found
+    groups = [Group([pks[row] for row in rows], [reason], [])
+              for rows, reason in zip(ordered, _group_reasons(model, read, ordered))]
+    del ordered, read, pks, learned  # the records are not read again: groups_obeying reads the keys from the index
     return groups_obeying(entity, groups, scored=True)
 
 
-def _group_reason(model, read, rows: Sequence[int]):
-    """The group's match in words: its weakest link to the first member, so the figure never flatters it."""
-    weakest = None
-    for other in rows[1:]:
-        probability, reasons = matcher.explain(model, read, rows[0], other)
-        if weakest is None or probability < weakest.probability:
-            weakest = decide.Scored(probability, tuple(reasons))
-    return weakest.message()
+# Pairs explained at a time (matcher.explain_pairs), then kept as their groups' messages only.
+REASON_BATCH_PAIRS = 4096
+
+
+def _group_reasons(model, read, groups: Sequence[Sequence[int]]):
+    """Yield each group's match in words: its weakest link to the first member, so the figure never flatters it.
+    The links of many groups are explained at a time (matcher.explain_pairs), each as ``matcher.explain`` would."""
+    batch: list[Sequence[int]] = []
+    links = 0
+    for rows in groups:
+        batch.append(rows)
+        links += len(rows) - 1
+        if links >= REASON_BATCH_PAIRS:
+            yield from _weakest_links(model, read, batch)
+            batch, links = [], 0
+    if batch:
+        yield from _weakest_links(model, read, batch)
+
+
+def _weakest_links(model, read, groups: Sequence[Sequence[int]]):
+    explained = iter(matcher.explain_pairs(model, read, [(rows[0], other) for rows in groups for other in rows[1:]]))
+    for rows in groups:
+        weakest = None
+        for _other in rows[1:]:
+            probability, reasons = next(explained)
+            if weakest is None or probability < weakest.probability:
+                weakest = decide.Scored(probability, tuple(reasons))
+        yield weakest.message()
 
 
 def _ensure_index_kinds(spec: EntitySpec) -> None:

@@ -137,22 +137,29 @@ def _combined_block_pairs(rows: np.ndarray, tokens: np.ndarray, counts: np.ndarr
     if not len(big_rows):
         return np.empty(0, dtype=np.int64)
     per_row = np.bincount(big_rows, minlength=size)
-    keys, key_rows = [], []
     start_of = np.concatenate([[0], np.cumsum(per_row)])[:-1]
-    for width in range(2, int(per_row.max()) + 1):
-        holders = np.flatnonzero(per_row == width)
-        if not len(holders):
+    # The keys of each number of oversized tokens per record written straight into one array (tens of millions
+    # at 1,000,000 records: a list of parts joined afterwards held them twice).
+    held_tokens = np.bincount(per_row)
+    total = int(sum(int(held_tokens[width]) * (width * (width - 1) // 2) for width in range(2, len(held_tokens))))
+    if not total:
+        return np.empty(0, dtype=np.int64)
+    combined = np.empty(total, dtype=np.int64)
+    combined_rows = np.empty(total, dtype=np.int32)
+    filled = 0
+    for width in range(2, len(held_tokens)):
+        if not held_tokens[width]:
             continue
+        holders = np.flatnonzero(per_row == width)
         matrix = big_tokens[start_of[holders][:, None] + np.arange(width)].astype(np.int64)
         first, second = np.triu_indices(width, 1)
-        keys.append((matrix[:, first] * len(counts) + matrix[:, second]).ravel())
-        key_rows.append(np.repeat(holders.astype(np.int32), len(first)))
-    if not keys:
-        return np.empty(0, dtype=np.int64)
-    combined = np.concatenate(keys)
-    del keys
-    combined_rows = np.concatenate(key_rows)
-    del key_rows
+        end = filled + len(holders) * len(first)
+        part = combined[filled:end].reshape(len(holders), len(first))
+        np.multiply(matrix[:, first], len(counts), out=part)
+        part += matrix[:, second]
+        combined_rows[filled:end] = np.repeat(holders.astype(np.int32), len(first))
+        filled = end
+        del matrix, part
     # Each key's distinct key (one sort, graders.distinct_inverse): the blocks' members are then picked by the
     # key's index, not looked up again among the wanted keys (two binary searches over tens of millions).
     # The combined keys are not needed after this: their array is the sort's (overwrite).

@@ -161,8 +161,11 @@ def distinct_inverse(keys: np.ndarray, bound: int, *, overwrite: bool = False) -
         packed >>= np.uint64(bits)
         ordered = packed.view(np.int64)
     else:
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order].astype(np.int64)
+        # The order kept as ``position`` (the argsort's own intp array dropped at once) and the sorted keys not
+        # copied again when int64 already: at 1,000,000 CRM records the combined blocking keys (tens of
+        # millions, too wide for the packed sort) held 12 bytes a key more at the step's peak.
+        order = np.argsort(keys, kind="stable").astype(position, copy=False)
+        ordered = keys[order].astype(np.int64, copy=False)
     first = np.empty(size, dtype=bool)
     first[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=first[1:])

@@ -577,19 +577,39 @@ def score(model: Model, records: Records, pairs: np.ndarray, gammas: np.ndarray 
 
 def explain(model: Model, records: Records, left: int, right: int) -> tuple[float, list[Reason]]:
     """Return a pair's match probability and each field's contribution, strongest evidence first."""
-    pair = np.array([[left, right]], dtype=np.int64)
-    gammas = comparison_levels(records, pair, shared=model_shared(model))
-    agreed = agreed_values(records, pair, gammas)
+    return explain_pairs(model, records, [(left, right)])[0]
+
+
+def explain_pairs(model: Model, records: Records,
+                  pairs: Sequence[tuple[int, int]]) -> list[tuple[float, list[Reason]]]:
+    """Return ``explain`` of each pair, compared FEW_PAIRS at a time (the pair by pair grading of a few pairs, so
+    each pair's figures are those ``explain`` gives it alone; the scan explains tens of thousands of groups, and
+    a pair at a time most of the time went to setting up the small arrays)."""
+    shared = model_shared(model)
+    found = []
+    for start in range(0, len(pairs), FEW_PAIRS):
+        chunk = np.array(pairs[start:start + FEW_PAIRS], dtype=np.int64).reshape(-1, 2)
+        gammas = comparison_levels(records, chunk, shared=shared)
+        agreed = agreed_values(records, chunk, gammas)
+        agree, contact = names_agree(model, gammas).tolist(), contact_compared(model, gammas).tolist()
+        for row, levels_of_pair in enumerate(gammas.tolist()):
+            found.append(_explained(model, levels_of_pair, [column[row] for column in agreed], agree[row],
+                                    contact[row]))
+    return found
+
+
+def _explained(model: Model, gammas: Sequence[int], agreed: Sequence[str | None], agree: bool,
+               contact: bool) -> tuple[float, list[Reason]]:
+    """Return a pair's probability and reasons from its levels, exact agreements, and whether its names agree and
+    both records hold a contact."""
     reasons = []
     total = model.prior_log2
-    agree = bool(names_agree(model, gammas)[0])
-    contact = bool(contact_compared(model, gammas)[0])
     for position, weights in enumerate(model.fields):
-        level = int(gammas[0, position])
+        level = gammas[position]
         if level == c.MISSING:
             reasons.append(Reason(level_message(None, weight=0.0), weights.label, 0.0))
             continue
-        weight = weights.bayes_factor_log2(level, agreed[position][0], names_agree=agree, contact=contact)
+        weight = weights.bayes_factor_log2(level, agreed[position], names_agree=agree, contact=contact)
         total += weight
         # A name weighed with the contacts' being there (FieldWeights.m_contact): that part is a reason of its own.
         apart = weights.contact_log2(contact)
