@@ -442,3 +442,31 @@ def test_explain_a_phone_differing_on_a_shared_line_in_english_and_russian():
     assert phone.text().startswith("phone: different, one of them shared by several people (")
     with translation.override("ru"):
         assert phone.text().startswith("телефон: различаются, один из них общий для нескольких человек ("), phone.text()
+
+
+def test_explain_pairs_gives_each_pair_what_explain_gives_it_alone():
+    records = [{"name": "Michael Smith", "phone": "+7 912 345-67-89", "email": "m.smith@mail.ru"},
+               {"name": "Micheal Smith", "phone": "8 912 345 67 89", "email": ""}] + background(300)
+    read = matcher.read_records(records, matcher.infer_schema(records))
+    model = matcher.learn(read)
+    pairs = [(0, 1)] + [(row, row + 1) for row in range(2, 2 + 2 * matcher.FEW_PAIRS)]  # past one batch
+    together = matcher.explain_pairs(model, read, pairs)
+    assert len(together) == len(pairs)
+    for (left, right), (probability_of_pair, reasons) in zip(pairs, together):
+        alone, alone_reasons = matcher.explain(model, read, left, right)
+        assert probability_of_pair == alone
+        assert [(reason.text(), reason.weight) for reason in reasons] == \
+            [(reason.text(), reason.weight) for reason in alone_reasons]
+    assert together[0][0] > 0.9
+
+
+def test_distinct_inverse_of_wide_keys_is_numpy_unique():
+    from dedup.engine.scoring import graders
+
+    keys = np.random.default_rng(3).integers(0, 1 << 60, 5000, dtype=np.int64)
+    keys[::7] = keys[0]  # repeats
+    expected, expected_inverse = np.unique(keys, return_inverse=True)
+    for overwrite in (False, True):
+        distinct, inverse = graders.distinct_inverse(keys.copy(), 1 << 62, overwrite=overwrite)
+        assert distinct.tolist() == expected.tolist()
+        assert inverse.tolist() == expected_inverse.ravel().tolist()
