@@ -114,7 +114,12 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
     chunks = [_block_pairs_sorted(tokens, rows, counts, max_block, size)]
     # A pair sharing an oversized token and a small one already meets in the small one's block: only pairs of
     # oversized tokens need a combined block, one per pair of a record's oversized tokens (in record order).
-    chunks.append(_combined_block_pairs(rows, tokens, counts, max_block, size, firsts=firsts,
+    # Every record's tokens are not needed past this (at 1,000,000 records 130 MB, held during the combined
+    # blocks' sort otherwise).
+    big = counts[tokens] > max_block
+    big_rows, big_tokens = rows[big], tokens[big]
+    del rows, tokens, big
+    chunks.append(_combined_block_pairs(big_rows, big_tokens, counts, max_block, size, firsts=firsts,
                                         sortable=np.array([field_type in _SORT_KEY for field_type in types] + [False]),
                                         order=lambda rows: _field_orders(coded, types, rows)))
     codes = levels.distinct(np.concatenate(chunks))
@@ -123,17 +128,16 @@ def candidate_pairs(columns: Sequence[Sequence[tuple | None]], types: Sequence[s
     return np.stack([codes // size, codes % size], axis=1)
 
 
-def _combined_block_pairs(rows: np.ndarray, tokens: np.ndarray, counts: np.ndarray, max_block: int,
+def _combined_block_pairs(big_rows: np.ndarray, big_tokens: np.ndarray, counts: np.ndarray, max_block: int,
                           size: int, *, firsts: np.ndarray | None = None, sortable: np.ndarray | None = None,
                           order=None) -> np.ndarray:
-    """Return the pairs of the combined blocks: one per pair of a record's oversized tokens (in record order).
+    """Return the pairs of the combined blocks: one per pair of a record's oversized tokens (in record order),
+    ``big_rows`` and ``big_tokens`` being the (row, token) of every token held by more than ``max_block`` rows.
 
     Only the combined keys held by 2 to ``max_block`` records are kept, by one sort of the keys: at
     1,000,000 records most records hold several oversized tokens (a common first name, its phonetic key) and
     the keys are tens of millions, nearly all of them in blocks too big or of one record.
     """
-    big = counts[tokens] > max_block
-    big_rows, big_tokens = rows[big], tokens[big]
     if not len(big_rows):
         return np.empty(0, dtype=np.int64)
     per_row = np.bincount(big_rows, minlength=size)
