@@ -32,6 +32,7 @@ from dedup.engine.scan import Group, _load_keys, records_count
 from dedup.engine.scoring import matcher
 from dedup.engine.scoring.entity import entity_schema, read_entity, scoring_learn
 from dedup.engine.scoring.store import scoring_model_load
+from dedup.messages import Message
 from dedup.models import NotDuplicate, ScoringModel
 from dedup.registry import EntitySpec
 
@@ -123,17 +124,20 @@ def _group_reasons(model, read, groups: Sequence[Sequence[int]]):
     The links of many groups are explained at a time (matcher.explain_pairs), each as ``matcher.explain`` would."""
     batch: list[Sequence[int]] = []
     links = 0
+    # Groups whose messages are equal share one (most say "9x% match: phone: the same, full name: the same"): at
+    # 1,000,000 CRM records 75,757 messages of their own held about 150 MB until the scan wrote them.
+    seen: dict[tuple[str, str], Message] = {}
     for rows in groups:
         batch.append(rows)
         links += len(rows) - 1
         if links >= REASON_BATCH_PAIRS:
-            yield from _weakest_links(model, read, batch)
+            yield from _weakest_links(model, read, batch, seen)
             batch, links = [], 0
     if batch:
-        yield from _weakest_links(model, read, batch)
+        yield from _weakest_links(model, read, batch, seen)
 
 
-def _weakest_links(model, read, groups: Sequence[Sequence[int]]):
+def _weakest_links(model, read, groups: Sequence[Sequence[int]], seen: dict[tuple[str, str], Message]):
     explained = iter(matcher.explain_pairs(model, read, [(rows[0], other) for rows in groups for other in rows[1:]]))
     for rows in groups:
         weakest = None
@@ -141,7 +145,8 @@ def _weakest_links(model, read, groups: Sequence[Sequence[int]]):
             probability, reasons = next(explained)
             if weakest is None or probability < weakest.probability:
                 weakest = decide.Scored(probability, tuple(reasons))
-        yield weakest.message()
+        message = weakest.message()
+        yield seen.setdefault((str(message), repr(message.data)), message)
 
 
 def _ensure_index_kinds(spec: EntitySpec) -> None:
