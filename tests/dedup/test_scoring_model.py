@@ -229,18 +229,33 @@ def test_candidate_pairs_oversized_key_still_meets_through_another():
     assert len(pairs) < 100  # the 4,950 pairs of all Ivans are never formed
 
 
-def test_candidate_pairs_too_big_combined_block_still_yields_its_near_pair():
-    # 60 namesakes at 60 companies (the first and last name's combined block is too big to compare whole), and a
-    # 61st whose company is the 60th's with two letters swapped: sorted by company inside the block, they meet.
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    companies = [f"{letters[index // 26]}{letters[index % 26]}firm" for index in range(59)] + ["Vector", "Vcetor"]
-    records = [{"first_name": "Irina", "last_name": "Zimina", "company": company} for company in companies]
-    # Irina and Zimina are common on their own too: each token's block holds three times the namesakes.
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _firms(count: int) -> list[str]:
+    return [f"{LETTERS[index // 26]}{LETTERS[index % 26]}firm" for index in range(count)]
+
+
+def _namesakes(first: str, last: str, companies: list[str]) -> list[dict]:
+    """One person's name at each of these companies, then 120 holders of the first name alone and 120 of the last
+    name alone: the name's combined block is too big to compare whole, and each word's block three times that."""
+    records = [{"first_name": first, "last_name": last, "company": company} for company in companies]
     for index in range(120):
-        records.append({"first_name": "Irina", "last_name": f"Zz{letters[index % 26]}{letters[index // 26]}x"})
-        records.append({"first_name": f"Yy{letters[index % 26]}{letters[index // 26]}x", "last_name": "Zimina"})
+        records.append({"first_name": first, "last_name": f"Zz{LETTERS[index % 26]}{LETTERS[index // 26]}x"})
+        records.append({"first_name": f"Yy{LETTERS[index % 26]}{LETTERS[index // 26]}x", "last_name": last})
+    return records
+
+
+def _candidates(read) -> set[tuple[int, int]]:
+    return {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
+
+
+def test_candidate_pairs_too_big_combined_block_still_yields_its_near_pair(monkeypatch):
+    # 60 namesakes at 60 companies, and a 61st whose company is the 60th's with two letters swapped: sorted by
+    # company inside the block, they meet.
+    records = _namesakes("Irina", "Zimina", _firms(59) + ["Vector", "Vcetor"])
     read = matcher.read_records(records, matcher.infer_schema(records))
-    pairs = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
+    pairs = _candidates(read)
     assert (59, 60) in pairs
     namesakes = [pair for pair in pairs if pair[1] < 61]
     # Each company's holders meet those of the next NEIGHBOURS companies, spelled forwards and backwards (a folded
@@ -248,64 +263,36 @@ def test_candidate_pairs_too_big_combined_block_still_yields_its_near_pair():
     # namesake.
     assert len(namesakes) <= 61 * blocking.NEIGHBOURS * 2 * 2
     # Without the sorted neighbourhood the block was dropped and the pair never met.
-    old = blocking.NEIGHBOUR_BLOCK_TIMES
-    try:
-        blocking.NEIGHBOUR_BLOCK_TIMES = 0
-        dropped = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
-    finally:
-        blocking.NEIGHBOUR_BLOCK_TIMES = old
-    assert (59, 60) not in dropped
+    monkeypatch.setattr(blocking, "NEIGHBOUR_BLOCK_TIMES", 0)
+    assert (59, 60) not in _candidates(read)
 
 
-def test_candidate_pairs_typo_next_to_a_value_few_namesakes_hold_meets_each_of_them():
-    # 60 Irina Zimina at 60 companies (the combined block of the name is too big to compare whole), three of them
-    # at "Vector", and a copy of the third at "Vectro": sorted by company, the typo's one holder meets all three
-    # holders of its neighbour, not only the first two by row.
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    companies = [f"{letters[index // 26]}{letters[index % 26]}firm" for index in range(57)]
-    companies += ["Vector", "Vector", "Vector", "Vectro"]
-    records = [{"first_name": "Irina", "last_name": "Zimina", "company": company} for company in companies]
-    for index in range(120):
-        records.append({"first_name": "Irina", "last_name": f"Zz{letters[index % 26]}{letters[index // 26]}x"})
-        records.append({"first_name": f"Yy{letters[index % 26]}{letters[index // 26]}x", "last_name": "Zimina"})
+def test_candidate_pairs_typo_next_to_a_value_few_namesakes_hold_meets_each_of_them(monkeypatch):
+    # 60 Irina Zimina at 60 companies, three of them at "Vector", and a copy of the third at "Vectro": sorted by
+    # company, the typo's one holder meets all three holders of its neighbour, not only the first two by row.
+    records = _namesakes("Irina", "Zimina", _firms(57) + ["Vector", "Vector", "Vector", "Vectro"])
     read = matcher.read_records(records, matcher.infer_schema(records))
-    pairs = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
+    pairs = _candidates(read)
     assert {(57, 60), (58, 60), (59, 60)} <= pairs
     # Only a few holders meet holder by holder: the block's other namesakes are not all compared.
     assert len([pair for pair in pairs if pair[1] < 61]) <= 61 * blocking.NEIGHBOURS * 2 * 2
-    old = blocking.NEIGHBOUR_PAIRS
-    try:
-        blocking.NEIGHBOUR_PAIRS = 0
-        first_ones = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
-    finally:
-        blocking.NEIGHBOUR_PAIRS = old
-    assert (59, 60) not in first_ones
+    monkeypatch.setattr(blocking, "NEIGHBOUR_PAIRS", 0)
+    assert (59, 60) not in _candidates(read)
 
 
-def test_candidate_pairs_few_holders_of_one_value_in_a_sorted_block_meet_each_other():
+def test_candidate_pairs_few_holders_of_one_value_in_a_sorted_block_meet_each_other(monkeypatch):
     # Five namesakes at one "Harbor" among 60 in the name's block: they meet each other (one may be the other's copy
     # with its first name as a nickname); six would not.
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    companies = [f"{letters[index // 26]}{letters[index % 26]}firm" for index in range(55)] + ["Harbor"] * 5
-    records = [{"first_name": "Rebecca", "last_name": "Johnson", "company": company} for company in companies]
-    for index in range(120):
-        records.append({"first_name": "Rebecca", "last_name": f"Zz{letters[index % 26]}{letters[index // 26]}x"})
-        records.append({"first_name": f"Yy{letters[index % 26]}{letters[index // 26]}x", "last_name": "Johnson"})
+    records = _namesakes("Rebecca", "Johnson", _firms(55) + ["Harbor"] * 5)
     # Harbor is big, with many Rebeccas and many Johnsons: no block of the company with either name is small.
     for index in range(25):
-        records.append({"first_name": "Rebecca", "last_name": f"Ww{letters[index]}x", "company": "Harbor"})
-        records.append({"first_name": f"Vv{letters[index]}x", "last_name": "Johnson", "company": "Harbor"})
+        records.append({"first_name": "Rebecca", "last_name": f"Ww{LETTERS[index]}x", "company": "Harbor"})
+        records.append({"first_name": f"Vv{LETTERS[index]}x", "last_name": "Johnson", "company": "Harbor"})
     read = matcher.read_records(records, matcher.infer_schema(records))
-    pairs = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
     five = {(55 + a, 55 + b) for a in range(5) for b in range(a + 1, 5)}
-    assert five <= pairs
-    old = blocking.SAME_VALUE_HOLDERS
-    try:
-        blocking.SAME_VALUE_HOLDERS = 3
-        fewer = {tuple(pair) for pair in blocking.candidate_pairs(read.columns, read.types, max_block=20).tolist()}
-    finally:
-        blocking.SAME_VALUE_HOLDERS = old
-    assert not five <= fewer
+    assert five <= _candidates(read)
+    monkeypatch.setattr(blocking, "SAME_VALUE_HOLDERS", 3)
+    assert not five <= _candidates(read)
 
 
 def test_infer_schema_joins_person_name_columns_and_guesses_types():
