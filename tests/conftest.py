@@ -1,10 +1,10 @@
 """Shared fixtures."""
 import pytest
-
 from django.conf import settings
 from django.utils import translation
 
 from tests import factories
+from tests.workers import tasks_through_the_broker, worker_threads
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +14,13 @@ def _default_language():
     translation.activate(settings.LANGUAGE_CODE)
     yield
     translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real worker thread on the configured broker, consuming every queue; tasks are not eager while it runs."""
+    with tasks_through_the_broker(), worker_threads() as worker:
+        yield worker
 
 
 @pytest.fixture

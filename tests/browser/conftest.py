@@ -4,6 +4,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
+from django.db import connections
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Screenshots go to a tmp folder (MERGEWISE_SCREENSHOTS to choose another), to be looked at, not committed.
@@ -20,12 +23,47 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(scope="session")
+def migrated_data(django_db_setup, django_db_blocker):
+    """The data the migrations wrote ({database alias: serialized rows}), as Django serialized it when it created
+    the test database for the tests marked `serialized_rollback`; read before Playwright's loop runs."""
+    return {
+        alias: connections[alias]._test_serialized_contents
+        for alias in connections
+        if hasattr(connections[alias], "_test_serialized_contents")
+    }
+
+
+@pytest.fixture(autouse=True)
+def _migrated_data_restored(request, migrated_data):
+    """`serialized_rollback=True` for the browser tests: each starts from what the migrations wrote.
+
+    While Playwright's loop runs in the test's thread, Django's connections (asgiref's thread-critical Local) are
+    held per asyncio context: the test gets connection objects of its own, which lack the serialized data, so
+    Django restored nothing. A browser test that ran after another transactional test, or again after a failure
+    of its own, found a flushed database with no default rules. The database is flushed and the data restored
+    here instead; the test's own flush at its end then leaves what a flush without serialized data leaves for
+    the tests that follow (post_migrate's content types and permissions).
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("serialized_rollback"):
+        return
+    request.getfixturevalue("transactional_db")
+    for alias, data in migrated_data.items():
+        if hasattr(connections[alias], "_test_serialized_contents"):
+            continue  # no loop running: Django restored it itself
+        call_command("flush", verbosity=0, interactive=False, database=alias, inhibit_post_migrate=True)
+        connections[alias].creation.deserialize_db_from_string(data)
+    ContentType.objects.clear_cache()
+
+
 @pytest.fixture(scope="module")
-def chromium_browser():
+def chromium_browser(migrated_data):
     """One Chromium per test module; the tests are skipped when Debian's Chromium is not installed.
 
     Playwright's sync API keeps an event loop running in the test's thread, so Django would refuse the tests'
-    ORM calls (SynchronousOnlyOperation): they are allowed while the browser is open, and only then.
+    ORM calls (SynchronousOnlyOperation): they are allowed while the browser is open, and only then. The
+    migrations' data is read before (_migrated_data_restored).
     """
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium (/usr/bin/chromium) is not installed")
@@ -80,21 +118,3 @@ def screenshot(page, request):
         return target
 
     return take
-
-
-@pytest.fixture
-def celery_worker(transactional_db):
-    """A real worker thread on the configured broker; tasks are not eager while it runs."""
-    from celery.contrib.testing.worker import start_worker
-
-    from config.celery import app
-
-    app.conf.task_always_eager = False
-    try:
-        # Messages an earlier test left on the broker (sent while no worker ran) would run against this test's
-        # database: the queue starts empty.
-        app.control.purge()
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
-            yield worker
-    finally:
-        app.conf.task_always_eager = True

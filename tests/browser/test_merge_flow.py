@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from crm.models import Customer, Email, Note, Order
 from dedup.engine.counts import stored_counts
 from dedup.engine.scoring.entity import scoring_learn
-from dedup.models import FiguresPending, MergeJob, NotDuplicate, ScoringModel
+from dedup.models import FiguresPending, MergeJob, NotDuplicate, Rule, ScoringModel
 from dedup.records import record_label
 from tests import factories
 
@@ -59,7 +59,9 @@ def _wait_for_figures(look_alikes: list, seconds: float = 60) -> None:
     expected = {pk: len(pks) - 1 for pk in pks}
     while FiguresPending.objects.filter(entity="customer").exists() or stored_counts(Customer, pks) != expected:
         assert time.monotonic() < deadline, (
-            f"the customers' figures were not stored within {seconds} s: {stored_counts(Customer, pks)}"
+            f"the customers' figures were not stored within {seconds} s: {stored_counts(Customer, pks)}; "
+            f"{FiguresPending.objects.filter(entity='customer').count()} records waiting for theirs, "
+            f"{Rule.objects.filter(entity='customer').count()} customer rules"
         )
         time.sleep(0.2)
 

@@ -17,23 +17,6 @@ MERGE_TIMEOUT_MS = 45_000
 WIDTH = 1366
 
 
-@pytest.fixture
-def default_rules(transactional_db):
-    """The default duplicate rules of the data migration; a database flushed by an earlier transactional test has
-    none (serialized rollback restores them only when the whole database was serialized at its creation)."""
-    from dedup.models import Condition, Rule
-    from tests.dedup.engine_helpers import DEFAULT_RULES
-
-    for position, (entity, name, conditions, must_equal) in enumerate(DEFAULT_RULES):
-        rule, created = Rule.objects.get_or_create(
-            entity=entity, name=name, defaults={"position": position, "must_equal": must_equal}
-        )
-        if created:
-            for index, (field, method) in enumerate(conditions):
-                # One by one: each save tells the match-key index which keys to keep.
-                Condition.objects.create(rule=rule, field=field, method=method, position=index)
-
-
 def _manager():
     manager = factories.UserFactory(username="anna", first_name="Anna")
     manager.user_permissions.add(
@@ -79,7 +62,7 @@ def _page_width(page) -> int:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_screens_manager_is_warned_merges_from_the_list_and_sees_the_card_keep_up(
-    default_rules, live_server, page, screenshot, celery_worker
+    live_server, page, screenshot, celery_worker
 ):
     # Given a manager and three records of one person: the oldest (the priority record) has the phone, the others
     # the email and the phone in other forms
@@ -216,7 +199,7 @@ def _pages(records) -> list[str]:
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("locale", ["en-US", "ru-RU"])
-def test_screens_main_admin_pages_fit_1366_pixels(default_rules, live_server, new_page, screenshot, locale):
+def test_screens_main_admin_pages_fit_1366_pixels(live_server, new_page, screenshot, locale):
     # Given a base with long values (emails, names, titles) and a review queue filled by a scan
     from crm.models import Lead
     from dedup.models import DuplicateGroup
@@ -264,7 +247,7 @@ def test_screens_main_admin_pages_fit_1366_pixels(default_rules, live_server, ne
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_screens_warning_and_list_action_speak_russian(default_rules, live_server, new_page, screenshot):
+def test_screens_warning_and_list_action_speak_russian(live_server, new_page, screenshot):
     # Given a saved customer and a manager whose browser asks for Russian
     _manager()
     _customer("Иван", "Петров", phone="+7 912 345-67-89")

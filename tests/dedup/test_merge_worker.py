@@ -1,9 +1,7 @@
 """The background merge through a real Celery worker and the configured broker (Redis in CI, files locally)."""
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.contrib.auth.models import Permission
 
-from config.celery import app
 from dedup import tasks
 from dedup.merge import merge_job_create
 from dedup.models import MergeJob, Notification
@@ -13,18 +11,6 @@ from tests.dedup.test_merge_jobs import MERGER_CODENAMES
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 RESULT_TIMEOUT = 30
-
-
-@pytest.fixture
-def merge_worker():
-    """A worker thread consuming from the real broker; tasks are not eager while it runs."""
-    app.conf.task_always_eager = False
-    # Messages an earlier test left on the broker (sent while no worker ran) would run against this test's
-    # database: the queue starts empty.
-    app.control.purge()
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
-        yield worker
-    app.conf.task_always_eager = True
 
 
 @pytest.fixture
@@ -49,7 +35,7 @@ def wait_for(job: MergeJob) -> MergeJob:
     return job
 
 
-def test_merge_job_runs_through_a_real_worker(merge_worker, merger):
+def test_merge_job_runs_through_a_real_worker(celery_worker, merger):
     # Given two duplicates
     survivor, duplicate = duplicates()
 
@@ -67,7 +53,7 @@ def test_merge_job_runs_through_a_real_worker(merge_worker, merger):
     assert Notification.objects.get(user=merger).level == Notification.Level.SUCCESS
 
 
-def test_merge_job_with_a_stale_screen_fails_in_the_worker(merge_worker, merger):
+def test_merge_job_with_a_stale_screen_fails_in_the_worker(celery_worker, merger):
     # Given a compare screen opened, then the survivor edited by someone else
     survivor, duplicate = duplicates()
     seen = {survivor.pk: survivor.updated_at.isoformat(), duplicate.pk: duplicate.updated_at.isoformat()}
@@ -85,7 +71,7 @@ def test_merge_job_with_a_stale_screen_fails_in_the_worker(merge_worker, merger)
     assert Notification.objects.get(user=merger).level == Notification.Level.ERROR
 
 
-def test_merge_job_redelivered_to_the_worker_merges_once(merge_worker, merger):
+def test_merge_job_redelivered_to_the_worker_merges_once(celery_worker, merger):
     # Given a merge the worker finished
     survivor, duplicate = duplicates()
     job = wait_for(merge_job_create(user=merger, survivor=survivor, absorbed=[duplicate]))

@@ -1,11 +1,8 @@
 """Merges never wait behind a scan or behind the figures: the "interactive", "figures" and "bulk" queues through
 real Celery workers and the configured broker (Redis in CI, files locally)."""
 import time
-from contextlib import ExitStack, contextmanager
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-from kombu.asynchronous import set_event_loop
 from django.db import OperationalError, close_old_connections, connection
 
 from config.celery import app
@@ -18,6 +15,7 @@ from dedup.merge import merge_job_create
 from dedup.models import DuplicatePair, FiguresPending, MergeJob, ScanChunk, ScanRun
 from tests import factories
 from tests.dedup.engine_helpers import customer_with, ensure_default_rules
+from tests.workers import tasks_through_the_broker, worker_threads
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -31,39 +29,6 @@ PAIRS = 60
 @pytest.fixture(autouse=True)
 def default_rules():
     ensure_default_rules()  # a transactional test flushes what the migrations wrote
-
-
-@contextmanager
-def _broker():
-    """Tasks go through the real broker instead of running eagerly, and its queues start empty (messages an
-    earlier test left would run against this test's database)."""
-    app.conf.task_always_eager = False
-    app.control.purge()
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager = True
-
-
-@contextmanager
-def _workers(*queues: list[str]):
-    """Real worker threads on the real broker, one per list of queues."""
-    try:
-        with ExitStack() as stack:
-            for names in queues:
-                # Each worker its own event loop. A worker takes kombu's process-wide loop when one is set, so a
-                # second worker thread would run the first one's hub too: two threads polling the same sockets, one
-                # blocked reading the other's (the merge never received, or a worker that cannot stop). In production
-                # every worker is a process of its own.
-                set_event_loop(None)
-                stack.enter_context(
-                    start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=names,
-                                 hostname=f"{'-'.join(names)}@test")
-                )
-            yield
-    finally:
-        # A worker's queues are selected on the app's own list: the next test's worker consumes every queue again.
-        app.amqp.queues.select(list(app.amqp.queues))
 
 
 def _pairs(count: int) -> list[tuple[Customer, Customer]]:
@@ -122,12 +87,12 @@ def test_merge_runs_on_its_own_worker_while_the_scan_fills_the_bulk_queue(settin
     # Given duplicates and, as in production, a scan's chunks filling the bulk queue (its workers all busy)
     people, manager = _pairs(PAIRS), _manager()
     survivor, absorbed = people[-1]
-    with _broker():
+    with tasks_through_the_broker():
         run, chunk_ids = _scan_queued(settings)
 
         # When a manager merges two customers, and the interactive queue's own worker runs
         job = merge_job_create(user=manager, survivor=survivor, absorbed=[absorbed])
-        with _workers(["interactive"]):
+        with worker_threads(["interactive"]):
             job = _wait_for_merge(job)
 
         # Then the merge is done while not one chunk of the scan has run (it no longer waits behind them)
@@ -136,7 +101,7 @@ def test_merge_runs_on_its_own_worker_while_the_scan_fills_the_bulk_queue(settin
         assert absorbed.merged_into_id == survivor.pk
         assert not ScanChunk.objects.filter(pk__in=chunk_ids, status=ScanChunk.Status.DONE).exists()
         # and the bulk queue's worker, once free, scans to the end
-        with _workers(["bulk"]):
+        with worker_threads(["bulk"]):
             finished = _wait_for_scan(run)
         assert finished.status == ScanRun.Status.DONE, finished.failure_reason
 
@@ -145,12 +110,12 @@ def test_one_worker_on_both_queues_takes_a_merge_between_two_chunks(settings):
     # Given duplicates and a scan's chunks queued, then a merge queued behind them
     people, manager = _pairs(PAIRS), _manager()
     survivor, absorbed = people[-1]
-    with _broker():
+    with tasks_through_the_broker():
         run, chunk_ids = _scan_queued(settings)
         job = merge_job_create(user=manager, survivor=survivor, absorbed=[absorbed])
 
         # When the embedded default's one worker, consuming both queues, runs
-        with _workers(["interactive", "bulk"]):
+        with worker_threads(["interactive", "bulk"]):
             job = _wait_for_merge(job)
             finished = _wait_for_scan(run)
 
@@ -163,14 +128,14 @@ def test_one_worker_on_both_queues_takes_a_merge_between_two_chunks(settings):
 
 def test_figures_are_refreshed_by_the_figures_worker_after_the_commit():
     # Given two customers of the same name and number saved while no worker runs
-    with _broker():
+    with tasks_through_the_broker():
         first = customer_with("Anna", "Sidorova", phones=["+7 912 111-22-33"])
         second = customer_with("Anna", "Sidorova", phones=["8 912 111-22-33"])
         # the saves committed without refreshing the figures themselves: that is a task on the figures queue
         assert stored_counts(Customer, [first.pk, second.pk]) == {first.pk: 0, second.pk: 0}
 
         # When a worker of the figures queue runs
-        with _workers(["figures"]):
+        with worker_threads(["figures"]):
             figures = _poll(
                 lambda: stored_counts(Customer, [first.pk, second.pk]),
                 lambda counts: counts == {first.pk: 1, second.pk: 1},
@@ -196,13 +161,13 @@ def test_merge_queued_after_a_backlog_of_refreshes_is_done_by_the_interactive_wo
     # Given pairs of duplicates, a backlog of refresh messages, and then a manager's merge queued behind them
     people, manager = _pairs(3), _manager()
     survivor, absorbed = people[0]
-    with _broker():
+    with tasks_through_the_broker():
         for _index in range(REFRESH_BACKLOG):
             tasks.duplicate_counts_refresh.apply_async(args=["customer", INTERACTIVE_DRAIN_BATCHES, "figures"])
         job = merge_job_create(user=manager, survivor=survivor, absorbed=[absorbed])
 
         # When the interactive queue's worker runs, as Procfile.prod starts it
-        with _workers(["interactive"]):
+        with worker_threads(["interactive"]):
             job = _wait_for_merge(job)
 
         # Then the merge is done, and its worker took not one refresh: they all wait for the figures' worker (the
@@ -212,7 +177,7 @@ def test_merge_queued_after_a_backlog_of_refreshes_is_done_by_the_interactive_wo
               lambda marked: marked == 2, "the merged records were not left waiting")  # after its commit's callback
         assert _messages("figures") >= REFRESH_BACKLOG
         # and that worker, once running, takes them and stores the figures the finder finds
-        with _workers(["figures"]):
+        with worker_threads(["figures"]):
             _poll(lambda: FiguresPending.objects.exists(), lambda waiting: not waiting, "the refreshes did not run")
     others = [record.pk for pair in people[1:] for record in pair]
     assert stored_counts(Customer, [survivor.pk, *others]) == duplicate_counts(Customer, [survivor.pk, *others])
@@ -235,7 +200,7 @@ def test_merge_is_done_while_a_refresh_waits_for_the_figures_rebuild():
     try:
         rebuild.execute("SELECT pg_advisory_xact_lock(%s)", [refresh_lock_id("customer")])
         rebuild.execute(f'DELETE FROM "{DuplicatePair._meta.db_table}" WHERE entity = %s', ["customer"])
-        with _broker(), _workers(["interactive"], ["figures"]):
+        with tasks_through_the_broker(), worker_threads(["interactive"], ["figures"]):
             try:
                 # and a refresh of the figures sent meanwhile (a save)
                 customer_with("Ivan", "Petrov0", phones=["+7 912 000-45-67"])

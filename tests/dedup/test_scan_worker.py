@@ -3,7 +3,6 @@ import json
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.apps import apps
 from django.db import OperationalError, close_old_connections
 from django_celery_beat.models import PeriodicTask
@@ -18,18 +17,6 @@ from tests.dedup.test_scan_runs import schedule_migration
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 RESULT_TIMEOUT = 60
-
-
-@pytest.fixture
-def scan_worker():
-    """A worker thread consuming from the real broker; tasks are not eager while it runs."""
-    app.conf.task_always_eager = False
-    # Messages an earlier test left on the broker (sent while no worker ran) would run against this test's
-    # database: the queue starts empty.
-    app.control.purge()
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
-        yield worker
-    app.conf.task_always_eager = True
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +55,7 @@ def open_member_sets() -> list[set[int]]:
     ]
 
 
-def test_periodic_task_runs_the_chunked_scan_through_a_real_worker(scan_worker, settings):
+def test_periodic_task_runs_the_chunked_scan_through_a_real_worker(celery_worker, settings):
     # Given twelve pairs of duplicate customers, a base split into several chunks, and the daily periodic task
     settings.DEDUP_SCAN_CHUNK_RECORDS = 8
     expected = pairs(12)
@@ -90,7 +77,7 @@ def test_periodic_task_runs_the_chunked_scan_through_a_real_worker(scan_worker, 
     assert sorted(map(sorted, open_member_sets())) == sorted(map(sorted, expected))
 
 
-def test_scan_started_while_one_runs_is_refused_by_the_worker(scan_worker):
+def test_scan_started_while_one_runs_is_refused_by_the_worker(celery_worker):
     # Given a scan in progress
     pairs(2)
     running = review.scan_start(dispatch=False)
@@ -103,7 +90,7 @@ def test_scan_started_while_one_runs_is_refused_by_the_worker(scan_worker):
     assert list(ScanRun.objects.values_list("pk", flat=True)) == [running.pk]
 
 
-def test_chunk_delivered_again_after_a_crash_does_not_duplicate_groups(scan_worker, settings):
+def test_chunk_delivered_again_after_a_crash_does_not_duplicate_groups(celery_worker, settings):
     # Given a chunked scan whose first chunk's worker died mid-way (left running, attempted once)
     settings.DEDUP_SCAN_CHUNK_RECORDS = 8
     expected = pairs(10)
