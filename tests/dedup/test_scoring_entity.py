@@ -5,6 +5,7 @@ from django.core.management import call_command
 from dedup import registry
 from dedup.engine.scoring import comparisons as c
 from dedup.engine.scoring.entity import entity_schema, scoring_learn
+from dedup.engine.scoring.pairs import pair_scores
 from dedup.models import ScoringModel, ScoringWeight
 from tests import factories
 
@@ -101,3 +102,23 @@ def test_entity_records_whole_base_reads_as_the_orm_does(django_assert_max_num_q
     assert gone.pk not in whole
     assert sorted(whole[first.pk]["phone"]) == ["+79031112233", "+79034445566"]
     assert whole[first.pk]["company_name"] == ["Vector Trade"]
+
+
+def test_scoring_learn_on_a_small_base_scores_one_customers_copies_as_a_match(db):
+    # Given a new CRM's first 80 customers (own names and phones) and one customer entered four times with one
+    # name and one phone: 5 % of the base, so by their counts "Ivan Petrov" and his phone look common
+    for index in range(80):
+        customer(FIRSTS[index % len(FIRSTS)], SURNAMES[index // len(FIRSTS)], phone=f"+7 903 {index:07d}")
+    copies = [customer("Ivan", "Petrov", phone=phone) for phone in
+              ("+7 912 345-67-89", "8 (912) 345-67-89", "+79123456789", "+7 (912) 345 67 89")]
+
+    # When the model is learned from the base
+    result = scoring_learn(entity="customer")
+
+    # Then the prior is near the truth (6 matching pairs of 3,486) and the copies are one group, each pair scored
+    # well above the threshold, with the name and the phone as its reasons
+    assert 1e-3 < result.stored.prior < 3e-3
+    assert sorted(sorted(group) for group in result.groups) == [sorted(record.pk for record in copies)]
+    scores = pair_scores("customer", copies[0], copies[1:])
+    assert all(score.probability > 0.9 for score in scores.values())
+    assert any("full name" in reason and "phone" not in reason for reason in scores[copies[1].pk].why())

@@ -28,6 +28,7 @@ from dedup.engine.scoring.model import (
     FLOOR,
     MAX_PRIOR,
     PRIOR_LOWEST,
+    TF_MIN_RECORDS,
     FieldWeights,
     Model,
     contact_compared,
@@ -537,8 +538,9 @@ def field_weights(records: Records, sampled: np.ndarray,
         # A value two records share and nobody else: Good-Turing's chance (model.seen_once_share), at most one
         # other record's share.
         one_other.append(1 / (holders - 1) if holders > 1 else 0.0)
-        weights.tf = {value: share for value, share in tf.items() if share > one_other[-1]}
-        weights.tf_floor = floor
+        if len(records) >= TF_MIN_RECORDS:
+            weights.tf = {value: share for value, share in tf.items() if share > one_other[-1]}
+            weights.tf_floor = floor
         weights.shared = shared[position]
         fields.append(weights)
     return fields, one_other
