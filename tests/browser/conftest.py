@@ -24,7 +24,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def migrated_data(django_db_setup, django_db_blocker):
+def migrated_data(django_db_setup):
     """The data the migrations wrote ({database alias: serialized rows}), as Django serialized it when it created
     the test database for the tests marked `serialized_rollback`; read before Playwright's loop runs."""
     return {
