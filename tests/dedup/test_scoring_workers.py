@@ -219,18 +219,26 @@ def test_forked_child_cancelled_ends_at_once():
         os.waitpid(-1, os.WNOHANG)
 
 
+def _fault_in_children(monkeypatch, name: str, fault) -> None:
+    """Make matcher.<name> call ``fault()`` first in any process forked from this one, and run as usual here."""
+    parent, real = os.getpid(), getattr(matcher, name)
+
+    def faulty(*args, **kwargs):
+        if os.getpid() != parent:
+            fault()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(matcher, name, faulty)
+
+
+def _no_room_to_block():
+    raise MemoryError("no room to block")
+
+
 def test_find_groups_blocking_child_that_fails_raises_a_clear_error(records, small_thresholds, monkeypatch):
     # given blocking that fails in the forked child only
     read = read_with(records, 1)
-    parent = os.getpid()
-    blocked = matcher.candidate_pairs
-
-    def failing(*args, **kwargs):
-        if os.getpid() != parent:
-            raise MemoryError("no room to block")
-        return blocked(*args, **kwargs)
-
-    monkeypatch.setattr(matcher, "candidate_pairs", failing)
+    _fault_in_children(monkeypatch, "candidate_pairs", _no_room_to_block)
     # when the records are grouped with two workers
     # then the failure reaches the caller with the child's error, and no child is left behind
     with workers.using(2), pytest.raises(forked.ChildFailed, match=r"(?s)blocking failed.*no room to block"):
@@ -242,15 +250,7 @@ def test_find_groups_blocking_child_that_fails_raises_a_clear_error(records, sma
 def test_find_groups_comparing_child_killed_raises_a_clear_error(records, small_thresholds, monkeypatch):
     # given comparing whose forked child is killed midway
     read = read_with(records, 1)
-    parent = os.getpid()
-    levels_of = matcher.comparison_levels
-
-    def dying(*args, **kwargs):
-        if os.getpid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return levels_of(*args, **kwargs)
-
-    monkeypatch.setattr(matcher, "comparison_levels", dying)
+    _fault_in_children(monkeypatch, "comparison_levels", lambda: os.kill(os.getpid(), signal.SIGKILL))
     # then grouping with two workers raises, naming the step and the signal
     with workers.using(2), pytest.raises(forked.ChildFailed, match="comparing was killed by signal 9"):
         matcher.find_groups(read)
